@@ -1,0 +1,13 @@
+//! Configuration: the serde model of `fleetmq.toml`, its layering
+//! (embedded defaults, then the file, then `FLEETMQ_*` environment variables)
+//! and validation that names the file, line and key of every error.
+//!
+//! It must not touch sockets or files other than the configuration itself.
+
+mod load;
+mod model;
+mod validate;
+
+pub use load::{load, load_from_str, ConfigError};
+pub use model::*;
+pub use validate::{validate, ValidationError};

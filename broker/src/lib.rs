@@ -1,0 +1,33 @@
+//! fleetmq: an MQTT 3.1.1 / 5.0 broker for fleets of ESP32 devices.
+//!
+//! The layout, from the wire inwards:
+//!
+//! - [`codec`] turns bytes into [`codec::Packet`]s and back, for 3.1, 3.1.1
+//!   and 5.0, validating strictly and never copying payloads.
+//! - [`listener`] binds the configured sockets and accepts connections,
+//!   enforcing per-listener and global connection limits.
+//! - [`connection`] runs one client: the CONNECT handshake, the read loop,
+//!   keep alive, the write side with QoS 1/2 inflight windows, and hands
+//!   PUBLISH/SUBSCRIBE to the broker.
+//! - [`session`] is the state of one client id that outlives a connection:
+//!   subscriptions, the outgoing queue, inflight messages, the will.
+//! - [`router`] matches topics to subscriptions (a trie with `+`, `#` and
+//!   `$share` groups) and keeps retained messages.
+//! - [`broker`] is the shared state tying these together: the session table,
+//!   the router, statistics, and the publish path (fan-out of one `Bytes`
+//!   payload to every matching session).
+//! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
+//! - [`config`] is the TOML configuration: model, layering (defaults, file,
+//!   `FLEETMQ_*` environment) and validation with file/line errors.
+//! - [`server`] starts everything from a [`config::Config`] and stops it.
+#![forbid(unsafe_code)]
+
+pub mod broker;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod listener;
+pub mod router;
+pub mod server;
+pub mod session;
+pub mod sys;
