@@ -256,10 +256,10 @@ async fn v4_will_not_published_on_clean_disconnect() {
 #[tokio::test]
 async fn v4_persistent_session_queues_qos1_and_qos2_while_offline() {
     let broker = Broker::start();
-    let sub = V4::connect(&broker, "sleeper", false).await;
-    let mut sub = sub;
+    let mut sub = V4::connect(&broker, "sleeper", false).await;
     sub.subscribe("queue/#", QoS::ExactlyOnce).await;
     sub.disconnect().await;
+    broker.assert_log("Client sleeper disconnected.", WAIT);
 
     let mut publisher = V4::connect(&broker, "pub", true).await;
     publisher
@@ -275,9 +275,12 @@ async fn v4_persistent_session_queues_qos1_and_qos2_while_offline() {
     let mut sub = V4::connect(&broker, "sleeper", false).await;
     assert!(sub.session_present, "session must be resumed");
     let mut received = Vec::new();
-    for _ in 0..2 {
+    while received.len() < 2 {
         let message = sub.next_publish().await;
-        received.push((message.topic.clone(), message.qos));
+        // A server MAY queue QoS 0 messages for an offline session too.
+        if message.qos != QoS::AtMostOnce {
+            received.push((message.topic.clone(), message.qos));
+        }
     }
     assert_eq!(
         received,
@@ -285,7 +288,7 @@ async fn v4_persistent_session_queues_qos1_and_qos2_while_offline() {
             ("queue/q1".to_string(), QoS::AtLeastOnce),
             ("queue/q2".to_string(), QoS::ExactlyOnce)
         ],
-        "QoS 1 and 2 messages queued in order (QoS 0 may be dropped)"
+        "QoS 1 and 2 messages queued, in order"
     );
     sub.expect_no_publish().await;
 }
@@ -602,6 +605,7 @@ mod v5 {
         let mut sub = V5::connect(&broker, "sleeper5", false, with_expiry).await;
         sub.subscribe("queue5/#", QoS::ExactlyOnce).await;
         sub.disconnect().await;
+        broker.assert_log("Client sleeper5 disconnected.", WAIT);
 
         let mut publisher = V5::connect(&broker, "pub5", true, |_| {}).await;
         publisher

@@ -93,9 +93,16 @@ impl Broker {
 
     fn start_fleetmq(dir: tempfile::TempDir, extra_toml: &str) -> Broker {
         let config_path = dir.path().join("fleetmq.toml");
-        let toml = format!(
-            "[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\n[mqtt]\nsys_interval_secs = 1\n\n{extra_toml}\n"
-        );
+        // `[mqtt] sys_interval_secs = 1` unless the test says otherwise; a
+        // TOML table may appear only once, so join an `[mqtt]` of the test's.
+        let extra = if extra_toml.contains("sys_interval_secs") {
+            extra_toml.to_string()
+        } else if extra_toml.contains("[mqtt]\n") {
+            extra_toml.replacen("[mqtt]\n", "[mqtt]\nsys_interval_secs = 1\n", 1)
+        } else {
+            format!("[mqtt]\nsys_interval_secs = 1\n\n{extra_toml}")
+        };
+        let toml = format!("[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\n{extra}\n");
         std::fs::write(&config_path, toml).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleetmq"));
         command.arg("run").arg("--config").arg(&config_path);
@@ -139,7 +146,7 @@ impl Broker {
         let stderr = child.stderr.take().expect("stderr piped");
         let logs = Arc::new(LogBuffer::default());
         let port = Arc::new(Mutex::new(None::<u16>));
-        {
+        let reader = {
             let logs = Arc::clone(&logs);
             let port = Arc::clone(&port);
             thread::spawn(move || {
@@ -156,14 +163,15 @@ impl Broker {
                     line.clear();
                 }
                 logs.grew.notify_all();
-            });
-        }
+            })
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         let port = loop {
             if let Some(port) = *port.lock().unwrap() {
                 break port;
             }
             if let Ok(Some(status)) = child.try_wait() {
+                let _ = reader.join(); // the last words of the broker
                 let text = logs.text.lock().unwrap().clone();
                 panic!("broker exited ({status}) before `{what}`; logs:\n{text}");
             }
