@@ -61,7 +61,10 @@ where
             tracing::info!(peer = %origin.peer, "Client <unknown> from {} sent no CONNECT within {}s, closing.", origin.peer, wait.as_secs());
             return None;
         }
-        Ok(Err(FirstPacketError::Io(_))) => return None,
+        Ok(Err(FirstPacketError::Io(error))) => {
+            tracing::debug!(peer = %origin.peer, "Socket error from {} before CONNECT: {error}.", origin.peer);
+            return None;
+        }
         Ok(Err(FirstPacketError::Closed)) => return None,
         Ok(Err(FirstPacketError::Decode(error))) => {
             Stats::add(&broker.stats.protocol_errors, 1);

@@ -164,7 +164,7 @@ where
         let topic = self.resolve_topic(&publish)?;
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce {
-            let mut state = self.session.lock();
+            let state = self.session.lock();
             if state.incoming_qos2.contains(&packet_id) {
                 // A retransmission of a message we already routed: only
                 // acknowledge it again (exactly once, [MQTT-4.3.3-9]).
