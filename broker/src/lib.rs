@@ -6,6 +6,8 @@
 //!   and 5.0, validating strictly and never copying payloads.
 //! - [`listener`] binds the configured sockets and accepts connections,
 //!   enforcing per-listener and global connection limits.
+//! - [`tls`] runs TLS handshakes (rustls) with the listener's client
+//!   certificate policy, times them and reads the client certificate.
 //! - [`connection`] runs one client: the CONNECT handshake, the read loop,
 //!   keep alive, the write side with QoS 1/2 inflight windows, and hands
 //!   PUBLISH/SUBSCRIBE to the broker.
@@ -16,6 +18,8 @@
 //! - [`broker`] is the shared state tying these together: the session table,
 //!   the router, statistics, and the publish path (fan-out of one `Bytes`
 //!   payload to every matching session).
+//! - [`observe`] broadcasts connection events (connects with their
+//!   handshake timings, disconnects, failed handshakes) to watchers.
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`config`] is the TOML configuration: model, layering (defaults, file,
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
@@ -28,7 +32,9 @@ pub mod config;
 pub mod connection;
 pub mod listener;
 pub mod message;
+pub mod observe;
 pub mod router;
 pub mod server;
 pub mod session;
 pub mod sys;
+pub mod tls;

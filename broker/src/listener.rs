@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::Broker;
 use crate::config::ListenerConfig;
 use crate::connection::{self, Origin};
+use crate::observe::Event;
+use crate::tls::{self, ConnectClock, TlsListener};
 
 /// A bound listener, not yet accepting.
 #[derive(Debug)]
@@ -26,6 +28,8 @@ pub struct Listener {
     max_connections: usize,
     /// Connections open on this listener now.
     open: Arc<AtomicUsize>,
+    /// TLS state; `None` for plain TCP.
+    pub tls: Option<Arc<TlsListener>>,
 }
 
 /// Counts one open connection against its listener and the broker until
@@ -44,7 +48,10 @@ impl Drop for ConnectionSlot {
 
 impl Listener {
     /// Binds the socket of one listener configuration.
-    pub async fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
+    pub async fn bind(
+        config: &ListenerConfig,
+        tls: Option<Arc<TlsListener>>,
+    ) -> std::io::Result<Listener> {
         let addr: SocketAddr = config.bind.parse().map_err(|error| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -58,9 +65,13 @@ impl Listener {
         } else {
             config.name.clone()
         };
+        let kind = match &tls {
+            Some(tls) => format!("TLS, client certificates {:?}", tls.policy).to_lowercase(),
+            None => "plain TCP".to_string(),
+        };
         tracing::info!(
             listener = %name,
-            "Opening listen socket on {local_addr} for listener \"{name}\"."
+            "Opening listen socket on {local_addr} for listener \"{name}\" ({kind})."
         );
         Ok(Listener {
             name: Arc::from(name),
@@ -68,6 +79,7 @@ impl Listener {
             socket,
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
+            tls,
         })
     }
 
@@ -86,6 +98,7 @@ impl Listener {
                 accepted = self.socket.accept() => accepted,
                 _ = shutdown.changed() => return,
             };
+            let clock = ConnectClock::start();
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -109,14 +122,17 @@ impl Listener {
                 peer,
                 listener: Arc::clone(&self.name),
                 over_limit,
+                clock,
+                tls: None,
             };
             let broker = Arc::clone(&broker);
             let shutdown = shutdown.clone();
             let done = done.clone();
+            let tls = self.tls.clone();
             tokio::spawn(async move {
                 let _slot = slot;
                 let _done = done;
-                serve_tcp(stream, origin, broker, shutdown).await;
+                serve_tcp(stream, origin, tls, broker, shutdown).await;
             });
         }
     }
@@ -124,7 +140,8 @@ impl Listener {
 
 async fn serve_tcp(
     stream: TcpStream,
-    origin: Origin,
+    mut origin: Origin,
+    tls: Option<Arc<TlsListener>>,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -132,5 +149,32 @@ async fn serve_tcp(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
     }
-    connection::serve(stream, origin, broker, shutdown).await;
+    let Some(tls) = tls else {
+        connection::serve(stream, origin, broker, shutdown).await;
+        return;
+    };
+    match tls::handshake(&tls, stream, origin.peer, &mut origin.clock).await {
+        Ok((stream, info)) => {
+            origin.tls = Some(info);
+            connection::serve(stream, origin, broker, shutdown).await;
+        }
+        Err(failure) => {
+            tracing::info!(
+                listener = %origin.listener,
+                peer = %origin.peer,
+                reason = failure.reason(),
+                "TLS handshake with {} on listener \"{}\" failed: {}.",
+                origin.peer,
+                origin.listener,
+                failure.describe()
+            );
+            broker.stats.tls_failure();
+            broker.events.emit(Event::HandshakeFailed {
+                listener: Arc::clone(&origin.listener),
+                peer: origin.peer,
+                reason: failure.reason(),
+                detail: failure.describe(),
+            });
+        }
+    }
 }

@@ -14,12 +14,19 @@ use tokio::sync::{mpsc, watch};
 
 use crate::broker::Broker;
 use crate::codec::ReasonCode;
-use crate::config::Config;
+use crate::config::{Config, ListenerConfig, TlsConfig};
 use crate::listener::Listener;
+use crate::tls::{TlsError, TlsListener};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("listener \"{name}\": {source}")]
+    Tls {
+        name: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     #[error("cannot listen on {bind} for listener \"{name}\": {source}")]
     Bind {
         name: String,
@@ -41,6 +48,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     /// Closed when every connection task has ended.
     done: mpsc::Receiver<()>,
+    /// TLS listeners, for certificate reloads.
+    tls: Vec<Arc<TlsListener>>,
 }
 
 /// Binds every listener and starts serving.
@@ -48,14 +57,24 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let broker = Arc::new(Broker::new(Arc::new(config)));
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
-        let listener =
-            Listener::bind(listener_config)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    name: listener_config.name.clone(),
-                    bind: listener_config.bind.clone(),
-                    source,
-                })?;
+        let tls = match &listener_config.tls {
+            Some(settings) => Some(Arc::new(
+                tls_listener(&broker.config, listener_config, settings).map_err(|source| {
+                    ServerError::Tls {
+                        name: listener_config.name.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        let listener = Listener::bind(listener_config, tls)
+            .await
+            .map_err(|source| ServerError::Bind {
+                name: listener_config.name.clone(),
+                bind: listener_config.bind.clone(),
+                source,
+            })?;
         bound.push(listener);
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -65,6 +84,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .iter()
         .map(|l| (Arc::clone(&l.name), l.local_addr))
         .collect();
+    let tls = bound.iter().filter_map(|l| l.tls.clone()).collect();
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
@@ -80,10 +100,36 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         listeners,
         shutdown,
         done,
+        tls,
     })
 }
 
 impl Running {
+    /// Re-reads every TLS listener's certificate, key, CA and CRL files.
+    /// Existing connections keep their sessions; a listener whose new files
+    /// are bad keeps its old configuration. Returns the number that failed.
+    pub fn reload_tls(&self) -> usize {
+        let mut failed = 0;
+        for listener in &self.tls {
+            match listener.reload() {
+                Ok(()) => tracing::info!(
+                    listener = %listener.name,
+                    "Reloaded TLS certificates of listener \"{}\".",
+                    listener.name
+                ),
+                Err(error) => {
+                    failed += 1;
+                    tracing::error!(
+                        listener = %listener.name,
+                        "Reload of listener \"{}\" failed, keeping its current certificates: {error}.",
+                        listener.name
+                    );
+                }
+            }
+        }
+        failed
+    }
+
     /// Stops accepting, asks every client to leave (5.0: DISCONNECT 0x8B)
     /// and waits up to a few seconds for the connections to close.
     pub async fn shutdown(mut self) {
@@ -100,32 +146,90 @@ impl Running {
     }
 }
 
-/// Runs a broker until SIGINT or SIGTERM.
+/// Builds the TLS state of a listener, filling in lab-PKI files where the
+/// configuration names none.
+fn tls_listener(
+    config: &Config,
+    listener: &ListenerConfig,
+    settings: &TlsConfig,
+) -> Result<TlsListener, TlsError> {
+    let files = crate::tls::resolve_files(&config.data_dir, settings)?;
+    let name = if listener.name.is_empty() {
+        Arc::from(format!("tls-{}", listener.bind))
+    } else {
+        Arc::from(listener.name.as_str())
+    };
+    TlsListener::new(name, settings, files)
+}
+
+/// Runs a broker until SIGINT or SIGTERM; SIGHUP reloads certificates.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let running = start(config).await?;
-    wait_for_stop_signal().await;
+    let mut signals = Signals::new();
+    while let Signal::Reload = signals.next().await {
+        tracing::info!("Received SIGHUP, reloading.");
+        running.reload_tls();
+    }
     running.shutdown().await;
     Ok(())
 }
 
-#[cfg(unix)]
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(error) => {
-            tracing::warn!("Cannot listen for SIGTERM ({error}); only Ctrl-C stops the broker.");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+/// What a signal asks the broker to do.
+enum Signal {
+    Reload,
+    Stop,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_stop_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+/// SIGHUP, SIGTERM and SIGINT as a stream of [`Signal`]s.
+struct Signals {
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(stream) => Some(stream),
+                Err(error) => {
+                    tracing::warn!("Cannot listen for {name}: {error}.");
+                    None
+                }
+            };
+            Signals {
+                hangup: listen(SignalKind::hangup(), "SIGHUP"),
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) {
+                match stream {
+                    Some(stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.hangup) => Signal::Reload,
+                _ = recv(&mut self.terminate) => Signal::Stop,
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
 }

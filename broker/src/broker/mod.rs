@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::codec::ReasonCode;
 use crate::config::Config;
 use crate::message::Message;
+use crate::observe::Events;
 use crate::router::{ClientKey, RetainedStore, SubscriptionTrie, TopicLimits};
 use crate::session::{Attachment, Control, QueueLimits, Session};
 
@@ -40,6 +41,8 @@ pub struct Broker {
     retained: RwLock<RetainedStore<Arc<Message>>>,
     /// Counters for `$SYS` and logs.
     pub stats: Stats,
+    /// Connection events for watchers (registry, metrics, tests).
+    pub events: Events,
     /// When the broker started, for `$SYS/broker/uptime`.
     pub started_at: Instant,
     /// Source of connection generations (see [`Attachment::generation`]).
@@ -76,6 +79,7 @@ impl Broker {
             router: RwLock::new(SubscriptionTrie::new()),
             retained: RwLock::new(RetainedStore::new()),
             stats: Stats::default(),
+            events: Events::default(),
             started_at: Instant::now(),
             next_generation: AtomicU64::new(1),
             next_assigned_id: AtomicU64::new(1),

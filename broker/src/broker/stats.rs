@@ -29,6 +29,8 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Connections refused or closed for a protocol violation.
     pub protocol_errors: AtomicU64,
+    /// TLS handshakes that failed (any reason).
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl Stats {
@@ -44,6 +46,10 @@ impl Stats {
     pub fn client_connected(&self) {
         let now = self.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
         self.clients_maximum.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn tls_failure(&self) {
+        self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn client_disconnected(&self) {

@@ -364,7 +364,7 @@ fn invalid(mut problems: Vec<Problem>) -> ConfigError {
 /// The shape of a valid configuration: the defaults, serialized. Every
 /// setting has a default, so every valid key is present.
 fn schema() -> Result<toml::Table, ConfigError> {
-    toml::Table::try_from(Config::default()).map_err(|error| {
+    toml::Table::try_from(Config::schema_example()).map_err(|error| {
         invalid(vec![Problem {
             origin: Origin::Defaults,
             key: String::new(),
@@ -969,8 +969,8 @@ mod tests {
 
     #[test]
     fn unknown_key_without_a_likely_meaning_says_to_remove_it() {
-        let problem = only_problem("[[listener]]\ntls = true\n", 2, 1);
-        assert_eq!(problem.key, "listener[0].tls");
+        let problem = only_problem("[[listener]]\nwebsocket = true\n", 2, 1);
+        assert_eq!(problem.key, "listener[0].websocket");
         assert!(problem.to_string().contains("(remove it;"), "{problem}");
         let problem = only_problem("[limitz]\n", 1, 2);
         assert!(problem.to_string().contains("`limits`"), "{problem}");

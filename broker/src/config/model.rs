@@ -5,6 +5,8 @@
 //! configuration: one plain listener on 127.0.0.1:1883. Field docs state the
 //! unit and what the default protects against.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// The whole broker configuration.
@@ -20,16 +22,42 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Folder for the broker's own files: the lab PKI that TLS listeners
+    /// without `cert`/`key` use (`<data_dir>/pki`), and durable state.
+    pub data_dir: PathBuf,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listeners: vec![ListenerConfig::default()],
+            listeners: vec![ListenerConfig::default(), ListenerConfig::default_tls()],
             limits: LimitsConfig::default(),
             mqtt: MqttConfig::default(),
             log: LogConfig::default(),
+            data_dir: PathBuf::from("fleetmq-data"),
         }
+    }
+}
+
+impl Config {
+    /// A configuration in which every optional setting is present, so that
+    /// serializing it lists every key a file may contain (the loader checks
+    /// files against it to report unknown keys and wrong types).
+    pub fn schema_example() -> Config {
+        let mut config = Config::default();
+        let tls = TlsConfig {
+            cert: Some(PathBuf::new()),
+            key: Some(PathBuf::new()),
+            chain: Some(PathBuf::new()),
+            client_ca: Some(PathBuf::new()),
+            crl: vec![PathBuf::new()],
+            ..TlsConfig::default()
+        };
+        config.listeners = vec![ListenerConfig {
+            tls: Some(tls),
+            ..ListenerConfig::default()
+        }];
+        config
     }
 }
 
@@ -44,6 +72,8 @@ pub struct ListenerConfig {
     /// Most simultaneous connections on this listener; 0 means no limit
     /// beyond the global `limits.max_connections`.
     pub max_connections: usize,
+    /// TLS for this listener; absent means plain TCP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ListenerConfig {
@@ -52,6 +82,98 @@ impl Default for ListenerConfig {
             name: String::new(),
             bind: "127.0.0.1:1883".to_string(),
             max_connections: 0,
+            tls: None,
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// The embedded default TLS listener: port 8883 on every address,
+    /// certificates from the broker's own lab PKI, client certificates
+    /// required (so it admits only devices the lab issued certificates to).
+    pub fn default_tls() -> ListenerConfig {
+        ListenerConfig {
+            name: "tls".to_string(),
+            bind: "0.0.0.0:8883".to_string(),
+            max_connections: 0,
+            tls: Some(TlsConfig::default()),
+        }
+    }
+}
+
+/// Whether a TLS listener asks clients for a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertPolicy {
+    /// Never asks (one-way TLS: only the client checks the broker).
+    None,
+    /// Asks; a client without a certificate is admitted and authenticated
+    /// otherwise (password, anonymous rules). A presented certificate must
+    /// verify.
+    Optional,
+    /// Mutual TLS: no valid certificate, no connection.
+    #[default]
+    Required,
+}
+
+/// Lowest TLS version a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// TLS settings of one listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate (PEM; leaf first, intermediates may follow).
+    /// Absent: the lab PKI's server certificate in `<data_dir>/pki`,
+    /// created on first start.
+    pub cert: Option<PathBuf>,
+    /// Private key of `cert` (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: Option<PathBuf>,
+    /// Extra intermediate certificates sent after `cert` (PEM).
+    pub chain: Option<PathBuf>,
+    /// CA certificates that client certificates must chain to (PEM).
+    /// Absent with the lab PKI: its CA.
+    pub client_ca: Option<PathBuf>,
+    /// `none`, `optional` or `required`.
+    pub client_certs: ClientCertPolicy,
+    /// Certificate revocation lists (PEM) checked for client certificates.
+    /// Absent with the lab PKI: its `crl.pem`.
+    pub crl: Vec<PathBuf>,
+    /// `"1.2"` or `"1.3"`.
+    pub min_version: TlsVersion,
+    /// Seconds a client may take from TCP accept to a finished handshake;
+    /// silent or dribbling peers are cut off after it.
+    pub handshake_timeout_secs: u64,
+    /// Handshakes in progress at once on this listener; more wait (within
+    /// their timeout), so a connect storm cannot exhaust memory or CPU.
+    pub max_concurrent_handshakes: usize,
+    /// TLS 1.2 session ids remembered for resumption (bounded cache).
+    pub session_cache_size: usize,
+    /// Issue session tickets (TLS 1.2 and 1.3), keys rotated every 6 hours.
+    pub session_tickets: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: None,
+            key: None,
+            chain: None,
+            client_ca: None,
+            client_certs: ClientCertPolicy::Required,
+            crl: Vec::new(),
+            min_version: TlsVersion::Tls12,
+            handshake_timeout_secs: 10,
+            max_concurrent_handshakes: 256,
+            session_cache_size: 4096,
+            session_tickets: true,
         }
     }
 }

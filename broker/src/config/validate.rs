@@ -250,6 +250,7 @@ mod tests {
             name: name.to_string(),
             bind: bind.to_string(),
             max_connections: 0,
+            tls: None,
         }
     }
 

@@ -10,6 +10,7 @@ use super::{Client, Exit};
 use crate::broker::{Broker, Stats};
 use crate::codec::{Disconnect, LastWill, Packet, ReasonCode};
 use crate::message::Message;
+use crate::observe::Event;
 use crate::session::Session;
 
 /// How long a closing connection may spend writing its last packets.
@@ -25,6 +26,14 @@ where
         let id = Arc::clone(&self.client_id);
         let mut disconnect_reason = None;
         let mut publish_will = true;
+        let why: String = match &exit {
+            Exit::ClientDisconnect { .. } => "disconnected".into(),
+            Exit::Closed => "closed its connection".into(),
+            Exit::Io(error) => format!("socket error: {error}"),
+            Exit::KeepAliveTimeout => "keep alive timeout".into(),
+            Exit::Violation { reason, detail } => format!("{}: {detail}", reason.name()),
+            Exit::Control(reason) => reason.name().to_string(),
+        };
         match &exit {
             Exit::ClientDisconnect {
                 publish_will: with_will,
@@ -73,6 +82,10 @@ where
             })
             .await;
         }
+        self.broker.events.emit(Event::Disconnected {
+            client_id: Arc::clone(&id),
+            reason: why,
+        });
         let will = if publish_will { self.will.take() } else { None };
         let was_attached = self.broker.detach(&self.session, self.generation);
         if let Some(will) = will {

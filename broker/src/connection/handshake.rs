@@ -19,7 +19,9 @@ use crate::codec::{
     self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
     ReasonCode,
 };
+use crate::observe::{Connected, Event};
 use crate::router::validate_topic_name;
+use crate::tls::{millis, AuthMode};
 
 /// How a CONNECT was judged.
 enum Verdict {
@@ -42,7 +44,7 @@ struct Accepted {
 /// when the connection was refused or went away.
 pub(super) async fn accept<S>(
     mut stream: S,
-    origin: Origin,
+    mut origin: Origin,
     broker: Arc<Broker>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Client<S>>
@@ -87,6 +89,7 @@ where
         }
         Ok(Ok(connect)) => connect,
     };
+    origin.clock.connect = Some(std::time::Instant::now());
     let version = connect.protocol;
     let peer = origin.peer;
     let accepted = match judge(&connect, &origin, &broker) {
@@ -142,7 +145,13 @@ where
         u8::from(connect.clean_start),
         accepted.keep_alive,
     );
-    let Connect { will, .. } = *connect;
+    let Connect {
+        will,
+        clean_start,
+        username,
+        ..
+    } = *connect;
+    let keep_alive = accepted.keep_alive;
     let mut client = Client {
         stream,
         broker: Arc::clone(&broker),
@@ -153,7 +162,7 @@ where
         client_id: Arc::clone(&attached.session.client_id),
         session: attached.session,
         generation: attached.generation,
-        keep_alive: Duration::from_secs(u64::from(accepted.keep_alive)),
+        keep_alive: Duration::from_secs(u64::from(keep_alive)),
         will,
         send_window: window,
         client_max_packet,
@@ -164,7 +173,59 @@ where
     if attached.session_present {
         client.resend_inflight();
     }
+    // CONNACK leaves now, not with the next batch, so its time is real.
+    if let Err(error) = client.flush().await {
+        tracing::info!(client = %client.client_id, "Socket error on client {}, disconnecting: {error}.", client.client_id);
+        client.broker.detach(&client.session, client.generation);
+        return None;
+    }
+    client.origin.clock.connack = Some(std::time::Instant::now());
+    client.report_connected(version, clean_start, keep_alive, username);
     Some(client)
+}
+
+impl<S> Client<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Logs the setup timings (debug) and tells watchers about the client.
+    fn report_connected(
+        &self,
+        version: ProtocolVersion,
+        clean_start: bool,
+        keep_alive: u16,
+        username: Option<String>,
+    ) {
+        let timing = self.origin.clock.timing();
+        let tls = self.origin.tls.as_ref();
+        tracing::debug!(
+            client = %self.client_id,
+            "Client {} setup: TLS {} ({}, {}, {}, {}, {}), CONNECT after {}, CONNACK after {}, total {}.",
+            self.client_id,
+            millis(timing.tls_total),
+            tls.map_or("plain", |t| t.version.as_str()),
+            tls.map_or("-", |t| t.cipher_suite.as_str()),
+            tls.and_then(|t| t.kx_group.as_deref()).unwrap_or("-"),
+            tls.map_or("-", |t| if t.resumed { "resumed" } else { "full" }),
+            tls.map_or(AuthMode::Plain, |t| t.auth).as_str(),
+            millis(timing.connect),
+            millis(timing.connack),
+            millis(timing.total),
+        );
+        self.broker
+            .events
+            .emit(Event::Connected(Box::new(Connected {
+                client_id: Arc::clone(&self.client_id),
+                peer: self.origin.peer,
+                listener: Arc::clone(&self.origin.listener),
+                protocol: version.level(),
+                clean_start,
+                keep_alive,
+                username,
+                tls: self.origin.tls.clone(),
+                timing,
+            })));
+    }
 }
 
 /// Mosquitto's protocol tag in "New client connected" lines.

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use crate::broker::{Broker, Stats};
 use crate::codec::{self, LastWill, Packet, ProtocolVersion, ReasonCode};
 use crate::session::{Control, Session};
+use crate::tls::{ConnectClock, TlsInfo};
 
 /// Where a connection came from, for logs and limits.
 #[derive(Debug, Clone)]
@@ -40,6 +41,10 @@ pub struct Origin {
     /// True when the connection exceeds a connection limit: its CONNECT is
     /// answered with "server busy" and the connection closed.
     pub over_limit: bool,
+    /// Setup instants so far (TCP accept, TLS steps).
+    pub clock: ConnectClock,
+    /// The TLS session, on TLS listeners.
+    pub tls: Option<TlsInfo>,
 }
 
 /// Why a connection's loop ended.

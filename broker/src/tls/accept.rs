@@ -1,0 +1,213 @@
+//! One TLS handshake: bounded in time and in concurrency, timed step by
+//! step, and, when it fails, explained in the peer's terms.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::identity::PeerCertificate;
+use super::server_config::TlsListener;
+use super::timing::{AuthMode, ConnectClock};
+
+/// What the handshake negotiated, and who the peer is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsInfo {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`.
+    pub cipher_suite: String,
+    /// Key exchange group, e.g. `X25519`, `secp256r1`.
+    pub kx_group: Option<String>,
+    /// True when an earlier session was resumed (no full handshake).
+    pub resumed: bool,
+    pub auth: AuthMode,
+    /// Server name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// The verified client certificate, when one was presented.
+    pub client_cert: Option<PeerCertificate>,
+}
+
+/// Why a TLS handshake failed, in the words a lab engineer searches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// The peer did not finish within the handshake timeout.
+    Timeout,
+    /// The client certificate is not signed by a configured client CA.
+    UnknownCa,
+    /// The client certificate has expired (or is not valid yet).
+    Expired,
+    /// The client certificate is on a CRL.
+    Revoked,
+    /// Client certificates are required and none was sent.
+    NoCertificate,
+    /// The client certificate is unusable for another reason.
+    BadCertificate(String),
+    /// No TLS version both sides accept.
+    ProtocolVersion(String),
+    /// No cipher suite, group or signature scheme in common.
+    NoSharedCipher(String),
+    /// The client aborted with an alert (often: it rejected our certificate).
+    PeerAlert(String),
+    /// The client closed the connection during the handshake.
+    Closed,
+    /// Not TLS, or a broken TLS message.
+    Malformed(String),
+    /// A socket error.
+    Io(String),
+}
+
+impl HandshakeFailure {
+    /// A short label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::UnknownCa => "unknown_ca",
+            HandshakeFailure::Expired => "expired",
+            HandshakeFailure::Revoked => "revoked",
+            HandshakeFailure::NoCertificate => "no_certificate",
+            HandshakeFailure::BadCertificate(_) => "bad_certificate",
+            HandshakeFailure::ProtocolVersion(_) => "protocol_version",
+            HandshakeFailure::NoSharedCipher(_) => "no_shared_cipher",
+            HandshakeFailure::PeerAlert(_) => "peer_alert",
+            HandshakeFailure::Closed => "closed",
+            HandshakeFailure::Malformed(_) => "malformed",
+            HandshakeFailure::Io(_) => "io",
+        }
+    }
+
+    /// A sentence for the log line.
+    pub fn describe(&self) -> String {
+        match self {
+            HandshakeFailure::Timeout => "no finished handshake within the timeout".into(),
+            HandshakeFailure::UnknownCa => "client certificate not issued by a trusted CA".into(),
+            HandshakeFailure::Expired => "client certificate expired or not yet valid".into(),
+            HandshakeFailure::Revoked => "client certificate revoked".into(),
+            HandshakeFailure::NoCertificate => "no client certificate, and one is required".into(),
+            HandshakeFailure::BadCertificate(d) => format!("bad client certificate: {d}"),
+            HandshakeFailure::ProtocolVersion(d) => format!("no common TLS version: {d}"),
+            HandshakeFailure::NoSharedCipher(d) => format!("no common cipher suite: {d}"),
+            HandshakeFailure::PeerAlert(d) => format!("client sent alert {d}"),
+            HandshakeFailure::Closed => "client closed the connection".into(),
+            HandshakeFailure::Malformed(d) => format!("not a valid TLS handshake: {d}"),
+            HandshakeFailure::Io(d) => format!("socket error: {d}"),
+        }
+    }
+
+    fn from_io(error: std::io::Error) -> HandshakeFailure {
+        if let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return HandshakeFailure::from_rustls(tls);
+        }
+        match error.kind() {
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe => HandshakeFailure::Closed,
+            std::io::ErrorKind::InvalidData => HandshakeFailure::Malformed(error.to_string()),
+            _ => HandshakeFailure::Io(error.to_string()),
+        }
+    }
+
+    fn from_rustls(error: &rustls::Error) -> HandshakeFailure {
+        use rustls::{CertificateError, Error, PeerIncompatible};
+        match error {
+            Error::InvalidCertificate(cert) => match cert {
+                CertificateError::UnknownIssuer => HandshakeFailure::UnknownCa,
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. } => HandshakeFailure::Expired,
+                CertificateError::Revoked => HandshakeFailure::Revoked,
+                other => HandshakeFailure::BadCertificate(format!("{other:?}")),
+            },
+            Error::NoCertificatesPresented => HandshakeFailure::NoCertificate,
+            Error::PeerIncompatible(incompatible) => match incompatible {
+                PeerIncompatible::NoCipherSuitesInCommon
+                | PeerIncompatible::NoKxGroupsInCommon
+                | PeerIncompatible::NoSignatureSchemesInCommon
+                | PeerIncompatible::NoEcPointFormatsInCommon => {
+                    HandshakeFailure::NoSharedCipher(format!("{incompatible:?}"))
+                }
+                other => HandshakeFailure::ProtocolVersion(format!("{other:?}")),
+            },
+            Error::AlertReceived(alert) => HandshakeFailure::PeerAlert(format!("{alert:?}")),
+            other => HandshakeFailure::Malformed(other.to_string()),
+        }
+    }
+}
+
+/// Runs the server side of a TLS handshake on `stream`, recording the
+/// ClientHello and completion instants in `clock`.
+pub async fn handshake<IO>(
+    listener: &TlsListener,
+    stream: IO,
+    peer: SocketAddr,
+    clock: &mut ConnectClock,
+) -> Result<(TlsStream<IO>, TlsInfo), HandshakeFailure>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
+    // Waiting for a handshake slot counts against the same deadline, so a
+    // storm of silent peers cannot queue up forever.
+    let _permit = tokio::time::timeout_at(deadline, listener.handshakes.acquire())
+        .await
+        .map_err(|_| HandshakeFailure::Timeout)?
+        .map_err(|_| HandshakeFailure::Io("handshake limiter closed".into()))?;
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = tokio::time::timeout_at(deadline, acceptor)
+        .await
+        .map_err(|_| HandshakeFailure::Timeout)?
+        .map_err(HandshakeFailure::from_io)?;
+    clock.client_hello = Some(Instant::now());
+    let server_name = start.client_hello().server_name().map(str::to_string);
+    let tls = tokio::time::timeout_at(deadline, start.into_stream(listener.current()))
+        .await
+        .map_err(|_| HandshakeFailure::Timeout)?
+        .map_err(HandshakeFailure::from_io)?;
+    clock.tls_done = Some(Instant::now());
+    let (_, connection) = tls.get_ref();
+    let client_cert = match connection.peer_certificates().and_then(|c| c.first()) {
+        Some(der) => match PeerCertificate::from_der(der) {
+            Ok(cert) => Some(cert),
+            Err(error) => {
+                tracing::warn!(peer = %peer, "Verified client certificate from {peer} could not be parsed: {error}.");
+                None
+            }
+        },
+        None => None,
+    };
+    let auth = if connection.peer_certificates().is_some() {
+        AuthMode::Mutual
+    } else {
+        AuthMode::OneWay
+    };
+    let info = TlsInfo {
+        version: match connection.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(other) => format!("{other:?}"),
+            None => "unknown".to_string(),
+        },
+        cipher_suite: connection
+            .negotiated_cipher_suite()
+            .map(|suite| format!("{:?}", suite.suite()))
+            .unwrap_or_default(),
+        kx_group: connection
+            .negotiated_key_exchange_group()
+            .map(|group| format!("{:?}", group.name())),
+        resumed: matches!(
+            connection.handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed)
+        ),
+        auth,
+        server_name,
+        client_cert,
+    };
+    Ok((tls, info))
+}

@@ -1,0 +1,95 @@
+//! What a client certificate says about its holder: subject CN and DN,
+//! SANs, serial, SHA-256 fingerprint, issuer and validity.
+//!
+//! Parsing happens once per mutual-TLS handshake, after rustls verified the
+//! chain; nothing here decides trust.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// The facts of a verified client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerCertificate {
+    /// Subject common name (the device id in a fleetmq lab PKI).
+    pub cn: Option<String>,
+    /// The whole subject DN, RFC 4514 style (`CN=dev-a, OU=ops`).
+    pub subject: String,
+    /// Organizational units of the subject (certificate groups).
+    pub organizational_units: Vec<String>,
+    pub san_dns: Vec<String>,
+    pub san_uri: Vec<String>,
+    pub san_email: Vec<String>,
+    /// Serial number, upper-case hex.
+    pub serial: String,
+    /// SHA-256 of the DER certificate, lower-case hex.
+    pub fingerprint_sha256: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Validity, seconds since the Unix epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Why a certificate could not be read (after rustls accepted it, this
+/// means an encoding x509-parser does not handle).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot parse the client certificate: {0}")]
+pub struct CertificateParseError(String);
+
+impl PeerCertificate {
+    /// Reads the facts of a DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<PeerCertificate, CertificateParseError> {
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| CertificateParseError(e.to_string()))?;
+        let subject = cert.subject();
+        let cn = subject
+            .iter_common_name()
+            .next()
+            .and_then(|attr| attr.as_str().ok())
+            .map(str::to_string);
+        let organizational_units = subject
+            .iter_organizational_unit()
+            .filter_map(|attr| attr.as_str().ok())
+            .map(str::to_string)
+            .collect();
+        let mut san_dns = Vec::new();
+        let mut san_uri = Vec::new();
+        let mut san_email = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(dns) => san_dns.push((*dns).to_string()),
+                    GeneralName::URI(uri) => san_uri.push((*uri).to_string()),
+                    GeneralName::RFC822Name(email) => san_email.push((*email).to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let fingerprint = Sha256::digest(der);
+        Ok(PeerCertificate {
+            cn,
+            subject: subject.to_string(),
+            organizational_units,
+            san_dns,
+            san_uri,
+            san_email,
+            serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+            fingerprint_sha256: hex(&fingerprint),
+            issuer: cert.issuer().to_string(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}

@@ -1,0 +1,265 @@
+//! Building a listener's rustls `ServerConfig` from files, and swapping it
+//! on reload.
+//!
+//! A [`TlsListener`] keeps the session cache and the ticket keys across
+//! reloads, so devices resume their sessions after a certificate rotation.
+//! A reload that fails (unreadable file, key not matching the certificate,
+//! bad CRL) leaves the configuration in force untouched.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig};
+use tokio::sync::Semaphore;
+
+use crate::config::{ClientCertPolicy, TlsConfig, TlsVersion};
+
+/// The files a TLS listener is built from, with lab-PKI defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub chain: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub crls: Vec<PathBuf>,
+}
+
+/// Why a TLS configuration could not be built; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)")]
+    NoPrivateKey { path: PathBuf },
+    #[error("{path}: {detail}")]
+    BadPem { path: PathBuf, detail: String },
+    #[error("client CA {path}: {detail}")]
+    BadClientCa { path: PathBuf, detail: String },
+    #[error("client certificates are {policy:?} but no client_ca is configured (set listener.tls.client_ca)")]
+    NoClientCa { policy: ClientCertPolicy },
+    #[error("cannot build the client certificate verifier (CA or CRL files): {0}")]
+    Verifier(String),
+    #[error("certificate {cert} and key {key} do not form a usable pair: {detail}")]
+    CertKey {
+        cert: PathBuf,
+        key: PathBuf,
+        detail: String,
+    },
+    #[error("set both cert and key, or neither to use the lab PKI in data_dir")]
+    CertWithoutKey,
+    #[error("lab PKI: {0}")]
+    LabPki(String),
+    #[error("TLS setup failed: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// TLS state of one listener.
+#[derive(Debug)]
+pub struct TlsListener {
+    /// Listener name, for logs.
+    pub name: Arc<str>,
+    pub policy: ClientCertPolicy,
+    pub files: TlsFiles,
+    settings: TlsConfig,
+    /// The configuration new handshakes use; replaced on reload.
+    current: RwLock<Arc<ServerConfig>>,
+    /// TLS 1.2 session ids (and TLS 1.3 stateful tickets), kept across
+    /// reloads.
+    session_cache: Arc<dyn StoresServerSessions>,
+    /// Ticket encryption (keys rotate), kept across reloads.
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+    /// Bounds handshakes in progress.
+    pub handshakes: Arc<Semaphore>,
+    /// From TCP accept to handshake complete.
+    pub handshake_timeout: Duration,
+}
+
+impl TlsListener {
+    /// Loads every file and builds the first configuration.
+    pub fn new(
+        name: Arc<str>,
+        settings: &TlsConfig,
+        files: TlsFiles,
+    ) -> Result<TlsListener, TlsError> {
+        let session_cache: Arc<dyn StoresServerSessions> =
+            ServerSessionMemoryCache::new(settings.session_cache_size.max(1));
+        let ticketer = if settings.session_tickets {
+            Some(rustls::crypto::aws_lc_rs::Ticketer::new()?)
+        } else {
+            None
+        };
+        let config = build(settings, &files, &session_cache, ticketer.as_ref())?;
+        Ok(TlsListener {
+            name,
+            policy: settings.client_certs,
+            files,
+            settings: settings.clone(),
+            current: RwLock::new(Arc::new(config)),
+            session_cache,
+            ticketer,
+            handshakes: Arc::new(Semaphore::new(settings.max_concurrent_handshakes.max(1))),
+            handshake_timeout: Duration::from_secs(settings.handshake_timeout_secs.max(1)),
+        })
+    }
+
+    /// The configuration for a new handshake.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.current.read())
+    }
+
+    /// Re-reads certificate, key, CA and CRL files. On error the old
+    /// configuration stays in force.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let config = build(
+            &self.settings,
+            &self.files,
+            &self.session_cache,
+            self.ticketer.as_ref(),
+        )?;
+        *self.current.write() = Arc::new(config);
+        Ok(())
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn build(
+    settings: &TlsConfig,
+    files: &TlsFiles,
+    session_cache: &Arc<dyn StoresServerSessions>,
+    ticketer: Option<&Arc<dyn rustls::server::ProducesTickets>>,
+) -> Result<ServerConfig, TlsError> {
+    let provider = provider();
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match settings.min_version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)?;
+    let builder = match settings.client_certs {
+        ClientCertPolicy::None => builder.with_no_client_auth(),
+        policy => {
+            let ca = files
+                .client_ca
+                .as_ref()
+                .ok_or(TlsError::NoClientCa { policy })?;
+            let mut roots = RootCertStore::empty();
+            for cert in read_certs(ca)? {
+                roots.add(cert).map_err(|e| TlsError::BadClientCa {
+                    path: ca.clone(),
+                    detail: e.to_string(),
+                })?;
+            }
+            let mut verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            let crls = read_crls(&files.crls)?;
+            if !crls.is_empty() {
+                // Intermediates without a CRL of their own must not lock
+                // every device out; the device certificate is what a lab
+                // revokes.
+                verifier = verifier
+                    .with_crls(crls)
+                    .only_check_end_entity_revocation()
+                    .allow_unknown_revocation_status();
+            }
+            if policy == ClientCertPolicy::Optional {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut chain = read_certs(&files.cert)?;
+    if let Some(extra) = &files.chain {
+        chain.extend(read_certs(extra)?);
+    }
+    let key = read_key(&files.key)?;
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::CertKey {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            detail: e.to_string(),
+        })?;
+    config.session_storage = Arc::clone(session_cache);
+    match ticketer {
+        Some(ticketer) => config.ticketer = Arc::clone(ticketer),
+        None => config.send_tls13_tickets = 0,
+    }
+    Ok(config)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
+    fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every certificate in a PEM file (at least one).
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_file(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadPem {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read_file(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey {
+            path: path.to_path_buf(),
+        },
+        other => TlsError::BadPem {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
+    })
+}
+
+fn read_crls(paths: &[PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let pem = read_file(path)?;
+        let found = CertificateRevocationListDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::BadPem {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        if found.is_empty() {
+            return Err(TlsError::BadPem {
+                path: path.clone(),
+                detail: "no PEM CRL (expected -----BEGIN X509 CRL-----)".to_string(),
+            });
+        }
+        crls.extend(found);
+    }
+    Ok(crls)
+}
