@@ -250,6 +250,19 @@ impl Broker {
         self.retained.read().len()
     }
 
+    /// Asks the connection of `client_id` to close with `reason` (an
+    /// administrative kick). Returns false when it is not connected.
+    pub fn disconnect_client(&self, client_id: &str, reason: ReasonCode) -> bool {
+        let Some(session) = self.session(client_id) else {
+            return false;
+        };
+        let state = session.lock();
+        match &state.attached {
+            Some(attachment) => attachment.control.send(Control::Disconnect(reason)).is_ok(),
+            None => false,
+        }
+    }
+
     /// Asks every attached connection to close with `reason`.
     pub fn disconnect_all(&self, reason: ReasonCode) {
         for session in self.sessions.read().values() {

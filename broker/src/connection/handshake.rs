@@ -19,7 +19,7 @@ use crate::codec::{
     self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
     ReasonCode,
 };
-use crate::observe::{Connected, Event};
+use crate::observe::{ClientCounters, Connected, Event};
 use crate::router::validate_topic_name;
 use crate::tls::{millis, AuthMode};
 
@@ -168,7 +168,9 @@ where
         client_max_packet,
         topic_aliases: HashMap::new(),
         control: attached.control,
+        counters: Arc::new(ClientCounters::default()),
     };
+    client.counters.touch();
     client.send(&connack);
     if attached.session_present {
         client.resend_inflight();
@@ -224,6 +226,7 @@ where
                 username,
                 tls: self.origin.tls.clone(),
                 timing,
+                counters: Arc::clone(&self.counters),
             })));
     }
 }

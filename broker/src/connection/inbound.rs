@@ -17,6 +17,7 @@ use crate::codec::{
     Unsubscribe,
 };
 use crate::message::Message;
+use crate::observe::{ClientCounters, Event};
 use crate::router::{
     parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
 };
@@ -145,6 +146,7 @@ where
 
     fn on_publish(&mut self, publish: Publish) -> Result<(), Exit> {
         Stats::add(&self.broker.stats.publish_received, 1);
+        ClientCounters::add(&self.counters.messages_in, 1);
         let mqtt = &self.broker.config.mqtt;
         if publish.qos as u8 > mqtt.max_qos {
             return Err(Exit::violation(
@@ -252,6 +254,11 @@ where
                 identifier: subscribe.subscription_identifier,
             };
             let is_new = self.broker.subscribe(&self.session, filter, subscription);
+            self.broker.events.emit(Event::Subscribed {
+                client_id: Arc::clone(&self.client_id),
+                filter: filter.clone(),
+                qos: granted as u8,
+            });
             let send_retained = !shared
                 && match options.retain_handling {
                     0 => true,
@@ -288,6 +295,10 @@ where
                 if validate_topic_filter(filter, &self.broker.topic_limits).is_err() {
                     ReasonCode::TOPIC_FILTER_INVALID
                 } else if self.broker.unsubscribe(&self.session, filter) {
+                    self.broker.events.emit(Event::Unsubscribed {
+                        client_id: Arc::clone(&self.client_id),
+                        filter: filter.clone(),
+                    });
                     ReasonCode::SUCCESS
                 } else {
                     ReasonCode::NO_SUBSCRIPTION_EXISTED

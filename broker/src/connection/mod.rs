@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::broker::{Broker, Stats};
 use crate::codec::{self, LastWill, Packet, ProtocolVersion, ReasonCode};
+use crate::observe::ClientCounters;
 use crate::session::{Control, Session};
 use crate::tls::{ConnectClock, TlsInfo};
 
@@ -101,6 +102,8 @@ struct Client<S> {
     /// Topic aliases the client defined (5.0).
     topic_aliases: HashMap<u16, Arc<str>>,
     control: mpsc::UnboundedReceiver<Control>,
+    /// Traffic of this connection, shared with watchers.
+    counters: Arc<ClientCounters>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -151,6 +154,8 @@ where
                         Ok(0) => return Exit::Closed,
                         Ok(n) => {
                             Stats::add(&self.broker.stats.bytes_received, n as u64);
+                            ClientCounters::add(&self.counters.bytes_in, n as u64);
+                            self.counters.touch();
                             last_read = Instant::now();
                             if let Err(exit) = self.process_input() {
                                 return exit;
@@ -204,6 +209,7 @@ where
         }
         self.stream.write_all(&self.write_buf).await?;
         Stats::add(&self.broker.stats.bytes_sent, self.write_buf.len() as u64);
+        ClientCounters::add(&self.counters.bytes_out, self.write_buf.len() as u64);
         self.write_buf.clear();
         Ok(())
     }

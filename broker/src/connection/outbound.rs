@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Client, Exit, WRITE_BUDGET};
 use crate::broker::Stats;
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
+use crate::observe::ClientCounters;
 use crate::session::{OutFlight, Queued};
 
 impl<S> Client<S>
@@ -56,6 +57,7 @@ where
         }
         self.send(publish);
         Stats::add(&self.broker.stats.publish_sent, 1);
+        ClientCounters::add(&self.counters.messages_out, 1);
         true
     }
 

@@ -6,7 +6,9 @@
 //! slowing the data path.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -15,6 +17,39 @@ use crate::tls::{HandshakeTiming, TlsInfo};
 
 /// Events kept for watchers that fall behind.
 const EVENT_BACKLOG: usize = 4096;
+
+/// Per-connection traffic counters, written by the connection task with
+/// relaxed atomic adds and read by watchers whenever they like.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    /// PUBLISH packets received from the client.
+    pub messages_in: AtomicU64,
+    /// PUBLISH packets sent to the client.
+    pub messages_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Milliseconds since the Unix epoch of the last packet received.
+    pub last_activity_ms: AtomicU64,
+}
+
+impl ClientCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Records that the client was heard from now.
+    pub fn touch(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.last_activity_ms.store(now, Ordering::Relaxed);
+    }
+}
 
 /// A client completed CONNECT/CONNACK.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +65,9 @@ pub struct Connected {
     /// `None` on plain TCP listeners.
     pub tls: Option<TlsInfo>,
     pub timing: HandshakeTiming,
+    /// Live counters of this connection.
+    #[serde(skip)]
+    pub counters: Arc<ClientCounters>,
 }
 
 /// A connection event.
@@ -41,6 +79,16 @@ pub enum Event {
         client_id: Arc<str>,
         /// Why, in the words of the log line.
         reason: String,
+    },
+    Subscribed {
+        client_id: Arc<str>,
+        filter: String,
+        /// Granted QoS.
+        qos: u8,
+    },
+    Unsubscribed {
+        client_id: Arc<str>,
+        filter: String,
     },
     HandshakeFailed {
         listener: Arc<str>,
