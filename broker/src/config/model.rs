@@ -22,6 +22,10 @@ pub struct Config {
     pub mqtt: MqttConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Authentication sources and certificate groups.
+    pub auth: AuthConfig,
+    /// Topic access rules, evaluated in order (see [`AclRuleConfig`]).
+    pub acl: Vec<AclRuleConfig>,
     /// Folder for the broker's own files: the lab PKI that TLS listeners
     /// without `cert`/`key` use (`<data_dir>/pki`), and durable state.
     pub data_dir: PathBuf,
@@ -34,6 +38,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             mqtt: MqttConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            acl: Vec::new(),
             data_dir: PathBuf::from("fleetmq-data"),
         }
     }
@@ -55,7 +61,20 @@ impl Config {
         };
         config.listeners = vec![ListenerConfig {
             tls: Some(tls),
+            allow_anonymous: Some(false),
             ..ListenerConfig::default()
+        }];
+        config.auth.password_file = Some(PathBuf::new());
+        config.auth.acl_file = Some(PathBuf::new());
+        config.auth.groups = vec![GroupConfig {
+            name: String::new(),
+            identities: vec![String::new()],
+            fingerprints: vec![String::new()],
+        }];
+        config.acl = vec![AclRuleConfig {
+            identity: Some(String::new()),
+            group: Some(String::new()),
+            ..AclRuleConfig::default()
         }];
         config
     }
@@ -74,6 +93,24 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// TLS for this listener; absent means plain TCP.
     pub tls: Option<TlsConfig>,
+    /// Admit clients that present neither a client certificate nor a
+    /// username/password. Absent: allowed on plain listeners (the default
+    /// one binds to 127.0.0.1 only), refused on TLS listeners.
+    pub allow_anonymous: Option<bool>,
+    /// Which part of a client certificate is the client's identity.
+    pub identity: IdentitySource,
+    /// Mosquitto's `use_identity_as_username`: the certificate identity
+    /// becomes the username (ACL `user` lines and `%u` match it), and a
+    /// verified certificate authenticates the client without a password.
+    pub use_identity_as_username: bool,
+    /// Mosquitto's `use_subject_as_username`: as above with the whole
+    /// subject DN.
+    pub use_subject_as_username: bool,
+    /// Refuse a CONNECT whose client id differs from the certificate
+    /// identity (5.0: 0x85 client identifier not valid; 3.1.1: return code 2).
+    pub clientid_must_match_identity: bool,
+    /// Replace the client id with the certificate identity.
+    pub identity_as_clientid: bool,
 }
 
 impl Default for ListenerConfig {
@@ -83,6 +120,12 @@ impl Default for ListenerConfig {
             bind: "127.0.0.1:1883".to_string(),
             max_connections: 0,
             tls: None,
+            allow_anonymous: None,
+            identity: IdentitySource::Cn,
+            use_identity_as_username: false,
+            use_subject_as_username: false,
+            clientid_must_match_identity: false,
+            identity_as_clientid: false,
         }
     }
 }
@@ -95,10 +138,101 @@ impl ListenerConfig {
         ListenerConfig {
             name: "tls".to_string(),
             bind: "0.0.0.0:8883".to_string(),
-            max_connections: 0,
             tls: Some(TlsConfig::default()),
+            ..ListenerConfig::default()
         }
     }
+
+    /// Whether clients without certificate or password are admitted.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous.unwrap_or(self.tls.is_none())
+    }
+}
+
+/// Which part of a verified client certificate names the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// The subject common name.
+    #[default]
+    Cn,
+    /// The whole subject DN (`CN=dev-a,OU=sensors`).
+    Subject,
+    /// The first DNS subject alternative name.
+    SanDns,
+    /// The first URI subject alternative name.
+    SanUri,
+    /// The SHA-256 fingerprint of the certificate, lower-case hex.
+    Fingerprint,
+}
+
+/// Where passwords and Mosquitto ACLs come from, and certificate groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A password file in `mosquitto_passwd` format (`user:$7$...` or
+    /// `user:$6$...`); write entries with `fleetmq passwd FILE USER`.
+    pub password_file: Option<PathBuf>,
+    /// A Mosquitto `acl_file`, read as it is (`user`, `topic`, `pattern`).
+    /// Its rules apply after the `[[acl]]` rules of this file.
+    pub acl_file: Option<PathBuf>,
+    /// Certificate groups beyond the OU values of certificates.
+    #[serde(rename = "group")]
+    pub groups: Vec<GroupConfig>,
+}
+
+/// A named group of certificate identities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: String,
+    /// Certificate identities (as the listener's `identity` gives them).
+    pub identities: Vec<String>,
+    /// SHA-256 certificate fingerprints, hex.
+    pub fingerprints: Vec<String>,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// What a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessKind {
+    /// Subscribe to filters the topic covers, and receive messages on
+    /// matching topics.
+    #[default]
+    Read,
+    /// Publish to matching topics.
+    Write,
+    /// Read and write.
+    ReadWrite,
+    /// Subscribe only: the SUBSCRIBE is admitted, but each message is still
+    /// delivered only where a read rule allows it.
+    Subscribe,
+}
+
+/// One topic access rule. Rules are checked in order; the first whose
+/// subject and topic match decides. With any rule present, what no rule
+/// allows is denied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AclRuleConfig {
+    pub permission: Permission,
+    pub access: AccessKind,
+    /// Topic or filter with `+`/`#` and the patterns `%c` (client id),
+    /// `%u` (username), `%i` (certificate identity), `%g` (group).
+    pub topic: String,
+    /// Applies to this certificate identity (or username without one).
+    pub identity: Option<String>,
+    /// Applies to members of this group.
+    pub group: Option<String>,
 }
 
 /// Whether a TLS listener asks clients for a certificate.
