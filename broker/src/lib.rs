@@ -27,6 +27,7 @@ pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod listener;
+pub mod message;
 pub mod router;
 pub mod server;
 pub mod session;

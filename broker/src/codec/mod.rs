@@ -6,12 +6,22 @@
 //! codes onto 3.1.1. It must not know about sessions, subscriptions or
 //! sockets, and must not copy payloads: a decoded payload is a `Bytes` slice
 //! of the read buffer.
+//!
+//! Inside: `header` (packet type numbers, first byte), `wire` (integers,
+//! strings, binary data), `properties` (5.0 property blocks), `decode` and
+//! `encode` (one function per packet type), `error`.
 
 mod decode;
 mod encode;
 mod error;
+mod header;
 mod packet;
+mod properties;
 mod reason;
+mod wire;
+
+#[cfg(test)]
+mod tests;
 
 pub use decode::decode_packet;
 pub use encode::{encode_packet, encoded_len};

@@ -11,3 +11,12 @@ mod trie;
 pub use retained::RetainedStore;
 pub use topic::*;
 pub use trie::*;
+
+/// Gives back a tree map's memory once most of its entries have left, so
+/// that a burst of subscriptions or retained topics does not pin memory
+/// after it is gone. Shared by the trie and the retained store.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>) {
+    if map.capacity() > 16 && map.len() < map.capacity() / 4 {
+        map.shrink_to_fit();
+    }
+}

@@ -1,0 +1,257 @@
+//! The shared state of a running broker: sessions, subscriptions, retained
+//! messages, counters; and the operations that must keep them consistent
+//! (attaching a connection to a session, ending a session, publishing).
+//!
+//! Lock order, to stay free of deadlocks: `router` before `sessions` before
+//! a session's own lock; `retained` is taken alone. All locks are
+//! synchronous (`parking_lot`) and none is held across an `.await`.
+
+mod publish;
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+
+use crate::codec::ReasonCode;
+use crate::config::Config;
+use crate::message::Message;
+use crate::router::{ClientKey, RetainedStore, SubscriptionTrie, TopicLimits};
+use crate::session::{Attachment, Control, QueueLimits, Session};
+
+pub use stats::Stats;
+
+/// Everything the connections share.
+#[derive(Debug)]
+pub struct Broker {
+    /// The configuration the broker started with.
+    pub config: Arc<Config>,
+    /// Topic limits derived from the configuration, used on every publish.
+    pub topic_limits: TopicLimits,
+    /// Sessions by client id, connected or not.
+    sessions: RwLock<HashMap<ClientKey, Arc<Session>>>,
+    /// Who subscribed to what.
+    router: RwLock<SubscriptionTrie>,
+    /// The last retained message of every topic.
+    retained: RwLock<RetainedStore<Arc<Message>>>,
+    /// Counters for `$SYS` and logs.
+    pub stats: Stats,
+    /// When the broker started, for `$SYS/broker/uptime`.
+    pub started_at: Instant,
+    /// Source of connection generations (see [`Attachment::generation`]).
+    next_generation: AtomicU64,
+    /// Source of assigned client identifiers.
+    next_assigned_id: AtomicU64,
+}
+
+/// What [`Broker::attach`] gives a connection that completed CONNECT.
+#[derive(Debug)]
+pub struct Attached {
+    pub session: Arc<Session>,
+    /// True when an existing session was resumed (CONNACK Session Present).
+    pub session_present: bool,
+    /// This connection's generation.
+    pub generation: u64,
+    /// Take-over and kick requests for this connection.
+    pub control: mpsc::UnboundedReceiver<Control>,
+    /// True when another connection with this client id was closed.
+    pub took_over: bool,
+}
+
+impl Broker {
+    /// An empty broker for `config`.
+    pub fn new(config: Arc<Config>) -> Broker {
+        let topic_limits = TopicLimits {
+            max_length: config.limits.max_topic_length,
+            max_levels: config.limits.max_topic_levels,
+        };
+        Broker {
+            config,
+            topic_limits,
+            sessions: RwLock::new(HashMap::new()),
+            router: RwLock::new(SubscriptionTrie::new()),
+            retained: RwLock::new(RetainedStore::new()),
+            stats: Stats::default(),
+            started_at: Instant::now(),
+            next_generation: AtomicU64::new(1),
+            next_assigned_id: AtomicU64::new(1),
+        }
+    }
+
+    fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_messages: self.config.limits.max_queued_messages,
+            max_bytes: self.config.limits.max_queued_bytes,
+        }
+    }
+
+    /// A client identifier for a client that sent an empty one: the
+    /// configured prefix, the start time and a counter, unique per broker.
+    pub fn assign_client_id(&self) -> String {
+        let n = self.next_assigned_id.fetch_add(1, Ordering::Relaxed);
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        format!("{}{:x}-{:x}", self.config.mqtt.auto_id_prefix, epoch, n)
+    }
+
+    /// Attaches a new connection to the session of `client_id`: takes over
+    /// a connected client with the same id [MQTT-3.1.4-2], discards the old
+    /// session on clean start [MQTT-3.1.2-4], or resumes it.
+    pub fn attach(&self, client_id: &str, clean_start: bool, expiry_interval: u32) -> Attached {
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (control_tx, control) = mpsc::unbounded_channel();
+        // Discarding a session removes its subscriptions, which needs the
+        // router lock first (lock order); only pay for it when a session
+        // with this id exists.
+        let mut need_router = clean_start && self.sessions.read().contains_key(client_id);
+        loop {
+            let mut router = need_router.then(|| self.router.write());
+            let mut sessions = self.sessions.write();
+            let existing = sessions.get(client_id).cloned();
+            if clean_start && existing.is_some() && router.is_none() {
+                // A session appeared between the cheap look and the locks.
+                need_router = true;
+                continue;
+            }
+            let mut took_over = false;
+            if let Some(old) = &existing {
+                if let Some(previous) = old.lock().attached.take() {
+                    took_over = true;
+                    // The old connection may be closing already; a send
+                    // error only means it is gone.
+                    let _ = previous
+                        .control
+                        .send(Control::Disconnect(ReasonCode::SESSION_TAKEN_OVER));
+                    self.stats.client_disconnected();
+                }
+            }
+            let resumed = match (existing, router.as_mut()) {
+                (Some(old), _) if !clean_start => Some(old),
+                (Some(old), Some(router)) => {
+                    Self::discard_locked(router, &old);
+                    None
+                }
+                _ => None,
+            };
+            let session_present = resumed.is_some();
+            let session = resumed.unwrap_or_else(|| {
+                Arc::new(Session::new(Arc::from(client_id), self.queue_limits()))
+            });
+            {
+                let mut state = session.lock();
+                state.attached = Some(Attachment {
+                    generation,
+                    control: control_tx,
+                });
+                state.generation = generation;
+                state.expiry_interval = expiry_interval;
+            }
+            sessions.insert(session.client_id.clone(), session.clone());
+            self.stats.client_connected();
+            return Attached {
+                session,
+                session_present,
+                generation,
+                control,
+                took_over,
+            };
+        }
+    }
+
+    /// Ends a session: its subscriptions leave the router, its queue and
+    /// inflight state are dropped, and later enqueues are refused.
+    fn discard_locked(router: &mut SubscriptionTrie, session: &Session) {
+        let mut state = session.lock();
+        state.alive = false;
+        for filter in state.subscriptions.keys() {
+            router.unsubscribe(filter, &session.client_id);
+        }
+        state.subscriptions.clear();
+        state.queue.clear();
+        state.inflight.clear();
+        state.incoming_qos2.clear();
+    }
+
+    /// A connection of generation `generation` closed. Returns true when it
+    /// was still the attached one (it was not taken over). Sessions whose
+    /// expiry interval is 0 end now; others end when the interval passes
+    /// without a new connection.
+    pub fn detach(self: &Arc<Self>, session: &Arc<Session>, generation: u64) -> bool {
+        let expiry = {
+            let mut state = session.lock();
+            if !state.is_attached(generation) {
+                return false;
+            }
+            state.attached = None;
+            state.expiry_interval
+        };
+        self.stats.client_disconnected();
+        match expiry {
+            0 => self.expire_if_idle(session, generation),
+            u32::MAX => {}
+            secs => {
+                let broker = Arc::clone(self);
+                let session = Arc::clone(session);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+                    broker.expire_if_idle(&session, generation);
+                });
+            }
+        }
+        true
+    }
+
+    /// Removes the session if no connection attached since `generation`.
+    fn expire_if_idle(&self, session: &Arc<Session>, generation: u64) {
+        let mut router = self.router.write();
+        let mut sessions = self.sessions.write();
+        {
+            let state = session.lock();
+            if state.generation != generation || state.attached.is_some() || !state.alive {
+                return;
+            }
+        }
+        let is_current = sessions
+            .get(&session.client_id)
+            .is_some_and(|current| Arc::ptr_eq(current, session));
+        if is_current {
+            sessions.remove(&session.client_id);
+        }
+        Self::discard_locked(&mut router, session);
+    }
+
+    /// The session of `client_id`, if one exists.
+    pub fn session(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.sessions.read().get(client_id).cloned()
+    }
+
+    /// Number of sessions, connected or not.
+    pub fn session_count(&self) -> usize {
+        self.sessions.read().len()
+    }
+
+    /// Number of subscriptions over all sessions.
+    pub fn subscription_count(&self) -> usize {
+        self.router.read().len()
+    }
+
+    /// Number of retained messages.
+    pub fn retained_count(&self) -> usize {
+        self.retained.read().len()
+    }
+
+    /// Asks every attached connection to close with `reason`.
+    pub fn disconnect_all(&self, reason: ReasonCode) {
+        for session in self.sessions.read().values() {
+            if let Some(attachment) = &session.lock().attached {
+                let _ = attachment.control.send(Control::Disconnect(reason));
+            }
+        }
+    }
+}

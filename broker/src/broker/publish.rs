@@ -1,0 +1,137 @@
+//! The publish path: retained store update, routing, and fan-out of one
+//! shared `Arc<Message>` to every matching session; and the subscription
+//! changes that go with it.
+//!
+//! Routing holds the router and session-table read locks only while it
+//! collects targets; enqueueing happens after they are released.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Broker, Stats};
+use crate::codec::QoS;
+use crate::message::Message;
+use crate::router::{Route, Subscription};
+use crate::session::{EnqueueOutcome, Queued, Session};
+
+/// What became of one published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PublishOutcome {
+    /// Sessions the message matched.
+    pub matched: usize,
+    /// Of those, sessions whose queue refused it.
+    pub dropped: usize,
+}
+
+impl Broker {
+    /// Accepts a message: stores or clears it as retained when its RETAIN
+    /// flag is set, then delivers it to every matching subscription.
+    pub fn publish(&self, message: Arc<Message>) -> PublishOutcome {
+        if message.retain {
+            let mut retained = self.retained.write();
+            if message.payload.is_empty() {
+                // An empty retained payload clears the topic and is not
+                // stored [MQTT-3.3.1-10, MQTT-3.3.1-11].
+                retained.remove(&message.topic);
+            } else {
+                retained.set(&message.topic, Arc::clone(&message));
+            }
+        }
+        let targets = self.targets(&message);
+        let mut outcome = PublishOutcome {
+            matched: targets.len(),
+            dropped: 0,
+        };
+        for (session, route) in targets {
+            let item = Queued {
+                qos: message.qos.min(route.qos),
+                // Forwarded messages carry RETAIN only with
+                // retain-as-published [MQTT-3.3.1-12, MQTT-3.3.1-13].
+                retain: message.retain && route.retain_as_published,
+                subscription_ids: route.subscription_identifiers,
+                message: Arc::clone(&message),
+            };
+            if session.enqueue(item) == EnqueueOutcome::Dropped {
+                outcome.dropped += 1;
+            }
+        }
+        Stats::add(&self.stats.publish_dropped, outcome.dropped as u64);
+        outcome
+    }
+
+    /// The sessions (and per-session route facts) a message goes to.
+    fn targets(&self, message: &Message) -> Vec<(Arc<Session>, Route)> {
+        let mut routes = Vec::new();
+        let router = self.router.read();
+        let sessions = self.sessions.read();
+        let is_online = |client: &str| sessions.get(client).is_some_and(|s| s.is_online());
+        router.route(
+            &message.topic,
+            message.publisher.as_deref(),
+            &is_online,
+            &mut routes,
+        );
+        routes
+            .into_iter()
+            .filter_map(|route| {
+                let session = sessions.get(&route.client)?.clone();
+                Some((session, route))
+            })
+            .collect()
+    }
+
+    /// Adds or replaces a subscription of `session`. Returns true when it
+    /// is new (retain handling 1 sends retained messages only then).
+    pub fn subscribe(&self, session: &Session, filter: &str, subscription: Subscription) -> bool {
+        let mut router = self.router.write();
+        let mut state = session.lock();
+        if !state.alive {
+            return false;
+        }
+        state
+            .subscriptions
+            .insert(filter.to_string(), subscription);
+        router.subscribe(filter, &session.client_id, subscription)
+    }
+
+    /// Removes a subscription. Returns true when it existed.
+    pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
+        let mut router = self.router.write();
+        let mut state = session.lock();
+        state.subscriptions.remove(filter);
+        router.unsubscribe(filter, &session.client_id)
+    }
+
+    /// Retained messages matching a plain filter, expired ones left out.
+    pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Message>> {
+        let mut found = Vec::new();
+        self.retained.read().matching(filter, &mut found);
+        let now = Instant::now();
+        found.retain(|message| !message.is_expired(now));
+        found
+    }
+
+    /// Drops retained messages whose expiry interval has passed.
+    pub fn purge_expired_retained(&self) {
+        let now = Instant::now();
+        self.retained
+            .write()
+            .retain(|_, message| !message.is_expired(now));
+    }
+
+    /// Queues retained messages for a new subscription: RETAIN set
+    /// [MQTT-3.3.1-8], QoS the lower of stored and granted.
+    pub fn deliver_retained(&self, session: &Session, filter: &str, granted: QoS, id: Option<u32>) {
+        for message in self.retained_matching(filter) {
+            let item = Queued {
+                qos: message.qos.min(granted),
+                retain: true,
+                subscription_ids: id.into_iter().collect(),
+                message,
+            };
+            if session.enqueue(item) == EnqueueOutcome::Dropped {
+                Stats::add(&self.stats.publish_dropped, 1);
+            }
+        }
+    }
+}

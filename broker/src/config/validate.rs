@@ -1,0 +1,375 @@
+//! Validation: the checks that a well-typed [`Config`] must still pass before
+//! the broker starts (addresses that parse, limits inside what MQTT allows,
+//! no two listeners fighting over one socket).
+//!
+//! It sees only the merged configuration, never the file or the environment:
+//! [`super::load`] maps each [`ValidationError::key`] back to the line or the
+//! environment variable that set it. It must not open sockets or files.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use tracing_subscriber::EnvFilter;
+
+use super::model::{Config, LimitsConfig, ListenerConfig};
+
+/// Largest packet MQTT can express: a 268,435,455-byte remaining length
+/// plus a 5-byte fixed header.
+const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
+/// Smallest `max_packet_size` we accept: below this even a CONNECT with a
+/// short client id and a will does not fit, so every client would be refused.
+const MIN_PACKET_SIZE: u32 = 64;
+/// MQTT strings (topics, client ids) carry a 16-bit length.
+const MQTT_MAX_STRING_LENGTH: usize = 65_535;
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ValidationError {
+    /// The dotted path of the offending setting, as written in TOML, with
+    /// 0-based indexes for listeners: `limits.max_inflight`,
+    /// `listener[1].bind`.
+    pub key: String,
+    /// What is wrong, then in parentheses what to do about it.
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks everything the type system cannot; returns every problem found,
+/// in the order the settings appear in `config/fleetmq.toml`.
+pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
+    let mut errors = Vec::new();
+    validate_listeners(&config.listeners, &mut errors);
+    validate_limits(&config.limits, &mut errors);
+    validate_mqtt(config, &mut errors);
+    validate_log(&config.log.level, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationError>) {
+    if listeners.is_empty() {
+        errors.push(ValidationError::new(
+            "listener",
+            "no listener is configured, so no client could connect \
+             (add a [[listener]] table with bind = \"IP:PORT\", or remove `listener = []`)",
+        ));
+        return;
+    }
+    // Index of the first listener that used a bind address or a name, so a
+    // duplicate can point back at it.
+    let mut binds: Vec<(usize, SocketAddr)> = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (index, listener) in listeners.iter().enumerate() {
+        let key = format!("listener[{index}]");
+        if !listener.name.is_empty() {
+            if let Some(first) = names.insert(listener.name.as_str(), index) {
+                errors.push(ValidationError::new(
+                    format!("{key}.name"),
+                    format!(
+                        "the name {:?} is already used by listener[{first}], so logs and \
+                         metrics could not tell them apart (give each listener its own name)",
+                        listener.name
+                    ),
+                ));
+            }
+        }
+        let addr = match listener.bind.parse::<SocketAddr>() {
+            Ok(addr) => addr,
+            Err(_) => {
+                errors.push(ValidationError::new(
+                    format!("{key}.bind"),
+                    format!(
+                        "{:?} is not a socket address (write IP:PORT, such as \"0.0.0.0:1883\" \
+                         or \"[::]:1883\"; host names are not resolved)",
+                        listener.bind
+                    ),
+                ));
+                continue;
+            }
+        };
+        // Port 0 asks the OS for a fresh port each time, so it never clashes.
+        if addr.port() != 0 {
+            if let Some((first, _)) = binds.iter().find(|(_, other)| overlaps(addr, *other)) {
+                errors.push(ValidationError::new(
+                    format!("{key}.bind"),
+                    format!(
+                        "{} overlaps the bind address {:?} of listener[{first}], so the second \
+                         bind would fail with \"address in use\" (use another port, or remove \
+                         one of the listeners)",
+                        listener.bind, listeners[*first].bind
+                    ),
+                ));
+            }
+        }
+        binds.push((index, addr));
+    }
+}
+
+/// Whether binding both addresses would fail: the same address, or the same
+/// port where one side is the wildcard of the same address family.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.is_ipv4() != b.is_ipv4() {
+        return false;
+    }
+    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified()
+}
+
+fn validate_limits(limits: &LimitsConfig, errors: &mut Vec<ValidationError>) {
+    let mut check = |ok: bool, key: &str, message: String| {
+        if !ok {
+            errors.push(ValidationError::new(format!("limits.{key}"), message));
+        }
+    };
+    check(
+        (MIN_PACKET_SIZE..=MQTT_MAX_PACKET_SIZE).contains(&limits.max_packet_size),
+        "max_packet_size",
+        format!(
+            "{} bytes is outside what MQTT allows (use a value from {MIN_PACKET_SIZE} to \
+             {MQTT_MAX_PACKET_SIZE}; the default is 1048576)",
+            limits.max_packet_size
+        ),
+    );
+    check(
+        limits.max_inflight >= 1,
+        "max_inflight",
+        "0 would forbid every QoS 1 and 2 message (use at least 1; the default is 20)".into(),
+    );
+    check(
+        (1..=MQTT_MAX_STRING_LENGTH).contains(&limits.max_topic_length),
+        "max_topic_length",
+        format!(
+            "{} bytes cannot hold an MQTT topic (use a value from 1 to {MQTT_MAX_STRING_LENGTH}; \
+             the default is 1024)",
+            limits.max_topic_length
+        ),
+    );
+    check(
+        limits.max_topic_levels >= 1,
+        "max_topic_levels",
+        "0 would refuse every topic (use at least 1; the default is 128)".into(),
+    );
+    check(
+        limits.max_keepalive >= 1,
+        "max_keepalive",
+        "0 would tell 5.0 clients to disable keep alive, so dead connections would never be \
+         noticed (use at least 1 second; the default is 65535)"
+            .into(),
+    );
+    check(
+        (1..=MQTT_MAX_STRING_LENGTH).contains(&limits.max_client_id_length),
+        "max_client_id_length",
+        format!(
+            "{} bytes cannot hold an MQTT client id (use a value from 1 to \
+             {MQTT_MAX_STRING_LENGTH}; MQTT requires accepting at least 23, the default \
+             is 256)",
+            limits.max_client_id_length
+        ),
+    );
+    check(
+        limits.connect_timeout_secs >= 1,
+        "connect_timeout_secs",
+        "0 would drop every connection before its CONNECT arrives (use at least 1; the default \
+         is 10)"
+            .into(),
+    );
+}
+
+fn validate_mqtt(config: &Config, errors: &mut Vec<ValidationError>) {
+    let mqtt = &config.mqtt;
+    if mqtt.max_qos > 2 {
+        errors.push(ValidationError::new(
+            "mqtt.max_qos",
+            format!(
+                "QoS {} does not exist (use 0, 1 or 2; the default is 2)",
+                mqtt.max_qos
+            ),
+        ));
+    }
+    // An assigned id is the prefix plus a unique suffix; if the prefix alone
+    // already fills the limit, every assigned id would be refused.
+    let max_id = config.limits.max_client_id_length;
+    if mqtt.allow_zero_length_clientid && mqtt.auto_id_prefix.len() >= max_id {
+        errors.push(ValidationError::new(
+            "mqtt.auto_id_prefix",
+            format!(
+                "the prefix is {} bytes, leaving no room under limits.max_client_id_length = \
+                 {max_id} for the unique part of assigned client ids (shorten the prefix or \
+                 raise the limit)",
+                mqtt.auto_id_prefix.len()
+            ),
+        ));
+    }
+}
+
+fn validate_log(level: &str, errors: &mut Vec<ValidationError>) {
+    // An empty filter parses, but silently logs errors only.
+    if level.trim().is_empty() {
+        errors.push(ValidationError::new(
+            "log.level",
+            "the filter is empty (use a level such as \"info\", or \"off\" to disable logging)",
+        ));
+        return;
+    }
+    if let Err(error) = EnvFilter::try_new(level) {
+        errors.push(ValidationError::new(
+            "log.level",
+            format!(
+                "{level:?} is not a tracing filter: {error} (use a level such as \"info\" or \
+                 directives such as \"info,fleetmq=debug\")"
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn keys(config: &Config) -> Vec<String> {
+        match validate(config) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.key).collect(),
+        }
+    }
+
+    fn listener(name: &str, bind: &str) -> ListenerConfig {
+        ListenerConfig {
+            name: name.to_string(),
+            bind: bind.to_string(),
+            max_connections: 0,
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(validate(&Config::default()), Ok(()));
+    }
+
+    #[test]
+    fn no_listener_is_an_error() {
+        let config = Config {
+            listeners: Vec::new(),
+            ..Config::default()
+        };
+        assert_eq!(keys(&config), ["listener"]);
+    }
+
+    #[test]
+    fn bind_must_be_a_socket_address() {
+        let config = Config {
+            listeners: vec![
+                listener("", "127.0.0.1:1883"),
+                listener("", "localhost:1883"),
+            ],
+            ..Config::default()
+        };
+        assert_eq!(keys(&config), ["listener[1].bind"]);
+    }
+
+    #[test]
+    fn duplicate_and_overlapping_binds_are_errors() {
+        let config = Config {
+            listeners: vec![
+                listener("a", "127.0.0.1:1883"),
+                listener("b", "127.0.0.1:1883"),
+                listener("c", "0.0.0.0:1883"),
+                listener("d", "[::1]:1883"),
+                listener("e", "127.0.0.1:8883"),
+            ],
+            ..Config::default()
+        };
+        assert_eq!(keys(&config), ["listener[1].bind", "listener[2].bind"]);
+    }
+
+    #[test]
+    fn port_zero_never_clashes() {
+        let config = Config {
+            listeners: vec![listener("", "127.0.0.1:0"), listener("", "127.0.0.1:0")],
+            ..Config::default()
+        };
+        assert_eq!(validate(&config), Ok(()));
+    }
+
+    #[test]
+    fn duplicate_names_are_errors() {
+        let config = Config {
+            listeners: vec![
+                listener("lab", "127.0.0.1:1883"),
+                listener("lab", "127.0.0.1:1884"),
+            ],
+            ..Config::default()
+        };
+        let errors = validate(&config).unwrap_err();
+        assert_eq!(errors[0].key, "listener[1].name");
+        assert!(errors[0].message.contains("listener[0]"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn limits_out_of_range_are_all_reported() {
+        let mut config = Config::default();
+        config.limits.max_packet_size = 63;
+        config.limits.max_inflight = 0;
+        config.limits.max_topic_length = 65_536;
+        config.limits.max_topic_levels = 0;
+        config.limits.max_keepalive = 0;
+        config.limits.max_client_id_length = 0;
+        config.limits.connect_timeout_secs = 0;
+        config.mqtt.max_qos = 3;
+        config.log.level = "fleetmq=loud".to_string();
+        assert_eq!(
+            keys(&config),
+            [
+                "limits.max_packet_size",
+                "limits.max_inflight",
+                "limits.max_topic_length",
+                "limits.max_topic_levels",
+                "limits.max_keepalive",
+                "limits.max_client_id_length",
+                "limits.connect_timeout_secs",
+                "mqtt.max_qos",
+                "mqtt.auto_id_prefix",
+                "log.level",
+            ]
+        );
+    }
+
+    #[test]
+    fn limit_bounds_are_inclusive() {
+        let mut config = Config::default();
+        config.limits.max_packet_size = MQTT_MAX_PACKET_SIZE;
+        config.limits.max_topic_length = 65_535;
+        config.limits.max_client_id_length = 65_535;
+        assert_eq!(validate(&config), Ok(()));
+        config.limits.max_packet_size = MQTT_MAX_PACKET_SIZE + 1;
+        assert_eq!(keys(&config), ["limits.max_packet_size"]);
+    }
+
+    #[test]
+    fn empty_log_level_is_an_error() {
+        let mut config = Config::default();
+        config.log.level = " ".to_string();
+        assert_eq!(keys(&config), ["log.level"]);
+    }
+
+    #[test]
+    fn long_prefix_only_matters_when_ids_are_assigned() {
+        let mut config = Config::default();
+        config.limits.max_client_id_length = 5;
+        assert_eq!(keys(&config), ["mqtt.auto_id_prefix"]);
+        config.mqtt.allow_zero_length_clientid = false;
+        assert_eq!(validate(&config), Ok(()));
+    }
+}

@@ -1,0 +1,134 @@
+//! The end of a connection: the log line, the DISCONNECT a 5.0 client is
+//! owed, the will message, and handing the session back to the broker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::{Client, Exit};
+use crate::broker::{Broker, Stats};
+use crate::codec::{Disconnect, LastWill, Packet, ReasonCode};
+use crate::message::Message;
+use crate::session::Session;
+
+/// How long a closing connection may spend writing its last packets.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl<S> Client<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Logs why the connection ends, tells a 5.0 client where the
+    /// specification asks for it, then settles the will and the session.
+    pub(super) async fn close(mut self, exit: Exit) {
+        let id = Arc::clone(&self.client_id);
+        let mut disconnect_reason = None;
+        let mut publish_will = true;
+        match &exit {
+            Exit::ClientDisconnect { publish_will: with_will } => {
+                publish_will = *with_will;
+                tracing::info!(client = %id, "Client {id} disconnected.");
+            }
+            Exit::Closed => tracing::info!(client = %id, "Client {id} closed its connection."),
+            Exit::Io(error) => {
+                tracing::info!(client = %id, "Socket error on client {id}, disconnecting: {error}.")
+            }
+            Exit::KeepAliveTimeout => {
+                disconnect_reason = Some(ReasonCode::KEEP_ALIVE_TIMEOUT);
+                tracing::info!(client = %id, "Client {id} has exceeded timeout, disconnecting.");
+            }
+            Exit::Violation { reason, detail } => {
+                Stats::add(&self.broker.stats.protocol_errors, 1);
+                disconnect_reason = Some(*reason);
+                tracing::info!(
+                    client = %id,
+                    peer = %self.origin.peer,
+                    "Client {id} disconnected due to {}: {detail}.",
+                    reason.name()
+                );
+            }
+            Exit::Control(reason) => {
+                disconnect_reason = Some(*reason);
+                if *reason == ReasonCode::SERVER_SHUTTING_DOWN {
+                    publish_will = false;
+                }
+                tracing::info!(client = %id, "Client {id} disconnected by the broker: {}.", reason.name());
+            }
+        }
+        if self.version.is_v5() {
+            if let Some(reason) = disconnect_reason {
+                self.send(&Packet::Disconnect(Disconnect {
+                    reason,
+                    ..Disconnect::default()
+                }));
+            }
+        }
+        if !matches!(exit, Exit::Io(_)) {
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
+                let _ = self.flush().await;
+                let _ = self.stream.shutdown().await;
+            })
+            .await;
+        }
+        let will = if publish_will { self.will.take() } else { None };
+        let was_attached = self.broker.detach(&self.session, self.generation);
+        if let Some(will) = will {
+            schedule_will(&self.broker, &self.session, self.generation, &id, will, was_attached);
+        }
+    }
+}
+
+/// Publishes a will now, or after its Will Delay Interval unless the
+/// session was resumed by a new connection in the meantime [MQTT-3.1.3-9].
+/// The delay is capped by the session expiry: a session that ends
+/// publishes its will [MQTT-3.1.2-8].
+fn schedule_will(
+    broker: &Arc<Broker>,
+    session: &Arc<Session>,
+    generation: u64,
+    client_id: &Arc<str>,
+    will: LastWill,
+    was_attached: bool,
+) {
+    let expiry = session.lock().expiry_interval;
+    let delay = will.delay_interval.unwrap_or(0).min(expiry);
+    let message = will_message(client_id, will);
+    if delay == 0 {
+        broker.publish(message);
+        return;
+    }
+    if !was_attached {
+        // Taken over: a connection that resumed the session keeps the will
+        // unsent; one that started clean ended the session, so it goes now.
+        if !session.lock().alive {
+            broker.publish(message);
+        }
+        return;
+    }
+    let broker = Arc::clone(broker);
+    let session = Arc::clone(session);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+        let resumed = {
+            let state = session.lock();
+            state.alive && state.generation != generation
+        };
+        if !resumed {
+            broker.publish(message);
+        }
+    });
+}
+
+fn will_message(client_id: &Arc<str>, will: LastWill) -> Arc<Message> {
+    let now = Instant::now();
+    Arc::new(Message {
+        expires_at: Message::expiry_deadline(will.properties.message_expiry_interval, now),
+        topic: Arc::from(will.topic),
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        properties: will.properties,
+        publisher: Some(Arc::clone(client_id)),
+    })
+}

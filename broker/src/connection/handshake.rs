@@ -1,0 +1,359 @@
+//! CONNECT to CONNACK: reading the first packet, checking it, attaching the
+//! session and answering.
+//!
+//! Refusals get the CONNACK reason the client's version can express (5.0
+//! reason codes, 3.1.1 return codes through the encoder) and a log line
+//! naming the peer; nothing here touches other clients.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::{Client, Origin};
+use crate::broker::{Broker, Stats};
+use crate::codec::{
+    self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
+    ReasonCode,
+};
+use crate::router::validate_topic_name;
+
+/// How a CONNECT was judged.
+enum Verdict {
+    Accept(Accepted),
+    /// Refuse with this CONNACK reason (`None`: close without CONNACK).
+    Refuse(Option<ReasonCode>, String),
+}
+
+/// The negotiated parameters of an accepted CONNECT.
+struct Accepted {
+    client_id: String,
+    assigned_id: bool,
+    keep_alive: u16,
+    server_keep_alive: Option<u16>,
+    expiry_interval: u32,
+    expiry_capped: bool,
+}
+
+/// Reads CONNECT and answers it. Returns the attached client, or `None`
+/// when the connection was refused or went away.
+pub(super) async fn accept<S>(
+    mut stream: S,
+    origin: Origin,
+    broker: Arc<Broker>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Client<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let limits = &broker.config.limits;
+    let mut read_buf = BytesMut::with_capacity(1024);
+    let wait = Duration::from_secs(limits.connect_timeout_secs);
+    let first = tokio::select! {
+        read = tokio::time::timeout(wait, read_connect(&mut stream, &mut read_buf, limits.max_packet_size, &broker)) => read,
+        _ = shutdown.changed() => return None,
+    };
+    let connect = match first {
+        Err(_) => {
+            tracing::info!(peer = %origin.peer, "Client <unknown> from {} sent no CONNECT within {}s, closing.", origin.peer, wait.as_secs());
+            return None;
+        }
+        Ok(Err(FirstPacketError::Io(_))) => return None,
+        Ok(Err(FirstPacketError::Closed)) => return None,
+        Ok(Err(FirstPacketError::Decode(error))) => {
+            Stats::add(&broker.stats.protocol_errors, 1);
+            tracing::info!(
+                peer = %origin.peer,
+                "Client <unknown> disconnected due to {}: {error}.",
+                error.reason_code().name()
+            );
+            if let DecodeError::UnsupportedProtocolVersion { level } = &error {
+                // [MQTT-3.1.2-2]: answer in the format the client can read.
+                let version = if *level == 5 {
+                    ProtocolVersion::V5
+                } else {
+                    ProtocolVersion::V3_1_1
+                };
+                let connack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+                let _ = write_packet(&mut stream, &connack, version).await;
+            }
+            return None;
+        }
+        Ok(Ok(connect)) => connect,
+    };
+    let version = connect.protocol;
+    let peer = origin.peer;
+    let accepted = match judge(&connect, &origin, &broker) {
+        Verdict::Accept(accepted) => accepted,
+        Verdict::Refuse(reason, why) => {
+            tracing::info!(
+                peer = %peer,
+                "Refused connection from {peer} as {}: {why}.",
+                display_id(&connect.client_id)
+            );
+            if let Some(reason) = reason {
+                let _ = write_packet(&mut stream, &refusal(reason), version).await;
+            }
+            return None;
+        }
+    };
+    let attached = broker.attach(
+        &accepted.client_id,
+        connect.clean_start,
+        accepted.expiry_interval,
+    );
+    if attached.took_over {
+        tracing::info!(
+            client = %accepted.client_id,
+            "Client {} already connected, closing old connection.",
+            accepted.client_id
+        );
+    }
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: attached.session_present,
+        reason: ReasonCode::SUCCESS,
+        properties: connack_properties(&broker, &accepted),
+    });
+    let props = &connect.properties;
+    let window = usize::from(limits.max_inflight)
+        .min(usize::from(props.receive_maximum.unwrap_or(u16::MAX)))
+        .max(1);
+    let client_max_packet = props
+        .maximum_packet_size
+        .map_or(usize::MAX, |max| max as usize);
+    let username = connect
+        .username
+        .as_deref()
+        .map(|u| format!(", u'{u}'"))
+        .unwrap_or_default();
+    tracing::info!(
+        client = %accepted.client_id,
+        peer = %peer,
+        listener = %origin.listener,
+        "New client connected from {peer} as {} (p{}, c{}, k{}{username}).",
+        accepted.client_id,
+        log_protocol(version),
+        u8::from(connect.clean_start),
+        accepted.keep_alive,
+    );
+    let Connect { will, .. } = *connect;
+    let mut client = Client {
+        stream,
+        broker: Arc::clone(&broker),
+        origin,
+        read_buf,
+        write_buf: BytesMut::with_capacity(4096),
+        version,
+        client_id: Arc::clone(&attached.session.client_id),
+        session: attached.session,
+        generation: attached.generation,
+        keep_alive: Duration::from_secs(u64::from(accepted.keep_alive)),
+        will,
+        send_window: window,
+        client_max_packet,
+        topic_aliases: HashMap::new(),
+        control: attached.control,
+    };
+    client.send(&connack);
+    if attached.session_present {
+        client.resend_inflight();
+    }
+    Some(client)
+}
+
+/// Mosquitto's protocol tag in "New client connected" lines.
+fn log_protocol(version: ProtocolVersion) -> u8 {
+    match version {
+        ProtocolVersion::V3_1 => 1,
+        ProtocolVersion::V3_1_1 => 2,
+        ProtocolVersion::V5 => 5,
+    }
+}
+
+fn display_id(client_id: &str) -> &str {
+    if client_id.is_empty() {
+        "<empty>"
+    } else {
+        client_id
+    }
+}
+
+/// Checks a CONNECT against the configuration.
+fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
+    let config = &broker.config;
+    let version = connect.protocol;
+    if origin.over_limit {
+        return Verdict::Refuse(
+            Some(ReasonCode::SERVER_BUSY),
+            "connection limit reached".into(),
+        );
+    }
+    if connect.properties.authentication_method.is_some() {
+        return Verdict::Refuse(
+            Some(ReasonCode::BAD_AUTHENTICATION_METHOD),
+            "enhanced authentication is not supported".into(),
+        );
+    }
+    let mut client_id = connect.client_id.clone();
+    let mut assigned_id = false;
+    if client_id.is_empty() {
+        let allowed = config.mqtt.allow_zero_length_clientid
+            && (version.is_v5() || (version == ProtocolVersion::V3_1_1 && connect.clean_start));
+        if !allowed {
+            // [MQTT-3.1.3-8]: identifier rejected.
+            return Verdict::Refuse(
+                Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+                "empty client id not allowed here".into(),
+            );
+        }
+        client_id = broker.assign_client_id();
+        assigned_id = true;
+    }
+    if client_id.len() > config.limits.max_client_id_length {
+        return Verdict::Refuse(
+            Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+            format!(
+                "client id of {} bytes exceeds limits.max_client_id_length {}",
+                client_id.len(),
+                config.limits.max_client_id_length
+            ),
+        );
+    }
+    if let Some(will) = &connect.will {
+        if let Err(error) = validate_topic_name(&will.topic, &broker.topic_limits) {
+            let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
+            return Verdict::Refuse(reason, format!("invalid will topic: {error}"));
+        }
+        if will.qos as u8 > config.mqtt.max_qos {
+            return Verdict::Refuse(
+                Some(ReasonCode::QOS_NOT_SUPPORTED),
+                "will QoS above mqtt.max_qos".into(),
+            );
+        }
+        if will.retain && !config.mqtt.retain_available {
+            return Verdict::Refuse(
+                Some(ReasonCode::RETAIN_NOT_SUPPORTED),
+                "retained will while retain is not available".into(),
+            );
+        }
+    }
+    let max_keepalive = config.limits.max_keepalive;
+    let mut keep_alive = connect.keep_alive;
+    let mut server_keep_alive = None;
+    if max_keepalive < u16::MAX && (keep_alive == 0 || keep_alive > max_keepalive) {
+        if version.is_v5() {
+            keep_alive = max_keepalive;
+            server_keep_alive = Some(max_keepalive);
+        } else if keep_alive > max_keepalive {
+            // As Mosquitto: 3.1.1 cannot be told another keep alive.
+            return Verdict::Refuse(
+                Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+                format!("keep alive {keep_alive}s above limits.max_keepalive {max_keepalive}s"),
+            );
+        }
+    }
+    let (expiry_interval, expiry_capped) = if version.is_v5() {
+        let asked = connect.properties.session_expiry_interval.unwrap_or(0);
+        let cap = config.mqtt.max_session_expiry_secs;
+        (asked.min(cap), asked > cap)
+    } else if connect.clean_start {
+        (0, false)
+    } else {
+        match config.mqtt.persistent_session_expiry_secs {
+            0 => (u32::MAX, false),
+            secs => (secs, false),
+        }
+    };
+    Verdict::Accept(Accepted {
+        client_id,
+        assigned_id,
+        keep_alive,
+        server_keep_alive,
+        expiry_interval,
+        expiry_capped,
+    })
+}
+
+/// CONNACK properties describing what this broker allows (5.0).
+fn connack_properties(broker: &Broker, accepted: &Accepted) -> ConnAckProperties {
+    let config = &broker.config;
+    ConnAckProperties {
+        session_expiry_interval: accepted.expiry_capped.then_some(accepted.expiry_interval),
+        receive_maximum: Some(config.limits.max_inflight),
+        maximum_qos: (config.mqtt.max_qos < 2).then(|| QoS::from_u8(config.mqtt.max_qos)).flatten(),
+        retain_available: (!config.mqtt.retain_available).then_some(false),
+        maximum_packet_size: Some(config.limits.max_packet_size),
+        assigned_client_identifier: accepted
+            .assigned_id
+            .then(|| accepted.client_id.clone()),
+        topic_alias_maximum: Some(config.limits.topic_alias_maximum),
+        server_keep_alive: accepted.server_keep_alive,
+        ..ConnAckProperties::default()
+    }
+}
+
+fn refusal(reason: ReasonCode) -> Packet {
+    Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason,
+        properties: ConnAckProperties::default(),
+    })
+}
+
+/// Why no CONNECT could be read.
+enum FirstPacketError {
+    Io(std::io::Error),
+    Closed,
+    Decode(DecodeError),
+}
+
+/// Reads until the first packet is whole; it must be CONNECT.
+async fn read_connect<S>(
+    stream: &mut S,
+    read_buf: &mut BytesMut,
+    max_packet_size: u32,
+    broker: &Broker,
+) -> Result<Box<Connect>, FirstPacketError>
+where
+    S: AsyncRead + Unpin,
+{
+    loop {
+        match codec::decode_packet(read_buf, None, max_packet_size) {
+            Ok(Some(Packet::Connect(connect))) => {
+                Stats::add(&broker.stats.messages_received, 1);
+                return Ok(connect);
+            }
+            Ok(Some(other)) => {
+                // The decoder refuses non-CONNECT first packets itself; this
+                // is a second line of defence [MQTT-3.1.0-1].
+                return Err(FirstPacketError::Decode(DecodeError::FirstPacketNotConnect {
+                    packet: other.name(),
+                }));
+            }
+            Ok(None) => {}
+            Err(error) => return Err(FirstPacketError::Decode(error)),
+        }
+        read_buf.reserve(1024);
+        match stream.read_buf(read_buf).await {
+            Ok(0) => return Err(FirstPacketError::Closed),
+            Ok(n) => Stats::add(&broker.stats.bytes_received, n as u64),
+            Err(error) => return Err(FirstPacketError::Io(error)),
+        }
+    }
+}
+
+/// Writes one packet directly (before a [`Client`] exists).
+async fn write_packet<S>(stream: &mut S, packet: &Packet, version: ProtocolVersion) -> std::io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::new();
+    if codec::encode_packet(packet, version, &mut buf).is_ok() {
+        stream.write_all(&buf).await?;
+        stream.shutdown().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! Packets from a connected client: PUBLISH and its acknowledgements,
+//! SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT.
+//!
+//! Every check that can fail answers in the client's terms: a 5.0 reason
+//! code in the ack, or a DISCONNECT with the reason (see [`Exit`]) where the
+//! specification says the connection must close.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Client, Exit};
+use crate::broker::Stats;
+use crate::codec::{
+    AckProperties, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck,
+    Unsubscribe,
+};
+use crate::message::Message;
+use crate::router::{parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription};
+use crate::session::OutFlight;
+
+impl<S> Client<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Handles one packet from the client.
+    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Exit> {
+        match packet {
+            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::PubAck(ack) => {
+                let mut state = self.session.lock();
+                if matches!(state.inflight.get(ack.packet_id), Some(OutFlight::Publish(item)) if item.qos == QoS::AtLeastOnce)
+                {
+                    state.inflight.remove(ack.packet_id);
+                }
+                Ok(())
+            }
+            Packet::PubRec(rec) => {
+                let known = {
+                    let mut state = self.session.lock();
+                    if rec.reason.is_error() {
+                        // The receiver refused the message: it is done.
+                        state.inflight.remove(rec.packet_id);
+                        return Ok(());
+                    }
+                    state.inflight.mark_released(rec.packet_id)
+                };
+                let mut rel = PubResponse::success(rec.packet_id);
+                if !known {
+                    rel.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                self.send(&Packet::PubRel(rel));
+                Ok(())
+            }
+            Packet::PubRel(rel) => {
+                let known = self.session.lock().incoming_qos2.remove(&rel.packet_id);
+                let mut comp = PubResponse::success(rel.packet_id);
+                if !known {
+                    comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                self.send(&Packet::PubComp(comp));
+                Ok(())
+            }
+            Packet::PubComp(comp) => {
+                let mut state = self.session.lock();
+                if matches!(state.inflight.get(comp.packet_id), Some(OutFlight::Release)) {
+                    state.inflight.remove(comp.packet_id);
+                }
+                Ok(())
+            }
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
+            Packet::Unsubscribe(unsubscribe) => {
+                self.on_unsubscribe(unsubscribe);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(disconnect) => {
+                if let Some(asked) = disconnect.properties.session_expiry_interval {
+                    let mut state = self.session.lock();
+                    if state.expiry_interval == 0 && asked != 0 {
+                        return Err(Exit::violation(
+                            ReasonCode::PROTOCOL_ERROR,
+                            "DISCONNECT sets a session expiry after CONNECT asked for none [MQTT-3.14.2-2]",
+                        ));
+                    }
+                    state.expiry_interval = asked.min(self.broker.config.mqtt.max_session_expiry_secs);
+                }
+                Err(Exit::ClientDisconnect {
+                    publish_will: disconnect.reason == ReasonCode::DISCONNECT_WITH_WILL,
+                })
+            }
+            Packet::Auth(_) => Err(Exit::violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an authentication method in CONNECT",
+            )),
+            Packet::Connect(_) => Err(Exit::violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "second CONNECT [MQTT-3.1.0-2]",
+            )),
+            other => Err(Exit::violation(
+                ReasonCode::PROTOCOL_ERROR,
+                format!("{} is sent by servers, not clients", other.name()),
+            )),
+        }
+    }
+
+    /// Resolves the topic of an incoming PUBLISH (5.0 topic aliases) and
+    /// checks it.
+    fn resolve_topic(&mut self, publish: &Publish) -> Result<Arc<str>, Exit> {
+        let mut topic = Arc::clone(&publish.topic);
+        if let Some(alias) = publish.properties.topic_alias {
+            let max = self.broker.config.limits.topic_alias_maximum;
+            if alias == 0 || alias > max {
+                return Err(Exit::violation(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    format!("topic alias {alias} outside 1..={max} [MQTT-3.3.2-8, MQTT-3.3.2-9]"),
+                ));
+            }
+            if topic.is_empty() {
+                topic = self.topic_aliases.get(&alias).cloned().ok_or_else(|| {
+                    Exit::violation(
+                        ReasonCode::PROTOCOL_ERROR,
+                        format!("topic alias {alias} used before it was set"),
+                    )
+                })?;
+            } else {
+                self.topic_aliases.insert(alias, Arc::clone(&topic));
+            }
+        }
+        if let Err(error) = validate_topic_name(&topic, &self.broker.topic_limits) {
+            return Err(Exit::violation(
+                ReasonCode::TOPIC_NAME_INVALID,
+                format!("PUBLISH topic '{}': {error}", topic.escape_debug()),
+            ));
+        }
+        Ok(topic)
+    }
+
+    fn on_publish(&mut self, publish: Publish) -> Result<(), Exit> {
+        Stats::add(&self.broker.stats.publish_received, 1);
+        let mqtt = &self.broker.config.mqtt;
+        if publish.qos as u8 > mqtt.max_qos {
+            return Err(Exit::violation(
+                ReasonCode::QOS_NOT_SUPPORTED,
+                format!("PUBLISH at QoS {} above the maximum {}", publish.qos as u8, mqtt.max_qos),
+            ));
+        }
+        if publish.retain && !mqtt.retain_available {
+            return Err(Exit::violation(
+                ReasonCode::RETAIN_NOT_SUPPORTED,
+                "retained PUBLISH while retain is not available",
+            ));
+        }
+        if !publish.properties.subscription_identifiers.is_empty() {
+            return Err(Exit::violation(
+                ReasonCode::PROTOCOL_ERROR,
+                "PUBLISH from a client carries a subscription identifier [MQTT-3.3.4-6]",
+            ));
+        }
+        let topic = self.resolve_topic(&publish)?;
+        let packet_id = publish.packet_id.unwrap_or(0);
+        if publish.qos == QoS::ExactlyOnce {
+            let mut state = self.session.lock();
+            if state.incoming_qos2.contains(&packet_id) {
+                // A retransmission of a message we already routed: only
+                // acknowledge it again (exactly once, [MQTT-4.3.3-9]).
+                drop(state);
+                self.send(&Packet::PubRec(PubResponse::success(packet_id)));
+                return Ok(());
+            }
+            if state.incoming_qos2.len() >= usize::from(self.broker.config.limits.max_inflight) {
+                return Err(Exit::violation(
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    "more unacknowledged QoS 2 messages than the Receive Maximum [MQTT-3.3.4-8]",
+                ));
+            }
+        }
+        // $SYS belongs to the broker: clients may not write there.
+        let denied = topic.starts_with("$SYS/") || &*topic == "$SYS";
+        let reason = if denied {
+            tracing::debug!(client = %self.client_id, "Denied PUBLISH from {} to '{}'.", self.client_id, topic);
+            ReasonCode::NOT_AUTHORIZED
+        } else {
+            let now = Instant::now();
+            let mut properties = publish.properties;
+            properties.topic_alias = None;
+            let message = Arc::new(Message {
+                expires_at: Message::expiry_deadline(properties.message_expiry_interval, now),
+                topic,
+                payload: publish.payload,
+                qos: publish.qos,
+                retain: publish.retain,
+                properties,
+                publisher: Some(Arc::clone(&self.client_id)),
+            });
+            let outcome = self.broker.publish(message);
+            if outcome.matched == 0 {
+                ReasonCode::NO_MATCHING_SUBSCRIBERS
+            } else {
+                ReasonCode::SUCCESS
+            }
+        };
+        // 3.1.1 cannot say "not authorized" in an ack: the message is
+        // acknowledged and dropped, as Mosquitto does.
+        let mut ack = PubResponse::success(packet_id);
+        ack.reason = reason;
+        match publish.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(ack)),
+            QoS::ExactlyOnce => {
+                if !reason.is_error() {
+                    self.session.lock().incoming_qos2.insert(packet_id);
+                }
+                self.send(&Packet::PubRec(ack));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Exit> {
+        let max_qos = QoS::from_u8(self.broker.config.mqtt.max_qos).unwrap_or(QoS::ExactlyOnce);
+        let mut reasons = Vec::with_capacity(subscribe.filters.len());
+        let mut retained = Vec::new();
+        for (filter, options) in &subscribe.filters {
+            if let Err(error) = validate_topic_filter(filter, &self.broker.topic_limits) {
+                tracing::info!(client = %self.client_id, "Client {} subscription to '{}' refused: {error}.", self.client_id, filter.escape_debug());
+                reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
+            let shared = matches!(parse_filter(filter), FilterKind::Shared { .. });
+            if shared && options.no_local {
+                return Err(Exit::violation(
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!("no-local on shared subscription '{filter}' [MQTT-3.8.3-4]"),
+                ));
+            }
+            let granted = options.qos.min(max_qos);
+            let mut options = *options;
+            options.qos = granted;
+            let subscription = Subscription {
+                options,
+                identifier: subscribe.subscription_identifier,
+            };
+            let is_new = self.broker.subscribe(&self.session, filter, subscription);
+            let send_retained = !shared
+                && match options.retain_handling {
+                    0 => true,
+                    1 => is_new,
+                    _ => false,
+                };
+            if send_retained {
+                retained.push((filter.clone(), granted));
+            }
+            reasons.push(ReasonCode(granted as u8));
+        }
+        self.send(&Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            reasons,
+            properties: AckProperties::default(),
+        }));
+        // Queued after the SUBACK is in the write buffer, so they follow it.
+        for (filter, granted) in retained {
+            self.broker.deliver_retained(
+                &self.session,
+                &filter,
+                granted,
+                subscribe.subscription_identifier,
+            );
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let reasons = unsubscribe
+            .filters
+            .iter()
+            .map(|filter| {
+                if validate_topic_filter(filter, &self.broker.topic_limits).is_err() {
+                    ReasonCode::TOPIC_FILTER_INVALID
+                } else if self.broker.unsubscribe(&self.session, filter) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        self.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reasons,
+            properties: AckProperties::default(),
+        }));
+    }
+}

@@ -1,0 +1,116 @@
+//! Messages to the client: moving queued messages into the write buffer
+//! within the inflight window, and retransmitting unacknowledged ones when
+//! a session resumes.
+//!
+//! The session lock is taken once per drain and released before any IO.
+
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Client, Exit, WRITE_BUDGET};
+use crate::broker::Stats;
+use crate::codec::{self, Packet, PubResponse, Publish, QoS};
+use crate::session::{OutFlight, Queued};
+
+impl<S> Client<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// Builds the PUBLISH one subscriber receives for a queued message.
+    fn publish_for(&self, item: &Queued, packet_id: Option<u16>, dup: bool, now: Instant) -> Publish {
+        let message = &item.message;
+        let mut properties = message.properties.clone();
+        properties.subscription_identifiers.clone_from(&item.subscription_ids);
+        properties.message_expiry_interval = message.remaining_expiry(now);
+        Publish {
+            dup,
+            qos: item.qos,
+            retain: item.retain,
+            topic: message.topic.clone(),
+            packet_id,
+            payload: message.payload.clone(),
+            properties,
+        }
+    }
+
+    /// Encodes a PUBLISH unless it exceeds the client's Maximum Packet
+    /// Size, in which case it is dropped as if delivered [MQTT-3.1.2-25].
+    fn send_publish(&mut self, publish: &Packet) -> bool {
+        if self.client_max_packet != usize::MAX {
+            let fits = codec::encoded_len(publish, self.version)
+                .is_ok_and(|len| len <= self.client_max_packet);
+            if !fits {
+                Stats::add(&self.broker.stats.publish_dropped, 1);
+                tracing::debug!(client = %self.client_id, "Dropped a message larger than client {}'s maximum packet size.", self.client_id);
+                return false;
+            }
+        }
+        self.send(publish);
+        Stats::add(&self.broker.stats.publish_sent, 1);
+        true
+    }
+
+    /// Moves queued messages into the write buffer: QoS 0 freely, QoS 1/2
+    /// while the inflight window has room, at most [`WRITE_BUDGET`] bytes a
+    /// turn. Expired messages are discarded [MQTT-3.3.2-5].
+    pub(super) fn drain_queue(&mut self) -> Result<(), Exit> {
+        let now = Instant::now();
+        let session = std::sync::Arc::clone(&self.session);
+        let mut state = session.lock();
+        while self.write_buf.len() < WRITE_BUDGET {
+            let Some(item) = state.queue.pop() else {
+                return Ok(());
+            };
+            if item.message.is_expired(now) {
+                continue;
+            }
+            let packet_id = if item.qos == QoS::AtMostOnce {
+                None
+            } else {
+                let id = if state.inflight.len() < self.send_window {
+                    state.inflight.allocate_id()
+                } else {
+                    None
+                };
+                let Some(id) = id else {
+                    // Window full: wait for an acknowledgement.
+                    state.queue.push_front(item);
+                    return Ok(());
+                };
+                Some(id)
+            };
+            let publish = Packet::Publish(self.publish_for(&item, packet_id, false, now));
+            if self.send_publish(&publish) {
+                if let Some(id) = packet_id {
+                    state.inflight.insert(id, OutFlight::Publish(item));
+                }
+            }
+        }
+        if !state.queue.is_empty() {
+            // Budget spent: come back after this batch is written.
+            self.session.wakeup.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Sends again every unacknowledged PUBLISH (with DUP) and PUBREL, in
+    /// their original order, after a session resumed [MQTT-4.4.0-1].
+    pub(super) fn resend_inflight(&mut self) {
+        let now = Instant::now();
+        let session = std::sync::Arc::clone(&self.session);
+        let state = session.lock();
+        let pending: Vec<Packet> = state
+            .inflight
+            .in_order()
+            .map(|(id, entry)| match entry {
+                OutFlight::Publish(item) => Packet::Publish(self.publish_for(item, Some(id), true, now)),
+                OutFlight::Release => Packet::PubRel(PubResponse::success(id)),
+            })
+            .collect();
+        drop(state);
+        for packet in &pending {
+            self.send(packet);
+        }
+    }
+}

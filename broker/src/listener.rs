@@ -1,0 +1,131 @@
+//! Listening sockets: binding each configured listener and accepting
+//! connections under the per-listener and global connection limits.
+//!
+//! It must not know MQTT: each accepted socket is handed to
+//! [`crate::connection::serve`] on a task of its own.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::broker::Broker;
+use crate::config::ListenerConfig;
+use crate::connection::{self, Origin};
+
+/// A bound listener, not yet accepting.
+#[derive(Debug)]
+pub struct Listener {
+    pub name: Arc<str>,
+    pub local_addr: SocketAddr,
+    socket: TcpListener,
+    /// 0: no per-listener limit.
+    max_connections: usize,
+    /// Connections open on this listener now.
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts one open connection against its listener and the broker until
+/// dropped.
+struct ConnectionSlot {
+    listener: Arc<AtomicUsize>,
+    global: Arc<AtomicUsize>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.listener.fetch_sub(1, Ordering::Relaxed);
+        self.global.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Listener {
+    /// Binds the socket of one listener configuration.
+    pub async fn bind(config: &ListenerConfig) -> std::io::Result<Listener> {
+        let addr: SocketAddr = config.bind.parse().map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{}' is not IP:PORT ({error})", config.bind),
+            )
+        })?;
+        let socket = TcpListener::bind(addr).await?;
+        let local_addr = socket.local_addr()?;
+        let name = if config.name.is_empty() {
+            format!("mqtt-{}", addr.port())
+        } else {
+            config.name.clone()
+        };
+        tracing::info!(
+            listener = %name,
+            "Opening listen socket on {local_addr} for listener \"{name}\"."
+        );
+        Ok(Listener {
+            name: Arc::from(name),
+            local_addr,
+            socket,
+            max_connections: config.max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Accepts connections until `shutdown` turns true. Each connection
+    /// task holds a clone of `done` so the server can wait for them.
+    pub async fn run(
+        self,
+        broker: Arc<Broker>,
+        global_open: Arc<AtomicUsize>,
+        mut shutdown: watch::Receiver<bool>,
+        done: mpsc::Sender<()>,
+    ) {
+        let global_max = broker.config.limits.max_connections;
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.socket.accept() => accepted,
+                _ = shutdown.changed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: keep serving the
+                    // connections we have and try again shortly.
+                    tracing::warn!(listener = %self.name, "Accept failed on listener \"{}\": {error}.", self.name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let listener_open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+            let total_open = global_open.fetch_add(1, Ordering::Relaxed) + 1;
+            let slot = ConnectionSlot {
+                listener: Arc::clone(&self.open),
+                global: Arc::clone(&global_open),
+            };
+            let over_limit = (self.max_connections != 0 && listener_open > self.max_connections)
+                || (global_max != 0 && total_open > global_max);
+            tracing::debug!(listener = %self.name, "New connection from {peer} on listener \"{}\".", self.name);
+            let origin = Origin {
+                peer,
+                listener: Arc::clone(&self.name),
+                over_limit,
+            };
+            let broker = Arc::clone(&broker);
+            let shutdown = shutdown.clone();
+            let done = done.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let _done = done;
+                serve_tcp(stream, origin, broker, shutdown).await;
+            });
+        }
+    }
+}
+
+async fn serve_tcp(stream: TcpStream, origin: Origin, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    // Small MQTT packets must not wait for Nagle's algorithm.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
+    }
+    connection::serve(stream, origin, broker, shutdown).await;
+}

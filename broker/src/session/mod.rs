@@ -1,0 +1,133 @@
+//! The state of one client id that outlives its network connections.
+//!
+//! A [`Session`] owns the client's subscriptions (as the client named them),
+//! the queue of messages waiting to be sent, the QoS 1/2 messages in flight
+//! in both directions, and the link to the connection currently attached.
+//! Its state sits behind a short synchronous lock that is never held across
+//! an `.await`; the attached connection is woken through a `Notify` when a
+//! message is queued. The session does no IO.
+
+mod inflight;
+mod queue;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use tokio::sync::{mpsc, Notify};
+
+use crate::codec::ReasonCode;
+use crate::router::{ClientKey, Subscription};
+
+pub use inflight::{Inflight, OutFlight};
+pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
+
+/// A request from the broker to the connection attached to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Close the connection; 5.0 clients get DISCONNECT with this reason
+    /// (session taken over, administrative action, server shutting down).
+    Disconnect(ReasonCode),
+}
+
+/// The connection currently attached to a session.
+#[derive(Debug)]
+pub struct Attachment {
+    /// Distinguishes this connection from earlier and later ones of the same
+    /// client id, so a closing connection cleans up only what is still its.
+    pub generation: u64,
+    /// Where to send a take-over or kick request.
+    pub control: mpsc::UnboundedSender<Control>,
+}
+
+/// Mutable per-session state, guarded by [`Session::lock`].
+#[derive(Debug)]
+pub struct SessionState {
+    /// The attached connection, `None` while the client is offline.
+    pub attached: Option<Attachment>,
+    /// Bumped for every connection that attaches.
+    pub generation: u64,
+    /// Subscriptions by filter exactly as subscribed (including `$share/`).
+    pub subscriptions: HashMap<String, Subscription>,
+    /// Messages not yet sent.
+    pub queue: Queue,
+    /// Outgoing QoS 1/2 messages awaiting acknowledgement.
+    pub inflight: Inflight,
+    /// Packet ids of incoming QoS 2 messages that got PUBREC and await
+    /// PUBREL: a repeated PUBLISH with such an id is not routed again.
+    pub incoming_qos2: HashSet<u16>,
+    /// Session Expiry Interval in seconds after disconnect; 0 ends the
+    /// session with the connection, `u32::MAX` never expires.
+    pub expiry_interval: u32,
+    /// False once the session has been discarded (clean start by a new
+    /// connection, or expiry): late writers must not resurrect it.
+    pub alive: bool,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: ClientKey,
+    state: Mutex<SessionState>,
+    /// Wakes the attached connection's writer when messages are queued.
+    pub wakeup: Notify,
+}
+
+impl Session {
+    /// A new, empty, offline session.
+    pub fn new(client_id: ClientKey, limits: QueueLimits) -> Session {
+        Session {
+            client_id,
+            state: Mutex::new(SessionState {
+                attached: None,
+                generation: 0,
+                subscriptions: HashMap::new(),
+                queue: Queue::new(limits),
+                inflight: Inflight::default(),
+                incoming_qos2: HashSet::new(),
+                expiry_interval: 0,
+                alive: true,
+            }),
+            wakeup: Notify::new(),
+        }
+    }
+
+    /// Locks the state. Callers must not hold the guard across `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock()
+    }
+
+    /// True while a connection is attached.
+    pub fn is_online(&self) -> bool {
+        self.state.lock().attached.is_some()
+    }
+
+    /// Queues a message for the client and wakes its connection. Offline
+    /// sessions keep only QoS 1 and 2 (like Mosquitto's default
+    /// `queue_qos0_messages false`).
+    pub fn enqueue(&self, item: Queued) -> EnqueueOutcome {
+        let outcome = {
+            let mut state = self.state.lock();
+            if !state.alive {
+                return EnqueueOutcome::Dropped;
+            }
+            if state.attached.is_none() && item.qos == crate::codec::QoS::AtMostOnce {
+                return EnqueueOutcome::Dropped;
+            }
+            state.queue.push(item)
+        };
+        if outcome == EnqueueOutcome::Queued {
+            self.wakeup.notify_one();
+        }
+        outcome
+    }
+}
+
+impl SessionState {
+    /// True when this connection generation is still the attached one.
+    pub fn is_attached(&self, generation: u64) -> bool {
+        self.attached
+            .as_ref()
+            .is_some_and(|a| a.generation == generation)
+    }
+}
