@@ -122,7 +122,12 @@ impl Listener {
     }
 }
 
-async fn serve_tcp(stream: TcpStream, origin: Origin, broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+async fn serve_tcp(
+    stream: TcpStream,
+    origin: Origin,
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+) {
     // Small MQTT packets must not wait for Nagle's algorithm.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);

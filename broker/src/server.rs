@@ -48,13 +48,14 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let broker = Arc::new(Broker::new(Arc::new(config)));
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
-        let listener = Listener::bind(listener_config)
-            .await
-            .map_err(|source| ServerError::Bind {
-                name: listener_config.name.clone(),
-                bind: listener_config.bind.clone(),
-                source,
-            })?;
+        let listener =
+            Listener::bind(listener_config)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    name: listener_config.name.clone(),
+                    bind: listener_config.bind.clone(),
+                    source,
+                })?;
         bound.push(listener);
     }
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -91,7 +92,10 @@ impl Running {
         self.broker.disconnect_all(ReasonCode::SERVER_SHUTTING_DOWN);
         let wait = tokio::time::timeout(SHUTDOWN_GRACE, self.done.recv()).await;
         if wait.is_err() {
-            tracing::warn!("Some connections did not close within {}s.", SHUTDOWN_GRACE.as_secs());
+            tracing::warn!(
+                "Some connections did not close within {}s.",
+                SHUTDOWN_GRACE.as_secs()
+            );
         }
     }
 }

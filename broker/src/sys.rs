@@ -48,22 +48,61 @@ fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
     let connected = Stats::get(&stats.clients_connected);
     let total = broker.session_count() as u64;
     vec![
-        ("$SYS/broker/version", format!("fleetmq version {}", env!("CARGO_PKG_VERSION"))),
-        ("$SYS/broker/uptime", format!("{} seconds", broker.started_at.elapsed().as_secs())),
+        (
+            "$SYS/broker/version",
+            format!("fleetmq version {}", env!("CARGO_PKG_VERSION")),
+        ),
+        (
+            "$SYS/broker/uptime",
+            format!("{} seconds", broker.started_at.elapsed().as_secs()),
+        ),
         ("$SYS/broker/clients/connected", connected.to_string()),
         ("$SYS/broker/clients/active", connected.to_string()),
         ("$SYS/broker/clients/total", total.to_string()),
-        ("$SYS/broker/clients/disconnected", total.saturating_sub(connected).to_string()),
-        ("$SYS/broker/clients/maximum", Stats::get(&stats.clients_maximum).to_string()),
-        ("$SYS/broker/messages/received", Stats::get(&stats.messages_received).to_string()),
-        ("$SYS/broker/messages/sent", Stats::get(&stats.messages_sent).to_string()),
-        ("$SYS/broker/publish/messages/received", Stats::get(&stats.publish_received).to_string()),
-        ("$SYS/broker/publish/messages/sent", Stats::get(&stats.publish_sent).to_string()),
-        ("$SYS/broker/publish/messages/dropped", Stats::get(&stats.publish_dropped).to_string()),
-        ("$SYS/broker/bytes/received", Stats::get(&stats.bytes_received).to_string()),
-        ("$SYS/broker/bytes/sent", Stats::get(&stats.bytes_sent).to_string()),
-        ("$SYS/broker/subscriptions/count", broker.subscription_count().to_string()),
-        ("$SYS/broker/retained messages/count", broker.retained_count().to_string()),
+        (
+            "$SYS/broker/clients/disconnected",
+            total.saturating_sub(connected).to_string(),
+        ),
+        (
+            "$SYS/broker/clients/maximum",
+            Stats::get(&stats.clients_maximum).to_string(),
+        ),
+        (
+            "$SYS/broker/messages/received",
+            Stats::get(&stats.messages_received).to_string(),
+        ),
+        (
+            "$SYS/broker/messages/sent",
+            Stats::get(&stats.messages_sent).to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/received",
+            Stats::get(&stats.publish_received).to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/sent",
+            Stats::get(&stats.publish_sent).to_string(),
+        ),
+        (
+            "$SYS/broker/publish/messages/dropped",
+            Stats::get(&stats.publish_dropped).to_string(),
+        ),
+        (
+            "$SYS/broker/bytes/received",
+            Stats::get(&stats.bytes_received).to_string(),
+        ),
+        (
+            "$SYS/broker/bytes/sent",
+            Stats::get(&stats.bytes_sent).to_string(),
+        ),
+        (
+            "$SYS/broker/subscriptions/count",
+            broker.subscription_count().to_string(),
+        ),
+        (
+            "$SYS/broker/retained messages/count",
+            broker.retained_count().to_string(),
+        ),
     ]
 }
 

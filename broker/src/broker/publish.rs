@@ -88,9 +88,7 @@ impl Broker {
         if !state.alive {
             return false;
         }
-        state
-            .subscriptions
-            .insert(filter.to_string(), subscription);
+        state.subscriptions.insert(filter.to_string(), subscription);
         router.subscribe(filter, &session.client_id, subscription)
     }
 

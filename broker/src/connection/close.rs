@@ -26,7 +26,9 @@ where
         let mut disconnect_reason = None;
         let mut publish_will = true;
         match &exit {
-            Exit::ClientDisconnect { publish_will: with_will } => {
+            Exit::ClientDisconnect {
+                publish_will: with_will,
+            } => {
                 publish_will = *with_will;
                 tracing::info!(client = %id, "Client {id} disconnected.");
             }
@@ -74,7 +76,14 @@ where
         let will = if publish_will { self.will.take() } else { None };
         let was_attached = self.broker.detach(&self.session, self.generation);
         if let Some(will) = will {
-            schedule_will(&self.broker, &self.session, self.generation, &id, will, was_attached);
+            schedule_will(
+                &self.broker,
+                &self.session,
+                self.generation,
+                &id,
+                will,
+                was_attached,
+            );
         }
     }
 }

@@ -61,7 +61,10 @@ where
             tracing::info!(peer = %origin.peer, "Client <unknown> from {} sent no CONNECT within {}s, closing.", origin.peer, wait.as_secs());
             return None;
         }
-        Ok(Err(FirstPacketError::Io(_))) => return None,
+        Ok(Err(FirstPacketError::Io(error))) => {
+            tracing::debug!(peer = %origin.peer, "Socket error from {} before CONNECT: {error}.", origin.peer);
+            return None;
+        }
         Ok(Err(FirstPacketError::Closed)) => return None,
         Ok(Err(FirstPacketError::Decode(error))) => {
             Stats::add(&broker.stats.protocol_errors, 1);
@@ -283,12 +286,12 @@ fn connack_properties(broker: &Broker, accepted: &Accepted) -> ConnAckProperties
     ConnAckProperties {
         session_expiry_interval: accepted.expiry_capped.then_some(accepted.expiry_interval),
         receive_maximum: Some(config.limits.max_inflight),
-        maximum_qos: (config.mqtt.max_qos < 2).then(|| QoS::from_u8(config.mqtt.max_qos)).flatten(),
+        maximum_qos: (config.mqtt.max_qos < 2)
+            .then(|| QoS::from_u8(config.mqtt.max_qos))
+            .flatten(),
         retain_available: (!config.mqtt.retain_available).then_some(false),
         maximum_packet_size: Some(config.limits.max_packet_size),
-        assigned_client_identifier: accepted
-            .assigned_id
-            .then(|| accepted.client_id.clone()),
+        assigned_client_identifier: accepted.assigned_id.then(|| accepted.client_id.clone()),
         topic_alias_maximum: Some(config.limits.topic_alias_maximum),
         server_keep_alive: accepted.server_keep_alive,
         ..ConnAckProperties::default()
@@ -329,9 +332,11 @@ where
             Ok(Some(other)) => {
                 // The decoder refuses non-CONNECT first packets itself; this
                 // is a second line of defence [MQTT-3.1.0-1].
-                return Err(FirstPacketError::Decode(DecodeError::FirstPacketNotConnect {
-                    packet: other.name(),
-                }));
+                return Err(FirstPacketError::Decode(
+                    DecodeError::FirstPacketNotConnect {
+                        packet: other.name(),
+                    },
+                ));
             }
             Ok(None) => {}
             Err(error) => return Err(FirstPacketError::Decode(error)),
@@ -346,7 +351,11 @@ where
 }
 
 /// Writes one packet directly (before a [`Client`] exists).
-async fn write_packet<S>(stream: &mut S, packet: &Packet, version: ProtocolVersion) -> std::io::Result<()>
+async fn write_packet<S>(
+    stream: &mut S,
+    packet: &Packet,
+    version: ProtocolVersion,
+) -> std::io::Result<()>
 where
     S: AsyncWrite + Unpin,
 {

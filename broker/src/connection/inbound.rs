@@ -17,7 +17,9 @@ use crate::codec::{
     Unsubscribe,
 };
 use crate::message::Message;
-use crate::router::{parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription};
+use crate::router::{
+    parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
+};
 use crate::session::OutFlight;
 
 impl<S> Client<S>
@@ -87,7 +89,8 @@ where
                             "DISCONNECT sets a session expiry after CONNECT asked for none [MQTT-3.14.2-2]",
                         ));
                     }
-                    state.expiry_interval = asked.min(self.broker.config.mqtt.max_session_expiry_secs);
+                    state.expiry_interval =
+                        asked.min(self.broker.config.mqtt.max_session_expiry_secs);
                 }
                 Err(Exit::ClientDisconnect {
                     publish_will: disconnect.reason == ReasonCode::DISCONNECT_WITH_WILL,
@@ -146,7 +149,10 @@ where
         if publish.qos as u8 > mqtt.max_qos {
             return Err(Exit::violation(
                 ReasonCode::QOS_NOT_SUPPORTED,
-                format!("PUBLISH at QoS {} above the maximum {}", publish.qos as u8, mqtt.max_qos),
+                format!(
+                    "PUBLISH at QoS {} above the maximum {}",
+                    publish.qos as u8, mqtt.max_qos
+                ),
             ));
         }
         if publish.retain && !mqtt.retain_available {
@@ -164,7 +170,7 @@ where
         let topic = self.resolve_topic(&publish)?;
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce {
-            let mut state = self.session.lock();
+            let state = self.session.lock();
             if state.incoming_qos2.contains(&packet_id) {
                 // A retransmission of a message we already routed: only
                 // acknowledge it again (exactly once, [MQTT-4.3.3-9]).

@@ -18,10 +18,18 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     /// Builds the PUBLISH one subscriber receives for a queued message.
-    fn publish_for(&self, item: &Queued, packet_id: Option<u16>, dup: bool, now: Instant) -> Publish {
+    fn publish_for(
+        &self,
+        item: &Queued,
+        packet_id: Option<u16>,
+        dup: bool,
+        now: Instant,
+    ) -> Publish {
         let message = &item.message;
         let mut properties = message.properties.clone();
-        properties.subscription_identifiers.clone_from(&item.subscription_ids);
+        properties
+            .subscription_identifiers
+            .clone_from(&item.subscription_ids);
         properties.message_expiry_interval = message.remaining_expiry(now);
         Publish {
             dup,
@@ -104,7 +112,9 @@ where
             .inflight
             .in_order()
             .map(|(id, entry)| match entry {
-                OutFlight::Publish(item) => Packet::Publish(self.publish_for(item, Some(id), true, now)),
+                OutFlight::Publish(item) => {
+                    Packet::Publish(self.publish_for(item, Some(id), true, now))
+                }
                 OutFlight::Release => Packet::PubRel(PubResponse::success(id)),
             })
             .collect();

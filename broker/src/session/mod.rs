@@ -11,7 +11,6 @@ mod inflight;
 mod queue;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
