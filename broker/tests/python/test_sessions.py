@@ -168,3 +168,15 @@ def test_qos1_redelivered_after_reconnect_when_unacknowledged(broker, connect, p
         assert (redelivered.payload, redelivered.dup) == (b"unacked", True)
     finally:
         again.close()
+
+
+def test_broker_restart_keeps_port_and_accepts_clients(broker, connect, protocol):
+    first = connect("before", protocol)
+    port = broker.port
+    broker.restart()
+    assert first.wait_disconnected(), "client survived a broker restart"
+    assert broker.port == port
+    sub = connect("after-sub", protocol)
+    sub.subscribe("restart/t", 1)
+    connect("after-pub", protocol).publish("restart/t", b"back", 1)
+    assert sub.expect_one().payload == b"back"
