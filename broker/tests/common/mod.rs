@@ -1,0 +1,829 @@
+//! Shared harness for the end-to-end tests: start a broker process, and talk
+//! to it byte by byte with [`RawClient`].
+//!
+//! Each test starts its own broker on a free port, so tests run in parallel.
+//! With `FLEETMQ_TEST_BROKER=mosquitto` the harness starts the reference
+//! Mosquitto instead, which proves a test asserts what the specification (and
+//! the broker we replace) does; tests of fleetmq-only behaviour call
+//! [`skip_on_mosquitto`] and return early there.
+//!
+//! Every wait is bounded: a test that hangs is a failing test.
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+pub use fleetmq::codec::{
+    decode_packet, encode_packet, ConnAck, Disconnect, Packet, ProtocolVersion, PubResponse,
+    Publish, QoS, ReasonCode,
+};
+
+/// How long a broker may take to open its listener.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default wait for a packet the broker must send.
+pub const WAIT: Duration = Duration::from_secs(2);
+
+/// The wait used to show that something does *not* happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// True when the tests run against the reference Mosquitto.
+pub fn is_mosquitto() -> bool {
+    std::env::var("FLEETMQ_TEST_BROKER").is_ok_and(|v| v == "mosquitto")
+}
+
+/// Returns true (and says so) when a fleetmq-only test must not run against
+/// Mosquitto. Use as `if skip_on_mosquitto("why") { return; }`.
+pub fn skip_on_mosquitto(why: &str) -> bool {
+    if is_mosquitto() {
+        eprintln!("skipped against mosquitto: {why}");
+    }
+    is_mosquitto()
+}
+
+/// Stderr of the broker process, appended by a reader thread.
+#[derive(Default)]
+struct LogBuffer {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+/// A broker process owned by one test; killed on drop.
+pub struct Broker {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<LogBuffer>,
+    /// Holds the config file (and the broker's working files) alive.
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// A broker with the test listener and `$SYS` every second.
+    pub fn start() -> Broker {
+        Broker::start_with_conf("", "")
+    }
+
+    /// Like [`Broker::start`] with extra `fleetmq.toml` text appended.
+    pub fn start_with(extra_toml: &str) -> Broker {
+        Broker::start_with_conf(extra_toml, "")
+    }
+
+    /// Extra configuration for each broker: TOML for fleetmq and the
+    /// equivalent `mosquitto.conf` lines for the reference run.
+    pub fn start_with_conf(extra_toml: &str, extra_mosquitto_conf: &str) -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        if is_mosquitto() {
+            Broker::start_mosquitto(dir, extra_mosquitto_conf)
+        } else {
+            Broker::start_fleetmq(dir, extra_toml)
+        }
+    }
+
+    fn start_fleetmq(dir: tempfile::TempDir, extra_toml: &str) -> Broker {
+        let config_path = dir.path().join("fleetmq.toml");
+        // `[mqtt] sys_interval_secs = 1` unless the test says otherwise; a
+        // TOML table may appear only once, so join an `[mqtt]` of the test's.
+        let extra = if extra_toml.contains("sys_interval_secs") {
+            extra_toml.to_string()
+        } else if extra_toml.contains("[mqtt]\n") {
+            extra_toml.replacen("[mqtt]\n", "[mqtt]\nsys_interval_secs = 1\n", 1)
+        } else {
+            format!("[mqtt]\nsys_interval_secs = 1\n\n{extra_toml}")
+        };
+        let toml = format!("[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\n{extra}\n");
+        std::fs::write(&config_path, toml).expect("write config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fleetmq"));
+        command.arg("run").arg("--config").arg(&config_path);
+        let ready: &'static str = "Opening listen socket on 127.0.0.1:";
+        Broker::spawn(command, dir, ready, move |line| {
+            let rest = line.split(ready).nth(1)?;
+            let (port, tail) = rest.split_once(' ')?;
+            tail.contains("for listener \"test\"")
+                .then(|| port.parse::<u16>().ok())
+                .flatten()
+        })
+    }
+
+    fn start_mosquitto(dir: tempfile::TempDir, extra_conf: &str) -> Broker {
+        let port = free_port();
+        let config_path = dir.path().join("mosquitto.conf");
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\nsys_interval 1\npersistence false\nlog_dest stderr\nlog_type all\n{extra_conf}\n"
+        );
+        std::fs::write(&config_path, conf).expect("write config");
+        let mut command = Command::new("mosquitto");
+        command.arg("-c").arg(&config_path);
+        Broker::spawn(command, dir, "running", move |line| {
+            line.contains(" running").then_some(port)
+        })
+    }
+
+    fn spawn(
+        mut command: Command,
+        dir: tempfile::TempDir,
+        what: &str,
+        ready_port: impl Fn(&str) -> Option<u16> + Send + 'static,
+    ) -> Broker {
+        command
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn broker");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let logs = Arc::new(LogBuffer::default());
+        let port = Arc::new(Mutex::new(None::<u16>));
+        let reader = {
+            let logs = Arc::clone(&logs);
+            let port = Arc::clone(&port);
+            thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stderr);
+                let mut line = String::new();
+                while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 0 {
+                    let mut found = port.lock().unwrap();
+                    if found.is_none() {
+                        *found = ready_port(&line);
+                    }
+                    drop(found);
+                    logs.text.lock().unwrap().push_str(&line);
+                    logs.grew.notify_all();
+                    line.clear();
+                }
+                logs.grew.notify_all();
+            })
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let port = loop {
+            if let Some(port) = *port.lock().unwrap() {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let _ = reader.join(); // the last words of the broker
+                let text = logs.text.lock().unwrap().clone();
+                panic!("broker exited ({status}) before `{what}`; logs:\n{text}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let text = logs.text.lock().unwrap().clone();
+                panic!("broker did not log `{what}` within {START_TIMEOUT:?}; logs:\n{text}");
+            }
+            let guard = logs.text.lock().unwrap();
+            let _ = logs.grew.wait_timeout(guard, Duration::from_millis(20));
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if is_mosquitto() {
+            // Mosquitto logs "running" just before it polls; make sure it accepts.
+            let deadline = Instant::now() + START_TIMEOUT;
+            while TcpStream::connect(addr).is_err() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Broker {
+            child,
+            addr,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Everything the broker wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        self.logs.text.lock().unwrap().clone()
+    }
+
+    /// Waits until a log line contains `needle`; false after `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.logs.text.lock().unwrap();
+        loop {
+            if text.contains(needle) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            text = self.logs.grew.wait_timeout(text, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Like [`Broker::wait_for_log`] but panics with the logs.
+    pub fn assert_log(&self, needle: &str, timeout: Duration) {
+        assert!(
+            self.wait_for_log(needle, timeout),
+            "broker did not log {needle:?} within {timeout:?}; logs:\n{}",
+            self.logs()
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free right now (for Mosquitto, which cannot bind port 0).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// What a connection did when the test expected the broker to close it.
+#[derive(Debug)]
+pub struct Closed {
+    /// The packets that arrived before EOF (a DISCONNECT, typically).
+    pub packets: Vec<Packet>,
+}
+
+impl Closed {
+    /// The reason of the DISCONNECT sent before closing, if there was one.
+    pub fn disconnect_reason(&self) -> Option<ReasonCode> {
+        self.packets.iter().find_map(|p| match p {
+            Packet::Disconnect(d) => Some(d.reason),
+            _ => None,
+        })
+    }
+}
+
+/// A client that writes exactly the bytes a test gives it and decodes what
+/// the broker sends with `fleetmq::codec`.
+pub struct RawClient {
+    stream: TcpStream,
+    read_buf: BytesMut,
+    /// Decides how incoming packets are decoded (properties or not).
+    pub version: ProtocolVersion,
+    /// Set once the broker closed the connection.
+    eof: bool,
+}
+
+impl RawClient {
+    /// Opens a TCP connection; sends nothing.
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("tcp connect");
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            read_buf: BytesMut::with_capacity(4096),
+            version: ProtocolVersion::V3_1_1,
+            eof: false,
+        }
+    }
+
+    /// Connects with a 3.1.1 CONNECT and asserts CONNACK accepted.
+    pub fn connect_v311(addr: SocketAddr, client_id: &str, clean: bool) -> (RawClient, ConnAck) {
+        RawClient::connect_with(addr, ConnectBuilder::v311(client_id).clean(clean))
+    }
+
+    /// Connects with a 5.0 CONNECT and asserts CONNACK success.
+    pub fn connect_v5(addr: SocketAddr, client_id: &str, clean: bool) -> (RawClient, ConnAck) {
+        RawClient::connect_with(addr, ConnectBuilder::v5(client_id).clean(clean))
+    }
+
+    /// Connects with the given CONNECT and asserts CONNACK success.
+    pub fn connect_with(addr: SocketAddr, connect: ConnectBuilder) -> (RawClient, ConnAck) {
+        let mut client = RawClient::connect(addr);
+        client.send_connect(&connect);
+        let connack = client.expect_connack();
+        assert_eq!(connack.reason, ReasonCode::SUCCESS, "CONNACK refused");
+        (client, connack)
+    }
+
+    /// Sends a CONNECT and decodes what follows in its protocol version.
+    pub fn send_connect(&mut self, connect: &ConnectBuilder) {
+        self.version = match connect.level {
+            5 => ProtocolVersion::V5,
+            3 => ProtocolVersion::V3_1,
+            _ => ProtocolVersion::V3_1_1,
+        };
+        self.send(&connect.build());
+    }
+
+    /// Writes raw bytes. A broker that already closed the socket may make
+    /// this fail; that is ignored, the next read sees the close.
+    pub fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Writes raw bytes and reports a failed write (the broker closed).
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Encodes a packet with `fleetmq::codec` and writes it.
+    pub fn send_packet(&mut self, packet: &Packet, version: ProtocolVersion) {
+        let mut buf = BytesMut::new();
+        encode_packet(packet, version, &mut buf).expect("encode packet");
+        self.send(&buf);
+    }
+
+    /// The next packet, or None on timeout or EOF.
+    pub fn recv_packet(&mut self, timeout: Duration) -> Option<Packet> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match decode_packet(&mut self.read_buf, Some(self.version), u32::MAX) {
+                Ok(Some(packet)) => return Some(packet),
+                Ok(None) => {}
+                Err(error) => panic!(
+                    "broker sent bytes that do not decode as {:?}: {error:?}",
+                    self.version
+                ),
+            }
+            if self.eof {
+                return None;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            self.stream
+                .set_read_timeout(Some(deadline - now))
+                .expect("timeout");
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None
+                }
+                Err(_) => self.eof = true,
+            }
+        }
+    }
+
+    /// Exactly `n` raw bytes as the broker sent them (for asserting the wire
+    /// form); fewer if the connection closes or `timeout` passes.
+    pub fn recv_exact(&mut self, n: usize, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        while self.read_buf.len() < n && !self.eof {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            self.stream
+                .set_read_timeout(Some(deadline - now))
+                .expect("timeout");
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.eof = true,
+                Ok(read) => self.read_buf.extend_from_slice(&chunk[..read]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(_) => self.eof = true,
+            }
+        }
+        let take = n.min(self.read_buf.len());
+        self.read_buf.split_to(take).to_vec()
+    }
+
+    /// The next packet; panics naming `what` when none arrives in [`WAIT`].
+    pub fn expect_packet(&mut self, what: &str) -> Packet {
+        match self.recv_packet(WAIT) {
+            Some(packet) => packet,
+            None => panic!(
+                "expected {what} within {WAIT:?}, got nothing (closed: {})",
+                self.eof
+            ),
+        }
+    }
+
+    pub fn expect_connack(&mut self) -> ConnAck {
+        match self.expect_packet("CONNACK") {
+            Packet::ConnAck(connack) => connack,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub fn expect_publish(&mut self) -> Publish {
+        match self.expect_packet("PUBLISH") {
+            Packet::Publish(publish) => publish,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+
+    /// True when nothing arrives within `timeout` and the connection is open.
+    pub fn expect_silence(&mut self, timeout: Duration) -> Result<(), Box<Packet>> {
+        match self.recv_packet(timeout) {
+            Some(packet) => Err(Box::new(packet)),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads until the broker closes the connection (EOF or reset); Some
+    /// with what arrived before, None if it is still open after `timeout`.
+    pub fn wait_closed(&mut self, timeout: Duration) -> Option<Closed> {
+        let deadline = Instant::now() + timeout;
+        let mut packets = Vec::new();
+        loop {
+            let now = Instant::now();
+            match self.recv_packet(deadline.saturating_duration_since(now)) {
+                Some(packet) => packets.push(packet),
+                None if self.eof => return Some(Closed { packets }),
+                None => return None,
+            }
+        }
+    }
+
+    /// True when the broker closes the connection within `timeout`, possibly
+    /// after sending a DISCONNECT (any packets before the close are dropped).
+    pub fn expect_closed(&mut self, timeout: Duration) -> bool {
+        self.wait_closed(timeout).is_some()
+    }
+
+    /// Asserts the broker closes the connection, and for 5.0 that it sends a
+    /// DISCONNECT with `reason` first. Mosquitto often closes without the
+    /// DISCONNECT (the spec says "MAY" there); against it only a DISCONNECT
+    /// that does arrive must carry the right reason.
+    pub fn expect_disconnect(&mut self, reason: ReasonCode) {
+        let closed = self.wait_closed(WAIT).unwrap_or_else(|| {
+            panic!("broker kept the connection open (expected close with {reason:?})")
+        });
+        if self.version.is_v5() {
+            match closed.disconnect_reason() {
+                Some(got) => assert_eq!(
+                    got, reason,
+                    "DISCONNECT reason; packets {:?}",
+                    closed.packets
+                ),
+                None if is_mosquitto() => {}
+                None => panic!(
+                    "broker closed without DISCONNECT {reason:?}; packets before close: {:?}",
+                    closed.packets
+                ),
+            }
+        } else {
+            assert!(
+                closed
+                    .packets
+                    .iter()
+                    .all(|p| !matches!(p, Packet::Disconnect(_))),
+                "a 3.1.1 server never sends DISCONNECT: {:?}",
+                closed.packets
+            );
+        }
+    }
+
+    /// Closes the TCP connection without DISCONNECT (a network drop).
+    pub fn drop_connection(self) {
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.eof
+    }
+
+    /// Subscribes and returns the SUBACK reason codes.
+    pub fn subscribe(&mut self, packet_id: u16, filter: &str, options: u8) -> Vec<ReasonCode> {
+        let v5 = self.version.is_v5();
+        self.send(&subscribe(packet_id, &[(filter, options)], v5, &[]));
+        match self.expect_packet("SUBACK") {
+            Packet::SubAck(suback) => {
+                assert_eq!(suback.packet_id, packet_id, "SUBACK packet id");
+                suback.reasons
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    /// Publishes; for QoS 1 and 2 completes the handshake and returns the
+    /// PUBACK/PUBREC reason.
+    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> ReasonCode {
+        let v5 = self.version.is_v5();
+        let packet_id = 77;
+        self.send(&publish(
+            topic,
+            payload,
+            qos,
+            retain,
+            false,
+            Some(packet_id),
+            v5,
+            &[],
+        ));
+        match qos {
+            0 => ReasonCode::SUCCESS,
+            1 => match self.expect_packet("PUBACK") {
+                Packet::PubAck(ack) if ack.packet_id == packet_id => ack.reason,
+                other => panic!("expected PUBACK {packet_id}, got {other:?}"),
+            },
+            _ => {
+                let reason = match self.expect_packet("PUBREC") {
+                    Packet::PubRec(rec) if rec.packet_id == packet_id => rec.reason,
+                    other => panic!("expected PUBREC {packet_id}, got {other:?}"),
+                };
+                self.send_packet(
+                    &Packet::PubRel(PubResponse::success(packet_id)),
+                    self.version,
+                );
+                match self.expect_packet("PUBCOMP") {
+                    Packet::PubComp(comp) if comp.packet_id == packet_id => {}
+                    other => panic!("expected PUBCOMP {packet_id}, got {other:?}"),
+                }
+                reason
+            }
+        }
+    }
+
+    /// Sends PINGREQ and asserts PINGRESP: the connection is alive.
+    pub fn ping(&mut self) {
+        self.send(&[0xC0, 0x00]);
+        match self.expect_packet("PINGRESP") {
+            Packet::PingResp => {}
+            other => panic!("expected PINGRESP, got {other:?}"),
+        }
+    }
+
+    /// Waits for a PUBLISH, skipping `$SYS` ones.
+    pub fn expect_app_publish(&mut self) -> Publish {
+        loop {
+            let publish = self.expect_publish();
+            if !publish.topic.starts_with("$SYS") {
+                return publish;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Byte builders. Tests build client packets by hand so that malformed and
+// unusual packets are exactly what they look like, independent of the
+// broker's own encoder.
+// ---------------------------------------------------------------------------
+
+/// Appends a variable byte integer.
+pub fn varint(out: &mut Vec<u8>, mut value: u32) {
+    loop {
+        let mut byte = (value % 128) as u8;
+        value /= 128;
+        if value > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if value == 0 {
+            break;
+        }
+    }
+}
+
+/// Appends a length-prefixed UTF-8 string (or any bytes).
+pub fn string(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    out.extend_from_slice(value);
+}
+
+/// A whole packet: first byte, remaining length, body.
+pub fn packet(first_byte: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    varint(&mut out, body.len() as u32);
+    out.extend_from_slice(body);
+    out
+}
+
+/// 5.0 property encoders (identifier then value).
+pub mod prop {
+    pub fn byte(id: u8, value: u8) -> Vec<u8> {
+        vec![id, value]
+    }
+    pub fn u16(id: u8, value: u16) -> Vec<u8> {
+        let mut out = vec![id];
+        out.extend_from_slice(&value.to_be_bytes());
+        out
+    }
+    pub fn u32(id: u8, value: u32) -> Vec<u8> {
+        let mut out = vec![id];
+        out.extend_from_slice(&value.to_be_bytes());
+        out
+    }
+    pub fn varint(id: u8, value: u32) -> Vec<u8> {
+        let mut out = vec![id];
+        super::varint(&mut out, value);
+        out
+    }
+    pub fn string(id: u8, value: &str) -> Vec<u8> {
+        let mut out = vec![id];
+        super::string(&mut out, value.as_bytes());
+        out
+    }
+
+    pub const PAYLOAD_FORMAT: u8 = 0x01;
+    pub const MESSAGE_EXPIRY: u8 = 0x02;
+    pub const SUBSCRIPTION_ID: u8 = 0x0B;
+    pub const SESSION_EXPIRY: u8 = 0x11;
+    pub const WILL_DELAY: u8 = 0x18;
+    pub const RECEIVE_MAXIMUM: u8 = 0x21;
+    pub const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+    pub const TOPIC_ALIAS: u8 = 0x23;
+    pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
+}
+
+/// Appends a 5.0 property block (length then properties).
+fn properties(out: &mut Vec<u8>, props: &[u8]) {
+    varint(out, props.len() as u32);
+    out.extend_from_slice(props);
+}
+
+/// The will of a [`ConnectBuilder`]: (topic, payload, qos, retain, raw 5.0
+/// will properties).
+pub type WillSpec = (String, Vec<u8>, u8, bool, Vec<u8>);
+
+/// Builds CONNECT bytes for 3.1.1 or 5.0.
+#[derive(Clone, Debug)]
+pub struct ConnectBuilder {
+    pub protocol_name: Vec<u8>,
+    pub level: u8,
+    pub client_id: String,
+    pub clean: bool,
+    pub keep_alive: u16,
+    /// Raw 5.0 CONNECT properties.
+    pub properties: Vec<u8>,
+    pub will: Option<WillSpec>,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+    /// ORed into the connect flags byte (to set the reserved bit).
+    pub extra_flags: u8,
+}
+
+impl ConnectBuilder {
+    pub fn v311(client_id: &str) -> ConnectBuilder {
+        ConnectBuilder {
+            protocol_name: b"MQTT".to_vec(),
+            level: 4,
+            client_id: client_id.to_string(),
+            clean: true,
+            keep_alive: 60,
+            properties: Vec::new(),
+            will: None,
+            username: None,
+            password: None,
+            extra_flags: 0,
+        }
+    }
+
+    pub fn v5(client_id: &str) -> ConnectBuilder {
+        ConnectBuilder {
+            level: 5,
+            ..ConnectBuilder::v311(client_id)
+        }
+    }
+
+    pub fn clean(mut self, clean: bool) -> Self {
+        self.clean = clean;
+        self
+    }
+
+    pub fn keep_alive(mut self, seconds: u16) -> Self {
+        self.keep_alive = seconds;
+        self
+    }
+
+    pub fn property(mut self, bytes: Vec<u8>) -> Self {
+        self.properties.extend_from_slice(&bytes);
+        self
+    }
+
+    pub fn will(mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Self {
+        self.will = Some((topic.to_string(), payload.to_vec(), qos, retain, Vec::new()));
+        self
+    }
+
+    pub fn will_property(mut self, bytes: Vec<u8>) -> Self {
+        if let Some(will) = self.will.as_mut() {
+            will.4.extend_from_slice(&bytes);
+        }
+        self
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        let v5 = self.level == 5;
+        let mut body = Vec::new();
+        string(&mut body, &self.protocol_name);
+        body.push(self.level);
+        let mut flags = self.extra_flags;
+        if self.clean {
+            flags |= 0x02;
+        }
+        if let Some((_, _, qos, retain, _)) = &self.will {
+            flags |= 0x04 | (qos << 3);
+            if *retain {
+                flags |= 0x20;
+            }
+        }
+        if self.password.is_some() {
+            flags |= 0x40;
+        }
+        if self.username.is_some() {
+            flags |= 0x80;
+        }
+        body.push(flags);
+        body.extend_from_slice(&self.keep_alive.to_be_bytes());
+        if v5 {
+            properties(&mut body, &self.properties);
+        }
+        string(&mut body, self.client_id.as_bytes());
+        if let Some((topic, payload, _, _, will_props)) = &self.will {
+            if v5 {
+                properties(&mut body, will_props);
+            }
+            string(&mut body, topic.as_bytes());
+            string(&mut body, payload);
+        }
+        if let Some(username) = &self.username {
+            string(&mut body, username.as_bytes());
+        }
+        if let Some(password) = &self.password {
+            string(&mut body, password);
+        }
+        packet(0x10, &body)
+    }
+}
+
+/// PUBLISH bytes. `packet_id` is written only for QoS > 0; `props` are raw
+/// 5.0 properties (ignored for 3.1.1).
+#[allow(clippy::too_many_arguments)]
+pub fn publish(
+    topic: &str,
+    payload: &[u8],
+    qos: u8,
+    retain: bool,
+    dup: bool,
+    packet_id: Option<u16>,
+    v5: bool,
+    props: &[u8],
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    string(&mut body, topic.as_bytes());
+    if qos > 0 {
+        body.extend_from_slice(&packet_id.unwrap_or(1).to_be_bytes());
+    }
+    if v5 {
+        properties(&mut body, props);
+    }
+    body.extend_from_slice(payload);
+    let first = 0x30 | (u8::from(dup) << 3) | (qos << 1) | u8::from(retain);
+    packet(first, &body)
+}
+
+/// SUBSCRIBE bytes: (filter, options byte) pairs; `props` raw 5.0 properties.
+pub fn subscribe(packet_id: u16, filters: &[(&str, u8)], v5: bool, props: &[u8]) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    if v5 {
+        properties(&mut body, props);
+    }
+    for (filter, options) in filters {
+        string(&mut body, filter.as_bytes());
+        body.push(*options);
+    }
+    packet(0x82, &body)
+}
+
+/// UNSUBSCRIBE bytes.
+pub fn unsubscribe(packet_id: u16, filters: &[&str], v5: bool) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    if v5 {
+        properties(&mut body, &[]);
+    }
+    for filter in filters {
+        string(&mut body, filter.as_bytes());
+    }
+    packet(0xA2, &body)
+}
+
+/// PUBACK/PUBREC/PUBREL/PUBCOMP bytes (first byte given, e.g. 0x62 for PUBREL).
+pub fn ack(first_byte: u8, packet_id: u16) -> Vec<u8> {
+    packet(first_byte, &packet_id.to_be_bytes())
+}
+
+/// DISCONNECT bytes; `reason` None gives the 3.1.1 form.
+pub fn disconnect(reason: Option<u8>) -> Vec<u8> {
+    match reason {
+        None => vec![0xE0, 0x00],
+        Some(code) => vec![0xE0, 0x02, code, 0x00],
+    }
+}
+
+/// Unique-enough client ids and topics per test (tests share no broker, but
+/// names make logs readable).
+pub fn topic(test: &str, suffix: &str) -> String {
+    format!("fleetmq-test/{test}/{suffix}")
+}
