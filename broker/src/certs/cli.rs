@@ -1,5 +1,5 @@
 //! `fleetmq certs ...`: the command line of the lab PKI. Parses arguments,
-//! calls [`Pki`](super::Pki), and prints one plain line per file written so
+//! calls [`Pki`], and prints one plain line per file written so
 //! that scripts and people can see exactly what changed.
 //!
 //! It must not hold PKI logic of its own beyond `--out` (copying a

@@ -15,8 +15,9 @@ use super::files::{self, Layout, Secrecy};
 use super::index::{Entry, Index};
 use super::inspect::{self, CertFacts};
 use super::profile::{self, check_days, check_name};
-use super::CRL_VALIDITY_DAYS;
-use super::{CaOptions, CertError, CertKind, Issued, IssuedCert, KeyType, Revoked};
+use super::{
+    CaOptions, CertError, CertKind, Issued, IssuedCert, KeyType, Revoked, CRL_VALIDITY_DAYS,
+};
 
 /// An opened lab CA folder, ready to issue certificates.
 pub struct Pki {
