@@ -5,13 +5,16 @@
 //!   until it is stopped.
 //! - `fleetmq check-config FILE` loads and validates a configuration,
 //!   reporting every problem, without starting anything.
+//! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
+//!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
 //!
 //! Exit codes: 0 on success; 1 when the broker fails or `check-config`
 //! finds problems; 2 when `run` cannot start because of its configuration
 //! or the command line (as clap does for usage errors).
 //!
 //! This file only wires things together: configuration lives in
-//! `fleetmq::config`, the broker in `fleetmq::server`.
+//! `fleetmq::config`, the broker in `fleetmq::server`, the PKI in
+//! `fleetmq::certs`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,8 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Manage the lab PKI: the CA, server and device certificates, the CRL.
+    Certs(fleetmq::certs::cli::CertsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(args)) => run(&args),
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
         None => run(&cli.run),
     }
 }
