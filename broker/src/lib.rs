@@ -21,6 +21,8 @@
 //! - [`observe`] broadcasts connection events (connects with their
 //!   handshake timings, disconnects, failed handshakes) to watchers.
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
+//! - [`store`] keeps retained messages and persistent sessions on disk
+//!   (redb), written in groups by a thread of its own.
 //! - [`config`] is the TOML configuration: model, layering (defaults, file,
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
 //! - [`certs`] is the lab PKI: a CA, server and device certificates, the
@@ -39,5 +41,6 @@ pub mod observe;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod sys;
 pub mod tls;

@@ -16,11 +16,14 @@ use crate::broker::Broker;
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
 use crate::listener::Listener;
+use crate::store::Store;
 use crate::tls::{TlsError, TlsListener};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     #[error("listener \"{name}\": {source}")]
     Tls {
         name: String,
@@ -54,7 +57,18 @@ pub struct Running {
 
 /// Binds every listener and starts serving.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
-    let broker = Arc::new(Broker::new(Arc::new(config)));
+    let config = Arc::new(config);
+    let (store, restored) = if config.store.enabled {
+        let (store, restored) =
+            Store::open(&config.data_dir, &config.store).map_err(ServerError::Store)?;
+        (Some(store), Some(restored))
+    } else {
+        (None, None)
+    };
+    let broker = Arc::new(Broker::new(config, store));
+    if let Some(restored) = restored {
+        broker.restore(restored);
+    }
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
         let tls = match &listener_config.tls {

@@ -7,6 +7,7 @@
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
 mod publish;
+mod restore;
 mod stats;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use crate::message::Message;
 use crate::observe::Events;
 use crate::router::{ClientKey, RetainedStore, SubscriptionTrie, TopicLimits};
 use crate::session::{Attachment, Control, QueueLimits, Session};
+use crate::store::{Op, Store};
 
 pub use stats::Stats;
 
@@ -49,6 +51,8 @@ pub struct Broker {
     next_generation: AtomicU64,
     /// Source of assigned client identifiers.
     next_assigned_id: AtomicU64,
+    /// Durable state, when `store.enabled`.
+    pub store: Option<Arc<Store>>,
 }
 
 /// What [`Broker::attach`] gives a connection that completed CONNECT.
@@ -67,7 +71,7 @@ pub struct Attached {
 
 impl Broker {
     /// An empty broker for `config`.
-    pub fn new(config: Arc<Config>) -> Broker {
+    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>) -> Broker {
         let topic_limits = TopicLimits {
             max_length: config.limits.max_topic_length,
             max_levels: config.limits.max_topic_levels,
@@ -83,6 +87,15 @@ impl Broker {
             started_at: Instant::now(),
             next_generation: AtomicU64::new(1),
             next_assigned_id: AtomicU64::new(1),
+            store,
+        }
+    }
+
+    /// Records a change in the store, if there is one; returns its ticket.
+    pub fn persist(&self, op: impl FnOnce() -> Op) -> u64 {
+        match &self.store {
+            Some(store) => store.submit(op()),
+            None => 0,
         }
     }
 
@@ -138,7 +151,7 @@ impl Broker {
             let resumed = match (existing, router.as_mut()) {
                 (Some(old), _) if !clean_start => Some(old),
                 (Some(old), Some(router)) => {
-                    Self::discard_locked(router, &old);
+                    self.discard_locked(router, &old);
                     None
                 }
                 _ => None,
@@ -154,7 +167,14 @@ impl Broker {
                     control: control_tx,
                 });
                 state.generation = generation;
+                let was_persistent = state.is_persistent();
                 state.expiry_interval = expiry_interval;
+                if state.is_persistent() {
+                    let meta = state.meta(None);
+                    self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+                } else if was_persistent {
+                    self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));
+                }
             }
             sessions.insert(session.client_id.clone(), session.clone());
             self.stats.client_connected();
@@ -170,8 +190,11 @@ impl Broker {
 
     /// Ends a session: its subscriptions leave the router, its queue and
     /// inflight state are dropped, and later enqueues are refused.
-    fn discard_locked(router: &mut SubscriptionTrie, session: &Session) {
+    fn discard_locked(&self, router: &mut SubscriptionTrie, session: &Session) {
         let mut state = session.lock();
+        if state.is_persistent() {
+            self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));
+        }
         state.alive = false;
         for filter in state.subscriptions.keys() {
             router.unsubscribe(filter, &session.client_id);
@@ -193,22 +216,33 @@ impl Broker {
                 return false;
             }
             state.attached = None;
+            if state.is_persistent() {
+                let meta = state.meta(Some(crate::store::now_ms()));
+                self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+            }
             state.expiry_interval
         };
         self.stats.client_disconnected();
+        self.schedule_expiry(session, generation, expiry, Duration::from_secs(u64::from(expiry)));
+        true
+    }
+
+    /// Ends an offline session after `after` unless a connection attaches
+    /// first; `expiry` is its interval (0 ends it now, `u32::MAX` never).
+    fn schedule_expiry(self: &Arc<Self>, session: &Arc<Session>, generation: u64, expiry: u32, after: Duration) {
         match expiry {
             0 => self.expire_if_idle(session, generation),
             u32::MAX => {}
-            secs => {
+            _ if after.is_zero() => self.expire_if_idle(session, generation),
+            _ => {
                 let broker = Arc::clone(self);
                 let session = Arc::clone(session);
                 tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(u64::from(secs))).await;
+                    tokio::time::sleep(after).await;
                     broker.expire_if_idle(&session, generation);
                 });
             }
         }
-        true
     }
 
     /// Removes the session if no connection attached since `generation`.
@@ -227,7 +261,7 @@ impl Broker {
         if is_current {
             sessions.remove(&session.client_id);
         }
-        Self::discard_locked(&mut router, session);
+        self.discard_locked(&mut router, session);
     }
 
     /// The session of `client_id`, if one exists.

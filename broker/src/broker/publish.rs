@@ -13,6 +13,7 @@ use crate::codec::QoS;
 use crate::message::Message;
 use crate::router::{Route, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session};
+use crate::store::Op;
 
 /// What became of one published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,26 +22,39 @@ pub struct PublishOutcome {
     pub matched: usize,
     /// Of those, sessions whose queue refused it.
     pub dropped: usize,
+    /// Store ticket covering every durable record the message produced
+    /// (0: none); its acknowledgement waits for this ticket's commit.
+    pub ticket: u64,
 }
 
 impl Broker {
     /// Accepts a message: stores or clears it as retained when its RETAIN
     /// flag is set, then delivers it to every matching subscription.
     pub fn publish(&self, message: Arc<Message>) -> PublishOutcome {
+        let mut ticket = 0;
         if message.retain {
             let mut retained = self.retained.write();
+            // $SYS values are rebuilt every interval; storing them would
+            // only wear the disk.
+            let durable = !message.topic.starts_with("$SYS/");
             if message.payload.is_empty() {
                 // An empty retained payload clears the topic and is not
                 // stored [MQTT-3.3.1-10, MQTT-3.3.1-11].
-                retained.remove(&message.topic);
+                if retained.remove(&message.topic).is_some() && durable {
+                    ticket = self.persist(|| Op::RetainClear(Arc::clone(&message.topic)));
+                }
             } else {
                 retained.set(&message.topic, Arc::clone(&message));
+                if durable {
+                    ticket = self.persist(|| Op::RetainSet(Arc::clone(&message)));
+                }
             }
         }
         let targets = self.targets(&message);
         let mut outcome = PublishOutcome {
             matched: targets.len(),
             dropped: 0,
+            ticket,
         };
         for (session, route) in targets {
             let item = Queued {
@@ -50,10 +64,13 @@ impl Broker {
                 retain: message.retain && route.retain_as_published,
                 subscription_ids: route.subscription_identifiers,
                 message: Arc::clone(&message),
+                seq: None,
             };
-            if session.enqueue(item) == EnqueueOutcome::Dropped {
+            let (queued, ticket) = session.enqueue(item, self.store.as_deref());
+            if queued == EnqueueOutcome::Dropped {
                 outcome.dropped += 1;
             }
+            outcome.ticket = outcome.ticket.max(ticket);
         }
         Stats::add(&self.stats.publish_dropped, outcome.dropped as u64);
         outcome
@@ -96,7 +113,10 @@ impl Broker {
     pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
         let mut router = self.router.write();
         let mut state = session.lock();
-        state.subscriptions.remove(filter);
+        if state.subscriptions.remove(filter).is_some() && state.is_persistent() {
+            let meta = state.meta(None);
+            self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+        }
         router.unsubscribe(filter, &session.client_id)
     }
 
@@ -126,8 +146,10 @@ impl Broker {
                 retain: true,
                 subscription_ids: id.into_iter().collect(),
                 message,
+                seq: None,
             };
-            if session.enqueue(item) == EnqueueOutcome::Dropped {
+            let (queued, _) = session.enqueue(item, self.store.as_deref());
+            if queued == EnqueueOutcome::Dropped {
                 Stats::add(&self.stats.publish_dropped, 1);
             }
         }

@@ -741,6 +741,17 @@ fn check_environment(
         let key = variable[ENV_PREFIX.len()..]
             .to_ascii_lowercase()
             .replace(ENV_SEPARATOR, ".");
+        // Settings are FLEETMQ_<SECTION>__<KEY>, or a top-level key such
+        // as FLEETMQ_DATA_DIR. Other FLEETMQ_ variables (FLEETMQ_BIN for
+        // the test suites, say) belong to other tools and are left alone.
+        // A single word that names a setting of some section is a likely
+        // mistake and is still reported.
+        let names_a_setting = schema.values().any(|section| {
+            matches!(section, toml::Value::Table(table) if table.contains_key(&key))
+        });
+        if !key.contains('.') && !schema.contains_key(&key) && !names_a_setting {
+            continue;
+        }
         let problem = |kind| Problem {
             origin: Origin::Environment {
                 variable: variable.clone(),
@@ -1157,6 +1168,20 @@ mod tests {
         let pairs = [("FLEETMQ_LOG__LEVEL", ""), ("FLEETMQ_NOT_A_SETTING", "")];
         let config = load_layers(Some(file), env(&pairs).into_iter()).unwrap();
         assert_eq!(config.log.level, "warn");
+    }
+
+    #[test]
+    fn other_tools_variables_are_left_alone() {
+        let file = FileLayer {
+            text: "",
+            name: "fleetmq.toml",
+        };
+        let pairs = [
+            ("FLEETMQ_BIN", "/usr/bin/fleetmq"),
+            ("FLEETMQ_TEST_BROKER", "mosquitto"),
+        ];
+        let config = load_layers(Some(file), env(&pairs).into_iter()).unwrap();
+        assert_eq!(config, Config::default());
     }
 
     #[test]

@@ -75,6 +75,10 @@ where
                 }));
             }
         }
+        // The session is settled before the socket closes: a client that
+        // reconnects the moment it sees the close must find a clean
+        // session already gone [MQTT-3.2.2-1].
+        let was_attached = self.broker.detach(&self.session, self.generation);
         if !matches!(exit, Exit::Io(_)) {
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
                 let _ = self.flush().await;
@@ -87,7 +91,6 @@ where
             reason: why,
         });
         let will = if publish_will { self.will.take() } else { None };
-        let was_attached = self.broker.detach(&self.session, self.generation);
         if let Some(will) = will {
             schedule_will(
                 &self.broker,

@@ -5,7 +5,7 @@
 //! reason codes, 3.1.1 return codes through the encoder) and a log line
 //! naming the peer; nothing here touches other clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,6 +169,12 @@ where
         topic_aliases: HashMap::new(),
         control: attached.control,
         counters: Arc::new(ClientCounters::default()),
+        pending_acks: VecDeque::new(),
+        committed: broker
+            .store
+            .as_ref()
+            .filter(|store| store.gates_acks())
+            .map(|store| store.committed()),
     };
     client.counters.touch();
     client.send(&connack);

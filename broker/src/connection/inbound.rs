@@ -21,7 +21,8 @@ use crate::observe::{ClientCounters, Event};
 use crate::router::{
     parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
 };
-use crate::session::OutFlight;
+use crate::session::{OutFlight, Released};
+use crate::store::{ItemState, Op};
 
 impl<S> Client<S>
 where
@@ -35,7 +36,9 @@ where
                 let mut state = self.session.lock();
                 if matches!(state.inflight.get(ack.packet_id), Some(OutFlight::Publish(item)) if item.qos == QoS::AtLeastOnce)
                 {
-                    state.inflight.remove(ack.packet_id);
+                    if let Some(OutFlight::Publish(item)) = state.inflight.remove(ack.packet_id) {
+                        self.forget_delivery(item.seq);
+                    }
                 }
                 Ok(())
             }
@@ -44,10 +47,24 @@ where
                     let mut state = self.session.lock();
                     if rec.reason.is_error() {
                         // The receiver refused the message: it is done.
-                        state.inflight.remove(rec.packet_id);
+                        if let Some(OutFlight::Publish(item)) = state.inflight.remove(rec.packet_id) {
+                            self.forget_delivery(item.seq);
+                        }
                         return Ok(());
                     }
-                    state.inflight.mark_released(rec.packet_id)
+                    match state.inflight.mark_released(rec.packet_id) {
+                        Released::Published(item) => {
+                            if let Some(seq) = item.seq {
+                                let client = Arc::clone(&self.client_id);
+                                self.broker.persist(|| {
+                                    Op::ItemState(client, seq, item, ItemState::Released(rec.packet_id))
+                                });
+                            }
+                            true
+                        }
+                        Released::Again => true,
+                        Released::Unknown => false,
+                    }
                 };
                 let mut rel = PubResponse::success(rec.packet_id);
                 if !known {
@@ -57,7 +74,14 @@ where
                 Ok(())
             }
             Packet::PubRel(rel) => {
-                let known = self.session.lock().incoming_qos2.remove(&rel.packet_id);
+                let (known, persistent) = {
+                    let mut state = self.session.lock();
+                    (state.incoming_qos2.remove(&rel.packet_id), state.is_persistent())
+                };
+                if known && persistent {
+                    let client = Arc::clone(&self.client_id);
+                    self.broker.persist(|| Op::IncomingRemove(client, rel.packet_id));
+                }
                 let mut comp = PubResponse::success(rel.packet_id);
                 if !known {
                     comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
@@ -67,8 +91,10 @@ where
             }
             Packet::PubComp(comp) => {
                 let mut state = self.session.lock();
-                if matches!(state.inflight.get(comp.packet_id), Some(OutFlight::Release)) {
+                if let Some(OutFlight::Release(seq)) = state.inflight.get(comp.packet_id) {
+                    let seq = *seq;
                     state.inflight.remove(comp.packet_id);
+                    self.forget_delivery(seq);
                 }
                 Ok(())
             }
@@ -109,6 +135,14 @@ where
                 ReasonCode::PROTOCOL_ERROR,
                 format!("{} is sent by servers, not clients", other.name()),
             )),
+        }
+    }
+
+    /// A stored delivery is finished: drop its record.
+    pub(super) fn forget_delivery(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            let client = Arc::clone(&self.client_id);
+            self.broker.persist(|| Op::ItemRemove(client, seq));
         }
     }
 
@@ -177,7 +211,7 @@ where
                 // A retransmission of a message we already routed: only
                 // acknowledge it again (exactly once, [MQTT-4.3.3-9]).
                 drop(state);
-                self.send(&Packet::PubRec(PubResponse::success(packet_id)));
+                self.send_ack(0, Packet::PubRec(PubResponse::success(packet_id)));
                 return Ok(());
             }
             if state.incoming_qos2.len() >= usize::from(self.broker.config.limits.max_inflight) {
@@ -189,6 +223,7 @@ where
         }
         // $SYS belongs to the broker: clients may not write there.
         let denied = topic.starts_with("$SYS/") || &*topic == "$SYS";
+        let mut ticket = 0;
         let reason = if denied {
             tracing::debug!(client = %self.client_id, "Denied PUBLISH from {} to '{}'.", self.client_id, topic);
             ReasonCode::NOT_AUTHORIZED
@@ -206,6 +241,7 @@ where
                 publisher: Some(Arc::clone(&self.client_id)),
             });
             let outcome = self.broker.publish(message);
+            ticket = outcome.ticket;
             if outcome.matched == 0 {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
             } else {
@@ -218,12 +254,22 @@ where
         ack.reason = reason;
         match publish.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.send(&Packet::PubAck(ack)),
+            QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
-                    self.session.lock().incoming_qos2.insert(packet_id);
+                    let persistent = {
+                        let mut state = self.session.lock();
+                        state.incoming_qos2.insert(packet_id);
+                        state.is_persistent()
+                    };
+                    if persistent {
+                        // A retransmission after a broker restart must still
+                        // be recognised as one [MQTT-4.3.3-9].
+                        let client = Arc::clone(&self.client_id);
+                        ticket = ticket.max(self.broker.persist(|| Op::IncomingAdd(client, packet_id)));
+                    }
                 }
-                self.send(&Packet::PubRec(ack));
+                self.send_ack(ticket, Packet::PubRec(ack));
             }
         }
         Ok(())

@@ -16,7 +16,7 @@ mod handshake;
 mod inbound;
 mod outbound;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +104,24 @@ struct Client<S> {
     control: mpsc::UnboundedReceiver<Control>,
     /// Traffic of this connection, shared with watchers.
     counters: Arc<ClientCounters>,
+    /// Acknowledgements waiting for their store ticket to commit, in the
+    /// order their PUBLISHes arrived [MQTT-4.6.0-2].
+    pending_acks: VecDeque<(u64, Packet)>,
+    /// The store's committed ticket, when acknowledgements wait for it.
+    committed: Option<watch::Receiver<u64>>,
+}
+
+/// Waits for the store to commit more (forever without a store).
+async fn wait_commit(committed: &mut Option<watch::Receiver<u64>>) {
+    match committed {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                // The writer is gone (shutdown): nothing more will commit.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 /// Serves one accepted connection until it closes.
@@ -165,9 +183,33 @@ where
                     }
                 }
                 _ = session.wakeup.notified() => {}
+                _ = wait_commit(&mut self.committed), if !self.pending_acks.is_empty() => {
+                    self.release_acks();
+                }
                 _ = tokio::time::sleep_until(deadline), if !self.keep_alive.is_zero() => {
                     return Exit::KeepAliveTimeout;
                 }
+            }
+        }
+    }
+
+    /// Sends an acknowledgement once `ticket` is committed (at once for 0),
+    /// never ahead of an earlier one.
+    fn send_ack(&mut self, ticket: u64, packet: Packet) {
+        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
+        if self.pending_acks.is_empty() && ticket <= committed {
+            self.send(&packet);
+        } else {
+            self.pending_acks.push_back((ticket, packet));
+        }
+    }
+
+    /// Sends the acknowledgements whose records are now durable.
+    fn release_acks(&mut self) {
+        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
+        while self.pending_acks.front().is_some_and(|(ticket, _)| *ticket <= committed) {
+            if let Some((_, packet)) = self.pending_acks.pop_front() {
+                self.send(&packet);
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::broker::Stats;
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
 use crate::observe::ClientCounters;
 use crate::session::{OutFlight, Queued};
+use crate::store::{ItemState, Op};
 
 impl<S> Client<S>
 where
@@ -73,6 +74,7 @@ where
                 return Ok(());
             };
             if item.message.is_expired(now) {
+                self.forget_delivery(item.seq);
                 continue;
             }
             let packet_id = if item.qos == QoS::AtMostOnce {
@@ -91,10 +93,20 @@ where
                 Some(id)
             };
             let publish = Packet::Publish(self.publish_for(&item, packet_id, false, now));
-            if self.send_publish(&publish) {
-                if let Some(id) = packet_id {
-                    state.inflight.insert(id, OutFlight::Publish(item));
+            if !self.send_publish(&publish) {
+                self.forget_delivery(item.seq);
+                continue;
+            }
+            if let Some(id) = packet_id {
+                if let (QoS::ExactlyOnce, Some(seq)) = (item.qos, item.seq) {
+                    // After a restart this PUBLISH must go out again with
+                    // the same packet id, not as a new message.
+                    let client = std::sync::Arc::clone(&self.client_id);
+                    let copy = item.clone();
+                    self.broker
+                        .persist(|| Op::ItemState(client, seq, copy, ItemState::Sent(id)));
                 }
+                state.inflight.insert(id, OutFlight::Publish(item));
             }
         }
         if !state.queue.is_empty() {
@@ -117,7 +129,7 @@ where
                 OutFlight::Publish(item) => {
                     Packet::Publish(self.publish_for(item, Some(id), true, now))
                 }
-                OutFlight::Release => Packet::PubRel(PubResponse::success(id)),
+                OutFlight::Release(_) => Packet::PubRel(PubResponse::success(id)),
             })
             .collect();
         drop(state);

@@ -13,8 +13,19 @@ use super::queue::Queued;
 pub enum OutFlight {
     /// PUBLISH sent (QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC).
     Publish(Queued),
-    /// PUBREL sent, awaiting PUBCOMP.
-    Release,
+    /// PUBREL sent, awaiting PUBCOMP; the store key of the delivery.
+    Release(Option<u64>),
+}
+
+/// What a PUBREC found.
+#[derive(Debug)]
+pub enum Released {
+    /// The QoS 2 PUBLISH it acknowledges; now awaiting PUBCOMP.
+    Published(Queued),
+    /// PUBREL was already sent (a repeated PUBREC).
+    Again,
+    /// No such packet id.
+    Unknown,
 }
 
 /// Outgoing inflight window, in packet id order of sending.
@@ -61,14 +72,17 @@ impl Inflight {
     }
 
     /// PUBREC received: the message is delivered, the release begins.
-    pub fn mark_released(&mut self, id: u16) -> bool {
-        match self.entries.get_mut(&id) {
-            Some(entry @ OutFlight::Publish(_)) => {
-                *entry = OutFlight::Release;
-                true
-            }
-            Some(OutFlight::Release) => true,
-            None => false,
+    pub fn mark_released(&mut self, id: u16) -> Released {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return Released::Unknown;
+        };
+        let seq = match entry {
+            OutFlight::Release(_) => return Released::Again,
+            OutFlight::Publish(item) => item.seq,
+        };
+        match std::mem::replace(entry, OutFlight::Release(seq)) {
+            OutFlight::Publish(item) => Released::Published(item),
+            OutFlight::Release(_) => Released::Again,
         }
     }
 

@@ -11,14 +11,16 @@ mod inflight;
 mod queue;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
 use crate::codec::ReasonCode;
 use crate::router::{ClientKey, Subscription};
+use crate::store::{Op, SessionMeta, Store, StoredSubscription};
 
-pub use inflight::{Inflight, OutFlight};
+pub use inflight::{Inflight, OutFlight, Released};
 pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
 
 /// A request from the broker to the connection attached to a session.
@@ -103,26 +105,59 @@ impl Session {
 
     /// Queues a message for the client and wakes its connection. Offline
     /// sessions keep only QoS 1 and 2 (like Mosquitto's default
-    /// `queue_qos0_messages false`).
-    pub fn enqueue(&self, item: Queued) -> EnqueueOutcome {
+    /// `queue_qos0_messages false`). A QoS 1/2 delivery to a persistent
+    /// session is also recorded in `store`; the returned ticket (0: none)
+    /// tells when that record is durable.
+    pub fn enqueue(&self, mut item: Queued, store: Option<&Store>) -> (EnqueueOutcome, u64) {
+        let mut ticket = 0;
         let outcome = {
             let mut state = self.state.lock();
             if !state.alive {
-                return EnqueueOutcome::Dropped;
+                return (EnqueueOutcome::Dropped, 0);
             }
             if state.attached.is_none() && item.qos == crate::codec::QoS::AtMostOnce {
-                return EnqueueOutcome::Dropped;
+                return (EnqueueOutcome::Dropped, 0);
             }
-            state.queue.push(item)
+            let durable = store
+                .filter(|_| item.qos != crate::codec::QoS::AtMostOnce && state.expiry_interval > 0);
+            if let Some(store) = durable {
+                item.seq = Some(store.next_seq());
+                let copy = item.clone();
+                let outcome = state.queue.push(item);
+                if outcome == EnqueueOutcome::Queued {
+                    ticket = store.submit(Op::ItemPut(Arc::clone(&self.client_id), copy));
+                }
+                outcome
+            } else {
+                state.queue.push(item)
+            }
         };
         if outcome == EnqueueOutcome::Queued {
             self.wakeup.notify_one();
         }
-        outcome
+        (outcome, ticket)
     }
 }
 
 impl SessionState {
+    /// The durable description of this session.
+    pub fn meta(&self, disconnected_at_ms: Option<u64>) -> SessionMeta {
+        SessionMeta {
+            expiry_interval: self.expiry_interval,
+            disconnected_at_ms,
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(filter, sub)| (filter.clone(), StoredSubscription::from(sub)))
+                .collect(),
+        }
+    }
+
+    /// True when the session outlives its connection (and is stored).
+    pub fn is_persistent(&self) -> bool {
+        self.expiry_interval > 0
+    }
+
     /// True when this connection generation is still the attached one.
     pub fn is_attached(&self, generation: u64) -> bool {
         self.attached

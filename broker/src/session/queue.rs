@@ -28,6 +28,9 @@ pub struct Queued {
     pub retain: bool,
     /// 5.0 subscription identifiers of the matching subscriptions.
     pub subscription_ids: Vec<u32>,
+    /// Key of this delivery in the durable store, when it is stored
+    /// (QoS 1/2 for a persistent session).
+    pub seq: Option<u64>,
 }
 
 /// Whether a message found room.
@@ -81,6 +84,13 @@ impl Queue {
         Some(item)
     }
 
+    /// Appends a delivery read back from the store, whatever the bounds
+    /// (they held when it was queued).
+    pub fn push_restored(&mut self, item: Queued) {
+        self.bytes += item.message.size();
+        self.items.push_back(item);
+    }
+
     /// Puts a message back at the front (it could not be sent yet).
     pub fn push_front(&mut self, item: Queued) {
         self.bytes += item.message.size();
@@ -127,6 +137,7 @@ mod tests {
             qos: QoS::AtLeastOnce,
             retain: false,
             subscription_ids: Vec::new(),
+            seq: None,
         }
     }
 

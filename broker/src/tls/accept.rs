@@ -153,18 +153,20 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
-    // Waiting for a handshake slot counts against the same deadline, so a
-    // storm of silent peers cannot queue up forever.
-    let _permit = tokio::time::timeout_at(deadline, listener.handshakes.acquire())
-        .await
-        .map_err(|_| HandshakeFailure::Timeout)?
-        .map_err(|_| HandshakeFailure::Io("handshake limiter closed".into()))?;
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = tokio::time::timeout_at(deadline, acceptor)
         .await
         .map_err(|_| HandshakeFailure::Timeout)?
         .map_err(HandshakeFailure::from_io)?;
     clock.client_hello = Some(Instant::now());
+    // The slot bounds the expensive part (key exchange, signatures,
+    // certificate checks). It is taken only once a whole ClientHello has
+    // arrived, so silent or dribbling peers cannot hold slots; waiting for
+    // one counts against the same deadline.
+    let _permit = tokio::time::timeout_at(deadline, listener.handshakes.acquire())
+        .await
+        .map_err(|_| HandshakeFailure::Timeout)?
+        .map_err(|_| HandshakeFailure::Io("handshake limiter closed".into()))?;
     let server_name = start.client_hello().server_name().map(str::to_string);
     let tls = tokio::time::timeout_at(deadline, start.into_stream(listener.current()))
         .await

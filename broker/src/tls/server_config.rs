@@ -199,9 +199,10 @@ fn build(
             detail: e.to_string(),
         })?;
     config.session_storage = Arc::clone(session_cache);
-    match ticketer {
-        Some(ticketer) => config.ticketer = Arc::clone(ticketer),
-        None => config.send_tls13_tickets = 0,
+    // Without a ticketer, TLS 1.3 "tickets" are ids into the session cache
+    // (stateful resumption), so returning devices still resume.
+    if let Some(ticketer) = ticketer {
+        config.ticketer = Arc::clone(ticketer);
     }
     Ok(config)
 }

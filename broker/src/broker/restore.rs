@@ -1,0 +1,93 @@
+//! Bringing back what the store held at startup: retained messages,
+//! offline persistent sessions with their subscriptions, queued and inflight
+//! deliveries and QoS 2 state, their expiry timers, and delayed wills.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Broker;
+use crate::message::Message;
+use crate::session::{OutFlight, Session};
+use crate::store::{now_ms, ItemState, Op, Restored};
+
+impl Broker {
+    /// Loads `restored` into an empty broker. Must run inside the runtime
+    /// (expiry timers and delayed wills are tasks).
+    pub fn restore(self: &Arc<Self>, restored: Restored) {
+        let now = now_ms();
+        let instant_now = std::time::Instant::now();
+        let retained = restored.retained.len();
+        {
+            let mut store = self.retained.write();
+            for message in restored.retained {
+                if !message.is_expired(instant_now) {
+                    let topic = Arc::clone(&message.topic);
+                    store.set(&topic, message);
+                }
+            }
+        }
+        let sessions = restored.sessions.len();
+        let mut deliveries = 0;
+        for stored in restored.sessions {
+            let session = Arc::new(Session::new(Arc::clone(&stored.client_id), self.queue_limits()));
+            let expiry = stored.meta.expiry_interval;
+            // A session that was connected when the broker stopped counts
+            // as disconnected now.
+            let offline_ms = now.saturating_sub(stored.meta.disconnected_at_ms.unwrap_or(now));
+            let left = (u64::from(expiry) * 1000).saturating_sub(offline_ms);
+            {
+                let mut router = self.router.write();
+                let mut state = session.lock();
+                state.expiry_interval = expiry;
+                for (filter, sub) in &stored.meta.subscriptions {
+                    let sub = sub.to_subscription();
+                    state.subscriptions.insert(filter.clone(), sub);
+                    router.subscribe(filter, &session.client_id, sub);
+                }
+                for (item, item_state) in stored.items {
+                    deliveries += 1;
+                    match item_state {
+                        ItemState::Queued => {
+                            state.queue.push_restored(item);
+                        }
+                        ItemState::Sent(id) => state.inflight.insert(id, OutFlight::Publish(item)),
+                        ItemState::Released(id) => state.inflight.insert(id, OutFlight::Release(item.seq)),
+                    }
+                }
+                state.incoming_qos2.extend(stored.incoming_qos2);
+                let meta = state.meta(Some(now - offline_ms));
+                self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+            }
+            self.sessions
+                .write()
+                .insert(Arc::clone(&session.client_id), Arc::clone(&session));
+            self.schedule_expiry(&session, 0, expiry, Duration::from_millis(left));
+        }
+        for will in &restored.wills {
+            let delay = Duration::from_millis(will.publish_at_ms.saturating_sub(now));
+            self.schedule_stored_will(Arc::clone(&will.client_id), Arc::clone(&will.message), delay);
+        }
+        if retained + sessions + restored.wills.len() > 0 {
+            tracing::info!(
+                "Restored {retained} retained messages, {sessions} sessions with {deliveries} pending deliveries, {} delayed wills.",
+                restored.wills.len()
+            );
+        }
+    }
+
+    /// Publishes a stored will after `delay` unless its client reconnected
+    /// and resumed the session meanwhile.
+    fn schedule_stored_will(self: &Arc<Self>, client_id: Arc<str>, message: Arc<Message>, delay: Duration) {
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let resumed = broker
+                .session(&client_id)
+                .is_some_and(|session| session.lock().generation != 0);
+            if !resumed {
+                broker.publish(message);
+            }
+            broker.persist(|| Op::WillClear(client_id));
+        });
+    }
+}

@@ -1,0 +1,163 @@
+//! Durable state: retained messages, persistent sessions (subscriptions,
+//! expiry), their queued and inflight QoS 1/2 messages, incoming QoS 2
+//! packet ids, and wills waiting out their delay.
+//!
+//! The data path never writes to disk. It hands [`Op`]s to [`Store::submit`]
+//! (a channel send) and gets a ticket; a writer thread applies ops in groups
+//! (one redb write transaction and one fsync per group) and publishes the
+//! highest committed ticket. Acknowledgements that promise durability
+//! (PUBACK, PUBREC) wait until their ticket is committed, unless the fsync
+//! policy is `periodic`. QoS 0 traffic never produces an op.
+//!
+//! It must not be on the hot path for QoS 0, and must never silently empty
+//! a damaged store: [`Store::open`] fails with the file and the reason.
+
+mod record;
+mod restore;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::config::{FsyncPolicy, StoreConfig};
+use crate::message::Message;
+use crate::session::Queued;
+
+pub use record::{now_ms, ItemState, SessionMeta, StoredSubscription};
+pub use restore::{Restored, RestoredSession, RestoredWill};
+
+/// One change to durable state.
+#[derive(Debug)]
+pub enum Op {
+    RetainSet(Arc<Message>),
+    RetainClear(Arc<str>),
+    /// Create or replace a session's metadata.
+    SessionPut(Arc<str>, SessionMeta),
+    /// Remove a session with its deliveries and QoS 2 ids.
+    SessionDelete(Arc<str>),
+    /// A delivery queued for a persistent session.
+    ItemPut(Arc<str>, Queued),
+    /// A stored delivery changed state (QoS 2 sent / released).
+    ItemState(Arc<str>, u64, Queued, ItemState),
+    /// A stored delivery is done (acknowledged, expired, dropped).
+    ItemRemove(Arc<str>, u64),
+    IncomingAdd(Arc<str>, u16),
+    IncomingRemove(Arc<str>, u16),
+    /// A will to publish at the given wall-clock time (ms since epoch).
+    WillPut(Arc<str>, Arc<Message>, u64),
+    WillClear(Arc<str>),
+}
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store {path}: {detail} (if it is damaged, move it aside to start with an empty store; nothing was deleted)")]
+    Open { path: PathBuf, detail: String },
+    #[error("the store {path} holds a damaged record in {table} (key {key}): {detail}; move the file aside to start empty, nothing was deleted")]
+    Damaged {
+        path: PathBuf,
+        table: &'static str,
+        key: String,
+        detail: String,
+    },
+    #[error("cannot start the store writer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The handle the broker uses to record changes.
+#[derive(Debug)]
+pub struct Store {
+    /// Sender and the last ticket handed out, under one lock so that the
+    /// channel order is the ticket order.
+    sender: Mutex<Option<(mpsc::Sender<(u64, Op)>, u64)>>,
+    /// Highest ticket whose op is committed.
+    committed: watch::Receiver<u64>,
+    /// Source of delivery sequence numbers (record keys).
+    next_seq: AtomicU64,
+    policy: FsyncPolicy,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store, reads everything in it, and starts the
+    /// writer. Fails, naming the file, when the store cannot be read whole.
+    pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<(Arc<Store>, Restored), StoreError> {
+        let path = if config.path.is_absolute() {
+            config.path.clone()
+        } else {
+            data_dir.join(&config.path)
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+        }
+        let database = redb::Database::create(&path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let restored = restore::read_all(&database, &path)?;
+        let (sender, receiver) = mpsc::channel();
+        let (committed_tx, committed) = watch::channel(0);
+        let policy = config.fsync;
+        let writer = writer::Writer::new(database, path, config.clone(), committed_tx);
+        let handle = std::thread::Builder::new()
+            .name("fleetmq-store".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(StoreError::Thread)?;
+        let store = Store {
+            sender: Mutex::new(Some((sender, 0))),
+            committed,
+            next_seq: AtomicU64::new(restored.max_seq + 1),
+            policy,
+            writer: Mutex::new(Some(handle)),
+        };
+        Ok((Arc::new(store), restored))
+    }
+
+    /// Queues a change; returns its ticket (0 once the store is closed).
+    pub fn submit(&self, op: Op) -> u64 {
+        let mut guard = self.sender.lock();
+        let Some((sender, last)) = guard.as_mut() else {
+            return 0;
+        };
+        *last += 1;
+        let ticket = *last;
+        if sender.send((ticket, op)).is_err() {
+            tracing::error!("The store writer stopped; changes are no longer saved.");
+            return 0;
+        }
+        ticket
+    }
+
+    /// A fresh sequence number for a stored delivery.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Watches the highest committed ticket.
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    /// True when acknowledgements wait for commits (`always`, `batch`).
+    pub fn gates_acks(&self) -> bool {
+        self.policy != FsyncPolicy::Periodic
+    }
+
+    /// Commits everything submitted and stops the writer (shutdown).
+    pub fn close(&self) {
+        drop(self.sender.lock().take());
+        if let Some(handle) = self.writer.lock().take() {
+            if handle.join().is_err() {
+                tracing::error!("The store writer panicked while closing.");
+            }
+        }
+    }
+}
