@@ -7,6 +7,11 @@
 //! the broker we replace) does; tests of fleetmq-only behaviour call
 //! [`skip_on_mosquitto`] and return early there.
 //!
+//! TLS tests add listeners with [`Broker::start_with_listeners`] and find
+//! them with [`Broker::addr_of`]; [`pki`] makes their certificates,
+//! [`tls`] their clients (a [`RawClient`] works over TLS too) and [`tools`]
+//! runs the external ones (openssl, mosquitto clients).
+//!
 //! Every wait is bounded: a test that hangs is a failing test.
 #![allow(
     dead_code,
@@ -15,6 +20,10 @@
     clippy::expect_used,
     clippy::panic
 )]
+
+pub mod pki;
+pub mod tls;
+pub mod tools;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -29,6 +38,7 @@ pub use fleetmq::codec::{
     decode_packet, encode_packet, ConnAck, Disconnect, Packet, ProtocolVersion, PubResponse,
     Publish, QoS, ReasonCode,
 };
+pub use tls::Transport;
 
 /// How long a broker may take to open its listener.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,10 +70,61 @@ struct LogBuffer {
     grew: Condvar,
 }
 
+/// The prefix of the line a listener logs once its socket is bound:
+/// `Opening listen socket on ADDR for listener "NAME" (KIND).`
+const LISTEN_LINE: &str = "Opening listen socket on ";
+
+/// The listener name and address of a listen line.
+fn parse_listen_line(line: &str) -> Option<(String, SocketAddr)> {
+    let rest = line.split(LISTEN_LINE).nth(1)?;
+    let (addr, rest) = rest.split_once(' ')?;
+    let name = rest.strip_prefix("for listener \"")?.split('"').next()?;
+    Some((name.to_string(), addr.parse().ok()?))
+}
+
+/// A listener added to the harness's plain `test` listener.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub name: String,
+    /// The body of its `[listener.tls]` table; None for plain TCP.
+    pub tls_toml: Option<String>,
+}
+
+impl ListenerSpec {
+    pub fn plain(name: &str) -> ListenerSpec {
+        ListenerSpec {
+            name: name.to_string(),
+            tls_toml: None,
+        }
+    }
+
+    /// A TLS listener; `tls_toml` holds `key = value` lines of its
+    /// `[listener.tls]` table (see `pki::Pki::listener_toml`).
+    pub fn tls(name: &str, tls_toml: &str) -> ListenerSpec {
+        ListenerSpec {
+            name: name.to_string(),
+            tls_toml: Some(tls_toml.to_string()),
+        }
+    }
+
+    fn toml(&self) -> String {
+        let mut out = format!(
+            "[[listener]]\nname = \"{}\"\nbind = \"127.0.0.1:0\"\n\n",
+            self.name
+        );
+        if let Some(tls) = &self.tls_toml {
+            out.push_str(&format!("[listener.tls]\n{tls}\n"));
+        }
+        out
+    }
+}
+
 /// A broker process owned by one test; killed on drop.
 pub struct Broker {
     child: Child,
     addr: SocketAddr,
+    /// Every listener's name and bound address, from the listen lines.
+    listeners: Vec<(String, SocketAddr)>,
     logs: Arc<LogBuffer>,
     /// Holds the config file (and the broker's working files) alive.
     _dir: tempfile::TempDir,
@@ -91,7 +152,27 @@ impl Broker {
         }
     }
 
+    /// A fleetmq broker with the `test` listener plus `listeners` (bound to
+    /// 127.0.0.1:0; see [`Broker::addr_of`]) and `extra_toml` appended.
+    /// There is no Mosquitto equivalent: callers skip on Mosquitto.
+    pub fn start_with_listeners(listeners: &[ListenerSpec], extra_toml: &str) -> Broker {
+        assert!(
+            !is_mosquitto(),
+            "extra listeners are fleetmq only; call skip_on_mosquitto first"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        Broker::start_fleetmq_with(dir, listeners, extra_toml)
+    }
+
     fn start_fleetmq(dir: tempfile::TempDir, extra_toml: &str) -> Broker {
+        Broker::start_fleetmq_with(dir, &[], extra_toml)
+    }
+
+    fn start_fleetmq_with(
+        dir: tempfile::TempDir,
+        listeners: &[ListenerSpec],
+        extra_toml: &str,
+    ) -> Broker {
         let config_path = dir.path().join("fleetmq.toml");
         // `[mqtt] sys_interval_secs = 1` unless the test says otherwise; a
         // TOML table may appear only once, so join an `[mqtt]` of the test's.
@@ -102,18 +183,23 @@ impl Broker {
         } else {
             format!("[mqtt]\nsys_interval_secs = 1\n\n{extra_toml}")
         };
-        let toml = format!("[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\n{extra}\n");
+        let mut toml = ListenerSpec::plain("test").toml();
+        for listener in listeners {
+            toml.push_str(&listener.toml());
+        }
+        toml.push_str(&extra);
+        toml.push('\n');
         std::fs::write(&config_path, toml).expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_fleetmq"));
         command.arg("run").arg("--config").arg(&config_path);
-        let ready: &'static str = "Opening listen socket on 127.0.0.1:";
-        Broker::spawn(command, dir, ready, move |line| {
-            let rest = line.split(ready).nth(1)?;
-            let (port, tail) = rest.split_once(' ')?;
-            tail.contains("for listener \"test\"")
-                .then(|| port.parse::<u16>().ok())
-                .flatten()
-        })
+        // The harness's own variables are no settings; fleetmq rejects
+        // unknown FLEETMQ_* variables.
+        command
+            .env_remove("FLEETMQ_TEST_BROKER")
+            .env_remove("FLEETMQ_BIN");
+        let mut names = vec!["test".to_string()];
+        names.extend(listeners.iter().map(|l| l.name.clone()));
+        Broker::spawn(command, dir, LISTEN_LINE, &names, parse_listen_line)
     }
 
     fn start_mosquitto(dir: tempfile::TempDir, extra_conf: &str) -> Broker {
@@ -125,16 +211,26 @@ impl Broker {
         std::fs::write(&config_path, conf).expect("write config");
         let mut command = Command::new("mosquitto");
         command.arg("-c").arg(&config_path);
-        Broker::spawn(command, dir, "running", move |line| {
-            line.contains(" running").then_some(port)
-        })
+        Broker::spawn(
+            command,
+            dir,
+            "running",
+            &["test".to_string()],
+            move |line| {
+                line.contains(" running")
+                    .then(|| ("test".to_string(), SocketAddr::from(([127, 0, 0, 1], port))))
+            },
+        )
     }
 
+    /// Starts `command` and waits until `listen_line` has given the address
+    /// of every listener in `names`.
     fn spawn(
         mut command: Command,
         dir: tempfile::TempDir,
         what: &str,
-        ready_port: impl Fn(&str) -> Option<u16> + Send + 'static,
+        names: &[String],
+        listen_line: impl Fn(&str) -> Option<(String, SocketAddr)> + Send + 'static,
     ) -> Broker {
         command
             .current_dir(dir.path())
@@ -145,30 +241,25 @@ impl Broker {
         let mut child = command.spawn().expect("spawn broker");
         let stderr = child.stderr.take().expect("stderr piped");
         let logs = Arc::new(LogBuffer::default());
-        let port = Arc::new(Mutex::new(None::<u16>));
+        let found = Arc::new(Mutex::new(Vec::<(String, SocketAddr)>::new()));
         let reader = {
-            let logs = Arc::clone(&logs);
-            let port = Arc::clone(&port);
-            thread::spawn(move || {
-                let mut reader = std::io::BufReader::new(stderr);
-                let mut line = String::new();
-                while std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or(0) > 0 {
-                    let mut found = port.lock().unwrap();
-                    if found.is_none() {
-                        *found = ready_port(&line);
-                    }
-                    drop(found);
-                    logs.text.lock().unwrap().push_str(&line);
-                    logs.grew.notify_all();
-                    line.clear();
+            let found = Arc::clone(&found);
+            pipe_lines(stderr, Arc::clone(&logs), move |line| {
+                if let Some(listener) = listen_line(line) {
+                    found.lock().unwrap().push(listener);
                 }
-                logs.grew.notify_all();
             })
         };
         let deadline = Instant::now() + START_TIMEOUT;
-        let port = loop {
-            if let Some(port) = *port.lock().unwrap() {
-                break port;
+        let listeners = loop {
+            {
+                let found = found.lock().unwrap();
+                if names
+                    .iter()
+                    .all(|name| found.iter().any(|(n, _)| n == name))
+                {
+                    break found.clone();
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let _ = reader.join(); // the last words of the broker
@@ -183,7 +274,11 @@ impl Broker {
             let guard = logs.text.lock().unwrap();
             let _ = logs.grew.wait_timeout(guard, Duration::from_millis(20));
         };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = listeners
+            .iter()
+            .find(|(name, _)| name == "test")
+            .map(|(_, addr)| *addr)
+            .expect("test listener");
         if is_mosquitto() {
             // Mosquitto logs "running" just before it polls; make sure it accepts.
             let deadline = Instant::now() + START_TIMEOUT;
@@ -194,8 +289,59 @@ impl Broker {
         Broker {
             child,
             addr,
+            listeners,
             logs,
             _dir: dir,
+        }
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn addr_of(&self, name: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
+            .unwrap_or_else(|| panic!("no listener {name:?}; have {:?}", self.listeners))
+    }
+
+    /// Process id of the broker, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGHUP (reload TLS certificates).
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP {} failed", self.pid());
+    }
+
+    /// How many log lines contain every one of `needles`.
+    pub fn count_log_lines(&self, needles: &[&str]) -> usize {
+        self.logs()
+            .lines()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .count()
+    }
+
+    /// Waits until at least `count` log lines contain every one of
+    /// `needles`; returns how many there are (possibly fewer, on timeout).
+    pub fn wait_for_log_lines(&self, needles: &[&str], count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut text = self.logs.text.lock().unwrap();
+        loop {
+            let seen = text
+                .lines()
+                .filter(|line| needles.iter().all(|n| line.contains(n)))
+                .count();
+            let now = Instant::now();
+            if seen >= count || now >= deadline {
+                return seen;
+            }
+            text = self.logs.grew.wait_timeout(text, deadline - now).unwrap().0;
         }
     }
 
@@ -245,6 +391,27 @@ impl Drop for Broker {
     }
 }
 
+/// Copies `source` line by line into `logs` (lossily, as UTF-8: a tool may
+/// print binary), calling `on_line` for each, on a thread of its own.
+fn pipe_lines(
+    source: impl Read + Send + 'static,
+    logs: Arc<LogBuffer>,
+    on_line: impl Fn(&str) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(source);
+        let mut raw = Vec::new();
+        while std::io::BufRead::read_until(&mut reader, b'\n', &mut raw).unwrap_or(0) > 0 {
+            let line = String::from_utf8_lossy(&raw);
+            on_line(&line);
+            logs.text.lock().unwrap().push_str(&line);
+            logs.grew.notify_all();
+            raw.clear();
+        }
+        logs.grew.notify_all();
+    })
+}
+
 /// A port free right now (for Mosquitto, which cannot bind port 0).
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -271,7 +438,7 @@ impl Closed {
 /// A client that writes exactly the bytes a test gives it and decodes what
 /// the broker sends with `fleetmq::codec`.
 pub struct RawClient {
-    stream: TcpStream,
+    stream: Transport,
     read_buf: BytesMut,
     /// Decides how incoming packets are decoded (properties or not).
     pub version: ProtocolVersion,
@@ -284,6 +451,12 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect_timeout(&addr, WAIT).expect("tcp connect");
         stream.set_nodelay(true).expect("nodelay");
+        RawClient::over(Transport::Tcp(stream))
+    }
+
+    /// A client over an established transport (e.g. [`tls::connect`]);
+    /// sends nothing.
+    pub fn over(stream: Transport) -> RawClient {
         RawClient {
             stream,
             read_buf: BytesMut::with_capacity(4096),
@@ -359,6 +532,7 @@ impl RawClient {
                 return None;
             }
             self.stream
+                .tcp()
                 .set_read_timeout(Some(deadline - now))
                 .expect("timeout");
             let mut chunk = [0u8; 4096];
@@ -383,6 +557,7 @@ impl RawClient {
                 break;
             }
             self.stream
+                .tcp()
                 .set_read_timeout(Some(deadline - now))
                 .expect("timeout");
             let mut chunk = [0u8; 4096];
@@ -486,11 +661,16 @@ impl RawClient {
 
     /// Closes the TCP connection without DISCONNECT (a network drop).
     pub fn drop_connection(self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.tcp().shutdown(Shutdown::Both);
     }
 
     pub fn is_closed(&self) -> bool {
         self.eof
+    }
+
+    /// The transport, e.g. to read what a TLS handshake negotiated.
+    pub fn transport(&self) -> &Transport {
+        &self.stream
     }
 
     /// Subscribes and returns the SUBACK reason codes.

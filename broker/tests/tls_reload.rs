@@ -1,0 +1,230 @@
+//! End-to-end tests of SIGHUP: the broker re-reads the certificate, key, CA
+//! and CRL files of its TLS listeners without dropping a connection. New
+//! handshakes see the new files; held connections carry on; a bad file is
+//! refused and the certificates in force stay.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::pki::{self, Issued, Pki};
+use common::tls::{self, ANY_VERSION, DEBUG_LOG};
+use common::{
+    skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, ReasonCode, WAIT,
+};
+
+const SKIP: &str = "TLS listeners are configured the fleetmq way";
+
+/// The files the broker is configured with, which a test rewrites.
+struct LiveFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    crl: PathBuf,
+}
+
+impl LiveFiles {
+    /// Installs `server` as the live certificate and the empty CRL.
+    fn new(pki: &Pki, server: &Issued) -> LiveFiles {
+        let live = LiveFiles {
+            cert: pki.dir().join("live-server.crt"),
+            key: pki.dir().join("live-server.key"),
+            crl: pki.dir().join("live-crl.pem"),
+        };
+        live.install(server);
+        std::fs::copy(&pki.crl_empty, &live.crl).expect("copy crl");
+        live
+    }
+
+    /// Replaces the live certificate and key with `server`'s.
+    fn install(&self, server: &Issued) {
+        let read = |path: &PathBuf| std::fs::read(path).expect("read");
+        pki::write_atomic(&self.cert, &read(&server.cert), 0o644);
+        pki::write_atomic(&self.key, &read(&server.key), 0o600);
+    }
+
+    fn listener_toml(&self, pki: &Pki) -> String {
+        format!(
+            "cert = {}\nkey = {}\nclient_ca = {}\nclient_certs = \"required\"\ncrl = [{}]\n",
+            pki::toml_path(&self.cert),
+            pki::toml_path(&self.key),
+            pki::toml_path(&pki.ca.cert),
+            pki::toml_path(&self.crl),
+        )
+    }
+}
+
+fn start(pki: &Pki, live: &LiveFiles) -> Broker {
+    let broker = Broker::start_with_listeners(
+        &[ListenerSpec::tls("tls", &live.listener_toml(pki))],
+        DEBUG_LOG,
+    );
+    // SIGHUP before the broker listens for it would end the process.
+    broker.assert_log("running.", WAIT);
+    broker
+}
+
+/// A fresh mutual-TLS MQTT connection (its own session cache, so it sees
+/// the server certificate, never a resumed session).
+fn connect(broker: &Broker, pki: &Pki, identity: &Issued, client_id: &str) -> RawClient {
+    let config = tls::client_config(&pki.ca.cert, Some(identity), ANY_VERSION);
+    let transport = tls::connect(broker.addr_of("tls"), config)
+        .unwrap_or_else(|e| panic!("{client_id}: handshake failed: {e}"));
+    let mut client = RawClient::over(transport);
+    client.send_connect(&ConnectBuilder::v311(client_id));
+    let connack = client.expect_connack();
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    client
+}
+
+/// Asserts that a new connection is presented `expected`.
+fn assert_server_cert(broker: &Broker, pki: &Pki, expected: &Issued, client_id: &str) {
+    let client = connect(broker, pki, &pki.dev_a, client_id);
+    let presented = client.transport().server_cert();
+    assert_eq!(
+        pki::serial_of(&presented),
+        expected.serial,
+        "server certificate serial"
+    );
+    assert!(presented == expected.der, "same serial, other certificate");
+}
+
+/// Asserts that `identity` gets no MQTT session.
+fn assert_refused(broker: &Broker, pki: &Pki, identity: &Issued, client_id: &str) {
+    let config = tls::client_config(&pki.ca.cert, Some(identity), ANY_VERSION);
+    let Ok(transport) = tls::connect(broker.addr_of("tls"), Arc::clone(&config)) else {
+        return;
+    };
+    let mut client = RawClient::over(transport);
+    client.send_connect(&ConnectBuilder::v311(client_id));
+    let got = client.recv_packet(WAIT);
+    assert!(
+        got.is_none() && client.is_closed(),
+        "{client_id} was let in: {got:?}"
+    );
+}
+
+/// Waits for the failed-reload line, which must mention `detail` (the file
+/// at fault, or what is wrong with it).
+fn assert_reload_failed(broker: &Broker, detail: &str) {
+    let needles = [
+        "Reload of listener \"tls\" failed, keeping its current certificates",
+        detail,
+    ];
+    assert_eq!(
+        broker.wait_for_log_lines(&needles, 1, WAIT),
+        1,
+        "expected one failed reload naming {detail:?}; logs:\n{}",
+        broker.logs()
+    );
+}
+
+#[test]
+fn sighup_rotates_the_certificate_and_crl_and_keeps_connections() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let pki = Pki::new();
+    let live = LiveFiles::new(&pki, &pki.server_ecdsa);
+    let broker = start(&pki, &live);
+    assert_ne!(pki.server_ecdsa.serial, pki.server_b.serial);
+
+    let mut held = connect(&broker, &pki, &pki.dev_a, "held");
+    assert_eq!(
+        held.subscribe(1, "fleet/held", 1),
+        vec![ReasonCode::GRANTED_QOS_1]
+    );
+    assert_server_cert(&broker, &pki, &pki.server_ecdsa, "before-rotation");
+    connect(&broker, &pki, &pki.dev_b, "dev-b-before").send(&common::disconnect(None));
+
+    live.install(&pki.server_b);
+    pki.write_crl(&live.crl, 3, &[&pki.dev_b]);
+    broker.sighup();
+    broker.assert_log("Reloaded TLS certificates of listener \"tls\".", WAIT);
+
+    assert_server_cert(&broker, &pki, &pki.server_b, "after-rotation");
+    assert_refused(&broker, &pki, &pki.dev_b, "dev-b-after");
+    tls::assert_handshake_failed(&broker, "tls", "revoked");
+
+    // The connection made before the reload still carries messages both ways.
+    let mut publisher = connect(&broker, &pki, &pki.dev_a, "publisher");
+    assert_eq!(
+        publisher.publish("fleet/held", b"after reload", 1, false),
+        ReasonCode::SUCCESS
+    );
+    let publish = held.expect_app_publish();
+    assert_eq!(publish.payload.as_ref(), b"after reload");
+    assert_eq!(
+        held.publish("fleet/held", b"from held", 1, false),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(held.expect_app_publish().payload.as_ref(), b"from held");
+    held.ping();
+}
+
+#[test]
+fn sighup_with_a_garbage_key_keeps_the_current_certificate() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let pki = Pki::new();
+    let live = LiveFiles::new(&pki, &pki.server_ecdsa);
+    let broker = start(&pki, &live);
+    let mut held = connect(&broker, &pki, &pki.dev_a, "held");
+
+    live.install(&pki.server_b);
+    pki::write_atomic(
+        &live.key,
+        b"-----BEGIN PRIVATE KEY-----\nnot a key\n",
+        0o600,
+    );
+    broker.sighup();
+    assert_reload_failed(&broker, "live-server.key");
+    assert!(!broker.logs().contains("Reloaded TLS certificates"));
+
+    assert_server_cert(&broker, &pki, &pki.server_ecdsa, "after-bad-reload");
+    held.ping();
+
+    // Fixing the file and signalling again completes the rotation.
+    live.install(&pki.server_b);
+    broker.sighup();
+    broker.assert_log("Reloaded TLS certificates of listener \"tls\".", WAIT);
+    assert_server_cert(&broker, &pki, &pki.server_b, "after-good-reload");
+}
+
+#[test]
+fn sighup_with_a_key_of_another_certificate_keeps_the_current_one() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let pki = Pki::new();
+    let live = LiveFiles::new(&pki, &pki.server_ecdsa);
+    let broker = start(&pki, &live);
+
+    // Certificate B with key A: both files parse, but they are no pair.
+    let cert_b = std::fs::read(&pki.server_b.cert).expect("read cert b");
+    pki::write_atomic(&live.cert, &cert_b, 0o644);
+    broker.sighup();
+    assert_reload_failed(&broker, "do not form a usable pair");
+    assert_server_cert(&broker, &pki, &pki.server_ecdsa, "after-mismatched-reload");
+}
+
+#[test]
+fn sighup_with_a_garbage_crl_keeps_the_current_one() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let pki = Pki::new();
+    let live = LiveFiles::new(&pki, &pki.server_ecdsa);
+    pki.write_crl(&live.crl, 2, &[&pki.dev_revoked]);
+    let broker = start(&pki, &live);
+
+    pki::write_atomic(&live.crl, b"this is no CRL\n", 0o644);
+    broker.sighup();
+    assert_reload_failed(&broker, "live-crl.pem");
+    // The CRL in force still revokes, and other devices still get in.
+    assert_refused(&broker, &pki, &pki.dev_revoked, "dev-revoked");
+    tls::assert_handshake_failed(&broker, "tls", "revoked");
+    connect(&broker, &pki, &pki.dev_b, "dev-b");
+}
