@@ -5,6 +5,10 @@
 //!   until it is stopped.
 //! - `fleetmq check-config FILE` loads and validates a configuration,
 //!   reporting every problem, without starting anything.
+//! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
+//!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
+//!   whether a client may use a topic and which rule decides (handlers in
+//!   `fleetmq::auth::cli`, which documents their exit codes).
 //!
 //! Exit codes: 0 on success; 1 when the broker fails or `check-config`
 //! finds problems; 2 when `run` cannot start because of its configuration
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use fleetmq::auth::cli::{self as auth_cli, AclCommand, PasswdArgs};
 use fleetmq::config::{self, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -48,6 +53,15 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Add, change or delete a user in a password file (mosquitto_passwd
+    /// format). Reads the password from the terminal (twice) or one line
+    /// from standard input.
+    Passwd(PasswdArgs),
+    /// Access rules: `fleetmq acl check` shows what a client may do.
+    Acl {
+        #[command(subcommand)]
+        command: AclCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +83,8 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(args)) => run(&args),
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Passwd(args)) => auth_cli::passwd(&args),
+        Some(Command::Acl { command }) => auth_cli::acl(&command),
         None => run(&cli.run),
     }
 }

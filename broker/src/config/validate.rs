@@ -249,8 +249,7 @@ mod tests {
         ListenerConfig {
             name: name.to_string(),
             bind: bind.to_string(),
-            max_connections: 0,
-            tls: None,
+            ..ListenerConfig::default()
         }
     }
 
