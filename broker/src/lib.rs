@@ -26,11 +26,14 @@
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`config`] is the TOML configuration: model, layering (defaults, file,
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
+//! - [`certs`] is the lab PKI: a CA, server and device certificates, the
+//!   CRL (`fleetmq certs ...`), and the dev CA of the embedded default.
 //! - [`server`] starts everything from a [`config::Config`] and stops it.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod broker;
+pub mod certs;
 pub mod codec;
 pub mod config;
 pub mod connection;

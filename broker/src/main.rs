@@ -5,6 +5,8 @@
 //!   until it is stopped.
 //! - `fleetmq check-config FILE` loads and validates a configuration,
 //!   reporting every problem, without starting anything.
+//! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
+//!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
 //! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
 //!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
 //!   whether a client may use a topic and which rule decides (handlers in
@@ -15,7 +17,8 @@
 //! or the command line (as clap does for usage errors).
 //!
 //! This file only wires things together: configuration lives in
-//! `fleetmq::config`, the broker in `fleetmq::server`.
+//! `fleetmq::config`, the broker in `fleetmq::server`, the PKI in
+//! `fleetmq::certs`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -53,6 +56,8 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Manage the lab PKI: the CA, server and device certificates, the CRL.
+    Certs(fleetmq::certs::cli::CertsArgs),
     /// Add, change or delete a user in a password file (mosquitto_passwd
     /// format). Reads the password from the terminal (twice) or one line
     /// from standard input.
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(args)) => run(&args),
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
         None => run(&cli.run),

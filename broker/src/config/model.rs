@@ -26,6 +26,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Topic access rules, evaluated in order (see [`AclRuleConfig`]).
     pub acl: Vec<AclRuleConfig>,
+    /// Durable state: retained messages and persistent sessions.
+    pub store: StoreConfig,
     /// Folder for the broker's own files: the lab PKI that TLS listeners
     /// without `cert`/`key` use (`<data_dir>/pki`), and durable state.
     pub data_dir: PathBuf,
@@ -40,6 +42,7 @@ impl Default for Config {
             log: LogConfig::default(),
             auth: AuthConfig::default(),
             acl: Vec::new(),
+            store: StoreConfig::default(),
             data_dir: PathBuf::from("fleetmq-data"),
         }
     }
@@ -403,6 +406,51 @@ impl Default for MqttConfig {
     }
 }
 
+/// How hard the store works to survive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Every acknowledged change is on disk before its acknowledgement
+    /// leaves (one fsync per change, or per group of concurrent changes).
+    Always,
+    /// Changes are committed in groups every `batch_interval_ms`;
+    /// acknowledgements wait for their group's commit.
+    #[default]
+    Batch,
+    /// Changes are committed every `periodic_interval_secs` without holding
+    /// acknowledgements (Mosquitto's `autosave_interval`): a power cut may
+    /// lose that window.
+    Periodic,
+}
+
+/// Durable state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Keep retained messages and persistent sessions across restarts.
+    pub enabled: bool,
+    /// The store file; relative to `data_dir` when relative.
+    pub path: PathBuf,
+    /// `always`, `batch` or `periodic`.
+    pub fsync: FsyncPolicy,
+    /// Group commit window for `batch`, in milliseconds.
+    pub batch_interval_ms: u64,
+    /// Commit period for `periodic`, in seconds.
+    pub periodic_interval_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            enabled: true,
+            path: PathBuf::from("fleetmq.redb"),
+            fsync: FsyncPolicy::Batch,
+            batch_interval_ms: 5,
+            periodic_interval_secs: 30,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -410,12 +458,26 @@ pub struct LogConfig {
     /// A `tracing` filter such as `info` or `fleetmq=debug`; the `RUST_LOG`
     /// environment variable overrides it.
     pub level: String,
+    /// `auto` (journald-friendly lines without timestamps when running
+    /// under systemd, timestamps otherwise), `full` or `journald`.
+    pub format: LogFormat,
+}
+
+/// Shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Auto,
+    Full,
+    Journald,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             level: "info".to_string(),
+            format: LogFormat::Auto,
         }
     }
 }

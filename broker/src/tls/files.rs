@@ -30,8 +30,26 @@ pub fn resolve_files(data_dir: &Path, settings: &TlsConfig) -> Result<TlsFiles, 
             })
         }
         (None, None) => {
-            let _ = data_dir;
-            Err(TlsError::LabPki("TEMP".into()))
+            let pki = crate::certs::ensure_dev_pki(data_dir)
+                .map_err(|error| TlsError::LabPki(error.to_string()))?;
+            if pki.created {
+                tracing::info!(
+                    "Created a lab CA and server certificate; devices need {} and a certificate from `fleetmq certs device ID --dir {}`.",
+                    pki.ca_cert.display(),
+                    data_dir.join("pki").display()
+                );
+            }
+            Ok(TlsFiles {
+                cert: pki.server_cert,
+                key: pki.server_key,
+                chain: settings.chain.clone(),
+                client_ca: Some(settings.client_ca.clone().unwrap_or(pki.ca_cert)),
+                crls: if settings.crl.is_empty() {
+                    vec![pki.crl]
+                } else {
+                    settings.crl.clone()
+                },
+            })
         }
         _ => Err(TlsError::CertWithoutKey),
     }
