@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 echo "== installing test dependencies"
-apt_packages=(mosquitto-clients)
+apt_packages=(mosquitto-clients mosquitto)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

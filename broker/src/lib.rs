@@ -8,6 +8,9 @@
 //!   enforcing per-listener and global connection limits.
 //! - [`tls`] runs TLS handshakes (rustls) with the listener's client
 //!   certificate policy, times them and reads the client certificate.
+//! - [`auth`] decides who a client is and what it may do: identities from
+//!   client certificates, password files (`mosquitto_passwd` format), and
+//!   topic ACLs from `fleetmq.toml` and Mosquitto `acl_file`s.
 //! - [`connection`] runs one client: the CONNECT handshake, the read loop,
 //!   keep alive, the write side with QoS 1/2 inflight windows, and hands
 //!   PUBLISH/SUBSCRIBE to the broker.
@@ -30,6 +33,7 @@
 //! - [`server`] starts everything from a [`config::Config`] and stops it.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
 pub mod certs;
 pub mod codec;

@@ -7,6 +7,10 @@
 //!   reporting every problem, without starting anything.
 //! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
 //!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
+//! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
+//!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
+//!   whether a client may use a topic and which rule decides (handlers in
+//!   `fleetmq::auth::cli`, which documents their exit codes).
 //!
 //! Exit codes: 0 on success; 1 when the broker fails or `check-config`
 //! finds problems; 2 when `run` cannot start because of its configuration
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use fleetmq::auth::cli::{self as auth_cli, AclCommand, PasswdArgs};
 use fleetmq::config::{self, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +58,15 @@ enum Command {
     },
     /// Manage the lab PKI: the CA, server and device certificates, the CRL.
     Certs(fleetmq::certs::cli::CertsArgs),
+    /// Add, change or delete a user in a password file (mosquitto_passwd
+    /// format). Reads the password from the terminal (twice) or one line
+    /// from standard input.
+    Passwd(PasswdArgs),
+    /// Access rules: `fleetmq acl check` shows what a client may do.
+    Acl {
+        #[command(subcommand)]
+        command: AclCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +89,8 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::CheckConfig { file }) => check_config(&file),
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
+        Some(Command::Passwd(args)) => auth_cli::passwd(&args),
+        Some(Command::Acl { command }) => auth_cli::acl(&command),
         None => run(&cli.run),
     }
 }

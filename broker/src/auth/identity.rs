@@ -1,0 +1,277 @@
+//! The identity of a connected client: the names ACL rules are matched
+//! against, derived once at CONNECT from the client certificate, the
+//! CONNECT packet and the listener's settings.
+//!
+//! Nothing here decides whether the client may connect; that is
+//! [`super::authenticate()`], which reads the same [`Identity`].
+
+use std::sync::Arc;
+
+use crate::config::{GroupConfig, IdentitySource, ListenerConfig};
+use crate::tls::PeerCertificate;
+
+/// Who a client is, as far as authorization is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The client id the session is stored under (`%c` in ACL patterns).
+    /// Already the certificate identity when the listener has
+    /// `identity_as_clientid` and a certificate was presented.
+    pub client_id: Arc<str>,
+    /// The username (`%u`, and Mosquitto `user` lines). With
+    /// `use_identity_as_username` / `use_subject_as_username` and a
+    /// certificate, it is taken from the certificate and whatever the client
+    /// sent is ignored, so a device cannot claim another device's name.
+    pub username: Option<String>,
+    /// The name the listener's `identity` source reads from the verified
+    /// certificate (CN by default); `None` without a certificate, or when
+    /// the certificate lacks that field.
+    pub cert_identity: Option<String>,
+    /// Certificate groups: the certificate's OU values, then the configured
+    /// `[[auth.group]]`s that list the certificate's identity or
+    /// fingerprint. Empty without a certificate: a username or client id
+    /// never joins a group, because a client chooses those itself.
+    pub groups: Vec<String>,
+    /// Name of the listener the client connected to (for logs).
+    pub listener: Arc<str>,
+    /// SHA-256 fingerprint of the client certificate, lower-case hex; its
+    /// presence means a verified certificate was presented.
+    pub fingerprint: Option<String>,
+}
+
+impl Identity {
+    /// Builds the identity from what the connection knows. Applies the
+    /// listener's `identity` source, `use_identity_as_username` /
+    /// `use_subject_as_username` (the username is replaced by the
+    /// certificate's) and `identity_as_clientid` (the client id is replaced
+    /// by the certificate identity), and collects the groups.
+    pub fn build(
+        listener: &ListenerConfig,
+        listener_name: Arc<str>,
+        groups: &[GroupConfig],
+        cert: Option<&PeerCertificate>,
+        client_id: &str,
+        username: Option<&str>,
+    ) -> Identity {
+        let cert_identity = cert.and_then(|cert| identity_of(cert, listener.identity));
+        let username = match cert {
+            Some(_) if listener.use_identity_as_username => cert_identity.clone(),
+            Some(cert) if listener.use_subject_as_username => Some(cert.subject.clone()),
+            _ => username.map(str::to_string),
+        };
+        let client_id: Arc<str> = match &cert_identity {
+            Some(identity) if listener.identity_as_clientid => Arc::from(identity.as_str()),
+            _ => Arc::from(client_id),
+        };
+        let groups = cert
+            .map(|cert| groups_of(cert, cert_identity.as_deref(), groups))
+            .unwrap_or_default();
+        Identity {
+            client_id,
+            username,
+            cert_identity,
+            groups,
+            listener: listener_name,
+            fingerprint: cert.map(|cert| cert.fingerprint_sha256.to_ascii_lowercase()),
+        }
+    }
+
+    /// The name ACL `identity = ...` rules and `%i` use: the certificate
+    /// identity, else the username, else the client id.
+    pub fn principal(&self) -> &str {
+        self.cert_identity
+            .as_deref()
+            .or(self.username.as_deref())
+            .unwrap_or(&self.client_id)
+    }
+
+    /// Whether the client presented a verified certificate.
+    pub fn has_certificate(&self) -> bool {
+        self.fingerprint.is_some()
+    }
+}
+
+/// The certificate field the listener names as identity, if present and
+/// non-empty.
+fn identity_of(cert: &PeerCertificate, source: IdentitySource) -> Option<String> {
+    let value = match source {
+        IdentitySource::Cn => cert.cn.clone(),
+        IdentitySource::Subject => Some(cert.subject.clone()),
+        IdentitySource::SanDns => cert.san_dns.first().cloned(),
+        IdentitySource::SanUri => cert.san_uri.first().cloned(),
+        IdentitySource::Fingerprint => Some(cert.fingerprint_sha256.to_ascii_lowercase()),
+    };
+    value.filter(|value| !value.is_empty())
+}
+
+fn groups_of(
+    cert: &PeerCertificate,
+    cert_identity: Option<&str>,
+    configured: &[GroupConfig],
+) -> Vec<String> {
+    let fingerprint = normalize_fingerprint(&cert.fingerprint_sha256);
+    let mut groups: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if !name.is_empty() && !groups.iter().any(|known| known == name) {
+            groups.push(name.to_string());
+        }
+    };
+    for unit in &cert.organizational_units {
+        add(unit);
+    }
+    for group in configured {
+        let by_identity = cert_identity
+            .is_some_and(|identity| group.identities.iter().any(|listed| listed == identity));
+        let by_fingerprint = group
+            .fingerprints
+            .iter()
+            .any(|listed| normalize_fingerprint(listed) == fingerprint);
+        if by_identity || by_fingerprint {
+            add(&group.name);
+        }
+    }
+    groups
+}
+
+/// Fingerprints are compared as lower-case hex without `:` separators, so
+/// `AB:CD:...` copied from `openssl x509 -fingerprint` matches too.
+fn normalize_fingerprint(fingerprint: &str) -> String {
+    fingerprint
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A certificate with the given CN and OUs, for tests.
+    pub(crate) fn cert(cn: &str, units: &[&str]) -> PeerCertificate {
+        PeerCertificate {
+            cn: Some(cn.to_string()),
+            subject: format!("CN={cn}"),
+            organizational_units: units.iter().map(|u| u.to_string()).collect(),
+            san_dns: vec![format!("{cn}.devices.lab")],
+            san_uri: Vec::new(),
+            san_email: Vec::new(),
+            serial: "01".to_string(),
+            fingerprint_sha256: format!("{:0>64}", hex_of(cn)),
+            issuer: "CN=lab CA".to_string(),
+            not_before: 0,
+            not_after: i64::MAX,
+        }
+    }
+
+    fn hex_of(text: &str) -> String {
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn listener() -> ListenerConfig {
+        ListenerConfig::default_tls()
+    }
+
+    #[test]
+    fn certificate_identity_wins_over_username_and_client_id() {
+        let cert = cert("dev-a", &[]);
+        let identity = Identity::build(
+            &listener(),
+            "tls".into(),
+            &[],
+            Some(&cert),
+            "client-1",
+            Some("dev-b"),
+        );
+        assert_eq!(identity.principal(), "dev-a");
+        assert_eq!(identity.username.as_deref(), Some("dev-b"));
+        assert!(identity.has_certificate());
+    }
+
+    #[test]
+    fn principal_falls_back_to_username_then_client_id() {
+        let with_user = Identity::build(&listener(), "l".into(), &[], None, "c", Some("u"));
+        assert_eq!(with_user.principal(), "u");
+        let bare = Identity::build(&listener(), "l".into(), &[], None, "c", None);
+        assert_eq!(bare.principal(), "c");
+        assert!(bare.groups.is_empty());
+    }
+
+    #[test]
+    fn identity_as_username_replaces_the_sent_username() {
+        let cert = cert("dev-a", &[]);
+        let mut config = listener();
+        config.use_identity_as_username = true;
+        let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "c", Some("dev-b"));
+        assert_eq!(identity.username.as_deref(), Some("dev-a"));
+        config.use_identity_as_username = false;
+        config.use_subject_as_username = true;
+        let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "c", Some("dev-b"));
+        assert_eq!(identity.username.as_deref(), Some("CN=dev-a"));
+        // Without a certificate the sent username stays (authenticate decides).
+        let identity = Identity::build(&config, "l".into(), &[], None, "c", Some("dev-b"));
+        assert_eq!(identity.username.as_deref(), Some("dev-b"));
+    }
+
+    #[test]
+    fn identity_sources_read_the_configured_field() {
+        let cert = cert("dev-a", &[]);
+        let mut config = listener();
+        let cases = [
+            (IdentitySource::Cn, Some("dev-a".to_string())),
+            (IdentitySource::Subject, Some("CN=dev-a".to_string())),
+            (
+                IdentitySource::SanDns,
+                Some("dev-a.devices.lab".to_string()),
+            ),
+            (IdentitySource::SanUri, None),
+            (
+                IdentitySource::Fingerprint,
+                Some(cert.fingerprint_sha256.clone()),
+            ),
+        ];
+        for (source, expected) in cases {
+            config.identity = source;
+            let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "c", None);
+            assert_eq!(identity.cert_identity, expected, "{source:?}");
+        }
+    }
+
+    #[test]
+    fn identity_as_clientid_replaces_the_client_id() {
+        let cert = cert("dev-a", &[]);
+        let mut config = listener();
+        config.identity_as_clientid = true;
+        let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "other", None);
+        assert_eq!(&*identity.client_id, "dev-a");
+        let identity = Identity::build(&config, "l".into(), &[], None, "other", None);
+        assert_eq!(&*identity.client_id, "other");
+    }
+
+    #[test]
+    fn groups_come_from_units_and_configured_groups() {
+        let cert = cert("dev-a", &["sensors", "sensors"]);
+        let groups = [
+            GroupConfig {
+                name: "ops".to_string(),
+                identities: vec!["dev-a".to_string()],
+                fingerprints: Vec::new(),
+            },
+            GroupConfig {
+                name: "pinned".to_string(),
+                identities: Vec::new(),
+                fingerprints: vec![cert.fingerprint_sha256.to_uppercase()],
+            },
+            GroupConfig {
+                name: "others".to_string(),
+                identities: vec!["dev-b".to_string()],
+                fingerprints: vec!["00".to_string()],
+            },
+        ];
+        let identity = Identity::build(&listener(), "l".into(), &groups, Some(&cert), "c", None);
+        assert_eq!(identity.groups, ["sensors", "ops", "pinned"]);
+        // A password or anonymous client named like a member joins nothing.
+        let identity = Identity::build(&listener(), "l".into(), &groups, None, "dev-a", None);
+        assert!(identity.groups.is_empty());
+    }
+}

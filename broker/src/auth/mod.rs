@@ -1,0 +1,34 @@
+//! Who a client is and what it may do: authentication at CONNECT and topic
+//! access control for PUBLISH, SUBSCRIBE and message delivery.
+//!
+//! "A device is its certificate": a client that presents a verified client
+//! certificate is named by it, and nothing the client sends in CONNECT (a
+//! username, a client id) can make it pass for another device.
+//!
+//! - [`identity`] turns what a connection knows (certificate, client id,
+//!   username, listener settings) into an [`Identity`].
+//! - [`authenticate`](mod@authenticate) decides whether that identity may
+//!   connect: certificate, then password file, then anonymous.
+//! - [`password`] reads and writes `mosquitto_passwd` files (`$7$` PBKDF2
+//!   and `$6$` salted SHA-512 hashes).
+//! - [`acl`] evaluates topic rules from `fleetmq.toml` and from a Mosquitto
+//!   `acl_file` (docs/decisions/0030-acl-semantics.md).
+//! - [`cli`] implements `fleetmq passwd` and `fleetmq acl check`.
+//!
+//! This module owns decisions only: it never reads sockets, never touches
+//! sessions or the router, and reads files only when asked to load them.
+//! The connection code calls [`Identity::build`], [`authenticate()`] and
+//! [`Acl::check`] and acts on the answers.
+
+pub mod acl;
+pub mod authenticate;
+pub mod cli;
+mod error;
+pub mod identity;
+pub mod password;
+
+pub use acl::{Acl, AclRule, Action, Decision, Subject};
+pub use authenticate::{authenticate, AuthMethod, AuthOutcome};
+pub use error::AuthError;
+pub use identity::Identity;
+pub use password::{hash_password, PasswordFile};
