@@ -23,7 +23,10 @@
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`config`] is the TOML configuration: model, layering (defaults, file,
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
+//! - [`mosquitto`] translates a `mosquitto.conf` into a [`config::Config`].
 //! - [`server`] starts everything from a [`config::Config`] and stops it.
+//! - [`service`] is life under systemd: sd_notify, journald-shaped logs,
+//!   where the configuration comes from and what a reload changes.
 #![forbid(unsafe_code)]
 
 pub mod broker;
@@ -32,9 +35,11 @@ pub mod config;
 pub mod connection;
 pub mod listener;
 pub mod message;
+pub mod mosquitto;
 pub mod observe;
 pub mod router;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod sys;
 pub mod tls;
