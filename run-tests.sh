@@ -8,7 +8,9 @@ cd "$(dirname "$0")"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 echo "== installing test dependencies"
-apt_packages=(mosquitto-clients mosquitto)
+# mosquitto: mosquitto_passwd for password files; systemd: systemd-analyze
+# verify of config/fleetmq.service; openssl: test certificates.
+apt_packages=(mosquitto-clients mosquitto systemd openssl)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -30,7 +30,10 @@
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
 //! - [`certs`] is the lab PKI: a CA, server and device certificates, the
 //!   CRL (`fleetmq certs ...`), and the dev CA of the embedded default.
+//! - [`mosquitto`] translates a `mosquitto.conf` into a [`config::Config`].
 //! - [`server`] starts everything from a [`config::Config`] and stops it.
+//! - [`service`] is life under systemd: sd_notify, journald-shaped logs,
+//!   where the configuration comes from and what a reload changes.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -41,9 +44,11 @@ pub mod config;
 pub mod connection;
 pub mod listener;
 pub mod message;
+pub mod mosquitto;
 pub mod observe;
 pub mod router;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod sys;

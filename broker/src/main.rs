@@ -1,10 +1,16 @@
 //! The `fleetmq` command line.
 //!
-//! - `fleetmq run [--config FILE]` (or plain `fleetmq [--config FILE]`)
-//!   loads the configuration, sets up logging to stderr and runs the broker
-//!   until it is stopped.
-//! - `fleetmq check-config FILE` loads and validates a configuration,
-//!   reporting every problem, without starting anything.
+//! - `fleetmq run [--config FILE | --mosquitto-conf FILE]` (or plain
+//!   `fleetmq [...]`) loads the configuration (a `fleetmq.toml`, or a
+//!   Mosquitto configuration translated on the fly), sets up logging to
+//!   stderr and runs the broker until SIGTERM or SIGINT; SIGHUP re-reads the
+//!   configuration and the TLS files.
+//! - `fleetmq check-config [--mosquitto] FILE` loads and validates either
+//!   format (`.toml`, `.conf`, or the content decides), reporting every
+//!   problem, without starting anything.
+//! - `fleetmq migrate mosquitto FILE` prints the equivalent `fleetmq.toml`
+//!   on stdout and every directive it could not carry over on stderr, one
+//!   per line as `FILE:LINE: directive: why`.
 //! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
 //!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
 //! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
@@ -12,22 +18,22 @@
 //!   whether a client may use a topic and which rule decides (handlers in
 //!   `fleetmq::auth::cli`, which documents their exit codes).
 //!
-//! Exit codes: 0 on success; 1 when the broker fails or `check-config`
-//! finds problems; 2 when `run` cannot start because of its configuration
-//! or the command line (as clap does for usage errors).
+//! Exit codes: 0 on success; 1 when the broker fails, or `check-config` or
+//! `migrate` finds problems; 2 when `run` cannot start because of its
+//! configuration or the command line (as clap does for usage errors).
 //!
 //! This file only wires things together: configuration lives in
-//! `fleetmq::config`, the broker in `fleetmq::server`, the PKI in
-//! `fleetmq::certs`.
+//! `fleetmq::config` and `fleetmq::mosquitto`, process life in
+//! `fleetmq::service`, the broker in `fleetmq::server`, the PKI in
+//! `fleetmq::certs`, passwords and ACLs in `fleetmq::auth`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use fleetmq::auth::cli::{self as auth_cli, AclCommand, PasswdArgs};
-use fleetmq::config::{self, Config};
-use tracing_subscriber::EnvFilter;
+use fleetmq::mosquitto;
+use fleetmq::service::{self, ConfigSource};
 
 /// An MQTT 3.1.1 / 5.0 broker for fleets of ESP32 devices.
 #[derive(Debug, Parser)]
@@ -49,12 +55,22 @@ struct Cli {
 enum Command {
     /// Run the broker (the default when no command is given).
     Run(RunArgs),
-    /// Check a configuration file (with any FLEETMQ_* environment overrides)
-    /// and report every problem, without starting the broker.
+    /// Check a configuration file, fleetmq.toml or mosquitto.conf (with any
+    /// FLEETMQ_* environment overrides for TOML), and report every problem,
+    /// without starting the broker.
     CheckConfig {
-        /// The TOML configuration file to check.
+        /// Read FILE as a Mosquitto configuration whatever its name.
+        #[arg(long)]
+        mosquitto: bool,
+        /// The configuration file: `.toml` is TOML, `.conf` is Mosquitto,
+        /// otherwise the content decides.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+    },
+    /// Translate another broker's configuration into fleetmq.toml.
+    Migrate {
+        #[command(subcommand)]
+        from: MigrateFrom,
     },
     /// Manage the lab PKI: the CA, server and device certificates, the CRL.
     Certs(fleetmq::certs::cli::CertsArgs),
@@ -69,25 +85,44 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum MigrateFrom {
+    /// Translate a mosquitto.conf: the fleetmq.toml goes to stdout, every
+    /// directive that could not be carried over to stderr.
+    Mosquitto {
+        /// The Mosquitto configuration, e.g. /etc/mosquitto/mosquitto.conf.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
 #[derive(Debug, Args)]
 struct RunArgs {
     /// TOML configuration file; without it the built-in defaults apply.
     /// FLEETMQ_<SECTION>__<KEY> environment variables override both, e.g.
     /// FLEETMQ_LOG__LEVEL=debug.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", conflicts_with = "mosquitto_conf")]
     config: Option<PathBuf>,
+    /// Run from a Mosquitto configuration (mosquitto.conf), translated as
+    /// `fleetmq migrate mosquitto` does; directives that cannot be carried
+    /// over are logged as warnings.
+    #[arg(long, value_name = "FILE")]
+    mosquitto_conf: Option<PathBuf>,
 }
 
 /// Exit code when `run` cannot start because of its configuration.
 const EXIT_CONFIG: u8 = 2;
-/// Exit code when the broker fails or `check-config` finds problems.
+/// Exit code when the broker fails or a check finds problems.
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Run(args)) => run(&args),
-        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::CheckConfig { mosquitto, file }) => check_config(&file, mosquitto),
+        Some(Command::Migrate {
+            from: MigrateFrom::Mosquitto { file },
+        }) => migrate_mosquitto(&file),
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
@@ -95,10 +130,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(file: &Path) -> ExitCode {
-    match config::load(Some(file)) {
-        Ok(_) => {
-            println!("{}: configuration OK", file.display());
+fn check_config(file: &Path, force_mosquitto: bool) -> ExitCode {
+    let source = if force_mosquitto {
+        ConfigSource::Mosquitto(file.to_path_buf())
+    } else {
+        ConfigSource::detect(file)
+    };
+    match source.load() {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                eprintln!("{note}");
+            }
+            match (&source, loaded.notes.len()) {
+                (ConfigSource::Mosquitto(_), 0) => {
+                    println!("{}: Mosquitto configuration OK", file.display())
+                }
+                (ConfigSource::Mosquitto(_), count) => println!(
+                    "{}: Mosquitto configuration OK; {count} directive(s) not carried over (listed on stderr)",
+                    file.display()
+                ),
+                _ => println!("{}: configuration OK", file.display()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn migrate_mosquitto(file: &Path) -> ExitCode {
+    match mosquitto::translate_file(file) {
+        Ok(translation) => {
+            print!("{}", translation.to_toml());
+            for note in &translation.notes {
+                eprintln!("{note}");
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -109,14 +177,19 @@ fn check_config(file: &Path) -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let config = match config::load(args.config.as_deref()) {
-        Ok(config) => config,
+    let source = match (&args.config, &args.mosquitto_conf) {
+        (_, Some(path)) => ConfigSource::Mosquitto(path.clone()),
+        (Some(path), None) => ConfigSource::Toml(path.clone()),
+        (None, None) => ConfigSource::Defaults,
+    };
+    let loaded = match source.load() {
+        Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("{error}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Err(message) = init_logging(&config) {
+    if let Err(message) = service::log::init(&loaded.config) {
         eprintln!("fleetmq: {message}");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -126,11 +199,14 @@ fn run(args: &RunArgs) -> ExitCode {
         "fleetmq version {} starting",
         env!("CARGO_PKG_VERSION")
     );
-    match &args.config {
-        Some(path) => {
-            tracing::info!(path = %path.display(), "Config loaded from {}.", path.display())
+    match &source {
+        ConfigSource::Defaults => tracing::info!("Using default config."),
+        ConfigSource::Toml(path) | ConfigSource::Mosquitto(path) => {
+            tracing::info!(path = %path.display(), "Config loaded from {source}.")
         }
-        None => tracing::info!("Using default config."),
+    }
+    for note in &loaded.notes {
+        tracing::warn!("Not carried over: {note}");
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -143,32 +219,12 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(fleetmq::server::run(config)) {
+    match runtime.block_on(fleetmq::server::run_service(loaded.config, Some(source))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            tracing::error!("{error}");
             eprintln!("fleetmq: {error}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` when set, else by `log.level`;
-/// colours only when stderr is a terminal, so redirected logs stay plain.
-fn init_logging(config: &Config) -> Result<(), String> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
-            .map_err(|error| {
-                format!(
-                    "RUST_LOG={directives:?} is not a tracing filter: {error} (fix or unset it)"
-                )
-            })?,
-        _ => EnvFilter::try_new(&config.log.level)
-            .map_err(|error| format!("log.level {:?}: {error}", config.log.level))?,
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init()
-        .map_err(|error| format!("cannot set up logging: {error}"))
 }

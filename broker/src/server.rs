@@ -16,6 +16,7 @@ use crate::broker::Broker;
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
 use crate::listener::Listener;
+use crate::service::{ConfigSource, Notifier};
 use crate::store::Store;
 use crate::tls::{TlsError, TlsListener};
 
@@ -178,14 +179,97 @@ fn tls_listener(
 
 /// Runs a broker until SIGINT or SIGTERM; SIGHUP reloads certificates.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let running = start(config).await?;
+    run_service(config, None).await
+}
+
+/// Runs a broker as a service until SIGINT or SIGTERM: tells systemd when
+/// the listeners are bound (`READY=1`), keeps its watchdog fed, and on
+/// SIGHUP re-reads the configuration from `source` (logging every change
+/// that needs a restart) and the TLS files (applied live).
+pub async fn run_service(config: Config, source: Option<ConfigSource>) -> Result<(), ServerError> {
+    let notifier = Arc::new(Notifier::from_env());
+    notifier.status("Starting: binding listeners");
+    let running = match start(config).await {
+        Ok(running) => running,
+        Err(error) => {
+            notifier.status(&format!("Failed to start: {error}"));
+            return Err(error);
+        }
+    };
+    let serving = serving_status(&running.listeners);
+    notifier.ready(&serving);
+    let watchdog = spawn_watchdog(Arc::clone(&notifier));
     let mut signals = Signals::new();
     while let Signal::Reload = signals.next().await {
         tracing::info!("Received SIGHUP, reloading.");
-        running.reload_tls();
+        notifier.status("Reloading: re-reading the configuration and TLS files");
+        if let Some(source) = &source {
+            reload_config(&running, source);
+        }
+        let failed = running.reload_tls();
+        if failed > 0 {
+            notifier.status(&format!(
+                "{serving}; last reload: {failed} TLS listener(s) kept their old certificates"
+            ));
+        } else {
+            notifier.status(&serving);
+        }
     }
+    notifier.stopping("Stopping: disconnecting clients");
     running.shutdown().await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    tracing::info!("fleetmq stopped.");
     Ok(())
+}
+
+/// `STATUS=` while serving: every listener and its address.
+fn serving_status(listeners: &[(Arc<str>, SocketAddr)]) -> String {
+    let list: Vec<String> = listeners
+        .iter()
+        .map(|(name, addr)| format!("{name} on {addr}"))
+        .collect();
+    format!("Serving MQTT: {}", list.join(", "))
+}
+
+/// Sends `WATCHDOG=1` at half the interval systemd asked for, from a task
+/// on the broker's runtime: if the runtime stalls, the pings stop and
+/// systemd restarts the service.
+fn spawn_watchdog(notifier: Arc<Notifier>) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = crate::service::notify::watchdog_interval()?;
+    if !notifier.is_enabled() {
+        return None;
+    }
+    tracing::info!(
+        "systemd watchdog enabled, notifying every {} ms.",
+        interval.as_millis()
+    );
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            notifier.watchdog();
+        }
+    }))
+}
+
+/// Re-reads the configuration and logs how it differs from the running one.
+fn reload_config(running: &Running, source: &ConfigSource) {
+    match source.load() {
+        Ok(loaded) => {
+            let changes = crate::service::reload::changes(&running.broker.config, &loaded.config);
+            crate::service::reload::log_changes(&changes);
+        }
+        Err(error) => {
+            tracing::error!(
+                "Reload: cannot use the configuration from {source}; the running configuration stays:"
+            );
+            for line in error.to_string().lines() {
+                tracing::error!("{line}");
+            }
+        }
+    }
 }
 
 /// What a signal asks the broker to do.

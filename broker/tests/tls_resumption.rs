@@ -112,9 +112,6 @@ fn tls12_resumes_with_a_session_id_when_tickets_are_off() {
 }
 
 #[test]
-#[ignore = "broker bug: with session_tickets = false no TLS 1.3 ticket is sent at all \
-            (send_tls13_tickets = 0), so TLS 1.3 never resumes, although the session \
-            cache is documented to hold TLS 1.3 stateful tickets"]
 fn tls13_resumes_from_the_session_cache_when_tickets_are_off() {
     if skip_on_mosquitto(SKIP) {
         return;

@@ -223,13 +223,24 @@ impl Broker {
             state.expiry_interval
         };
         self.stats.client_disconnected();
-        self.schedule_expiry(session, generation, expiry, Duration::from_secs(u64::from(expiry)));
+        self.schedule_expiry(
+            session,
+            generation,
+            expiry,
+            Duration::from_secs(u64::from(expiry)),
+        );
         true
     }
 
     /// Ends an offline session after `after` unless a connection attaches
     /// first; `expiry` is its interval (0 ends it now, `u32::MAX` never).
-    fn schedule_expiry(self: &Arc<Self>, session: &Arc<Session>, generation: u64, expiry: u32, after: Duration) {
+    fn schedule_expiry(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        generation: u64,
+        expiry: u32,
+        after: Duration,
+    ) {
         match expiry {
             0 => self.expire_if_idle(session, generation),
             u32::MAX => {}

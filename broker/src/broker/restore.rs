@@ -29,7 +29,10 @@ impl Broker {
         let sessions = restored.sessions.len();
         let mut deliveries = 0;
         for stored in restored.sessions {
-            let session = Arc::new(Session::new(Arc::clone(&stored.client_id), self.queue_limits()));
+            let session = Arc::new(Session::new(
+                Arc::clone(&stored.client_id),
+                self.queue_limits(),
+            ));
             let expiry = stored.meta.expiry_interval;
             // A session that was connected when the broker stopped counts
             // as disconnected now.
@@ -51,7 +54,9 @@ impl Broker {
                             state.queue.push_restored(item);
                         }
                         ItemState::Sent(id) => state.inflight.insert(id, OutFlight::Publish(item)),
-                        ItemState::Released(id) => state.inflight.insert(id, OutFlight::Release(item.seq)),
+                        ItemState::Released(id) => {
+                            state.inflight.insert(id, OutFlight::Release(item.seq))
+                        }
                     }
                 }
                 state.incoming_qos2.extend(stored.incoming_qos2);
@@ -65,7 +70,11 @@ impl Broker {
         }
         for will in &restored.wills {
             let delay = Duration::from_millis(will.publish_at_ms.saturating_sub(now));
-            self.schedule_stored_will(Arc::clone(&will.client_id), Arc::clone(&will.message), delay);
+            self.schedule_stored_will(
+                Arc::clone(&will.client_id),
+                Arc::clone(&will.message),
+                delay,
+            );
         }
         if retained + sessions + restored.wills.len() > 0 {
             tracing::info!(
@@ -77,7 +86,12 @@ impl Broker {
 
     /// Publishes a stored will after `delay` unless its client reconnected
     /// and resumed the session meanwhile.
-    fn schedule_stored_will(self: &Arc<Self>, client_id: Arc<str>, message: Arc<Message>, delay: Duration) {
+    fn schedule_stored_will(
+        self: &Arc<Self>,
+        client_id: Arc<str>,
+        message: Arc<Message>,
+        delay: Duration,
+    ) {
         let broker = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;

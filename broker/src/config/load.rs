@@ -746,9 +746,9 @@ fn check_environment(
         // the test suites, say) belong to other tools and are left alone.
         // A single word that names a setting of some section is a likely
         // mistake and is still reported.
-        let names_a_setting = schema.values().any(|section| {
-            matches!(section, toml::Value::Table(table) if table.contains_key(&key))
-        });
+        let names_a_setting = schema.values().any(
+            |section| matches!(section, toml::Value::Table(table) if table.contains_key(&key)),
+        );
         if !key.contains('.') && !schema.contains_key(&key) && !names_a_setting {
             continue;
         }

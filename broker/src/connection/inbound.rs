@@ -47,7 +47,8 @@ where
                     let mut state = self.session.lock();
                     if rec.reason.is_error() {
                         // The receiver refused the message: it is done.
-                        if let Some(OutFlight::Publish(item)) = state.inflight.remove(rec.packet_id) {
+                        if let Some(OutFlight::Publish(item)) = state.inflight.remove(rec.packet_id)
+                        {
                             self.forget_delivery(item.seq);
                         }
                         return Ok(());
@@ -57,7 +58,12 @@ where
                             if let Some(seq) = item.seq {
                                 let client = Arc::clone(&self.client_id);
                                 self.broker.persist(|| {
-                                    Op::ItemState(client, seq, item, ItemState::Released(rec.packet_id))
+                                    Op::ItemState(
+                                        client,
+                                        seq,
+                                        item,
+                                        ItemState::Released(rec.packet_id),
+                                    )
                                 });
                             }
                             true
@@ -76,11 +82,15 @@ where
             Packet::PubRel(rel) => {
                 let (known, persistent) = {
                     let mut state = self.session.lock();
-                    (state.incoming_qos2.remove(&rel.packet_id), state.is_persistent())
+                    (
+                        state.incoming_qos2.remove(&rel.packet_id),
+                        state.is_persistent(),
+                    )
                 };
                 if known && persistent {
                     let client = Arc::clone(&self.client_id);
-                    self.broker.persist(|| Op::IncomingRemove(client, rel.packet_id));
+                    self.broker
+                        .persist(|| Op::IncomingRemove(client, rel.packet_id));
                 }
                 let mut comp = PubResponse::success(rel.packet_id);
                 if !known {
@@ -266,7 +276,8 @@ where
                         // A retransmission after a broker restart must still
                         // be recognised as one [MQTT-4.3.3-9].
                         let client = Arc::clone(&self.client_id);
-                        ticket = ticket.max(self.broker.persist(|| Op::IncomingAdd(client, packet_id)));
+                        ticket =
+                            ticket.max(self.broker.persist(|| Op::IncomingAdd(client, packet_id)));
                     }
                 }
                 self.send_ack(ticket, Packet::PubRec(ack));

@@ -207,7 +207,11 @@ where
     /// Sends the acknowledgements whose records are now durable.
     fn release_acks(&mut self) {
         let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
-        while self.pending_acks.front().is_some_and(|(ticket, _)| *ticket <= committed) {
+        while self
+            .pending_acks
+            .front()
+            .is_some_and(|(ticket, _)| *ticket <= committed)
+        {
             if let Some((_, packet)) = self.pending_acks.pop_front() {
                 self.send(&packet);
             }

@@ -69,12 +69,15 @@ pub enum StoreError {
     Thread(std::io::Error),
 }
 
+/// The writer's channel and the last ticket handed out; `None` once closed.
+type Submitter = (mpsc::Sender<(u64, Op)>, u64);
+
 /// The handle the broker uses to record changes.
 #[derive(Debug)]
 pub struct Store {
     /// Sender and the last ticket handed out, under one lock so that the
     /// channel order is the ticket order.
-    sender: Mutex<Option<(mpsc::Sender<(u64, Op)>, u64)>>,
+    sender: Mutex<Option<Submitter>>,
     /// Highest ticket whose op is committed.
     committed: watch::Receiver<u64>,
     /// Source of delivery sequence numbers (record keys).
@@ -86,7 +89,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store, reads everything in it, and starts the
     /// writer. Fails, naming the file, when the store cannot be read whole.
-    pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<(Arc<Store>, Restored), StoreError> {
+    pub fn open(
+        data_dir: &Path,
+        config: &StoreConfig,
+    ) -> Result<(Arc<Store>, Restored), StoreError> {
         let path = if config.path.is_absolute() {
             config.path.clone()
         } else {

@@ -68,7 +68,8 @@ pub fn put_message(out: &mut BytesMut, message: &Message) -> Result<(), RecordEr
     out.put_u8(FORMAT);
     out.put_u64(instant_to_ms(message.expires_at));
     let publisher = message.publisher.as_deref().unwrap_or("");
-    let len = u16::try_from(publisher.len()).map_err(|_| RecordError("publisher id too long".into()))?;
+    let len =
+        u16::try_from(publisher.len()).map_err(|_| RecordError("publisher id too long".into()))?;
     out.put_u16(len);
     out.put_slice(publisher.as_bytes());
     let packet = Packet::Publish(Publish {
@@ -112,7 +113,9 @@ pub fn get_message(bytes: &mut BytesMut) -> Result<Message, RecordError> {
             publisher: (!publisher.is_empty()).then(|| Arc::from(publisher)),
         }),
         Ok(_) => Err(RecordError("record holds no PUBLISH".into())),
-        Err(error) => Err(RecordError(format!("stored message does not decode: {error}"))),
+        Err(error) => Err(RecordError(format!(
+            "stored message does not decode: {error}"
+        ))),
     }
 }
 

@@ -74,7 +74,8 @@ pub fn read_all(database: &Database, path: &Path) -> Result<Restored, StoreError
 
     let txn = database.begin_read().map_err(|e| open_error(path, e))?;
     let mut restored = Restored::default();
-    let read_err = |table: &'static str| move |e: redb::StorageError| damaged(path, table, "?".into(), e);
+    let read_err =
+        |table: &'static str| move |e: redb::StorageError| damaged(path, table, "?".into(), e);
 
     let retained = txn.open_table(RETAINED).map_err(|e| open_error(path, e))?;
     for entry in retained.iter().map_err(read_err("retained"))? {
@@ -138,8 +139,8 @@ pub fn read_all(database: &Database, path: &Path) -> Result<Restored, StoreError
         let mut at = [0u8; 8];
         at.copy_from_slice(&raw[..8]);
         let mut bytes = BytesMut::from(&raw[8..]);
-        let message =
-            record::get_message(&mut bytes).map_err(|e| damaged(path, "wills", client.clone(), e))?;
+        let message = record::get_message(&mut bytes)
+            .map_err(|e| damaged(path, "wills", client.clone(), e))?;
         restored.wills.push(RestoredWill {
             client_id: Arc::from(client.as_str()),
             message: Arc::new(message),

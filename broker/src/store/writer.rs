@@ -36,7 +36,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(database: Database, path: PathBuf, config: StoreConfig, committed: watch::Sender<u64>) -> Writer {
+    pub fn new(
+        database: Database,
+        path: PathBuf,
+        config: StoreConfig,
+        committed: watch::Sender<u64>,
+    ) -> Writer {
         Writer {
             database,
             path,
@@ -64,7 +69,9 @@ impl Writer {
                 let next = if now >= deadline {
                     receiver.try_recv().map_err(|e| match e {
                         std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                        std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                        std::sync::mpsc::TryRecvError::Disconnected => {
+                            RecvTimeoutError::Disconnected
+                        }
                     })
                 } else {
                     receiver.recv_timeout(deadline - now)
@@ -106,7 +113,10 @@ impl Writer {
                 match op {
                     Op::RetainSet(message) => {
                         if let Err(error) = record::put_message(&mut buf, &message) {
-                            tracing::warn!("Retained message on '{}' not stored: {error}.", message.topic);
+                            tracing::warn!(
+                                "Retained message on '{}' not stored: {error}.",
+                                message.topic
+                            );
                             continue;
                         }
                         retained.insert(&*message.topic, &buf[..])?;

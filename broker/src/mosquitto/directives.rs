@@ -1,0 +1,150 @@
+//! The Mosquitto directives fleetmq knows of: those it translates (handled
+//! in `translate.rs`), those it cannot carry over with the reason, bridge
+//! directives, and directives Mosquitto 2.0 removed.
+
+/// Directives translated into settings (some only in part, with a note).
+const TRANSLATED: &[&str] = &[
+    "acl_file",
+    "allow_anonymous",
+    "allow_zero_length_clientid",
+    "auto_id_prefix",
+    "autosave_interval",
+    "bind_address",
+    "cafile",
+    "certfile",
+    "connection",
+    "crlfile",
+    "global_max_connections",
+    "keyfile",
+    "listener",
+    "listener_allow_anonymous",
+    "log_dest",
+    "log_type",
+    "max_connections",
+    "max_inflight_messages",
+    "max_keepalive",
+    "max_packet_size",
+    "max_qos",
+    "max_queued_bytes",
+    "max_queued_messages",
+    "max_topic_alias",
+    "message_size_limit",
+    "password_file",
+    "per_listener_settings",
+    "persistence",
+    "persistence_location",
+    "persistent_client_expiration",
+    "port",
+    "protocol",
+    "require_certificate",
+    "retain_available",
+    "socket_domain",
+    "sys_interval",
+    "tls_version",
+    "use_identity_as_username",
+    "use_subject_as_username",
+    "include_dir",
+];
+
+/// Directives with no fleetmq equivalent, and why.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("accept_protocol_versions", "fleetmq accepts MQTT 3.1, 3.1.1 and 5.0 on every listener"),
+    ("allow_duplicate_messages", "deprecated in Mosquitto; fleetmq sends one copy for overlapping subscriptions, as MQTT requires"),
+    ("auth_plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
+    ("auth_plugin_deny_special_chars", "fleetmq cannot load Mosquitto plugins"),
+    ("autosave_on_changes", "fleetmq commits by time or per change (store.fsync), not after a count of changes"),
+    ("bind_interface", "fleetmq binds addresses, not interfaces; write the interface's address in the listener line"),
+    ("capath", "fleetmq reads CA certificates from one PEM file: concatenate the certificates of this folder into one file and name it in cafile"),
+    ("check_retain_source", "not configurable in fleetmq"),
+    ("ciphers", "rustls chooses its own safe cipher suites (AES-GCM and ChaCha20-Poly1305 with ECDHE); the list is not configurable"),
+    ("ciphers_tls1.3", "rustls chooses its own safe TLS 1.3 cipher suites; the list is not configurable"),
+    ("clientid_prefixes", "deprecated in Mosquitto and not supported; restrict client ids with certificates and [[acl]] rules"),
+    ("connection_messages", "fleetmq always logs connects and disconnects (at info)"),
+    ("dhparamfile", "rustls has no finite-field Diffie-Hellman; ECDHE is always used"),
+    ("enable_control_api", "fleetmq has no $CONTROL API"),
+    ("enable_proxy_protocol", "fleetmq does not speak the PROXY protocol"),
+    ("global_max_clients", "fleetmq limits connections (limits.max_connections), not stored sessions"),
+    ("global_plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
+    ("http_dir", "fleetmq listeners serve no files"),
+    ("listener_auto_id_prefix", "fleetmq has one mqtt.auto_id_prefix for every listener"),
+    ("log_facility", "fleetmq does not write to syslog itself; journald records its stderr"),
+    ("log_timestamp", "timestamps follow log.format: none under journald (which adds its own), otherwise always"),
+    ("log_timestamp_format", "fleetmq's timestamp format is not configurable (RFC 3339)"),
+    ("max_inflight_bytes", "fleetmq limits inflight messages by count (limits.max_inflight), not by bytes"),
+    ("max_topic_alias_broker", "fleetmq does not create topic aliases towards clients"),
+    ("memory_limit", "fleetmq has no global heap limit; limits.max_queued_bytes bounds each session's queue"),
+    ("mount_point", "fleetmq has no mount points: clients of this listener share the one topic tree"),
+    ("mptcp", "fleetmq listens with plain TCP"),
+    ("persistence_file", "fleetmq keeps its own store (store.path in data_dir) and cannot read mosquitto.db: retained messages and sessions saved by Mosquitto are not carried over"),
+    ("pid_file", "fleetmq writes no pid file: systemd tracks the main process (Type=notify)"),
+    ("plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
+    ("plugin_load", "fleetmq cannot load Mosquitto plugins"),
+    ("plugin_use", "fleetmq cannot load Mosquitto plugins"),
+    ("proxy_protocol_v2_require_tls", "fleetmq does not speak the PROXY protocol"),
+    ("psk_file", "rustls has no TLS-PSK: give devices certificates instead"),
+    ("psk_hint", "rustls has no TLS-PSK: give devices certificates instead"),
+    ("queue_qos0_messages", "not configurable in fleetmq"),
+    ("retry_interval", "removed in Mosquitto 2.0; messages are resent on reconnect, as MQTT specifies"),
+    ("set_tcp_nodelay", "not configurable in fleetmq"),
+    ("store_clean_interval", "removed in Mosquitto 2.0"),
+    ("tls_engine", "rustls has no OpenSSL engines: the key must be a PEM file"),
+    ("tls_engine_kpass_sha1", "rustls has no OpenSSL engines: the key must be a PEM file"),
+    ("tls_keyform", "rustls has no OpenSSL engines: the key must be a PEM file"),
+    ("upgrade_outgoing_qos", "not supported: messages go out at the lower of the publish and subscription QoS, as MQTT specifies"),
+    ("use_username_as_clientid", "not supported; identity_as_clientid does this for certificate identities"),
+    ("user", "fleetmq does not switch users itself: the systemd unit runs it as its own user"),
+    ("websockets_headers_size", "fleetmq has no WebSocket listeners"),
+    ("websockets_log_level", "fleetmq has no WebSocket listeners"),
+];
+
+/// Directives of a bridge (after `connection NAME`).
+const BRIDGE: &[&str] = &[
+    "address",
+    "addresses",
+    "cleansession",
+    "clientid",
+    "idle_timeout",
+    "keepalive_interval",
+    "local_cleansession",
+    "local_clientid",
+    "local_password",
+    "local_username",
+    "notification_topic",
+    "notifications",
+    "notifications_local_only",
+    "remote_clientid",
+    "remote_password",
+    "remote_username",
+    "restart_timeout",
+    "round_robin",
+    "start_type",
+    "threshold",
+    "topic",
+    "try_private",
+];
+
+/// Whether `name` is translated by `translate.rs`.
+pub(crate) fn is_translated(name: &str) -> bool {
+    TRANSLATED.contains(&name)
+}
+
+/// Why `name` is not carried over, if it is a directive fleetmq lacks.
+pub(crate) fn unsupported(name: &str) -> Option<&'static str> {
+    if name.starts_with("auth_opt_") || name.starts_with("plugin_opt_") {
+        return Some("an option of a Mosquitto plugin, which fleetmq cannot load");
+    }
+    UNSUPPORTED
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, why)| *why)
+}
+
+/// Whether `name` configures a bridge.
+pub(crate) fn is_bridge(name: &str) -> bool {
+    name.starts_with("bridge_") || BRIDGE.contains(&name)
+}
+
+/// Whether Mosquitto knows `name` at all.
+pub(crate) fn is_known(name: &str) -> bool {
+    is_translated(name) || unsupported(name).is_some() || is_bridge(name)
+}

@@ -1,0 +1,192 @@
+//! Log lines on stderr, shaped for where they end up.
+//!
+//! On a terminal or in a file, each line carries a timestamp. Under
+//! systemd, stderr goes to journald, which stamps every line itself; a
+//! second timestamp would only push the message off the screen of
+//! `journalctl`. There lines carry no timestamp and no colours, and start
+//! with a syslog priority prefix (`<3>` error ... `<7>` debug) that journald
+//! turns into the entry's `PRIORITY`, so `journalctl -p warning` works.
+//!
+//! `log.format = "auto"` (the default) picks the journald shape when
+//! `JOURNAL_STREAM` names the very stream stderr is (as `systemd.exec(5)`
+//! advises: a child whose stderr was redirected must not be fooled by an
+//! inherited variable); `"journald"` and `"full"` force either shape.
+
+use std::io::IsTerminal;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// The environment variable systemd sets to `DEVICE:INODE` of the stream
+/// connected to journald.
+pub const JOURNAL_STREAM: &str = "JOURNAL_STREAM";
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStyle {
+    /// Timestamp, level, target, message; colours when `ansi`.
+    Full { ansi: bool },
+    /// Priority prefix, level, target, message: no timestamp, no colours.
+    Journald,
+}
+
+impl LogStyle {
+    /// The style for `format` in this process: stderr and its environment.
+    pub fn detect(format: LogFormat) -> LogStyle {
+        let journal = std::env::var(JOURNAL_STREAM).ok();
+        LogStyle::choose(
+            format,
+            journal.as_deref(),
+            stderr_identity(),
+            std::io::stderr().is_terminal(),
+        )
+    }
+
+    /// The decision itself, on given facts (for tests).
+    fn choose(
+        format: LogFormat,
+        journal_stream: Option<&str>,
+        stderr: Option<(u64, u64)>,
+        stderr_is_terminal: bool,
+    ) -> LogStyle {
+        let full = LogStyle::Full {
+            ansi: stderr_is_terminal && std::env::var_os("NO_COLOR").is_none(),
+        };
+        match format {
+            LogFormat::Journald => LogStyle::Journald,
+            LogFormat::Full => full,
+            LogFormat::Auto => match (journal_stream.and_then(parse_journal_stream), stderr) {
+                (Some(journal), Some(stderr)) if journal == stderr => LogStyle::Journald,
+                _ => full,
+            },
+        }
+    }
+}
+
+/// `DEVICE:INODE` as two numbers.
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (device, inode) = value.trim().split_once(':')?;
+    Some((device.parse().ok()?, inode.parse().ok()?))
+}
+
+/// Device and inode of stderr, when they can be read.
+fn stderr_identity() -> Option<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let owned = std::io::stderr().as_fd().try_clone_to_owned().ok()?;
+    let metadata = std::fs::File::from(owned).metadata().ok()?;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+/// Sets up logging to stderr for `config`: the filter from `RUST_LOG` when
+/// set, else `log.level`; the style from `log.format`.
+pub fn init(config: &Config) -> Result<LogStyle, String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .map_err(|error| {
+                format!(
+                    "RUST_LOG={directives:?} is not a tracing filter: {error} (fix or unset it)"
+                )
+            })?,
+        _ => EnvFilter::try_new(&config.log.level)
+            .map_err(|error| format!("log.level {:?}: {error}", config.log.level))?,
+    };
+    let style = LogStyle::detect(config.log.format);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match style {
+        LogStyle::Full { ansi } => builder.with_ansi(ansi).try_init(),
+        LogStyle::Journald => builder
+            .with_ansi(false)
+            .event_format(SyslogPriority(
+                tracing_subscriber::fmt::format().without_time(),
+            ))
+            .try_init(),
+    };
+    result.map_err(|error| format!("cannot set up logging: {error}"))?;
+    Ok(style)
+}
+
+/// Prefixes each line with `<N>`, the syslog priority of its level.
+struct SyslogPriority<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for SyslogPriority<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "<{}>", syslog_priority(*event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+/// `sd-daemon(3)` priorities: err 3, warning 4, info 6, debug 7.
+fn syslog_priority(level: Level) -> u8 {
+    match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        Level::DEBUG | Level::TRACE => 7,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_journald_only_when_journal_stream_is_stderr() {
+        let stderr = Some((25, 4242));
+        assert_eq!(
+            LogStyle::choose(LogFormat::Auto, Some("25:4242"), stderr, false),
+            LogStyle::Journald
+        );
+        // Inherited from a parent whose stderr was the journal.
+        assert_eq!(
+            LogStyle::choose(LogFormat::Auto, Some("25:4243"), stderr, false),
+            LogStyle::Full { ansi: false }
+        );
+        assert_eq!(
+            LogStyle::choose(LogFormat::Auto, None, stderr, false),
+            LogStyle::Full { ansi: false }
+        );
+        assert_eq!(
+            LogStyle::choose(LogFormat::Auto, Some("garbage"), stderr, false),
+            LogStyle::Full { ansi: false }
+        );
+    }
+
+    #[test]
+    fn explicit_formats_win() {
+        assert_eq!(
+            LogStyle::choose(LogFormat::Journald, None, None, true),
+            LogStyle::Journald
+        );
+        assert!(matches!(
+            LogStyle::choose(LogFormat::Full, Some("1:2"), Some((1, 2)), false),
+            LogStyle::Full { .. }
+        ));
+    }
+
+    #[test]
+    fn priorities_follow_syslog() {
+        assert_eq!(syslog_priority(Level::ERROR), 3);
+        assert_eq!(syslog_priority(Level::WARN), 4);
+        assert_eq!(syslog_priority(Level::INFO), 6);
+        assert_eq!(syslog_priority(Level::TRACE), 7);
+    }
+}
