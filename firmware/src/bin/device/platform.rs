@@ -101,7 +101,7 @@ impl Net for DeviceNet {
             }
             _ => Err(fail(
                 Phase::Wifi,
-                format!("no WiFi link or DHCP address within 30 s"),
+                "no WiFi link or DHCP address within 30 s".into(),
             )),
         }
     }
@@ -144,7 +144,7 @@ impl Net for DeviceNet {
 
     async fn connect(&mut self, host: &str, port: u16) -> Result<DeviceSocket<'_>, NetError> {
         if !self.stack.is_link_up() {
-            return Err(fail(Phase::Wifi, format!("WiFi link is down")));
+            return Err(fail(Phase::Wifi, "WiFi link is down".into()));
         }
         let address = self.resolve(host, Phase::Tcp).await?;
         let mut socket = TcpSocket::new(self.stack, &mut self.rx, &mut self.tx);
