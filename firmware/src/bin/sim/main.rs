@@ -41,6 +41,10 @@ impl FileSource for DiskFiles {
 fn main() -> ExitCode {
     let options = match cli::parse(std::env::args().skip(1)) {
         Ok(options) => options,
+        Err(message) if message == "help" => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("fleetmq-sim: {message}\n\n{}", cli::USAGE);
             return ExitCode::from(2);
