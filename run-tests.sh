@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, then runs every test:
 # formatting, clippy, the Rust unit and end-to-end tests (cargo nextest),
-# and the Python end-to-end suite (paho-mqtt, mosquitto clients).
+# the Python end-to-end suite (paho-mqtt, mosquitto clients), and the
+# ESP32-C3 firmware build (release ELF, image, flash and RAM sizes).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,7 +11,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 echo "== installing test dependencies"
 # mosquitto: mosquitto_passwd for password files; systemd: systemd-analyze
 # verify of config/fleetmq.service; openssl: test certificates.
-apt_packages=(mosquitto-clients mosquitto systemd openssl)
+# clang, cmake, ninja, libclang: mbedTLS (firmware) is compiled from C with
+# clang and its bindings generated; libudev, pkg-config: espflash.
+apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -29,6 +32,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== Rust tests"
 cargo build -p fleetmq --locked
+# The firmware's host simulation, which broker/tests/firmware_e2e.rs runs.
+cargo build -p fleetmq-firmware --bin fleetmq-sim --locked
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
@@ -37,3 +42,29 @@ fi
 
 echo "== Python end-to-end tests"
 FLEETMQ_BIN="$PWD/target/debug/fleetmq" python3 -m pytest broker/tests/python -q
+
+echo "== ESP32-C3 firmware (release ELF, image, sizes)"
+firmware_started=$SECONDS
+rustup target list --installed | grep -qx riscv32imc-unknown-none-elf \
+  || rustup target add riscv32imc-unknown-none-elf
+# espflash writes the flashable image; installed once into target/tools
+# (about 3 minutes on 2 cores, then cached). FLEETMQ_SKIP_ESPFLASH=1 skips it.
+espflash_root="$PWD/target/tools"
+if [ -z "${FLEETMQ_SKIP_ESPFLASH:-}" ] && [ ! -x "$espflash_root/bin/espflash" ]; then
+  cargo install --locked --quiet --root "$espflash_root" espflash@4.7.0
+fi
+if [ -x "$espflash_root/bin/espflash" ]; then export ESPFLASH="$espflash_root/bin/espflash"; fi
+# The committed firmware/device.toml names ca.crt and sandboxclient.crt/.key
+# in firmware/fs/, which holds no certificates in git: build with throwaway
+# ones so CI checks the real configuration path end to end.
+ci_fs="$(mktemp -d)"
+trap 'rm -rf "$ci_fs"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=fleetmq CI CA" -keyout "$ci_fs/ca.key" -out "$ci_fs/ca.crt" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=esp32_807A98" -keyout "$ci_fs/sandboxclient.key" -out "$ci_fs/sandboxclient.crt" 2>/dev/null
+FLEETMQ_DEVICE_FS="$ci_fs" cargo clippy --locked -p fleetmq-firmware --profile firmware \
+  --target riscv32imc-unknown-none-elf --no-default-features --features esp32c3 \
+  --bin fleetmq-device -- -D warnings
+FLEETMQ_DEVICE_FS="$ci_fs" firmware/build-device.sh
+echo "firmware build took $((SECONDS - firmware_started)) s"

@@ -31,7 +31,7 @@ BROKER_KIND = os.environ.get("FLEETMQ_TEST_BROKER", "fleetmq").strip().lower()
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 3.0
 LISTEN_LINE = re.compile(
-    r'Opening listen socket on 127\.0\.0\.1:(\d+) for listener "test"\.')
+    r'Opening listen socket on 127\.0\.0\.1:(\d+) for listener "test"( \([^)]*\))?\.')
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 if BROKER_KIND not in ("fleetmq", "mosquitto"):

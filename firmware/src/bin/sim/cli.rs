@@ -1,0 +1,79 @@
+//! Command line of `fleetmq-sim`.
+
+use std::path::PathBuf;
+
+use fleetmq_firmware::topic::Mac;
+
+pub const USAGE: &str =
+    "usage: fleetmq-sim --config device.toml [--fs DIR] [--mac AA:BB:CC:DD:EE:FF]
+                   [--devices N] [--device-certs DIR]
+
+  --config FILE        device configuration (mos.yml keys in TOML)
+  --fs DIR             folder of the certificate files it names
+                       (default: `fs` next to the configuration)
+  --mac MAC            station MAC of the (first) device (default 24:0A:C4:80:7A:98)
+  --devices N          simulate N devices with consecutive MACs (default 1)
+  --device-certs DIR   each device presents DIR/<client id>.crt and .key";
+
+/// Parsed options.
+#[derive(Debug)]
+pub struct Options {
+    pub config: PathBuf,
+    pub fs: PathBuf,
+    pub mac: Mac,
+    pub devices: u32,
+    pub device_certs: Option<PathBuf>,
+}
+
+pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut config = None;
+    let mut fs = None;
+    let mut mac = Mac([0x24, 0x0A, 0xC4, 0x80, 0x7A, 0x98]);
+    let mut devices = 1;
+    let mut device_certs = None;
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--config" => config = Some(PathBuf::from(value()?)),
+            "--fs" => fs = Some(PathBuf::from(value()?)),
+            "--mac" => mac = parse_mac(&value()?)?,
+            "--devices" => {
+                devices = value()?
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=10_000).contains(n))
+                    .ok_or("--devices takes a number from 1 to 10000")?;
+            }
+            "--device-certs" => device_certs = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => return Err(String::from("help")),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    let config = config.ok_or("--config is required")?;
+    let fs = fs.unwrap_or_else(|| {
+        config
+            .parent()
+            .map(|dir| dir.join("fs"))
+            .unwrap_or_else(|| PathBuf::from("fs"))
+    });
+    Ok(Options {
+        config,
+        fs,
+        mac,
+        devices,
+        device_certs,
+    })
+}
+
+fn parse_mac(text: &str) -> Result<Mac, String> {
+    let bytes: Vec<u8> = text
+        .split([':', '-'])
+        .map(|part| u8::from_str_radix(part, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("`{text}` is not a MAC address"))?;
+    let bytes: [u8; 6] = bytes
+        .try_into()
+        .map_err(|_| format!("`{text}` is not a 6-byte MAC address"))?;
+    Ok(Mac(bytes))
+}

@@ -1,0 +1,324 @@
+//! The device's main loop, shared by the ESP32 firmware and the host
+//! simulation: the [`Machine`] decides, this module does the IO through a
+//! platform ([`Net`], [`Clock`], [`Log`]) and mbedTLS.
+//!
+//! One connection attempt: TCP connect, TLS handshake (offering the saved
+//! session), then the [`MqttSession`] conversation until the connection
+//! ends. Log lines follow Mongoose-OS (`MQTT0 connecting to ...`,
+//! `ciphersuite: ...`, `MQTT0 TCP connect ok (0)`, `MQTT0 CONNACK 0`, `MQTT
+//! connected`, `Published:OK ...`) plus the handshake duration measured on
+//! the device.
+
+mod socket;
+pub mod tls;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+
+use embassy_futures::select::{select, Either};
+use embedded_io_async::{Read, Write};
+use mbedtls_rs::{SavedSession, Session, SessionConfig, Split, TlsReference};
+
+use crate::backoff::Backoff;
+use crate::config::DeviceConfig;
+use crate::machine::{Machine, Phase, Step};
+use crate::mqtt::session::SessionSettings;
+use crate::mqtt::{decode, MqttSession, Output};
+use crate::topic::{DeviceNames, Mac};
+use socket::Observed;
+pub use tls::TlsSetup;
+
+/// Receive buffer for MQTT packets from the broker.
+const RX_BUFFER: usize = 2048;
+
+/// Why the network side failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetError {
+    /// Which phase it belongs to (`Wifi` when the link is down).
+    pub phase: Phase,
+    /// What happened.
+    pub message: String,
+}
+
+/// Monotonic time, sleeping and randomness.
+#[allow(async_fn_in_trait)] // single-threaded executors; no Send bound wanted
+pub trait Clock {
+    /// Milliseconds since boot.
+    fn now_ms(&self) -> u64;
+    /// Sleeps `ms` milliseconds.
+    async fn sleep_ms(&self, ms: u64);
+    /// A random number (backoff jitter).
+    fn random_u32(&self) -> u32;
+}
+
+/// The device log (serial console on the ESP32, stdout in the simulation).
+pub trait Log {
+    /// Prints one line.
+    fn line(&self, line: &str);
+}
+
+/// WiFi, SNTP and TCP.
+#[allow(async_fn_in_trait)]
+pub trait Net {
+    /// A connected TCP socket.
+    type Socket<'s>: Read + Write + Split
+    where
+        Self: 's;
+    /// Joins the access point and gets an address.
+    async fn join_wifi(&mut self) -> Result<(), NetError>;
+    /// Sets the wall clock from `server` (SNTP); returns Unix seconds.
+    async fn sync_time(&mut self, server: &str) -> Result<u64, NetError>;
+    /// Resolves `host` and connects to `port`.
+    async fn connect(&mut self, host: &str, port: u16) -> Result<Self::Socket<'_>, NetError>;
+}
+
+/// One device: configuration, names and parsed TLS material.
+pub struct Device {
+    /// The checked configuration.
+    pub config: DeviceConfig,
+    /// Client id and topics for this device's MAC.
+    pub names: DeviceNames,
+    /// Certificates and key parsed by mbedTLS.
+    pub tls: TlsSetup,
+}
+
+impl Device {
+    /// Prepares a device; errors name the configuration key at fault.
+    pub fn new(config: DeviceConfig, mac: Mac) -> Result<Device, String> {
+        let names = DeviceNames::new(&config.client_id, &config.topics, mac);
+        let tls = TlsSetup::new(&config.tls)?;
+        Ok(Device { config, names, tls })
+    }
+}
+
+/// Runs the device forever.
+pub async fn run<N: Net, C: Clock, L: Log>(
+    net: &mut N,
+    clock: &C,
+    log: &L,
+    device: &Device,
+    tls: TlsReference<'_>,
+) -> ! {
+    let config = &device.config;
+    let mut machine = Machine::new(
+        config.mqtt_enable,
+        Backoff::new(config.reconnect_min_ms, config.reconnect_max_ms),
+    );
+    let mut saved: Option<SavedSession> = None;
+    log.line(&format!(
+        "Device {} ({} TLS), MQTT server {}",
+        device.names.client_id,
+        if device.tls.is_mutual() {
+            "mutual"
+        } else {
+            "one-way"
+        },
+        config.server
+    ));
+    loop {
+        let failure = match machine.step() {
+            Step::Disabled => {
+                log.line("MQTT disabled (mqtt.enable = false)");
+                clock.sleep_ms(3_600_000).await;
+                continue;
+            }
+            Step::Wait { ms } => {
+                clock.sleep_ms(u64::from(ms)).await;
+                machine.waited();
+                continue;
+            }
+            Step::JoinWifi => match net.join_wifi().await {
+                Ok(()) => {
+                    machine.wifi_joined();
+                    continue;
+                }
+                Err(e) => e,
+            },
+            Step::SyncTime => match net.sync_time(&config.sntp_server).await {
+                Ok(unix) => {
+                    log.line(&format!("SNTP: time set to {unix} (Unix seconds)"));
+                    machine.time_synced();
+                    continue;
+                }
+                Err(e) => e,
+            },
+            Step::Connect { resume } => {
+                let offer = if resume { saved.as_ref() } else { None };
+                let (failure, next) =
+                    connect_once(net, clock, log, device, tls, offer, &mut machine).await;
+                if let Some(next) = next {
+                    saved = Some(next);
+                } else if failure.phase == Phase::Tls {
+                    saved = None;
+                }
+                failure
+            }
+        };
+        let wait = machine.failed(failure.phase, clock.random_u32());
+        log.line(&format!(
+            "MQTT0 {} failed: {}; reconnecting in {wait} ms (attempt {})",
+            failure.phase.as_str(),
+            failure.message,
+            machine.failures()
+        ));
+    }
+}
+
+/// One connection, from TCP connect until it ends. Returns why it ended
+/// and the TLS session to offer next time (if a handshake succeeded).
+async fn connect_once<N: Net, C: Clock, L: Log>(
+    net: &mut N,
+    clock: &C,
+    log: &L,
+    device: &Device,
+    tls: TlsReference<'_>,
+    offer: Option<&SavedSession>,
+    machine: &mut Machine,
+) -> (NetError, Option<SavedSession>) {
+    let config = &device.config;
+    log.line(&format!("MQTT0 connecting to {}", config.server));
+    let started = clock.now_ms();
+    let socket = match net.connect(&config.host, config.port).await {
+        Ok(socket) => socket,
+        Err(e) => return (e, None),
+    };
+    let tcp_ms = clock.now_ms().saturating_sub(started);
+    let mut observed = Observed::new(socket);
+    let client_config = SessionConfig::Client(device.tls.client_config());
+    let mut session = match Session::new(tls, &mut observed, &client_config) {
+        Ok(session) => session,
+        Err(e) => {
+            return (
+                fail(Phase::Tls, format!("cannot create TLS session: {e}")),
+                None,
+            )
+        }
+    };
+    let handshake_started = clock.now_ms();
+    let result = match offer {
+        Some(saved) => session.connect_with_session(saved).await,
+        None => session.connect().await,
+    };
+    let handshake_ms = clock.now_ms().saturating_sub(handshake_started);
+    if let Err(e) = result {
+        let why = tls::explain(&e, device.tls.is_mutual());
+        return (
+            fail(Phase::Tls, format!("{why} ({e}) after {handshake_ms} ms")),
+            None,
+        );
+    }
+    let next = session.save().ok();
+    machine.handshake_done(next.is_some());
+    let summary = session.stream().observer.summary();
+    let (version, suite, resumed) = match summary {
+        Some(s) => (s.version, format!("{}", s.suite_name()), s.resumed),
+        None => ("TLS", String::from("unknown"), false),
+    };
+    log.line(&format!("ciphersuite: {suite}"));
+    log.line("MQTT0 TCP connect ok (0)");
+    log.line(&format!(
+        "MQTT0 TLS handshake {handshake_ms} ms ({version}, {}, {}), TCP {tcp_ms} ms",
+        if resumed { "resumed" } else { "full" },
+        if device.tls.is_mutual() {
+            "mutual"
+        } else {
+            "one-way"
+        },
+    ));
+    let mut mqtt = MqttSession::new(SessionSettings {
+        names: device.names.clone(),
+        keep_alive_secs: config.keep_alive_secs,
+        will_message: config.will_message.clone(),
+        user: config.user.clone(),
+        pass: config.pass.clone(),
+    });
+    let failure = match session.split().await {
+        Ok((mut reader, mut writer)) => {
+            serve(&mut reader, &mut writer, &mut mqtt, clock, log, machine).await
+        }
+        Err(e) => fail(Phase::Tls, format!("{e}")),
+    };
+    (failure, next)
+}
+
+fn fail(phase: Phase, message: String) -> NetError {
+    NetError { phase, message }
+}
+
+/// The MQTT conversation until the connection ends.
+async fn serve<R: Read, W: Write, C: Clock, L: Log>(
+    reader: &mut R,
+    writer: &mut W,
+    mqtt: &mut MqttSession,
+    clock: &C,
+    log: &L,
+    machine: &mut Machine,
+) -> NetError {
+    let phase = |mqtt: &MqttSession| {
+        if mqtt.is_online() {
+            Phase::Online
+        } else {
+            Phase::Mqtt
+        }
+    };
+    let mut outputs = vec![Output::Send(mqtt.start(clock.now_ms()))];
+    let mut buf = vec![0u8; RX_BUFFER];
+    let mut filled = 0;
+    loop {
+        for output in outputs.drain(..) {
+            match output {
+                Output::Send(bytes) => {
+                    let written = match writer.write_all(&bytes).await {
+                        Ok(()) => writer.flush().await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = written {
+                        return fail(phase(mqtt), format!("write failed: {e:?}"));
+                    }
+                }
+                Output::Log(line) => log.line(&line),
+                Output::Online => machine.online(),
+                Output::Close(why) => return fail(Phase::Online, why),
+            }
+        }
+        let wait = mqtt.next_timer_ms().saturating_sub(clock.now_ms());
+        let Some(free) = buf.get_mut(filled..) else {
+            return fail(phase(mqtt), String::from("receive buffer overflow"));
+        };
+        match select(reader.read(free), clock.sleep_ms(wait)).await {
+            Either::First(Ok(0)) => {
+                return fail(phase(mqtt), String::from("connection closed by the broker"))
+            }
+            Either::First(Ok(n)) => {
+                filled += n;
+                loop {
+                    let used = match decode(&buf[..filled], RX_BUFFER) {
+                        Ok(Some((packet, used))) => {
+                            if let Err(e) = mqtt.on_packet(packet, clock.now_ms(), &mut outputs) {
+                                // Log what the session said before failing (CONNACK n).
+                                for output in outputs.drain(..) {
+                                    if let Output::Log(line) = output {
+                                        log.line(&line);
+                                    }
+                                }
+                                return fail(phase(mqtt), format!("{e}"));
+                            }
+                            used
+                        }
+                        Ok(None) => break,
+                        Err(e) => return fail(phase(mqtt), format!("{e}")),
+                    };
+                    buf.copy_within(used..filled, 0);
+                    filled -= used;
+                }
+            }
+            Either::First(Err(e)) => return fail(phase(mqtt), format!("read failed: {e:?}")),
+            Either::Second(()) => {
+                if let Err(e) = mqtt.on_timer(clock.now_ms(), &mut outputs) {
+                    return fail(phase(mqtt), format!("{e}"));
+                }
+            }
+        }
+    }
+}
