@@ -30,6 +30,8 @@ pub struct Listener {
     open: Arc<AtomicUsize>,
     /// TLS state; `None` for plain TCP.
     pub tls: Option<Arc<TlsListener>>,
+    /// The listener's settings (authentication options among them).
+    config: Arc<ListenerConfig>,
 }
 
 /// Counts one open connection against its listener and the broker until
@@ -80,6 +82,7 @@ impl Listener {
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
             tls,
+            config: Arc::new(config.clone()),
         })
     }
 
@@ -124,6 +127,7 @@ impl Listener {
                 over_limit,
                 clock,
                 tls: None,
+                settings: Arc::clone(&self.config),
             };
             let broker = Arc::clone(&broker);
             let shutdown = shutdown.clone();

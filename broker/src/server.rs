@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::Broker;
+use crate::broker::{AuthState, Broker};
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
 use crate::listener::Listener;
@@ -25,6 +25,8 @@ use crate::tls::{TlsError, TlsListener};
 pub enum ServerError {
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Auth(crate::auth::AuthError),
     #[error("listener \"{name}\": {source}")]
     Tls {
         name: String,
@@ -66,7 +68,8 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     } else {
         (None, None)
     };
-    let broker = Arc::new(Broker::new(config, store));
+    let auth = AuthState::load(&config).map_err(ServerError::Auth)?;
+    let broker = Arc::new(Broker::new(config, store, auth));
     if let Some(restored) = restored {
         broker.restore(restored);
     }
@@ -260,6 +263,12 @@ fn reload_config(running: &Running, source: &ConfigSource) {
         Ok(loaded) => {
             let changes = crate::service::reload::changes(&running.broker.config, &loaded.config);
             crate::service::reload::log_changes(&changes);
+            match running.broker.reload_auth(&loaded.config) {
+                Ok(()) => tracing::info!("Reloaded password file and ACL rules."),
+                Err(error) => tracing::error!(
+                    "Reload: password file or ACL rules not reloaded, the ones in force stay: {error}."
+                ),
+            }
         }
         Err(error) => {
             tracing::error!(

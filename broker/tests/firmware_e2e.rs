@@ -149,7 +149,7 @@ impl Pki {
     /// The `[[listener]]` of a TLS broker using this PKI.
     fn listener(&self, client_certs: &str) -> String {
         format!(
-            "[log]\nlevel = \"debug\"\n\n[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\n[listener.tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\nclient_certs = \"{client_certs}\"\ncrl = [{:?}]\n",
+            "[log]\nlevel = \"debug\"\n\n[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\nallow_anonymous = true\n[listener.tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\nclient_certs = \"{client_certs}\"\ncrl = [{:?}]\n",
             self.path("server.crt"),
             self.path("server.key"),
             self.path("ca.crt"),

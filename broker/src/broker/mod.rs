@@ -6,6 +6,7 @@
 //! a session's own lock; `retained` is taken alone. All locks are
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
+mod access;
 mod publish;
 mod restore;
 mod stats;
@@ -26,6 +27,7 @@ use crate::router::{ClientKey, RetainedStore, SubscriptionTrie, TopicLimits};
 use crate::session::{Attachment, Control, QueueLimits, Session};
 use crate::store::{Op, Store};
 
+pub use access::{AuthState, DenialLog};
 pub use stats::Stats;
 
 /// Everything the connections share.
@@ -53,6 +55,10 @@ pub struct Broker {
     next_assigned_id: AtomicU64,
     /// Durable state, when `store.enabled`.
     pub store: Option<Arc<Store>>,
+    /// Passwords, ACL rules, groups; replaced whole on reload.
+    auth: RwLock<Arc<AuthState>>,
+    /// Suppression of repeated denial log lines.
+    denials: DenialLog,
 }
 
 /// What [`Broker::attach`] gives a connection that completed CONNECT.
@@ -71,7 +77,7 @@ pub struct Attached {
 
 impl Broker {
     /// An empty broker for `config`.
-    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>) -> Broker {
+    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>, auth: AuthState) -> Broker {
         let topic_limits = TopicLimits {
             max_length: config.limits.max_topic_length,
             max_levels: config.limits.max_topic_levels,
@@ -88,6 +94,8 @@ impl Broker {
             next_generation: AtomicU64::new(1),
             next_assigned_id: AtomicU64::new(1),
             store,
+            auth: RwLock::new(Arc::new(auth)),
+            denials: DenialLog::default(),
         }
     }
 

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Client, Exit};
+use crate::auth::Action;
 use crate::broker::{Broker, Stats};
 use crate::codec::{Disconnect, LastWill, Packet, ReasonCode};
 use crate::message::Message;
 use crate::observe::Event;
 use crate::session::Session;
+use crate::store::Op;
 
 /// How long a closing connection may spend writing its last packets.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -91,6 +93,11 @@ where
             reason: why,
         });
         let will = if publish_will { self.will.take() } else { None };
+        // A will is checked like any publish, when it would be published.
+        let will = will.filter(|will| {
+            self.broker
+                .allows(&self.identity, Action::Publish, &will.topic)
+        });
         if let Some(will) = will {
             schedule_will(
                 &self.broker,
@@ -131,8 +138,13 @@ fn schedule_will(
         }
         return;
     }
+    // Kept on disk too, so a broker restart during the delay still
+    // publishes it.
+    let publish_at_ms = crate::store::now_ms() + u64::from(delay) * 1000;
+    broker.persist(|| Op::WillPut(Arc::clone(client_id), Arc::clone(&message), publish_at_ms));
     let broker = Arc::clone(broker);
     let session = Arc::clone(session);
+    let client_id = Arc::clone(client_id);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
         let resumed = {
@@ -142,6 +154,7 @@ fn schedule_will(
         if !resumed {
             broker.publish(message);
         }
+        broker.persist(|| Op::WillClear(client_id));
     });
 }
 

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::{Client, Origin};
+use crate::auth::{authenticate, AuthOutcome, Identity};
 use crate::broker::{Broker, Stats};
 use crate::codec::{
     self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
@@ -33,6 +34,7 @@ enum Verdict {
 /// The negotiated parameters of an accepted CONNECT.
 struct Accepted {
     client_id: String,
+    identity: Identity,
     assigned_id: bool,
     keep_alive: u16,
     server_keep_alive: Option<u16>,
@@ -160,6 +162,7 @@ where
         write_buf: BytesMut::with_capacity(4096),
         version,
         client_id: Arc::clone(&attached.session.client_id),
+        identity: accepted.identity,
         session: attached.session,
         generation: attached.generation,
         keep_alive: Duration::from_secs(u64::from(keep_alive)),
@@ -295,6 +298,43 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
             ),
         );
     }
+    let auth = broker.auth();
+    let cert = origin.tls.as_ref().and_then(|tls| tls.client_cert.as_ref());
+    let identity = Identity::build(
+        &origin.settings,
+        Arc::clone(&origin.listener),
+        &auth.groups,
+        cert,
+        &client_id,
+        connect.username.as_deref(),
+    );
+    let (outcome, replacement) = authenticate(
+        &origin.settings,
+        auth.passwords.as_ref(),
+        &identity,
+        connect.password.as_deref(),
+    );
+    let refusal = match outcome {
+        AuthOutcome::Allowed { .. } => None,
+        AuthOutcome::BadCredentials => Some((
+            ReasonCode::BAD_USER_NAME_OR_PASSWORD,
+            "bad user name or password, or a name the certificate does not carry",
+        )),
+        AuthOutcome::NotAuthorized => Some((
+            ReasonCode::NOT_AUTHORIZED,
+            "not authorised (no certificate or password, and anonymous access is off)",
+        )),
+        AuthOutcome::ClientIdMismatch => Some((
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            "client id differs from the certificate identity",
+        )),
+    };
+    if let Some((reason, why)) = refusal {
+        return Verdict::Refuse(Some(reason), why.into());
+    }
+    if let Some(replacement) = replacement {
+        client_id = replacement;
+    }
     if let Some(will) = &connect.will {
         if let Err(error) = validate_topic_name(&will.topic, &broker.topic_limits) {
             let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
@@ -342,6 +382,7 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
     };
     Verdict::Accept(Accepted {
         client_id,
+        identity,
         assigned_id,
         keep_alive,
         server_keep_alive,

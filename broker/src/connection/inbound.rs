@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit};
+use crate::auth::Action;
 use crate::broker::Stats;
 use crate::codec::{
     AckProperties, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck,
@@ -231,11 +232,10 @@ where
                 ));
             }
         }
-        // $SYS belongs to the broker: clients may not write there.
-        let denied = topic.starts_with("$SYS/") || &*topic == "$SYS";
+        // $SYS belongs to the broker, and the ACL decides the rest.
+        let denied = !self.broker.allows(&self.identity, Action::Publish, &topic);
         let mut ticket = 0;
         let reason = if denied {
-            tracing::debug!(client = %self.client_id, "Denied PUBLISH from {} to '{}'.", self.client_id, topic);
             ReasonCode::NOT_AUTHORIZED
         } else {
             let now = Instant::now();
@@ -294,6 +294,14 @@ where
             if let Err(error) = validate_topic_filter(filter, &self.broker.topic_limits) {
                 tracing::info!(client = %self.client_id, "Client {} subscription to '{}' refused: {error}.", self.client_id, filter.escape_debug());
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
+            if !self
+                .broker
+                .allows(&self.identity, Action::Subscribe, filter)
+            {
+                // 3.1.1 receives 0x80, 5.0 0x87 not authorized.
+                reasons.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
             let shared = matches!(parse_filter(filter), FilterKind::Shared { .. });

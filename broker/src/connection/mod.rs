@@ -26,8 +26,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::auth::Identity;
 use crate::broker::{Broker, Stats};
 use crate::codec::{self, LastWill, Packet, ProtocolVersion, ReasonCode};
+use crate::config::ListenerConfig;
 use crate::observe::ClientCounters;
 use crate::session::{Control, Session};
 use crate::tls::{ConnectClock, TlsInfo};
@@ -46,6 +48,8 @@ pub struct Origin {
     pub clock: ConnectClock,
     /// The TLS session, on TLS listeners.
     pub tls: Option<TlsInfo>,
+    /// The listener's settings (authentication options).
+    pub settings: Arc<ListenerConfig>,
 }
 
 /// Why a connection's loop ended.
@@ -89,6 +93,8 @@ struct Client<S> {
     write_buf: BytesMut,
     version: ProtocolVersion,
     client_id: Arc<str>,
+    /// Who the client is, for every access decision.
+    identity: Identity,
     session: Arc<Session>,
     generation: u64,
     /// Keep alive enforced by the broker; zero disables it.

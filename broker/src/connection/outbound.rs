@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit, WRITE_BUDGET};
+use crate::auth::Action;
 use crate::broker::Stats;
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
 use crate::observe::ClientCounters;
@@ -74,6 +75,16 @@ where
                 return Ok(());
             };
             if item.message.is_expired(now) {
+                self.forget_delivery(item.seq);
+                continue;
+            }
+            // Checked per message, so a permitted wildcard never leaks a
+            // topic this client may not read, and rules reloaded later
+            // apply to existing subscriptions too.
+            if !self
+                .broker
+                .allows(&self.identity, Action::Receive, &item.message.topic)
+            {
                 self.forget_delivery(item.seq);
                 continue;
             }

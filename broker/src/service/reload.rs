@@ -29,10 +29,16 @@ impl Change {
     }
 }
 
-/// Settings a reload applies. None yet: TLS file contents are re-read on
-/// every SIGHUP, but a changed TLS *path* or policy is a new listener.
-pub fn applies_live(_key: &str) -> bool {
-    false
+/// Settings a reload applies: the password file and the ACL rules (the
+/// `[auth]` section and `[[acl]]` tables), which take effect for existing
+/// sessions too. TLS file contents are re-read on every SIGHUP, but a
+/// changed TLS *path* or policy is a new listener.
+pub fn applies_live(key: &str) -> bool {
+    key.starts_with("auth.")
+        || key == "auth"
+        || key == "acl"
+        || key.starts_with("acl[")
+        || key.starts_with("acl.")
 }
 
 /// Every setting that differs between `running` and `reread`, in file order.

@@ -113,6 +113,10 @@ impl ListenerSpec {
             self.name
         );
         if let Some(tls) = &self.tls_toml {
+            // These listeners test the TLS layer: clients without a
+            // certificate (one-way, optional) are admitted without a
+            // password, which TLS listeners refuse by default.
+            out.push_str("allow_anonymous = true\n\n");
             out.push_str(&format!("[listener.tls]\n{tls}\n"));
         }
         out

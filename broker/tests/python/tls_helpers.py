@@ -90,7 +90,10 @@ class Pki:
 
 def _tls_listener(name, pki, policy):
     return "\n".join([
-        "[[listener]]", f'name = "{name}"', 'bind = "127.0.0.1:0"', "",
+        "[[listener]]", f'name = "{name}"', 'bind = "127.0.0.1:0"',
+        # One-way clients carry no certificate; TLS listeners refuse
+        # anonymous clients unless told otherwise.
+        "allow_anonymous = true", "",
         "[listener.tls]", f'cert = "{pki.server[0]}"', f'key = "{pki.server[1]}"',
         f'client_ca = "{pki.ca}"', f'client_certs = "{policy}"', ""])
 

@@ -1,0 +1,110 @@
+//! Authentication data and access decisions as the running broker holds
+//! them: the ACL rules, the password file and the certificate groups,
+//! swapped whole on reload, and the denial accounting (a counter, and one
+//! log line per client and topic per minute so a misbehaving device cannot
+//! flood the log).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{Broker, Stats};
+use crate::auth::{Acl, Action, AuthError, Identity, PasswordFile};
+use crate::config::{Config, GroupConfig};
+
+/// How long one client/topic denial stays quiet in the log after it was
+/// logged.
+const DENIAL_LOG_WINDOW: Duration = Duration::from_secs(60);
+/// Most client/topic pairs remembered for log suppression.
+const DENIAL_LOG_MAX: usize = 10_000;
+
+/// What authentication and authorization read, loaded from the config.
+#[derive(Debug, Default)]
+pub struct AuthState {
+    pub acl: Acl,
+    pub passwords: Option<PasswordFile>,
+    pub groups: Vec<GroupConfig>,
+}
+
+impl AuthState {
+    /// Reads the password file and the ACL rules (`[[acl]]` and acl_file).
+    pub fn load(config: &Config) -> Result<AuthState, AuthError> {
+        let passwords = match &config.auth.password_file {
+            Some(path) => Some(PasswordFile::load(path)?),
+            None => None,
+        };
+        let acl = Acl::from_config(&config.acl, config.auth.acl_file.as_deref())?;
+        Ok(AuthState {
+            acl,
+            passwords,
+            groups: config.auth.groups.clone(),
+        })
+    }
+}
+
+/// When each client/topic denial was last logged.
+#[derive(Debug, Default)]
+pub struct DenialLog {
+    last_logged: Mutex<HashMap<(Arc<str>, String), Instant>>,
+}
+
+impl DenialLog {
+    /// True when this denial should be logged now.
+    fn should_log(&self, client: &Arc<str>, topic: &str) -> bool {
+        let now = Instant::now();
+        let mut seen = self.last_logged.lock();
+        if seen.len() >= DENIAL_LOG_MAX {
+            seen.retain(|_, at| now.duration_since(*at) < DENIAL_LOG_WINDOW);
+            if seen.len() >= DENIAL_LOG_MAX {
+                seen.clear();
+            }
+        }
+        let key = (Arc::clone(client), topic.to_string());
+        match seen.get(&key) {
+            Some(at) if now.duration_since(*at) < DENIAL_LOG_WINDOW => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
+impl Broker {
+    /// The authentication data in force.
+    pub fn auth(&self) -> Arc<AuthState> {
+        Arc::clone(&self.auth.read())
+    }
+
+    /// Re-reads password file and ACL rules from `config`; on error the
+    /// rules in force stay and the error is returned.
+    pub fn reload_auth(&self, config: &Config) -> Result<(), AuthError> {
+        let state = AuthState::load(config)?;
+        *self.auth.write() = Arc::new(state);
+        Ok(())
+    }
+
+    /// Whether `identity` may do `action` on `topic`; a denial is counted
+    /// and logged (at most once a minute per client and topic).
+    pub fn allows(&self, identity: &Identity, action: Action, topic: &str) -> bool {
+        let decision = self.auth.read().acl.check(identity, action, topic);
+        if decision.allowed {
+            return true;
+        }
+        Stats::add(&self.stats.acl_denied, 1);
+        if self.denials.should_log(&identity.client_id, topic) {
+            tracing::info!(
+                client = %identity.client_id,
+                action = %action,
+                "Denied {action} on '{}' for client {} (identity {}): {}.",
+                topic.escape_debug(),
+                identity.client_id,
+                identity.principal(),
+                decision.rule.as_deref().unwrap_or(decision.reason),
+            );
+        }
+        false
+    }
+}
