@@ -19,7 +19,10 @@
 //!   the router, statistics, and the publish path (fan-out of one `Bytes`
 //!   payload to every matching session).
 //! - [`observe`] broadcasts connection events (connects with their
-//!   handshake timings, disconnects, failed handshakes) to watchers.
+//!   handshake timings, disconnects, failed handshakes) to watchers, and
+//!   turns them into the device registry and Prometheus metrics.
+//! - [`http`] serves the dashboard, the JSON API, `/metrics` and health
+//!   endpoints on a listener of its own (axum).
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`config`] is the TOML configuration: model, layering (defaults, file,
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
@@ -30,6 +33,7 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod http;
 pub mod listener;
 pub mod message;
 pub mod observe;

@@ -1,12 +1,13 @@
 //! Starting and stopping a broker from a [`Config`]: bind every listener,
-//! start the accept loops and the `$SYS` publisher, wait for a signal, then
+//! start the accept loops, the `$SYS` publisher, the device registry and
+//! the HTTP dashboard, wait for a signal, then
 //! shut down in order (stop accepting, ask every client to leave, wait for
 //! the connection tasks within a bound).
 //!
 //! It must not contain protocol logic.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,11 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::Broker;
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
+use crate::http::{HttpError, HttpParts};
 use crate::listener::Listener;
+use crate::observe::metrics::ListenerLabel;
+use crate::observe::registry::RegistryLimits;
+use crate::observe::{Metrics, Registry};
 use crate::tls::{TlsError, TlsListener};
 
 /// Why the broker could not start.
@@ -34,6 +39,10 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// How long shutdown waits for connections to finish.
@@ -50,11 +59,19 @@ pub struct Running {
     done: mpsc::Receiver<()>,
     /// TLS listeners, for certificate reloads.
     tls: Vec<Arc<TlsListener>>,
+    /// The device registry behind the dashboard.
+    pub registry: Arc<Registry>,
+    /// Where the dashboard listens; `None` when `http.enabled = false`.
+    pub http: Option<SocketAddr>,
+    /// `/readyz` answers 200 while this is true.
+    ready: Arc<AtomicBool>,
 }
 
 /// Binds every listener and starts serving.
 pub async fn start(config: Config) -> Result<Running, ServerError> {
     let broker = Arc::new(Broker::new(Arc::new(config)));
+    // Before any listener accepts, so the registry sees every connect.
+    let events = broker.events.subscribe();
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
         let tls = match &listener_config.tls {
@@ -85,6 +102,46 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .map(|l| (Arc::clone(&l.name), l.local_addr))
         .collect();
     let tls = bound.iter().filter_map(|l| l.tls.clone()).collect();
+    let labels: Vec<ListenerLabel> = bound
+        .iter()
+        .map(|l| ListenerLabel {
+            name: Arc::clone(&l.name),
+            tls: l.tls.is_some(),
+        })
+        .collect();
+    let registry = Arc::new(Registry::new(RegistryLimits {
+        recent_disconnects: broker.config.http.recent_disconnects,
+        connect_history: broker.config.http.connect_history,
+    }));
+    let metrics = Arc::new(Metrics::new(
+        Arc::clone(&broker),
+        Arc::clone(&registry),
+        &labels,
+    )?);
+    crate::observe::spawn_watcher(
+        Arc::clone(&broker),
+        Arc::clone(&registry),
+        Arc::clone(&metrics),
+        events,
+        shutdown_rx.clone(),
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = if broker.config.http.enabled {
+        let parts = HttpParts {
+            broker: Arc::clone(&broker),
+            registry: Arc::clone(&registry),
+            metrics,
+            ready: Arc::clone(&ready),
+            listeners: bound
+                .iter()
+                .map(|l| (Arc::clone(&l.name), l.local_addr))
+                .collect(),
+            shutdown: shutdown_rx.clone(),
+        };
+        Some(crate::http::start(&broker.config.http, parts).await?)
+    } else {
+        None
+    };
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
@@ -94,6 +151,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         ));
     }
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
+    ready.store(true, Ordering::Release);
     tracing::info!("fleetmq version {} running.", env!("CARGO_PKG_VERSION"));
     Ok(Running {
         broker,
@@ -101,6 +159,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         shutdown,
         done,
         tls,
+        registry,
+        http,
+        ready,
     })
 }
 
@@ -134,6 +195,7 @@ impl Running {
     /// and waits up to a few seconds for the connections to close.
     pub async fn shutdown(mut self) {
         tracing::info!("fleetmq shutting down.");
+        self.ready.store(false, Ordering::Release);
         let _ = self.shutdown.send(true);
         self.broker.disconnect_all(ReasonCode::SERVER_SHUTTING_DOWN);
         let wait = tokio::time::timeout(SHUTDOWN_GRACE, self.done.recv()).await;
