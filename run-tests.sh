@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, then runs every test:
 # formatting, clippy, the Rust unit and end-to-end tests (cargo nextest),
-# and the Python end-to-end suite (paho-mqtt, mosquitto clients).
+# and the Python end-to-end suite (paho-mqtt, mosquitto clients; the
+# dashboard in headless Chromium, /metrics parsing, promtool on the alert
+# rules).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 echo "== installing test dependencies"
-apt_packages=(mosquitto-clients)
+# chromium + chromium-driver: the dashboard browser test; prometheus:
+# promtool for the alert rules; openssl: test certificates.
+apt_packages=(mosquitto-clients chromium chromium-driver prometheus openssl)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

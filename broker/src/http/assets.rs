@@ -51,3 +51,41 @@ fn embedded(body: &'static str, content_type: &'static str) -> Response {
     ];
     (headers, body).into_response()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The page must work without internet access: nothing it loads may
+    /// come from another origin.
+    #[test]
+    fn assets_reference_nothing_outside_the_broker() {
+        let login = include_str!("assets/login.html");
+        for (name, text) in [
+            ("index.html", INDEX_HTML),
+            ("app.js", APP_JS),
+            ("style.css", STYLE_CSS),
+            ("favicon.svg", FAVICON_SVG),
+            ("login.html", login),
+        ] {
+            let outside: Vec<&str> = text
+                .match_indices("://")
+                .map(|(at, _)| &text[at.saturating_sub(12)..(at + 30).min(text.len())])
+                .filter(|context| !context.contains("http://www.w3.org/2000/svg"))
+                .collect();
+            assert!(outside.is_empty(), "{name} refers to {outside:?}");
+            assert!(!text.contains("//cdn"), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_page_loads_its_own_script_and_style() {
+        assert!(INDEX_HTML.contains("src=\"/assets/app.js\""));
+        assert!(INDEX_HTML.contains("href=\"/assets/style.css\""));
+        assert!(
+            !INDEX_HTML.contains("<script>"),
+            "inline scripts break the CSP"
+        );
+    }
+}

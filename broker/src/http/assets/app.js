@@ -144,7 +144,7 @@ function matches(client, needle) {
   if (!needle) return true;
   const cert = client.tls && client.tls.client_cert;
   const haystack = [client.client_id, client.identity, client.peer, client.listener, client.username,
-    client.protocol, authOf(client), client.tls && client.tls.cipher, client.tls && client.tls.version,
+    client.protocol, authOf(client), AUTH_LABEL[authOf(client)], client.tls && client.tls.cipher, client.tls && client.tls.version,
     cert && cert.cn, cert && cert.subject, cert && cert.serial];
   return haystack.some((value) => value && String(value).toLowerCase().includes(needle));
 }
@@ -235,9 +235,11 @@ async function fetchDetail() {
   renderDetail();
 }
 
+// pairs: [name, value, class of the value, class of a colour swatch]
 function dl(target, pairs) {
-  target.replaceChildren(...pairs.flatMap(([name, value, cls]) =>
-    [el("dt", { text: name }), el("dd", { text: value ?? "–", class: cls })]));
+  target.replaceChildren(...pairs.flatMap(([name, value, cls, swatch]) =>
+    [el("dt", {}, swatch ? el("span", { class: "swatch " + swatch }) : null, name),
+      el("dd", { text: value ?? "–", class: cls })]));
 }
 
 const SEGMENTS = [
@@ -280,9 +282,9 @@ function renderDetail() {
     return span;
   }));
   dl($("detail-timing"), [
-    ...SEGMENTS.map(([name, key], i) => [name, fmtMs(t[key]), "seg-label-" + i]),
-    ["TLS handshake (accept → TLS done)", fmtMs(t.tls_handshake), "timing-tls"],
-    ["Total (accept → CONNACK)", fmtMs(t.total), "timing-total"],
+    ...SEGMENTS.map(([name, key], i) => [name, fmtMs(t[key]), "num", "seg" + i]),
+    ["TLS handshake (accept → TLS done)", fmtMs(t.tls_handshake), "num timing-tls"],
+    ["Total (accept → CONNACK)", fmtMs(t.total), "num timing-total"],
   ]);
   const tls = detail.tls;
   dl($("detail-tls"), tls ? [
@@ -347,8 +349,8 @@ function renderHandshakes() {
   $("hs-groups").tBodies[0].replaceChildren(...summary.groups.map((g, i) => el("tr", { "data-group": g.auth + "-" + g.resumed },
     el("td", {}, el("span", { class: "swatch " + GROUP_CLASS[i] }), GROUP_LABEL(g)),
     el("td", { class: "num", text: g.count }), el("td", { class: "num", text: fmtMs(g.p50_ms) }),
-    el("td", { class: "num", text: fmtMs(g.p90_ms) }), el("td", { class: "num", text: fmtMs(g.p99_ms) }),
-    el("td", { class: "num", text: fmtMs(g.max_ms) }))));
+    el("td", { class: "num opt", text: fmtMs(g.p90_ms) }), el("td", { class: "num", text: fmtMs(g.p99_ms) }),
+    el("td", { class: "num opt", text: fmtMs(g.max_ms) }))));
   drawHistogram(summary);
   const failures = Object.entries(summary.failures).filter(([, n]) => n > 0);
   $("hs-fail-total").textContent = summary.failures_total;
@@ -374,11 +376,13 @@ function drawHistogram(summary) {
   const max = Math.max(1, ...summary.groups.flatMap((g) => g.histogram));
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "xMidYMid meet" });
   const plotHeight = height - bottom - top;
-  for (const fraction of [0, 0.5, 1]) {
+  // Whole-number gridlines only (counts): 0, the middle when whole, max.
+  for (const value of [...new Set([0, max / 2, max])].filter(Number.isInteger)) {
+    const fraction = value / max;
     const y = top + plotHeight * (1 - fraction);
     svg.append(svgEl("line", { x1: left, x2: width, y1: y, y2: y }));
     const text = svgEl("text", { x: left - 4, y: y + 3, "text-anchor": "end" });
-    text.textContent = Math.round(max * fraction);
+    text.textContent = value;
     svg.append(text);
   }
   const style = getComputedStyle(document.documentElement);
