@@ -268,16 +268,22 @@ fn the_token_guards_everything_but_health() {
     assert_eq!(api.status, 200);
 }
 
+/// `fleetmq check-config FILE`, without the test run's own `FLEETMQ_*`
+/// variables (which the broker would read as settings).
+fn check_config(file: &std::path::Path) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmq"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("FLEETMQ_")) {
+        command.env_remove(name);
+    }
+    command.arg("check-config").arg(file).output().unwrap()
+}
+
 #[test]
 fn a_dashboard_for_other_machines_needs_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("fleetmq.toml");
     std::fs::write(&file, "[http]\nbind = \"0.0.0.0:18080\"\n").unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmq"))
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = check_config(&file);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -289,11 +295,7 @@ fn a_dashboard_for_other_machines_needs_a_token() {
         "[http]\nbind = \"0.0.0.0:18080\"\ntoken = \"long-random\"\n",
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmq"))
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let output = check_config(&file);
     assert!(
         output.status.success(),
         "{}",

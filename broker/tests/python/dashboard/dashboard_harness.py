@@ -98,10 +98,13 @@ class Fleetmq:
         config.write_text(toml)
         self._lines = []
         self._cond = threading.Condition()
+        # FLEETMQ_* variables would be read as settings (FLEETMQ_BIN too).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETMQ_")}
+        env.update(NO_COLOR="1", RUST_LOG="info")
         self._proc = subprocess.Popen(
             [binary(), "run", "--config", str(config)], cwd=self.workdir,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env=dict(os.environ, NO_COLOR="1", RUST_LOG="info"))
+            env=env)
         threading.Thread(target=self._read, daemon=True).start()
         match = self.wait_for(r"HTTP dashboard listening on (https?)://([^/]+)/")
         self.http = f"{match.group(1)}://{match.group(2)}"
@@ -133,7 +136,10 @@ class Fleetmq:
                 if remaining <= 0:
                     break
                 self._cond.wait(min(remaining, 0.1))
-        raise AssertionError(f"fleetmq did not log /{pattern}/ within {timeout}s:\n{self.logs()}")
+        status = self._proc.poll()
+        why = (f"exited with status {status} before it could" if status is not None
+               else f"did not, within {timeout}s,")
+        raise AssertionError(f"fleetmq {why} log /{pattern}/:\n{self.logs()}")
 
     def port(self, listener):
         found = self.wait_for(
