@@ -43,6 +43,7 @@ def test_live_table_detail_and_kick(pki, start_fleetmq, browser, screenshots):
     assert float(handshake.get_attribute("data-ms")) > 0, handshake.get_attribute("data-ms")
     assert handshake.text.endswith("ms") or handshake.text.endswith(" s"), handshake.text
     assert "mutual TLS" in row.find_element(By.CLASS_NAME, "c-auth").text
+    print(f"row appeared {latency * 1000:.0f} ms after CONNACK")
     device.subscribe("cmd/esp32_a1b2c3/#", 1)
 
     # A one-way device joins; filter and sort the table.
@@ -63,6 +64,7 @@ def test_live_table_detail_and_kick(pki, start_fleetmq, browser, screenshots):
     search.clear()
     search.send_keys(" ")  # an input event with an empty needle
     wait(browser).until(lambda d: len(ids()) == 2)
+    browser.save_screenshot(str(screenshots / "dashboard-table.png"))
 
     # The detail view: certificate, timing, subscriptions, last connects.
     browser.find_element(By.CSS_SELECTOR, row_selector("esp32_a1b2c3")).click()
