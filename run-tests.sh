@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, then runs every test:
 # formatting, clippy, the Rust unit and end-to-end tests (cargo nextest),
-# the Python end-to-end suite (paho-mqtt, mosquitto clients), and the
-# ESP32-C3 firmware build (release ELF, image, flash and RAM sizes).
+# the Python end-to-end suite (paho-mqtt, mosquitto clients; the
+# dashboard in headless Chromium, /metrics parsing, promtool on the alert
+# rules), and the ESP32-C3 firmware build (release ELF, image, flash and
+# RAM sizes).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,9 +13,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 echo "== installing test dependencies"
 # mosquitto: mosquitto_passwd for password files; systemd: systemd-analyze
 # verify of config/fleetmq.service; openssl: test certificates.
+# chromium + chromium-driver: the dashboard browser test; prometheus:
+# promtool for the alert rules.
 # clang, cmake, ninja, libclang: mbedTLS (firmware) is compiled from C with
 # clang and its bindings generated; libudev, pkg-config: espflash.
-apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config)
+apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

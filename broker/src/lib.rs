@@ -22,7 +22,10 @@
 //!   the router, statistics, and the publish path (fan-out of one `Bytes`
 //!   payload to every matching session).
 //! - [`observe`] broadcasts connection events (connects with their
-//!   handshake timings, disconnects, failed handshakes) to watchers.
+//!   handshake timings, disconnects, failed handshakes) to watchers, and
+//!   turns them into the device registry and Prometheus metrics.
+//! - [`http`] serves the dashboard, the JSON API, `/metrics` and health
+//!   endpoints on a listener of its own (axum).
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`store`] keeps retained messages and persistent sessions on disk
 //!   (redb), written in groups by a thread of its own.
@@ -42,6 +45,7 @@ pub mod certs;
 pub mod codec;
 pub mod config;
 pub mod connection;
+pub mod http;
 pub mod listener;
 pub mod message;
 pub mod mosquitto;

@@ -1,12 +1,13 @@
 //! Starting and stopping a broker from a [`Config`]: bind every listener,
-//! start the accept loops and the `$SYS` publisher, wait for a signal, then
+//! start the accept loops, the `$SYS` publisher, the device registry and
+//! the HTTP dashboard, wait for a signal, then
 //! shut down in order (stop accepting, ask every client to leave, wait for
 //! the connection tasks within a bound).
 //!
 //! It must not contain protocol logic.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,11 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::{AuthState, Broker};
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
+use crate::http::{HttpError, HttpParts};
 use crate::listener::Listener;
+use crate::observe::metrics::ListenerLabel;
+use crate::observe::registry::RegistryLimits;
+use crate::observe::{Metrics, Registry};
 use crate::service::{ConfigSource, Notifier};
 use crate::store::Store;
 use crate::tls::{TlsError, TlsListener};
@@ -40,6 +45,10 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("cannot set up the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// How long shutdown waits for connections to finish.
@@ -56,6 +65,12 @@ pub struct Running {
     done: mpsc::Receiver<()>,
     /// TLS listeners, for certificate reloads.
     tls: Vec<Arc<TlsListener>>,
+    /// The device registry behind the dashboard.
+    pub registry: Arc<Registry>,
+    /// Where the dashboard listens; `None` when `http.enabled = false`.
+    pub http: Option<SocketAddr>,
+    /// `/readyz` answers 200 while this is true.
+    ready: Arc<AtomicBool>,
 }
 
 /// Binds every listener and starts serving.
@@ -73,6 +88,8 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     if let Some(restored) = restored {
         broker.restore(restored);
     }
+    // Before any listener accepts, so the registry sees every connect.
+    let events = broker.events.subscribe();
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
         let tls = match &listener_config.tls {
@@ -103,6 +120,58 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .map(|l| (Arc::clone(&l.name), l.local_addr))
         .collect();
     let tls = bound.iter().filter_map(|l| l.tls.clone()).collect();
+    let labels: Vec<ListenerLabel> = bound
+        .iter()
+        .map(|l| ListenerLabel {
+            name: Arc::clone(&l.name),
+            tls: l.tls.is_some(),
+        })
+        .collect();
+    let registry = Arc::new(Registry::new(RegistryLimits {
+        recent_disconnects: broker.config.http.recent_disconnects,
+        connect_history: broker.config.http.connect_history,
+    }));
+    let metrics = Arc::new(Metrics::new(
+        Arc::clone(&broker),
+        Arc::clone(&registry),
+        &labels,
+    )?);
+    crate::observe::spawn_watcher(
+        Arc::clone(&broker),
+        Arc::clone(&registry),
+        Arc::clone(&metrics),
+        events,
+        shutdown_rx.clone(),
+    );
+    let ready = Arc::new(AtomicBool::new(false));
+    let http = if broker.config.http.enabled {
+        let parts = HttpParts {
+            broker: Arc::clone(&broker),
+            registry: Arc::clone(&registry),
+            metrics,
+            ready: Arc::clone(&ready),
+            listeners: bound
+                .iter()
+                .map(|l| (Arc::clone(&l.name), l.local_addr))
+                .collect(),
+            shutdown: shutdown_rx.clone(),
+        };
+        // A taken dashboard port must not take MQTT service down with it
+        // (8080 is popular on lab machines); bad tokens or certificates,
+        // which are security settings, still stop the start.
+        match crate::http::start(&broker.config.http, parts).await {
+            Ok(addr) => Some(addr),
+            Err(HttpError::Bind { bind, source }) => {
+                tracing::error!(
+                    "The dashboard cannot listen on {bind} (http.bind): {source}; MQTT service continues without it. Free the port or set [http] bind, then restart."
+                );
+                None
+            }
+            Err(other) => return Err(other.into()),
+        }
+    } else {
+        None
+    };
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
@@ -112,6 +181,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         ));
     }
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
+    ready.store(true, Ordering::Release);
     tracing::info!("fleetmq version {} running.", env!("CARGO_PKG_VERSION"));
     Ok(Running {
         broker,
@@ -119,6 +189,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         shutdown,
         done,
         tls,
+        registry,
+        http,
+        ready,
     })
 }
 
@@ -152,6 +225,7 @@ impl Running {
     /// and waits up to a few seconds for the connections to close.
     pub async fn shutdown(mut self) {
         tracing::info!("fleetmq shutting down.");
+        self.ready.store(false, Ordering::Release);
         let _ = self.shutdown.send(true);
         self.broker.disconnect_all(ReasonCode::SERVER_SHUTTING_DOWN);
         let wait = tokio::time::timeout(SHUTDOWN_GRACE, self.done.recv()).await;
@@ -190,6 +264,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 /// SIGHUP re-reads the configuration from `source` (logging every change
 /// that needs a restart) and the TLS files (applied live).
 pub async fn run_service(config: Config, source: Option<ConfigSource>) -> Result<(), ServerError> {
+    // Handlers first: a signal that arrives while listeners are binding
+    // (or right after READY=1) is then handled, not fatal.
+    let mut signals = Signals::new();
     let notifier = Arc::new(Notifier::from_env());
     notifier.status("Starting: binding listeners");
     let running = match start(config).await {
@@ -202,7 +279,6 @@ pub async fn run_service(config: Config, source: Option<ConfigSource>) -> Result
     let serving = serving_status(&running.listeners);
     notifier.ready(&serving);
     let watchdog = spawn_watchdog(Arc::clone(&notifier));
-    let mut signals = Signals::new();
     while let Signal::Reload = signals.next().await {
         tracing::info!("Received SIGHUP, reloading.");
         notifier.status("Reloading: re-reading the configuration and TLS files");
@@ -293,6 +369,8 @@ struct Signals {
     hangup: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -310,6 +388,7 @@ impl Signals {
             Signals {
                 hangup: listen(SignalKind::hangup(), "SIGHUP"),
                 terminate: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
             }
         }
         #[cfg(not(unix))]
@@ -330,7 +409,7 @@ impl Signals {
             tokio::select! {
                 _ = recv(&mut self.hangup) => Signal::Reload,
                 _ = recv(&mut self.terminate) => Signal::Stop,
-                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = recv(&mut self.interrupt) => Signal::Stop,
             }
         }
         #[cfg(not(unix))]

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::{Broker, Stats};
+use super::Broker;
 use crate::auth::{Acl, Action, AuthError, Identity, PasswordFile};
 use crate::config::{Config, GroupConfig};
+use crate::observe::AclAction;
 
 /// How long one client/topic denial stays quiet in the log after it was
 /// logged.
@@ -93,7 +94,11 @@ impl Broker {
         if decision.allowed {
             return true;
         }
-        Stats::add(&self.stats.acl_denied, 1);
+        self.events.acl_denied(match action {
+            Action::Publish => AclAction::Publish,
+            Action::Subscribe => AclAction::Subscribe,
+            Action::Receive => AclAction::Receive,
+        });
         if self.denials.should_log(&identity.client_id, topic) {
             tracing::info!(
                 client = %identity.client_id,

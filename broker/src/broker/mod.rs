@@ -303,6 +303,13 @@ impl Broker {
         self.retained.read().len()
     }
 
+    /// Messages waiting in session queues, over all sessions (for metrics:
+    /// locks each session briefly, so call it per scrape, not per packet).
+    pub fn queued_message_count(&self) -> usize {
+        let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
+        sessions.iter().map(|s| s.lock().queue.len()).sum()
+    }
+
     /// Asks the connection of `client_id` to close with `reason` (an
     /// administrative kick). Returns false when it is not connected.
     pub fn disconnect_client(&self, client_id: &str, reason: ReasonCode) -> bool {

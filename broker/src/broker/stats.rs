@@ -29,8 +29,6 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Connections refused or closed for a protocol violation.
     pub protocol_errors: AtomicU64,
-    /// Publishes, subscriptions, deliveries and wills the ACL refused.
-    pub acl_denied: AtomicU64,
     /// TLS handshakes that failed (any reason).
     pub tls_handshake_failures: AtomicU64,
 }

@@ -28,6 +28,8 @@ pub struct Config {
     pub acl: Vec<AclRuleConfig>,
     /// Durable state: retained messages and persistent sessions.
     pub store: StoreConfig,
+    /// The dashboard, JSON API and Prometheus metrics (HTTP).
+    pub http: HttpConfig,
     /// Folder for the broker's own files: the lab PKI that TLS listeners
     /// without `cert`/`key` use (`<data_dir>/pki`), and durable state.
     pub data_dir: PathBuf,
@@ -43,6 +45,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             acl: Vec::new(),
             store: StoreConfig::default(),
+            http: HttpConfig::default(),
             data_dir: PathBuf::from("fleetmq-data"),
         }
     }
@@ -79,6 +82,12 @@ impl Config {
             group: Some(String::new()),
             ..AclRuleConfig::default()
         }];
+        config.http.token = Some(String::new());
+        config.http.token_file = Some(PathBuf::new());
+        config.http.tls = Some(HttpTlsConfig {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+        });
         config
     }
 }
@@ -480,4 +489,53 @@ impl Default for LogConfig {
             format: LogFormat::Auto,
         }
     }
+}
+
+/// The HTTP server: dashboard, JSON API, `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve HTTP at all.
+    pub enabled: bool,
+    /// Socket address to bind, `IP:PORT`; port 0 picks a free port (tests).
+    /// The default only answers this machine, which is why it may run
+    /// without a token; any other address requires `token` or `token_file`.
+    pub bind: String,
+    /// Access token for everything except `/healthz` and `/readyz`, sent as
+    /// `Authorization: Bearer TOKEN` or entered once in the login form.
+    /// Absent (and no `token_file`): no authentication, kick included;
+    /// only allowed on a loopback `bind`.
+    pub token: Option<String>,
+    /// File whose first line is the token (keeps it out of the config file).
+    pub token_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<HttpTlsConfig>,
+    /// Recently disconnected clients kept in the device registry.
+    pub recent_disconnects: usize,
+    /// Connects remembered per client id (with their timings).
+    pub connect_history: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            bind: "127.0.0.1:8080".to_string(),
+            token: None,
+            token_file: None,
+            tls: None,
+            recent_disconnects: 200,
+            connect_history: 10,
+        }
+    }
+}
+
+/// Certificate and key of the HTTPS dashboard (PEM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// Server certificate, leaf first, intermediates may follow.
+    pub cert: PathBuf,
+    /// Private key of `cert` (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: PathBuf,
 }

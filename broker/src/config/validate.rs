@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use tracing_subscriber::EnvFilter;
 
-use super::model::{Config, LimitsConfig, ListenerConfig};
+use super::model::{Config, HttpConfig, LimitsConfig, ListenerConfig};
 
 /// Largest packet MQTT can express: a 268,435,455-byte remaining length
 /// plus a 5-byte fixed header.
@@ -51,6 +51,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     validate_limits(&config.limits, &mut errors);
     validate_mqtt(config, &mut errors);
     validate_log(&config.log.level, &mut errors);
+    validate_http(config, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -233,6 +234,88 @@ fn validate_log(level: &str, errors: &mut Vec<ValidationError>) {
     }
 }
 
+/// Most connects remembered per client id; each is a few hundred bytes.
+const MAX_CONNECT_HISTORY: usize = 1000;
+
+fn validate_http(config: &Config, errors: &mut Vec<ValidationError>) {
+    let http: &HttpConfig = &config.http;
+    if !http.enabled {
+        return;
+    }
+    match http.bind.parse::<SocketAddr>() {
+        Err(_) => errors.push(ValidationError::new(
+            "http.bind",
+            format!(
+                "{:?} is not a socket address (write IP:PORT, such as \"127.0.0.1:8080\"; host \
+                 names are not resolved)",
+                http.bind
+            ),
+        )),
+        Ok(addr) => {
+            let has_token = http.token.is_some() || http.token_file.is_some();
+            if !addr.ip().is_loopback() && !has_token {
+                errors.push(ValidationError::new(
+                    "http.bind",
+                    format!(
+                        "{} is reachable from other machines, and without a token anyone \
+                         there could read the device list and disconnect devices (set \
+                         http.token or http.token_file, or bind to 127.0.0.1)",
+                        http.bind
+                    ),
+                ));
+            }
+            let clash = config.listeners.iter().enumerate().find(|(_, listener)| {
+                listener
+                    .bind
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|other| addr.port() != 0 && overlaps(addr, other))
+            });
+            if let Some((index, listener)) = clash {
+                errors.push(ValidationError::new(
+                    "http.bind",
+                    format!(
+                        "{} overlaps the bind address {:?} of listener[{index}] (give the \
+                         dashboard its own port; the default is 8080)",
+                        http.bind, listener.bind
+                    ),
+                ));
+            }
+        }
+    }
+    if http.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        errors.push(ValidationError::new(
+            "http.token",
+            "the token is empty, which anyone can guess (use a long random string, e.g. from \
+             `openssl rand -hex 24`, or remove the setting on a loopback bind)",
+        ));
+    }
+    if http.token.is_some() && http.token_file.is_some() {
+        errors.push(ValidationError::new(
+            "http.token_file",
+            "both http.token and http.token_file are set, so it is unclear which one counts \
+             (keep one of them)",
+        ));
+    }
+    if let Some(tls) = &http.tls {
+        if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+            errors.push(ValidationError::new(
+                "http.tls",
+                "HTTPS needs both a certificate and a key (set http.tls.cert and http.tls.key \
+                 to PEM files, or remove [http.tls] to serve plain HTTP)",
+            ));
+        }
+    }
+    if !(1..=MAX_CONNECT_HISTORY).contains(&http.connect_history) {
+        errors.push(ValidationError::new(
+            "http.connect_history",
+            format!(
+                "{} is outside 1 to {MAX_CONNECT_HISTORY} (the default is 10)",
+                http.connect_history
+            ),
+        ));
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -371,5 +454,56 @@ mod tests {
         assert_eq!(keys(&config), ["mqtt.auto_id_prefix"]);
         config.mqtt.allow_zero_length_clientid = false;
         assert_eq!(validate(&config), Ok(()));
+    }
+
+    #[test]
+    fn non_loopback_dashboard_needs_a_token() {
+        let mut config = Config::default();
+        config.http.bind = "0.0.0.0:8080".to_string();
+        assert_eq!(keys(&config), ["http.bind"]);
+        config.http.token = Some("s3cret-token".to_string());
+        assert_eq!(validate(&config), Ok(()));
+        config.http.token = None;
+        config.http.token_file = Some("/etc/fleetmq/token".into());
+        assert_eq!(validate(&config), Ok(()));
+        config.http.enabled = false;
+        config.http.token_file = None;
+        assert_eq!(validate(&config), Ok(()));
+    }
+
+    #[test]
+    fn loopback_dashboard_may_run_open() {
+        for bind in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.1:0"] {
+            let mut config = Config::default();
+            config.http.bind = bind.to_string();
+            assert_eq!(validate(&config), Ok(()), "{bind}");
+        }
+    }
+
+    #[test]
+    fn http_settings_are_checked() {
+        let mut config = Config::default();
+        config.http.bind = "localhost:8080".to_string();
+        config.http.token = Some(" ".to_string());
+        config.http.token_file = Some("/t".into());
+        config.http.tls = Some(crate::config::HttpTlsConfig::default());
+        config.http.connect_history = 0;
+        assert_eq!(
+            keys(&config),
+            [
+                "http.bind",
+                "http.token",
+                "http.token_file",
+                "http.tls",
+                "http.connect_history"
+            ]
+        );
+    }
+
+    #[test]
+    fn dashboard_must_not_share_an_mqtt_port() {
+        let mut config = Config::default();
+        config.http.bind = "127.0.0.1:1883".to_string();
+        assert_eq!(keys(&config), ["http.bind"]);
     }
 }

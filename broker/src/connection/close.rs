@@ -90,6 +90,7 @@ where
         }
         self.broker.events.emit(Event::Disconnected {
             client_id: Arc::clone(&id),
+            connection: self.generation,
             reason: why,
         });
         let will = if publish_will { self.will.take() } else { None };

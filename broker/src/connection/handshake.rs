@@ -227,6 +227,7 @@ where
             .events
             .emit(Event::Connected(Box::new(Connected {
                 client_id: Arc::clone(&self.client_id),
+                connection: self.generation,
                 peer: self.origin.peer,
                 listener: Arc::clone(&self.origin.listener),
                 protocol: version.level(),

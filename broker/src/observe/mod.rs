@@ -1,9 +1,22 @@
 //! What happens to connections, as typed events for whoever watches: log
-//! lines, the device registry and metrics (dashboard issue), tests.
+//! lines, the device registry, metrics, tests.
 //!
 //! Events go out on a bounded broadcast channel: publishing one never
 //! waits, and a watcher that falls behind loses old events rather than
-//! slowing the data path.
+//! slowing the data path. Things that may happen once per packet (an ACL
+//! denial) are counted with an atomic instead, so a misbehaving device
+//! cannot flood the channel and push out connects.
+//!
+//! - [`registry`] is the device registry: who is connected, since when,
+//!   how the handshake went, who left recently, the last connects per
+//!   client id, handshake statistics. It is fed by one task
+//!   ([`spawn_watcher`]) and read by the HTTP side.
+//! - [`metrics`] is the Prometheus view of the same events plus the
+//!   broker's counters, read at scrape time.
+//!
+//! This module must not slow the data path: the connection tasks only emit
+//! events and bump atomics; everything else happens in the watcher task or
+//! when someone asks.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +27,19 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::tls::{HandshakeTiming, TlsInfo};
+
+mod clock;
+mod handshakes;
+pub mod metrics;
+pub mod registry;
+mod view;
+mod watcher;
+
+pub use handshakes::{HandshakeGroup, HandshakeSummary, DURATION_BUCKETS};
+pub use metrics::Metrics;
+pub use registry::Registry;
+pub use view::{ClientDetail, ClientView, ConnectRecord};
+pub use watcher::spawn_watcher;
 
 /// Events kept for watchers that fall behind.
 const EVENT_BACKLOG: usize = 4096;
@@ -55,6 +81,9 @@ impl ClientCounters {
 #[derive(Debug, Clone, Serialize)]
 pub struct Connected {
     pub client_id: Arc<str>,
+    /// The connection's generation: unique per broker, it tells the old
+    /// connection of a take-over from the new one.
+    pub connection: u64,
     pub peer: SocketAddr,
     pub listener: Arc<str>,
     /// 3, 4 or 5 (the CONNECT protocol level).
@@ -77,6 +106,8 @@ pub enum Event {
     Connected(Box<Connected>),
     Disconnected {
         client_id: Arc<str>,
+        /// The generation of the connection that ended.
+        connection: u64,
         /// Why, in the words of the log line.
         reason: String,
     },
@@ -99,16 +130,47 @@ pub enum Event {
     },
 }
 
-/// The broadcast channel of events.
+/// What an ACL denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclAction {
+    Publish,
+    Subscribe,
+    /// A delivery to a subscriber whose read rules exclude the topic.
+    Receive,
+}
+
+impl AclAction {
+    /// The label used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AclAction::Publish => "publish",
+            AclAction::Subscribe => "subscribe",
+            AclAction::Receive => "receive",
+        }
+    }
+}
+
+/// The broadcast channel of events, and the counters of per-packet events.
 #[derive(Debug)]
 pub struct Events {
     sender: broadcast::Sender<Event>,
+    /// PUBLISH packets refused by an ACL.
+    acl_denied_publish: AtomicU64,
+    /// Subscriptions refused by an ACL.
+    acl_denied_subscribe: AtomicU64,
+    /// Deliveries withheld by an ACL.
+    acl_denied_receive: AtomicU64,
 }
 
 impl Default for Events {
     fn default() -> Self {
         let (sender, _) = broadcast::channel(EVENT_BACKLOG);
-        Events { sender }
+        Events {
+            sender,
+            acl_denied_publish: AtomicU64::new(0),
+            acl_denied_subscribe: AtomicU64::new(0),
+            acl_denied_receive: AtomicU64::new(0),
+        }
     }
 }
 
@@ -122,5 +184,25 @@ impl Events {
     /// A new watcher, seeing events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
+    }
+
+    /// Counts one ACL denial (`fleetmq_acl_denied_total`). Called by the
+    /// ACL check on the data path: one relaxed atomic add, no event.
+    pub fn acl_denied(&self, action: AclAction) {
+        self.acl_denied_counter(action)
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// ACL denials of `action` since the broker started.
+    pub fn acl_denied_count(&self, action: AclAction) -> u64 {
+        self.acl_denied_counter(action).load(Ordering::Relaxed)
+    }
+
+    fn acl_denied_counter(&self, action: AclAction) -> &AtomicU64 {
+        match action {
+            AclAction::Publish => &self.acl_denied_publish,
+            AclAction::Subscribe => &self.acl_denied_subscribe,
+            AclAction::Receive => &self.acl_denied_receive,
+        }
     }
 }

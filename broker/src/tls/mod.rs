@@ -15,5 +15,5 @@ mod timing;
 pub use accept::{handshake, HandshakeFailure, TlsInfo};
 pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
-pub use server_config::{read_certs, TlsError, TlsFiles, TlsListener};
+pub use server_config::{read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use timing::{millis, AuthMode, ConnectClock, HandshakeTiming};

@@ -34,6 +34,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+
+pub mod openssl_pki;
+pub mod web;
+
 pub use fleetmq::codec::{
     decode_packet, encode_packet, ConnAck, Disconnect, Packet, ProtocolVersion, PubResponse,
     Publish, QoS, ReasonCode,
@@ -186,6 +190,13 @@ impl Broker {
             extra_toml.replacen("[mqtt]\n", "[mqtt]\nsys_interval_secs = 1\n", 1)
         } else {
             format!("[mqtt]\nsys_interval_secs = 1\n\n{extra_toml}")
+        };
+        // The dashboard on a free port unless the test configures `[http]`
+        // itself (tests run in parallel; 8080 would clash).
+        let extra = if extra.contains("[http]") {
+            extra
+        } else {
+            format!("{extra}\n[http]\nbind = \"127.0.0.1:0\"\n")
         };
         let mut toml = ListenerSpec::plain("test").toml();
         for listener in listeners {
@@ -355,6 +366,34 @@ impl Broker {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The address of the dashboard, from its log line
+    /// `HTTP dashboard listening on http://ADDR/` (or https).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.assert_log("HTTP dashboard listening on ", START_TIMEOUT);
+        let logs = self.logs();
+        logs.lines()
+            .find_map(|line| {
+                let rest = line.split("HTTP dashboard listening on ").nth(1)?;
+                let rest = rest.split("://").nth(1)?;
+                rest.split('/').next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no dashboard address in the logs:\n{logs}"))
+    }
+
+    /// The bound address of the listener called `name`.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        let needle = format!(" for listener \"{name}\"");
+        self.assert_log(&needle, START_TIMEOUT);
+        let logs = self.logs();
+        logs.lines()
+            .filter(|line| line.contains(&needle))
+            .find_map(|line| {
+                let rest = line.split("Opening listen socket on ").nth(1)?;
+                rest.split(' ').next()?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no address of listener {name} in the logs:\n{logs}"))
     }
 
     /// Everything the broker wrote to stderr so far.

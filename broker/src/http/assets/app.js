@@ -1,0 +1,439 @@
+// fleetmq dashboard: plain JavaScript, no build step, no dependencies.
+// Live data comes from Server-Sent Events (/api/events): each message is a
+// whole snapshot {clients, disconnected, summary}. Everything shown is built
+// with textContent (never innerHTML), so client ids cannot inject markup.
+"use strict";
+
+const state = {
+  clients: [],
+  disconnected: [],
+  summary: null,
+  sort: { key: "connected_at_ms", dir: -1 },
+  filter: "",
+  seen: new Set(),      // client ids already shown, to flash new rows
+  firstSnapshot: true,
+  detailId: null,       // client id of the open detail view
+  detail: null,
+  detailFetchedAt: 0,
+  kickRequested: false,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("data-")) node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+// ---- formatting -----------------------------------------------------------
+
+function fmtMs(ms) {
+  if (ms === null || ms === undefined) return "–";
+  if (ms < 1) return ms.toFixed(2) + " ms";
+  if (ms < 1000) return ms.toFixed(1) + " ms";
+  return (ms / 1000).toFixed(2) + " s";
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return n + " B";
+  if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KiB";
+  return (n / 1024 / 1024).toFixed(1) + " MiB";
+}
+
+function fmtAgo(ms) {
+  if (!ms) return "–";
+  const secs = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (secs < 60) return secs + " s ago";
+  if (secs < 3600) return Math.floor(secs / 60) + " min ago";
+  if (secs < 86400) return Math.floor(secs / 3600) + " h " + Math.floor((secs % 3600) / 60) + " min ago";
+  return Math.floor(secs / 86400) + " d ago";
+}
+
+function fmtDate(iso) {
+  if (!iso) return "–";
+  const date = new Date(iso);
+  return isNaN(date) ? iso : date.toLocaleString();
+}
+
+const AUTH_LABEL = { one_way: "one-way TLS", mutual: "mutual TLS", plain: "plain" };
+
+function authOf(client) {
+  return client.tls ? client.tls.auth : "plain";
+}
+
+function authCell(client) {
+  const auth = authOf(client);
+  const cell = el("td", { class: "c-auth" }, el("span", { class: "badge " + auth, text: AUTH_LABEL[auth] || auth }));
+  if (client.tls && client.tls.resumed) cell.append(el("span", { class: "badge resumed", text: "resumed" }));
+  return cell;
+}
+
+// ---- API ------------------------------------------------------------------
+
+async function api(path, options) {
+  const response = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
+  if (response.status === 401) {
+    window.location.href = "/login";
+    throw new Error("unauthorized");
+  }
+  return response;
+}
+
+async function loadStatus() {
+  try {
+    const response = await api("/api/status");
+    const status = await response.json();
+    const listeners = status.listeners.map((l) => l.name + " " + l.addr).join(", ");
+    $("broker-info").textContent = "v" + status.version + " · " + listeners;
+    $("logout-form").hidden = !status.auth_required;
+  } catch (error) {
+    $("broker-info").textContent = "";
+  }
+}
+
+// ---- live updates -----------------------------------------------------------
+
+function connectLive() {
+  const source = new EventSource("/api/events");
+  source.addEventListener("snapshot", (message) => {
+    const snapshot = JSON.parse(message.data);
+    state.clients = snapshot.clients;
+    state.disconnected = snapshot.disconnected;
+    state.summary = snapshot.summary;
+    setLive(true);
+    render();
+  });
+  source.onerror = () => {
+    setLive(false);
+    // EventSource retries by itself; find out whether the login expired.
+    loadStatus();
+  };
+}
+
+function setLive(on) {
+  const live = $("live");
+  live.className = "live " + (on ? "on" : "off");
+  live.textContent = on ? "live" : "reconnecting…";
+}
+
+// ---- devices table --------------------------------------------------------
+
+const SORT_VALUE = {
+  auth: (c) => authOf(c),
+  tls_handshake: (c) => c.timings_ms.tls_handshake ?? -1,
+  total: (c) => c.timings_ms.total ?? -1,
+  last_activity_ms: (c) => c.last_activity_ms ?? 0,
+};
+
+function sortValue(client, key) {
+  return SORT_VALUE[key] ? SORT_VALUE[key](client) : client[key];
+}
+
+function matches(client, needle) {
+  if (!needle) return true;
+  const cert = client.tls && client.tls.client_cert;
+  const haystack = [client.client_id, client.identity, client.peer, client.listener, client.username,
+    client.protocol, authOf(client), AUTH_LABEL[authOf(client)], client.tls && client.tls.cipher, client.tls && client.tls.version,
+    cert && cert.cn, cert && cert.subject, cert && cert.serial];
+  return haystack.some((value) => value && String(value).toLowerCase().includes(needle));
+}
+
+function renderClients() {
+  const needle = state.filter.trim().toLowerCase();
+  const { key, dir } = state.sort;
+  const rows = state.clients.filter((c) => matches(c, needle)).sort((a, b) => {
+    const x = sortValue(a, key), y = sortValue(b, key);
+    if (x === y) return a.client_id < b.client_id ? -1 : 1;
+    return (x < y ? -1 : 1) * dir;
+  });
+  const body = $("clients").tBodies[0];
+  body.replaceChildren(...rows.map((client) => {
+    const fresh = !state.firstSnapshot && !state.seen.has(client.client_id);
+    const row = el("tr", {
+      "data-client-id": client.client_id,
+      class: [fresh ? "new" : "", client.client_id === state.detailId ? "selected" : ""].join(" ").trim(),
+    },
+    el("td", { class: "c-client-id", text: client.client_id }),
+    el("td", { class: "c-identity", text: client.identity, title: client.identity_source }),
+    el("td", { class: "c-peer opt", text: client.peer }),
+    el("td", { class: "c-listener opt", text: client.listener }),
+    authCell(client),
+    el("td", { class: "c-handshake num", text: fmtMs(client.timings_ms.tls_handshake),
+      "data-ms": client.timings_ms.tls_handshake ?? "" }),
+    el("td", { class: "c-total num opt", text: fmtMs(client.timings_ms.total) }),
+    el("td", { class: "c-connected", text: fmtAgo(client.connected_at_ms), title: fmtDate(client.connected_at) }),
+    el("td", { class: "num opt", text: client.messages_in + " / " + client.messages_out }),
+    el("td", { class: "num opt", text: fmtBytes(client.bytes_in) + " / " + fmtBytes(client.bytes_out) }),
+    el("td", { class: "opt", text: fmtAgo(client.last_activity_ms), title: fmtDate(client.last_activity) }));
+    row.addEventListener("click", () => openDetail(client.client_id));
+    return row;
+  }));
+  for (const client of state.clients) state.seen.add(client.client_id);
+  state.firstSnapshot = false;
+  $("device-count").textContent = state.clients.length;
+  $("no-clients").hidden = state.clients.length > 0;
+  for (const th of $("clients").tHead.querySelectorAll("th[data-sort]")) {
+    th.classList.toggle("sorted-asc", th.dataset.sort === key && dir > 0);
+    th.classList.toggle("sorted-desc", th.dataset.sort === key && dir < 0);
+  }
+}
+
+function renderDisconnected() {
+  $("disconnected").tBodies[0].replaceChildren(...state.disconnected.map((c) => el("tr", { "data-client-id": c.client_id },
+    el("td", { text: c.client_id }), el("td", { text: c.identity }), el("td", { text: c.peer }),
+    el("td", { text: fmtDate(c.connected_at) }), el("td", { text: fmtDate(c.disconnected_at) }),
+    el("td", { text: c.disconnect_reason || "" }))));
+}
+
+// ---- detail view -------------------------------------------------------------
+
+function openDetail(clientId) {
+  window.location.hash = "#client/" + encodeURIComponent(clientId);
+}
+
+function closeDetail() {
+  history.pushState("", document.title, window.location.pathname);
+  onHashChange();
+}
+
+function onHashChange() {
+  const match = window.location.hash.match(/^#client\/(.+)$/);
+  state.detailId = match ? decodeURIComponent(match[1]) : null;
+  state.detail = null;
+  state.kickRequested = false;
+  $("detail").hidden = !state.detailId;
+  $("kick-confirm").hidden = true;
+  $("kick").hidden = false;
+  if (state.detailId) {
+    $("detail-id").textContent = state.detailId;
+    $("detail-status").textContent = "Loading…";
+    $("detail-status").className = "status";
+    fetchDetail();
+    $("detail").scrollIntoView({ behavior: "smooth", block: "start" });
+  }
+  renderClients();
+}
+
+async function fetchDetail() {
+  const id = state.detailId;
+  if (!id) return;
+  state.detailFetchedAt = Date.now();
+  const response = await api("/api/clients/" + encodeURIComponent(id));
+  if (id !== state.detailId) return;
+  state.detail = response.ok ? await response.json() : null;
+  renderDetail();
+}
+
+// pairs: [name, value, class of the value, class of a colour swatch]
+function dl(target, pairs) {
+  target.replaceChildren(...pairs.flatMap(([name, value, cls, swatch]) =>
+    [el("dt", {}, swatch ? el("span", { class: "swatch " + swatch }) : null, name),
+      el("dd", { text: value ?? "–", class: cls })]));
+}
+
+const SEGMENTS = [
+  ["TCP accept → ClientHello", "tcp_to_client_hello"],
+  ["ClientHello → TLS done", "client_hello_to_tls_done"],
+  ["TLS done → CONNECT", "tls_to_connect"],
+  ["CONNECT → CONNACK", "connect_to_connack"],
+];
+
+function renderDetail() {
+  const detail = state.detail;
+  const status = $("detail-status");
+  if (!detail) {
+    status.textContent = "This client is neither connected nor recently seen.";
+    status.className = "status gone";
+    return;
+  }
+  if (detail.connected) {
+    status.textContent = state.kickRequested ? "Disconnect requested…" : "Connected since " + fmtDate(detail.connected_at) + ".";
+    status.className = "status";
+  } else {
+    status.textContent = "Disconnected " + fmtDate(detail.disconnected_at) + ": " + (detail.disconnect_reason || "") + ".";
+    status.className = "status gone";
+  }
+  $("kick").disabled = !detail.connected;
+  dl($("detail-connection"), [
+    ["Identity", detail.identity + " (" + detail.identity_source.replace("_", " ") + ")"],
+    ["Peer", detail.peer], ["Listener", detail.listener], ["Protocol", "MQTT " + detail.protocol],
+    ["Keep alive", detail.keep_alive + " s"], ["Clean start", detail.clean_start ? "yes" : "no"],
+    ["Username", detail.username], ["Connected", fmtDate(detail.connected_at)],
+    ["Last activity", fmtDate(detail.last_activity)],
+    ["Messages in / out", detail.messages_in + " / " + detail.messages_out],
+    ["Bytes in / out", fmtBytes(detail.bytes_in) + " / " + fmtBytes(detail.bytes_out)],
+  ]);
+  const t = detail.timings_ms;
+  const total = t.total || 0;
+  $("timing-bar").replaceChildren(...SEGMENTS.map(([, key], i) => {
+    const span = el("span", { class: "seg" + i, title: SEGMENTS[i][0] + ": " + fmtMs(t[key]) });
+    span.style.width = total > 0 && t[key] ? Math.max(0.5, (t[key] / total) * 100) + "%" : "0";
+    return span;
+  }));
+  dl($("detail-timing"), [
+    ...SEGMENTS.map(([name, key], i) => [name, fmtMs(t[key]), "num", "seg" + i]),
+    ["TLS handshake (accept → TLS done)", fmtMs(t.tls_handshake), "num timing-tls"],
+    ["Total (accept → CONNACK)", fmtMs(t.total), "num timing-total"],
+  ]);
+  const tls = detail.tls;
+  dl($("detail-tls"), tls ? [
+    ["Version", tls.version], ["Cipher suite", tls.cipher], ["Key exchange", tls.kx_group],
+    ["Authentication", AUTH_LABEL[tls.auth]], ["Resumed", tls.resumed ? "yes" : "no (full handshake)"],
+    ["Server name (SNI)", tls.server_name],
+  ] : [["Transport", "plain TCP (no TLS)"]]);
+  const cert = tls && tls.client_cert;
+  dl($("detail-cert"), cert ? [
+    ["Common name", cert.cn, "cert-cn"], ["Subject", cert.subject], ["Serial", cert.serial, "cert-serial"],
+    ["Issuer", cert.issuer], ["Valid from", fmtDate(cert.not_before)],
+    ["Valid until", fmtDate(cert.not_after) + " (" + daysLeft(cert.not_after_unix) + ")", "cert-not-after"],
+    ["SHA-256", cert.fingerprint_sha256], ["OU", cert.organizational_units.join(", ") || null],
+    ["DNS SANs", cert.san_dns.join(", ") || null],
+  ] : [["Certificate", tls ? "none (one-way TLS)" : "none"]]);
+  $("detail-subs").tBodies[0].replaceChildren(...(detail.subscriptions.length ? detail.subscriptions.map((s) =>
+    el("tr", {}, el("td", { text: s.filter }), el("td", { text: s.qos }))) :
+    [el("tr", {}, el("td", { text: "none", colSpan: 2, class: "muted" }))]));
+  $("detail-history").tBodies[0].replaceChildren(...detail.history.map((h) => el("tr", {},
+    el("td", { text: fmtDate(h.connected_at) }), el("td", { text: h.peer }), el("td", { text: h.listener }),
+    el("td", { text: AUTH_LABEL[h.auth] || h.auth }),
+    el("td", { text: h.resumed === null ? "–" : (h.resumed ? "yes" : "no") }),
+    el("td", { class: "num", text: fmtMs(h.timings_ms.tls_handshake) }),
+    el("td", { class: "num", text: fmtMs(h.timings_ms.connect_to_connack) }),
+    el("td", { class: "num", text: fmtMs(h.timings_ms.total) }),
+    el("td", { text: h.disconnected_at ? fmtDate(h.disconnected_at) : "connected" }),
+    el("td", { text: h.disconnect_reason || "" }))));
+}
+
+function daysLeft(notAfterUnix) {
+  const days = (notAfterUnix * 1000 - Date.now()) / 86400000;
+  return days < 0 ? "expired" : Math.floor(days) + " days left";
+}
+
+async function kick() {
+  const id = state.detailId;
+  $("kick-confirm").hidden = true;
+  $("kick").hidden = false;
+  const response = await api("/api/clients/" + encodeURIComponent(id), { method: "DELETE" });
+  if (response.ok) {
+    state.kickRequested = true;
+    $("detail-status").textContent = "Disconnect requested…";
+  } else {
+    const body = await response.json().catch(() => ({}));
+    $("detail-status").textContent = "Could not disconnect: " + (body.message || response.status);
+  }
+}
+
+// ---- handshake panel -------------------------------------------------------
+
+const GROUP_LABEL = (g) => (g.auth === "mutual" ? "mutual" : "one-way") + ", " + (g.resumed ? "resumed" : "full");
+const GROUP_CLASS = ["seg1", "seg0", "seg3", "seg2"];
+const GROUP_COLOR = ["--c1", "--c2", "--c3", "--c4"];
+
+function bucketLabel(ms) {
+  return ms < 1000 ? "≤" + ms + "ms" : "≤" + ms / 1000 + "s";
+}
+
+function renderHandshakes() {
+  const summary = state.summary;
+  if (!summary) return;
+  $("hs-groups").tBodies[0].replaceChildren(...summary.groups.map((g, i) => el("tr", { "data-group": g.auth + "-" + g.resumed },
+    el("td", {}, el("span", { class: "swatch " + GROUP_CLASS[i] }), GROUP_LABEL(g)),
+    el("td", { class: "num", text: g.count }), el("td", { class: "num", text: fmtMs(g.p50_ms) }),
+    el("td", { class: "num opt", text: fmtMs(g.p90_ms) }), el("td", { class: "num", text: fmtMs(g.p99_ms) }),
+    el("td", { class: "num opt", text: fmtMs(g.max_ms) }))));
+  drawHistogram(summary);
+  const failures = Object.entries(summary.failures).filter(([, n]) => n > 0);
+  $("hs-fail-total").textContent = summary.failures_total;
+  $("hs-failures").tBodies[0].replaceChildren(...(failures.length ? failures.map(([reason, n]) =>
+    el("tr", { "data-reason": reason }, el("td", { text: reason.replaceAll("_", " ") }), el("td", { class: "num", text: n }))) :
+    [el("tr", {}, el("td", { text: "none", colSpan: 2, class: "muted" }))]));
+  $("expiring").tBodies[0].replaceChildren(...(summary.expiring_certificates.length ? summary.expiring_certificates.map((c) =>
+    el("tr", {}, el("td", { text: c.client_id }), el("td", { text: c.cn || "" }), el("td", { text: fmtDate(c.not_after) }),
+      el("td", { class: "num " + (c.days_left < 0 ? "expired" : "soon"), text: c.days_left }))) :
+    [el("tr", {}, el("td", { text: "none", colSpan: 4, class: "muted" }))]));
+}
+
+function drawHistogram(summary) {
+  const NS = "http://www.w3.org/2000/svg";
+  const svgEl = (tag, attrs) => {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    return node;
+  };
+  const labels = summary.buckets_ms.map(bucketLabel).concat([">" + bucketLabel(summary.buckets_ms.at(-1)).slice(1)]);
+  const width = 760, height = 200, left = 34, bottom = 34, top = 8;
+  const slot = (width - left) / labels.length;
+  const max = Math.max(1, ...summary.groups.flatMap((g) => g.histogram));
+  const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "xMidYMid meet" });
+  const plotHeight = height - bottom - top;
+  // Whole-number gridlines only (counts): 0, the middle when whole, max.
+  for (const value of [...new Set([0, max / 2, max])].filter(Number.isInteger)) {
+    const fraction = value / max;
+    const y = top + plotHeight * (1 - fraction);
+    svg.append(svgEl("line", { x1: left, x2: width, y1: y, y2: y }));
+    const text = svgEl("text", { x: left - 4, y: y + 3, "text-anchor": "end" });
+    text.textContent = value;
+    svg.append(text);
+  }
+  const style = getComputedStyle(document.documentElement);
+  summary.groups.forEach((group, gi) => {
+    const barWidth = (slot - 4) / summary.groups.length;
+    group.histogram.forEach((count, bi) => {
+      if (!count) return;
+      const h = (count / max) * plotHeight;
+      const rect = svgEl("rect", { x: left + bi * slot + 2 + gi * barWidth, y: top + plotHeight - h,
+        width: Math.max(1, barWidth - 1), height: h, fill: style.getPropertyValue(GROUP_COLOR[gi]).trim() || "#888" });
+      const title = svgEl("title", {});
+      title.textContent = GROUP_LABEL(group) + " " + labels[bi] + ": " + count;
+      rect.append(title);
+      svg.append(rect);
+    });
+  });
+  labels.forEach((label, bi) => {
+    const text = svgEl("text", { x: left + bi * slot + slot / 2, y: height - bottom + 14, "text-anchor": "middle" });
+    text.textContent = label;
+    svg.append(text);
+  });
+  $("hs-chart").replaceChildren(svg);
+  $("hs-legend").replaceChildren(...summary.groups.map((g, i) =>
+    el("span", {}, el("span", { class: "swatch " + GROUP_CLASS[i] }), GROUP_LABEL(g) + " (" + g.count + ")")));
+}
+
+// ---- wiring -----------------------------------------------------------------
+
+function render() {
+  renderClients();
+  renderDisconnected();
+  renderHandshakes();
+  if (state.detailId && Date.now() - state.detailFetchedAt > 700) fetchDetail();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("filter").addEventListener("input", (event) => { state.filter = event.target.value; renderClients(); });
+  for (const th of $("clients").tHead.querySelectorAll("th[data-sort]")) {
+    th.addEventListener("click", () => {
+      const key = th.dataset.sort;
+      state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : 1 };
+      renderClients();
+    });
+  }
+  $("detail-close").addEventListener("click", closeDetail);
+  $("kick").addEventListener("click", () => { $("kick").hidden = true; $("kick-confirm").hidden = false; });
+  $("kick-confirm").addEventListener("click", kick);
+  window.addEventListener("hashchange", onHashChange);
+  loadStatus();
+  onHashChange();
+  connectLive();
+  // Relative times ("3 s ago") age between snapshots.
+  setInterval(renderClients, 5000);
+});

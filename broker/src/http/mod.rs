@@ -1,0 +1,191 @@
+//! The HTTP side (axum) on its own listener: the dashboard page, the JSON
+//! API, the live event stream, Prometheus `/metrics`, and `/healthz` and
+//! `/readyz` for supervisors.
+//!
+//! - [`auth`]: the access token (bearer header or login cookie); health
+//!   endpoints stay open.
+//! - [`api`]: JSON handlers, `/metrics`, health, and the one admin action
+//!   (disconnecting a client).
+//! - [`live`]: Server-Sent Events pushing registry snapshots to the page.
+//! - [`assets`]: the page, its script and style, embedded in the binary.
+//! - [`tls`]: HTTPS, when `[http.tls]` is configured.
+//!
+//! It must not change broker state except through explicit admin actions,
+//! and reads the registry and metrics only when asked.
+
+mod api;
+mod assets;
+mod auth;
+mod live;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::config::HttpConfig;
+use crate::observe::{Metrics, Registry};
+
+pub use auth::Access;
+
+/// Why the HTTP server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {bind} for the dashboard (http.bind): {source}")]
+    Bind {
+        bind: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("http.token_file {}: {detail}", path.display())]
+    TokenFile { path: PathBuf, detail: String },
+    #[error("http.tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub broker: Arc<Broker>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub access: Arc<Access>,
+    /// True once every listener is bound and serving; false again when
+    /// shutdown starts (`/readyz`).
+    pub ready: Arc<AtomicBool>,
+    /// MQTT listeners and their bound addresses, for `/readyz` and the page.
+    pub listeners: Arc<Vec<(Arc<str>, SocketAddr)>>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Everything the HTTP server needs from the running broker.
+pub struct HttpParts {
+    pub broker: Arc<Broker>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    pub listeners: Vec<(Arc<str>, SocketAddr)>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Binds the HTTP listener and serves until shutdown. Returns the bound
+/// address (useful when the port was 0).
+pub async fn start(config: &HttpConfig, parts: HttpParts) -> Result<SocketAddr, HttpError> {
+    let access = Access::from_config(config)?;
+    let tls = match &config.tls {
+        Some(files) => Some(tls::server_config(files)?),
+        None => None,
+    };
+    let socket = TcpListener::bind(&config.bind)
+        .await
+        .map_err(|source| HttpError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+    let local_addr = socket.local_addr().map_err(|source| HttpError::Bind {
+        bind: config.bind.clone(),
+        source,
+    })?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let protection = if access.is_open() {
+        "no token: open to anyone who can reach it"
+    } else {
+        "token required"
+    };
+    let state = AppState {
+        broker: parts.broker,
+        registry: parts.registry,
+        metrics: parts.metrics,
+        access: Arc::new(access.with_secure_cookie(tls.is_some())),
+        ready: parts.ready,
+        listeners: Arc::new(parts.listeners),
+        shutdown: parts.shutdown.clone(),
+    };
+    let app = router(state);
+    let service = app.into_make_service_with_connect_info::<PeerAddr>();
+    let mut stop = parts.shutdown.clone();
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                let served = axum::serve(socket, service).with_graceful_shutdown(stopped);
+                if let Err(error) = served.await {
+                    tracing::error!("The dashboard HTTP server stopped: {error}.");
+                }
+            });
+        }
+        Some(config) => {
+            let incoming = tls::TlsIncoming::spawn(socket, local_addr, config, parts.shutdown);
+            tokio::spawn(async move {
+                let served = axum::serve(incoming, service).with_graceful_shutdown(stopped);
+                if let Err(error) = served.await {
+                    tracing::error!("The dashboard HTTPS server stopped: {error}.");
+                }
+            });
+        }
+    }
+    // Tests and scripts parse this line for the address (port 0).
+    tracing::info!("HTTP dashboard listening on {scheme}://{local_addr}/ ({protection}).");
+    Ok(local_addr)
+}
+
+/// The routes; everything but the health endpoints, the login page and
+/// the static assets passes the access check.
+fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/", get(assets::index))
+        .route("/api/status", get(api::status))
+        .route("/api/clients", get(api::clients))
+        .route(
+            "/api/clients/{client_id}",
+            get(api::client).delete(api::kick),
+        )
+        .route("/api/disconnected", get(api::disconnected))
+        .route("/api/handshakes/summary", get(api::handshake_summary))
+        .route("/api/events", get(live::events))
+        .route("/metrics", get(api::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_access,
+        ));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        // Public: the login page needs the style sheet, and nothing in
+        // them is secret.
+        .route("/assets/{file}", get(assets::asset))
+        .merge(protected)
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// The peer of an HTTP connection, for log lines of admin actions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsIncoming>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsIncoming>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}

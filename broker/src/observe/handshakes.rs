@@ -1,0 +1,243 @@
+//! Handshake statistics for the dashboard's handshake panel: durations of
+//! TLS handshakes (TCP accept -> TLS done) split one-way vs mutual and full
+//! vs resumed, and failed handshakes by reason.
+//!
+//! Percentiles are exact over a bounded window of the most recent
+//! handshakes per group (what a lab engineer tuning a device looks at);
+//! the histogram counts every handshake since start, in the same buckets as
+//! the Prometheus histogram, so the page and Grafana agree.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::tls::AuthMode;
+
+/// Histogram bucket upper bounds, in seconds. From half a millisecond (a
+/// resumed handshake on loopback) to 30 s (a mutual handshake of a classic
+/// ESP32 over bad WiFi takes 2-5 s; the default handshake timeout is 10 s).
+pub const DURATION_BUCKETS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0,
+];
+
+/// Handshakes per group kept for percentiles.
+const WINDOW: usize = 2048;
+
+/// Durations of one group of handshakes.
+#[derive(Debug, Default, Clone)]
+struct Series {
+    /// Handshakes since start.
+    count: u64,
+    /// Most recent durations in seconds, oldest first.
+    recent: VecDeque<f64>,
+    /// Handshakes since start per bucket of [`DURATION_BUCKETS`], plus one
+    /// for longer ones.
+    buckets: Vec<u64>,
+}
+
+impl Series {
+    fn record(&mut self, seconds: f64) {
+        self.count += 1;
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(seconds);
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; DURATION_BUCKETS.len() + 1];
+        }
+        let index = DURATION_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(DURATION_BUCKETS.len());
+        if let Some(bucket) = self.buckets.get_mut(index) {
+            *bucket += 1;
+        }
+    }
+}
+
+/// One group's numbers, as the API shows them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HandshakeGroup {
+    /// `one_way` or `mutual`.
+    pub auth: &'static str,
+    pub resumed: bool,
+    /// Handshakes since start.
+    pub count: u64,
+    /// Handshakes the percentiles are computed over (the most recent).
+    pub window: usize,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    /// Handshakes since start per bucket of `buckets_ms` (upper bounds),
+    /// the last entry counting longer ones.
+    pub histogram: Vec<u64>,
+}
+
+/// `GET /api/handshakes/summary`, without the certificate list (the
+/// registry adds it).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HandshakeSummary {
+    /// Upper bounds of the histogram buckets, in milliseconds.
+    pub buckets_ms: Vec<f64>,
+    /// Four groups: one-way and mutual, each full and resumed.
+    pub groups: Vec<HandshakeGroup>,
+    /// Failed handshakes since start by reason (`unknown_ca`, `timeout`, ...).
+    pub failures: BTreeMap<&'static str, u64>,
+    pub failures_total: u64,
+}
+
+/// Handshake durations and failures since the broker started.
+#[derive(Debug, Default)]
+pub struct HandshakeStats {
+    /// Indexed by [`group_index`].
+    series: [Series; 4],
+    failures: BTreeMap<&'static str, u64>,
+}
+
+const GROUPS: [(AuthMode, bool); 4] = [
+    (AuthMode::OneWay, false),
+    (AuthMode::OneWay, true),
+    (AuthMode::Mutual, false),
+    (AuthMode::Mutual, true),
+];
+
+fn group_index(auth: AuthMode, resumed: bool) -> Option<usize> {
+    GROUPS.iter().position(|g| *g == (auth, resumed))
+}
+
+impl HandshakeStats {
+    /// Records a finished TLS handshake; plain connections are ignored.
+    pub fn record(&mut self, auth: AuthMode, resumed: bool, duration: Duration) {
+        if let Some(series) = group_index(auth, resumed).and_then(|i| self.series.get_mut(i)) {
+            series.record(duration.as_secs_f64());
+        }
+    }
+
+    /// Records a failed handshake.
+    pub fn failed(&mut self, reason: &'static str) {
+        *self.failures.entry(reason).or_insert(0) += 1;
+    }
+
+    pub fn summary(&self) -> HandshakeSummary {
+        let groups = GROUPS
+            .iter()
+            .zip(&self.series)
+            .map(|((auth, resumed), series)| {
+                let mut sorted: Vec<f64> = series.recent.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                HandshakeGroup {
+                    auth: auth.as_str(),
+                    resumed: *resumed,
+                    count: series.count,
+                    window: sorted.len(),
+                    p50_ms: percentile_ms(&sorted, 0.50),
+                    p90_ms: percentile_ms(&sorted, 0.90),
+                    p99_ms: percentile_ms(&sorted, 0.99),
+                    max_ms: sorted.last().map(|s| round_ms(*s)),
+                    histogram: if series.buckets.is_empty() {
+                        vec![0; DURATION_BUCKETS.len() + 1]
+                    } else {
+                        series.buckets.clone()
+                    },
+                }
+            })
+            .collect();
+        HandshakeSummary {
+            buckets_ms: DURATION_BUCKETS.iter().map(|s| s * 1000.0).collect(),
+            groups,
+            failures_total: self.failures.values().sum(),
+            failures: self.failures.clone(),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted seconds, in milliseconds.
+fn percentile_ms(sorted: &[f64], quantile: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (quantile * sorted.len() as f64).ceil() as usize;
+    let index = rank.clamp(1, sorted.len()) - 1;
+    sorted.get(index).map(|s| round_ms(*s))
+}
+
+fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_per_group() {
+        let mut stats = HandshakeStats::default();
+        for ms in 1..=100 {
+            stats.record(AuthMode::Mutual, false, Duration::from_millis(ms));
+        }
+        stats.record(AuthMode::OneWay, true, Duration::from_micros(700));
+        stats.record(AuthMode::Plain, false, Duration::from_secs(1));
+        let summary = stats.summary();
+        let mutual = &summary.groups[2];
+        assert_eq!((mutual.auth, mutual.resumed), ("mutual", false));
+        assert_eq!(mutual.count, 100);
+        assert_eq!(mutual.p50_ms, Some(50.0));
+        assert_eq!(mutual.p90_ms, Some(90.0));
+        assert_eq!(mutual.p99_ms, Some(99.0));
+        assert_eq!(mutual.max_ms, Some(100.0));
+        let resumed = &summary.groups[1];
+        assert_eq!(
+            (resumed.auth, resumed.resumed, resumed.count),
+            ("one_way", true, 1)
+        );
+        assert_eq!(resumed.p50_ms, Some(0.7));
+        assert_eq!(summary.groups[0].p50_ms, None);
+        let total: u64 = summary.groups.iter().map(|g| g.count).sum();
+        assert_eq!(total, 101, "plain connections are not TLS handshakes");
+    }
+
+    #[test]
+    fn histogram_uses_the_metric_buckets() {
+        let mut stats = HandshakeStats::default();
+        stats.record(AuthMode::OneWay, false, Duration::from_micros(400));
+        stats.record(AuthMode::OneWay, false, Duration::from_millis(2000));
+        stats.record(AuthMode::OneWay, false, Duration::from_secs(60));
+        let summary = stats.summary();
+        let histogram = &summary.groups[0].histogram;
+        assert_eq!(histogram.len(), DURATION_BUCKETS.len() + 1);
+        assert_eq!(histogram[0], 1, "0.4 ms <= 0.5 ms");
+        let two_seconds = DURATION_BUCKETS.iter().position(|b| *b == 2.0).unwrap();
+        assert_eq!(histogram[two_seconds], 1, "bounds are inclusive");
+        assert_eq!(histogram[DURATION_BUCKETS.len()], 1, "overflow bucket");
+        assert_eq!(summary.buckets_ms[0], 0.5);
+    }
+
+    #[test]
+    fn window_keeps_the_most_recent() {
+        let mut stats = HandshakeStats::default();
+        for _ in 0..WINDOW {
+            stats.record(AuthMode::Mutual, true, Duration::from_secs(5));
+        }
+        for _ in 0..WINDOW {
+            stats.record(AuthMode::Mutual, true, Duration::from_millis(1));
+        }
+        let group = &stats.summary().groups[3];
+        assert_eq!(group.count, 2 * WINDOW as u64);
+        assert_eq!(group.window, WINDOW);
+        assert_eq!(group.p99_ms, Some(1.0));
+    }
+
+    #[test]
+    fn failures_are_counted_by_reason() {
+        let mut stats = HandshakeStats::default();
+        stats.failed("unknown_ca");
+        stats.failed("unknown_ca");
+        stats.failed("timeout");
+        let summary = stats.summary();
+        assert_eq!(summary.failures.get("unknown_ca"), Some(&2));
+        assert_eq!(summary.failures_total, 3);
+    }
+}

@@ -1,0 +1,385 @@
+//! Prometheus metrics, named per the Prometheus conventions (`fleetmq_`
+//! prefix, base units, `_total` for counters).
+//!
+//! Two kinds of source:
+//! - connection events (connects, handshake and CONNECT->CONNACK
+//!   durations, handshake failures), recorded by the watcher task into
+//!   ordinary prometheus counters and histograms;
+//! - the broker's own atomics and tables (messages, bytes, sessions,
+//!   subscriptions, retained and queued messages, ACL denials, connected
+//!   clients per listener, certificate expiry), read only when `/metrics` is
+//!   scraped by [`BrokerCollector`], so the data path pays nothing extra.
+//!
+//! Labelled series whose label values are known up front (listeners, auth
+//! modes, failure reasons) start at 0, so `rate()` and `increase()` see the
+//! first event. This module must not take broker locks outside a scrape.
+
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    TextEncoder,
+};
+
+use super::handshakes::DURATION_BUCKETS;
+use super::{AclAction, Event, Registry};
+use crate::broker::{Broker, Stats};
+use crate::tls::AuthMode;
+
+/// Every reason label a failed TLS handshake may carry (see
+/// [`crate::tls::HandshakeFailure::reason`]); others are counted too, just
+/// not pre-initialized.
+pub const FAILURE_REASONS: [&str; 12] = [
+    "timeout",
+    "unknown_ca",
+    "expired",
+    "revoked",
+    "no_certificate",
+    "bad_certificate",
+    "protocol_version",
+    "no_shared_cipher",
+    "peer_alert",
+    "closed",
+    "malformed",
+    "io",
+];
+
+/// A listener as the metrics label it.
+#[derive(Debug, Clone)]
+pub struct ListenerLabel {
+    pub name: Arc<str>,
+    pub tls: bool,
+}
+
+/// The broker's metrics registry.
+pub struct Metrics {
+    registry: prometheus::Registry,
+    connects: IntCounterVec,
+    tls_handshake: HistogramVec,
+    tls_failures: IntCounterVec,
+    connect_to_connack: HistogramVec,
+    events_lost: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; `listeners` are the bound MQTT listeners.
+    pub fn new(
+        broker: Arc<Broker>,
+        registry: Arc<Registry>,
+        listeners: &[ListenerLabel],
+    ) -> Result<Metrics, prometheus::Error> {
+        let connects = IntCounterVec::new(
+            Opts::new(
+                "fleetmq_connects_total",
+                "Clients that completed CONNECT/CONNACK, by listener and TLS authentication.",
+            ),
+            &["listener", "auth"],
+        )?;
+        let tls_handshake = HistogramVec::new(
+            HistogramOpts::new(
+                "fleetmq_tls_handshake_seconds",
+                "TCP accept to TLS handshake complete, for clients that went on to connect.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["listener", "auth", "resumed"],
+        )?;
+        let tls_failures = IntCounterVec::new(
+            Opts::new(
+                "fleetmq_tls_handshake_failures_total",
+                "TLS handshakes that failed, by listener and reason.",
+            ),
+            &["listener", "reason"],
+        )?;
+        let connect_to_connack = HistogramVec::new(
+            HistogramOpts::new(
+                "fleetmq_connect_to_connack_seconds",
+                "CONNECT received to CONNACK written.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["listener", "auth"],
+        )?;
+        let events_lost = IntCounter::new(
+            "fleetmq_observe_events_lost_total",
+            "Connection events the registry and these metrics missed by falling behind.",
+        )?;
+        for listener in listeners {
+            let name = &*listener.name;
+            let auths: &[AuthMode] = if listener.tls {
+                &[AuthMode::OneWay, AuthMode::Mutual]
+            } else {
+                &[AuthMode::Plain]
+            };
+            for auth in auths {
+                connects.with_label_values(&[name, auth.as_str()]);
+                connect_to_connack.with_label_values(&[name, auth.as_str()]);
+                if listener.tls {
+                    for resumed in ["false", "true"] {
+                        tls_handshake.with_label_values(&[name, auth.as_str(), resumed]);
+                    }
+                }
+            }
+            if listener.tls {
+                for reason in FAILURE_REASONS {
+                    tls_failures.with_label_values(&[name, reason]);
+                }
+            }
+        }
+        let prometheus = prometheus::Registry::new();
+        prometheus.register(Box::new(connects.clone()))?;
+        prometheus.register(Box::new(tls_handshake.clone()))?;
+        prometheus.register(Box::new(tls_failures.clone()))?;
+        prometheus.register(Box::new(connect_to_connack.clone()))?;
+        prometheus.register(Box::new(events_lost.clone()))?;
+        prometheus.register(Box::new(BrokerCollector {
+            broker,
+            registry,
+            listeners: listeners.iter().map(|l| Arc::clone(&l.name)).collect(),
+        }))?;
+        #[cfg(target_os = "linux")]
+        prometheus.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        Ok(Metrics {
+            registry: prometheus,
+            connects,
+            tls_handshake,
+            tls_failures,
+            connect_to_connack,
+            events_lost,
+        })
+    }
+
+    /// Updates the event-driven metrics.
+    pub fn record(&self, event: &Event) {
+        match event {
+            Event::Connected(connected) => {
+                let listener = &*connected.listener;
+                let auth = connected.tls.as_ref().map_or(AuthMode::Plain, |t| t.auth);
+                self.connects
+                    .with_label_values(&[listener, auth.as_str()])
+                    .inc();
+                if let (Some(tls), Some(duration)) = (&connected.tls, connected.timing.tls_total) {
+                    let resumed = if tls.resumed { "true" } else { "false" };
+                    self.tls_handshake
+                        .with_label_values(&[listener, auth.as_str(), resumed])
+                        .observe(duration.as_secs_f64());
+                }
+                if let Some(duration) = connected.timing.connack {
+                    self.connect_to_connack
+                        .with_label_values(&[listener, auth.as_str()])
+                        .observe(duration.as_secs_f64());
+                }
+            }
+            Event::HandshakeFailed {
+                listener, reason, ..
+            } => self
+                .tls_failures
+                .with_label_values(&[&**listener, reason])
+                .inc(),
+            Event::Disconnected { .. } | Event::Subscribed { .. } | Event::Unsubscribed { .. } => {}
+        }
+    }
+
+    /// Counts events missed by the watcher.
+    pub fn events_lost(&self, lost: u64) {
+        self.events_lost.inc_by(lost);
+    }
+
+    /// Everything, in the Prometheus text exposition format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+
+    /// The content type of [`Metrics::render`].
+    pub fn content_type() -> String {
+        TextEncoder::new().format_type().to_string()
+    }
+}
+
+/// Reads the broker's counters and tables at scrape time.
+struct BrokerCollector {
+    broker: Arc<Broker>,
+    registry: Arc<Registry>,
+    listeners: Vec<Arc<str>>,
+}
+
+impl Collector for BrokerCollector {
+    /// The families are built fresh on each scrape; their names are checked
+    /// by tests rather than declared here.
+    fn desc(&self) -> Vec<&Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let broker = &self.broker;
+        let stats = &broker.stats;
+        let mut families = Vec::new();
+        let mut connections: std::collections::BTreeMap<String, u64> = self
+            .listeners
+            .iter()
+            .map(|name| (name.to_string(), 0))
+            .collect();
+        connections.extend(self.registry.connections_by_listener());
+        families.extend(labelled_gauge(
+            "fleetmq_connections",
+            "Clients connected now, by listener.",
+            "listener",
+            connections.into_iter().map(|(k, v)| (k, v as i64)),
+        ));
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "fleetmq_messages_received_total",
+                "PUBLISH packets received from clients.",
+                Stats::get(&stats.publish_received),
+            ),
+            (
+                "fleetmq_messages_sent_total",
+                "PUBLISH packets sent to clients.",
+                Stats::get(&stats.publish_sent),
+            ),
+            (
+                "fleetmq_messages_dropped_total",
+                "Messages dropped: session queue full, offline QoS 0, or too large for the client.",
+                Stats::get(&stats.publish_dropped),
+            ),
+            (
+                "fleetmq_bytes_received_total",
+                "Bytes read from client sockets.",
+                Stats::get(&stats.bytes_received),
+            ),
+            (
+                "fleetmq_bytes_sent_total",
+                "Bytes written to client sockets.",
+                Stats::get(&stats.bytes_sent),
+            ),
+            (
+                "fleetmq_protocol_errors_total",
+                "Connections refused or closed for an MQTT protocol violation.",
+                Stats::get(&stats.protocol_errors),
+            ),
+        ];
+        for (name, help, value) in counters {
+            families.extend(counter(name, help, value));
+        }
+        families.extend(labelled_counter(
+            "fleetmq_acl_denied_total",
+            "Publishes and subscriptions refused by an ACL, by action.",
+            "action",
+            [AclAction::Publish, AclAction::Subscribe, AclAction::Receive]
+                .into_iter()
+                .map(|a| (a.as_str().to_string(), broker.events.acl_denied_count(a))),
+        ));
+        let gauges: [(&str, &str, usize); 4] = [
+            (
+                "fleetmq_sessions",
+                "Sessions, connected or not.",
+                broker.session_count(),
+            ),
+            (
+                "fleetmq_subscriptions",
+                "Subscriptions over all sessions.",
+                broker.subscription_count(),
+            ),
+            (
+                "fleetmq_retained_messages",
+                "Retained messages.",
+                broker.retained_count(),
+            ),
+            (
+                "fleetmq_queued_messages",
+                "Messages waiting in session queues (beyond the inflight windows).",
+                broker.queued_message_count(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            families.extend(gauge(name, help, value as i64));
+        }
+        if let Some(secs) = self.registry.min_cert_expiry_secs() {
+            families.extend(gauge(
+                "fleetmq_client_cert_expiry_seconds",
+                "Seconds until the soonest client certificate expiry, over the last connect of \
+                 every remembered client id (negative: already expired).",
+                secs,
+            ));
+        }
+        families.extend(labelled_gauge(
+            "fleetmq_build_info",
+            "Always 1; the label carries the fleetmq version.",
+            "version",
+            std::iter::once((env!("CARGO_PKG_VERSION").to_string(), 1)),
+        ));
+        families
+    }
+}
+
+fn counter(name: &str, help: &str, value: u64) -> Vec<MetricFamily> {
+    match IntCounter::new(name, help) {
+        Ok(metric) => {
+            metric.inc_by(value);
+            metric.collect()
+        }
+        Err(error) => skipped(name, error),
+    }
+}
+
+fn gauge(name: &str, help: &str, value: i64) -> Vec<MetricFamily> {
+    match IntGauge::new(name, help) {
+        Ok(metric) => {
+            metric.set(value);
+            metric.collect()
+        }
+        Err(error) => skipped(name, error),
+    }
+}
+
+fn labelled_counter(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (String, u64)>,
+) -> Vec<MetricFamily> {
+    match IntCounterVec::new(Opts::new(name, help), &[label]) {
+        Ok(metric) => {
+            for (value, count) in values {
+                metric.with_label_values(&[value.as_str()]).inc_by(count);
+            }
+            metric.collect()
+        }
+        Err(error) => skipped(name, error),
+    }
+}
+
+fn labelled_gauge(
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (String, i64)>,
+) -> Vec<MetricFamily> {
+    match IntGaugeVec::new(Opts::new(name, help), &[label]) {
+        Ok(metric) => {
+            for (value, count) in values {
+                metric.with_label_values(&[value.as_str()]).set(count);
+            }
+            metric.collect()
+        }
+        Err(error) => skipped(name, error),
+    }
+}
+
+/// A metric whose definition is wrong: a bug, logged rather than unwrapped.
+fn skipped(name: &str, error: prometheus::Error) -> Vec<MetricFamily> {
+    tracing::error!("Metric {name} cannot be built: {error}.");
+    Vec::new()
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

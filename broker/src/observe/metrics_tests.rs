@@ -1,0 +1,246 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::config::Config;
+use crate::observe::registry::RegistryLimits;
+use crate::observe::{ClientCounters, Connected};
+use crate::tls::{HandshakeTiming, TlsInfo};
+
+fn setup() -> (Arc<Broker>, Arc<Registry>, Metrics) {
+    let broker = Arc::new(Broker::new(
+        Arc::new(Config::default()),
+        None,
+        Default::default(),
+    ));
+    let registry = Arc::new(Registry::new(RegistryLimits {
+        recent_disconnects: 10,
+        connect_history: 10,
+    }));
+    let listeners = [
+        ListenerLabel {
+            name: Arc::from("plain"),
+            tls: false,
+        },
+        ListenerLabel {
+            name: Arc::from("mtls"),
+            tls: true,
+        },
+    ];
+    let metrics = Metrics::new(Arc::clone(&broker), Arc::clone(&registry), &listeners).unwrap();
+    (broker, registry, metrics)
+}
+
+fn tls_connect(id: &str, connection: u64, auth: AuthMode, resumed: bool, ms: u64) -> Event {
+    Event::Connected(Box::new(Connected {
+        client_id: Arc::from(id),
+        connection,
+        peer: "127.0.0.1:4000".parse().unwrap(),
+        listener: Arc::from("mtls"),
+        protocol: 4,
+        clean_start: true,
+        keep_alive: 30,
+        username: None,
+        tls: Some(TlsInfo {
+            version: "TLSv1.3".into(),
+            cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+            kx_group: None,
+            resumed,
+            auth,
+            server_name: None,
+            client_cert: None,
+        }),
+        timing: HandshakeTiming {
+            accepted_at: SystemTime::now(),
+            client_hello: Some(Duration::from_millis(1)),
+            tls_handshake: Some(Duration::from_millis(ms - 1)),
+            tls_total: Some(Duration::from_millis(ms)),
+            connect: Some(Duration::from_millis(1)),
+            connack: Some(Duration::from_micros(300)),
+            total: Some(Duration::from_millis(ms + 2)),
+        },
+        counters: Arc::new(ClientCounters::default()),
+    }))
+}
+
+/// The value of the sample line `name_and_labels VALUE`.
+fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name_and_labels} in:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_documented_metric_is_exported() {
+    let (_, registry, metrics) = setup();
+    // The certificate gauge appears once a certificate was seen.
+    let mut event = tls_connect("dev", 1, AuthMode::Mutual, false, 30);
+    if let Event::Connected(connected) = &mut event {
+        let tls = connected.tls.as_mut().unwrap();
+        tls.client_cert = Some(crate::tls::PeerCertificate {
+            cn: Some("dev".into()),
+            subject: "CN=dev".into(),
+            organizational_units: vec![],
+            san_dns: vec![],
+            san_uri: vec![],
+            san_email: vec![],
+            serial: "01".into(),
+            fingerprint_sha256: String::new(),
+            issuer: "CN=ca".into(),
+            not_before: 0,
+            not_after: super::super::clock::now_secs() + 3600,
+        });
+    }
+    registry.record(&event);
+    let text = metrics.render().unwrap();
+    for name in [
+        "# TYPE fleetmq_connections gauge",
+        "# TYPE fleetmq_connects_total counter",
+        "# TYPE fleetmq_tls_handshake_seconds histogram",
+        "# TYPE fleetmq_tls_handshake_failures_total counter",
+        "# TYPE fleetmq_connect_to_connack_seconds histogram",
+        "# TYPE fleetmq_messages_received_total counter",
+        "# TYPE fleetmq_messages_sent_total counter",
+        "# TYPE fleetmq_bytes_received_total counter",
+        "# TYPE fleetmq_bytes_sent_total counter",
+        "# TYPE fleetmq_acl_denied_total counter",
+        "# TYPE fleetmq_retained_messages gauge",
+        "# TYPE fleetmq_subscriptions gauge",
+        "# TYPE fleetmq_queued_messages gauge",
+        "# TYPE fleetmq_client_cert_expiry_seconds gauge",
+        "# TYPE process_resident_memory_bytes gauge",
+    ] {
+        assert!(text.contains(name), "missing {name:?} in:\n{text}");
+    }
+    let expiry = sample(&text, "fleetmq_client_cert_expiry_seconds");
+    assert!((3590.0..=3600.0).contains(&expiry), "{expiry}");
+    assert_eq!(sample(&text, "fleetmq_connections{listener=\"mtls\"}"), 1.0);
+    assert_eq!(
+        sample(&text, "fleetmq_connections{listener=\"plain\"}"),
+        0.0
+    );
+}
+
+#[test]
+fn known_label_values_start_at_zero() {
+    let (_, _, metrics) = setup();
+    let text = metrics.render().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_tls_handshake_failures_total{listener=\"mtls\",reason=\"unknown_ca\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_tls_handshake_seconds_count{auth=\"mutual\",listener=\"mtls\",resumed=\"true\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_connects_total{auth=\"plain\",listener=\"plain\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, "fleetmq_acl_denied_total{action=\"publish\"}"),
+        0.0
+    );
+    assert!(
+        !text.contains("listener=\"plain\",reason="),
+        "plain listeners have no TLS failures"
+    );
+}
+
+#[test]
+fn events_feed_counters_and_histograms() {
+    let (broker, _, metrics) = setup();
+    metrics.record(&tls_connect("a", 1, AuthMode::Mutual, false, 30));
+    metrics.record(&tls_connect("b", 2, AuthMode::Mutual, true, 2));
+    metrics.record(&tls_connect("c", 3, AuthMode::OneWay, false, 1500));
+    metrics.record(&Event::HandshakeFailed {
+        listener: Arc::from("mtls"),
+        peer: "127.0.0.1:1".parse().unwrap(),
+        reason: "unknown_ca",
+        detail: String::new(),
+    });
+    broker.events.acl_denied(AclAction::Subscribe);
+    Stats::add(&broker.stats.publish_received, 5);
+    let text = metrics.render().unwrap();
+    let mutual_full = "{auth=\"mutual\",listener=\"mtls\",resumed=\"false\"}";
+    assert_eq!(
+        sample(
+            &text,
+            &format!("fleetmq_tls_handshake_seconds_count{mutual_full}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_tls_handshake_seconds_bucket{auth=\"one_way\",listener=\"mtls\",resumed=\"false\",le=\"1\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_tls_handshake_seconds_bucket{auth=\"one_way\",listener=\"mtls\",resumed=\"false\",le=\"2\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_connects_total{auth=\"mutual\",listener=\"mtls\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_connect_to_connack_seconds_count{auth=\"mutual\",listener=\"mtls\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_tls_handshake_failures_total{listener=\"mtls\",reason=\"unknown_ca\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "fleetmq_acl_denied_total{action=\"subscribe\"}"),
+        1.0
+    );
+    assert_eq!(sample(&text, "fleetmq_messages_received_total"), 5.0);
+}
+
+#[test]
+fn failure_reasons_match_the_tls_module() {
+    use crate::tls::HandshakeFailure as F;
+    let all = [
+        F::Timeout,
+        F::UnknownCa,
+        F::Expired,
+        F::Revoked,
+        F::NoCertificate,
+        F::BadCertificate(String::new()),
+        F::ProtocolVersion(String::new()),
+        F::NoSharedCipher(String::new()),
+        F::PeerAlert(String::new()),
+        F::Closed,
+        F::Malformed(String::new()),
+        F::Io(String::new()),
+    ];
+    let reasons: Vec<&str> = all.iter().map(F::reason).collect();
+    assert_eq!(reasons, FAILURE_REASONS);
+}

@@ -1,0 +1,292 @@
+//! The shapes the JSON API returns for devices: one client
+//! ([`ClientView`]), its detail with past connects ([`ClientDetail`]), and
+//! one remembered connect ([`ConnectRecord`]).
+//!
+//! Views are built at request time from the registry's entries; traffic
+//! counters are read from the connection's atomics then, so they are live.
+//! Field names are the API's contract (README, "Dashboard and API").
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::clock::{ms, rfc3339, rfc3339_secs, unix_ms};
+use super::{ClientCounters, Connected};
+use crate::tls::{HandshakeTiming, PeerCertificate, TlsInfo};
+
+/// A connection the registry knows: the connect event and what it learnt
+/// since.
+#[derive(Debug, Clone)]
+pub(super) struct Device {
+    pub info: Arc<Connected>,
+    /// CONNACK time (TCP accept plus the setup time).
+    pub connected_at: SystemTime,
+    /// Filter -> granted QoS.
+    pub subscriptions: BTreeMap<String, u8>,
+    /// Set once the connection ended.
+    pub departure: Option<Departure>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Departure {
+    pub at: SystemTime,
+    pub reason: String,
+}
+
+/// The setup of one connection, step by step, in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimingsView {
+    /// TCP accept -> whole ClientHello received (TLS only).
+    pub tcp_to_client_hello: Option<f64>,
+    /// ClientHello -> TLS handshake done: the cryptography (TLS only).
+    pub client_hello_to_tls_done: Option<f64>,
+    /// TCP accept -> TLS handshake done (TLS only).
+    pub tls_handshake: Option<f64>,
+    /// Transport ready (TLS done, or TCP accept) -> CONNECT received.
+    pub tls_to_connect: Option<f64>,
+    /// CONNECT received -> CONNACK written.
+    pub connect_to_connack: Option<f64>,
+    /// TCP accept -> CONNACK written.
+    pub total: Option<f64>,
+}
+
+impl From<&HandshakeTiming> for TimingsView {
+    fn from(timing: &HandshakeTiming) -> Self {
+        TimingsView {
+            tcp_to_client_hello: ms(timing.client_hello),
+            client_hello_to_tls_done: ms(timing.tls_handshake),
+            tls_handshake: ms(timing.tls_total),
+            tls_to_connect: ms(timing.connect),
+            connect_to_connack: ms(timing.connack),
+            total: ms(timing.total),
+        }
+    }
+}
+
+/// The verified client certificate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CertView {
+    pub subject: String,
+    pub cn: Option<String>,
+    /// Upper-case hex.
+    pub serial: String,
+    pub issuer: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// `not_after` in seconds since the Unix epoch.
+    pub not_after_unix: i64,
+    pub fingerprint_sha256: String,
+    pub organizational_units: Vec<String>,
+    pub san_dns: Vec<String>,
+}
+
+impl From<&PeerCertificate> for CertView {
+    fn from(cert: &PeerCertificate) -> Self {
+        CertView {
+            subject: cert.subject.clone(),
+            cn: cert.cn.clone(),
+            serial: cert.serial.clone(),
+            issuer: cert.issuer.clone(),
+            not_before: rfc3339_secs(cert.not_before),
+            not_after: rfc3339_secs(cert.not_after),
+            not_after_unix: cert.not_after,
+            fingerprint_sha256: cert.fingerprint_sha256.clone(),
+            organizational_units: cert.organizational_units.clone(),
+            san_dns: cert.san_dns.clone(),
+        }
+    }
+}
+
+/// What the TLS handshake negotiated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TlsView {
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: String,
+    /// IANA name of the cipher suite.
+    pub cipher: String,
+    pub kx_group: Option<String>,
+    pub resumed: bool,
+    /// `one_way` or `mutual`.
+    pub auth: &'static str,
+    /// SNI the client sent.
+    pub server_name: Option<String>,
+    /// Null for one-way TLS.
+    pub client_cert: Option<CertView>,
+}
+
+impl From<&TlsInfo> for TlsView {
+    fn from(tls: &TlsInfo) -> Self {
+        TlsView {
+            version: tls.version.clone(),
+            cipher: tls.cipher_suite.clone(),
+            kx_group: tls.kx_group.clone(),
+            resumed: tls.resumed,
+            auth: tls.auth.as_str(),
+            server_name: tls.server_name.clone(),
+            client_cert: tls.client_cert.as_ref().map(CertView::from),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SubscriptionView {
+    pub filter: String,
+    pub qos: u8,
+}
+
+/// One client, connected or recently disconnected.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientView {
+    pub client_id: String,
+    /// Who the client is: the certificate CN, else the username, else the
+    /// client id.
+    pub identity: String,
+    /// `certificate_cn`, `username` or `client_id`.
+    pub identity_source: &'static str,
+    /// Connection number, unique per broker run.
+    pub connection: u64,
+    pub connected: bool,
+    /// `IP:PORT` of the client.
+    pub peer: String,
+    pub listener: String,
+    /// `3.1`, `3.1.1` or `5.0`.
+    pub protocol: &'static str,
+    pub keep_alive: u16,
+    pub clean_start: bool,
+    pub username: Option<String>,
+    pub connected_at: String,
+    pub connected_at_ms: u64,
+    /// Null on plain TCP listeners.
+    pub tls: Option<TlsView>,
+    pub timings_ms: TimingsView,
+    pub subscriptions: Vec<SubscriptionView>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub last_activity: Option<String>,
+    pub last_activity_ms: Option<u64>,
+    pub disconnected_at: Option<String>,
+    pub disconnect_reason: Option<String>,
+}
+
+/// `GET /api/clients/{client_id}`: the client and its last connects.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClientDetail {
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// Newest first.
+    pub history: Vec<ConnectRecord>,
+}
+
+/// One past connect of a client id, kept after the connection ended.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConnectRecord {
+    pub connection: u64,
+    pub connected_at: String,
+    pub connected_at_ms: u64,
+    pub peer: String,
+    pub listener: String,
+    pub protocol: &'static str,
+    /// `plain`, `one_way` or `mutual`.
+    pub auth: &'static str,
+    pub tls_version: Option<String>,
+    pub cipher: Option<String>,
+    pub resumed: Option<bool>,
+    pub client_cert: Option<CertView>,
+    pub timings_ms: TimingsView,
+    pub disconnected_at: Option<String>,
+    pub disconnect_reason: Option<String>,
+}
+
+/// `3.1`, `3.1.1` or `5.0` for a CONNECT protocol level.
+pub(super) fn protocol_name(level: u8) -> &'static str {
+    match level {
+        3 => "3.1",
+        4 => "3.1.1",
+        5 => "5.0",
+        _ => "unknown",
+    }
+}
+
+/// The identity a person recognises, and where it came from.
+pub(super) fn identity(info: &Connected) -> (String, &'static str) {
+    let cn = info
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.client_cert.as_ref())
+        .and_then(|cert| cert.cn.clone());
+    match (cn, &info.username) {
+        (Some(cn), _) => (cn, "certificate_cn"),
+        (None, Some(username)) => (username.clone(), "username"),
+        (None, None) => (info.client_id.to_string(), "client_id"),
+    }
+}
+
+impl Device {
+    pub fn view(&self) -> ClientView {
+        let info = &self.info;
+        let counters: &ClientCounters = &info.counters;
+        let last_activity_ms = ClientCounters::get(&counters.last_activity_ms);
+        let (identity, identity_source) = identity(info);
+        ClientView {
+            client_id: info.client_id.to_string(),
+            identity,
+            identity_source,
+            connection: info.connection,
+            connected: self.departure.is_none(),
+            peer: info.peer.to_string(),
+            listener: info.listener.to_string(),
+            protocol: protocol_name(info.protocol),
+            keep_alive: info.keep_alive,
+            clean_start: info.clean_start,
+            username: info.username.clone(),
+            connected_at: rfc3339(self.connected_at),
+            connected_at_ms: unix_ms(self.connected_at),
+            tls: info.tls.as_ref().map(TlsView::from),
+            timings_ms: TimingsView::from(&info.timing),
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(filter, qos)| SubscriptionView {
+                    filter: filter.clone(),
+                    qos: *qos,
+                })
+                .collect(),
+            messages_in: ClientCounters::get(&counters.messages_in),
+            messages_out: ClientCounters::get(&counters.messages_out),
+            bytes_in: ClientCounters::get(&counters.bytes_in),
+            bytes_out: ClientCounters::get(&counters.bytes_out),
+            last_activity: (last_activity_ms > 0).then(|| {
+                rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(last_activity_ms))
+            }),
+            last_activity_ms: (last_activity_ms > 0).then_some(last_activity_ms),
+            disconnected_at: self.departure.as_ref().map(|d| rfc3339(d.at)),
+            disconnect_reason: self.departure.as_ref().map(|d| d.reason.clone()),
+        }
+    }
+
+    /// The history entry of this connection.
+    pub fn record(&self) -> ConnectRecord {
+        let info = &self.info;
+        let tls = info.tls.as_ref();
+        ConnectRecord {
+            connection: info.connection,
+            connected_at: rfc3339(self.connected_at),
+            connected_at_ms: unix_ms(self.connected_at),
+            peer: info.peer.to_string(),
+            listener: info.listener.to_string(),
+            protocol: protocol_name(info.protocol),
+            auth: tls.map_or("plain", |t| t.auth.as_str()),
+            tls_version: tls.map(|t| t.version.clone()),
+            cipher: tls.map(|t| t.cipher_suite.clone()),
+            resumed: tls.map(|t| t.resumed),
+            client_cert: tls.and_then(|t| t.client_cert.as_ref()).map(CertView::from),
+            timings_ms: TimingsView::from(&info.timing),
+            disconnected_at: None,
+            disconnect_reason: None,
+        }
+    }
+}
