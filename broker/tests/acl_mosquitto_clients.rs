@@ -119,7 +119,10 @@ fn mosquitto_pub_to_another_devices_topic_is_not_authorized() {
     );
     // 3.1.1: acknowledged (the protocol has no refusal) and dropped.
     let output = publish("mqttv311");
-    assert!(output.contains("received PUBACK (Mid: 1, RC:0)"), "{output}");
+    assert!(
+        output.contains("received PUBACK (Mid: 1, RC:0)"),
+        "{output}"
+    );
     assert_eq!(ops.drain(QUIET), []);
 }
 
