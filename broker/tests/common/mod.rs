@@ -92,6 +92,10 @@ pub struct ListenerSpec {
     pub name: String,
     /// The body of its `[listener.tls]` table; None for plain TCP.
     pub tls_toml: Option<String>,
+    /// `key = value` lines of the `[[listener]]` table itself (auth
+    /// settings); None keeps the default, which admits anonymous clients
+    /// on TLS listeners too.
+    pub settings: Option<String>,
 }
 
 impl ListenerSpec {
@@ -99,6 +103,7 @@ impl ListenerSpec {
         ListenerSpec {
             name: name.to_string(),
             tls_toml: None,
+            settings: None,
         }
     }
 
@@ -108,7 +113,18 @@ impl ListenerSpec {
         ListenerSpec {
             name: name.to_string(),
             tls_toml: Some(tls_toml.to_string()),
+            settings: None,
         }
+    }
+
+    /// The listener with these `[[listener]]` lines (e.g.
+    /// `allow_anonymous = false` or `clientid_must_match_identity = true`)
+    /// instead of the default `allow_anonymous = true` of TLS listeners:
+    /// for tests of authentication, where the listener's own default
+    /// (anonymous refused on TLS) is the point.
+    pub fn with_settings(mut self, settings: &str) -> ListenerSpec {
+        self.settings = Some(settings.to_string());
+        self
     }
 
     fn toml(&self) -> String {
@@ -116,11 +132,15 @@ impl ListenerSpec {
             "[[listener]]\nname = \"{}\"\nbind = \"127.0.0.1:0\"\n\n",
             self.name
         );
-        if let Some(tls) = &self.tls_toml {
+        match (&self.settings, &self.tls_toml) {
+            (Some(settings), _) => out.push_str(&format!("{settings}\n\n")),
             // These listeners test the TLS layer: clients without a
             // certificate (one-way, optional) are admitted without a
             // password, which TLS listeners refuse by default.
-            out.push_str("allow_anonymous = true\n\n");
+            (None, Some(_)) => out.push_str("allow_anonymous = true\n\n"),
+            (None, None) => {}
+        }
+        if let Some(tls) = &self.tls_toml {
             out.push_str(&format!("[listener.tls]\n{tls}\n"));
         }
         out
@@ -317,6 +337,12 @@ impl Broker {
             .find(|(n, _)| n == name)
             .map(|(_, addr)| *addr)
             .unwrap_or_else(|| panic!("no listener {name:?}; have {:?}", self.listeners))
+    }
+
+    /// The configuration file the broker was started with (fleetmq only);
+    /// rewrite it and call [`Broker::sighup`] to test reloads.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("fleetmq.toml")
     }
 
     /// Process id of the broker, for signals.

@@ -128,6 +128,14 @@ impl Pki {
         self.ca.write_crl(path, number, revoked);
     }
 
+    /// A further valid device certificate of the test CA, written as
+    /// `<name>.crt`/`<name>.key`: CN `common_name`, OU `unit` (e.g. an
+    /// operator's `ops`).
+    pub fn issue_device(&self, name: &str, common_name: &str, unit: &str, serial: u64) -> Issued {
+        self.ca
+            .device_in_unit(self.dir(), name, common_name, unit, serial, false)
+    }
+
     /// The `[listener.tls]` lines for `server` with client certificates
     /// `policy` (`none`, `optional`, `required`), the test CA as client CA
     /// and `crl.pem`.
@@ -188,10 +196,23 @@ impl Authority {
         serial: u64,
         expired: bool,
     ) -> Issued {
+        self.device_in_unit(dir, name, common_name, "sensors", serial, expired)
+    }
+
+    /// A client certificate: CN `common_name`, OU `unit`.
+    fn device_in_unit(
+        &self,
+        dir: &Path,
+        name: &str,
+        common_name: &str,
+        unit: &str,
+        serial: u64,
+        expired: bool,
+    ) -> Issued {
         let mut params = CertificateParams::default();
         params.distinguished_name = name_of(&[
             (DnType::CommonName, common_name),
-            (DnType::OrganizationalUnitName, "sensors"),
+            (DnType::OrganizationalUnitName, unit),
         ]);
         params.serial_number = Some(SerialNumber::from(serial));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];

@@ -1,0 +1,121 @@
+//! A device cannot pose as another: over mutual TLS the certificate names
+//! the client, and a client id or username naming another device is
+//! refused (`clientid_must_match_identity`, CONNACK 0x85 / return code 2;
+//! a foreign username 0x86 / 4) without disturbing the real device, or
+//! replaced by the certificate's name (`identity_as_clientid`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth_common;
+mod common;
+
+use auth_common::{Fleet, LISTENER, POLICY_TOML};
+use common::tls::{self, ANY_VERSION};
+use common::{skip_on_mosquitto, Broker, ConnectBuilder, RawClient, ReasonCode, WAIT};
+
+const SKIP: &str = "identities and ACLs are configured the fleetmq way";
+
+/// The 3.1.1 CONNACK bytes the broker answers `connect` with, for a
+/// client presenting dev-a's certificate.
+fn connack_v311_as_dev_a(fleet: &Fleet, broker: &Broker, connect: &ConnectBuilder) -> Vec<u8> {
+    let config = tls::client_config(&fleet.pki.ca.cert, Some(fleet.dev_a()), ANY_VERSION);
+    let mut raw = RawClient::over(tls::connect(broker.addr_of(LISTENER), config).unwrap());
+    raw.send_connect(connect);
+    raw.recv_exact(4, WAIT)
+}
+
+#[test]
+fn device_cannot_take_another_devices_client_id() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let fleet = Fleet::new();
+    let broker = fleet.start_toml_policy();
+    let mut dev_b = fleet.connect_v5(&broker, "dev-b");
+    assert_eq!(dev_b.subscribe("devices/dev-b/cmd/#"), ReasonCode(1));
+
+    // 5.0: 0x85 Client Identifier not valid.
+    let (mut impostor, connack) =
+        fleet.try_connect(&broker, fleet.dev_a(), &ConnectBuilder::v5("dev-b"));
+    assert_eq!(connack.reason, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    assert!(impostor.expect_closed(WAIT), "refused client left open");
+    broker.assert_log(
+        "as dev-b: client id differs from the certificate identity.",
+        WAIT,
+    );
+    // 3.1.1: CONNACK return code 2, identifier rejected.
+    let (mut impostor, connack) =
+        fleet.try_connect(&broker, fleet.dev_a(), &ConnectBuilder::v311("dev-b"));
+    assert_eq!(connack.reason, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    assert!(impostor.expect_closed(WAIT));
+    assert_eq!(
+        connack_v311_as_dev_a(&fleet, &broker, &ConnectBuilder::v311("dev-b").clean(false)),
+        [0x20, 0x02, 0x00, 0x02]
+    );
+
+    // The real dev-b was not taken over and still gets its commands.
+    let mut ops = fleet.connect_v5(&broker, "ops-1");
+    ops.publish("devices/dev-b/cmd/ping", b"1", 1, false);
+    dev_b.expect_publish_on("devices/dev-b/cmd/ping");
+    assert_eq!(
+        broker.count_log_lines(&["already connected, closing old connection"]),
+        0,
+        "{}",
+        broker.logs()
+    );
+    // Its own name is fine, with either version.
+    fleet.connect_v311(&broker, "dev-a").ping();
+}
+
+#[test]
+fn device_cannot_claim_another_devices_username() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let fleet = Fleet::new();
+    let broker = fleet.start_toml_policy();
+    let mut connect = ConnectBuilder::v5("dev-a");
+    connect.username = Some("dev-b".to_string());
+    let (_, connack) = fleet.try_connect(&broker, fleet.dev_a(), &connect);
+    assert_eq!(connack.reason, ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+    let mut connect = ConnectBuilder::v311("dev-a");
+    connect.username = Some("dev-b".to_string());
+    assert_eq!(
+        connack_v311_as_dev_a(&fleet, &broker, &connect),
+        [0x20, 0x02, 0x00, 0x04]
+    );
+    // Its own name as username is accepted.
+    let mut connect = ConnectBuilder::v5("dev-a");
+    connect.username = Some("dev-a".to_string());
+    fleet.connect_as(&broker, "dev-a", connect).ping();
+}
+
+#[test]
+fn identity_as_clientid_replaces_whatever_client_id_is_sent() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let fleet = Fleet::new();
+    let broker = fleet.start("identity_as_clientid = true", POLICY_TOML);
+    let mut dev_b = fleet.connect_v5(&broker, "dev-b");
+    assert_eq!(dev_b.subscribe("devices/dev-b/cmd/#"), ReasonCode(1));
+
+    // dev-a asks for dev-b's client id and gets its own: no takeover.
+    let mut dev_a = fleet.connect_as(&broker, "dev-a", ConnectBuilder::v5("dev-b"));
+    broker.assert_log(" as dev-a (p5", WAIT);
+    assert_eq!(
+        broker.count_log_lines(&["already connected, closing old connection"]),
+        0,
+        "{}",
+        broker.logs()
+    );
+    // Its rights are dev-a's, and dev-b still gets its own commands.
+    assert_eq!(dev_a.subscribe("devices/dev-a/cmd/#"), ReasonCode(1));
+    assert_eq!(
+        dev_a.subscribe("devices/dev-b/cmd/#"),
+        ReasonCode::NOT_AUTHORIZED
+    );
+    let mut ops = fleet.connect_v5(&broker, "ops-1");
+    ops.publish("devices/dev-b/cmd/ping", b"1", 1, false);
+    dev_b.expect_publish_on("devices/dev-b/cmd/ping");
+    assert_eq!(dev_a.drain(common::QUIET), []);
+}
