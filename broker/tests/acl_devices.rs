@@ -317,9 +317,6 @@ fn shared_group_member_that_may_not_read_does_not_receive() {
 /// check, so a message that member may not read is dropped instead of
 /// going to a member that may.
 #[test]
-#[ignore = "broker bug: a shared subscription picks a member before the ACL read check \
-            (router/trie.rs pick_member, checked in connection/outbound.rs drain_queue); \
-            messages the picked member may not read are lost for the group"]
 fn shared_group_member_that_may_not_read_does_not_swallow_messages() {
     if skip_on_mosquitto(SKIP) {
         return;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 use tokio::sync::mpsc;
 
+use crate::auth::Identity;
 use crate::codec::ReasonCode;
 use crate::config::Config;
 use crate::message::Message;
@@ -128,7 +129,13 @@ impl Broker {
     /// Attaches a new connection to the session of `client_id`: takes over
     /// a connected client with the same id [MQTT-3.1.4-2], discards the old
     /// session on clean start [MQTT-3.1.2-4], or resumes it.
-    pub fn attach(&self, client_id: &str, clean_start: bool, expiry_interval: u32) -> Attached {
+    pub fn attach(
+        &self,
+        client_id: &str,
+        clean_start: bool,
+        expiry_interval: u32,
+        identity: Arc<Identity>,
+    ) -> Attached {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control) = mpsc::unbounded_channel();
         // Discarding a session removes its subscriptions, which needs the
@@ -173,6 +180,7 @@ impl Broker {
                 state.attached = Some(Attachment {
                     generation,
                     control: control_tx,
+                    identity,
                 });
                 state.generation = generation;
                 let was_persistent = state.is_persistent();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Broker, Stats};
+use crate::auth::Action;
 use crate::codec::QoS;
 use crate::message::Message;
 use crate::router::{Route, Subscription};
@@ -81,7 +82,19 @@ impl Broker {
         let mut routes = Vec::new();
         let router = self.router.read();
         let sessions = self.sessions.read();
-        let is_online = |client: &str| sessions.get(client).is_some_and(|s| s.is_online());
+        // A shared group prefers members that are connected and may read
+        // the topic, so a member whose rules exclude it does not swallow
+        // the message.
+        let auth = self.auth();
+        let is_online = |client: &str| {
+            sessions.get(client).is_some_and(|session| {
+                session.lock().attached.as_ref().is_some_and(|attachment| {
+                    auth.acl
+                        .check(&attachment.identity, Action::Receive, &message.topic)
+                        .allowed
+                })
+            })
+        };
         router.route(
             &message.topic,
             message.publisher.as_deref(),

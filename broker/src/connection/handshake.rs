@@ -108,10 +108,12 @@ where
             return None;
         }
     };
+    let identity = Arc::new(accepted.identity.clone());
     let attached = broker.attach(
         &accepted.client_id,
         connect.clean_start,
         accepted.expiry_interval,
+        Arc::clone(&identity),
     );
     if attached.took_over {
         tracing::info!(
@@ -162,7 +164,7 @@ where
         write_buf: BytesMut::with_capacity(4096),
         version,
         client_id: Arc::clone(&attached.session.client_id),
-        identity: accepted.identity,
+        identity,
         session: attached.session,
         generation: attached.generation,
         keep_alive: Duration::from_secs(u64::from(keep_alive)),

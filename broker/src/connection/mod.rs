@@ -94,7 +94,7 @@ struct Client<S> {
     version: ProtocolVersion,
     client_id: Arc<str>,
     /// Who the client is, for every access decision.
-    identity: Identity,
+    identity: Arc<Identity>,
     session: Arc<Session>,
     generation: u64,
     /// Keep alive enforced by the broker; zero disables it.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{mpsc, Notify};
 
+use crate::auth::Identity;
 use crate::codec::ReasonCode;
 use crate::router::{ClientKey, Subscription};
 use crate::store::{Op, SessionMeta, Store, StoredSubscription};
@@ -39,6 +40,9 @@ pub struct Attachment {
     pub generation: u64,
     /// Where to send a take-over or kick request.
     pub control: mpsc::UnboundedSender<Control>,
+    /// Who is connected, for decisions made outside the connection task
+    /// (which member of a shared subscription may take a message).
+    pub identity: Arc<Identity>,
 }
 
 /// Mutable per-session state, guarded by [`Session::lock`].
