@@ -233,3 +233,14 @@ impl Store {
         }
     }
 }
+
+impl Drop for Store {
+    /// Nothing calls [`Store::close`] on the way out of `fleetmq run`: the
+    /// last handle goes when the runtime drops its tasks. Without this the
+    /// process could exit while the writer still held the last group (with
+    /// `periodic`, up to `periodic_interval_secs` of acknowledged
+    /// messages), so a clean stop lost what only a crash may lose.
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -371,7 +371,12 @@ impl Broker {
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.
+    ///
+    /// Waits first until the broker catches SIGTERM: it installs its
+    /// handler only after it logged its listen lines, and a SIGTERM before
+    /// that kills it like SIGKILL would (see `wait_sigterm_handler`).
     pub fn sigterm(&mut self) -> ExitStatus {
+        self.wait_sigterm_handler(START_TIMEOUT);
         let status = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid().to_string())
@@ -384,6 +389,29 @@ impl Broker {
                 self.logs()
             )
         })
+    }
+
+    /// Waits until the process catches SIGTERM (Linux: the `SigCgt` mask
+    /// of `/proc/PID/status`); true once it does, false after `timeout`
+    /// or where `/proc` cannot tell.
+    pub fn wait_sigterm_handler(&self, timeout: Duration) -> bool {
+        const SIGTERM_BIT: u64 = 1 << (15 - 1);
+        let status_path = format!("/proc/{}/status", self.pid());
+        let deadline = Instant::now() + timeout;
+        loop {
+            let caught = std::fs::read_to_string(&status_path)
+                .ok()
+                .and_then(|status| {
+                    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+                    u64::from_str_radix(mask.trim(), 16).ok()
+                });
+            match caught {
+                Some(mask) if mask & SIGTERM_BIT != 0 => return true,
+                None => return false,
+                Some(_) if Instant::now() >= deadline => return false,
+                Some(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
     }
 
     /// Kills the process with SIGKILL (a crash, as close to a power cut as
