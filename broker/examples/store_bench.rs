@@ -58,6 +58,9 @@ fn options() -> Result<Options> {
             other => return Err(format!("unknown option {other}; see the module doc").into()),
         }
     }
+    // The broker runs in a fresh directory: resolve the path here.
+    options.broker = std::fs::canonicalize(&options.broker)
+        .map_err(|e| format!("broker binary {}: {e}", options.broker.display()))?;
     if options.window == 0 || options.window > 60_000 {
         return Err("--window must be 1..=60000".into());
     }

@@ -12,6 +12,8 @@
 //!
 //! Set `FLEETMQ_TEST_SEED` to repeat a run's kill moments.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

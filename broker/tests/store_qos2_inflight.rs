@@ -3,6 +3,8 @@
 //! it sent PUBREC, only the PUBREL comes again; the message is delivered
 //! exactly once overall [MQTT-4.3.3, MQTT-4.4.0-1].
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

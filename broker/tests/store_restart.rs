@@ -3,6 +3,8 @@
 //! server is shutting down (DISCONNECT 0x8B) before the broker exits 0;
 //! session and message expiry count the time the broker was down.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -120,6 +120,9 @@ impl ListenerSpec {
     }
 }
 
+/// A started process, its listeners and its log.
+type Spawned = (Child, Vec<(String, SocketAddr)>, Arc<LogBuffer>);
+
 /// A broker process owned by one test; killed on drop.
 pub struct Broker {
     child: Child,
@@ -495,7 +498,7 @@ impl Broker {
         dir: &Path,
         names: &[String],
         listen_line: impl Fn(&str) -> Option<(String, SocketAddr)> + Send + 'static,
-    ) -> Result<(Child, Vec<(String, SocketAddr)>, Arc<LogBuffer>), String> {
+    ) -> Result<Spawned, String> {
         command
             .current_dir(dir)
             .env("NO_COLOR", "1")

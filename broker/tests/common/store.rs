@@ -349,8 +349,10 @@ pub fn drain_session(
                         drained.publishes.push(p);
                     }
                     QoS::ExactlyOnce => {
-                        if !unreleased.contains_key(&id) {
-                            unreleased.insert(id, p.payload.to_vec());
+                        if let std::collections::hash_map::Entry::Vacant(entry) =
+                            unreleased.entry(id)
+                        {
+                            entry.insert(p.payload.to_vec());
                             drained.publishes.push(p);
                         }
                         client.send_packet(&Packet::PubRec(PubResponse::success(id)), version);
