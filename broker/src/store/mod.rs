@@ -86,6 +86,76 @@ pub struct Store {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// How much of the file's start redb rewrites when it merely opens a file:
+/// its header, whose "recovery required" flag is set on every open.
+const HEADER_BYTES: u64 = 4096;
+
+/// Opens the database, checking every page's checksum (a file changed
+/// outside redb fails here instead of being trusted), and reads it whole.
+/// When either fails, the file is put back as it was found: redb has
+/// already rewritten its header by then, and a damaged store must be left
+/// for its owner to inspect, exactly as it was.
+fn open_untouched_on_failure(path: &Path) -> Result<(redb::Database, Restored), StoreError> {
+    let before = FileStart::read(path);
+    let opened = redb::Database::builder()
+        .set_check_integrity_on_open(true)
+        .create(path)
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+        .and_then(|database| {
+            let restored = restore::read_all(&database, path)?;
+            Ok((database, restored))
+        });
+    if opened.is_err() {
+        // The Database (if any) is closed by now; closing may write too.
+        if let Some(before) = before {
+            if let Err(error) = before.put_back(path) {
+                tracing::error!(
+                    "Could not restore the header of {} after the failed open: {error}.",
+                    path.display()
+                );
+            }
+        }
+    }
+    opened
+}
+
+/// The header bytes and length of an existing store file.
+struct FileStart {
+    header: Vec<u8>,
+    len: u64,
+}
+
+impl FileStart {
+    /// None when there is no file, or an empty one (nothing to protect).
+    fn read(path: &Path) -> Option<FileStart> {
+        use std::io::Read;
+        let file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        if len == 0 {
+            return None;
+        }
+        let mut header = Vec::new();
+        file.take(HEADER_BYTES).read_to_end(&mut header).ok()?;
+        Some(FileStart { header, len })
+    }
+
+    /// Writes the header back and cuts what a failed open appended.
+    /// Pages redb wrote meanwhile were free in the old header's view.
+    fn put_back(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&self.header)?;
+        if file.metadata()?.len() > self.len {
+            file.set_len(self.len)?;
+        }
+        file.sync_all()
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store, reads everything in it, and starts the
     /// writer. Fails, naming the file, when the store cannot be read whole.
@@ -104,11 +174,7 @@ impl Store {
                 detail: e.to_string(),
             })?;
         }
-        let database = redb::Database::create(&path).map_err(|e| StoreError::Open {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        let restored = restore::read_all(&database, &path)?;
+        let (database, restored) = open_untouched_on_failure(&path)?;
         let (sender, receiver) = mpsc::channel();
         let (committed_tx, committed) = watch::channel(0);
         let policy = config.fsync;
@@ -165,5 +231,16 @@ impl Store {
                 tracing::error!("The store writer panicked while closing.");
             }
         }
+    }
+}
+
+impl Drop for Store {
+    /// Nothing calls [`Store::close`] on the way out of `fleetmq run`: the
+    /// last handle goes when the runtime drops its tasks. Without this the
+    /// process could exit while the writer still held the last group (with
+    /// `periodic`, up to `periodic_interval_secs` of acknowledged
+    /// messages), so a clean stop lost what only a crash may lose.
+    fn drop(&mut self) {
+        self.close();
     }
 }
