@@ -232,7 +232,6 @@ fn sigterm_restart_keeps_acknowledged_messages_with_periodic_fsync() {
 /// `SessionPut`), so a SIGKILL while it is connected restores the session
 /// without them. Ignored until that is fixed in `broker/src/broker/publish.rs`.
 #[test]
-#[ignore = "known bug: SUBSCRIBE is not stored until the client disconnects"]
 fn sigkill_keeps_subscriptions_of_a_connected_session() {
     if skip_on_mosquitto("fleetmq restart") {
         return;

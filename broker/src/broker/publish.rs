@@ -32,7 +32,14 @@ impl Broker {
     /// Accepts a message: stores or clears it as retained when its RETAIN
     /// flag is set, then delivers it to every matching subscription.
     pub fn publish(&self, message: Arc<Message>) -> PublishOutcome {
-        let mut ticket = 0;
+        self.publish_with(message, Vec::new())
+    }
+
+    /// [`Broker::publish`], committing `ops` (the publisher's own records,
+    /// such as its QoS 2 packet id) in the same store transaction as the
+    /// message's records: after a crash either all of them are there or
+    /// none, so a retransmitted QoS 2 PUBLISH is neither lost nor doubled.
+    pub fn publish_with(&self, message: Arc<Message>, mut ops: Vec<Op>) -> PublishOutcome {
         if message.retain {
             let mut retained = self.retained.write();
             // $SYS values are rebuilt every interval; storing them would
@@ -42,12 +49,12 @@ impl Broker {
                 // An empty retained payload clears the topic and is not
                 // stored [MQTT-3.3.1-10, MQTT-3.3.1-11].
                 if retained.remove(&message.topic).is_some() && durable {
-                    ticket = self.persist(|| Op::RetainClear(Arc::clone(&message.topic)));
+                    ops.push(Op::RetainClear(Arc::clone(&message.topic)));
                 }
             } else {
                 retained.set(&message.topic, Arc::clone(&message));
                 if durable {
-                    ticket = self.persist(|| Op::RetainSet(Arc::clone(&message)));
+                    ops.push(Op::RetainSet(Arc::clone(&message)));
                 }
             }
         }
@@ -55,7 +62,7 @@ impl Broker {
         let mut outcome = PublishOutcome {
             matched: targets.len(),
             dropped: 0,
-            ticket,
+            ticket: 0,
         };
         for (session, route) in targets {
             let item = Queued {
@@ -67,11 +74,12 @@ impl Broker {
                 message: Arc::clone(&message),
                 seq: None,
             };
-            let (queued, ticket) = session.enqueue(item, self.store.as_deref());
-            if queued == EnqueueOutcome::Dropped {
+            if session.enqueue(item, self.store.as_deref(), &mut ops) == EnqueueOutcome::Dropped {
                 outcome.dropped += 1;
             }
-            outcome.ticket = outcome.ticket.max(ticket);
+        }
+        if !ops.is_empty() {
+            outcome.ticket = self.persist(|| Op::Batch(ops));
         }
         Stats::add(&self.stats.publish_dropped, outcome.dropped as u64);
         outcome
@@ -112,14 +120,30 @@ impl Broker {
 
     /// Adds or replaces a subscription of `session`. Returns true when it
     /// is new (retain handling 1 sends retained messages only then).
-    pub fn subscribe(&self, session: &Session, filter: &str, subscription: Subscription) -> bool {
+    /// The store ticket (0: none) covers the session's updated record; the
+    /// SUBACK waits for it, so an acknowledged subscription survives a
+    /// crash.
+    pub fn subscribe(
+        &self,
+        session: &Session,
+        filter: &str,
+        subscription: Subscription,
+    ) -> (bool, u64) {
         let mut router = self.router.write();
         let mut state = session.lock();
         if !state.alive {
-            return false;
+            return (false, 0);
         }
         state.subscriptions.insert(filter.to_string(), subscription);
-        router.subscribe(filter, &session.client_id, subscription)
+        let mut ticket = 0;
+        if state.is_persistent() {
+            let meta = state.meta(None);
+            ticket = self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+        }
+        (
+            router.subscribe(filter, &session.client_id, subscription),
+            ticket,
+        )
     }
 
     /// Removes a subscription. Returns true when it existed.
@@ -153,6 +177,7 @@ impl Broker {
     /// Queues retained messages for a new subscription: RETAIN set
     /// [MQTT-3.3.1-8], QoS the lower of stored and granted.
     pub fn deliver_retained(&self, session: &Session, filter: &str, granted: QoS, id: Option<u32>) {
+        let mut ops = Vec::new();
         for message in self.retained_matching(filter) {
             let item = Queued {
                 qos: message.qos.min(granted),
@@ -161,10 +186,12 @@ impl Broker {
                 message,
                 seq: None,
             };
-            let (queued, _) = session.enqueue(item, self.store.as_deref());
-            if queued == EnqueueOutcome::Dropped {
+            if session.enqueue(item, self.store.as_deref(), &mut ops) == EnqueueOutcome::Dropped {
                 Stats::add(&self.stats.publish_dropped, 1);
             }
+        }
+        if !ops.is_empty() {
+            self.persist(|| Op::Batch(ops));
         }
     }
 }

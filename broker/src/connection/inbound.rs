@@ -44,6 +44,7 @@ where
                 Ok(())
             }
             Packet::PubRec(rec) => {
+                let mut ticket = 0;
                 let known = {
                     let mut state = self.session.lock();
                     if rec.reason.is_error() {
@@ -58,7 +59,7 @@ where
                         Released::Published(item) => {
                             if let Some(seq) = item.seq {
                                 let client = Arc::clone(&self.client_id);
-                                self.broker.persist(|| {
+                                ticket = self.broker.persist(|| {
                                     Op::ItemState(
                                         client,
                                         seq,
@@ -77,7 +78,9 @@ where
                 if !known {
                     rel.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                 }
-                self.send(&Packet::PubRel(rel));
+                // PUBREL only once the release is durable: after a crash
+                // the PUBLISH must not be sent again [MQTT-4.3.3-5].
+                self.send_ack(ticket, Packet::PubRel(rel));
                 Ok(())
             }
             Packet::PubRel(rel) => {
@@ -250,7 +253,15 @@ where
                 properties,
                 publisher: Some(Arc::clone(&self.client_id)),
             });
-            let outcome = self.broker.publish(message);
+            // The publisher's QoS 2 packet id is committed with the
+            // message's own records: a retransmission after a restart is
+            // then recognised exactly when the message was kept
+            // [MQTT-4.3.3-9].
+            let mut own = Vec::new();
+            if publish.qos == QoS::ExactlyOnce && self.session.lock().is_persistent() {
+                own.push(Op::IncomingAdd(Arc::clone(&self.client_id), packet_id));
+            }
+            let outcome = self.broker.publish_with(message, own);
             ticket = outcome.ticket;
             if outcome.matched == 0 {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
@@ -267,18 +278,7 @@ where
             QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
-                    let persistent = {
-                        let mut state = self.session.lock();
-                        state.incoming_qos2.insert(packet_id);
-                        state.is_persistent()
-                    };
-                    if persistent {
-                        // A retransmission after a broker restart must still
-                        // be recognised as one [MQTT-4.3.3-9].
-                        let client = Arc::clone(&self.client_id);
-                        ticket =
-                            ticket.max(self.broker.persist(|| Op::IncomingAdd(client, packet_id)));
-                    }
+                    self.session.lock().incoming_qos2.insert(packet_id);
                 }
                 self.send_ack(ticket, Packet::PubRec(ack));
             }
@@ -290,6 +290,7 @@ where
         let max_qos = QoS::from_u8(self.broker.config.mqtt.max_qos).unwrap_or(QoS::ExactlyOnce);
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
+        let mut suback_ticket = 0;
         for (filter, options) in &subscribe.filters {
             if let Err(error) = validate_topic_filter(filter, &self.broker.topic_limits) {
                 tracing::info!(client = %self.client_id, "Client {} subscription to '{}' refused: {error}.", self.client_id, filter.escape_debug());
@@ -318,7 +319,8 @@ where
                 options,
                 identifier: subscribe.subscription_identifier,
             };
-            let is_new = self.broker.subscribe(&self.session, filter, subscription);
+            let (is_new, stored) = self.broker.subscribe(&self.session, filter, subscription);
+            suback_ticket = suback_ticket.max(stored);
             self.broker.events.emit(Event::Subscribed {
                 client_id: Arc::clone(&self.client_id),
                 filter: filter.clone(),
@@ -335,11 +337,14 @@ where
             }
             reasons.push(ReasonCode(granted as u8));
         }
-        self.send(&Packet::SubAck(SubAck {
-            packet_id: subscribe.packet_id,
-            reasons,
-            properties: AckProperties::default(),
-        }));
+        self.send_ack(
+            suback_ticket,
+            Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                reasons,
+                properties: AckProperties::default(),
+            }),
+        );
         // Queued after the SUBACK is in the write buffer, so they follow it.
         for (filter, granted) in retained {
             self.broker.deliver_retained(

@@ -67,6 +67,11 @@ where
     /// while the inflight window has room, at most [`WRITE_BUDGET`] bytes a
     /// turn. Expired messages are discarded [MQTT-3.3.2-5].
     pub(super) fn drain_queue(&mut self) -> Result<(), Exit> {
+        // Messages queued after an acknowledgement that waits for the store
+        // (retained messages after a SUBACK) must not overtake it.
+        if !self.pending_acks.is_empty() {
+            return Ok(());
+        }
         let now = Instant::now();
         let session = std::sync::Arc::clone(&self.session);
         let mut state = session.lock();

@@ -110,36 +110,38 @@ impl Session {
     /// Queues a message for the client and wakes its connection. Offline
     /// sessions keep only QoS 1 and 2 (like Mosquitto's default
     /// `queue_qos0_messages false`). A QoS 1/2 delivery to a persistent
-    /// session is also recorded in `store`; the returned ticket (0: none)
-    /// tells when that record is durable.
-    pub fn enqueue(&self, mut item: Queued, store: Option<&Store>) -> (EnqueueOutcome, u64) {
-        let mut ticket = 0;
+    /// session also gets a store record, appended to `ops` for the caller
+    /// to submit together with the rest of its message.
+    pub fn enqueue(
+        &self,
+        mut item: Queued,
+        store: Option<&Store>,
+        ops: &mut Vec<Op>,
+    ) -> EnqueueOutcome {
         let outcome = {
             let mut state = self.state.lock();
             if !state.alive {
-                return (EnqueueOutcome::Dropped, 0);
+                return EnqueueOutcome::Dropped;
             }
             if state.attached.is_none() && item.qos == crate::codec::QoS::AtMostOnce {
-                return (EnqueueOutcome::Dropped, 0);
+                return EnqueueOutcome::Dropped;
             }
             let durable = store
                 .filter(|_| item.qos != crate::codec::QoS::AtMostOnce && state.expiry_interval > 0);
-            if let Some(store) = durable {
+            let record = durable.map(|store| {
                 item.seq = Some(store.next_seq());
-                let copy = item.clone();
-                let outcome = state.queue.push(item);
-                if outcome == EnqueueOutcome::Queued {
-                    ticket = store.submit(Op::ItemPut(Arc::clone(&self.client_id), copy));
-                }
-                outcome
-            } else {
-                state.queue.push(item)
+                item.clone()
+            });
+            let outcome = state.queue.push(item);
+            if let (EnqueueOutcome::Queued, Some(record)) = (outcome, record) {
+                ops.push(Op::ItemPut(Arc::clone(&self.client_id), record));
             }
+            outcome
         };
         if outcome == EnqueueOutcome::Queued {
             self.wakeup.notify_one();
         }
-        (outcome, ticket)
+        outcome
     }
 }
 

@@ -51,6 +51,8 @@ pub enum Op {
     /// A will to publish at the given wall-clock time (ms since epoch).
     WillPut(Arc<str>, Arc<Message>, u64),
     WillClear(Arc<str>),
+    /// Ops that must be committed together (one message's records).
+    Batch(Vec<Op>),
 }
 
 /// Why the store could not be opened or used.

@@ -6,8 +6,10 @@
 //! to `batch_interval_ms` for more; `periodic` commits every
 //! `periodic_interval_secs` and acknowledgements do not wait for it.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -24,6 +26,9 @@ pub const ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ite
 pub const INCOMING: TableDefinition<(&str, u16), ()> = TableDefinition::new("incoming_qos2");
 pub const WILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("wills");
 
+/// Most early updates remembered (see [`Early`]).
+const MAX_EARLY: usize = 100_000;
+
 /// Most ops in one transaction, so one huge burst cannot hold every
 /// acknowledgement behind a single giant commit.
 const MAX_GROUP: usize = 10_000;
@@ -33,6 +38,8 @@ pub struct Writer {
     path: PathBuf,
     config: StoreConfig,
     committed: watch::Sender<u64>,
+    /// Acknowledgements and state changes that overtook their record.
+    early: HashMap<(Arc<str>, u64), Early>,
 }
 
 impl Writer {
@@ -47,11 +54,12 @@ impl Writer {
             path,
             config,
             committed,
+            early: HashMap::new(),
         }
     }
 
     /// Runs until every sender is gone, then commits what is left.
-    pub fn run(self, receiver: Receiver<(u64, Op)>) {
+    pub fn run(mut self, receiver: Receiver<(u64, Op)>) {
         let window = match self.config.fsync {
             FsyncPolicy::Always => Duration::ZERO,
             FsyncPolicy::Batch => Duration::from_millis(self.config.batch_interval_ms),
@@ -98,83 +106,139 @@ impl Writer {
         }
     }
 
-    fn apply(&self, group: Vec<(u64, Op)>) -> Result<(), redb::Error> {
+    fn apply(&mut self, group: Vec<(u64, Op)>) -> Result<(), redb::Error> {
         let mut txn = self.database.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
-            let mut retained = txn.open_table(RETAINED)?;
-            let mut sessions = txn.open_table(SESSIONS)?;
-            let mut items = txn.open_table(ITEMS)?;
-            let mut incoming = txn.open_table(INCOMING)?;
-            let mut wills = txn.open_table(WILLS)?;
-            let mut buf = BytesMut::new();
+            let mut tables = Tables {
+                retained: txn.open_table(RETAINED)?,
+                sessions: txn.open_table(SESSIONS)?,
+                items: txn.open_table(ITEMS)?,
+                incoming: txn.open_table(INCOMING)?,
+                wills: txn.open_table(WILLS)?,
+                buf: BytesMut::new(),
+            };
             for (_, op) in group {
-                buf.clear();
-                match op {
-                    Op::RetainSet(message) => {
-                        if let Err(error) = record::put_message(&mut buf, &message) {
-                            tracing::warn!(
-                                "Retained message on '{}' not stored: {error}.",
-                                message.topic
-                            );
-                            continue;
-                        }
-                        retained.insert(&*message.topic, &buf[..])?;
-                    }
-                    Op::RetainClear(topic) => {
-                        retained.remove(&*topic)?;
-                    }
-                    Op::SessionPut(client, meta) => match serde_json::to_vec(&meta) {
-                        Ok(json) => {
-                            sessions.insert(&*client, &json[..])?;
-                        }
-                        Err(error) => tracing::warn!("Session {client} not stored: {error}."),
-                    },
-                    Op::SessionDelete(client) => {
-                        sessions.remove(&*client)?;
-                        items.retain_in((&*client, 0)..=(&*client, u64::MAX), |_, _| false)?;
-                        incoming.retain_in((&*client, 0)..=(&*client, u16::MAX), |_, _| false)?;
-                    }
-                    Op::ItemPut(client, item) => {
-                        let Some(seq) = item.seq else { continue };
-                        if let Err(error) = record::put_item(&mut buf, &item, ItemState::Queued) {
-                            tracing::warn!("Queued message for {client} not stored: {error}.");
-                            continue;
-                        }
-                        items.insert((&*client, seq), &buf[..])?;
-                    }
-                    Op::ItemState(client, seq, item, state) => {
-                        // Only a delivery still stored changes state; one
-                        // removed meanwhile stays removed.
-                        if items.get((&*client, seq))?.is_none() {
-                            continue;
-                        }
-                        if record::put_item(&mut buf, &item, state).is_ok() {
-                            items.insert((&*client, seq), &buf[..])?;
-                        }
-                    }
-                    Op::ItemRemove(client, seq) => {
-                        items.remove((&*client, seq))?;
-                    }
-                    Op::IncomingAdd(client, id) => {
-                        incoming.insert((&*client, id), ())?;
-                    }
-                    Op::IncomingRemove(client, id) => {
-                        incoming.remove((&*client, id))?;
-                    }
-                    Op::WillPut(client, message, publish_at_ms) => {
-                        buf.extend_from_slice(&publish_at_ms.to_be_bytes());
-                        if record::put_message(&mut buf, &message).is_ok() {
-                            wills.insert(&*client, &buf[..])?;
-                        }
-                    }
-                    Op::WillClear(client) => {
-                        wills.remove(&*client)?;
-                    }
-                }
+                tables.apply(op, &mut self.early)?;
+            }
+            if self.early.len() > MAX_EARLY {
+                // Only acknowledgements for records that will never come
+                // (their session ended first) can pile up here.
+                tracing::warn!("Forgetting {} early store updates.", self.early.len());
+                self.early.clear();
             }
         }
         txn.commit()?;
+        Ok(())
+    }
+}
+
+/// What happened to a delivery before its record arrived. A message's
+/// records are submitted after it is queued in memory, so a fast
+/// subscriber's acknowledgement (or its QoS 2 progress) can reach the
+/// writer first; it is remembered until the record comes, and the record is
+/// then written in that state (or not at all).
+#[derive(Debug)]
+enum Early {
+    Removed,
+    State(ItemState),
+}
+
+/// The open tables of one write transaction.
+struct Tables<'txn> {
+    retained: redb::Table<'txn, &'static str, &'static [u8]>,
+    sessions: redb::Table<'txn, &'static str, &'static [u8]>,
+    items: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
+    incoming: redb::Table<'txn, (&'static str, u16), ()>,
+    wills: redb::Table<'txn, &'static str, &'static [u8]>,
+    buf: BytesMut,
+}
+
+impl Tables<'_> {
+    fn apply(
+        &mut self,
+        op: Op,
+        early: &mut HashMap<(Arc<str>, u64), Early>,
+    ) -> Result<(), redb::Error> {
+        self.buf.clear();
+        match op {
+            Op::Batch(ops) => {
+                for op in ops {
+                    self.apply(op, early)?;
+                }
+            }
+            Op::RetainSet(message) => {
+                if let Err(error) = record::put_message(&mut self.buf, &message) {
+                    tracing::warn!(
+                        "Retained message on '{}' not stored: {error}.",
+                        message.topic
+                    );
+                    return Ok(());
+                }
+                self.retained.insert(&*message.topic, &self.buf[..])?;
+            }
+            Op::RetainClear(topic) => {
+                self.retained.remove(&*topic)?;
+            }
+            Op::SessionPut(client, meta) => match serde_json::to_vec(&meta) {
+                Ok(json) => {
+                    self.sessions.insert(&*client, &json[..])?;
+                }
+                Err(error) => tracing::warn!("Session {client} not stored: {error}."),
+            },
+            Op::SessionDelete(client) => {
+                self.sessions.remove(&*client)?;
+                self.items
+                    .retain_in((&*client, 0)..=(&*client, u64::MAX), |_, _| false)?;
+                self.incoming
+                    .retain_in((&*client, 0)..=(&*client, u16::MAX), |_, _| false)?;
+                early.retain(|(other, _), _| *other != client);
+            }
+            Op::ItemPut(client, item) => {
+                let Some(seq) = item.seq else {
+                    return Ok(());
+                };
+                let state = match early.remove(&(Arc::clone(&client), seq)) {
+                    Some(Early::Removed) => return Ok(()),
+                    Some(Early::State(state)) => state,
+                    None => ItemState::Queued,
+                };
+                if let Err(error) = record::put_item(&mut self.buf, &item, state) {
+                    tracing::warn!("Queued message for {client} not stored: {error}.");
+                    return Ok(());
+                }
+                self.items.insert((&*client, seq), &self.buf[..])?;
+            }
+            Op::ItemState(client, seq, item, state) => {
+                if self.items.get((&*client, seq))?.is_none() {
+                    early.insert((client, seq), Early::State(state));
+                    return Ok(());
+                }
+                if record::put_item(&mut self.buf, &item, state).is_ok() {
+                    self.items.insert((&*client, seq), &self.buf[..])?;
+                }
+            }
+            Op::ItemRemove(client, seq) => {
+                if self.items.remove((&*client, seq))?.is_none() {
+                    early.insert((client, seq), Early::Removed);
+                }
+            }
+            Op::IncomingAdd(client, id) => {
+                self.incoming.insert((&*client, id), ())?;
+            }
+            Op::IncomingRemove(client, id) => {
+                self.incoming.remove((&*client, id))?;
+            }
+            Op::WillPut(client, message, publish_at_ms) => {
+                self.buf.extend_from_slice(&publish_at_ms.to_be_bytes());
+                if record::put_message(&mut self.buf, &message).is_ok() {
+                    self.wills.insert(&*client, &self.buf[..])?;
+                }
+            }
+            Op::WillClear(client) => {
+                self.wills.remove(&*client)?;
+            }
+        }
         Ok(())
     }
 }
