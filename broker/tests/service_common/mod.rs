@@ -30,9 +30,36 @@ pub fn workspace() -> PathBuf {
 }
 
 /// A port free right now.
+/// A port that is free on every address now, outside the kernel's
+/// ephemeral range (which other tests' client sockets draw from), and never
+/// handed out twice by this process: Mosquitto configurations name fixed
+/// ports, so the broker under test binds it a moment later.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::collections::HashSet;
+    use std::sync::OnceLock;
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    for attempt in 0..2000u64 {
+        let port = 20_000
+            + ((seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(attempt * 7919))
+                % 12_000) as u16;
+        let mut taken = given.lock().unwrap();
+        if taken.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            taken.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port found in 20000..32000");
 }
 
 #[derive(Default)]
