@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::Broker;
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
-use crate::listener::Listener;
+use crate::listener::{Listener, PeerLimits};
 use crate::service::{ConfigSource, Notifier};
 use crate::store::Store;
 use crate::tls::{TlsError, TlsListener};
@@ -95,6 +95,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel(1);
     let global_open = Arc::new(AtomicUsize::new(0));
+    let peers = Arc::new(PeerLimits::new(&broker.config.limits));
     let listeners = bound
         .iter()
         .map(|l| (Arc::clone(&l.name), l.local_addr))
@@ -104,6 +105,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
             Arc::clone(&global_open),
+            Arc::clone(&peers),
             shutdown_rx.clone(),
             done_tx.clone(),
         ));
