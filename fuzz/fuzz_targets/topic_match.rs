@@ -8,7 +8,7 @@
 //! them before they reach the router.
 #![no_main]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use fleetmq::codec::{QoS, SubscriptionOptions};
@@ -67,7 +67,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut trie = SubscriptionTrie::new();
+    // Plain subscribers that must get the message; and for each matching
+    // shared subscription (the whole `$share/group/filter`), its members,
+    // of whom exactly one must get it.
     let mut expected = BTreeSet::new();
+    let mut groups: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for (index, filter) in lines.iter().take(16).enumerate() {
         if validate_topic_filter(filter, &LIMITS).is_err() {
             continue;
@@ -82,7 +86,11 @@ fuzz_target!(|data: &[u8]| {
         let client: Arc<str> = Arc::from(index.to_string());
         trie.subscribe(filter, &client, subscription());
         if want {
-            expected.insert(index.to_string());
+            if plain.len() == filter.len() {
+                expected.insert(index.to_string());
+            } else {
+                groups.entry(filter).or_default().insert(index.to_string());
+            }
         }
         let mut retained = RetainedStore::new();
         retained.set(topic, ());
@@ -96,8 +104,27 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut routes = Vec::new();
     trie.route(topic, None, &|_: &str| true, &mut routes);
-    let routed: BTreeSet<String> = routes.iter().map(|r| r.client.to_string()).collect();
+    let routed: BTreeSet<String> = routes
+        .iter()
+        .filter(|r| !r.shared)
+        .map(|r| r.client.to_string())
+        .collect();
     assert_eq!(routed, expected, "trie routes for {topic:?} from {lines:?}");
+    let mut shared: Vec<String> = routes
+        .iter()
+        .filter(|r| r.shared)
+        .map(|r| r.client.to_string())
+        .collect();
+    for members in groups.values() {
+        let Some(position) = shared.iter().position(|c| members.contains(c)) else {
+            panic!("no member of {members:?} got {topic:?} from {lines:?}");
+        };
+        shared.remove(position);
+    }
+    assert!(
+        shared.is_empty(),
+        "shared routes {shared:?} beyond one per group for {topic:?} from {lines:?}"
+    );
     // Unsubscribing everything leaves an empty trie.
     for (index, filter) in lines.iter().take(16).enumerate() {
         trie.unsubscribe(filter, &index.to_string());
