@@ -206,16 +206,14 @@ impl Subscriber {
                         wire.send(&Packet::PubRec(PubResponse::success(id))).await;
                     }
                 }
-                Packet::PubRel(rel) => {
-                    // Release the id once PUBCOMP leaves: a lost PUBCOMP
-                    // means the PUBREL comes again, and the id is still
-                    // held then (it matters only while the PUBLISH can
-                    // come again, which ends with PUBREL).
-                    if answer {
-                        self.holding.remove(&rel.packet_id);
-                        wire.send(&Packet::PubComp(PubResponse::success(rel.packet_id)))
-                            .await;
-                    }
+                // Release the id once PUBCOMP leaves: a lost PUBCOMP means
+                // the PUBREL comes again, and the id is still held then (it
+                // matters only while the PUBLISH can come again, which ends
+                // with PUBREL).
+                Packet::PubRel(rel) if answer => {
+                    self.holding.remove(&rel.packet_id);
+                    wire.send(&Packet::PubComp(PubResponse::success(rel.packet_id)))
+                        .await;
                 }
                 _ => {}
             }

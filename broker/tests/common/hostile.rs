@@ -204,7 +204,7 @@ fn probe_loop(addr: SocketAddr, client_id: &str, stop: &AtomicBool) -> (Vec<Dura
                     if let Some(id) = message.packet_id {
                         client.send(&super::ack(0x40, id));
                     }
-                    delivered |= &*message.topic == topic;
+                    delivered |= *message.topic == *topic;
                 }
                 Some(_) => {}
                 None => break,
