@@ -43,8 +43,19 @@ fn closed_by_peer(stream: &TcpStream) -> bool {
 
 /// A TCP connection to `addr` from `source` (any port).
 async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    connect_from_port(SocketAddr::new(source, 0), addr).await
+}
+
+/// First source port of the 10,000 silent connections: below the kernel's
+/// ephemeral range (32768-60999 by default), so they do not take the ports
+/// other tests running beside this one pick with "bind port 0, then listen".
+const SILENT_SOURCE_PORT: u16 = 20_000;
+
+/// A TCP connection to `addr` from `source` (port 0: any).
+async fn connect_from_port(source: SocketAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(source)?;
     let stream = socket.connect(addr).await?.into_std()?;
     // tokio hands the socket over non-blocking; the tests read blocking.
     stream.set_nonblocking(false)?;
@@ -113,7 +124,8 @@ fn ten_thousand_connections_that_never_send_connect() {
             let mut set = tokio::task::JoinSet::new();
             for n in first..first + count {
                 let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (n / per_source) as u8));
-                set.spawn(connect_from(source, addr));
+                let port = SILENT_SOURCE_PORT + (n % per_source) as u16;
+                set.spawn(connect_from_port(SocketAddr::new(source, port), addr));
             }
             let mut out = Vec::with_capacity(count);
             while let Some(joined) = set.join_next().await {
