@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, then runs every test:
-# formatting, clippy, the Rust unit and end-to-end tests (cargo nextest),
-# the Python end-to-end suite (paho-mqtt, mosquitto clients; the
-# dashboard in headless Chromium, /metrics parsing, promtool on the alert
-# rules), and the ESP32-C3 firmware build (release ELF, image, flash and
-# RAM sizes).
+# formatting, clippy, the Rust unit and end-to-end tests (cargo nextest,
+# the hostile-client suites broker/tests/hostile_*.rs among them), the
+# Python end-to-end suite (paho-mqtt, mosquitto clients; the dashboard in
+# headless Chromium, /metrics parsing, promtool on the alert rules), bounded
+# fuzzing of the parsers (cargo-fuzz), and the ESP32-C3 firmware build
+# (release ELF, image, flash and RAM sizes).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,6 +47,24 @@ fi
 
 echo "== Python end-to-end tests"
 FLEETMQ_BIN="$PWD/target/debug/fleetmq" python3 -m pytest broker/tests/python -q
+
+echo "== fuzzing (cargo-fuzz, libFuzzer): every target for a bounded time"
+# cargo-fuzz is installed once into target/tools (about 2 minutes, then
+# cached). libFuzzer needs nightly-only flags: fuzz/run-all.sh sets
+# RUSTC_BOOTSTRAP=1 so the stable toolchain accepts them. The first build
+# of the targets (release, AddressSanitizer) takes ~10 minutes on 2 cores
+# and is cached in fuzz/target. FLEETMQ_FUZZ_SECONDS sets the time per
+# target (default 30: 7 targets, 3.5 minutes); 0 skips the stage.
+fuzz_seconds="${FLEETMQ_FUZZ_SECONDS:-30}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  fuzz_root="$PWD/target/tools"
+  if [ ! -x "$fuzz_root/bin/cargo-fuzz" ]; then
+    cargo install --locked --quiet --root "$fuzz_root" cargo-fuzz@0.13.2
+  fi
+  fuzz_started=$SECONDS
+  CARGO_FUZZ="$fuzz_root/bin/cargo-fuzz" fuzz/run-all.sh "$fuzz_seconds"
+  echo "fuzzing took $((SECONDS - fuzz_started)) s"
+fi
 
 echo "== ESP32-C3 firmware (release ELF, image, sizes)"
 firmware_started=$SECONDS

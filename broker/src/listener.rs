@@ -2,7 +2,11 @@
 //! connections under the per-listener and global connection limits.
 //!
 //! It must not know MQTT: each accepted socket is handed to
-//! [`crate::connection::serve`] on a task of its own.
+//! [`crate::connection::serve`] on a task of its own. Per-address limits
+//! ([`per_ip`]) are applied first: a refused socket is closed at once,
+//! before any task, buffer or TLS handshake exists for it.
+
+pub mod per_ip;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +21,12 @@ use crate::config::ListenerConfig;
 use crate::connection::{self, Origin};
 use crate::observe::Event;
 use crate::tls::{self, ConnectClock, TlsListener};
+
+pub use per_ip::{PeerLimits, PeerSlot, Refusal};
+
+/// Least time between two "refusing connections" warnings, so that a flood
+/// of refused connections cannot become a flood of log lines.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A bound listener, not yet accepting.
 #[derive(Debug)]
@@ -92,10 +102,12 @@ impl Listener {
         self,
         broker: Arc<Broker>,
         global_open: Arc<AtomicUsize>,
+        peers: Arc<PeerLimits>,
         mut shutdown: watch::Receiver<bool>,
         done: mpsc::Sender<()>,
     ) {
         let global_max = broker.config.limits.max_connections;
+        let mut refusal_logged_at: Option<std::time::Instant> = None;
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
@@ -109,6 +121,20 @@ impl Listener {
                     // connections we have and try again shortly.
                     tracing::warn!(listener = %self.name, "Accept failed on listener \"{}\": {error}.", self.name);
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let peer_slot = match peers.admit(peer.ip(), std::time::Instant::now()) {
+                Ok(slot) => slot,
+                Err(refusal) => {
+                    broker.stats.connection_refused();
+                    let quiet =
+                        refusal_logged_at.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL);
+                    if !quiet {
+                        refusal_logged_at = Some(std::time::Instant::now());
+                        tracing::warn!(listener = %self.name, peer = %peer, "Refusing connections from {} on listener \"{}\": {} (further refusals are counted in $SYS/broker/connections/refused, logged at most every {}s).", peer.ip(), self.name, refusal.describe(), REFUSAL_LOG_INTERVAL.as_secs());
+                    }
+                    drop(stream);
                     continue;
                 }
             };
@@ -135,6 +161,7 @@ impl Listener {
             let tls = self.tls.clone();
             tokio::spawn(async move {
                 let _slot = slot;
+                let _peer_slot = peer_slot;
                 let _done = done;
                 serve_tcp(stream, origin, tls, broker, shutdown).await;
             });

@@ -17,7 +17,7 @@ use crate::broker::{AuthState, Broker};
 use crate::codec::ReasonCode;
 use crate::config::{Config, ListenerConfig, TlsConfig};
 use crate::http::{HttpError, HttpParts};
-use crate::listener::Listener;
+use crate::listener::{Listener, PeerLimits};
 use crate::observe::metrics::ListenerLabel;
 use crate::observe::registry::RegistryLimits;
 use crate::observe::{Metrics, Registry};
@@ -115,6 +115,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (done_tx, done) = mpsc::channel(1);
     let global_open = Arc::new(AtomicUsize::new(0));
+    let peers = Arc::new(PeerLimits::new(&broker.config.limits));
     let listeners = bound
         .iter()
         .map(|l| (Arc::clone(&l.name), l.local_addr))
@@ -176,6 +177,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
             Arc::clone(&global_open),
+            Arc::clone(&peers),
             shutdown_rx.clone(),
             done_tx.clone(),
         ));

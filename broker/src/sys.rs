@@ -103,6 +103,22 @@ fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
             "$SYS/broker/retained messages/count",
             broker.retained_count().to_string(),
         ),
+        (
+            "$SYS/broker/retained messages/bytes",
+            broker.retained_bytes().to_string(),
+        ),
+        (
+            "$SYS/broker/retained messages/refused",
+            Stats::get(&stats.retained_refused).to_string(),
+        ),
+        (
+            "$SYS/broker/connections/refused",
+            Stats::get(&stats.connections_refused).to_string(),
+        ),
+        (
+            "$SYS/broker/subscriptions/refused",
+            Stats::get(&stats.subscriptions_refused).to_string(),
+        ),
     ]
 }
 

@@ -9,6 +9,7 @@
 mod access;
 mod publish;
 mod restore;
+mod retained;
 mod stats;
 
 use std::collections::HashMap;
@@ -22,13 +23,14 @@ use tokio::sync::mpsc;
 use crate::auth::Identity;
 use crate::codec::ReasonCode;
 use crate::config::Config;
-use crate::message::Message;
 use crate::observe::Events;
-use crate::router::{ClientKey, RetainedStore, SubscriptionTrie, TopicLimits};
+use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
 use crate::session::{Attachment, Control, QueueLimits, Session};
 use crate::store::{Op, Store};
 
 pub use access::{AuthState, DenialLog};
+pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};
+pub use retained::{RetainRefused, Retained};
 pub use stats::Stats;
 
 /// Everything the connections share.
@@ -42,8 +44,9 @@ pub struct Broker {
     sessions: RwLock<HashMap<ClientKey, Arc<Session>>>,
     /// Who subscribed to what.
     router: RwLock<SubscriptionTrie>,
-    /// The last retained message of every topic.
-    retained: RwLock<RetainedStore<Arc<Message>>>,
+    /// The last retained message of every topic, within
+    /// `limits.max_retained_*`.
+    retained: RwLock<Retained>,
     /// Counters for `$SYS` and logs.
     pub stats: Stats,
     /// Connection events for watchers (registry, metrics, tests).
@@ -54,6 +57,9 @@ pub struct Broker {
     next_generation: AtomicU64,
     /// Source of assigned client identifiers.
     next_assigned_id: AtomicU64,
+    /// Uptime in seconds (offset by the log interval, 0: never) of the last
+    /// "retained store full" warning, so a flood logs one line per interval.
+    retained_warned_at: AtomicU64,
     /// Durable state, when `store.enabled`.
     pub store: Option<Arc<Store>>,
     /// Passwords, ACL rules, groups; replaced whole on reload.
@@ -79,6 +85,10 @@ pub struct Attached {
 impl Broker {
     /// An empty broker for `config`.
     pub fn new(config: Arc<Config>, store: Option<Arc<Store>>, auth: AuthState) -> Broker {
+        let retained = Retained::new(
+            config.limits.max_retained_messages,
+            config.limits.max_retained_bytes,
+        );
         let topic_limits = TopicLimits {
             max_length: config.limits.max_topic_length,
             max_levels: config.limits.max_topic_levels,
@@ -88,12 +98,13 @@ impl Broker {
             topic_limits,
             sessions: RwLock::new(HashMap::new()),
             router: RwLock::new(SubscriptionTrie::new()),
-            retained: RwLock::new(RetainedStore::new()),
+            retained: RwLock::new(retained),
             stats: Stats::default(),
             events: Events::default(),
             started_at: Instant::now(),
             next_generation: AtomicU64::new(1),
             next_assigned_id: AtomicU64::new(1),
+            retained_warned_at: AtomicU64::new(0),
             store,
             auth: RwLock::new(Arc::new(auth)),
             denials: DenialLog::default(),
@@ -316,6 +327,11 @@ impl Broker {
     pub fn queued_message_count(&self) -> usize {
         let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
         sessions.iter().map(|s| s.lock().queue.len()).sum()
+    }
+
+    /// Topic and payload bytes of the retained messages outside `$SYS/`.
+    pub fn retained_bytes(&self) -> usize {
+        self.retained.read().bytes()
     }
 
     /// Asks the connection of `client_id` to close with `reason` (an

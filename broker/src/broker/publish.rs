@@ -8,13 +8,26 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Broker, Stats};
+use std::sync::atomic::Ordering;
+
+use super::{Broker, RetainRefused, Stats};
 use crate::auth::Action;
 use crate::codec::QoS;
 use crate::message::Message;
 use crate::router::{Route, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session};
 use crate::store::Op;
+
+/// Least seconds between two "retained store full" warnings.
+const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
+
+/// A SUBSCRIBE filter refused because the session holds
+/// `limits.max_subscriptions_per_client` subscriptions already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session already holds {max} subscriptions (limits.max_subscriptions_per_client)")]
+pub struct SubscriptionQuotaExceeded {
+    pub max: usize,
+}
 
 /// What became of one published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,9 +65,14 @@ impl Broker {
                     ops.push(Op::RetainClear(Arc::clone(&message.topic)));
                 }
             } else {
-                retained.set(&message.topic, Arc::clone(&message));
-                if durable {
-                    ops.push(Op::RetainSet(Arc::clone(&message)));
+                match retained.set(Arc::clone(&message)) {
+                    Ok(()) if durable => {
+                        ops.push(Op::RetainSet(Arc::clone(&message)));
+                    }
+                    Ok(()) => {}
+                    // Full: delivered below, but not retained (policy in
+                    // `retained.rs`).
+                    Err(refused) => self.retain_refused(&message, refused),
                 }
             }
         }
@@ -123,16 +141,24 @@ impl Broker {
     /// The store ticket (0: none) covers the session's updated record; the
     /// SUBACK waits for it, so an acknowledged subscription survives a
     /// crash.
+    /// [`SubscriptionQuotaExceeded`] when a new one would take the session
+    /// past `limits.max_subscriptions_per_client`.
     pub fn subscribe(
         &self,
         session: &Session,
         filter: &str,
         subscription: Subscription,
-    ) -> (bool, u64) {
+    ) -> Result<(bool, u64), SubscriptionQuotaExceeded> {
+        let max = self.config.limits.max_subscriptions_per_client;
         let mut router = self.router.write();
         let mut state = session.lock();
         if !state.alive {
-            return (false, 0);
+            return Ok((false, 0));
+        }
+        if max != 0 && state.subscriptions.len() >= max && !state.subscriptions.contains_key(filter)
+        {
+            Stats::add(&self.stats.subscriptions_refused, 1);
+            return Err(SubscriptionQuotaExceeded { max });
         }
         state.subscriptions.insert(filter.to_string(), subscription);
         let mut ticket = 0;
@@ -140,10 +166,39 @@ impl Broker {
             let meta = state.meta(None);
             ticket = self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
         }
-        (
+        Ok((
             router.subscribe(filter, &session.client_id, subscription),
             ticket,
-        )
+        ))
+    }
+
+    /// Counts and (at most every [`REFUSAL_LOG_INTERVAL_SECS`]) logs a
+    /// retained message the full store did not keep.
+    fn retain_refused(&self, message: &Message, refused: RetainRefused) {
+        Stats::add(&self.stats.retained_refused, 1);
+        let now = self.started_at.elapsed().as_secs() + REFUSAL_LOG_INTERVAL_SECS;
+        let last = self.retained_warned_at.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last + REFUSAL_LOG_INTERVAL_SECS;
+        if due
+            && self
+                .retained_warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let (what, limit) = match refused {
+                RetainRefused::Count => (
+                    "max_retained_messages",
+                    self.config.limits.max_retained_messages,
+                ),
+                RetainRefused::Bytes => {
+                    ("max_retained_bytes", self.config.limits.max_retained_bytes)
+                }
+            };
+            tracing::warn!(
+                "Retained store full (limits.{what} = {limit}): a message on '{}' was delivered but not retained; further ones are counted in $SYS/broker/retained messages/refused.",
+                message.topic.escape_debug()
+            );
+        }
     }
 
     /// Removes a subscription. Returns true when it existed.
@@ -171,7 +226,7 @@ impl Broker {
         let now = Instant::now();
         self.retained
             .write()
-            .retain(|_, message| !message.is_expired(now));
+            .retain(|message| !message.is_expired(now));
     }
 
     /// Queues retained messages for a new subscription: RETAIN set

@@ -21,8 +21,7 @@ impl Broker {
             let mut store = self.retained.write();
             for message in restored.retained {
                 if !message.is_expired(instant_now) {
-                    let topic = Arc::clone(&message.topic);
-                    store.set(&topic, message);
+                    store.set_restored(message);
                 }
             }
         }

@@ -31,6 +31,13 @@ pub struct Stats {
     pub protocol_errors: AtomicU64,
     /// TLS handshakes that failed (any reason).
     pub tls_handshake_failures: AtomicU64,
+    /// Connections closed at accept by a per-address limit.
+    pub connections_refused: AtomicU64,
+    /// SUBSCRIBE filters refused by `limits.max_subscriptions_per_client`.
+    pub subscriptions_refused: AtomicU64,
+    /// Retained PUBLISHes delivered but not retained because the retained
+    /// store was full (`limits.max_retained_*`).
+    pub retained_refused: AtomicU64,
 }
 
 impl Stats {
@@ -46,6 +53,10 @@ impl Stats {
     pub fn client_connected(&self) {
         let now = self.clients_connected.fetch_add(1, Ordering::Relaxed) + 1;
         self.clients_maximum.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn tls_failure(&self) {

@@ -104,6 +104,13 @@ pub enum DecodeError {
     #[error("reserved CONNACK acknowledge flags {flags:#x} [MQTT-3.2.2-1]")]
     ConnAckReservedFlags { flags: u8 },
 
+    /// CONNACK with Session Present set and a refusal [MQTT-3.2.2-6]
+    /// (3.1.1: [MQTT-3.2.2-4]). Found by fuzz/codec_roundtrip: the encoder
+    /// clears the flag for a refusal, so the decoder accepting it broke the
+    /// decode -> encode -> decode round trip.
+    #[error("CONNACK refuses the connection (reason {reason:#04x}) but sets Session Present [MQTT-3.2.2-6]")]
+    ConnAckSessionPresentWithError { reason: u8 },
+
     /// 3.1.1 CONNACK return code above 5.
     #[error("reserved CONNACK return code {code}")]
     InvalidConnAckReturnCode { code: u8 },
@@ -212,6 +219,7 @@ impl DecodeError {
             | InvalidWillQoS
             | PasswordWithoutUsername
             | ConnAckReservedFlags { .. }
+            | ConnAckSessionPresentWithError { .. }
             | InvalidConnAckReturnCode { .. }
             | InvalidQoS
             | DupWithQoS0

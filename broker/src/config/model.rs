@@ -357,6 +357,33 @@ pub struct LimitsConfig {
     pub connect_timeout_secs: u64,
     /// Most topic aliases a 5.0 client may use towards the broker.
     pub topic_alias_maximum: u16,
+    /// Simultaneous connections from one IP address (IPv6: one /64) over
+    /// all listeners; 0 means no limit. Further connections from it are
+    /// closed at accept, before TLS or CONNECT, so one host cannot take
+    /// every slot of `max_connections`.
+    pub max_connections_per_ip: usize,
+    /// New connections per second one IP address (IPv6: one /64) may open,
+    /// sustained; 0 means no limit. A token bucket of
+    /// `connection_burst_per_ip` tokens: connections beyond it are closed at
+    /// accept, so a reconnect loop cannot keep the broker busy with
+    /// handshakes.
+    pub connection_rate_per_ip: u32,
+    /// Connections one IP address may open at once before
+    /// `connection_rate_per_ip` applies (a fleet behind one NAT coming back
+    /// after a power cut).
+    pub connection_burst_per_ip: u32,
+    /// Subscriptions one session may hold; 0 means no limit. A SUBSCRIBE
+    /// beyond it is refused per filter (5.0: 0x97 quota exceeded; 3.1.1:
+    /// 0x80). Replacing an existing subscription always succeeds.
+    pub max_subscriptions_per_client: usize,
+    /// Retained messages the broker keeps over all topics; 0 means no
+    /// limit. When full, a retained PUBLISH to a new topic is delivered to
+    /// current subscribers but not retained (counted, logged); replacing or
+    /// clearing an existing retained topic always works.
+    pub max_retained_messages: usize,
+    /// Topic and payload bytes of all retained messages; 0 means no limit.
+    /// Same policy as `max_retained_messages`.
+    pub max_retained_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -373,6 +400,12 @@ impl Default for LimitsConfig {
             max_client_id_length: 256,
             connect_timeout_secs: 10,
             topic_alias_maximum: 64,
+            max_connections_per_ip: 1000,
+            connection_rate_per_ip: 100,
+            connection_burst_per_ip: 500,
+            max_subscriptions_per_client: 1000,
+            max_retained_messages: 100_000,
+            max_retained_bytes: 64 * 1024 * 1024,
         }
     }
 }

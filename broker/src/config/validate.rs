@@ -185,6 +185,13 @@ fn validate_limits(limits: &LimitsConfig, errors: &mut Vec<ValidationError>) {
          is 10)"
             .into(),
     );
+    check(
+        limits.connection_rate_per_ip == 0 || limits.connection_burst_per_ip >= 1,
+        "connection_burst_per_ip",
+        "0 would refuse every connection while connection_rate_per_ip is set (use at least 1; \
+         the default is 500)"
+            .into(),
+    );
 }
 
 fn validate_mqtt(config: &Config, errors: &mut Vec<ValidationError>) {

@@ -319,7 +319,13 @@ where
                 options,
                 identifier: subscribe.subscription_identifier,
             };
-            let (is_new, stored) = self.broker.subscribe(&self.session, filter, subscription);
+            // limits.max_subscriptions_per_client: refuse this filter only.
+            let Ok((is_new, stored)) = self.broker.subscribe(&self.session, filter, subscription)
+            else {
+                tracing::debug!(client = %self.client_id, "Client {} subscription to '{}' refused: quota of subscriptions exceeded.", self.client_id, filter.escape_debug());
+                reasons.push(ReasonCode::QUOTA_EXCEEDED);
+                continue;
+            };
             suback_ticket = suback_ticket.max(stored);
             self.broker.events.emit(Event::Subscribed {
                 client_id: Arc::clone(&self.client_id),

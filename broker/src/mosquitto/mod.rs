@@ -128,6 +128,26 @@ pub fn translate_file(path: &Path) -> Result<Translation, MosquittoError> {
     translate::translate(&lines, notes, &path.display().to_string())
 }
 
+/// Translates the text of a Mosquitto configuration, named `origin` in
+/// notes and errors. Reads no files: `include_dir` lines are noted and
+/// skipped. For callers that hold the text already, and for the fuzzer
+/// (fuzz/fuzz_targets/mosquitto_conf.rs), which must not touch the disk.
+pub fn translate_str(text: &str, origin: &str) -> Result<Translation, MosquittoError> {
+    let file: Arc<str> = Arc::from(origin);
+    let mut notes = Vec::new();
+    let lines = parse::split(text, &file)
+        .into_iter()
+        .filter(|line| {
+            let include = line.name == "include_dir";
+            if include {
+                notes.push(line.note("ignored: include_dir needs a configuration file on disk"));
+            }
+            !include
+        })
+        .collect::<Vec<_>>();
+    translate::translate(&lines, notes, origin)
+}
+
 /// Whether `text` reads as a Mosquitto configuration rather than TOML:
 /// every directive is one Mosquitto knows, none is written `key = value`,
 /// and there is no `[table]`.

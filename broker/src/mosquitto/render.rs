@@ -11,6 +11,22 @@ use crate::config::{Config, ListenerConfig, TlsConfig};
 /// Sections in the order the example `config/fleetmq.toml` uses.
 const SECTIONS: &[&str] = &["limits", "mqtt", "log", "auth", "store"];
 
+/// `text` made fit for a TOML comment, which may hold no control character
+/// but tab: each other one is written `\u{..}`. Comments quote Mosquitto
+/// lines as they were, so a stray control character in mosquitto.conf
+/// (found by fuzz/mosquitto_conf) made the rendered file unloadable.
+fn comment_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The commented TOML text of `translation`.
 pub fn render(translation: &Translation) -> String {
     let mut out = format!(
@@ -19,7 +35,7 @@ pub fn render(translation: &Translation) -> String {
          # Each setting names the Mosquitto line it comes from; settings not written here\n\
          # keep fleetmq's defaults (config/fleetmq.toml lists them all). Directives that\n\
          # could not be carried over were listed on stderr.\n",
-        translation.source
+        comment_text(&translation.source.to_string())
     );
     let keep = |key: &str| translation.provenance.contains_key(key);
     let (Ok(config), Ok(defaults)) = (
@@ -162,8 +178,10 @@ fn push_section(out: &mut String, table: &Table, translation: &Translation) {
         if let Some(sources) = key.and_then(|key| translation.provenance.get(&key)) {
             for source in sources {
                 match source {
-                    Source::Line { .. } => out.push_str(&format!("# from {source}\n")),
-                    Source::Default(why) => out.push_str(&format!("# {why}\n")),
+                    Source::Line { .. } => {
+                        out.push_str(&format!("# from {}\n", comment_text(&source.to_string())))
+                    }
+                    Source::Default(why) => out.push_str(&format!("# {}\n", comment_text(why))),
                 }
             }
         }

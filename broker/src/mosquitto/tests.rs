@@ -227,6 +227,27 @@ fn output_loads_back_to_the_same_configuration() {
     assert_eq!(loaded, translation.config, "{toml}");
 }
 
+/// Regression test for fuzz/mosquitto_conf
+/// crash-960b2568ea6ad80fede5ec6b38aefbd32310628f: a control character in a
+/// directive line was quoted into a TOML comment, which TOML forbids.
+#[test]
+fn control_characters_in_lines_do_not_break_the_rendered_toml() {
+    let translation = translate_str(
+        "listener 7766\npersistence_location /var/lib/\u{1b}[2Jmosq\u{7f}/\n",
+        "x\u{1}.conf",
+    )
+    .unwrap();
+    let toml = translation.to_toml();
+    assert!(
+        toml.contains(
+            "# from x\\u{1}.conf:2: persistence_location /var/lib/\\u{1b}[2Jmosq\\u{7f}/"
+        ),
+        "{toml}"
+    );
+    let loaded = crate::config::load_from_str(&toml, "migrated.toml").unwrap();
+    assert_eq!(loaded, translation.config, "{toml}");
+}
+
 #[test]
 fn mosquitto_text_is_told_from_toml() {
     assert!(looks_like_mosquitto(

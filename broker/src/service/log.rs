@@ -11,8 +11,14 @@
 //! `JOURNAL_STREAM` names the very stream stderr is (as `systemd.exec(5)`
 //! advises: a child whose stderr was redirected must not be fooled by an
 //! inherited variable); `"journald"` and `"full"` force either shape.
+//!
+//! Log lines quote what peers chose (client ids, usernames, certificate
+//! names), so every line goes through [`EscapingWriter`]: a control
+//! character inside a line is written as an escape, and a client id such as
+//! `"x\nNew client connected from ..."` cannot forge a second line.
 
-use std::io::IsTerminal;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -97,9 +103,14 @@ pub fn init(config: &Config) -> Result<LogStyle, String> {
             .map_err(|error| format!("log.level {:?}: {error}", config.log.level))?,
     };
     let style = LogStyle::detect(config.log.format);
+    // Colours are escape sequences of the formatter's own: keep ESC then.
+    let keep_escape = matches!(style, LogStyle::Full { ansi: true });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(move || EscapingWriter {
+            inner: std::io::stderr(),
+            keep_escape,
+        });
     let result = match style {
         LogStyle::Full { ansi } => builder.with_ansi(ansi).try_init(),
         LogStyle::Journald => builder
@@ -111,6 +122,62 @@ pub fn init(config: &Config) -> Result<LogStyle, String> {
     };
     result.map_err(|error| format!("cannot set up logging: {error}"))?;
     Ok(style)
+}
+
+/// Writes log events with the control characters inside them escaped.
+///
+/// `tracing_subscriber::fmt` formats each event into one buffer ending in
+/// `\n` and hands it over with one `write_all`, so every `write` here is
+/// one whole event: each control character but the final newline is
+/// escaped (found by broker/tests/hostile_protocol.rs: a client id with a
+/// newline forged a "New client connected" line).
+struct EscapingWriter<W> {
+    inner: W,
+    /// Leave ESC alone (ANSI colours on a terminal).
+    keep_escape: bool,
+}
+
+impl<W: Write> Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) => self
+                .inner
+                .write_all(escape_controls(text, self.keep_escape).as_bytes())?,
+            Err(_) => self.inner.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// `event` with every control character (C0, DEL, C1, U+2028, U+2029) but
+/// a final `\n` and tabs written as `\n`, `\r` or `\u{..}`.
+fn escape_controls(event: &str, keep_escape: bool) -> Cow<'_, str> {
+    let body = event.strip_suffix('\n').unwrap_or(event);
+    let needs = |c: char| {
+        c != '\t'
+            && !(keep_escape && c == '\u{1b}')
+            && (c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+    };
+    if !body.chars().any(needs) {
+        return Cow::Borrowed(event);
+    }
+    let mut out = String::with_capacity(event.len() + 16);
+    for c in body.chars() {
+        match c {
+            '\n' if needs(c) => out.push_str("\\n"),
+            '\r' if needs(c) => out.push_str("\\r"),
+            c if needs(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    if body.len() < event.len() {
+        out.push('\n');
+    }
+    Cow::Owned(out)
 }
 
 /// Prefixes each line with `<N>`, the syslog priority of its level.
@@ -147,6 +214,34 @@ fn syslog_priority(level: Level) -> u8 {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_inside_an_event_are_escaped() {
+        let forged = "New client connected as evil\nNew client connected as admin.\n";
+        assert_eq!(
+            escape_controls(forged, false),
+            "New client connected as evil\\nNew client connected as admin.\n"
+        );
+        assert_eq!(
+            escape_controls("a\r\u{1b}[31m\u{7}\u{85}\u{2028}\tb\n", false),
+            "a\\r\\u{1b}[31m\\u{7}\\u{85}\\u{2028}\tb\n"
+        );
+        assert_eq!(
+            escape_controls("\u{1b}[2mdim\u{1b}[0m\n", true),
+            "\u{1b}[2mdim\u{1b}[0m\n"
+        );
+        assert!(matches!(
+            escape_controls("plain line\n", false),
+            Cow::Borrowed(_)
+        ));
+        let mut out = Vec::new();
+        let mut writer = EscapingWriter {
+            inner: &mut out,
+            keep_escape: false,
+        };
+        writer.write_all(b"id a\nb\n").unwrap();
+        assert_eq!(out, b"id a\\nb\n");
+    }
 
     #[test]
     fn auto_is_journald_only_when_journal_stream_is_stderr() {

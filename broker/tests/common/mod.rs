@@ -21,6 +21,7 @@
     clippy::panic
 )]
 
+pub mod hostile;
 pub mod pki;
 pub mod store;
 pub mod tls;

@@ -140,5 +140,8 @@ pub(super) fn decode_connack(
     } else {
         connack.reason = reason_from_v3_code(code)?;
     }
+    if connack.session_present && connack.reason != ReasonCode::SUCCESS {
+        return Err(DecodeError::ConnAckSessionPresentWithError { reason: code });
+    }
     Ok(connack)
 }

@@ -412,6 +412,31 @@ fn connack_reserved_flags_and_return_codes() {
     assert_eq!(error, DecodeError::InvalidConnAckReturnCode { code: 6 });
 }
 
+/// Regression test for fuzz/codec_roundtrip
+/// crash-8e4d81bb188866b43135fe9a48b1efdf11b22bd9: Session Present with a
+/// refusal decoded, but encodes without it.
+#[test]
+fn mqtt_3_2_2_6_session_present_only_with_success() {
+    let error = decode_err(&[0x20, 0x03, 0x01, 0xC3, 0x00], Some(V5));
+    assert_eq!(
+        error,
+        DecodeError::ConnAckSessionPresentWithError { reason: 0xC3 }
+    );
+    let error = decode_err(&[0x20, 0x02, 0x01, 0x05], Some(V3));
+    assert_eq!(
+        error,
+        DecodeError::ConnAckSessionPresentWithError { reason: 0x05 }
+    );
+    let mut ok = BytesMut::from(&[0x20u8, 0x02, 0x01, 0x00][..]);
+    assert!(matches!(
+        decode_packet(&mut ok, Some(V3), 1024),
+        Ok(Some(Packet::ConnAck(ConnAck {
+            session_present: true,
+            ..
+        })))
+    ));
+}
+
 #[test]
 fn mqtt_3_9_3_2_suback_return_codes() {
     let error = decode_err(&[0x90, 0x03, 0x00, 0x01, 0x03], Some(V3));
