@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, then runs every test:
 # formatting, clippy, the Rust unit and end-to-end tests (cargo nextest),
-# the Python end-to-end suite (paho-mqtt, mosquitto clients), and the
-# ESP32-C3 firmware build (release ELF, image, flash and RAM sizes).
+# the benchmark harness's smoke run, the Python end-to-end suite
+# (paho-mqtt, mosquitto clients), and the ESP32-C3 firmware build
+# (release ELF, image, flash and RAM sizes).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,6 +40,12 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+echo "== benchmark harness smoke run (bench/)"
+# Every benchmark scenario, tiny, against the debug broker (and Mosquitto,
+# installed above): proves the harness works, not a speed. About 45 s.
+cargo build -p fleetmq-bench --locked
+target/debug/fleetmq-bench smoke --fleetmq-bin target/debug/fleetmq --mosquitto
 
 echo "== Python end-to-end tests"
 FLEETMQ_BIN="$PWD/target/debug/fleetmq" python3 -m pytest broker/tests/python -q
