@@ -262,7 +262,10 @@ fn run(args: RunArgs) -> Result<()> {
             );
         }
     }
-    let pki = pki::Pki::load_or_create(&args.work.join("pki"))?;
+    // Brokers run inside the work folder: every path handed to them must
+    // be absolute.
+    let work = std::path::absolute(&args.work)?;
+    let pki = pki::Pki::load_or_create(&work.join("pki"))?;
     let brokers: Vec<(Kind, PathBuf)> = args
         .brokers
         .iter()
@@ -275,7 +278,7 @@ fn run(args: RunArgs) -> Result<()> {
             (*kind, bin.clone())
         })
         .collect();
-    let setups = setups(&brokers, &args.work, &pki)?;
+    let setups = setups(&brokers, &work, &pki)?;
     let crypto = if args.no_crypto {
         None
     } else {
@@ -315,7 +318,7 @@ fn smoke(args: SmokeArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let temp;
     let work = match &args.work {
-        Some(work) => work.clone(),
+        Some(work) => std::path::absolute(work)?,
         None => {
             temp = TempDir::new()?;
             temp.path.clone()

@@ -168,6 +168,76 @@ impl CpuWindow {
     }
 }
 
+/// Busy CPU time of the whole machine (every core), from `/proc/stat`.
+fn machine_busy() -> Option<Duration> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait.
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(Duration::from_millis(busy * 10))
+}
+
+/// Waits (at most `limit`) until the machine's other work stays below
+/// `threshold` cores for a 300 ms sample; returns the last sample. On a
+/// shared machine this keeps a measurement from starting while someone
+/// else's build or test holds the cores.
+pub fn wait_for_quiet(threshold: f64, limit: Duration) -> f64 {
+    let started = Instant::now();
+    loop {
+        let before = machine_busy().unwrap_or_default();
+        let sample_started = Instant::now();
+        std::thread::sleep(Duration::from_millis(300));
+        let busy = machine_busy().unwrap_or_default().saturating_sub(before);
+        let cores = busy.as_secs_f64() / sample_started.elapsed().as_secs_f64();
+        if cores < threshold || started.elapsed() > limit {
+            return cores;
+        }
+    }
+}
+
+/// CPU the rest of the machine used over a window: everything busy minus
+/// the broker and this process. Other work on a shared machine shows here.
+#[derive(Debug, Clone, Copy)]
+pub struct Interference {
+    broker: CpuWindow,
+    me: CpuWindow,
+    busy_at_start: Duration,
+}
+
+impl Interference {
+    pub fn start(broker_pid: u32) -> Interference {
+        Interference {
+            broker: CpuWindow::start(broker_pid),
+            me: CpuWindow::start(std::process::id()),
+            busy_at_start: machine_busy().unwrap_or_default(),
+        }
+    }
+
+    /// (broker cores, load generator cores, other processes' cores).
+    pub fn cores(&self) -> (f64, f64, f64) {
+        let wall = self.me.started_at.elapsed().as_secs_f64().max(1e-9);
+        let busy = machine_busy()
+            .unwrap_or_default()
+            .saturating_sub(self.busy_at_start)
+            .as_secs_f64()
+            / wall;
+        let broker = self.broker.cores();
+        let me = self.me.cores();
+        (broker, me, (busy - broker - me).max(0.0))
+    }
+}
+
 /// The median of `values` (mean of the middle two for an even count).
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();

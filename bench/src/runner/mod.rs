@@ -23,7 +23,7 @@ use crate::scenario::connect::{self, StormConfig};
 use crate::scenario::fleet::{Fleet, FleetConfig};
 use crate::scenario::flow::{self, FlowConfig, Shape};
 use crate::scenario::persist::{self, PersistConfig, PersistResult};
-use crate::stats::{median, CpuWindow, Percentiles};
+use crate::stats::{median, wait_for_quiet, Interference, Percentiles};
 use crate::tls::{Clients, Profile, ServerKey, Verify, Version};
 use broker::{BrokerSetup, Kind, Placement, Ports, Running};
 use plan::Plan;
@@ -72,6 +72,17 @@ pub struct Runner {
     pub records: Vec<Record>,
     /// Whether two cores are there to separate broker and load.
     pinned: bool,
+}
+
+/// Adds `<rate>_per_broker_cpu`: the rate divided by the broker's cores,
+/// what one fully available core would do at this efficiency. It tells the
+/// brokers apart even when other work on a shared machine took CPU.
+fn per_cpu(figures: &mut BTreeMap<String, f64>, rate: &str, broker_cores: f64) {
+    if let Some(value) = figures.get(rate).copied() {
+        if broker_cores > 0.05 {
+            figures.insert(format!("{rate}_per_broker_cpu"), value / broker_cores);
+        }
+    }
 }
 
 fn ms(us: f64) -> f64 {
@@ -127,7 +138,7 @@ impl Runner {
                 if self.wants("connect") {
                     self.storms(setup, rep);
                 }
-                if self.wants("fleet") {
+                if self.wants("fleet") && rep < self.plan.fleet_reps {
                     self.fleet(setup, rep);
                 }
                 if self.wants("held-max")
@@ -262,9 +273,9 @@ impl Runner {
         let setup = setup.clone();
         on(load_place, async move {
             let broker = setup.start(broker_place, false).await?;
-            let cpu = CpuWindow::start(broker.pid);
+            let cpu = Interference::start(broker.pid);
             let result = connect::run(&endpoint, &config).await;
-            let broker_cpu = cpu.cores();
+            let (broker_cpu, _, other_cpu) = cpu.cores();
             stop(broker).await;
             let result = result?;
             let mut figures = BTreeMap::new();
@@ -274,6 +285,8 @@ impl Runner {
             pct(&result.connack, "connack", &mut figures);
             figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
             figures.insert("broker_cpu_cores".into(), broker_cpu);
+            figures.insert("other_cpu_cores".into(), other_cpu);
+            per_cpu(&mut figures, "connects_per_sec", broker_cpu);
             if result.connects == 0 {
                 anyhow::bail!(
                     "no connection succeeded: {}",
@@ -458,9 +471,9 @@ impl Runner {
         let broker_place = self.broker_core();
         on(self.load_core(), async move {
             let broker = setup.start(broker_place, false).await?;
-            let cpu = CpuWindow::start(broker.pid);
+            let cpu = Interference::start(broker.pid);
             let result = flow::run(&endpoint, &config).await;
-            let broker_cpu = cpu.cores();
+            let (broker_cpu, _, other_cpu) = cpu.cores();
             stop(broker).await;
             let result = result?;
             let mut figures = BTreeMap::new();
@@ -470,6 +483,8 @@ impl Runner {
             pct(&result.latency, "latency", &mut figures);
             figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
             figures.insert("broker_cpu_cores".into(), broker_cpu);
+            figures.insert("other_cpu_cores".into(), other_cpu);
+            per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
             if result.delivered == 0 {
                 anyhow::bail!("nothing was delivered");
             }
@@ -480,19 +495,23 @@ impl Runner {
     /// Publish rates for the latency runs: a share of Mosquitto's median
     /// peak (so every broker is measured at the same offered load).
     fn latency_rates(&self) -> (f64, f64) {
-        let peak = |case: &str| {
+        // Mosquitto's peak is what it delivered (under overload it takes
+        // more than it delivers and drops the rest): in publishes per
+        // second, deliveries divided by the subscribers.
+        let peak = |case: &str, subscribers: usize| {
             let values: Vec<f64> = self
                 .records
                 .iter()
                 .filter(|r| r.broker == Kind::Mosquitto && r.case == case)
-                .filter_map(|r| r.figures.get("published_per_sec").copied())
+                .filter_map(|r| r.figures.get("delivered_per_sec").copied())
                 .collect();
-            let m = median(&values);
+            let m = median(&values) / subscribers.max(1) as f64;
             (m.is_finite() && m > 0.0).then_some(m * self.plan.latency_rate_share)
         };
         (
-            peak("fan-in/qos0/max").unwrap_or(self.plan.fallback_fan_in_rate),
-            peak("fan-out/qos0/max").unwrap_or(self.plan.fallback_fan_out_rate),
+            peak("fan-in/qos0/max", 1).unwrap_or(self.plan.fallback_fan_in_rate),
+            peak("fan-out/qos0/max", self.plan.fan_out_subscribers)
+                .unwrap_or(self.plan.fallback_fan_out_rate),
         )
     }
 
@@ -585,6 +604,11 @@ async fn stop(broker: Running) {
     }
 }
 
+/// Other work on the machine (cores) below which a measurement starts...
+const QUIET_CORES: f64 = 0.3;
+/// ...waiting at most this long for it.
+const QUIET_WAIT: Duration = Duration::from_secs(20);
+
 /// Runs `task` on a fresh runtime whose workers are pinned to `placement`
 /// (one worker on one core, two unpinned otherwise); everything, the
 /// runner's own bookkeeping included, happens on those workers.
@@ -593,6 +617,12 @@ where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
+    let other = wait_for_quiet(QUIET_CORES, QUIET_WAIT);
+    if other >= QUIET_CORES {
+        eprintln!(
+            "   note: the machine stayed busy ({other:.2} cores of other work); measuring anyway"
+        );
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     match placement {

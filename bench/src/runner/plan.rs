@@ -15,6 +15,8 @@ pub struct Plan {
     pub storm_secs: f64,
     pub storm_max_connects: u64,
     pub fleet_devices: usize,
+    /// Repetitions of the fleet scenario (the slowest per broker).
+    pub fleet_reps: usize,
     /// The "as many as the machine allows" fleet; 0 skips it.
     pub fleet_max_devices: usize,
     /// Repetitions of the largest fleet (it is the slowest scenario).
@@ -39,28 +41,29 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The full comparison: about 4 minutes per broker on 2 cores.
+    /// The full comparison: about 5 minutes per broker on 2 cores.
     pub fn full() -> Plan {
         Plan {
             name: "full".into(),
             reps: 3,
             storm_concurrency: 64,
-            storm_secs: 3.0,
+            storm_secs: 2.5,
             storm_max_connects: 200_000,
             fleet_devices: 10_000,
+            fleet_reps: 2,
             // Each process may hold 20,000 descriptors here (the hard
             // RLIMIT_NOFILE); the broker needs a few for itself.
             fleet_max_devices: 19_000,
             fleet_max_reps: 1,
             fleet_launch_concurrency: 256,
-            fleet_wait_secs: 120.0,
+            fleet_wait_secs: 45.0,
             fan_in_publishers: 100,
             fan_out_subscribers: 100,
             payload: 64,
             qos1_window: 32,
-            flow_warmup_secs: 1.0,
-            flow_secs: 3.0,
-            flow_drain_secs: 5.0,
+            flow_warmup_secs: 0.5,
+            flow_secs: 2.5,
+            flow_drain_secs: 3.0,
             latency_rate_share: 0.5,
             fallback_fan_in_rate: 50_000.0,
             fallback_fan_out_rate: 1_000.0,
@@ -79,6 +82,7 @@ impl Plan {
             storm_secs: 0.5,
             storm_max_connects: 40,
             fleet_devices: 40,
+            fleet_reps: 1,
             fleet_max_devices: 80,
             fleet_max_reps: 1,
             fleet_launch_concurrency: 16,
