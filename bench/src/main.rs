@@ -169,6 +169,7 @@ enum LoadCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    runner::broker::kill_all_on_signal();
     let outcome = match cli.command {
         Cmd::Run(args) => run(args),
         Cmd::Smoke(args) => smoke(args),

@@ -417,7 +417,7 @@ impl Report {
         let _ = writeln!(
             md,
             "- Shared machine: other sessions' builds and tests ran on the same 2 cores. Each \
-             measurement waits (up to 20 s) for their load to fall under 0.3 cores, and the \
+             measurement waits (up to 5 s) for their load to fall under 0.3 cores, and the \
              report keeps what they took anyway (`other processes` rows) and each rate per \
              broker CPU-second, which shows efficiency even when CPU was taken.\n\
              - Placement: every broker pinned to core 0 and the load generator (one tokio \

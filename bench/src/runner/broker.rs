@@ -106,6 +106,54 @@ pub struct BrokerSetup {
     pub ports: Ports,
 }
 
+/// Brokers running now, by process id, for [`kill_all_on_signal`].
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Kills every broker this process started when it gets SIGINT or
+/// SIGTERM, then exits: an interrupted run leaves nothing running (drop
+/// handlers do not run when a signal ends the process).
+pub fn kill_all_on_signal() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut interrupt), Ok(mut terminate)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            eprintln!("fleetmq-bench: interrupted; brokers stopped");
+            std::process::exit(130);
+        });
+    });
+}
+
+fn register(pid: u32, running: bool) {
+    if let Ok(mut pids) = RUNNING.lock() {
+        pids.retain(|p| *p != pid);
+        if running {
+            pids.push(pid);
+        }
+    }
+}
+
 /// A started broker; stopped (SIGKILL if need be) when dropped.
 pub struct Running {
     pub kind: Kind,
@@ -146,6 +194,7 @@ impl BrokerSetup {
             .spawn()
             .with_context(|| format!("starting {} ({})", self.kind, self.bin.display()))?;
         let pid = child.id();
+        register(pid, true);
         let mut running = Running {
             kind: self.kind,
             child,
@@ -315,5 +364,6 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        register(self.pid, false);
     }
 }

@@ -271,30 +271,34 @@ impl Runner {
             (Placement::Any, Placement::Any)
         };
         let setup = setup.clone();
-        on(load_place, async move {
-            let broker = setup.start(broker_place, false).await?;
-            let cpu = Interference::start(broker.pid);
-            let result = connect::run(&endpoint, &config).await;
-            let (broker_cpu, _, other_cpu) = cpu.cores();
-            stop(broker).await;
-            let result = result?;
-            let mut figures = BTreeMap::new();
-            figures.insert("connects_per_sec".into(), result.connects_per_sec);
-            figures.insert("errors".into(), result.errors as f64);
-            pct(&result.handshake, "handshake", &mut figures);
-            pct(&result.connack, "connack", &mut figures);
-            figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
-            figures.insert("broker_cpu_cores".into(), broker_cpu);
-            figures.insert("other_cpu_cores".into(), other_cpu);
-            per_cpu(&mut figures, "connects_per_sec", broker_cpu);
-            if result.connects == 0 {
-                anyhow::bail!(
-                    "no connection succeeded: {}",
-                    result.first_error.as_deref().unwrap_or("no error recorded")
-                );
-            }
-            Ok(Outcome::new(figures, &result))
-        })
+        on(
+            load_place,
+            Plan::secs(self.plan.quiet_wait_secs),
+            async move {
+                let broker = setup.start(broker_place, false).await?;
+                let cpu = Interference::start(broker.pid);
+                let result = connect::run(&endpoint, &config).await;
+                let (broker_cpu, _, other_cpu) = cpu.cores();
+                stop(broker).await;
+                let result = result?;
+                let mut figures = BTreeMap::new();
+                figures.insert("connects_per_sec".into(), result.connects_per_sec);
+                figures.insert("errors".into(), result.errors as f64);
+                pct(&result.handshake, "handshake", &mut figures);
+                pct(&result.connack, "connack", &mut figures);
+                figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
+                figures.insert("broker_cpu_cores".into(), broker_cpu);
+                figures.insert("other_cpu_cores".into(), other_cpu);
+                per_cpu(&mut figures, "connects_per_sec", broker_cpu);
+                if result.connects == 0 {
+                    anyhow::bail!(
+                        "no connection succeeded: {}",
+                        result.first_error.as_deref().unwrap_or("no error recorded")
+                    );
+                }
+                Ok(Outcome::new(figures, &result))
+            },
+        )
     }
 
     fn fleet_config(&self, devices: usize, resume: bool) -> FleetConfig {
@@ -329,69 +333,73 @@ impl Runner {
         let setup = setup.clone();
         let broker_place = self.broker_core();
         let limit = Plan::secs(self.plan.fleet_wait_secs);
-        on(self.load_core(), async move {
-            let mut figures = BTreeMap::new();
-            let first = setup.start(broker_place, false).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let idle_kib = first.rss_kib().unwrap_or(0);
-            // The broker of the moment (None between stop and start).
-            let mut broker = Some(first);
-            let mut fleet = Fleet::launch(&endpoint, &config);
-            let outcome = async {
-                let mark = fleet.mark();
-                let up = fleet.wait_all_connected(&mark, limit).await?;
-                figures.insert("bringup_secs".into(), up.all_connacked_secs);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let held_kib = broker.as_ref().and_then(Running::rss_kib).unwrap_or(0);
-                figures.insert(
-                    "rss_per_conn_kib".into(),
-                    held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
-                );
-                figures.insert("rss_idle_mib".into(), idle_kib as f64 / 1024.0);
+        on(
+            self.load_core(),
+            Plan::secs(self.plan.quiet_wait_secs),
+            async move {
+                let mut figures = BTreeMap::new();
+                let first = setup.start(broker_place, false).await?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let idle_kib = first.rss_kib().unwrap_or(0);
+                // The broker of the moment (None between stop and start).
+                let mut broker = Some(first);
+                let mut fleet = Fleet::launch(&endpoint, &config);
+                let outcome = async {
+                    let mark = fleet.mark();
+                    let up = fleet.wait_all_connected(&mark, limit).await?;
+                    figures.insert("bringup_secs".into(), up.all_connacked_secs);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let held_kib = broker.as_ref().and_then(Running::rss_kib).unwrap_or(0);
+                    figures.insert(
+                        "rss_per_conn_kib".into(),
+                        held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
+                    );
+                    figures.insert("rss_idle_mib".into(), idle_kib as f64 / 1024.0);
 
-                // The broker restarts under the fleet.
-                let killed = Instant::now();
+                    // The broker restarts under the fleet.
+                    let killed = Instant::now();
+                    if let Some(running) = broker.take() {
+                        stop(running).await;
+                    }
+                    fleet.wait_all_dropped(Duration::from_secs(30)).await?;
+                    let mark = fleet.mark();
+                    broker = Some(setup.start(broker_place, false).await?);
+                    let ready = mark.at.elapsed().as_secs_f64();
+                    let back = fleet.wait_all_connected(&mark, limit).await?;
+                    figures.insert("restart_all_secs".into(), back.all_connacked_secs - ready);
+                    figures.insert(
+                        "restart_from_kill_secs".into(),
+                        killed.elapsed().as_secs_f64(),
+                    );
+                    figures.insert("restart_resumed".into(), back.resumed as f64);
+                    figures.insert(
+                        "restart_failed_attempts".into(),
+                        back.failed_attempts as f64,
+                    );
+
+                    // A network blip: every device drops and comes back while
+                    // the broker (and its TLS session caches) stays.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let mark = fleet.mark();
+                    fleet.drop_all();
+                    let back_after_drop = fleet.wait_all_connected(&mark, limit).await?;
+                    figures.insert("drop_all_secs".into(), back_after_drop.all_connacked_secs);
+                    figures.insert("drop_resumed".into(), back_after_drop.resumed as f64);
+                    Ok::<_, anyhow::Error>(serde_json::json!({
+                        "bringup": up, "restart": back, "drop": back_after_drop,
+                    }))
+                }
+                .await;
+                let samples = fleet.stop().await;
                 if let Some(running) = broker.take() {
                     stop(running).await;
                 }
-                fleet.wait_all_dropped(Duration::from_secs(30)).await?;
-                let mark = fleet.mark();
-                broker = Some(setup.start(broker_place, false).await?);
-                let ready = mark.at.elapsed().as_secs_f64();
-                let back = fleet.wait_all_connected(&mark, limit).await?;
-                figures.insert("restart_all_secs".into(), back.all_connacked_secs - ready);
-                figures.insert(
-                    "restart_from_kill_secs".into(),
-                    killed.elapsed().as_secs_f64(),
-                );
-                figures.insert("restart_resumed".into(), back.resumed as f64);
-                figures.insert(
-                    "restart_failed_attempts".into(),
-                    back.failed_attempts as f64,
-                );
-
-                // A network blip: every device drops and comes back while
-                // the broker (and its TLS session caches) stays.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let mark = fleet.mark();
-                fleet.drop_all();
-                let back_after_drop = fleet.wait_all_connected(&mark, limit).await?;
-                figures.insert("drop_all_secs".into(), back_after_drop.all_connacked_secs);
-                figures.insert("drop_resumed".into(), back_after_drop.resumed as f64);
-                Ok::<_, anyhow::Error>(serde_json::json!({
-                    "bringup": up, "restart": back, "drop": back_after_drop,
-                }))
-            }
-            .await;
-            let samples = fleet.stop().await;
-            if let Some(running) = broker.take() {
-                stop(running).await;
-            }
-            let detail = outcome?;
-            let mut samples = samples;
-            pct(&samples.percentiles(), "connack", &mut figures);
-            Ok(Outcome { figures, detail })
-        })
+                let detail = outcome?;
+                let mut samples = samples;
+                pct(&samples.percentiles(), "connack", &mut figures);
+                Ok(Outcome { figures, detail })
+            },
+        )
     }
 
     /// Scenario 3 at the largest fleet this machine allows.
@@ -406,28 +414,32 @@ impl Runner {
         let limit = Plan::secs(self.plan.fleet_wait_secs * 1.5);
         let setup = setup.clone();
         let broker_place = self.broker_core();
-        on(self.load_core(), async move {
-            let broker = setup.start(broker_place, false).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let idle_kib = broker.rss_kib().unwrap_or(0);
-            let fleet = Fleet::launch(&endpoint, &config);
-            let mark = fleet.mark();
-            let up = fleet.wait_all_connected(&mark, limit).await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let held_kib = broker.rss_kib().unwrap_or(0);
-            fleet.stop().await;
-            stop(broker).await;
-            let up = up?;
-            let mut figures = BTreeMap::new();
-            figures.insert("devices".into(), config.devices as f64);
-            figures.insert("bringup_secs".into(), up.all_connacked_secs);
-            figures.insert(
-                "rss_per_conn_kib".into(),
-                held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
-            );
-            figures.insert("rss_total_mib".into(), held_kib as f64 / 1024.0);
-            Ok(Outcome::new(figures, &up))
-        })
+        on(
+            self.load_core(),
+            Plan::secs(self.plan.quiet_wait_secs),
+            async move {
+                let broker = setup.start(broker_place, false).await?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let idle_kib = broker.rss_kib().unwrap_or(0);
+                let fleet = Fleet::launch(&endpoint, &config);
+                let mark = fleet.mark();
+                let up = fleet.wait_all_connected(&mark, limit).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let held_kib = broker.rss_kib().unwrap_or(0);
+                fleet.stop().await;
+                stop(broker).await;
+                let up = up?;
+                let mut figures = BTreeMap::new();
+                figures.insert("devices".into(), config.devices as f64);
+                figures.insert("bringup_secs".into(), up.all_connacked_secs);
+                figures.insert(
+                    "rss_per_conn_kib".into(),
+                    held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
+                );
+                figures.insert("rss_total_mib".into(), held_kib as f64 / 1024.0);
+                Ok(Outcome::new(figures, &up))
+            },
+        )
     }
 
     fn flow_config(&self, shape: Shape, qos: u8, rate: Option<f64>) -> FlowConfig {
@@ -469,27 +481,31 @@ impl Runner {
         };
         let setup = setup.clone();
         let broker_place = self.broker_core();
-        on(self.load_core(), async move {
-            let broker = setup.start(broker_place, false).await?;
-            let cpu = Interference::start(broker.pid);
-            let result = flow::run(&endpoint, &config).await;
-            let (broker_cpu, _, other_cpu) = cpu.cores();
-            stop(broker).await;
-            let result = result?;
-            let mut figures = BTreeMap::new();
-            figures.insert("delivered_per_sec".into(), result.delivered_per_sec);
-            figures.insert("published_per_sec".into(), result.published_per_sec);
-            figures.insert("lost_pct".into(), result.lost_pct);
-            pct(&result.latency, "latency", &mut figures);
-            figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
-            figures.insert("broker_cpu_cores".into(), broker_cpu);
-            figures.insert("other_cpu_cores".into(), other_cpu);
-            per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
-            if result.delivered == 0 {
-                anyhow::bail!("nothing was delivered");
-            }
-            Ok(Outcome::new(figures, &result))
-        })
+        on(
+            self.load_core(),
+            Plan::secs(self.plan.quiet_wait_secs),
+            async move {
+                let broker = setup.start(broker_place, false).await?;
+                let cpu = Interference::start(broker.pid);
+                let result = flow::run(&endpoint, &config).await;
+                let (broker_cpu, _, other_cpu) = cpu.cores();
+                stop(broker).await;
+                let result = result?;
+                let mut figures = BTreeMap::new();
+                figures.insert("delivered_per_sec".into(), result.delivered_per_sec);
+                figures.insert("published_per_sec".into(), result.published_per_sec);
+                figures.insert("lost_pct".into(), result.lost_pct);
+                pct(&result.latency, "latency", &mut figures);
+                figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
+                figures.insert("broker_cpu_cores".into(), broker_cpu);
+                figures.insert("other_cpu_cores".into(), other_cpu);
+                per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
+                if result.delivered == 0 {
+                    anyhow::bail!("nothing was delivered");
+                }
+                Ok(Outcome::new(figures, &result))
+            },
+        )
     }
 
     /// Publish rates for the latency runs: a share of Mosquitto's median
@@ -545,38 +561,42 @@ impl Runner {
         };
         let setup = setup.clone();
         let broker_place = self.broker_core();
-        on(self.load_core(), async move {
-            // A fresh store for every repetition.
-            let data = setup.work.join("data");
-            if data.exists() {
-                std::fs::remove_dir_all(&data)
-                    .with_context(|| format!("clearing {}", data.display()))?;
-            }
-            let mut result = PersistResult::default();
-            let mut broker = setup.start(broker_place, true).await?;
-            let phases = async {
-                persist::prepare(&endpoint, &config).await?;
-                persist::publish(&endpoint, &config, &mut result).await?;
-                Ok::<_, anyhow::Error>(())
-            }
-            .await;
-            let stopped = broker.stop().await;
-            phases?;
-            stopped?;
-            broker = setup.start(broker_place, true).await?;
-            let drained = persist::drain(&endpoint, &config, &mut result).await;
-            stop(broker).await;
-            drained?;
-            let mut figures = BTreeMap::new();
-            figures.insert("accepted_per_sec".into(), result.accepted_per_sec);
-            pct(&result.ack_latency, "ack", &mut figures);
-            figures.insert(
-                "delivered_after_restart_pct".into(),
-                100.0 * result.delivered as f64 / result.published.max(1) as f64,
-            );
-            figures.insert("drained_per_sec".into(), result.drained_per_sec);
-            Ok(Outcome::new(figures, &result))
-        })
+        on(
+            self.load_core(),
+            Plan::secs(self.plan.quiet_wait_secs),
+            async move {
+                // A fresh store for every repetition.
+                let data = setup.work.join("data");
+                if data.exists() {
+                    std::fs::remove_dir_all(&data)
+                        .with_context(|| format!("clearing {}", data.display()))?;
+                }
+                let mut result = PersistResult::default();
+                let mut broker = setup.start(broker_place, true).await?;
+                let phases = async {
+                    persist::prepare(&endpoint, &config).await?;
+                    persist::publish(&endpoint, &config, &mut result).await?;
+                    Ok::<_, anyhow::Error>(())
+                }
+                .await;
+                let stopped = broker.stop().await;
+                phases?;
+                stopped?;
+                broker = setup.start(broker_place, true).await?;
+                let drained = persist::drain(&endpoint, &config, &mut result).await;
+                stop(broker).await;
+                drained?;
+                let mut figures = BTreeMap::new();
+                figures.insert("accepted_per_sec".into(), result.accepted_per_sec);
+                pct(&result.ack_latency, "ack", &mut figures);
+                figures.insert(
+                    "delivered_after_restart_pct".into(),
+                    100.0 * result.delivered as f64 / result.published.max(1) as f64,
+                );
+                figures.insert("drained_per_sec".into(), result.drained_per_sec);
+                Ok(Outcome::new(figures, &result))
+            },
+        )
     }
 }
 
@@ -604,20 +624,23 @@ async fn stop(broker: Running) {
     }
 }
 
-/// Other work on the machine (cores) below which a measurement starts...
+/// Other work on the machine (cores) below which a measurement starts
+/// (waiting at most `Plan::quiet_wait_secs` for it).
 const QUIET_CORES: f64 = 0.3;
-/// ...waiting at most this long for it.
-const QUIET_WAIT: Duration = Duration::from_secs(20);
 
 /// Runs `task` on a fresh runtime whose workers are pinned to `placement`
 /// (one worker on one core, two unpinned otherwise); everything, the
 /// runner's own bookkeeping included, happens on those workers.
-fn on<T, F>(placement: Placement, task: F) -> Result<T>
+fn on<T, F>(placement: Placement, quiet_wait: Duration, task: F) -> Result<T>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let other = wait_for_quiet(QUIET_CORES, QUIET_WAIT);
+    let other = if quiet_wait.is_zero() {
+        0.0
+    } else {
+        wait_for_quiet(QUIET_CORES, quiet_wait)
+    };
     if other >= QUIET_CORES {
         eprintln!(
             "   note: the machine stayed busy ({other:.2} cores of other work); measuring anyway"

@@ -38,6 +38,9 @@ pub struct Plan {
     pub fallback_fan_out_rate: f64,
     pub persist_sessions: usize,
     pub persist_per_session: usize,
+    /// Longest wait for other work on the machine to calm down before a
+    /// measurement (0: do not wait).
+    pub quiet_wait_secs: f64,
 }
 
 impl Plan {
@@ -69,6 +72,7 @@ impl Plan {
             fallback_fan_out_rate: 1_000.0,
             persist_sessions: 100,
             persist_per_session: 100,
+            quiet_wait_secs: 5.0,
         }
     }
 
@@ -99,6 +103,7 @@ impl Plan {
             fallback_fan_out_rate: 100.0,
             persist_sessions: 5,
             persist_per_session: 10,
+            quiet_wait_secs: 0.0,
         }
     }
 
