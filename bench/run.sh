@@ -3,7 +3,7 @@
 # bench in release, installs rumqttd 0.20 (with client-certificate
 # verification) into target/tools once, and runs every scenario against
 # fleetmq, Mosquitto (Debian's /usr/sbin/mosquitto) and rumqttd, writing
-# bench/results/. About 17 minutes on 2 cores; arguments are passed on to
+# bench/results/. About 20 minutes on 2 cores; arguments are passed on to
 # `fleetmq-bench run` (e.g. --brokers fleetmq,mosquitto --reps 1
 # --only connect,flow).
 set -euo pipefail
