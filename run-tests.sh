@@ -2,9 +2,10 @@
 # Installs what the tests need on a Debian machine, then runs every test:
 # formatting, clippy, the Rust unit and end-to-end tests (cargo nextest,
 # the hostile-client suites broker/tests/hostile_*.rs among them), the
-# Python end-to-end suite (paho-mqtt, mosquitto clients; the dashboard in
-# headless Chromium, /metrics parsing, promtool on the alert rules), bounded
-# fuzzing of the parsers (cargo-fuzz), and the ESP32-C3 firmware build
+# benchmark harness's smoke run, the Python end-to-end suite (paho-mqtt,
+# mosquitto clients; the dashboard in headless Chromium, /metrics parsing,
+# promtool on the alert rules), bounded fuzzing of the parsers (cargo-fuzz),
+# and the ESP32-C3 firmware build
 # (release ELF, image, flash and RAM sizes).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -46,6 +47,12 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$results/rust.log"
 fi
+
+echo "== benchmark harness smoke run (bench/)"
+# Every benchmark scenario, tiny, against the debug broker (and Mosquitto,
+# installed above): proves the harness works, not a speed. About 45 s.
+cargo build -p fleetmq-bench --locked
+target/debug/fleetmq-bench smoke --fleetmq-bin target/debug/fleetmq --mosquitto
 
 echo "== Python end-to-end tests"
 FLEETMQ_BIN="$PWD/target/debug/fleetmq" python3 -m pytest broker/tests/python -q 2>&1 \

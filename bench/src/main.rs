@@ -1,0 +1,492 @@
+//! `fleetmq-bench`: the load generator and the side-by-side runner.
+//!
+//! - `fleetmq-bench run` starts fleetmq, Mosquitto and rumqttd in turn with
+//!   equivalent configurations, runs every scenario against each (broker on
+//!   core 0, load on core 1), and writes `report.md`, `report.json` and SVG
+//!   plots (`bench/run.sh` is the one command that builds and runs it all).
+//! - `fleetmq-bench smoke` runs every scenario tiny against the debug
+//!   fleetmq (and Mosquitto when installed) and checks the harness produced
+//!   figures: CI's guard against rot, not a speed test.
+//! - `fleetmq-bench load connect|flow` aims one scenario at a broker you
+//!   started yourself (under a profiler, say).
+//! - `fleetmq-bench report DIR` renders `DIR/report.json` again.
+//!
+//! Modules: [`mqtt`] (the packets), [`tls`] (client configurations),
+//! [`conn`] (one connection), [`scenario`] (the load), [`runner`] (brokers
+//! and the plan), [`report`], [`svg`], [`crypto`] (the `openssl speed`
+//! limit), [`pki`] (the shared certificates), [`stats`].
+
+mod conn;
+mod crypto;
+mod mqtt;
+mod pki;
+mod report;
+mod runner;
+mod scenario;
+mod stats;
+mod svg;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use conn::Endpoint;
+use report::{BrokerInfo, Report};
+use runner::broker::{BrokerSetup, Kind, Ports};
+use runner::plan::Plan;
+use runner::Runner;
+use tls::{Clients, Profile, ServerKey, Verify, Version};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleetmq-bench",
+    about = "Benchmarks fleetmq against Mosquitto and rumqttd"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the comparison and write the report.
+    Run(RunArgs),
+    /// Every scenario, tiny, against the debug fleetmq: checks the harness.
+    Smoke(SmokeArgs),
+    /// One scenario against a broker that is already running.
+    Load {
+        #[command(subcommand)]
+        scenario: LoadCmd,
+    },
+    /// Render DIR/report.json into DIR/report.md and the plots again.
+    Report { dir: PathBuf },
+}
+
+#[derive(Debug, Args)]
+struct Bins {
+    #[arg(long, default_value = "target/release/fleetmq")]
+    fleetmq_bin: PathBuf,
+    #[arg(long, default_value = "/usr/sbin/mosquitto")]
+    mosquitto_bin: PathBuf,
+    #[arg(long, default_value = "target/tools/bin/rumqttd")]
+    rumqttd_bin: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Brokers to compare, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fleetmq,mosquitto,rumqttd"
+    )]
+    brokers: Vec<Kind>,
+    #[command(flatten)]
+    bins: Bins,
+    /// Repetitions (default: the plan's).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Only these scenarios: connect, fleet, held-max, flow, latency, persist.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Working folder: PKI, configurations, broker logs and data.
+    #[arg(long, default_value = "target/bench")]
+    work: PathBuf,
+    /// How the load generator checks the broker's certificate chain.
+    #[arg(long, value_enum, default_value = "cached")]
+    verify: Verify,
+    /// Use the smoke plan (tiny sizes) instead of the full one.
+    #[arg(long)]
+    smoke: bool,
+    /// Skip `openssl speed`.
+    #[arg(long)]
+    no_crypto: bool,
+}
+
+#[derive(Debug, Args)]
+struct SmokeArgs {
+    #[arg(long, default_value = "target/debug/fleetmq")]
+    fleetmq_bin: PathBuf,
+    /// Also run Mosquitto when it is installed here.
+    #[arg(long)]
+    mosquitto: bool,
+    #[arg(long, default_value = "/usr/sbin/mosquitto")]
+    mosquitto_bin: PathBuf,
+    /// Working folder (a temporary one by default).
+    #[arg(long)]
+    work: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LoadCmd {
+    /// Scenario 1 against ADDR (mutual TLS with the bench PKI in --pki).
+    Connect {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value = "target/bench/pki")]
+        pki: PathBuf,
+        #[arg(long, value_enum, default_value = "1.2")]
+        tls: Version,
+        #[arg(long, value_enum, default_value = "ecdsa")]
+        key: ServerKey,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        #[arg(long, default_value_t = 1_000_000)]
+        max: u64,
+        #[arg(long, value_enum, default_value = "cached")]
+        verify: Verify,
+    },
+    /// Scenario 4 or 5 against ADDR (plain TCP).
+    Flow {
+        #[arg(long)]
+        addr: SocketAddr,
+        /// fan-in (N publishers, 1 subscriber) or fan-out (1 -> N).
+        #[arg(long, default_value = "fan-in")]
+        shape: String,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Total publishes per second; unlimited when left out.
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    runner::broker::kill_all_on_signal();
+    let outcome = match cli.command {
+        Cmd::Run(args) => run(args),
+        Cmd::Smoke(args) => smoke(args),
+        Cmd::Load { scenario } => load(scenario),
+        Cmd::Report { dir } => rerender(&dir),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("fleetmq-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn setups(brokers: &[(Kind, PathBuf)], work: &Path, pki: &pki::Pki) -> Result<Vec<BrokerSetup>> {
+    brokers
+        .iter()
+        .map(|(kind, bin)| {
+            // Brokers run in their own folders: the path must not be relative.
+            let bin = bin
+                .canonicalize()
+                .with_context(|| format!("{kind}: no binary at {}", bin.display()))?;
+            Ok(BrokerSetup {
+                kind: *kind,
+                bin,
+                work: runner::work_dir(work, *kind),
+                pki: pki.clone(),
+                ports: Ports::free()?,
+            })
+        })
+        .collect()
+}
+
+fn version_of(kind: Kind, bin: &Path) -> String {
+    let output = match kind {
+        Kind::Fleetmq => Command::new(bin).arg("--version").output(),
+        // Mosquitto prints its version in the usage text, and exits 3.
+        Kind::Mosquitto => Command::new(bin).arg("-h").output(),
+        Kind::Rumqttd => Command::new(bin).arg("--version").output(),
+    };
+    let text = output
+        .map(|o| {
+            let mut s = String::from_utf8_lossy(&o.stdout).to_string();
+            s.push_str(&String::from_utf8_lossy(&o.stderr));
+            s
+        })
+        .unwrap_or_default();
+    let line = text
+        .lines()
+        .find(|l| l.contains("version") || l.contains(&kind.to_string()))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    match kind {
+        Kind::Fleetmq => {
+            let commit = Command::new("git")
+                .args(["rev-parse", "--short", "HEAD"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            format!("{line} (git {commit}, release build)")
+        }
+        Kind::Rumqttd => format!("{line} (crates.io, features verify-client-cert)"),
+        Kind::Mosquitto => format!("{line} (Debian package)"),
+    }
+}
+
+fn now_utc() -> String {
+    Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let mut plan = if args.smoke {
+        Plan::smoke()
+    } else {
+        Plan::full()
+    };
+    if let Some(reps) = args.reps {
+        plan.reps = reps.max(1);
+    }
+    for scenario in &args.only {
+        if !runner::SCENARIOS.contains(&scenario.as_str()) {
+            bail!(
+                "unknown scenario {scenario}; known: {}",
+                runner::SCENARIOS.join(", ")
+            );
+        }
+    }
+    // Brokers run inside the work folder: every path handed to them must
+    // be absolute.
+    let work = std::path::absolute(&args.work)?;
+    let pki = pki::Pki::load_or_create(&work.join("pki"))?;
+    let brokers: Vec<(Kind, PathBuf)> = args
+        .brokers
+        .iter()
+        .map(|kind| {
+            let bin = match kind {
+                Kind::Fleetmq => &args.bins.fleetmq_bin,
+                Kind::Mosquitto => &args.bins.mosquitto_bin,
+                Kind::Rumqttd => &args.bins.rumqttd_bin,
+            };
+            (*kind, bin.clone())
+        })
+        .collect();
+    let setups = setups(&brokers, &work, &pki)?;
+    let crypto = if args.no_crypto {
+        None
+    } else {
+        eprintln!("== openssl speed (crypto limit) on core 0");
+        crypto::measure(Some(0), if args.smoke { 1 } else { 3 })
+            .map_err(|e| eprintln!("   openssl speed failed: {e:#}"))
+            .ok()
+    };
+    let infos = brokers
+        .iter()
+        .map(|(kind, bin)| BrokerInfo {
+            kind: *kind,
+            version: version_of(*kind, bin),
+            bin: bin.display().to_string(),
+        })
+        .collect();
+    let mut runner = Runner::new(plan.clone(), setups, pki, args.verify);
+    runner.only = args.only.clone();
+    runner.run()?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let report = Report {
+        generated_at: now_utc(),
+        command,
+        plan,
+        verify: args.verify,
+        machine: report::machine(),
+        brokers: infos,
+        crypto,
+        records: runner.records,
+    };
+    report.write(&args.out)?;
+    eprintln!("report: {}", args.out.join("report.md").display());
+    Ok(())
+}
+
+fn smoke(args: SmokeArgs) -> Result<()> {
+    let started = std::time::Instant::now();
+    let temp;
+    let work = match &args.work {
+        Some(work) => std::path::absolute(work)?,
+        None => {
+            temp = TempDir::new()?;
+            temp.path.clone()
+        }
+    };
+    let pki = pki::Pki::load_or_create(&work.join("pki"))?;
+    let mut brokers = vec![(Kind::Fleetmq, args.fleetmq_bin.clone())];
+    if args.mosquitto && args.mosquitto_bin.exists() {
+        brokers.push((Kind::Mosquitto, args.mosquitto_bin.clone()));
+    }
+    let setups = setups(&brokers, &work, &pki)?;
+    let plan = Plan::smoke();
+    let mut runner = Runner::new(plan.clone(), setups, pki, Verify::Full);
+    runner.run()?;
+    let report = Report {
+        generated_at: now_utc(),
+        command: "fleetmq-bench smoke".into(),
+        plan,
+        verify: Verify::Full,
+        machine: report::machine(),
+        brokers: brokers
+            .iter()
+            .map(|(kind, bin)| BrokerInfo {
+                kind: *kind,
+                version: "smoke".into(),
+                bin: bin.display().to_string(),
+            })
+            .collect(),
+        crypto: None,
+        records: runner.records.clone(),
+    };
+    report.write(&work.join("results"))?;
+    // The harness works when every case produced figures for every broker
+    // and the report rendered.
+    let cases = report::cases_with_figures(&runner.records);
+    let mut missing = Vec::new();
+    for record in &runner.records {
+        let ok = cases
+            .get(&record.case)
+            .is_some_and(|kinds| kinds.contains(&record.broker));
+        if !ok {
+            missing.push(format!(
+                "{} {}: {}",
+                record.broker,
+                record.case,
+                record.error.as_deref().unwrap_or("no figures")
+            ));
+        }
+    }
+    let expected_cases = runner::CASES.len();
+    if cases.len() < expected_cases {
+        missing.push(format!(
+            "only {} of {expected_cases} cases measured",
+            cases.len()
+        ));
+    }
+    if !missing.is_empty() {
+        bail!("smoke run failed:\n  {}", missing.join("\n  "));
+    }
+    eprintln!(
+        "smoke: {} cases x {} broker(s) measured, report rendered, in {:.0} s",
+        cases.len(),
+        brokers.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A temporary folder removed on drop (the smoke run's work folder).
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let path = std::env::temp_dir().join(format!("fleetmq-bench-smoke-{}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn load(scenario: LoadCmd) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let json = match scenario {
+            LoadCmd::Connect {
+                addr,
+                pki,
+                tls,
+                key,
+                concurrency,
+                secs,
+                max,
+                verify,
+            } => {
+                let pki = pki::Pki::load_or_create(&pki)?;
+                let profile = Profile {
+                    version: tls,
+                    server_key: key,
+                    verify,
+                };
+                let endpoint = Endpoint {
+                    addr,
+                    tls: Some(Clients::new(&pki, profile)?),
+                };
+                let config = scenario::connect::StormConfig {
+                    concurrency,
+                    duration: Duration::from_secs_f64(secs),
+                    max_connects: max,
+                    attempt_timeout: Duration::from_secs(10),
+                };
+                serde_json::to_string_pretty(&scenario::connect::run(&endpoint, &config).await?)?
+            }
+            LoadCmd::Flow {
+                addr,
+                shape,
+                clients,
+                qos,
+                secs,
+                rate,
+                payload,
+            } => {
+                let shape = match shape.as_str() {
+                    "fan-in" => scenario::flow::Shape::FanIn,
+                    "fan-out" => scenario::flow::Shape::FanOut,
+                    other => bail!("--shape is fan-in or fan-out, not {other}"),
+                };
+                let (publishers, subscribers) = match shape {
+                    scenario::flow::Shape::FanIn => (clients, 1),
+                    scenario::flow::Shape::FanOut => (1, clients),
+                };
+                let config = scenario::flow::FlowConfig {
+                    shape,
+                    publishers,
+                    subscribers,
+                    qos,
+                    payload,
+                    warmup: Duration::from_secs(1),
+                    duration: Duration::from_secs_f64(secs),
+                    rate,
+                    window: 32,
+                    drain: Duration::from_secs(5),
+                };
+                let endpoint = Endpoint { addr, tls: None };
+                let mut result = scenario::flow::run(&endpoint, &config).await?;
+                result.latency_cdf.clear();
+                serde_json::to_string_pretty(&result)?
+            }
+        };
+        println!("{json}");
+        Ok(())
+    })
+}
+
+fn rerender(dir: &Path) -> Result<()> {
+    let path = dir.join("report.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let report: Report =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    report.write(dir)
+}

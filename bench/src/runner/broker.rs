@@ -1,0 +1,369 @@
+//! The brokers under test: equivalent configurations for fleetmq,
+//! Mosquitto and rumqttd, and their processes (started pinned to a core
+//! with `taskset`, stopped with SIGTERM, never left running).
+//!
+//! Each broker gets three listeners on loopback: plain TCP, mutual TLS with
+//! the ECDSA server certificate, mutual TLS with the RSA one; the same
+//! CA, certificates and keys; the same queue limits; no `$SYS` noise;
+//! warnings-only logging.
+
+use std::fmt;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::pki::Pki;
+use crate::stats;
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Fleetmq,
+    Mosquitto,
+    Rumqttd,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Fleetmq => "fleetmq",
+            Kind::Mosquitto => "mosquitto",
+            Kind::Rumqttd => "rumqttd",
+        })
+    }
+}
+
+/// Which CPUs a process may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// One core (the broker on 0, the load generator on 1).
+    Core(usize),
+    /// Every core.
+    Any,
+}
+
+/// The queue limits every broker gets (fleetmq `[limits]`, Mosquitto
+/// `max_inflight_messages`/`max_queued_messages`, rumqttd
+/// `max_inflight_count`).
+pub const MAX_INFLIGHT: usize = 100;
+pub const MAX_QUEUED: usize = 10_000;
+
+/// The listener ports of a broker.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Ports {
+    pub plain: u16,
+    pub ecdsa: u16,
+    pub rsa: u16,
+}
+
+impl Ports {
+    /// Three ports free now (the kernel's choice, released at once).
+    pub fn free() -> Result<Ports> {
+        let mut ports = [0u16; 3];
+        let mut held = Vec::new();
+        for port in &mut ports {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            *port = listener.local_addr()?.port();
+            held.push(listener);
+        }
+        Ok(Ports {
+            plain: ports[0],
+            ecdsa: ports[1],
+            rsa: ports[2],
+        })
+    }
+
+    pub fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+}
+
+/// How to start one broker.
+#[derive(Debug, Clone)]
+pub struct BrokerSetup {
+    pub kind: Kind,
+    pub bin: PathBuf,
+    /// This broker's folder: configuration, log, data.
+    pub work: PathBuf,
+    pub pki: Pki,
+    pub ports: Ports,
+}
+
+/// Brokers running now, by process id, for [`kill_all_on_signal`].
+static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Kills every broker this process started when it gets SIGINT or
+/// SIGTERM, then exits: an interrupted run leaves nothing running (drop
+/// handlers do not run when a signal ends the process).
+pub fn kill_all_on_signal() {
+    std::thread::spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut interrupt), Ok(mut terminate)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+            eprintln!("fleetmq-bench: interrupted; brokers stopped");
+            std::process::exit(130);
+        });
+    });
+}
+
+fn register(pid: u32, running: bool) {
+    if let Ok(mut pids) = RUNNING.lock() {
+        pids.retain(|p| *p != pid);
+        if running {
+            pids.push(pid);
+        }
+    }
+}
+
+/// A started broker; stopped (SIGKILL if need be) when dropped.
+pub struct Running {
+    pub kind: Kind,
+    child: Child,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+impl BrokerSetup {
+    /// Writes the configuration (durable storage on or off) and starts the
+    /// broker on `placement`; returns once every listener accepts.
+    pub async fn start(&self, placement: Placement, durable: bool) -> Result<Running> {
+        fs::create_dir_all(self.work.join("data"))?;
+        let args = self.write_config(durable)?;
+        let log = self.work.join(format!("{}.log", self.kind));
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let mut command = match placement {
+            Placement::Core(core) => {
+                let mut taskset = Command::new("taskset");
+                taskset.arg("-c").arg(core.to_string()).arg(&self.bin);
+                taskset
+            }
+            Placement::Any => Command::new(&self.bin),
+        };
+        command
+            .args(&args)
+            .current_dir(&self.work)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            // fleetmq reads FLEETMQ_* and RUST_LOG; the bench sets neither.
+            .env_remove("RUST_LOG");
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} ({})", self.kind, self.bin.display()))?;
+        let pid = child.id();
+        register(pid, true);
+        let mut running = Running {
+            kind: self.kind,
+            child,
+            pid,
+            log,
+        };
+        running.wait_listening(&self.ports).await?;
+        Ok(running)
+    }
+
+    fn write_config(&self, durable: bool) -> Result<Vec<String>> {
+        let path = |p: &Path| p.display().to_string();
+        let pki = &self.pki;
+        let ports = &self.ports;
+        let data = self.work.join("data");
+        match self.kind {
+            Kind::Fleetmq => {
+                let tls = |name: &str, port: u16, cert: &crate::pki::Issued| {
+                    format!(
+                        "[[listener]]\nname = \"{name}\"\nbind = \"127.0.0.1:{port}\"\n\n\
+                         [listener.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n\
+                         client_certs = \"required\"\n\
+                         # OpenSSL's default session cache size, as Mosquitto has.\n\
+                         session_cache_size = 20480\n\n",
+                        path(&cert.cert),
+                        path(&cert.key),
+                        path(&pki.ca)
+                    )
+                };
+                let config = format!(
+                    "data_dir = \"{}\"\n\n[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:{}\"\n\n{}{}\
+                     [limits]\nmax_inflight = {MAX_INFLIGHT}\nmax_queued_messages = {MAX_QUEUED}\n\n\
+                     [mqtt]\nsys_interval_secs = 0\n\n[log]\nlevel = \"warn\"\n\n\
+                     [store]\nenabled = {durable}\n",
+                    path(&data),
+                    ports.plain,
+                    tls("tls-ecdsa", ports.ecdsa, &pki.server_ecdsa),
+                    tls("tls-rsa", ports.rsa, &pki.server_rsa),
+                );
+                let file = self.work.join("fleetmq.toml");
+                fs::write(&file, config)?;
+                Ok(vec!["run".into(), "--config".into(), path(&file)])
+            }
+            Kind::Mosquitto => {
+                let tls = |port: u16, cert: &crate::pki::Issued| {
+                    format!(
+                        "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
+                         require_certificate true\n\n",
+                        path(&pki.ca),
+                        path(&cert.cert),
+                        path(&cert.key)
+                    )
+                };
+                let config = format!(
+                    "# Stay root: the files are the bench's, not a mosquitto user's.\nuser root\n\
+                     per_listener_settings false\nallow_anonymous true\nsys_interval 0\n\
+                     max_inflight_messages {MAX_INFLIGHT}\nmax_queued_messages {MAX_QUEUED}\n\
+                     log_dest stderr\nlog_type error\nlog_type warning\n\
+                     persistence {durable}\npersistence_location {}/\n\n\
+                     listener {} 127.0.0.1\n\n{}{}",
+                    path(&data),
+                    ports.plain,
+                    tls(ports.ecdsa, &pki.server_ecdsa),
+                    tls(ports.rsa, &pki.server_rsa),
+                );
+                let file = self.work.join("mosquitto.conf");
+                fs::write(&file, config)?;
+                Ok(vec!["-c".into(), path(&file)])
+            }
+            Kind::Rumqttd => {
+                let server = |id: u8, name: &str, port: u16, tls: Option<&crate::pki::Issued>| {
+                    let mut text = format!(
+                        "[v4.{id}]\nname = \"{name}\"\nlisten = \"127.0.0.1:{port}\"\n\
+                         # No artificial pause between accepted connections.\n\
+                         next_connection_delay_ms = 0\n\n\
+                         [v4.{id}.connections]\nconnection_timeout_ms = 60000\n\
+                         max_payload_size = 20480\nmax_inflight_count = {MAX_INFLIGHT}\n\
+                         dynamic_filters = true\n\n"
+                    );
+                    if let Some(cert) = tls {
+                        text.push_str(&format!(
+                            "[v4.{id}.tls]\ncapath = \"{}\"\ncertpath = \"{}\"\nkeypath = \"{}\"\n\n",
+                            path(&pki.ca),
+                            path(&cert.cert),
+                            path(&cert.key)
+                        ));
+                    }
+                    text
+                };
+                let config = format!(
+                    "id = 0\n\n[router]\nid = 0\nmax_connections = 30010\n\
+                     max_outgoing_packet_count = 200\nmax_segment_size = 104857600\n\
+                     max_segment_count = 10\n\n{}{}{}",
+                    server(1, "plain", ports.plain, None),
+                    server(2, "tls-ecdsa", ports.ecdsa, Some(&pki.server_ecdsa)),
+                    server(3, "tls-rsa", ports.rsa, Some(&pki.server_rsa)),
+                );
+                let file = self.work.join("rumqttd.toml");
+                fs::write(&file, config)?;
+                Ok(vec!["-q".into(), "-c".into(), path(&file)])
+            }
+        }
+    }
+}
+
+impl Running {
+    async fn wait_listening(&mut self, ports: &Ports) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for port in [ports.plain, ports.ecdsa, ports.rsa] {
+            loop {
+                if let Some(status) = self.child.try_wait()? {
+                    bail!(
+                        "{} exited ({status}) before listening on {port}; its log {}:\n{}",
+                        self.kind,
+                        self.log.display(),
+                        self.log_tail()
+                    );
+                }
+                if tokio::net::TcpStream::connect(Ports::addr(port))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{} not listening on {port} after 20 s", self.kind);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The last lines of the broker's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    pub fn rss_kib(&self) -> Option<u64> {
+        stats::rss_kib(self.pid)
+    }
+
+    /// SIGTERM, then up to 15 s for a graceful exit, then SIGKILL.
+    pub async fn stop(mut self) -> Result<Duration> {
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        while started.elapsed() < Duration::from_secs(15) {
+            if self.child.try_wait()?.is_some() {
+                return Ok(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        bail!("{} ignored SIGTERM for 15 s; killed", self.kind)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        register(self.pid, false);
+    }
+}

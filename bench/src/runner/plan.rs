@@ -1,0 +1,113 @@
+//! How big each scenario is: the full comparison and the CI smoke run.
+//! Every figure the report shows comes from one of these, and the report
+//! prints the plan it ran.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    /// Repetitions of every measurement (medians are over these).
+    pub reps: usize,
+    pub storm_concurrency: usize,
+    pub storm_secs: f64,
+    pub storm_max_connects: u64,
+    pub fleet_devices: usize,
+    /// Repetitions of the fleet scenario (the slowest per broker).
+    pub fleet_reps: usize,
+    /// The "as many as the machine allows" fleet; 0 skips it.
+    pub fleet_max_devices: usize,
+    /// Repetitions of the largest fleet (it is the slowest scenario).
+    pub fleet_max_reps: usize,
+    pub fleet_launch_concurrency: usize,
+    /// Longest wait for a fleet to be all connected.
+    pub fleet_wait_secs: f64,
+    pub fan_in_publishers: usize,
+    pub fan_out_subscribers: usize,
+    pub payload: usize,
+    pub qos1_window: usize,
+    pub flow_warmup_secs: f64,
+    pub flow_secs: f64,
+    pub flow_drain_secs: f64,
+    /// Latency runs offer this share of Mosquitto's peak rate...
+    pub latency_rate_share: f64,
+    /// ...or these rates (msgs/s published) when Mosquitto is not in the run.
+    pub fallback_fan_in_rate: f64,
+    pub fallback_fan_out_rate: f64,
+    pub persist_sessions: usize,
+    pub persist_per_session: usize,
+    /// Longest wait for other work on the machine to calm down before a
+    /// measurement (0: do not wait).
+    pub quiet_wait_secs: f64,
+}
+
+impl Plan {
+    /// The full comparison: about 5 minutes per broker on 2 cores.
+    pub fn full() -> Plan {
+        Plan {
+            name: "full".into(),
+            reps: 3,
+            storm_concurrency: 64,
+            storm_secs: 2.5,
+            storm_max_connects: 200_000,
+            fleet_devices: 10_000,
+            fleet_reps: 2,
+            // Each process may hold 20,000 descriptors here (the hard
+            // RLIMIT_NOFILE); the broker needs a few for itself.
+            fleet_max_devices: 19_000,
+            fleet_max_reps: 1,
+            fleet_launch_concurrency: 256,
+            fleet_wait_secs: 45.0,
+            fan_in_publishers: 100,
+            fan_out_subscribers: 100,
+            payload: 64,
+            qos1_window: 32,
+            flow_warmup_secs: 0.5,
+            flow_secs: 2.5,
+            flow_drain_secs: 3.0,
+            latency_rate_share: 0.5,
+            fallback_fan_in_rate: 50_000.0,
+            fallback_fan_out_rate: 1_000.0,
+            persist_sessions: 100,
+            persist_per_session: 100,
+            quiet_wait_secs: 5.0,
+        }
+    }
+
+    /// The CI smoke run: every scenario, tiny, seconds in all. It shows the
+    /// harness works; its figures mean nothing.
+    pub fn smoke() -> Plan {
+        Plan {
+            name: "smoke".into(),
+            reps: 1,
+            storm_concurrency: 4,
+            storm_secs: 0.5,
+            storm_max_connects: 40,
+            fleet_devices: 40,
+            fleet_reps: 1,
+            fleet_max_devices: 80,
+            fleet_max_reps: 1,
+            fleet_launch_concurrency: 16,
+            fleet_wait_secs: 15.0,
+            fan_in_publishers: 5,
+            fan_out_subscribers: 5,
+            payload: 64,
+            qos1_window: 8,
+            flow_warmup_secs: 0.2,
+            flow_secs: 0.5,
+            flow_drain_secs: 2.0,
+            latency_rate_share: 0.5,
+            fallback_fan_in_rate: 500.0,
+            fallback_fan_out_rate: 100.0,
+            persist_sessions: 5,
+            persist_per_session: 10,
+            quiet_wait_secs: 0.0,
+        }
+    }
+
+    pub fn secs(value: f64) -> Duration {
+        Duration::from_secs_f64(value.max(0.0))
+    }
+}

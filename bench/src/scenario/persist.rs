@@ -1,0 +1,214 @@
+//! Scenario 6: persistent QoS 1 into offline sessions, durability on.
+//!
+//! 1. [`prepare`]: `sessions` clients connect with clean session 0,
+//!    subscribe at QoS 1 to `bench/persist/<n>` and go away.
+//! 2. [`publish`]: one publisher sends `per_session` QoS 1 messages to each
+//!    topic with a window; each PUBACK is the broker's promise to deliver.
+//! 3. The runner restarts the broker (SIGTERM, start again).
+//! 4. [`drain`]: every session comes back (clean session 0) and receives
+//!    what was queued for it; anything missing was lost.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::conn::{Conn, Endpoint, Hello};
+use crate::mqtt::{self, Packet};
+use crate::stats::{now_nanos, Percentiles, Samples};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PersistConfig {
+    pub sessions: usize,
+    pub per_session: usize,
+    pub payload: usize,
+    /// Unacknowledged QoS 1 messages the publisher keeps.
+    pub window: usize,
+    /// Bound on each phase.
+    pub phase_limit: Duration,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PersistResult {
+    pub sessions: usize,
+    pub published: u64,
+    /// PUBACKs per second while publishing into the offline sessions.
+    pub accepted_per_sec: f64,
+    /// PUBLISH to PUBACK.
+    pub ack_latency: Percentiles,
+    /// Sessions the broker still had after the restart.
+    pub sessions_present: u64,
+    /// Distinct messages delivered after the restart.
+    pub delivered: u64,
+    pub lost: u64,
+    pub drain_secs: f64,
+    pub drained_per_sec: f64,
+}
+
+fn client_id(n: usize) -> String {
+    format!("persist-{n}")
+}
+
+fn topic(n: usize) -> String {
+    format!("bench/persist/{n}")
+}
+
+/// Phase 1: the persistent sessions and their subscriptions.
+pub async fn prepare(endpoint: &Endpoint, config: &PersistConfig) -> Result<()> {
+    for n in 0..config.sessions {
+        let id = client_id(n);
+        let hello = Hello {
+            client_id: &id,
+            clean_session: false,
+            keep_alive_secs: 600,
+        };
+        let (mut conn, _) = Conn::open(endpoint, n, None, &hello, config.phase_limit).await?;
+        mqtt::subscribe(&mut conn.out, 1, &topic(n), 1);
+        conn.flush().await?;
+        match conn.recv().await? {
+            Packet::SubAck { granted: 1, .. } => {}
+            other => bail!("session {id}: subscribe at QoS 1 answered {other:?}"),
+        }
+        conn.close().await;
+    }
+    Ok(())
+}
+
+/// Phase 2: fills the offline sessions; fills in the publishing figures.
+pub async fn publish(
+    endpoint: &Endpoint,
+    config: &PersistConfig,
+    result: &mut PersistResult,
+) -> Result<()> {
+    let hello = Hello {
+        client_id: "persist-publisher",
+        clean_session: true,
+        keep_alive_secs: 600,
+    };
+    let (mut conn, _) = Conn::open(endpoint, 0, None, &hello, config.phase_limit).await?;
+    let total = config.sessions * config.per_session;
+    let topics: Vec<String> = (0..config.sessions).map(topic).collect();
+    let mut sent_at = vec![0u64; 65536];
+    let mut acks = Samples::with_capacity(total);
+    let started = Instant::now();
+    let deadline = started + config.phase_limit;
+    let (mut sent, mut acked, mut inflight) = (0usize, 0usize, 0usize);
+    let mut next_id: u16 = 1;
+    while acked < total {
+        while inflight < config.window && sent < total {
+            let now = now_nanos();
+            sent_at[next_id as usize] = now;
+            // Message k goes to session k % sessions; its tag is k.
+            mqtt::publish(
+                &mut conn.out,
+                &topics[sent % config.sessions],
+                1,
+                next_id,
+                now,
+                sent as u64,
+                config.payload,
+            );
+            next_id = next_id.checked_add(1).unwrap_or(1);
+            sent += 1;
+            inflight += 1;
+        }
+        conn.flush().await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let packet = match tokio::time::timeout(remaining, conn.recv()).await {
+            Ok(packet) => packet?,
+            Err(_) => bail!("{acked} of {total} QoS 1 publishes acknowledged in time"),
+        };
+        let mut handle = |packet: Packet| {
+            if let Packet::PubAck { packet_id } = packet {
+                acks.push_nanos(now_nanos().saturating_sub(sent_at[packet_id as usize]));
+                acked += 1;
+                inflight = inflight.saturating_sub(1);
+            }
+        };
+        handle(packet);
+        while let Some(packet) = conn.try_recv()? {
+            handle(packet);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    conn.close().await;
+    result.sessions = config.sessions;
+    result.published = total as u64;
+    result.accepted_per_sec = total as f64 / seconds;
+    result.ack_latency = acks.percentiles();
+    Ok(())
+}
+
+/// Phase 4: every session comes back and takes what was queued.
+pub async fn drain(
+    endpoint: &Endpoint,
+    config: &PersistConfig,
+    result: &mut PersistResult,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for n in 0..config.sessions {
+        let endpoint = endpoint.clone();
+        let config = config.clone();
+        tasks.spawn(async move { drain_one(&endpoint, &config, n).await });
+    }
+    let (mut delivered, mut present) = (0u64, 0u64);
+    while let Some(joined) = tasks.join_next().await {
+        let (count, session_present) = joined??;
+        delivered += count;
+        present += u64::from(session_present);
+    }
+    result.drain_secs = started.elapsed().as_secs_f64();
+    result.sessions_present = present;
+    result.delivered = delivered;
+    result.lost = result.published.saturating_sub(delivered);
+    result.drained_per_sec = delivered as f64 / result.drain_secs.max(1e-9);
+    Ok(())
+}
+
+/// One session's distinct deliveries (duplicates from redelivery count
+/// once) and whether the broker still had the session.
+async fn drain_one(endpoint: &Endpoint, config: &PersistConfig, n: usize) -> Result<(u64, bool)> {
+    let id = client_id(n);
+    let hello = Hello {
+        client_id: &id,
+        clean_session: false,
+        keep_alive_secs: 600,
+    };
+    let (mut conn, timing) = Conn::open(endpoint, n, None, &hello, config.phase_limit).await?;
+    let mut seen = HashSet::with_capacity(config.per_session);
+    let deadline = Instant::now() + config.phase_limit;
+    while seen.len() < config.per_session {
+        let packet = match conn.try_recv()? {
+            Some(packet) => packet,
+            None => {
+                conn.flush().await?;
+                // Quiet for a second with messages missing: they are not
+                // coming.
+                let wait =
+                    Duration::from_secs(1).min(deadline.saturating_duration_since(Instant::now()));
+                match tokio::time::timeout(wait, conn.recv()).await {
+                    Ok(packet) => packet?,
+                    Err(_) => break,
+                }
+            }
+        };
+        if let Packet::Publish {
+            qos,
+            packet_id,
+            tag,
+            ..
+        } = packet
+        {
+            seen.insert(tag);
+            if qos > 0 {
+                mqtt::puback(&mut conn.out, packet_id);
+            }
+        }
+    }
+    conn.flush().await?;
+    conn.close().await;
+    Ok((seen.len() as u64, timing.session_present))
+}

@@ -1,0 +1,221 @@
+//! rustls client configurations for the load generator.
+//!
+//! Every broker meets the same client: one cipher suite per run (the one an
+//! ESP32 with mbedTLS negotiates), one key-exchange group in use (X25519,
+//! what OpenSSL and rustls both prefer; rustls would otherwise offer the
+//! larger post-quantum hybrid that only the rustls brokers accept), and resumption
+//! only where a scenario asks for it.
+//!
+//! [`Verify::Cached`] keeps the load generator from becoming the bottleneck
+//! (see docs/decisions/0061): the server's chain is verified once per
+//! process and then pinned byte for byte; the handshake signature is still
+//! checked on every connection, so the client does one ECDSA verify less
+//! per handshake, the broker exactly the same work.
+
+use std::fs;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context, Result};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionMemoryCache, Resumption, WebPkiServerVerifier};
+use rustls::crypto::{aws_lc_rs, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde::{Deserialize, Serialize};
+
+use crate::pki::Pki;
+
+/// TLS protocol version a run pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Version {
+    #[serde(rename = "1.2")]
+    #[value(name = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    #[value(name = "1.3")]
+    Tls13,
+}
+
+/// Which server certificate (and so which listener) a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum ServerKey {
+    /// ECDSA P-256: ECDHE-ECDSA-AES128-GCM-SHA256 under TLS 1.2.
+    Ecdsa,
+    /// RSA-2048: ECDHE-RSA-AES128-GCM-SHA256 under TLS 1.2, like an ESP32's
+    /// mbedTLS default against an RSA certificate.
+    Rsa,
+}
+
+/// How the client checks the server (the broker's work is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Verify {
+    /// webpki chain verification on every handshake, as a device does.
+    Full,
+    /// Chain verified once, then pinned; handshake signatures always checked.
+    Cached,
+}
+
+/// Everything that shapes a client configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub version: Version,
+    pub server_key: ServerKey,
+    pub verify: Verify,
+}
+
+/// Client configurations, one per device certificate, sharing one verifier.
+#[derive(Clone)]
+pub struct Clients {
+    configs: Vec<Arc<ClientConfig>>,
+    /// The name every client asks for: the server certificates' SAN.
+    pub server_name: ServerName<'static>,
+}
+
+impl Clients {
+    /// Configurations without resumption: every connection a full handshake.
+    pub fn new(pki: &Pki, profile: Profile) -> Result<Clients> {
+        let provider = Arc::new(provider(profile.version));
+        let mut roots = RootCertStore::empty();
+        for cert in read_certs(&pki.ca)? {
+            roots.add(cert).context("adding the bench CA")?;
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .context("building the server verifier")?;
+        let verifier: Arc<dyn ServerCertVerifier> = match profile.verify {
+            Verify::Full => webpki,
+            Verify::Cached => Arc::new(PinAfterFirst {
+                inner: webpki,
+                verified: Mutex::new(None),
+            }),
+        };
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match profile.version {
+            Version::Tls12 => &[&rustls::version::TLS12],
+            Version::Tls13 => &[&rustls::version::TLS13],
+        };
+        let mut configs = Vec::new();
+        for device in &pki.devices {
+            let chain = read_certs(&device.cert)?;
+            let key = PrivateKeyDer::from_pem_file(&device.key)
+                .map_err(|e| anyhow!("reading {}: {e}", device.key.display()))?;
+            let mut config = ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(versions)
+                .context("protocol versions")?
+                .dangerous()
+                .with_custom_certificate_verifier(verifier.clone())
+                .with_client_auth_cert(chain, key)
+                .context("device certificate and key")?;
+            config.resumption = Resumption::disabled();
+            configs.push(Arc::new(config));
+        }
+        let server_name = ServerName::try_from("localhost").context("server name")?;
+        Ok(Clients {
+            configs,
+            server_name,
+        })
+    }
+
+    /// The configuration for device `index` (device certificates cycle).
+    pub fn for_device(&self, index: usize) -> Arc<ClientConfig> {
+        // `new` made one per device certificate, and there is at least one.
+        Arc::clone(&self.configs[index % self.configs.len()])
+    }
+
+    /// A configuration of device `index` with a session store of its own,
+    /// as a real device keeps its last session: a later connection made
+    /// with it resumes when the broker still knows the session.
+    pub fn resuming(&self, index: usize) -> Arc<ClientConfig> {
+        let mut config = (*self.for_device(index)).clone();
+        config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(2)));
+        Arc::new(config)
+    }
+}
+
+fn provider(version: Version) -> CryptoProvider {
+    let mut provider = aws_lc_rs::default_provider();
+    // X25519 is what every server here picks. P-256 is offered too because
+    // a TLS 1.2 server may only use an ECDSA P-256 certificate with a
+    // client that lists P-256 (RFC 8422 5.1); OpenSSL enforces that.
+    provider.kx_groups = vec![aws_lc_rs::kx_group::X25519, aws_lc_rs::kx_group::SECP256R1];
+    provider.cipher_suites = match version {
+        Version::Tls12 => vec![
+            aws_lc_rs::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            aws_lc_rs::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ],
+        Version::Tls13 => vec![aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256],
+    };
+    provider
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow!("{}: no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Verifies the server chain once with webpki, then accepts exactly those
+/// bytes again without re-verifying: pinning after a first full check.
+#[derive(Debug)]
+struct PinAfterFirst {
+    inner: Arc<WebPkiServerVerifier>,
+    /// End-entity and intermediates of the chain that passed, per server
+    /// certificate seen (ECDSA and RSA listeners run in separate processes
+    /// or one after the other, so this holds one or two entries).
+    verified: Mutex<Option<Vec<Vec<u8>>>>,
+}
+
+impl ServerCertVerifier for PinAfterFirst {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(seen) = self.verified.lock() {
+            if let Some(seen) = seen.as_ref() {
+                if seen.iter().any(|der| der.as_slice() == end_entity.as_ref()) {
+                    return Ok(ServerCertVerified::assertion());
+                }
+            }
+        }
+        let verified =
+            self.inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)?;
+        if let Ok(mut seen) = self.verified.lock() {
+            seen.get_or_insert_with(Vec::new)
+                .push(end_entity.as_ref().to_vec());
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
