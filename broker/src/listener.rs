@@ -155,57 +155,102 @@ impl Listener {
                 tls: None,
                 settings: Arc::clone(&self.config),
             };
-            let broker = Arc::clone(&broker);
-            let shutdown = shutdown.clone();
-            let done = done.clone();
-            let tls = self.tls.clone();
+            // Boxed before the task captures it: a task keeps what it
+            // captured for its whole life, and a device may stay for months.
+            let incoming = Box::new(Incoming {
+                stream,
+                origin,
+                tls: self.tls.clone(),
+                broker: Arc::clone(&broker),
+                shutdown: shutdown.clone(),
+            });
+            let held = (slot, peer_slot, done.clone());
             tokio::spawn(async move {
-                let _slot = slot;
-                let _peer_slot = peer_slot;
-                let _done = done;
-                serve_tcp(stream, origin, tls, broker, shutdown).await;
+                let _held = held;
+                serve_tcp(incoming).await;
             });
         }
     }
 }
 
-async fn serve_tcp(
+/// An accepted connection, before TLS and CONNECT.
+struct Incoming {
     stream: TcpStream,
-    mut origin: Origin,
+    origin: Origin,
     tls: Option<Arc<TlsListener>>,
     broker: Arc<Broker>,
     shutdown: watch::Receiver<bool>,
-) {
+}
+
+/// Runs TLS (on TLS listeners) and then the MQTT connection. Its future
+/// lives as long as the connection, so everything only the first
+/// milliseconds need is boxed and freed when done: what a held connection
+/// costs is its `Client`, its buffers and the TLS session.
+async fn serve_tcp(incoming: Box<Incoming>) {
+    let Incoming {
+        stream,
+        mut origin,
+        tls,
+        broker,
+        shutdown,
+    } = *incoming;
     // Small MQTT packets must not wait for Nagle's algorithm.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
     }
     let Some(tls) = tls else {
-        connection::serve(stream, origin, broker, shutdown).await;
+        connection::serve(Box::new((stream, origin)), broker, shutdown).await;
         return;
     };
-    match tls::handshake(&tls, stream, origin.peer, &mut origin.clock).await {
-        Ok((stream, info)) => {
-            origin.tls = Some(info);
-            connection::serve(stream, origin, broker, shutdown).await;
-        }
-        Err(failure) => {
-            tracing::info!(
-                listener = %origin.listener,
-                peer = %origin.peer,
-                reason = failure.reason(),
-                "TLS handshake with {} on listener \"{}\" failed: {}.",
-                origin.peer,
-                origin.listener,
-                failure.describe()
-            );
-            broker.stats.tls_failure();
-            broker.events.emit(Event::HandshakeFailed {
-                listener: Arc::clone(&origin.listener),
-                peer: origin.peer,
-                reason: failure.reason(),
-                detail: failure.describe(),
-            });
-        }
+    // Boxed: the handshake's state is large and needed only for the first
+    // milliseconds; inline, every held connection would keep its room.
+    let connection =
+        match Box::pin(tls::handshake(&tls, stream, origin.peer, &mut origin.clock)).await {
+            Ok((stream, info)) => {
+                origin.tls = Some(info);
+                Box::new((stream, origin))
+            }
+            Err(failure) => {
+                tracing::info!(
+                    listener = %origin.listener,
+                    peer = %origin.peer,
+                    reason = failure.reason(),
+                    "TLS handshake with {} on listener \"{}\" failed: {}.",
+                    origin.peer,
+                    origin.listener,
+                    failure.describe()
+                );
+                broker.stats.tls_failure();
+                broker.events.emit(Event::HandshakeFailed {
+                    listener: Arc::clone(&origin.listener),
+                    peer: origin.peer,
+                    reason: failure.reason(),
+                    detail: failure.describe(),
+                });
+                return;
+            }
+        };
+    connection::serve(connection, broker, shutdown).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<A, Fut, F>(_: &F) -> usize
+    where
+        F: Fn(A) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every held connection keeps its task's future; the handshakes'
+    /// large states are boxed so it stays small (memory per device).
+    #[test]
+    fn a_held_connection_task_is_small() {
+        let size = future_size(&serve_tcp);
+        eprintln!("serve_tcp future: {size} bytes");
+        assert!(size < 2048, "serve_tcp future is {size} bytes");
     }
 }

@@ -472,3 +472,79 @@ fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_nobody() {
         rss_start + SLOW_CONSUMER_GROWTH_BOUND_KIB,
     );
 }
+
+/// Fills a subscriber's TCP window: QoS 0 messages of 64 KiB to `topic`
+/// until `bytes` were sent; the subscriber reads nothing.
+fn fill_window(addr: SocketAddr, topic: &str, bytes: usize) {
+    let (mut publisher, _) = RawClient::connect_v311(addr, "window-filler", true);
+    let payload = vec![b'w'; 64 * 1024];
+    let packet = publish(topic, &payload, 0, false, false, None, false, &[]);
+    for _ in 0..bytes / payload.len() {
+        publisher.send(&packet);
+    }
+    publisher.ping();
+}
+
+#[test]
+fn a_subscriber_whose_window_stays_closed_is_disconnected_after_the_write_timeout() {
+    if skip_on_mosquitto("fleetmq write timeout") {
+        return;
+    }
+    let broker = Broker::start_with("[limits]\nwrite_timeout_secs = 2\n");
+    let addr = broker.addr();
+    let _stalled = subscriber(addr, "stalled", "bulk/#", 0);
+    // 32 MiB: more than loopback socket buffers hold, under the 16 MiB
+    // session queue plus what is in flight on the socket.
+    let started = Instant::now();
+    fill_window(addr, "bulk/data", 32 << 20);
+    assert!(
+        broker.wait_for_log(
+            "Client stalled has not read for 2 s (its TCP window stayed closed), disconnecting.",
+            Duration::from_secs(20),
+        ),
+        "the stalled subscriber was not disconnected; log:\n{}",
+        broker.logs()
+    );
+    eprintln!(
+        "stalled subscriber disconnected {:.1?} after the flood began",
+        started.elapsed()
+    );
+    // Everyone else is still served.
+    let (mut other, _) = RawClient::connect_v311(addr, "after-stall", true);
+    other.ping();
+}
+
+/// A take-over (or a shutdown) reaches a connection whose write is stuck:
+/// the stalled connection is closed at once, not after the write timeout.
+#[test]
+fn take_over_ends_a_connection_stuck_in_a_write() {
+    if skip_on_mosquitto("fleetmq write timeout") {
+        return;
+    }
+    // The default write timeout (30 s) is far longer than this test waits.
+    let broker = Broker::start();
+    let addr = broker.addr();
+    let _stalled = subscriber(addr, "device-7", "bulk/#", 0);
+    fill_window(addr, "bulk/data", 32 << 20);
+    // Let the broker's write to the stalled socket block.
+    thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let (mut again, connack) =
+        RawClient::connect_with(addr, ConnectBuilder::v311("device-7").clean(true));
+    let waited = started.elapsed();
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    assert!(
+        waited < Duration::from_secs(10),
+        "take-over waited {waited:?} for the stalled connection"
+    );
+    // Closing gives the old socket at most 2 s for its last bytes.
+    assert!(
+        broker.wait_for_log(
+            "Client device-7 disconnected by the broker: session taken over.",
+            Duration::from_secs(10),
+        ),
+        "the stalled connection did not end on take-over; log:\n{}",
+        broker.logs()
+    );
+    again.ping();
+}

@@ -51,7 +51,11 @@ impl Wire {
             tls: None,
             settings: Arc::new(fleetmq::config::ListenerConfig::default()),
         };
-        tokio::spawn(serve(server, origin, Arc::clone(broker), shutdown.clone()));
+        tokio::spawn(serve(
+            Box::new((server, origin)),
+            Arc::clone(broker),
+            shutdown.clone(),
+        ));
         let mut wire = Wire {
             stream: client,
             buf: BytesMut::new(),

@@ -123,6 +123,7 @@ impl Broker {
         QueueLimits {
             max_messages: self.config.limits.max_queued_messages,
             max_bytes: self.config.limits.max_queued_bytes,
+            full_wait: std::time::Duration::from_millis(self.config.limits.queue_full_wait_ms),
         }
     }
 

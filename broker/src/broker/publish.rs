@@ -30,12 +30,15 @@ pub struct SubscriptionQuotaExceeded {
 }
 
 /// What became of one published message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PublishOutcome {
     /// Sessions the message matched.
     pub matched: usize,
     /// Of those, sessions whose queue refused it.
     pub dropped: usize,
+    /// Sessions that took it past their queue's bound: the publisher
+    /// should wait until they have room ([`Session::holds_publishers`]).
+    pub pressured: Vec<Arc<Session>>,
     /// Store ticket covering every durable record the message produced
     /// (0: none); its acknowledgement waits for this ticket's commit.
     pub ticket: u64,
@@ -80,6 +83,7 @@ impl Broker {
         let mut outcome = PublishOutcome {
             matched: targets.len(),
             dropped: 0,
+            pressured: Vec::new(),
             ticket: 0,
         };
         for (session, route) in targets {
@@ -92,8 +96,10 @@ impl Broker {
                 message: Arc::clone(&message),
                 seq: None,
             };
-            if session.enqueue(item, self.store.as_deref(), &mut ops) == EnqueueOutcome::Dropped {
-                outcome.dropped += 1;
+            match session.enqueue(item, self.store.as_deref(), &mut ops, true) {
+                EnqueueOutcome::Queued => {}
+                EnqueueOutcome::Pressured => outcome.pressured.push(session),
+                EnqueueOutcome::Dropped => outcome.dropped += 1,
             }
         }
         if !ops.is_empty() {
@@ -241,7 +247,10 @@ impl Broker {
                 message,
                 seq: None,
             };
-            if session.enqueue(item, self.store.as_deref(), &mut ops) == EnqueueOutcome::Dropped {
+            // A new subscription's retained messages hold nobody back.
+            if session.enqueue(item, self.store.as_deref(), &mut ops, false)
+                == EnqueueOutcome::Dropped
+            {
                 Stats::add(&self.stats.publish_dropped, 1);
             }
         }

@@ -341,6 +341,13 @@ pub struct LimitsConfig {
     pub max_queued_messages: usize,
     /// Payload bytes queued for one session; 0 means no byte limit.
     pub max_queued_bytes: usize,
+    /// Milliseconds publishers are held back for a connected subscriber
+    /// whose queue is full: a QoS 1/2 message for it is queued past the
+    /// bound instead of dropped, and the publisher's connection stops
+    /// reading until the queue has room. A queue full for longer belongs to
+    /// a reader that is not keeping up: messages for it are dropped (and
+    /// counted) and publishers go on. 0 drops at once, like Mosquitto.
+    pub queue_full_wait_ms: u64,
     /// Simultaneous client connections over all listeners; 0 means no limit.
     pub max_connections: usize,
     /// Longest topic name or filter, in bytes.
@@ -355,6 +362,11 @@ pub struct LimitsConfig {
     pub max_client_id_length: usize,
     /// Seconds a new connection may take to send CONNECT.
     pub connect_timeout_secs: u64,
+    /// Seconds a write to a client may make no progress (the peer stopped
+    /// reading and its TCP window is closed) before the client is
+    /// disconnected, so a stalled peer cannot hold its connection task,
+    /// its buffers and a take-over of its client id forever.
+    pub write_timeout_secs: u64,
     /// Most topic aliases a 5.0 client may use towards the broker.
     pub topic_alias_maximum: u16,
     /// Simultaneous connections from one IP address (IPv6: one /64) over
@@ -393,12 +405,14 @@ impl Default for LimitsConfig {
             max_inflight: 20,
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
+            queue_full_wait_ms: 1000,
             max_connections: 0,
             max_topic_length: 1024,
             max_topic_levels: 128,
             max_keepalive: 65535,
             max_client_id_length: 256,
             connect_timeout_secs: 10,
+            write_timeout_secs: 30,
             topic_alias_maximum: 64,
             max_connections_per_ip: 1000,
             connection_rate_per_ip: 100,

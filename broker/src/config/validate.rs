@@ -186,6 +186,13 @@ fn validate_limits(limits: &LimitsConfig, errors: &mut Vec<ValidationError>) {
             .into(),
     );
     check(
+        limits.write_timeout_secs >= 1,
+        "write_timeout_secs",
+        "0 would drop every client whose socket buffer is ever full (use at least 1; the \
+         default is 30)"
+            .into(),
+    );
+    check(
         limits.connection_rate_per_ip == 0 || limits.connection_burst_per_ip >= 1,
         "connection_burst_per_ip",
         "0 would refuse every connection while connection_rate_per_ip is set (use at least 1; \

@@ -33,6 +33,7 @@ where
             Exit::Closed => "closed its connection".into(),
             Exit::Io(error) => format!("socket error: {error}"),
             Exit::KeepAliveTimeout => "keep alive timeout".into(),
+            Exit::WriteStalled(stall) => format!("not reading for {} s", stall.as_secs()),
             Exit::Violation { reason, detail } => format!("{}: {detail}", reason.name()),
             Exit::Control(reason) => reason.name().to_string(),
         };
@@ -51,6 +52,12 @@ where
                 disconnect_reason = Some(ReasonCode::KEEP_ALIVE_TIMEOUT);
                 tracing::info!(client = %id, "Client {id} has exceeded timeout, disconnecting.");
             }
+            Exit::WriteStalled(stall) => tracing::info!(
+                client = %id,
+                peer = %self.origin.peer,
+                "Client {id} has not read for {} s (its TCP window stayed closed), disconnecting.",
+                stall.as_secs()
+            ),
             Exit::Violation { reason, detail } => {
                 Stats::add(&self.broker.stats.protocol_errors, 1);
                 disconnect_reason = Some(*reason);
@@ -81,7 +88,7 @@ where
         // reconnects the moment it sees the close must find a clean
         // session already gone [MQTT-3.2.2-1].
         let was_attached = self.broker.detach(&self.session, self.generation);
-        if !matches!(exit, Exit::Io(_)) {
+        if !matches!(exit, Exit::Io(_) | Exit::WriteStalled(_)) {
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
                 let _ = self.flush().await;
                 let _ = self.stream.shutdown().await;

@@ -49,7 +49,7 @@ pub(super) async fn accept<S>(
     mut origin: Origin,
     broker: Arc<Broker>,
     shutdown: &mut watch::Receiver<bool>,
-) -> Option<Client<S>>
+) -> Option<Box<Client<S>>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -161,7 +161,9 @@ where
         broker: Arc::clone(&broker),
         origin,
         read_buf,
-        write_buf: BytesMut::with_capacity(4096),
+        read_size: super::READ_MIN,
+        pressure: Vec::new(),
+        write_buf: BytesMut::new(),
         version,
         client_id: Arc::clone(&attached.session.client_id),
         identity,
@@ -194,7 +196,7 @@ where
     }
     client.origin.clock.connack = Some(std::time::Instant::now());
     client.report_connected(version, clean_start, keep_alive, username);
-    Some(client)
+    Some(Box::new(client))
 }
 
 impl<S> Client<S>

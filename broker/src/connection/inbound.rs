@@ -263,6 +263,11 @@ where
             }
             let outcome = self.broker.publish_with(message, own);
             ticket = outcome.ticket;
+            for session in outcome.pressured {
+                if !self.pressure.iter().any(|held| Arc::ptr_eq(held, &session)) {
+                    self.pressure.push(session);
+                }
+            }
             if outcome.matched == 0 {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
             } else {

@@ -7,9 +7,18 @@
 //! take-over and shutdown requests; [`close`] handles the will and the
 //! session when the loop ends.
 //!
+//! Back-pressure: when a PUBLISH of this client was queued past a full
+//! subscriber queue (`limits.queue_full_wait_ms`), the loop stops reading
+//! the socket until every such queue has room, its reader went away, or it
+//! counts as stalled; the client's TCP window then throttles it. Time spent
+//! so does not count against its keep alive.
+//!
 //! The stream is generic so TLS streams use the same code. Socket writes
-//! are batched: everything produced by one turn of the loop goes out in one
-//! `write_all`. No lock is held across an `.await`.
+//! are batched: everything produced by one turn of the loop goes out
+//! together, and a write that makes no progress for
+//! `limits.write_timeout_secs` (a peer that stopped reading) ends the
+//! connection; take-over and shutdown are still obeyed while a write
+//! waits. No lock is held across an `.await`.
 
 mod close;
 mod handshake;
@@ -21,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -63,6 +72,8 @@ enum Exit {
     Io(std::io::Error),
     /// Nothing arrived within 1.5 times the keep alive [MQTT-3.1.2-24].
     KeepAliveTimeout,
+    /// A write made no progress for this long: the peer stopped reading.
+    WriteStalled(Duration),
     /// The client broke the protocol; 5.0 clients get DISCONNECT `reason`.
     Violation { reason: ReasonCode, detail: String },
     /// The broker asked the connection to close (take-over, shutdown).
@@ -89,6 +100,8 @@ struct Client<S> {
     origin: Origin,
     /// Bytes read but not yet decoded.
     read_buf: BytesMut,
+    /// Room offered to the next read (see [`next_read_size`]).
+    read_size: usize,
     /// Encoded packets not yet written.
     write_buf: BytesMut,
     version: ProtocolVersion,
@@ -115,6 +128,26 @@ struct Client<S> {
     pending_acks: VecDeque<(u64, Packet)>,
     /// The store's committed ticket, when acknowledgements wait for it.
     committed: Option<watch::Receiver<u64>>,
+    /// Sessions whose full queues took this client's messages: reading
+    /// waits until they have room (module doc).
+    pressure: Vec<Arc<Session>>,
+}
+
+/// Waits until no session in `pressure` holds publishers back, checking
+/// again at least every `recheck` (a queue turns stalled by time alone).
+async fn wait_for_room(pressure: &mut Vec<Arc<Session>>, recheck: Duration) {
+    while let Some(session) = pressure.last() {
+        let session = Arc::clone(session);
+        let notified = session.space.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a wake-up in between is kept.
+        notified.as_mut().enable();
+        if !session.holds_publishers() {
+            pressure.pop();
+            continue;
+        }
+        let _ = tokio::time::timeout(recheck, notified).await;
+    }
 }
 
 /// Waits for the store to commit more (forever without a store).
@@ -131,19 +164,25 @@ async fn wait_commit(committed: &mut Option<watch::Receiver<u64>>) {
 }
 
 /// Serves one accepted connection until it closes.
+///
+/// The stream and origin come boxed and CONNECT handling and the close run
+/// in boxes of their own: this future lives as long as the connection, and
+/// an async fn keeps its arguments and the room of its largest await for
+/// its whole life (memory per held connection).
 pub async fn serve<S>(
-    stream: S,
-    origin: Origin,
+    connection: Box<(S, Origin)>,
     broker: Arc<Broker>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Some(mut client) = handshake::accept(stream, origin, broker, &mut shutdown).await else {
+    let (stream, origin) = *connection;
+    let accepted = Box::pin(handshake::accept(stream, origin, broker, &mut shutdown)).await;
+    let Some(mut client) = accepted else {
         return;
     };
     let exit = client.run(&mut shutdown).await;
-    client.close(exit).await;
+    Box::pin(client.close(exit)).await;
 }
 
 impl<S> Client<S>
@@ -157,12 +196,37 @@ where
             if let Err(exit) = self.drain_queue() {
                 return exit;
             }
-            if let Err(error) = self.flush().await {
-                return Exit::Io(error);
+            if !self.write_buf.is_empty() {
+                let stall = Duration::from_secs(self.broker.config.limits.write_timeout_secs);
+                tokio::select! {
+                    biased;
+                    request = self.control.recv() => {
+                        return match request {
+                            Some(Control::Disconnect(reason)) => Exit::Control(reason),
+                            None => Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
+                        };
+                    }
+                    _ = shutdown.changed() => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
+                    written = write_out(&mut self.stream, &mut self.write_buf, stall) => {
+                        match written {
+                            Ok(bytes) => self.count_sent(bytes),
+                            Err(WriteError::Io(error)) => return Exit::Io(error),
+                            Err(WriteError::Stalled) => return Exit::WriteStalled(stall),
+                        }
+                    }
+                }
             }
             let deadline = last_read + self.keep_alive.mul_f32(1.5);
+            let reading = self.pressure.is_empty();
+            let recheck =
+                Duration::from_millis(self.broker.config.limits.queue_full_wait_ms.max(1));
             let session = Arc::clone(&self.session);
-            self.read_buf.reserve(4096);
+            if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * self.read_size {
+                // An idle client should not hold a buffer a burst grew.
+                self.read_buf = BytesMut::new();
+            }
+            self.read_buf.reserve(self.read_size);
+            let spare = self.read_buf.capacity() - self.read_buf.len();
             tokio::select! {
                 biased;
                 request = self.control.recv() => {
@@ -173,10 +237,15 @@ where
                     }
                 }
                 _ = shutdown.changed() => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
-                read = self.stream.read_buf(&mut self.read_buf) => {
+                _ = wait_for_room(&mut self.pressure, recheck), if !reading => {
+                    // Paused by the broker, not silent: keep alive restarts.
+                    last_read = Instant::now();
+                }
+                read = self.stream.read_buf(&mut self.read_buf), if reading => {
                     match read {
                         Ok(0) => return Exit::Closed,
                         Ok(n) => {
+                            self.read_size = next_read_size(self.read_size, n, spare);
                             Stats::add(&self.broker.stats.bytes_received, n as u64);
                             ClientCounters::add(&self.counters.bytes_in, n as u64);
                             self.counters.touch();
@@ -192,7 +261,7 @@ where
                 _ = wait_commit(&mut self.committed), if !self.pending_acks.is_empty() => {
                     self.release_acks();
                 }
-                _ = tokio::time::sleep_until(deadline), if !self.keep_alive.is_zero() => {
+                _ = tokio::time::sleep_until(deadline), if reading && !self.keep_alive.is_zero() => {
                     return Exit::KeepAliveTimeout;
                 }
             }
@@ -254,15 +323,103 @@ where
         }
     }
 
-    /// Writes everything buffered.
+    /// Writes everything buffered (the closing path: no stall limit of
+    /// its own, callers bound it with a timeout).
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.write_buf.is_empty() {
             return Ok(());
         }
+        let bytes = self.write_buf.len();
         self.stream.write_all(&self.write_buf).await?;
-        Stats::add(&self.broker.stats.bytes_sent, self.write_buf.len() as u64);
-        ClientCounters::add(&self.counters.bytes_out, self.write_buf.len() as u64);
+        self.stream.flush().await?;
         self.write_buf.clear();
+        self.count_sent(bytes);
         Ok(())
+    }
+
+    /// Counts written bytes, and gives back a write buffer that a burst
+    /// grew, so an idle client does not keep it.
+    fn count_sent(&mut self, bytes: usize) {
+        Stats::add(&self.broker.stats.bytes_sent, bytes as u64);
+        ClientCounters::add(&self.counters.bytes_out, bytes as u64);
+        if self.write_buf.is_empty() && self.write_buf.capacity() > KEEP_WRITE_CAPACITY {
+            self.write_buf = BytesMut::new();
+        }
+    }
+}
+
+/// Smallest and largest room offered to one read.
+const READ_MIN: usize = 256;
+const READ_MAX: usize = 64 * 1024;
+
+/// The room to offer the next read: doubled when a read filled all it was
+/// given (a busy publisher gets large reads, few turns), halved when it used
+/// under a quarter (an idle device waits on a small buffer: a held
+/// connection costs memory only for what it actually sends).
+fn next_read_size(current: usize, read: usize, offered: usize) -> usize {
+    if read >= offered {
+        (current * 2).min(READ_MAX)
+    } else if read < offered / 4 {
+        (current / 2).max(READ_MIN)
+    } else {
+        current
+    }
+}
+
+/// Write buffer capacity kept between turns; a larger one is freed.
+const KEEP_WRITE_CAPACITY: usize = 16 * 1024;
+
+/// Why [`write_out`] stopped.
+enum WriteError {
+    Io(std::io::Error),
+    /// No byte could be written for the stall limit.
+    Stalled,
+}
+
+/// Writes and flushes all of `buf`, failing when no progress is made for
+/// `stall`. Cancel-safe: whatever was written has left `buf`, so a caller
+/// that drops this future (take-over, shutdown) can still close cleanly.
+async fn write_out<S>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    stall: Duration,
+) -> Result<usize, WriteError>
+where
+    S: AsyncWrite + Unpin,
+{
+    let total = buf.len();
+    while !buf.is_empty() {
+        match tokio::time::timeout(stall, stream.write(buf)).await {
+            Ok(Ok(0)) => return Err(WriteError::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => buf.advance(n),
+            Ok(Err(error)) => return Err(WriteError::Io(error)),
+            Err(_) => return Err(WriteError::Stalled),
+        }
+    }
+    // TLS streams may hold the last records until flushed.
+    match tokio::time::timeout(stall, stream.flush()).await {
+        Ok(Ok(())) => Ok(total),
+        Ok(Err(error)) => Err(WriteError::Io(error)),
+        Err(_) => Err(WriteError::Stalled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_size_grows_when_reads_fill_it_and_shrinks_when_idle() {
+        let mut size = READ_MIN;
+        for _ in 0..20 {
+            size = next_read_size(size, size, size);
+        }
+        assert_eq!(size, READ_MAX);
+        size = next_read_size(size, READ_MAX / 2, READ_MAX);
+        assert_eq!(size, READ_MAX, "a read of half the room keeps the size");
+        for _ in 0..20 {
+            size = next_read_size(size, 2, size);
+        }
+        assert_eq!(size, READ_MIN);
     }
 }

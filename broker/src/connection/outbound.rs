@@ -77,7 +77,7 @@ where
         let mut state = session.lock();
         while self.write_buf.len() < WRITE_BUDGET {
             let Some(item) = state.queue.pop() else {
-                return Ok(());
+                break;
             };
             if item.message.is_expired(now) {
                 self.forget_delivery(item.seq);
@@ -104,7 +104,7 @@ where
                 let Some(id) = id else {
                     // Window full: wait for an acknowledgement.
                     state.queue.push_front(item);
-                    return Ok(());
+                    break;
                 };
                 Some(id)
             };
@@ -125,7 +125,11 @@ where
                 state.inflight.insert(id, OutFlight::Publish(item));
             }
         }
-        if !state.queue.is_empty() {
+        if state.queue.settle() {
+            // Back under its bounds: publishers held back may read again.
+            session.space.notify_waiters();
+        }
+        if self.write_buf.len() >= WRITE_BUDGET && !state.queue.is_empty() {
             // Budget spent: come back after this batch is written.
             self.session.wakeup.notify_one();
         }

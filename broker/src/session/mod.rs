@@ -5,7 +5,8 @@
 //! in both directions, and the link to the connection currently attached.
 //! Its state sits behind a short synchronous lock that is never held across
 //! an `.await`; the attached connection is woken through a `Notify` when a
-//! message is queued. The session does no IO.
+//! message is queued, and publishers held back by a full queue through
+//! another when it has room again. The session does no IO.
 
 mod inflight;
 mod queue;
@@ -76,6 +77,8 @@ pub struct Session {
     state: Mutex<SessionState>,
     /// Wakes the attached connection's writer when messages are queued.
     pub wakeup: Notify,
+    /// Wakes publishers waiting for room in a full queue.
+    pub space: Notify,
 }
 
 impl Session {
@@ -94,6 +97,7 @@ impl Session {
                 alive: true,
             }),
             wakeup: Notify::new(),
+            space: Notify::new(),
         }
     }
 
@@ -111,12 +115,16 @@ impl Session {
     /// sessions keep only QoS 1 and 2 (like Mosquitto's default
     /// `queue_qos0_messages false`). A QoS 1/2 delivery to a persistent
     /// session also gets a store record, appended to `ops` for the caller
-    /// to submit together with the rest of its message.
+    /// to submit together with the rest of its message. With `press`, a
+    /// full queue of an attached client may take the message past its
+    /// bound ([`EnqueueOutcome::Pressured`]: the caller holds its publisher
+    /// back, see [`Session::holds_publishers`]).
     pub fn enqueue(
         &self,
         mut item: Queued,
         store: Option<&Store>,
         ops: &mut Vec<Op>,
+        press: bool,
     ) -> EnqueueOutcome {
         let outcome = {
             let mut state = self.state.lock();
@@ -132,16 +140,41 @@ impl Session {
                 item.seq = Some(store.next_seq());
                 item.clone()
             });
-            let outcome = state.queue.push(item);
-            if let (EnqueueOutcome::Queued, Some(record)) = (outcome, record) {
+            let outcome = if press {
+                let attached = state.attached.is_some();
+                state.queue.push_or_press(item, attached)
+            } else {
+                state.queue.push(item)
+            };
+            if let (EnqueueOutcome::Queued | EnqueueOutcome::Pressured, Some(record)) =
+                (outcome, record)
+            {
                 ops.push(Op::ItemPut(Arc::clone(&self.client_id), record));
             }
             outcome
         };
-        if outcome == EnqueueOutcome::Queued {
+        if outcome != EnqueueOutcome::Dropped {
             self.wakeup.notify_one();
         }
         outcome
+    }
+
+    /// True while publishers should wait before sending this session more:
+    /// it is attached, its queue is full, and it has not been full for
+    /// `limits.queue_full_wait_ms` yet (then its reader counts as stalled
+    /// and publishers go on; messages for it are dropped).
+    /// A true answer registers the caller as waiting: the reader's next
+    /// drain under the bounds wakes it through [`Session::space`].
+    pub fn holds_publishers(&self) -> bool {
+        let mut state = self.state.lock();
+        let holds = state.alive
+            && state.attached.is_some()
+            && state.queue.is_full()
+            && !state.queue.is_stalled(std::time::Instant::now());
+        if holds {
+            state.queue.note_waiter();
+        }
+        holds
     }
 }
 
