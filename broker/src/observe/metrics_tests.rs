@@ -22,10 +22,12 @@ fn setup() -> (Arc<Broker>, Arc<Registry>, Metrics) {
         ListenerLabel {
             name: Arc::from("plain"),
             tls: false,
+            chain_cache: None,
         },
         ListenerLabel {
             name: Arc::from("mtls"),
             tls: true,
+            chain_cache: Some(Default::default()),
         },
     ];
     let metrics = Metrics::new(Arc::clone(&broker), Arc::clone(&registry), &listeners).unwrap();
