@@ -75,7 +75,9 @@ fn resumes_after_a_restart(versions: &[&'static SupportedProtocolVersion]) {
     assert_eq!(detail["tls"]["resumed"], true, "{detail:#}");
     assert_eq!(detail["tls"]["client_cert"]["cn"], "dev-a", "{detail:#}");
     assert_eq!(detail["identity"], "dev-a", "{detail:#}");
-    assert!(!broker.logs().contains(&std::fs::read_to_string(&key_file).unwrap()));
+    assert!(!broker
+        .logs()
+        .contains(&std::fs::read_to_string(&key_file).unwrap()));
 }
 
 #[test]

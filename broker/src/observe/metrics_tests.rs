@@ -103,6 +103,8 @@ fn every_documented_metric_is_exported() {
         "# TYPE fleetmq_connects_total counter",
         "# TYPE fleetmq_tls_handshake_seconds histogram",
         "# TYPE fleetmq_tls_handshake_failures_total counter",
+        "# TYPE fleetmq_tls_chain_cache_hits_total counter",
+        "# TYPE fleetmq_tls_chain_cache_misses_total counter",
         "# TYPE fleetmq_connect_to_connack_seconds histogram",
         "# TYPE fleetmq_messages_received_total counter",
         "# TYPE fleetmq_messages_sent_total counter",
