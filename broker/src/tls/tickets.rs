@@ -30,7 +30,7 @@
 use std::fmt;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -366,7 +366,11 @@ fn load(file: &Path) -> Option<KeySet> {
 /// new ones, never a mix, and never a window with wider permissions.
 fn write_secret_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(folder)?;
+    // A data directory made here holds a secret: private, like the lab PKI's.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(folder)?;
     let tmp = path.with_extension("tmp");
     // A leftover from a crash may have another mode; start from nothing.
     match fs::remove_file(&tmp) {
