@@ -23,7 +23,7 @@ use crate::observe::registry::RegistryLimits;
 use crate::observe::{Metrics, Registry};
 use crate::service::{ConfigSource, Notifier};
 use crate::store::Store;
-use crate::tls::{TlsError, TlsListener};
+use crate::tls::{TicketKeys, TlsError, TlsListener};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -90,15 +90,20 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     }
     // Before any listener accepts, so the registry sees every connect.
     let events = broker.events.subscribe();
+    let ticket_keys = ticket_keys(&broker.config)?;
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
         let tls = match &listener_config.tls {
             Some(settings) => Some(Arc::new(
-                tls_listener(&broker.config, listener_config, settings).map_err(|source| {
-                    ServerError::Tls {
-                        name: listener_config.name.clone(),
-                        source,
-                    }
+                tls_listener(
+                    &broker.config,
+                    listener_config,
+                    settings,
+                    ticket_keys.as_ref(),
+                )
+                .map_err(|source| ServerError::Tls {
+                    name: listener_config.name.clone(),
+                    source,
                 })?,
             )),
             None => None,
@@ -126,6 +131,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .map(|l| ListenerLabel {
             name: Arc::clone(&l.name),
             tls: l.tls.is_some(),
+            chain_cache: l.tls.as_ref().map(|tls| tls.chain_cache_counters()),
         })
         .collect();
     let registry = Arc::new(Registry::new(RegistryLimits {
@@ -240,12 +246,32 @@ impl Running {
     }
 }
 
+/// The session ticket keys of this process, kept in
+/// `<data_dir>/tls-ticket-keys` so devices resume across restarts; None
+/// when no listener uses tickets (then no key file is made).
+fn ticket_keys(config: &Config) -> Result<Option<Arc<TicketKeys>>, ServerError> {
+    let Some(first) = config
+        .listeners
+        .iter()
+        .find(|l| l.tls.as_ref().is_some_and(|tls| tls.session_tickets))
+    else {
+        return Ok(None);
+    };
+    TicketKeys::open(&config.data_dir)
+        .map(Some)
+        .map_err(|error| ServerError::Tls {
+            name: first.name.clone(),
+            source: error.into(),
+        })
+}
+
 /// Builds the TLS state of a listener, filling in lab-PKI files where the
 /// configuration names none.
 fn tls_listener(
     config: &Config,
     listener: &ListenerConfig,
     settings: &TlsConfig,
+    ticket_keys: Option<&Arc<TicketKeys>>,
 ) -> Result<TlsListener, TlsError> {
     let files = crate::tls::resolve_files(&config.data_dir, settings)?;
     let name = if listener.name.is_empty() {
@@ -253,7 +279,7 @@ fn tls_listener(
     } else {
         Arc::from(listener.name.as_str())
     };
-    TlsListener::new(name, settings, files)
+    TlsListener::new(name, settings, files, ticket_keys)
 }
 
 /// Runs a broker until SIGINT or SIGTERM; SIGHUP reloads certificates.

@@ -302,7 +302,8 @@ pub struct TlsConfig {
     pub max_concurrent_handshakes: usize,
     /// TLS 1.2 session ids remembered for resumption (bounded cache).
     pub session_cache_size: usize,
-    /// Issue session tickets (TLS 1.2 and 1.3), keys rotated every 6 hours.
+    /// Issue session tickets (TLS 1.2 and 1.3), keys rotated every 6 hours
+    /// and kept in `<data_dir>/tls-ticket-keys` across restarts.
     pub session_tickets: bool,
 }
 

@@ -26,7 +26,7 @@ use prometheus::{
 use super::handshakes::DURATION_BUCKETS;
 use super::{AclAction, Event, Registry};
 use crate::broker::{Broker, Stats};
-use crate::tls::AuthMode;
+use crate::tls::{AuthMode, ChainCacheCounters};
 
 /// Every reason label a failed TLS handshake may carry (see
 /// [`crate::tls::HandshakeFailure::reason`]); others are counted too, just
@@ -51,6 +51,8 @@ pub const FAILURE_REASONS: [&str; 12] = [
 pub struct ListenerLabel {
     pub name: Arc<str>,
     pub tls: bool,
+    /// The client-certificate chain cache counters of a TLS listener.
+    pub chain_cache: Option<Arc<ChainCacheCounters>>,
 }
 
 /// The broker's metrics registry.
@@ -142,6 +144,10 @@ impl Metrics {
             broker,
             registry,
             listeners: listeners.iter().map(|l| Arc::clone(&l.name)).collect(),
+            chain_caches: listeners
+                .iter()
+                .filter_map(|l| Some((Arc::clone(&l.name), Arc::clone(l.chain_cache.as_ref()?))))
+                .collect(),
         }))?;
         #[cfg(target_os = "linux")]
         prometheus.register(Box::new(
@@ -209,6 +215,8 @@ struct BrokerCollector {
     broker: Arc<Broker>,
     registry: Arc<Registry>,
     listeners: Vec<Arc<str>>,
+    /// Chain cache counters of the TLS listeners, by listener name.
+    chain_caches: Vec<(Arc<str>, Arc<ChainCacheCounters>)>,
 }
 
 impl Collector for BrokerCollector {
@@ -276,6 +284,22 @@ impl Collector for BrokerCollector {
             [AclAction::Publish, AclAction::Subscribe, AclAction::Receive]
                 .into_iter()
                 .map(|a| (a.as_str().to_string(), broker.events.acl_denied_count(a))),
+        ));
+        families.extend(labelled_counter(
+            "fleetmq_tls_chain_cache_hits_total",
+            "Client certificate chains accepted from the cache of verified chains, by listener.",
+            "listener",
+            self.chain_caches
+                .iter()
+                .map(|(name, counters)| (name.to_string(), counters.hits())),
+        ));
+        families.extend(labelled_counter(
+            "fleetmq_tls_chain_cache_misses_total",
+            "Client certificate chains verified in full (not in the cache), by listener.",
+            "listener",
+            self.chain_caches
+                .iter()
+                .map(|(name, counters)| (name.to_string(), counters.misses())),
         ));
         let gauges: [(&str, &str, usize); 4] = [
             (

@@ -22,10 +22,12 @@ fn setup() -> (Arc<Broker>, Arc<Registry>, Metrics) {
         ListenerLabel {
             name: Arc::from("plain"),
             tls: false,
+            chain_cache: None,
         },
         ListenerLabel {
             name: Arc::from("mtls"),
             tls: true,
+            chain_cache: Some(Default::default()),
         },
     ];
     let metrics = Metrics::new(Arc::clone(&broker), Arc::clone(&registry), &listeners).unwrap();
@@ -101,6 +103,8 @@ fn every_documented_metric_is_exported() {
         "# TYPE fleetmq_connects_total counter",
         "# TYPE fleetmq_tls_handshake_seconds histogram",
         "# TYPE fleetmq_tls_handshake_failures_total counter",
+        "# TYPE fleetmq_tls_chain_cache_hits_total counter",
+        "# TYPE fleetmq_tls_chain_cache_misses_total counter",
         "# TYPE fleetmq_connect_to_connack_seconds histogram",
         "# TYPE fleetmq_messages_received_total counter",
         "# TYPE fleetmq_messages_sent_total counter",

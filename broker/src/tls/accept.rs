@@ -2,6 +2,7 @@
 //! step, and, when it fails, explained in the peer's terms.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -168,12 +169,30 @@ where
         .map_err(|_| HandshakeFailure::Timeout)?
         .map_err(|_| HandshakeFailure::Io("handshake limiter closed".into()))?;
     let server_name = start.client_hello().server_name().map(str::to_string);
-    let tls = tokio::time::timeout_at(deadline, start.into_stream(listener.current()))
+    let active = listener.active();
+    let tls = tokio::time::timeout_at(deadline, start.into_stream(Arc::clone(&active.config)))
         .await
         .map_err(|_| HandshakeFailure::Timeout)?
         .map_err(HandshakeFailure::from_io)?;
     clock.tls_done = Some(Instant::now());
     let (_, connection) = tls.get_ref();
+    let resumed = matches!(
+        connection.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    // A resumed session skips the certificate checks, but its certificate
+    // may have been revoked (CRL reload, or a restart: ticket keys persist)
+    // or have expired since the session was made.
+    if let (true, Some((end_entity, intermediates))) = (
+        resumed,
+        connection
+            .peer_certificates()
+            .and_then(|chain| chain.split_first()),
+    ) {
+        active
+            .recheck_chain(end_entity, intermediates)
+            .map_err(|error| HandshakeFailure::from_rustls(&error))?;
+    }
     let client_cert = match connection.peer_certificates().and_then(|c| c.first()) {
         Some(der) => match PeerCertificate::from_der(der) {
             Ok(cert) => Some(cert),
@@ -203,10 +222,7 @@ where
         kx_group: connection
             .negotiated_key_exchange_group()
             .map(|group| format!("{:?}", group.name())),
-        resumed: matches!(
-            connection.handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        ),
+        resumed,
         auth,
         server_name,
         client_cert,

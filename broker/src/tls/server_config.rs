@@ -3,8 +3,11 @@
 //!
 //! A [`TlsListener`] keeps the session cache and the ticket keys across
 //! reloads, so devices resume their sessions after a certificate rotation.
-//! A reload that fails (unreadable file, key not matching the certificate,
-//! bad CRL) leaves the configuration in force untouched.
+//! Its cache of verified client-certificate chains does not survive a
+//! reload: new CA or CRL files must be able to refuse a certificate at once
+//! (see `chain_cache`). A reload that fails (unreadable file, key not
+//! matching the certificate, bad CRL) leaves the configuration in force
+//! untouched.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,11 +17,14 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use tokio::sync::Semaphore;
 
+use super::chain_cache::{CachingClientVerifier, ChainCacheCounters, MAX_CACHED_CHAINS};
+use super::tickets::TicketKeys;
 use crate::config::{ClientCertPolicy, TlsConfig, TlsVersion};
 
 /// The files a TLS listener is built from, with lab-PKI defaults resolved.
@@ -74,42 +80,95 @@ pub struct TlsListener {
     pub policy: ClientCertPolicy,
     pub files: TlsFiles,
     settings: TlsConfig,
-    /// The configuration new handshakes use; replaced on reload.
-    current: RwLock<Arc<ServerConfig>>,
+    /// The configuration new handshakes use, with its chain cache;
+    /// replaced on reload.
+    current: RwLock<Arc<ActiveConfig>>,
     /// TLS 1.2 session ids (and TLS 1.3 stateful tickets), kept across
     /// reloads.
     session_cache: Arc<dyn StoresServerSessions>,
-    /// Ticket encryption (keys rotate), kept across reloads.
+    /// Ticket encryption (keys rotate, and persist in the data directory),
+    /// kept across reloads.
     ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+    /// Chain cache hits and misses over every configuration of this
+    /// listener, for `/metrics`.
+    chain_counters: Arc<ChainCacheCounters>,
     /// Bounds handshakes in progress.
     pub handshakes: Arc<Semaphore>,
     /// From TCP accept to handshake complete.
     pub handshake_timeout: Duration,
 }
 
+/// One configuration of a listener and the chain cache of its client
+/// verifier: a handshake uses both from the same reload.
+#[derive(Debug)]
+pub(super) struct ActiveConfig {
+    pub(super) config: Arc<ServerConfig>,
+    /// None when client certificates are off.
+    chains: Option<Arc<CachingClientVerifier>>,
+}
+
+impl ActiveConfig {
+    /// Checks a client chain again, for a resumed session: its certificate
+    /// was verified when the session was made, possibly before a CRL
+    /// reload or a restart, or it may have expired since. Usually a cache
+    /// hit (a hash lookup).
+    pub(super) fn recheck_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), rustls::Error> {
+        match &self.chains {
+            Some(chains) => chains
+                .verify_client_cert(end_entity, intermediates, UnixTime::now())
+                .map(|_| ()),
+            // Client certificates are off now; a session made with one when
+            // they were on must not keep that identity.
+            // (Tickets outlive restarts, and so configuration changes.)
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+        }
+    }
+}
+
 impl TlsListener {
-    /// Loads every file and builds the first configuration.
+    /// Loads every file and builds the first configuration. Session
+    /// tickets use `ticket_keys` (shared by the listeners of a process,
+    /// bound to this listener's name), or keys in memory when None.
     pub fn new(
         name: Arc<str>,
         settings: &TlsConfig,
         files: TlsFiles,
+        ticket_keys: Option<&Arc<TicketKeys>>,
     ) -> Result<TlsListener, TlsError> {
         let session_cache: Arc<dyn StoresServerSessions> =
             ServerSessionMemoryCache::new(settings.session_cache_size.max(1));
         let ticketer = if settings.session_tickets {
-            Some(rustls::crypto::aws_lc_rs::Ticketer::new()?)
+            let keys = match ticket_keys {
+                Some(keys) => Arc::clone(keys),
+                None => TicketKeys::in_memory()?,
+            };
+            Some(keys.for_listener(Arc::clone(&name)))
         } else {
             None
         };
-        let config = build(settings, &files, &session_cache, ticketer.as_ref())?;
+        let chain_counters = Arc::new(ChainCacheCounters::default());
+        let active = build(
+            settings,
+            &files,
+            &session_cache,
+            ticketer.as_ref(),
+            &chain_counters,
+        )?;
         Ok(TlsListener {
             name,
             policy: settings.client_certs,
             files,
             settings: settings.clone(),
-            current: RwLock::new(Arc::new(config)),
+            current: RwLock::new(Arc::new(active)),
             session_cache,
             ticketer,
+            chain_counters,
             handshakes: Arc::new(Semaphore::new(settings.max_concurrent_handshakes.max(1))),
             handshake_timeout: Duration::from_secs(settings.handshake_timeout_secs.max(1)),
         })
@@ -117,19 +176,31 @@ impl TlsListener {
 
     /// The configuration for a new handshake.
     pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.current.read().config)
+    }
+
+    /// The configuration for a new handshake, with its chain cache.
+    pub(super) fn active(&self) -> Arc<ActiveConfig> {
         Arc::clone(&self.current.read())
     }
 
-    /// Re-reads certificate, key, CA and CRL files. On error the old
-    /// configuration stays in force.
+    /// Hits and misses of the client-certificate chain cache.
+    pub fn chain_cache_counters(&self) -> Arc<ChainCacheCounters> {
+        Arc::clone(&self.chain_counters)
+    }
+
+    /// Re-reads certificate, key, CA and CRL files; the new configuration
+    /// starts with an empty chain cache. On error the old configuration
+    /// (and its cache) stays in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build(
+        let active = build(
             &self.settings,
             &self.files,
             &self.session_cache,
             self.ticketer.as_ref(),
+            &self.chain_counters,
         )?;
-        *self.current.write() = Arc::new(config);
+        *self.current.write() = Arc::new(active);
         Ok(())
     }
 }
@@ -143,7 +214,8 @@ fn build(
     files: &TlsFiles,
     session_cache: &Arc<dyn StoresServerSessions>,
     ticketer: Option<&Arc<dyn rustls::server::ProducesTickets>>,
-) -> Result<ServerConfig, TlsError> {
+    chain_counters: &Arc<ChainCacheCounters>,
+) -> Result<ActiveConfig, TlsError> {
     let provider = provider();
     let versions: &[&'static rustls::SupportedProtocolVersion] = match settings.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -151,6 +223,7 @@ fn build(
     };
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)?;
+    let mut chains = None;
     let builder = match settings.client_certs {
         ClientCertPolicy::None => builder.with_no_client_auth(),
         policy => {
@@ -180,10 +253,18 @@ fn build(
             if policy == ClientCertPolicy::Optional {
                 verifier = verifier.allow_unauthenticated();
             }
+            // Built without `enforce_revocation_expiration`: a CRL past its
+            // nextUpdate still applies (the chain cache relies on that).
             let verifier = verifier
                 .build()
                 .map_err(|e| TlsError::Verifier(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            let cache = Arc::new(CachingClientVerifier::new(
+                verifier,
+                MAX_CACHED_CHAINS,
+                Arc::clone(chain_counters),
+            ));
+            chains = Some(Arc::clone(&cache));
+            builder.with_client_cert_verifier(cache as Arc<dyn ClientCertVerifier>)
         }
     };
     let mut chain = read_certs(&files.cert)?;
@@ -204,7 +285,10 @@ fn build(
     if let Some(ticketer) = ticketer {
         config.ticketer = Arc::clone(ticketer);
     }
-    Ok(config)
+    Ok(ActiveConfig {
+        config: Arc::new(config),
+        chains,
+    })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -512,7 +512,8 @@ impl Broker {
 
     /// Starts the broker again after it stopped: same working directory,
     /// same configuration, same port for the `test` listener (so clients
-    /// reconnect where they were). The logs start over.
+    /// reconnect where they were; other listeners get new ports, see
+    /// [`Broker::addr_of`]). The logs start over.
     pub fn restart(&mut self) {
         assert!(!is_mosquitto(), "restart is fleetmq only");
         if self.running {
@@ -538,12 +539,8 @@ impl Broker {
                 .arg(&config_path)
                 .env_remove("FLEETMQ_TEST_BROKER")
                 .env_remove("FLEETMQ_BIN");
-            match Broker::spawn_process(
-                command,
-                self.dir(),
-                &["test".to_string()],
-                parse_listen_line,
-            ) {
+            let names: Vec<String> = self.listeners.iter().map(|(n, _)| n.clone()).collect();
+            match Broker::spawn_process(command, self.dir(), &names, parse_listen_line) {
                 Ok((child, listeners, logs)) => {
                     self.child = child;
                     self.listeners = listeners;
