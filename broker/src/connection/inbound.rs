@@ -91,16 +91,22 @@ where
                         state.is_persistent(),
                     )
                 };
+                // PUBCOMP frees the packet id for reuse, so it waits for
+                // the removal to be durable: after a crash a restored id
+                // would make the client's next message with that id look
+                // like a retransmission and be lost.
+                let mut ticket = 0;
                 if known && persistent {
                     let client = Arc::clone(&self.client_id);
-                    self.broker
+                    ticket = self
+                        .broker
                         .persist(|| Op::IncomingRemove(client, rel.packet_id));
                 }
                 let mut comp = PubResponse::success(rel.packet_id);
                 if !known {
                     comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                 }
-                self.send(&Packet::PubComp(comp));
+                self.send_ack(ticket, Packet::PubComp(comp));
                 Ok(())
             }
             Packet::PubComp(comp) => {
@@ -241,11 +247,14 @@ where
         let reason = if denied {
             ReasonCode::NOT_AUTHORIZED
         } else {
-            let now = Instant::now();
             let mut properties = publish.properties;
             properties.topic_alias = None;
+            // The clock is read only for messages that can expire.
+            let expires_at = properties
+                .message_expiry_interval
+                .and_then(|secs| Message::expiry_deadline(Some(secs), Instant::now()));
             let message = Arc::new(Message {
-                expires_at: Message::expiry_deadline(properties.message_expiry_interval, now),
+                expires_at,
                 topic,
                 payload: publish.payload,
                 qos: publish.qos,

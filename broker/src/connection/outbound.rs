@@ -73,6 +73,7 @@ where
             return Ok(());
         }
         let now = Instant::now();
+        let auth = self.broker.auth();
         let session = std::sync::Arc::clone(&self.session);
         let mut state = session.lock();
         while self.write_buf.len() < WRITE_BUDGET {
@@ -86,10 +87,15 @@ where
             // Checked per message, so a permitted wildcard never leaks a
             // topic this client may not read, and rules reloaded later
             // apply to existing subscriptions too.
-            if !self
-                .broker
-                .allows(&self.identity, Action::Receive, &item.message.topic)
-            {
+            // The rules are fetched once per drain; a denial goes through
+            // `allows` again for its event and log line.
+            let topic = &item.message.topic;
+            let allowed = auth
+                .acl
+                .check(&self.identity, Action::Receive, topic)
+                .allowed
+                || self.broker.allows(&self.identity, Action::Receive, topic);
+            if !allowed {
                 self.forget_delivery(item.seq);
                 continue;
             }

@@ -140,6 +140,9 @@ impl Session {
                 item.seq = Some(store.next_seq());
                 item.clone()
             });
+            // A queue that already held messages has a wake-up pending or
+            // a connection that drains it on its next turn anyway.
+            let was_empty = state.queue.is_empty();
             let outcome = if press {
                 let attached = state.attached.is_some();
                 state.queue.push_or_press(item, attached)
@@ -151,9 +154,10 @@ impl Session {
             {
                 ops.push(Op::ItemPut(Arc::clone(&self.client_id), record));
             }
-            outcome
+            (outcome, was_empty)
         };
-        if outcome != EnqueueOutcome::Dropped {
+        let (outcome, was_empty) = outcome;
+        if outcome != EnqueueOutcome::Dropped && was_empty {
             self.wakeup.notify_one();
         }
         outcome
