@@ -187,13 +187,18 @@ struct Incoming {
 /// milliseconds need is boxed and freed when done: what a held connection
 /// costs is its `Client`, its buffers and the TLS session.
 async fn serve_tcp(incoming: Box<Incoming>) {
+    // Unboxed inside a block so the box is freed now, not when the
+    // connection ends (see `connection::serve`).
     let Incoming {
         stream,
         mut origin,
         tls,
         broker,
         shutdown,
-    } = *incoming;
+    } = {
+        let incoming = incoming;
+        *incoming
+    };
     // Small MQTT packets must not wait for Nagle's algorithm.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);

@@ -176,7 +176,13 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (stream, origin) = *connection;
+    // Moved out inside a block so the box itself is freed now: a box
+    // moved out of is otherwise deallocated only when its binding goes out
+    // of scope, at the end of the connection.
+    let (stream, origin) = {
+        let connection = connection;
+        *connection
+    };
     let accepted = Box::pin(handshake::accept(stream, origin, broker, &mut shutdown)).await;
     let Some(mut client) = accepted else {
         return;
