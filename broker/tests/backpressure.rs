@@ -1,5 +1,5 @@
-//! Back-pressure instead of loss: QoS 1 publishers that outrun a subscriber
-//! which keeps reading are held back (their sockets are not read) while its
+//! Back-pressure instead of loss: publishers (QoS 1 and QoS 0) that outrun
+//! a subscriber which keeps reading are held back (their sockets are not read) while its
 //! queue is full, so every acknowledged message reaches it; with
 //! `queue_full_wait_ms = 0` the same load loses messages at the queue, as
 //! Mosquitto does, which shows the load really fills the queue.
@@ -19,9 +19,10 @@ const PER_PUBLISHER: usize = 300;
 /// QoS 1 PUBLISHes a publisher sends before it reads their PUBACKs.
 const BURST: usize = 30;
 
-/// Runs the load against a broker with `wait_ms`; returns (acknowledged,
+/// Runs the load against a broker with `wait_ms`; returns (sent and
+/// acknowledged (QoS 1) or answered by a PINGRESP behind them (QoS 0),
 /// received by the subscriber, dropped as counted by the broker).
-fn fan_in(wait_ms: u64) -> (usize, usize, u64) {
+fn fan_in(wait_ms: u64, qos: u8) -> (usize, usize, u64) {
     let broker = Broker::start_with(&format!(
         "[limits]\nmax_queued_messages = 10\nmax_inflight = 2\nqueue_full_wait_ms = {wait_ms}\n"
     ));
@@ -65,18 +66,27 @@ fn fan_in(wait_ms: u64) -> (usize, usize, u64) {
                     for i in 0..BURST {
                         let seq = burst * BURST + i;
                         let payload = format!("{n}-{seq}");
-                        let id = (i + 1) as u16;
+                        let id = (qos > 0).then_some((i + 1) as u16);
                         let packet = publish(
                             "fan/in",
                             payload.as_bytes(),
-                            1,
+                            qos,
                             false,
                             false,
-                            Some(id),
+                            id,
                             false,
                             &[],
                         );
                         client.send(&packet);
+                    }
+                    if qos == 0 {
+                        // PINGRESP comes after the burst was handled.
+                        client.send(&[0xC0, 0x00]);
+                        match client.recv_packet(Duration::from_secs(20)) {
+                            Some(Packet::PingResp) => acked += BURST,
+                            other => panic!("expected PINGRESP, got {other:?}"),
+                        }
+                        continue;
                     }
                     for _ in 0..BURST {
                         // Generous: a paused publisher waits for the
@@ -113,7 +123,7 @@ fn qos1_publishers_wait_for_a_reading_subscriber_instead_of_losing_messages() {
     if skip_on_mosquitto("fleetmq back-pressure") {
         return;
     }
-    let (acked, got, dropped) = fan_in(1000);
+    let (acked, got, dropped) = fan_in(1000, 1);
     eprintln!("with back-pressure: {acked} acknowledged, {got} received, {dropped} dropped");
     assert_eq!(acked, PUBLISHERS * PER_PUBLISHER);
     assert_eq!(got, acked, "acknowledged messages were lost");
@@ -125,7 +135,7 @@ fn without_back_pressure_the_same_load_overflows_the_queue() {
     if skip_on_mosquitto("fleetmq back-pressure") {
         return;
     }
-    let (acked, got, dropped) = fan_in(0);
+    let (acked, got, dropped) = fan_in(0, 1);
     eprintln!("without back-pressure: {acked} acknowledged, {got} received, {dropped} dropped");
     assert_eq!(acked, PUBLISHERS * PER_PUBLISHER);
     assert!(
@@ -133,4 +143,16 @@ fn without_back_pressure_the_same_load_overflows_the_queue() {
         "the load never filled the queue: the other test proves nothing"
     );
     assert!(dropped > 0);
+}
+
+#[test]
+fn qos0_publishers_wait_for_a_reading_subscriber_too() {
+    if skip_on_mosquitto("fleetmq back-pressure") {
+        return;
+    }
+    let (sent, got, dropped) = fan_in(1000, 0);
+    eprintln!("QoS 0 with back-pressure: {sent} sent, {got} received, {dropped} dropped");
+    assert_eq!(sent, PUBLISHERS * PER_PUBLISHER);
+    assert_eq!(got, sent, "messages were lost");
+    assert_eq!(dropped, 0);
 }

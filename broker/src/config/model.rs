@@ -343,7 +343,7 @@ pub struct LimitsConfig {
     /// Payload bytes queued for one session; 0 means no byte limit.
     pub max_queued_bytes: usize,
     /// Milliseconds publishers are held back for a connected subscriber
-    /// whose queue is full: a QoS 1/2 message for it is queued past the
+    /// whose queue is full: a message for it is queued past the
     /// bound instead of dropped, and the publisher's connection stops
     /// reading until the queue has room. A queue full for longer belongs to
     /// a reader that is not keeping up: messages for it are dropped (and

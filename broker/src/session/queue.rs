@@ -1,11 +1,11 @@
 //! The bounded queue of messages waiting to be sent to one client.
 //!
 //! Bounds come from `limits.max_queued_messages` and `max_queued_bytes`.
-//! When full, a QoS 1/2 message for an attached client is still taken
-//! (past the bound) if the queue has been full for less than
+//! When full, a message for an attached client is still taken (past the
+//! bound) if the queue has been full for less than
 //! `limits.queue_full_wait_ms`: the publisher is then held back until
 //! there is room (see `connection`), so a subscriber that keeps reading
-//! loses nothing. Otherwise (QoS 0, offline, or full for longer: a stalled
+//! loses nothing. Otherwise (offline, or full for longer: a stalled
 //! reader) the new message is dropped and the oldest queued messages keep
 //! their place, as Mosquitto does; every drop is counted so that it shows
 //! in `$SYS` and logs. How far past the bound a queue can go is bounded by
@@ -106,8 +106,8 @@ impl Queue {
         Ok(())
     }
 
-    /// Appends; when full, takes a QoS 1/2 message for an attached client
-    /// past the bounds unless the queue has been full for longer than
+    /// Appends; when full, takes a message for an attached client past the
+    /// bounds unless the queue has been full for longer than
     /// `full_wait` (module doc), else drops it.
     pub fn push_or_press(&mut self, item: Queued, attached: bool) -> EnqueueOutcome {
         let item = match self.try_push(item) {
@@ -117,7 +117,7 @@ impl Queue {
         let now = Instant::now();
         let since = *self.full_since.get_or_insert(now);
         let wait = self.limits.full_wait;
-        if attached && item.qos != QoS::AtMostOnce && now.duration_since(since) < wait {
+        if attached && now.duration_since(since) < wait {
             self.bytes += item.message.size();
             self.items.push_back(item);
             self.pressured = true;
@@ -259,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_takes_qos1_for_an_attached_reader_until_it_stalls() {
+    fn a_full_queue_takes_messages_for_an_attached_reader_until_it_stalls() {
         let mut q = Queue::new(QueueLimits {
             max_messages: 1,
             max_bytes: 0,
@@ -267,16 +267,17 @@ mod tests {
         });
         assert_eq!(q.push_or_press(item(b"1"), true), EnqueueOutcome::Queued);
         assert_eq!(q.push_or_press(item(b"2"), true), EnqueueOutcome::Pressured);
-        // QoS 0 and offline sessions never go past the bound.
-        assert_eq!(q.push_or_press(qos0(b"3"), true), EnqueueOutcome::Dropped);
+        assert_eq!(q.push_or_press(qos0(b"3"), true), EnqueueOutcome::Pressured);
+        // An offline session never goes past the bound.
         assert_eq!(q.push_or_press(item(b"4"), false), EnqueueOutcome::Dropped);
-        assert_eq!(q.len(), 2);
+        assert_eq!(q.len(), 3);
         assert!(q.is_full());
         assert!(!q.is_stalled(Instant::now()));
-        // The reader takes one: still at the bound, nobody is woken.
+        // The reader takes two: still at the bound, nobody is woken.
+        q.pop();
         q.pop();
         assert!(!q.settle());
-        // It takes the other: room again, publishers are woken once.
+        // It takes the last: room again, publishers are woken once.
         q.pop();
         assert!(q.settle());
         assert!(!q.settle());
@@ -286,7 +287,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         assert!(q.is_stalled(Instant::now()));
         assert_eq!(q.push_or_press(item(b"7"), true), EnqueueOutcome::Dropped);
-        assert_eq!(q.dropped, 3);
+        assert_eq!(q.dropped, 2);
         // Drained under the bound: a fresh episode may hold publishers again.
         q.pop();
         q.pop();
