@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
-use tokio::sync::mpsc;
 
 use crate::auth::Identity;
 use crate::codec::ReasonCode;
 use crate::config::Config;
 use crate::observe::Events;
 use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
-use crate::session::{Attachment, Control, QueueLimits, Session};
+use crate::session::{Attachment, Control, ControlReceiver, QueueLimits, Session};
 use crate::store::{Op, Store};
 
 pub use access::{AuthState, DenialLog};
@@ -77,7 +76,7 @@ pub struct Attached {
     /// This connection's generation.
     pub generation: u64,
     /// Take-over and kick requests for this connection.
-    pub control: mpsc::UnboundedReceiver<Control>,
+    pub control: ControlReceiver,
     /// True when another connection with this client id was closed.
     pub took_over: bool,
 }
@@ -149,7 +148,7 @@ impl Broker {
         identity: Arc<Identity>,
     ) -> Attached {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let (control_tx, control) = mpsc::unbounded_channel();
+        let (control_tx, control) = crate::session::control_link();
         // Discarding a session removes its subscriptions, which needs the
         // router lock first (lock order); only pay for it when a session
         // with this id exists.

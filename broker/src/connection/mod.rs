@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::auth::Identity;
@@ -40,7 +40,7 @@ use crate::broker::{Broker, Stats};
 use crate::codec::{self, LastWill, Packet, ProtocolVersion, ReasonCode};
 use crate::config::ListenerConfig;
 use crate::observe::ClientCounters;
-use crate::session::{Control, Session};
+use crate::session::{Control, ControlReceiver, Session};
 use crate::tls::{ConnectClock, TlsInfo};
 
 /// Where a connection came from, for logs and limits.
@@ -120,7 +120,7 @@ struct Client<S> {
     client_max_packet: usize,
     /// Topic aliases the client defined (5.0).
     topic_aliases: HashMap<u16, Arc<str>>,
-    control: mpsc::UnboundedReceiver<Control>,
+    control: ControlReceiver,
     /// Traffic of this connection, shared with watchers.
     counters: Arc<ClientCounters>,
     /// Acknowledgements waiting for their store ticket to commit, in the

@@ -8,6 +8,7 @@
 //! message is queued, and publishers held back by a full queue through
 //! another when it has room again. The session does no IO.
 
+mod control;
 mod inflight;
 mod queue;
 
@@ -15,23 +16,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::auth::Identity;
-use crate::codec::ReasonCode;
 use crate::router::{ClientKey, Subscription};
 use crate::store::{Op, SessionMeta, Store, StoredSubscription};
 
+pub use control::{control_link, ConnectionGone, Control, ControlReceiver, ControlSender};
 pub use inflight::{Inflight, OutFlight, Released};
 pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
-
-/// A request from the broker to the connection attached to a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Close the connection; 5.0 clients get DISCONNECT with this reason
-    /// (session taken over, administrative action, server shutting down).
-    Disconnect(ReasonCode),
-}
 
 /// The connection currently attached to a session.
 #[derive(Debug)]
@@ -40,7 +33,7 @@ pub struct Attachment {
     /// client id, so a closing connection cleans up only what is still its.
     pub generation: u64,
     /// Where to send a take-over or kick request.
-    pub control: mpsc::UnboundedSender<Control>,
+    pub control: ControlSender,
     /// Who is connected, for decisions made outside the connection task
     /// (which member of a shared subscription may take a message).
     pub identity: Arc<Identity>,
