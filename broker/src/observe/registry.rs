@@ -139,10 +139,12 @@ impl Registry {
             subscriptions: BTreeMap::new(),
             departure: None,
         };
+        // Room for one record at first: most devices connect once per
+        // broker run, and a default deque would reserve four.
         let history = state
             .history
             .entry(Arc::clone(&info.client_id))
-            .or_default();
+            .or_insert_with(|| std::collections::VecDeque::with_capacity(1));
         history.push_front(device.record());
         history.truncate(self.limits.connect_history.max(1));
         if state.history.len() > HISTORY_CLIENTS {
