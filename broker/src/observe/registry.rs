@@ -73,6 +73,11 @@ struct State {
     departed: VecDeque<Device>,
     /// Per client id, newest first.
     history: HashMap<Arc<str>, VecDeque<ConnectRecord>>,
+    /// Every connect as (client id, connection), oldest first: the front
+    /// entry that is still its client's newest record names the client id
+    /// to forget next. Entries made stale by a later connect are skipped
+    /// and compacted away.
+    history_order: VecDeque<(Arc<str>, u64)>,
     handshakes: HandshakeStats,
     events_lost: u64,
 }
@@ -147,8 +152,11 @@ impl Registry {
             .or_insert_with(|| std::collections::VecDeque::with_capacity(1));
         history.push_front(device.record());
         history.truncate(self.limits.connect_history.max(1));
+        state
+            .history_order
+            .push_back((Arc::clone(&info.client_id), info.connection));
         if state.history.len() > HISTORY_CLIENTS {
-            forget_oldest_history(&mut state.history, &info.client_id);
+            forget_oldest_history(state);
         }
         // A take-over whose new connection reports first: the old one
         // leaves now; its own disconnect event fills in the reason later.
@@ -350,16 +358,28 @@ fn expiring(state: &State, within: Duration) -> Vec<ExpiringCertificate> {
     found
 }
 
-/// Forgets the history of the client id whose last connect is oldest
-/// (never `keep`, which just connected).
-fn forget_oldest_history(history: &mut HashMap<Arc<str>, VecDeque<ConnectRecord>>, keep: &str) {
-    let oldest = history
-        .iter()
-        .filter(|(id, _)| &***id != keep)
-        .min_by_key(|(_, records)| records.front().map_or(0, |r| r.connected_at_ms))
-        .map(|(id, _)| Arc::clone(id));
-    if let Some(id) = oldest {
-        history.remove(&id);
+/// Forgets the history of the client id whose last connect is oldest,
+/// in amortized constant time (a scan of every client id per connect made
+/// a connect storm of new ids spend a third of the broker's CPU here).
+fn forget_oldest_history(state: &mut State) {
+    let is_newest = |history: &HashMap<Arc<str>, VecDeque<ConnectRecord>>,
+                     (id, connection): &(Arc<str>, u64)| {
+        history
+            .get(id)
+            .and_then(|records| records.front())
+            .is_some_and(|record| record.connection == *connection)
+    };
+    while let Some(entry) = state.history_order.pop_front() {
+        if is_newest(&state.history, &entry) {
+            state.history.remove(&entry.0);
+            break;
+        }
+    }
+    if state.history_order.len() > 2 * state.history.len() + 64 {
+        let history = &state.history;
+        state
+            .history_order
+            .retain(|entry| is_newest(history, entry));
     }
 }
 

@@ -181,6 +181,34 @@ fn recent_disconnects_and_history_are_bounded() {
 }
 
 #[test]
+fn history_forgets_the_client_whose_last_connect_is_oldest() {
+    let registry = Registry::new(limits());
+    let mut connection = 0;
+    let mut connect = |id: &str| {
+        connection += 1;
+        registry.record(&connected(id, connection, None));
+        registry.record(&disconnected(id, connection, "closed"));
+    };
+    connect("early");
+    connect("reconnects");
+    for n in 0..HISTORY_CLIENTS - 2 {
+        connect(&format!("dev-{n}"));
+    }
+    // "reconnects" connects again: its last connect is now the newest.
+    connect("reconnects");
+    connect("one-too-many");
+    let kept = |id: &str| registry.state.lock().history.get(id).map(VecDeque::len);
+    assert_eq!(kept("early"), None);
+    assert_eq!(kept("reconnects"), Some(2));
+    connect("two-too-many");
+    assert_eq!(kept("dev-0"), None);
+    assert_eq!(kept("dev-1"), Some(1));
+    let state = registry.state.lock();
+    assert_eq!(state.history.len(), HISTORY_CLIENTS);
+    assert!(state.history_order.len() <= 2 * HISTORY_CLIENTS + 64);
+}
+
+#[test]
 fn handshake_stats_and_failures_are_kept() {
     let registry = Registry::new(limits());
     registry.record(&connected(
