@@ -81,6 +81,14 @@ enum Exit {
 }
 
 impl Exit {
+    /// The exit a broker request asks for; a dropped sender means shutdown.
+    fn requested(request: Option<Control>) -> Exit {
+        match request {
+            Some(Control::Disconnect(reason)) => Exit::Control(reason),
+            None => Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
+        }
+    }
+
     fn violation(reason: ReasonCode, detail: impl Into<String>) -> Exit {
         Exit::Violation {
             reason,
@@ -206,12 +214,7 @@ where
                 let stall = Duration::from_secs(self.broker.config.limits.write_timeout_secs);
                 tokio::select! {
                     biased;
-                    request = self.control.recv() => {
-                        return match request {
-                            Some(Control::Disconnect(reason)) => Exit::Control(reason),
-                            None => Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
-                        };
-                    }
+                    request = self.control.recv() => return Exit::requested(request),
                     _ = shutdown.changed() => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
                     written = write_out(&mut self.stream, &mut self.write_buf, stall) => {
                         match written {
@@ -235,13 +238,7 @@ where
             let spare = self.read_buf.capacity() - self.read_buf.len();
             tokio::select! {
                 biased;
-                request = self.control.recv() => {
-                    match request {
-                        Some(Control::Disconnect(reason)) => return Exit::Control(reason),
-                        // The broker dropped the sender: treat as shutdown.
-                        None => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
-                    }
-                }
+                request = self.control.recv() => return Exit::requested(request),
                 _ = shutdown.changed() => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
                 _ = wait_for_room(&mut self.pressure, recheck), if !reading => {
                     // Paused by the broker, not silent: keep alive restarts.
