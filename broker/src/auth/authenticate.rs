@@ -14,14 +14,17 @@
 //! 2. **Password file.** Without a certificate, a username is checked
 //!    against the password file when there is one; unknown users and wrong
 //!    passwords are refused, as Mosquitto does.
-//! 3. **Anonymous**, when [`ListenerConfig::anonymous_allowed`]. Names an
-//!    anonymous client sends are claims: on such a listener ACL rules
-//!    naming identities protect nothing against a hostile client. On
+//! 3. **Anonymous**, when [`ListenerConfig::anonymous_allowed`] (by
+//!    default: plain listeners of a broker without a password file, as
+//!    Mosquitto 2.0). An anonymous client has no identity
+//!    ([`Identity::principal`] is `None`): `identity = ...` rules and `%i`
+//!    never match it, whatever client id or username it sends. On
 //!    `use_identity_as_username` listeners a client without certificate may
 //!    not claim a username unless a password file verifies it.
 //!
-//! Then `clientid_must_match_identity`: the client id must equal the
-//! certificate identity (no certificate: mismatch).
+//! Then `clientid_must_match_identity`, on every listener that sets it: the
+//! client id must equal the identity (the certificate identity, else the
+//! verified username); a client without one is refused.
 
 use crate::config::ListenerConfig;
 
@@ -63,22 +66,31 @@ impl AuthOutcome {
 
 /// Decides whether the client described by `identity` (built with
 /// [`Identity::build`] for the same listener) may connect, given the
-/// password it sent. Returns also the client id to use instead of the one
-/// the client sent, when the listener has `identity_as_clientid` and a
-/// certificate named the client ([`Identity::client_id`] already holds it).
+/// password it sent, and records a verified password in
+/// [`Identity::password_verified`]. Returns also the client id to use
+/// instead of the one the client sent, when the listener has
+/// `identity_as_clientid` and a certificate named the client
+/// ([`Identity::client_id`] already holds it).
 pub fn authenticate(
     listener: &ListenerConfig,
     passwords: Option<&PasswordFile>,
-    identity: &Identity,
+    identity: &mut Identity,
     password: Option<&[u8]>,
 ) -> (AuthOutcome, Option<String>) {
     let outcome = check_credentials(listener, passwords, identity, password);
     if !outcome.is_allowed() {
         return (outcome, None);
     }
-    if listener.clientid_must_match_identity
-        && identity.cert_identity.as_deref() != Some(&*identity.client_id)
-    {
+    // Every admission with a password file, a username and a password
+    // verified the password, except where the certificate names the client
+    // and a sent password is ignored (Mosquitto does the same).
+    let certificate_names_client = identity.has_certificate()
+        && (listener.use_identity_as_username || listener.use_subject_as_username);
+    identity.password_verified = passwords.is_some()
+        && identity.username.is_some()
+        && password.is_some()
+        && !certificate_names_client;
+    if listener.clientid_must_match_identity && identity.principal() != Some(&*identity.client_id) {
         return (AuthOutcome::ClientIdMismatch, None);
     }
     let replacement = match &identity.cert_identity {
@@ -156,7 +168,7 @@ fn check_credentials(
         (None, Some(_), _) if names_from_certificate => return AuthOutcome::BadCredentials,
         _ => {}
     }
-    if listener.anonymous_allowed() {
+    if listener.anonymous_allowed(passwords.is_some()) {
         AuthOutcome::Allowed {
             method: AuthMethod::Anonymous,
         }

@@ -32,6 +32,8 @@ fn passwords() -> PasswordFile {
 #[derive(Clone, Copy)]
 enum Setting {
     Plain,
+    PlainAnonymous,
+    PlainMustMatch,
     Tls,
     TlsAnonymous,
     IdentityAsUsername,
@@ -45,6 +47,14 @@ fn listener(setting: Setting) -> ListenerConfig {
     let mut config = ListenerConfig::default_tls();
     match setting {
         Setting::Plain => config = ListenerConfig::default(),
+        Setting::PlainAnonymous => {
+            config = ListenerConfig::default();
+            config.allow_anonymous = Some(true);
+        }
+        Setting::PlainMustMatch => {
+            config = ListenerConfig::default();
+            config.clientid_must_match_identity = true;
+        }
         Setting::Tls => {}
         Setting::TlsAnonymous => config.allow_anonymous = Some(true),
         Setting::IdentityAsUsername => config.use_identity_as_username = true,
@@ -89,7 +99,10 @@ fn authentication_table() {
         (Plain, true, None, "c", Some("alice"), None, BAD),
         (Plain, true, None, "c", Some("mallory"), Some("x"), BAD),
         (Plain, true, None, "c", None, Some("pw-alice"), BAD),
-        (Plain, true, None, "c", None, None, ALLOW_ANON),
+        // A password file makes plain listeners refuse anonymous clients
+        // too (Mosquitto 2.0), unless `allow_anonymous = true` says so.
+        (Plain, true, None, "c", None, None, NOT_AUTH),
+        (PlainAnonymous, true, None, "c", None, None, ALLOW_ANON),
         // TLS listener: anonymous refused by default.
         (Tls, false, None, "c", None, None, NOT_AUTH),
         (
@@ -231,6 +244,7 @@ fn authentication_table() {
             None,
             MISMATCH,
         ),
+        // Without a certificate the identity is the verified username.
         (
             MustMatch,
             true,
@@ -238,7 +252,37 @@ fn authentication_table() {
             "alice",
             Some("alice"),
             Some("pw-alice"),
+            ALLOW_PASSWORD,
+        ),
+        (
+            MustMatch,
+            true,
+            None,
+            "dev-a",
+            Some("alice"),
+            Some("pw-alice"),
             MISMATCH,
+        ),
+        // Every listener that sets it: an anonymous client has no identity,
+        // so no client id matches (it cannot take a device's name).
+        (PlainMustMatch, false, None, "dev-b", None, None, MISMATCH),
+        (
+            PlainMustMatch,
+            false,
+            None,
+            "dev-b",
+            Some("dev-b"),
+            None,
+            MISMATCH,
+        ),
+        (
+            PlainMustMatch,
+            true,
+            None,
+            "alice",
+            Some("alice"),
+            Some("pw-alice"),
+            ALLOW_PASSWORD,
         ),
         (
             MustMatch,
@@ -267,12 +311,12 @@ fn authentication_table() {
     {
         let config = listener(setting);
         let cert = cn.map(|cn| cert(cn, &[]));
-        let identity =
+        let mut identity =
             Identity::build(&config, "l".into(), &[], cert.as_ref(), client_id, username);
         let (outcome, _) = authenticate(
             &config,
             with_file.then_some(&passwords),
-            &identity,
+            &mut identity,
             password.map(str::as_bytes),
         );
         assert_eq!(
@@ -287,13 +331,13 @@ fn authentication_table() {
 fn identity_as_clientid_returns_the_replacement() {
     let config = listener(Setting::AsClientId);
     let cert = cert("dev-a", &[]);
-    let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "other", None);
-    let (outcome, replacement) = authenticate(&config, None, &identity, None);
+    let mut identity = Identity::build(&config, "l".into(), &[], Some(&cert), "other", None);
+    let (outcome, replacement) = authenticate(&config, None, &mut identity, None);
     assert_eq!(outcome, ALLOW_CERT);
     assert_eq!(replacement.as_deref(), Some("dev-a"));
     assert_eq!(&*identity.client_id, "dev-a");
 
     let config = listener(Setting::Tls);
-    let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "other", None);
-    assert_eq!(authenticate(&config, None, &identity, None).1, None);
+    let mut identity = Identity::build(&config, "l".into(), &[], Some(&cert), "other", None);
+    assert_eq!(authenticate(&config, None, &mut identity, None).1, None);
 }

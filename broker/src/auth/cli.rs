@@ -60,10 +60,17 @@ pub struct AclCheckArgs {
     #[arg(long, value_name = "ID")]
     pub identity: Option<String>,
     /// Username (replaced by the identity on `use_identity_as_username`
-    /// listeners).
+    /// listeners). With `auth.password_file` it stands for a user whose
+    /// password verified, and is the client's identity without a
+    /// certificate; without one it is an unverified claim.
     #[arg(long, value_name = "U")]
     pub username: Option<String>,
-    /// Client id (default: the identity, else the username).
+    /// A client without certificate and without username (Mosquitto's top
+    /// block of an `acl_file` is for these clients only).
+    #[arg(long, conflicts_with_all = ["identity", "username"])]
+    pub anonymous: bool,
+    /// Client id (default: the identity, else the username, else
+    /// `anonymous`).
     #[arg(long = "client-id", value_name = "C")]
     pub client_id: Option<String>,
     /// A certificate group (OU) of the client; repeat for several. Groups
@@ -291,9 +298,14 @@ fn run_acl_check(args: &AclCheckArgs) -> Result<bool, String> {
         args.topic
     );
     println!(
-        "  client: principal {}, username {}, client id {}, groups [{}], listener {}",
-        identity.principal(),
-        identity.username.as_deref().unwrap_or("(none)"),
+        "  client: identity {}, username {}, client id {}, groups [{}], listener {}",
+        identity
+            .principal()
+            .unwrap_or("(none: no certificate, no verified password)"),
+        identity
+            .username
+            .as_deref()
+            .unwrap_or("(none: top-block rules of an acl_file apply)"),
         identity.client_id,
         identity.groups.join(", "),
         identity.listener
@@ -353,9 +365,15 @@ fn simulated_identity(
         (Some(identity), _) if listener.identity_as_clientid => identity.clone(),
         (_, Some(client_id)) => client_id.clone(),
         (Some(identity), None) => identity.clone(),
-        (None, None) => username
-            .clone()
-            .ok_or("give --identity, --username or --client-id (who is asking?)".to_string())?,
+        (None, None) => match (&username, args.anonymous) {
+            (Some(username), _) => username.clone(),
+            (None, true) => "anonymous".to_string(),
+            (None, false) => {
+                return Err("give --identity, --username, --anonymous or --client-id \
+                            (who is asking?)"
+                    .to_string())
+            }
+        },
     };
     let mut groups: Vec<String> = Vec::new();
     let configured = config.auth.groups.iter().filter(|group| {
@@ -368,9 +386,14 @@ fn simulated_identity(
             groups.push(group.clone());
         }
     }
+    // The broker admits a username with a password file only when its
+    // password verifies; without a file the name is a claim.
+    let password_verified =
+        cert_identity.is_none() && username.is_some() && config.auth.password_file.is_some();
     Ok(Identity {
         client_id: Arc::from(client_id.as_str()),
         username,
+        password_verified,
         fingerprint: cert_identity.as_ref().map(|_| String::new()),
         cert_identity,
         groups,

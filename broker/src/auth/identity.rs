@@ -36,6 +36,10 @@ pub struct Identity {
     /// SHA-256 fingerprint of the client certificate, lower-case hex; its
     /// presence means a verified certificate was presented.
     pub fingerprint: Option<String>,
+    /// Whether the password file verified `username`. Set by
+    /// [`super::authenticate()`] only: a username nobody verified (an
+    /// anonymous client's claim) names no one.
+    pub password_verified: bool,
 }
 
 impl Identity {
@@ -72,16 +76,21 @@ impl Identity {
             groups,
             listener: listener_name,
             fingerprint: cert.map(|cert| cert.fingerprint_sha256.to_ascii_lowercase()),
+            password_verified: false,
         }
     }
 
-    /// The name ACL `identity = ...` rules and `%i` use: the certificate
-    /// identity, else the username, else the client id.
-    pub fn principal(&self) -> &str {
-        self.cert_identity
-            .as_deref()
-            .or(self.username.as_deref())
-            .unwrap_or(&self.client_id)
+    /// The name ACL `identity = ...` rules, `%i` and
+    /// `clientid_must_match_identity` use: the certificate identity, else
+    /// the username a password file verified. `None` for a client with
+    /// neither: a client id or an unverified username is a claim anyone can
+    /// make, so it never names an identity (docs/decisions/0080).
+    pub fn principal(&self) -> Option<&str> {
+        match (&self.cert_identity, &self.username) {
+            (Some(cert_identity), _) => Some(cert_identity),
+            (None, Some(username)) if self.password_verified => Some(username),
+            _ => None,
+        }
     }
 
     /// Whether the client presented a verified certificate.
@@ -183,17 +192,20 @@ pub(crate) mod tests {
             "client-1",
             Some("dev-b"),
         );
-        assert_eq!(identity.principal(), "dev-a");
+        assert_eq!(identity.principal(), Some("dev-a"));
         assert_eq!(identity.username.as_deref(), Some("dev-b"));
         assert!(identity.has_certificate());
     }
 
     #[test]
-    fn principal_falls_back_to_username_then_client_id() {
-        let with_user = Identity::build(&listener(), "l".into(), &[], None, "c", Some("u"));
-        assert_eq!(with_user.principal(), "u");
+    fn principal_is_a_verified_username_never_a_client_id() {
+        let mut with_user = Identity::build(&listener(), "l".into(), &[], None, "c", Some("u"));
+        // A username nobody verified is a claim, not an identity.
+        assert_eq!(with_user.principal(), None);
+        with_user.password_verified = true;
+        assert_eq!(with_user.principal(), Some("u"));
         let bare = Identity::build(&listener(), "l".into(), &[], None, "c", None);
-        assert_eq!(bare.principal(), "c");
+        assert_eq!(bare.principal(), None);
         assert!(bare.groups.is_empty());
     }
 

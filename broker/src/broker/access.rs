@@ -106,7 +106,7 @@ impl Broker {
                 "Denied {action} on '{}' for client {} (identity {}): {}.",
                 topic.escape_debug(),
                 identity.client_id,
-                identity.principal(),
+                identity.principal().unwrap_or("none"),
                 decision.rule.as_deref().unwrap_or(decision.reason),
             );
         }

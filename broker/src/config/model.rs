@@ -106,8 +106,11 @@ pub struct ListenerConfig {
     /// TLS for this listener; absent means plain TCP.
     pub tls: Option<TlsConfig>,
     /// Admit clients that present neither a client certificate nor a
-    /// username/password. Absent: allowed on plain listeners (the default
-    /// one binds to 127.0.0.1 only), refused on TLS listeners.
+    /// username/password. Absent: refused on TLS listeners, and on every
+    /// listener when `auth.password_file` is set (as Mosquitto 2.0: a
+    /// password file means clients are to log in); allowed on plain
+    /// listeners of a broker without one (the default listener binds to
+    /// 127.0.0.1 only).
     pub allow_anonymous: Option<bool>,
     /// Which part of a client certificate is the client's identity.
     pub identity: IdentitySource,
@@ -155,9 +158,11 @@ impl ListenerConfig {
         }
     }
 
-    /// Whether clients without certificate or password are admitted.
-    pub fn anonymous_allowed(&self) -> bool {
-        self.allow_anonymous.unwrap_or(self.tls.is_none())
+    /// Whether clients without certificate or password are admitted;
+    /// `password_file_set`: whether the broker has a password file.
+    pub fn anonymous_allowed(&self, password_file_set: bool) -> bool {
+        self.allow_anonymous
+            .unwrap_or(self.tls.is_none() && !password_file_set)
     }
 }
 
@@ -239,12 +244,16 @@ pub struct AclRuleConfig {
     pub permission: Permission,
     pub access: AccessKind,
     /// Topic or filter with `+`/`#` and the patterns `%c` (client id),
-    /// `%u` (username), `%i` (certificate identity), `%g` (group).
+    /// `%u` (username), `%i` (identity), `%g` (group).
     pub topic: String,
-    /// Applies to this certificate identity (or username without one).
+    /// Applies to this identity: the certificate identity, else a username
+    /// the password file verified. Never a client id or an unverified name.
     pub identity: Option<String>,
     /// Applies to members of this group.
     pub group: Option<String>,
+    /// Applies to clients without a username only, as the lines before the
+    /// first `user` line of a Mosquitto `acl_file` (docs/decisions/0030).
+    pub anonymous: bool,
 }
 
 /// Whether a TLS listener asks clients for a certificate.

@@ -305,7 +305,7 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
     }
     let auth = broker.auth();
     let cert = origin.tls.as_ref().and_then(|tls| tls.client_cert.as_ref());
-    let identity = Identity::build(
+    let mut identity = Identity::build(
         &origin.settings,
         Arc::clone(&origin.listener),
         &auth.groups,
@@ -316,7 +316,7 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
     let (outcome, replacement) = authenticate(
         &origin.settings,
         auth.passwords.as_ref(),
-        &identity,
+        &mut identity,
         connect.password.as_deref(),
     );
     let refusal = match outcome {
@@ -331,13 +331,27 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
         )),
         AuthOutcome::ClientIdMismatch => Some((
             ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-            "client id differs from the certificate identity",
+            "client id differs from the client's identity (certificate identity, else \
+             verified username; clientid_must_match_identity)",
         )),
     };
     if let Some((reason, why)) = refusal {
         return Verdict::Refuse(Some(reason), why.into());
     }
     if let Some(replacement) = replacement {
+        // The certificate's name becomes the session key: the same limit
+        // as a client id sent in CONNECT (a CA may issue long names).
+        if replacement.len() > config.limits.max_client_id_length {
+            return Verdict::Refuse(
+                Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+                format!(
+                    "certificate identity of {} bytes (identity_as_clientid) exceeds \
+                     limits.max_client_id_length {}",
+                    replacement.len(),
+                    config.limits.max_client_id_length
+                ),
+            );
+        }
         client_id = replacement;
     }
     if let Some(will) = &connect.will {

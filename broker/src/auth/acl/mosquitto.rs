@@ -1,7 +1,7 @@
 //! Reads a Mosquitto `acl_file` as Mosquitto 2.0 writes and reads it.
 //!
 //! ```text
-//! # Before any `user` line: rules for every client.
+//! # Before any `user` line: rules for clients without a username.
 //! topic read $SYS/broker/uptime
 //! user dev-a
 //! # For the username dev-a.
@@ -65,13 +65,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<AclRule>, AuthError> {
                 let (subject, placeholders) = match (&user, is_pattern) {
                     (_, true) => (Subject::Everyone, Placeholders::Mosquitto),
                     (Some(name), false) => (Subject::Username(name.clone()), Placeholders::None),
-                    (None, false) => (Subject::Everyone, Placeholders::None),
+                    // Mosquitto's `acl__find_acls`: the top block is the
+                    // list of clients without a username, and only theirs.
+                    (None, false) => (Subject::NoUsername, Placeholders::None),
                 };
                 let description = match (&user, is_pattern) {
                     (Some(name), false) => {
                         format!("acl_file {origin}:{number}: user {name} / {line}")
                     }
-                    _ => format!("acl_file {origin}:{number}: {line}"),
+                    (None, false) => {
+                        format!("acl_file {origin}:{number}: (clients without a username) / {line}")
+                    }
+                    (_, true) => format!("acl_file {origin}:{number}: {line}"),
                 };
                 let rule = AclRule {
                     permission,
@@ -101,9 +106,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<AclRule>, AuthError> {
 }
 
 /// Mosquitto puts `deny` lines at the front of each list. Rules of
-/// different usernames never apply to the same client, so one stable
-/// partition of all `topic` rules gives every client its own list in
-/// Mosquitto's order.
+/// different usernames (and of the top block, for clients without one)
+/// never apply to the same client, so one stable partition of all `topic`
+/// rules gives every client its own list in Mosquitto's order.
 fn deny_first(rules: Vec<AclRule>) -> Vec<AclRule> {
     let (mut denies, allows): (Vec<AclRule>, Vec<AclRule>) = rules
         .into_iter()

@@ -1,6 +1,6 @@
 //! Placeholders in rule topics: `%c` client id, `%u` username, `%i`
-//! certificate identity (the principal without a certificate), `%g` each
-//! group of the client.
+//! identity ([`Identity::principal`]: certificate identity, else verified
+//! username; none for an anonymous client), `%g` each group of the client.
 //!
 //! A value that is empty, missing, contains `+`, `#`, `/` or NUL, or starts
 //! with `$` makes the rule not apply to that client: a client chooses its
@@ -56,7 +56,7 @@ fn expand(
             let value = match chars.peek() {
                 Some('c') => Some(Some(&*identity.client_id)),
                 Some('u') => Some(identity.username.as_deref()),
-                Some('i') if fleetmq => Some(Some(identity.principal())),
+                Some('i') if fleetmq => Some(identity.principal()),
                 Some('g') if fleetmq => Some(group),
                 _ => None,
             };
@@ -89,6 +89,7 @@ mod tests {
             groups: vec!["ops".to_string(), "lab".to_string()],
             listener: "l".into(),
             fingerprint: cert.map(|_| "00".to_string()),
+            password_verified: username.is_some(),
         }
     }
 

@@ -15,7 +15,8 @@ use crate::auth::{AuthError, Identity};
 pub enum Subject {
     /// Every client.
     Everyone,
-    /// The client whose [`Identity::principal`] is this name.
+    /// The client whose [`Identity::principal`] is this name (a client
+    /// without one is never included).
     Identity(String),
     /// Members of this group.
     Group(String),
@@ -23,6 +24,9 @@ pub enum Subject {
     IdentityInGroup { identity: String, group: String },
     /// A client with this username (Mosquitto `user` lines).
     Username(String),
+    /// A client without a username (Mosquitto: the lines before the first
+    /// `user` line; `[[acl]]`: `anonymous = true`).
+    NoUsername,
 }
 
 impl Subject {
@@ -31,13 +35,14 @@ impl Subject {
         let in_group = |group: &str| identity.groups.iter().any(|g| g == group);
         match self {
             Subject::Everyone => true,
-            Subject::Identity(name) => identity.principal() == name,
+            Subject::Identity(name) => identity.principal() == Some(name.as_str()),
             Subject::Group(group) => in_group(group),
             Subject::IdentityInGroup {
                 identity: name,
                 group,
-            } => identity.principal() == name && in_group(group),
+            } => identity.principal() == Some(name.as_str()) && in_group(group),
             Subject::Username(name) => identity.username.as_deref() == Some(name.as_str()),
+            Subject::NoUsername => identity.username.is_none(),
         }
     }
 }
@@ -74,11 +79,20 @@ impl AclRule {
         let subject = match (
             named("identity", &rule.identity)?,
             named("group", &rule.group)?,
+            rule.anonymous,
         ) {
-            (None, None) => Subject::Everyone,
-            (Some(identity), None) => Subject::Identity(identity),
-            (None, Some(group)) => Subject::Group(group),
-            (Some(identity), Some(group)) => Subject::IdentityInGroup { identity, group },
+            (None, None, false) => Subject::Everyone,
+            (None, None, true) => Subject::NoUsername,
+            (Some(identity), None, false) => Subject::Identity(identity),
+            (None, Some(group), false) => Subject::Group(group),
+            (Some(identity), Some(group), false) => Subject::IdentityInGroup { identity, group },
+            (_, _, true) => {
+                return Err(error(
+                    "`anonymous = true` is for clients without a username, who have no \
+                     identity or group; remove `identity`/`group` or `anonymous`"
+                        .to_string(),
+                ))
+            }
         };
         let who = match &subject {
             Subject::Everyone => String::new(),
@@ -88,6 +102,7 @@ impl AclRule {
                 format!(" (identity {identity} in group {group})")
             }
             Subject::Username(name) => format!(" (username {name})"),
+            Subject::NoUsername => " (clients without a username)".to_string(),
         };
         let description = format!(
             "[[acl]] #{number}: {} {} {}{who}",

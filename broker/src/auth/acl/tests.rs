@@ -20,6 +20,7 @@ pub(super) fn client(cert: Option<&str>, client_id: &str, groups: &[&str]) -> Id
         groups: groups.iter().map(|g| g.to_string()).collect(),
         listener: "l".into(),
         fingerprint: cert.map(|_| "00".to_string()),
+        password_verified: false,
     }
 }
 
@@ -31,7 +32,7 @@ fn check_table(acl: &Acl, cases: &[(&Identity, Action, &str, bool)]) {
         assert_eq!(
             decision.allowed,
             *expected,
-            "{} {action} {topic:?}: {decision:?}",
+            "{:?} {action} {topic:?}: {decision:?}",
             identity.principal()
         );
     }
@@ -253,10 +254,12 @@ fn subjects_select_rules() {
     let ops = client(Some("ops-1"), "x", &["ops", "lab"]);
     let boss = client(Some("boss"), "x", &["ops"]);
     let fake_boss = client(Some("boss"), "x", &[]);
-    // A password client named like a device: the principal is the username.
+    // A password client named like a device: the principal is the
+    // verified username.
     let password_user = Identity {
         cert_identity: None,
         fingerprint: None,
+        password_verified: true,
         ..client(Some("dev-a"), "x", &[])
     };
     check_table(

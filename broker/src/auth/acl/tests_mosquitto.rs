@@ -39,12 +39,21 @@ fn lines_parse_into_rules() {
     assert_eq!(
         summary,
         [
-            (Allow, AccessKind::Read, "$SYS/#", &Subject::Everyone),
-            (Allow, AccessKind::ReadWrite, "public/#", &Subject::Everyone),
+            (Allow, AccessKind::Read, "$SYS/#", &Subject::NoUsername),
+            (
+                Allow,
+                AccessKind::ReadWrite,
+                "public/#",
+                &Subject::NoUsername
+            ),
             (Allow, AccessKind::Write, "devices/dev-a/#", &dev_a),
             (Allow, AccessKind::Read, "topic with spaces/x", &dev_a),
             (Allow, AccessKind::Write, "devices/%c/#", &Subject::Everyone),
         ]
+    );
+    assert_eq!(
+        &*rules[0].description,
+        "acl_file /etc/mosquitto/acl:3: (clients without a username) / topic read $SYS/#"
     );
     assert_eq!(
         &*rules[2].description,
@@ -83,7 +92,7 @@ fn denies_come_first_within_topics_and_within_patterns() {
 #[test]
 fn user_blocks_match_the_username_and_topic_lines_are_literal() {
     let acl = parse(
-        "topic read everyone/#\n\
+        "topic read top/#\n\
          user dev-a\n\
          topic write %c/x\n\
          user dev-b\n\
@@ -94,8 +103,9 @@ fn user_blocks_match_the_username_and_topic_lines_are_literal() {
     let dev_b = client(Some("dev-b"), "c2", &[]);
     let nobody = client(None, "c3", &[]);
     let cases = [
-        (&dev_a, R, "everyone/x", true),
-        (&nobody, R, "everyone/x", true),
+        // The top block is for clients without a username only.
+        (&dev_a, R, "top/x", false),
+        (&nobody, R, "top/x", true),
         (&dev_a, P, "%c/x", true),
         (&dev_a, P, "c1/x", false),
         (&dev_a, P, "b/x", false),
@@ -109,7 +119,7 @@ fn user_blocks_match_the_username_and_topic_lines_are_literal() {
         assert_eq!(
             acl.check(identity, action, topic).allowed,
             expected,
-            "{} {action} {topic}",
+            "{:?} {action} {topic}",
             identity.principal()
         );
     }
@@ -235,7 +245,7 @@ fn toml_rules_and_acl_file_decide_identically() {
     for (identity, action, topic, expected) in cases {
         let by_toml = toml_acl.check(identity, action, topic);
         let by_file = mosquitto_acl.check(identity, action, topic);
-        let who = identity.principal();
+        let who = identity.principal().unwrap_or("(none)");
         assert_eq!(
             by_toml.allowed, expected,
             "toml: {who} {action} {topic}: {by_toml:?}"
@@ -245,4 +255,79 @@ fn toml_rules_and_acl_file_decide_identically() {
             "acl_file: {who} {action} {topic}: {by_file:?}"
         );
     }
+}
+
+/// The migrated lab file of the security issue: the top block served
+/// anonymous lab tools and must give a username nothing, neither its
+/// grants nor its denials; `anonymous = true` writes the same in
+/// `[[acl]]`.
+#[test]
+fn top_block_is_for_clients_without_a_username_in_both_forms() {
+    let file = parse(
+        "topic readwrite #\n\
+         topic deny secret/#\n\
+         user dev-a\n\
+         topic write devices/dev-a/telemetry\n\
+         topic readwrite secret/dev-a/#\n\
+         pattern write pattern/%u/#\n",
+    );
+    let toml = acl_from_toml(
+        r##"
+        [[acl]]
+        permission = "deny"
+        access = "readwrite"
+        topic = "secret/#"
+        anonymous = true
+        [[acl]]
+        access = "readwrite"
+        topic = "#"
+        anonymous = true
+        [[acl]]
+        access = "write"
+        topic = "devices/dev-a/telemetry"
+        identity = "dev-a"
+        [[acl]]
+        access = "readwrite"
+        topic = "secret/dev-a/#"
+        identity = "dev-a"
+        [[acl]]
+        access = "write"
+        topic = "pattern/%u/#"
+        "##,
+    );
+    let dev_a = client(Some("dev-a"), "dev-a", &[]);
+    let stranger = client(Some("stranger"), "s", &[]);
+    let anonymous = client(None, "lab-tool", &[]);
+    let cases = [
+        (&dev_a, P, "devices/dev-a/telemetry", true),
+        (&dev_a, P, "devices/dev-b/cmd/reboot", false),
+        (&dev_a, R, "devices/dev-b/cmd/reboot", false),
+        (&dev_a, S, "#", false),
+        (&dev_a, P, "secret/dev-a/x", true),
+        (&stranger, R, "devices/dev-a/telemetry", false),
+        (&stranger, P, "pattern/stranger/x", true),
+        (&anonymous, P, "devices/dev-b/cmd/reboot", true),
+        (&anonymous, S, "#", true),
+        (&anonymous, R, "secret/dev-a/x", false),
+    ];
+    for (identity, action, topic, expected) in cases {
+        for (form, acl) in [("acl_file", &file), ("[[acl]]", &toml)] {
+            let decision = acl.check(identity, action, topic);
+            assert_eq!(
+                decision.allowed, expected,
+                "{form}: {:?} {action} {topic}: {decision:?}",
+                identity.username
+            );
+        }
+    }
+    let decision = file.check(&anonymous, R, "secret/x");
+    assert_eq!(
+        decision.rule.as_deref(),
+        Some("acl_file /etc/mosquitto/acl:2: (clients without a username) / topic deny secret/#")
+    );
+    let decision = toml.check(&anonymous, R, "secret/x");
+    assert_eq!(
+        decision.rule.as_deref(),
+        Some("[[acl]] #1: deny readwrite secret/# (clients without a username)")
+    );
 }
