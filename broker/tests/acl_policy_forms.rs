@@ -319,3 +319,138 @@ fn acl_check_and_the_broker_log_name_the_same_rule() {
         );
     }
 }
+
+/// The top block of a Mosquitto `acl_file` (lines before the first `user`)
+/// is for clients without a username, as in Mosquitto 2.0's
+/// `acl__find_acls`: a migrated file that lets anonymous lab tools read
+/// and write everything gives a username none of it, and its `deny` lines
+/// take nothing from a username. Runs against Mosquitto too
+/// (`FLEETMQ_TEST_BROKER=mosquitto`): both must give the same answers.
+mod top_block {
+    use std::collections::BTreeSet;
+
+    use super::common::{is_mosquitto, ConnectBuilder, RawClient};
+    use super::*;
+
+    const ACL_FILE: &str = "\
+# Anonymous lab tools.
+topic readwrite #
+topic deny secret/#
+user dev-a
+topic write devices/dev-a/telemetry
+topic readwrite secret/dev-a/#
+pattern write pattern/%u/#
+";
+
+    /// A 5.0 client on the plain test listener, with this username and no
+    /// password (no password file: both brokers keep the username).
+    fn client(broker: &Broker, client_id: &str, username: Option<&str>) -> Peer {
+        let mut connect = ConnectBuilder::v5(client_id);
+        connect.username = username.map(str::to_string);
+        let (raw, connack) = RawClient::connect_with(broker.addr(), connect);
+        assert_eq!(connack.reason, ReasonCode::SUCCESS, "{client_id}");
+        Peer::new(raw)
+    }
+
+    /// (topic, payload) of what `peer` received, `$SYS` left out.
+    fn received(peer: &mut Peer) -> BTreeSet<(String, String)> {
+        peer.drain(QUIET)
+            .iter()
+            .map(|p| {
+                let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                (p.topic.to_string(), payload)
+            })
+            .collect()
+    }
+
+    fn pairs(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+        items
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn is_for_clients_without_a_username_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let acl_file = dir.path().join("acl");
+        std::fs::write(&acl_file, ACL_FILE).unwrap();
+        let broker = Broker::start_with_conf(
+            &format!("[auth]\nacl_file = {}\n", common::pki::toml_path(&acl_file)),
+            &format!("acl_file {}\n", acl_file.display()),
+        );
+        let mut observer = client(&broker, "observer", None);
+        observer.subscribe_all(&[("#", 1)]);
+        let mut dev_a = client(&broker, "dev-a", Some("dev-a"));
+        // SUBACKs differ (Mosquitto does not check SUBSCRIBE, fleetmq
+        // refuses filters no rule covers): deliveries are compared.
+        dev_a.subscribe_all(&[("devices/dev-b/cmd/reboot", 1), ("secret/dev-a/#", 1)]);
+        let mut stranger = client(&broker, "stranger", Some("stranger"));
+        stranger.subscribe_all(&[("devices/#", 1)]);
+        let mut lab_tool = client(&broker, "lab-tool", None);
+
+        // The payload names the publisher. PUBACK reasons are not
+        // compared (3.1.1-era habits differ); deliveries are.
+        for topic in [
+            "devices/dev-a/telemetry",
+            "devices/dev-b/cmd/reboot",
+            "secret/dev-a/x",
+        ] {
+            dev_a.publish(topic, b"dev-a", 1, false);
+        }
+        for topic in ["devices/dev-b/cmd/reboot", "pattern/stranger/x"] {
+            stranger.publish(topic, b"stranger", 1, false);
+        }
+        for topic in ["devices/dev-b/cmd/reboot", "secret/x"] {
+            lab_tool.publish(topic, b"lab-tool", 1, false);
+        }
+
+        assert_eq!(
+            received(&mut observer),
+            pairs(&[
+                ("devices/dev-a/telemetry", "dev-a"),
+                ("pattern/stranger/x", "stranger"),
+                ("devices/dev-b/cmd/reboot", "lab-tool"),
+            ]),
+            "what the anonymous observer saw published"
+        );
+        assert_eq!(
+            received(&mut dev_a),
+            pairs(&[("secret/dev-a/x", "dev-a")]),
+            "what dev-a received"
+        );
+        assert_eq!(
+            received(&mut stranger),
+            pairs(&[]),
+            "what stranger received"
+        );
+
+        if is_mosquitto() {
+            return;
+        }
+        // `fleetmq acl check` names the top-block line for an anonymous
+        // client, and gives a username the default.
+        let file_line = format!(
+            "acl_file {}:2: (clients without a username) / topic readwrite #",
+            acl_file.display()
+        );
+        for (who, expected_exit, decided_by) in [
+            (&["--anonymous"][..], 0, file_line.as_str()),
+            (
+                &["--username", "dev-a"][..],
+                1,
+                "default deny (rules exist)",
+            ),
+        ] {
+            let mut args = who.to_vec();
+            args.extend(["--topic", "devices/dev-b/cmd/reboot", "--action", "publish"]);
+            let out = acl_check(&broker.config_path(), &args);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(expected_exit), "{who:?}: {stdout}");
+            assert!(
+                stdout.contains(&format!("decided by {decided_by}")),
+                "{who:?}: {stdout}"
+            );
+        }
+    }
+}

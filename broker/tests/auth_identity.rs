@@ -39,7 +39,7 @@ fn device_cannot_take_another_devices_client_id() {
     assert_eq!(connack.reason, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
     assert!(impostor.expect_closed(WAIT), "refused client left open");
     broker.assert_log(
-        "as dev-b: client id differs from the certificate identity.",
+        "as dev-b: client id differs from the client's identity",
         WAIT,
     );
     // 3.1.1: CONNACK return code 2, identifier rejected.
@@ -118,4 +118,37 @@ fn identity_as_clientid_replaces_whatever_client_id_is_sent() {
     ops.publish("devices/dev-b/cmd/ping", b"1", 1, false);
     dev_b.expect_publish_on("devices/dev-b/cmd/ping");
     assert_eq!(dev_a.drain(common::QUIET), []);
+}
+
+/// The certificate name that replaces the client id is held to the same
+/// `limits.max_client_id_length` as a client id sent in CONNECT.
+#[test]
+fn identity_as_clientid_obeys_max_client_id_length() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let fleet = Fleet::new();
+    // "dev-a" is 5 bytes; the client sends a 1-byte id.
+    let limits = "[mqtt]\nauto_id_prefix = \"a\"\n\n[limits]\nmax_client_id_length = 4\n";
+    let broker = fleet.start(
+        "identity_as_clientid = true",
+        &format!("{limits}{POLICY_TOML}"),
+    );
+    let (mut client, connack) = fleet.try_connect(&broker, fleet.dev_a(), &ConnectBuilder::v5("x"));
+    assert_eq!(connack.reason, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+    assert!(client.expect_closed(WAIT), "refused client left open");
+    broker.assert_log(
+        "certificate identity of 5 bytes (identity_as_clientid) exceeds limits.max_client_id_length 4",
+        WAIT,
+    );
+    assert_eq!(
+        connack_v311_as_dev_a(&fleet, &broker, &ConnectBuilder::v311("x")),
+        [0x20, 0x02, 0x00, 0x02]
+    );
+    assert_eq!(
+        broker.count_log_lines(&[" as dev-a (p"]),
+        0,
+        "{}",
+        broker.logs()
+    );
 }

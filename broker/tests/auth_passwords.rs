@@ -349,3 +349,135 @@ fn sighup_reloads_the_password_file_without_dropping_connections() {
         );
     }
 }
+
+/// Mosquitto 2.0 refuses anonymous clients once a password file is set,
+/// unless `allow_anonymous true`: a plain listener without the key does
+/// the same here (the harness's `test` listener has no auth settings).
+#[test]
+fn a_password_file_makes_plain_listeners_refuse_anonymous_clients() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(file) = password_file(dir.path()) else {
+        return;
+    };
+    let open = ListenerSpec::plain("open").with_settings("allow_anonymous = true");
+    let toml = format!("[auth]\npassword_file = {}\n", toml_path(&file));
+    let broker = Broker::start_with_listeners(&[open], &toml);
+    let default_plain = broker.addr_of("test");
+
+    let mut client = RawClient::connect(default_plain);
+    client.send_connect(&v311(None, None, "anon"));
+    assert_eq!(client.recv_exact(4, WAIT), [0x20, 0x02, 0x00, 0x05]);
+    let mut client = RawClient::connect(default_plain);
+    client.send_connect(&v5(None, None, "anon"));
+    assert_eq!(client.expect_connack().reason, ReasonCode::NOT_AUTHORIZED);
+    broker.assert_log("as anon: not authorised", WAIT);
+    // Password users still connect there; `allow_anonymous = true` still
+    // admits anonymous clients.
+    let mut client = RawClient::connect(default_plain);
+    client.send_connect(&v5(Some("sensor-7"), Some("s3cret"), "s7"));
+    assert_eq!(client.expect_connack().reason, ReasonCode::SUCCESS);
+    let mut client = RawClient::connect(broker.addr_of("open"));
+    client.send_connect(&v5(None, None, "anon"));
+    assert_eq!(client.expect_connack().reason, ReasonCode::SUCCESS);
+}
+
+/// Without a certificate, a verified username is the identity that
+/// `clientid_must_match_identity` compares, on a plain listener too; a
+/// client with neither certificate nor password has none and is refused.
+#[test]
+fn clientid_must_match_identity_on_a_plain_listener_names_password_users() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(file) = password_file(dir.path()) else {
+        return;
+    };
+    let matched = ListenerSpec::plain("matched")
+        .with_settings("allow_anonymous = true\nclientid_must_match_identity = true");
+    let toml = format!("[auth]\npassword_file = {}\n{POLICY}", toml_path(&file));
+    let broker = Broker::start_with_listeners(&[matched], &toml);
+    let connack = |connect: &ConnectBuilder| {
+        let mut client = RawClient::connect(broker.addr_of("matched"));
+        client.send_connect(connect);
+        client.expect_connack().reason
+    };
+    assert_eq!(
+        connack(&v5(Some("sensor-7"), Some("s3cret"), "sensor-7")),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(
+        connack(&v5(Some("sensor-7"), Some("s3cret"), "sensor-8")),
+        ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+    );
+    assert_eq!(
+        connack(&v5(None, None, "sensor-7")),
+        ReasonCode::CLIENT_IDENTIFIER_NOT_VALID
+    );
+    broker.assert_log(
+        "as sensor-7: client id differs from the client's identity",
+        WAIT,
+    );
+}
+
+/// The take-over: an anonymous client that sends a password user's
+/// name as client id gets none of that user's `%i` rights: not its queued
+/// commands, not its topics.
+#[test]
+fn an_anonymous_client_named_like_a_user_gets_none_of_its_rights() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(file) = password_file(dir.path()) else {
+        return;
+    };
+    let open = ListenerSpec::plain("open").with_settings("allow_anonymous = true");
+    let toml = format!("[auth]\npassword_file = {}\n{POLICY}", toml_path(&file));
+    let listener = ListenerSpec::plain(LISTENER).with_settings("allow_anonymous = false");
+    let broker = Broker::start_with_listeners(&[listener, open], &toml);
+
+    // sensor-7 leaves a persistent session with a command queued for it.
+    let mut sensor = connect(
+        &broker,
+        v311(Some("sensor-7"), Some("s3cret"), "sensor-7").clean(false),
+    );
+    assert_eq!(sensor.subscribe("devices/sensor-7/cmd/#"), ReasonCode(1));
+    sensor.raw.send(&[0xE0, 0x00]);
+    broker.assert_log("Client sensor-7 disconnected.", WAIT);
+    let mut sender = connect(&broker, v5(Some("sensor-7"), Some("s3cret"), "s7-sender"));
+    assert_eq!(
+        sender.publish("devices/sensor-7/cmd/reboot", b"1", 1, false),
+        ReasonCode::SUCCESS
+    );
+
+    // An anonymous client on the open listener, client id sensor-7.
+    let mut impostor = RawClient::connect(broker.addr_of("open"));
+    impostor.send_connect(&v311(None, None, "sensor-7").clean(false));
+    let connack = impostor.expect_connack();
+    // Whether it may attach to sensor-7's session at all is the session's
+    // rule; admitted or not, it must not read sensor-7's command.
+    if !connack.reason.is_error() {
+        let mut impostor = Peer::new(impostor);
+        let received = impostor.drain(common::QUIET);
+        assert!(received.is_empty(), "impostor read {received:?}");
+        assert_eq!(
+            impostor.subscribe("devices/sensor-7/cmd/#"),
+            ReasonCode(0x80)
+        );
+    }
+    let (raw, _) = RawClient::connect_with(broker.addr_of("open"), v5(None, None, "sensor-7"));
+    let mut impostor = Peer::new(raw);
+    assert_eq!(
+        impostor.publish("devices/sensor-7/data", b"forged", 1, false),
+        ReasonCode::NOT_AUTHORIZED
+    );
+    assert_eq!(
+        impostor.subscribe("devices/sensor-7/cmd/#"),
+        ReasonCode::NOT_AUTHORIZED
+    );
+    broker.assert_log("(identity none)", WAIT);
+}
