@@ -221,7 +221,7 @@ fn mosquitto_pub_cannot_connect_as_another_device() {
         );
     }
     assert_eq!(
-        broker.count_log_lines(&["as dev-b: client id differs from the certificate identity."]),
+        broker.count_log_lines(&["as dev-b: client id differs from the client's identity"]),
         2,
         "{}",
         broker.logs()

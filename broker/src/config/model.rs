@@ -121,10 +121,13 @@ pub struct ListenerConfig {
     /// Mosquitto's `use_subject_as_username`: as above with the whole
     /// subject DN.
     pub use_subject_as_username: bool,
-    /// Refuse a CONNECT whose client id differs from the certificate
-    /// identity (5.0: 0x85 client identifier not valid; 3.1.1: return code 2).
+    /// Refuse a CONNECT whose client id differs from the client's identity
+    /// (certificate identity, else verified username; a client with
+    /// neither is refused), on any listener (5.0: 0x85 client identifier
+    /// not valid; 3.1.1: return code 2).
     pub clientid_must_match_identity: bool,
-    /// Replace the client id with the certificate identity.
+    /// Replace the client id with the certificate identity (which must fit
+    /// `limits.max_client_id_length`).
     pub identity_as_clientid: bool,
 }
 

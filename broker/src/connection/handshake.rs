@@ -331,8 +331,8 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
         )),
         AuthOutcome::ClientIdMismatch => Some((
             ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
-            "client id differs from the client's identity (certificate identity, else \
-             verified username; clientid_must_match_identity)",
+            "client id differs from the client's identity (its certificate identity, else \
+             its verified username)",
         )),
     };
     if let Some((reason, why)) = refusal {
