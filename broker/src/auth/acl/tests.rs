@@ -324,6 +324,14 @@ fn invalid_rules_are_reported_with_their_number() {
         (r#"topic = "$share/g/a""#, "shared subscription"),
         ("topic = \"a\"\nidentity = \"\"", "names nobody"),
         ("topic = \"a\"\ngroup = \"\"", "names nobody"),
+        (
+            "topic = \"a\"\nanonymous = true\nidentity = \"dev-a\"",
+            "clients without a username",
+        ),
+        (
+            "topic = \"a\"\nanonymous = true\ngroup = \"ops\"",
+            "clients without a username",
+        ),
     ];
     for (rule, needle) in cases {
         let text = format!("[[acl]]\ntopic = \"ok\"\n[[acl]]\n{rule}\n");
