@@ -50,10 +50,7 @@ impl StoreHealth {
     /// A commit failed; logs only when this starts a failing period.
     pub(super) fn failed(&self, path: &std::path::Path, error: &str) {
         self.failed_commits.fetch_add(1, Ordering::Relaxed);
-        *self.reason.lock() = Some(format!(
-            "store {} cannot commit: {error}",
-            path.display()
-        ));
+        *self.reason.lock() = Some(format!("store {} cannot commit: {error}", path.display()));
         if self.healthy.swap(false, Ordering::AcqRel) {
             tracing::error!(
                 "Store commit to {} failed: {error}. QoS 1/2 publishes are refused and \
