@@ -259,6 +259,14 @@ mod full_disk {
         assert_eq!(metric(&broker, "fleetmq_store_healthy"), Some(0.0));
         assert!(metric(&broker, "fleetmq_store_commit_failures_total").is_some_and(|v| v >= 1.0));
 
+        // QoS 2 (5.0): PUBREC 0x80, so the flow ends there.
+        assert_eq!(
+            v5.publish("full/a", &payload(n), 2, false),
+            ReasonCode::UNSPECIFIED_ERROR
+        );
+        refused.push(n);
+        n += 1;
+
         // 3.1.1 has no negative PUBACK: the publisher is disconnected.
         let (mut v311, _) = RawClient::connect_v311(addr, "full-pub311", true);
         v311.send(&publish(

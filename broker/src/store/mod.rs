@@ -301,3 +301,27 @@ impl Drop for Store {
         self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Progress, TicketState};
+
+    #[test]
+    fn a_ticket_is_committed_failed_or_pending() {
+        let failing = Progress {
+            committed: 10,
+            attempted: 14,
+        };
+        assert_eq!(failing.state(0), TicketState::Committed);
+        assert_eq!(failing.state(10), TicketState::Committed);
+        assert_eq!(failing.state(11), TicketState::Failed);
+        assert_eq!(failing.state(14), TicketState::Failed);
+        assert_eq!(failing.state(15), TicketState::Pending);
+        // The retried backlog committed: the failed tickets are durable now.
+        let recovered = Progress {
+            committed: 14,
+            attempted: 14,
+        };
+        assert_eq!(recovered.state(12), TicketState::Committed);
+    }
+}
