@@ -293,6 +293,17 @@ mod full_disk {
         refused.push(n);
         n += 1;
 
+        // A persistent session's SUBACK waits for its commit: the
+        // subscriber is disconnected and subscribes again later.
+        let (mut late, _) = RawClient::connect_with(
+            addr,
+            ConnectBuilder::v5("full-late")
+                .clean(false)
+                .property(prop::u32(prop::SESSION_EXPIRY, 3600)),
+        );
+        late.send(&subscribe(1, &[("late/#", 1)], true, &[]));
+        late.expect_disconnect(ReasonCode::UNSPECIFIED_ERROR);
+
         // QoS 0 to an online subscriber goes on.
         v5.send(&publish(
             "live/q0",

@@ -5,10 +5,12 @@
 //! MQTT 5.0 PUBACK/PUBREC carry reason 0x80 (unspecified error): the
 //! failure is the broker's, any write error (not only a full disk), so
 //! 0x97 "quota exceeded" would point the client at a limit it does not
-//! have. Everything else (3.1.1, which has no negative PUBACK, and
-//! PUBREL/PUBCOMP/SUBACK, which cannot refuse) ends the connection: the
-//! client resends after reconnecting, so nothing it was told is durable
-//! is lost. This module owns no state; it must not decide health.
+//! have. Everything else ends the connection: 3.1.1 has no negative
+//! PUBACK, PUBREL/PUBCOMP cannot refuse, and a SUBACK's subscription has
+//! already taken effect (and will be stored once the store recovers), so a
+//! 0x80 there would lie. The client resends after reconnecting, so nothing
+//! it was told is durable is lost. This module owns no state; it must not
+//! decide health.
 
 use std::sync::Arc;
 
