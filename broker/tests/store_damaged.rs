@@ -354,7 +354,25 @@ mod full_disk {
             broker.logs()
         );
 
-        // A crash now: every acknowledged message must come back.
+        // Full again, and a crash while failing: what was refused and kept
+        // only in memory is lost with the process, which is allowed;
+        // anything acknowledged is not.
+        let filler = fs.fill();
+        let refused_before = refused.len();
+        while n < 200 && refused.len() == refused_before {
+            match v5.publish("full/a", &payload(n), 1, false) {
+                ReasonCode::SUCCESS => acked.push(n),
+                ReasonCode::UNSPECIFIED_ERROR => refused.push(n),
+                other => panic!("PUBACK for message {n}: unexpected {other:?}"),
+            }
+            n += 1;
+        }
+        assert!(
+            refused.len() > refused_before,
+            "full again: nothing refused"
+        );
+        broker.kill9();
+        std::fs::remove_file(&filler).expect("free the space");
         broker.restart();
         let drained = drain_session(
             broker.addr(),
