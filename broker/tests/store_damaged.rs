@@ -236,8 +236,8 @@ mod full_disk {
             n += 1;
         }
         eprintln!(
-            "disk full: {} acknowledged before, {} refused with 0x80",
-            acked.len(),
+            "disk full: {} acknowledged after the fill, {} refused with 0x80",
+            acked.len() - 3,
             refused.len()
         );
         assert!(
@@ -252,8 +252,8 @@ mod full_disk {
         assert!(
             ready.json()["reason"]
                 .as_str()
-                .is_some_and(|r| r.contains("fleetmq.redb")),
-            "/readyz names the store: {}",
+                .is_some_and(|r| r.contains("store cannot commit")),
+            "/readyz says why: {}",
             ready.body
         );
         assert_eq!(metric(&broker, "fleetmq_store_healthy"), Some(0.0));
@@ -339,6 +339,7 @@ mod full_disk {
             ReasonCode::SUCCESS
         );
         acked.push(n);
+        n += 1;
 
         // One line per state change, not one per message.
         assert_eq!(

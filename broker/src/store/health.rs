@@ -17,7 +17,8 @@ pub struct StoreHealth {
     healthy: AtomicBool,
     /// Commits (and reopen attempts) that failed since start, for metrics.
     failed_commits: AtomicU64,
-    /// The last failure, for `/readyz`; `None` while healthy.
+    /// The last failure, for `/readyz` (without the file's path, which
+    /// only the log shows); `None` while healthy.
     reason: Mutex<Option<String>>,
 }
 
@@ -50,7 +51,8 @@ impl StoreHealth {
     /// A commit failed; logs only when this starts a failing period.
     pub(super) fn failed(&self, path: &std::path::Path, error: &str) {
         self.failed_commits.fetch_add(1, Ordering::Relaxed);
-        *self.reason.lock() = Some(format!("store {} cannot commit: {error}", path.display()));
+        // No path: `/readyz` answers without a token; the log names it.
+        *self.reason.lock() = Some(format!("store cannot commit: {error}"));
         if self.healthy.swap(false, Ordering::AcqRel) {
             tracing::error!(
                 "Store commit to {} failed: {error}. QoS 1/2 publishes are refused and \
