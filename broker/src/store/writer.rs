@@ -45,7 +45,11 @@ pub struct Writer {
     database: Option<Database>,
     path: PathBuf,
     config: StoreConfig,
+    /// What is committed and what failed, for acknowledgements waiting on
+    /// their tickets.
     progress: watch::Sender<Progress>,
+    /// Healthy or failing, for refusals, `/readyz` and metrics; only this
+    /// thread changes it.
     health: Arc<StoreHealth>,
     /// Ops not yet committed, in ticket order: the group being committed,
     /// and everything since the first failed commit. They are retried
