@@ -36,6 +36,7 @@ where
             Exit::WriteStalled(stall) => format!("not reading for {} s", stall.as_secs()),
             Exit::Violation { reason, detail } => format!("{}: {detail}", reason.name()),
             Exit::Control(reason) => reason.name().to_string(),
+            Exit::StoreFailed(packet) => format!("store cannot commit its {packet}"),
         };
         match &exit {
             Exit::ClientDisconnect {
@@ -74,6 +75,13 @@ where
                     publish_will = false;
                 }
                 tracing::info!(client = %id, "Client {id} disconnected by the broker: {}.", reason.name());
+            }
+            Exit::StoreFailed(packet) => {
+                disconnect_reason = Some(ReasonCode::UNSPECIFIED_ERROR);
+                tracing::info!(
+                    client = %id,
+                    "Client {id} disconnected: the store cannot commit what its {packet} would                      acknowledge; it may resend after reconnecting."
+                );
             }
         }
         if self.version.is_v5() {

@@ -181,7 +181,7 @@ where
             .store
             .as_ref()
             .filter(|store| store.gates_acks())
-            .map(|store| store.committed()),
+            .map(|store| store.progress()),
     };
     client.counters.touch();
     client.send(&connack);

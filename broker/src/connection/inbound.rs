@@ -80,8 +80,7 @@ where
                 }
                 // PUBREL only once the release is durable: after a crash
                 // the PUBLISH must not be sent again [MQTT-4.3.3-5].
-                self.send_ack(ticket, Packet::PubRel(rel));
-                Ok(())
+                self.send_ack(ticket, Packet::PubRel(rel))
             }
             Packet::PubRel(rel) => {
                 let (known, persistent) = {
@@ -106,8 +105,7 @@ where
                 if !known {
                     comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                 }
-                self.send_ack(ticket, Packet::PubComp(comp));
-                Ok(())
+                self.send_ack(ticket, Packet::PubComp(comp))
             }
             Packet::PubComp(comp) => {
                 let mut state = self.session.lock();
@@ -231,8 +229,7 @@ where
                 // A retransmission of a message we already routed: only
                 // acknowledge it again (exactly once, [MQTT-4.3.3-9]).
                 drop(state);
-                self.send_ack(0, Packet::PubRec(PubResponse::success(packet_id)));
-                return Ok(());
+                return self.send_ack(0, Packet::PubRec(PubResponse::success(packet_id)));
             }
             if state.incoming_qos2.len() >= usize::from(self.broker.config.limits.max_inflight) {
                 return Err(Exit::violation(
@@ -246,6 +243,9 @@ where
         let mut ticket = 0;
         let reason = if denied {
             ReasonCode::NOT_AUTHORIZED
+        } else if publish.qos != QoS::AtMostOnce && self.store_refuses_publishes() {
+            // Not routed: nothing of it exists anywhere to be lost.
+            self.refuse_publish()?
         } else {
             let mut properties = publish.properties;
             properties.topic_alias = None;
@@ -288,16 +288,15 @@ where
         let mut ack = PubResponse::success(packet_id);
         ack.reason = reason;
         match publish.qos {
-            QoS::AtMostOnce => {}
+            QoS::AtMostOnce => Ok(()),
             QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
                     self.session.lock().incoming_qos2.insert(packet_id);
                 }
-                self.send_ack(ticket, Packet::PubRec(ack));
+                self.send_ack(ticket, Packet::PubRec(ack))
             }
         }
-        Ok(())
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), Exit> {
@@ -364,7 +363,7 @@ where
                 reasons,
                 properties: AckProperties::default(),
             }),
-        );
+        )?;
         // Queued after the SUBACK is in the write buffer, so they follow it.
         for (filter, granted) in retained {
             self.broker.deliver_retained(

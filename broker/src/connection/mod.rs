@@ -24,6 +24,7 @@ mod close;
 mod handshake;
 mod inbound;
 mod outbound;
+mod refusal;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ use crate::codec::{self, LastWill, Packet, ProtocolVersion, ReasonCode};
 use crate::config::ListenerConfig;
 use crate::observe::ClientCounters;
 use crate::session::{Control, ControlReceiver, Session};
+use crate::store::{Progress, TicketState};
 use crate::tls::{ConnectClock, TlsInfo};
 
 /// Where a connection came from, for logs and limits.
@@ -78,6 +80,10 @@ enum Exit {
     Violation { reason: ReasonCode, detail: String },
     /// The broker asked the connection to close (take-over, shutdown).
     Control(ReasonCode),
+    /// The store could not commit what this acknowledgement promises, and
+    /// the packet has no way to say so (3.1.1, or not a PUBACK/PUBREC):
+    /// the client resends after reconnecting.
+    StoreFailed(&'static str),
 }
 
 impl Exit {
@@ -134,8 +140,8 @@ struct Client<S> {
     /// Acknowledgements waiting for their store ticket to commit, in the
     /// order their PUBLISHes arrived [MQTT-4.6.0-2].
     pending_acks: VecDeque<(u64, Packet)>,
-    /// The store's committed ticket, when acknowledgements wait for it.
-    committed: Option<watch::Receiver<u64>>,
+    /// The store's progress, when acknowledgements wait for it.
+    committed: Option<watch::Receiver<Progress>>,
     /// Sessions whose full queues took this client's messages: reading
     /// waits until they have room (module doc).
     pressure: Vec<Arc<Session>>,
@@ -159,7 +165,7 @@ async fn wait_for_room(pressure: &mut Vec<Arc<Session>>, recheck: Duration) {
 }
 
 /// Waits for the store to commit more (forever without a store).
-async fn wait_commit(committed: &mut Option<watch::Receiver<u64>>) {
+async fn wait_commit(committed: &mut Option<watch::Receiver<Progress>>) {
     match committed {
         Some(receiver) => {
             if receiver.changed().await.is_err() {
@@ -262,7 +268,9 @@ where
                 }
                 _ = session.wakeup.notified() => {}
                 _ = wait_commit(&mut self.committed), if !self.pending_acks.is_empty() => {
-                    self.release_acks();
+                    if let Err(exit) = self.release_acks() {
+                        return exit;
+                    }
                 }
                 _ = tokio::time::sleep_until(deadline), if reading && !self.keep_alive.is_zero() => {
                     return Exit::KeepAliveTimeout;
@@ -272,28 +280,32 @@ where
     }
 
     /// Sends an acknowledgement once `ticket` is committed (at once for 0),
-    /// never ahead of an earlier one.
-    fn send_ack(&mut self, ticket: u64, packet: Packet) {
-        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
-        if self.pending_acks.is_empty() && ticket <= committed {
-            self.send(&packet);
-        } else {
-            self.pending_acks.push_back((ticket, packet));
-        }
+    /// never ahead of an earlier one; a failed commit turns it into a
+    /// refusal ([`Client::refuse_ack`]).
+    fn send_ack(&mut self, ticket: u64, packet: Packet) -> Result<(), Exit> {
+        self.pending_acks.push_back((ticket, packet));
+        self.release_acks()
     }
 
-    /// Sends the acknowledgements whose records are now durable.
-    fn release_acks(&mut self) {
-        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
-        while self
-            .pending_acks
-            .front()
-            .is_some_and(|(ticket, _)| *ticket <= committed)
-        {
-            if let Some((_, packet)) = self.pending_acks.pop_front() {
+    /// Sends the acknowledgements whose records are now durable, and
+    /// refuses those whose commit failed, in order.
+    fn release_acks(&mut self) -> Result<(), Exit> {
+        let progress = self.committed.as_ref().map(|c| *c.borrow());
+        while let Some((ticket, _)) = self.pending_acks.front() {
+            let state = progress.map_or(TicketState::Committed, |p| p.state(*ticket));
+            if state == TicketState::Pending {
+                break;
+            }
+            let Some((_, packet)) = self.pending_acks.pop_front() else {
+                break;
+            };
+            if state == TicketState::Committed {
                 self.send(&packet);
+            } else {
+                self.refuse_ack(packet)?;
             }
         }
+        Ok(())
     }
 
     /// Decodes and handles every whole packet in the read buffer.

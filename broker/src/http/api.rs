@@ -20,11 +20,17 @@ pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: every MQTT listener is bound and accepting (and, once
-/// durable storage exists, the store is open); 503 before that and once
-/// shutdown has begun.
+/// `GET /readyz`: every MQTT listener is bound and accepting and the store
+/// (when enabled) can commit; 503 before that, while store commits fail
+/// (QoS 1/2 publishes are refused then), and once shutdown has begun.
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    let ready = state.ready.load(Ordering::Acquire);
+    let listening = state.ready.load(Ordering::Acquire);
+    let store_failure = state
+        .broker
+        .store
+        .as_ref()
+        .and_then(|store| store.health().reason());
+    let ready = listening && store_failure.is_none();
     let listeners: Vec<_> = state
         .listeners
         .iter()
@@ -35,10 +41,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "listeners": listeners,
     });
+    if let Some(reason) = store_failure {
+        body["reason"] = json!(reason);
+    }
     (status, Json(body)).into_response()
 }
 

@@ -334,6 +334,19 @@ impl Collector for BrokerCollector {
                 secs,
             ));
         }
+        if let Some(store) = &broker.store {
+            let health = store.health();
+            families.extend(gauge(
+                "fleetmq_store_healthy",
+                "1 while store commits succeed, 0 while they fail (QoS 1/2 publishes refused).",
+                i64::from(health.is_healthy()),
+            ));
+            families.extend(counter(
+                "fleetmq_store_commit_failures_total",
+                "Store commits (and reopen attempts) that failed.",
+                health.failed_commits(),
+            ));
+        }
         families.extend(labelled_gauge(
             "fleetmq_build_info",
             "Always 1; the label carries the fleetmq version.",

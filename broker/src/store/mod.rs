@@ -9,9 +9,15 @@
 //! (PUBACK, PUBREC) wait until their ticket is committed, unless the fsync
 //! policy is `periodic`. QoS 0 traffic never produces an op.
 //!
+//! A ticket ends committed or failed ([`Progress`]), never silently
+//! dropped: an acknowledgement whose commit failed becomes a refusal.
+//! While commits fail ([`StoreHealth`]) the writer keeps the uncommitted
+//! ops, retries them and reopens the file until a commit succeeds.
+//!
 //! It must not be on the hot path for QoS 0, and must never silently empty
 //! a damaged store: [`Store::open`] fails with the file and the reason.
 
+mod health;
 mod record;
 mod restore;
 mod writer;
@@ -28,6 +34,7 @@ use crate::config::{FsyncPolicy, StoreConfig};
 use crate::message::Message;
 use crate::session::Queued;
 
+pub use health::StoreHealth;
 pub use record::{now_ms, ItemState, SessionMeta, StoredSubscription};
 pub use restore::{Restored, RestoredSession, RestoredWill};
 
@@ -55,6 +62,39 @@ pub enum Op {
     Batch(Vec<Op>),
 }
 
+/// How far the writer got with the tickets handed out, published after
+/// every commit attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every ticket up to this one is committed.
+    pub committed: u64,
+    /// Every ticket up to this one was tried: those above `committed`
+    /// failed, and stay failed for whoever waits on them (they are retried
+    /// and may commit later, which moves `committed` past them).
+    pub attempted: u64,
+}
+
+/// Where one ticket stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TicketState {
+    Committed,
+    Failed,
+    Pending,
+}
+
+impl Progress {
+    /// Where `ticket` stands (ticket 0, "nothing to commit", is committed).
+    pub fn state(&self, ticket: u64) -> TicketState {
+        if ticket <= self.committed {
+            TicketState::Committed
+        } else if ticket <= self.attempted {
+            TicketState::Failed
+        } else {
+            TicketState::Pending
+        }
+    }
+}
+
 /// Why the store could not be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,8 +120,10 @@ pub struct Store {
     /// Sender and the last ticket handed out, under one lock so that the
     /// channel order is the ticket order.
     sender: Mutex<Option<Submitter>>,
-    /// Highest ticket whose op is committed.
-    committed: watch::Receiver<u64>,
+    /// What the writer committed and what failed.
+    progress: watch::Receiver<Progress>,
+    /// Whether commits succeed now; shared with the writer.
+    health: Arc<StoreHealth>,
     /// Source of delivery sequence numbers (record keys).
     next_seq: AtomicU64,
     policy: FsyncPolicy,
@@ -178,16 +220,24 @@ impl Store {
         }
         let (database, restored) = open_untouched_on_failure(&path)?;
         let (sender, receiver) = mpsc::channel();
-        let (committed_tx, committed) = watch::channel(0);
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let health = Arc::new(StoreHealth::default());
         let policy = config.fsync;
-        let writer = writer::Writer::new(database, path, config.clone(), committed_tx);
+        let writer = writer::Writer::new(
+            database,
+            path,
+            config.clone(),
+            progress_tx,
+            Arc::clone(&health),
+        );
         let handle = std::thread::Builder::new()
             .name("fleetmq-store".into())
             .spawn(move || writer.run(receiver))
             .map_err(StoreError::Thread)?;
         let store = Store {
             sender: Mutex::new(Some((sender, 0))),
-            committed,
+            progress,
+            health,
             next_seq: AtomicU64::new(restored.max_seq + 1),
             policy,
             writer: Mutex::new(Some(handle)),
@@ -215,9 +265,14 @@ impl Store {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Watches the highest committed ticket.
-    pub fn committed(&self) -> watch::Receiver<u64> {
-        self.committed.clone()
+    /// Watches which tickets are committed and which failed.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
+    }
+
+    /// Whether commits succeed now (for refusals, `/readyz`, metrics).
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// True when acknowledgements wait for commits (`always`, `batch`).
@@ -244,5 +299,29 @@ impl Drop for Store {
     /// messages), so a clean stop lost what only a crash may lose.
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Progress, TicketState};
+
+    #[test]
+    fn a_ticket_is_committed_failed_or_pending() {
+        let failing = Progress {
+            committed: 10,
+            attempted: 14,
+        };
+        assert_eq!(failing.state(0), TicketState::Committed);
+        assert_eq!(failing.state(10), TicketState::Committed);
+        assert_eq!(failing.state(11), TicketState::Failed);
+        assert_eq!(failing.state(14), TicketState::Failed);
+        assert_eq!(failing.state(15), TicketState::Pending);
+        // The retried backlog committed: the failed tickets are durable now.
+        let recovered = Progress {
+            committed: 14,
+            attempted: 14,
+        };
+        assert_eq!(recovered.state(12), TicketState::Committed);
     }
 }

@@ -1,0 +1,81 @@
+//! What a connection answers when the store cannot make a message durable:
+//! a PUBLISH that arrives while the store is failing, and an
+//! acknowledgement whose commit failed (decision 0084).
+//!
+//! MQTT 5.0 PUBACK/PUBREC carry reason 0x80 (unspecified error): the
+//! failure is the broker's, any write error (not only a full disk), so
+//! 0x97 "quota exceeded" would point the client at a limit it does not
+//! have. Everything else ends the connection: 3.1.1 has no negative
+//! PUBACK, PUBREL/PUBCOMP cannot refuse, and a SUBACK's subscription has
+//! already taken effect (and will be stored once the store recovers), so a
+//! 0x80 there would lie. The client resends after reconnecting, so nothing
+//! it was told is durable is lost. This module owns no state; it must not
+//! decide health.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Client, Exit};
+use crate::codec::{Packet, ReasonCode};
+use crate::store::Op;
+
+impl<S> Client<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    /// True when a QoS 1/2 PUBLISH must be refused before it is routed:
+    /// the store cannot commit now, so its acknowledgement could only lie.
+    pub(super) fn store_refuses_publishes(&self) -> bool {
+        self.broker
+            .store
+            .as_ref()
+            .is_some_and(|store| !store.health().is_healthy())
+    }
+
+    /// The reason a 5.0 PUBACK/PUBREC gets for a PUBLISH refused while the
+    /// store is failing; 3.1.1 clients are disconnected instead.
+    pub(super) fn refuse_publish(&self) -> Result<ReasonCode, Exit> {
+        if self.version.is_v5() {
+            Ok(ReasonCode::UNSPECIFIED_ERROR)
+        } else {
+            Err(Exit::StoreFailed("PUBLISH"))
+        }
+    }
+
+    /// Answers an acknowledgement whose commit failed.
+    pub(super) fn refuse_ack(&mut self, packet: Packet) -> Result<(), Exit> {
+        match packet {
+            Packet::PubRec(mut rec) => {
+                // The flow ends here (5.0) or the client resends after a
+                // reconnect (3.1.1): either way the id is free again, in
+                // memory and, after the add, on disk.
+                self.forget_incoming_qos2(rec.packet_id);
+                if !self.version.is_v5() {
+                    return Err(Exit::StoreFailed("PUBREC"));
+                }
+                rec.reason = ReasonCode::UNSPECIFIED_ERROR;
+                self.send(&Packet::PubRec(rec));
+                Ok(())
+            }
+            Packet::PubAck(mut ack) if self.version.is_v5() => {
+                ack.reason = ReasonCode::UNSPECIFIED_ERROR;
+                self.send(&Packet::PubAck(ack));
+                Ok(())
+            }
+            other => Err(Exit::StoreFailed(other.name())),
+        }
+    }
+
+    fn forget_incoming_qos2(&self, packet_id: u16) {
+        let persistent = {
+            let mut state = self.session.lock();
+            state.incoming_qos2.remove(&packet_id) && state.is_persistent()
+        };
+        if persistent {
+            let client = Arc::clone(&self.client_id);
+            self.broker
+                .persist(|| Op::IncomingRemove(client, packet_id));
+        }
+    }
+}
