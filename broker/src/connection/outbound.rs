@@ -2,6 +2,9 @@
 //! within the inflight window, and retransmitting unacknowledged ones when
 //! a session resumes.
 //!
+//! Every delivery, first send or resend, is checked against this
+//! connection's read rights; one it may not read is neither sent nor
+//! forgotten (it stays in the session for its owner, see `session::held`).
 //! The session lock is taken once per drain and released before any IO.
 
 use std::time::Instant;
@@ -99,7 +102,12 @@ where
                 .allowed
                 || self.broker.allows(&self.identity, Action::Receive, topic);
             if !allowed {
-                self.forget_delivery(item.seq);
+                // Not for this connection, but not lost either: kept for
+                // the next connection of the session's owner.
+                for given_up in state.held.hold(item) {
+                    Stats::add(&self.broker.stats.publish_dropped, 1);
+                    self.forget_delivery(given_up.seq);
+                }
                 continue;
             }
             let packet_id = if item.qos == QoS::AtMostOnce {
@@ -147,18 +155,28 @@ where
 
     /// Sends again every unacknowledged PUBLISH (with DUP) and PUBREL, in
     /// their original order, after a session resumed [MQTT-4.4.0-1].
+    /// A PUBLISH this connection may not read is not sent: it keeps its
+    /// packet id and stays for a connection of the owner that may (a
+    /// PUBREL carries no message and always goes).
     pub(super) fn resend_inflight(&mut self) {
         let now = Instant::now();
         let session = std::sync::Arc::clone(&self.session);
         let state = session.lock();
+        let rules = self.broker.auth();
         let pending: Vec<Packet> = state
             .inflight
             .in_order()
-            .map(|(id, entry)| match entry {
+            .filter_map(|(id, entry)| match entry {
                 OutFlight::Publish(item) => {
-                    Packet::Publish(self.publish_for(item, Some(id), true, now))
+                    let topic = &item.message.topic;
+                    let allowed = rules
+                        .acl
+                        .check(&self.identity, Action::Receive, topic)
+                        .allowed
+                        || self.broker.allows(&self.identity, Action::Receive, topic);
+                    allowed.then(|| Packet::Publish(self.publish_for(item, Some(id), true, now)))
                 }
-                OutFlight::Release(_) => Packet::PubRel(PubResponse::success(id)),
+                OutFlight::Release(_) => Some(Packet::PubRel(PubResponse::success(id))),
             })
             .collect();
         drop(state);
