@@ -138,7 +138,7 @@ fn another_principal_cannot_take_over_resume_or_wipe_a_session() {
     let fleet = Fleet::new();
     // No clientid_must_match_identity: any client id is accepted, as in a
     // lab migrated from Mosquitto; the session's owner is what protects it.
-    let broker = fleet.start("", POLICY_TOML);
+    let mut broker = fleet.start("", POLICY_TOML);
     let mut ops = fleet.connect_v5(&broker, "ops-1");
     let (raw, connack) = fleet.try_connect(&broker, fleet.dev_b(), &dev_b_resuming());
     assert_eq!(connack.reason, ReasonCode::SUCCESS);
@@ -192,4 +192,13 @@ fn another_principal_cannot_take_over_resume_or_wipe_a_session() {
     );
     let second = owner.expect_publish();
     assert_eq!(&*second.topic, "devices/dev-b/cmd/second");
+
+    // The owner is stored with the session: still refused after a crash.
+    owner.drop_connection();
+    broker.restart();
+    let (_, connack) = fleet.try_connect(&broker, fleet.dev_a(), &dev_b_resuming());
+    assert_eq!(connack.reason, ReasonCode::NOT_AUTHORIZED, "{}", broker.logs());
+    let (_, connack) = fleet.try_connect(&broker, fleet.dev_b(), &dev_b_resuming());
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    assert!(connack.session_present, "{}", broker.logs());
 }
