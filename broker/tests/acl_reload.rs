@@ -191,7 +191,10 @@ fn resends_and_queued_messages_follow_reloaded_read_rules_and_stay_for_the_owner
     assert_eq!(dev_b.subscribe("devices/dev-b/cmd/#"), ReasonCode(1));
     // In flight when dev-b goes away: received, never acknowledged.
     ops.publish("devices/dev-b/cmd/first", b"1", 1, false);
-    assert_eq!(&*dev_b.raw.expect_publish().topic, "devices/dev-b/cmd/first");
+    assert_eq!(
+        &*dev_b.raw.expect_publish().topic,
+        "devices/dev-b/cmd/first"
+    );
     dev_b.drop_connection();
     broker.assert_log("on client dev-b, disconnecting", WAIT);
 
@@ -213,7 +216,10 @@ fn resends_and_queued_messages_follow_reloaded_read_rules_and_stay_for_the_owner
     reload_policy(&broker, POLICY_TOML);
     let mut dev_b = resume_dev_b(&fleet, &broker);
     let first = dev_b.expect_publish();
-    assert_eq!((&*first.topic, first.dup), ("devices/dev-b/cmd/first", true));
+    assert_eq!(
+        (&*first.topic, first.dup),
+        ("devices/dev-b/cmd/first", true)
+    );
     let second = dev_b.expect_publish();
     assert_eq!(&*second.topic, "devices/dev-b/cmd/second");
 }

@@ -197,7 +197,12 @@ fn another_principal_cannot_take_over_resume_or_wipe_a_session() {
     owner.drop_connection();
     broker.restart();
     let (_, connack) = fleet.try_connect(&broker, fleet.dev_a(), &dev_b_resuming());
-    assert_eq!(connack.reason, ReasonCode::NOT_AUTHORIZED, "{}", broker.logs());
+    assert_eq!(
+        connack.reason,
+        ReasonCode::NOT_AUTHORIZED,
+        "{}",
+        broker.logs()
+    );
     let (_, connack) = fleet.try_connect(&broker, fleet.dev_b(), &dev_b_resuming());
     assert_eq!(connack.reason, ReasonCode::SUCCESS);
     assert!(connack.session_present, "{}", broker.logs());

@@ -277,7 +277,10 @@ fn revoking_a_connected_device_disconnects_it_and_keeps_it_out() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     certs_cli(&pki, &["init"]);
-    certs_cli(&pki, &["server", "--name", "localhost", "--ip", "127.0.0.1"]);
+    certs_cli(
+        &pki,
+        &["server", "--name", "localhost", "--ip", "127.0.0.1"],
+    );
     certs_cli(&pki, &["device", "dev-a", "dev-b"]);
     let ca = pki.join("ca.crt");
     let listener = format!(
@@ -314,7 +317,16 @@ fn revoking_a_connected_device_disconnects_it_and_keeps_it_out() {
     let mut closed = None;
     while closed.is_none() && std::time::Instant::now() < deadline {
         if device
-            .try_send(&common::publish("fleet/dev-a", b"after", 0, false, false, None, true, &[]))
+            .try_send(&common::publish(
+                "fleet/dev-a",
+                b"after",
+                0,
+                false,
+                false,
+                None,
+                true,
+                &[],
+            ))
             .is_err()
         {
             break;
@@ -330,7 +342,10 @@ fn revoking_a_connected_device_disconnects_it_and_keeps_it_out() {
         "{:?}",
         closed.packets
     );
-    broker.assert_log("Client dev-a disconnected: certificate revoked (serial ", WAIT);
+    broker.assert_log(
+        "Client dev-a disconnected: certificate revoked (serial ",
+        WAIT,
+    );
     let metrics = common::web::get(broker.http_addr(), "/metrics", None);
     assert!(
         metrics.body.contains("fleetmq_revoked_disconnects_total 1"),

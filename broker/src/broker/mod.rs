@@ -28,8 +28,8 @@ use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
 use crate::session::{
     Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session, SessionOwner,
 };
-use crate::tls::CertificateSerial;
 use crate::store::{Op, Store};
+use crate::tls::CertificateSerial;
 
 pub use access::{AuthState, DenialLog};
 pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};

@@ -113,8 +113,8 @@ mod tests {
     use super::*;
     use rcgen::{
         BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
-        DistinguishedName, DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
-        RevokedCertParams, SerialNumber,
+        DistinguishedName, DnType, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
+        SerialNumber,
     };
 
     #[test]
