@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit, WRITE_BUDGET};
 use crate::auth::Action;
-use crate::broker::Stats;
+use crate::broker::{AuthState, Stats};
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
 use crate::observe::ClientCounters;
 use crate::session::{OutFlight, Queued};
@@ -46,6 +46,18 @@ where
             payload: message.payload.clone(),
             properties,
         }
+    }
+
+    /// Whether this connection may receive a message on `topic` under
+    /// `rules` (fetched once per batch by the caller); a denial goes
+    /// through [`crate::broker::Broker::allows`] again for its event and
+    /// log line.
+    fn may_read(&self, rules: &AuthState, topic: &str) -> bool {
+        rules
+            .acl
+            .check(&self.identity, Action::Receive, topic)
+            .allowed
+            || self.broker.allows(&self.identity, Action::Receive, topic)
     }
 
     /// Encodes a PUBLISH unless it exceeds the client's Maximum Packet
@@ -92,16 +104,8 @@ where
             // Checked per message, so a permitted wildcard never leaks a
             // topic this client may not read, and rules reloaded later
             // apply to existing subscriptions too.
-            // The rules are fetched once per drain; a denial goes through
-            // `allows` again for its event and log line.
-            let topic = &item.message.topic;
             let rules = auth.get_or_insert_with(|| self.broker.auth());
-            let allowed = rules
-                .acl
-                .check(&self.identity, Action::Receive, topic)
-                .allowed
-                || self.broker.allows(&self.identity, Action::Receive, topic);
-            if !allowed {
+            if !self.may_read(rules, &item.message.topic) {
                 // Not for this connection, but not lost either: kept for
                 // the next connection of the session's owner.
                 for given_up in state.held.hold(item) {
@@ -167,15 +171,9 @@ where
             .inflight
             .in_order()
             .filter_map(|(id, entry)| match entry {
-                OutFlight::Publish(item) => {
-                    let topic = &item.message.topic;
-                    let allowed = rules
-                        .acl
-                        .check(&self.identity, Action::Receive, topic)
-                        .allowed
-                        || self.broker.allows(&self.identity, Action::Receive, topic);
-                    allowed.then(|| Packet::Publish(self.publish_for(item, Some(id), true, now)))
-                }
+                OutFlight::Publish(item) => self
+                    .may_read(&rules, &item.message.topic)
+                    .then(|| Packet::Publish(self.publish_for(item, Some(id), true, now))),
                 OutFlight::Release(_) => Some(Packet::PubRel(PubResponse::success(id))),
             })
             .collect();
