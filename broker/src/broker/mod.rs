@@ -7,6 +7,8 @@
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
 mod access;
+#[cfg(test)]
+mod ownership_tests;
 mod publish;
 mod restore;
 mod retained;

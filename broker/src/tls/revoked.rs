@@ -88,6 +88,13 @@ impl RevokedSerials {
         Ok(())
     }
 
+    /// A set of exactly these certificates.
+    pub fn from_entries(entries: impl IntoIterator<Item = CertificateSerial>) -> RevokedSerials {
+        RevokedSerials {
+            revoked: entries.into_iter().collect(),
+        }
+    }
+
     /// Adds every entry of `other`.
     pub fn extend(&mut self, other: RevokedSerials) {
         self.revoked.extend(other.revoked);
