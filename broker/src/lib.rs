@@ -15,7 +15,8 @@
 //!   keep alive, the write side with QoS 1/2 inflight windows, and hands
 //!   PUBLISH/SUBSCRIBE to the broker.
 //! - [`session`] is the state of one client id that outlives a connection:
-//!   subscriptions, the outgoing queue, inflight messages, the will.
+//!   its owner, subscriptions, the outgoing queue, inflight messages, the
+//!   will.
 //! - [`router`] matches topics to subscriptions (a trie with `+`, `#` and
 //!   `$share` groups) and keeps retained messages.
 //! - [`broker`] is the shared state tying these together: the session table,

@@ -23,7 +23,7 @@ use crate::observe::registry::RegistryLimits;
 use crate::observe::{Metrics, Registry};
 use crate::service::{ConfigSource, Notifier};
 use crate::store::Store;
-use crate::tls::{TicketKeys, TlsError, TlsListener};
+use crate::tls::{RevokedSerials, TicketKeys, TlsError, TlsListener};
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -209,13 +209,17 @@ impl Running {
     /// are bad keeps its old configuration. Returns the number that failed.
     pub fn reload_tls(&self) -> usize {
         let mut failed = 0;
+        let mut revoked = RevokedSerials::default();
         for listener in &self.tls {
             match listener.reload() {
-                Ok(()) => tracing::info!(
-                    listener = %listener.name,
-                    "Reloaded TLS certificates of listener \"{}\".",
-                    listener.name
-                ),
+                Ok(()) => {
+                    tracing::info!(
+                        listener = %listener.name,
+                        "Reloaded TLS certificates of listener \"{}\".",
+                        listener.name
+                    );
+                    revoked.extend(listener_revocations(listener));
+                }
                 Err(error) => {
                     failed += 1;
                     tracing::error!(
@@ -226,6 +230,9 @@ impl Running {
                 }
             }
         }
+        // Connections made before the new CRLs are checked against them
+        // too (decision 0089).
+        self.broker.disconnect_revoked(&revoked);
         failed
     }
 
@@ -244,6 +251,24 @@ impl Running {
             );
         }
     }
+}
+
+/// The certificates the CRLs of a just reloaded listener revoke; none when
+/// it asks for no client certificates. A CRL that cannot be read here was
+/// read by the reload a moment ago: the error is logged, and new
+/// handshakes still see the CRL.
+fn listener_revocations(listener: &TlsListener) -> RevokedSerials {
+    if listener.policy == crate::config::ClientCertPolicy::None {
+        return RevokedSerials::default();
+    }
+    RevokedSerials::read(&listener.files.crls).unwrap_or_else(|error| {
+        tracing::error!(
+            listener = %listener.name,
+            "Listener \"{}\": cannot read its CRLs to close revoked connections: {error}.",
+            listener.name
+        );
+        RevokedSerials::default()
+    })
 }
 
 /// The session ticket keys of this process, kept in

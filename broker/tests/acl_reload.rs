@@ -1,7 +1,9 @@
 //! ACL rules reloaded on SIGHUP, from `fleetmq.toml` and from a Mosquitto
 //! `acl_file`, while clients stay connected: a subscription held across
 //! the reload keeps its connection but receives only what the new rules
-//! allow; rules that do not load leave the old ones in force.
+//! allow; rules that do not load leave the old ones in force. A resumed
+//! session's resends are checked like first sends, and what a connection
+//! may not read stays in the session for its owner.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth_common;
@@ -9,7 +11,7 @@ mod common;
 
 use auth_common::{set, topics, Fleet, Peer, POLICY_MOSQUITTO, POLICY_TOML};
 use common::pki::write_atomic;
-use common::{skip_on_mosquitto, Broker, ReasonCode, QUIET, WAIT};
+use common::{prop, skip_on_mosquitto, Broker, ConnectBuilder, ReasonCode, QUIET, WAIT};
 
 const SKIP: &str = "identities and ACLs are configured the fleetmq way";
 
@@ -138,4 +140,96 @@ fn rules_that_do_not_load_leave_the_old_ones_in_force() {
         ReasonCode::NOT_AUTHORIZED
     );
     assert_eq!(topics(&ops.drain(QUIET)), set(&[]));
+}
+
+/// dev-b may no longer read its commands: the new first rule.
+const DENY_DEV_B_CMD_TOML: &str = r##"
+[[acl]]
+identity = "dev-b"
+permission = "deny"
+access = "read"
+topic = "devices/dev-b/cmd/#"
+"##;
+
+/// dev-b resuming its persistent 5.0 session; the CONNACK must say so.
+fn resume_dev_b(fleet: &Fleet, broker: &Broker) -> common::RawClient {
+    let connect = ConnectBuilder::v5("dev-b")
+        .clean(false)
+        .property(prop::u32(prop::SESSION_EXPIRY, 300));
+    let (raw, connack) = fleet.try_connect(broker, fleet.dev_b(), &connect);
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    assert!(connack.session_present, "{}", broker.logs());
+    raw
+}
+
+/// Rewrites the `[[acl]]` tables of the running configuration and waits
+/// for the reload.
+fn reload_policy(broker: &Broker, policy: &str) {
+    let path = broker.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("\n[[acl]]").expect("acl tables in the config");
+    let end = text.rfind(POLICY_TOML).expect("the policy") + POLICY_TOML.len();
+    let text = format!("{}\n{policy}{}", &text[..start], &text[end..]);
+    write_atomic(&path, text.as_bytes(), 0o644);
+    let reloads = broker.count_log_lines(&[RELOADED]);
+    broker.sighup();
+    assert_eq!(
+        broker.wait_for_log_lines(&[RELOADED], reloads + 1, WAIT),
+        reloads + 1
+    );
+}
+
+#[test]
+fn resends_and_queued_messages_follow_reloaded_read_rules_and_stay_for_the_owner() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let fleet = Fleet::new();
+    let broker = fleet.start_toml_policy();
+    let mut ops = fleet.connect_v5(&broker, "ops-1");
+    let mut dev_b = Peer::new(resume_dev_b_first(&fleet, &broker));
+    assert_eq!(dev_b.subscribe("devices/dev-b/cmd/#"), ReasonCode(1));
+    // In flight when dev-b goes away: received, never acknowledged.
+    ops.publish("devices/dev-b/cmd/first", b"1", 1, false);
+    assert_eq!(
+        &*dev_b.raw.expect_publish().topic,
+        "devices/dev-b/cmd/first"
+    );
+    dev_b.drop_connection();
+    broker.assert_log("on client dev-b, disconnecting", WAIT);
+
+    reload_policy(&broker, &format!("{DENY_DEV_B_CMD_TOML}{POLICY_TOML}"));
+    // The resend is checked like a first send: nothing goes out.
+    let mut dev_b = resume_dev_b(&fleet, &broker);
+    let second = ops.publish("devices/dev-b/cmd/second", b"2", 1, false);
+    assert_eq!(second, ReasonCode::SUCCESS);
+    assert_eq!(dev_b.expect_silence(QUIET).map_err(|p| *p), Ok(()));
+    broker.assert_log(
+        "Denied receive on 'devices/dev-b/cmd/first' for client dev-b",
+        WAIT,
+    );
+    dev_b.drop_connection();
+    broker.assert_log("on client dev-b, disconnecting", WAIT);
+
+    // Neither message was forgotten: with its rights back, the owner gets
+    // the first again (DUP, same packet id) and then the second.
+    reload_policy(&broker, POLICY_TOML);
+    let mut dev_b = resume_dev_b(&fleet, &broker);
+    let first = dev_b.expect_publish();
+    assert_eq!(
+        (&*first.topic, first.dup),
+        ("devices/dev-b/cmd/first", true)
+    );
+    let second = dev_b.expect_publish();
+    assert_eq!(&*second.topic, "devices/dev-b/cmd/second");
+}
+
+/// dev-b's first connection with a persistent session.
+fn resume_dev_b_first(fleet: &Fleet, broker: &Broker) -> common::RawClient {
+    let connect = ConnectBuilder::v5("dev-b")
+        .clean(true)
+        .property(prop::u32(prop::SESSION_EXPIRY, 300));
+    let (raw, connack) = fleet.try_connect(broker, fleet.dev_b(), &connect);
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    raw
 }

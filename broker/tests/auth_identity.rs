@@ -2,15 +2,18 @@
 //! the client, and a client id or username naming another device is
 //! refused (`clientid_must_match_identity`, CONNACK 0x85 / return code 2;
 //! a foreign username 0x86 / 4) without disturbing the real device, or
-//! replaced by the certificate's name (`identity_as_clientid`).
+//! replaced by the certificate's name (`identity_as_clientid`). Where any
+//! client id is accepted, a session still belongs to the certificate that
+//! made it: another one can neither take it over, resume nor wipe it
+//! (CONNACK 0x87 / return code 5).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth_common;
 mod common;
 
-use auth_common::{Fleet, LISTENER, POLICY_TOML};
+use auth_common::{Fleet, Peer, LISTENER, POLICY_TOML};
 use common::tls::{self, ANY_VERSION};
-use common::{skip_on_mosquitto, Broker, ConnectBuilder, RawClient, ReasonCode, WAIT};
+use common::{prop, skip_on_mosquitto, Broker, ConnectBuilder, RawClient, ReasonCode, WAIT};
 
 const SKIP: &str = "identities and ACLs are configured the fleetmq way";
 
@@ -118,6 +121,91 @@ fn identity_as_clientid_replaces_whatever_client_id_is_sent() {
     ops.publish("devices/dev-b/cmd/ping", b"1", 1, false);
     dev_b.expect_publish_on("devices/dev-b/cmd/ping");
     assert_eq!(dev_a.drain(common::QUIET), []);
+}
+
+/// dev-b's persistent 5.0 session (expiry 300 s, clean start off).
+fn dev_b_resuming() -> ConnectBuilder {
+    ConnectBuilder::v5("dev-b")
+        .clean(false)
+        .property(prop::u32(prop::SESSION_EXPIRY, 300))
+}
+
+#[test]
+fn another_principal_cannot_take_over_resume_or_wipe_a_session() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let fleet = Fleet::new();
+    // No clientid_must_match_identity: any client id is accepted, as in a
+    // lab migrated from Mosquitto; the session's owner is what protects it.
+    let mut broker = fleet.start("", POLICY_TOML);
+    let mut ops = fleet.connect_v5(&broker, "ops-1");
+    let (raw, connack) = fleet.try_connect(&broker, fleet.dev_b(), &dev_b_resuming());
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    let mut dev_b = Peer::new(raw);
+    assert_eq!(dev_b.subscribe("devices/dev-b/cmd/#"), ReasonCode(1));
+
+    // A live take-over by dev-a's certificate: refused, dev-b stays.
+    let (mut impostor, connack) =
+        fleet.try_connect(&broker, fleet.dev_a(), &ConnectBuilder::v5("dev-b"));
+    assert_eq!(connack.reason, ReasonCode::NOT_AUTHORIZED);
+    assert!(impostor.expect_closed(WAIT), "refused client left open");
+    broker.assert_log(
+        "as dev-b: the session belongs to certificate 'dev-b', not to certificate 'dev-a'.",
+        WAIT,
+    );
+    dev_b.ping();
+
+    // One message in flight (received, never acknowledged), then offline,
+    // and one more queued while offline.
+    ops.publish("devices/dev-b/cmd/first", b"1", 1, false);
+    let first = dev_b.raw.expect_publish();
+    assert_eq!(&*first.topic, "devices/dev-b/cmd/first");
+    dev_b.drop_connection();
+    broker.assert_log("on client dev-b, disconnecting", WAIT);
+    ops.publish("devices/dev-b/cmd/second", b"2", 1, false);
+
+    // Resuming (which would resend the unacknowledged message) and a clean
+    // start (which would wipe the queue) are refused alike, in 5.0 and 3.1.1.
+    for connect in [
+        ConnectBuilder::v5("dev-b").clean(false),
+        ConnectBuilder::v5("dev-b").clean(true),
+    ] {
+        let (mut impostor, connack) = fleet.try_connect(&broker, fleet.dev_a(), &connect);
+        assert_eq!(connack.reason, ReasonCode::NOT_AUTHORIZED);
+        assert!(!connack.session_present);
+        assert!(impostor.expect_closed(WAIT), "refused client left open");
+    }
+    assert_eq!(
+        connack_v311_as_dev_a(&fleet, &broker, &ConnectBuilder::v311("dev-b").clean(false)),
+        [0x20, 0x02, 0x00, 0x05]
+    );
+
+    // The owner gets both messages: the first again (DUP), then the second.
+    let (mut owner, connack) = fleet.try_connect(&broker, fleet.dev_b(), &dev_b_resuming());
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    assert!(connack.session_present, "{}", broker.logs());
+    let again = owner.expect_publish();
+    assert_eq!(
+        (&*again.topic, again.dup),
+        ("devices/dev-b/cmd/first", true)
+    );
+    let second = owner.expect_publish();
+    assert_eq!(&*second.topic, "devices/dev-b/cmd/second");
+
+    // The owner is stored with the session: still refused after a crash.
+    owner.drop_connection();
+    broker.restart();
+    let (_, connack) = fleet.try_connect(&broker, fleet.dev_a(), &dev_b_resuming());
+    assert_eq!(
+        connack.reason,
+        ReasonCode::NOT_AUTHORIZED,
+        "{}",
+        broker.logs()
+    );
+    let (_, connack) = fleet.try_connect(&broker, fleet.dev_b(), &dev_b_resuming());
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    assert!(connack.session_present, "{}", broker.logs());
 }
 
 /// The certificate name that replaces the client id is held to the same

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use common::pki::{self, Issued, Pki};
 use common::tls::{self, ANY_VERSION, DEBUG_LOG};
 use common::{
-    skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, ReasonCode, WAIT,
+    skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, ReasonCode, QUIET, WAIT,
 };
 
 const SKIP: &str = "TLS listeners are configured the fleetmq way";
@@ -227,4 +227,161 @@ fn sighup_with_a_garbage_crl_keeps_the_current_one() {
     assert_refused(&broker, &pki, &pki.dev_revoked, "dev-revoked");
     tls::assert_handshake_failed(&broker, "tls", "revoked");
     connect(&broker, &pki, &pki.dev_b, "dev-b");
+}
+
+/// Runs `fleetmq certs ARGS... --dir pki`, the command an operator runs.
+fn certs_cli(pki: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmq"))
+        .arg("certs")
+        .arg("--dir")
+        .arg(pki)
+        .args(args)
+        .output()
+        .expect("the fleetmq binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "fleetmq certs {args:?} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A device of the CLI-made lab PKI, as the TLS client helpers want it.
+fn lab_device(pki: &std::path::Path, id: &str) -> Issued {
+    let dir = pki.join("devices").join(id);
+    Issued {
+        cert: dir.join(format!("{id}.crt")),
+        key: dir.join(format!("{id}.key")),
+        der: Vec::new(),
+        serial: Vec::new(),
+    }
+}
+
+/// A 5.0 mutual-TLS client of the lab PKI, or the reason it got none.
+fn lab_connect(broker: &Broker, ca: &std::path::Path, device: &Issued, id: &str) -> RawClient {
+    let config = tls::client_config(ca, Some(device), ANY_VERSION);
+    let transport = tls::connect(broker.addr_of("tls"), config)
+        .unwrap_or_else(|e| panic!("{id}: handshake failed: {e}"));
+    let mut client = RawClient::over(transport);
+    client.send_connect(&ConnectBuilder::v5(id));
+    assert_eq!(client.expect_connack().reason, ReasonCode::SUCCESS);
+    client
+}
+
+#[test]
+fn revoking_a_connected_device_disconnects_it_and_keeps_it_out() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    certs_cli(&pki, &["init"]);
+    certs_cli(
+        &pki,
+        &["server", "--name", "localhost", "--ip", "127.0.0.1"],
+    );
+    certs_cli(&pki, &["device", "dev-a", "dev-b"]);
+    let ca = pki.join("ca.crt");
+    let listener = format!(
+        "cert = {}\nkey = {}\nclient_ca = {}\nclient_certs = \"required\"\ncrl = [{}]\n",
+        pki::toml_path(&pki.join("server/localhost.crt")),
+        pki::toml_path(&pki.join("server/localhost.key")),
+        pki::toml_path(&ca),
+        pki::toml_path(&pki.join("crl.pem")),
+    );
+    let broker = Broker::start_with_listeners(&[ListenerSpec::tls("tls", &listener)], DEBUG_LOG);
+    broker.assert_log("running.", WAIT);
+    let (dev_a, dev_b) = (lab_device(&pki, "dev-a"), lab_device(&pki, "dev-b"));
+
+    let mut watcher = lab_connect(&broker, &ca, &dev_b, "dev-b");
+    assert_eq!(
+        watcher.subscribe(1, "fleet/#", 1),
+        vec![ReasonCode::GRANTED_QOS_1]
+    );
+    let mut device = lab_connect(&broker, &ca, &dev_a, "dev-a");
+    assert_eq!(
+        device.publish("fleet/dev-a", b"before", 1, false),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(watcher.expect_app_publish().payload.as_ref(), b"before");
+
+    let out = certs_cli(&pki, &["revoke", "dev-a"]);
+    assert!(out.contains("revoked device dev-a serial "), "{out}");
+    broker.sighup();
+    broker.assert_log("Reloaded TLS certificates of listener \"tls\".", WAIT);
+
+    // The held connection is closed (5.0: DISCONNECT 0x87) within WAIT,
+    // while the device keeps publishing.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut closed = None;
+    while closed.is_none() && std::time::Instant::now() < deadline {
+        if device
+            .try_send(&common::publish(
+                "fleet/dev-a",
+                b"after",
+                0,
+                false,
+                false,
+                None,
+                true,
+                &[],
+            ))
+            .is_err()
+        {
+            break;
+        }
+        closed = device.wait_closed(std::time::Duration::from_millis(100));
+    }
+    let closed = closed
+        .or_else(|| device.wait_closed(WAIT))
+        .unwrap_or_else(|| panic!("revoked dev-a still connected; logs:\n{}", broker.logs()));
+    assert_eq!(
+        closed.disconnect_reason(),
+        Some(ReasonCode::NOT_AUTHORIZED),
+        "{:?}",
+        closed.packets
+    );
+    broker.assert_log(
+        "Client dev-a disconnected: certificate revoked (serial ",
+        WAIT,
+    );
+    let metrics = common::web::get(broker.http_addr(), "/metrics", None);
+    assert!(
+        metrics.body.contains("fleetmq_revoked_disconnects_total 1"),
+        "{}",
+        metrics.body
+    );
+
+    // It cannot come back; dev-b was never disturbed.
+    assert_refused_lab(&broker, &ca, &dev_a);
+    tls::assert_handshake_failed(&broker, "tls", "revoked");
+    // What dev-a sent before it was cut off, then silence.
+    while watcher.recv_packet(QUIET).is_some() {}
+    assert_eq!(
+        watcher.publish("fleet/dev-b", b"still here", 1, false),
+        ReasonCode::SUCCESS
+    );
+    assert_eq!(watcher.expect_app_publish().payload.as_ref(), b"still here");
+    assert_eq!(
+        broker.count_log_lines(&["certificate revoked (serial "]),
+        1,
+        "{}",
+        broker.logs()
+    );
+}
+
+/// Asserts that `device` of the lab PKI gets no MQTT session.
+fn assert_refused_lab(broker: &Broker, ca: &std::path::Path, device: &Issued) {
+    let config = tls::client_config(ca, Some(device), ANY_VERSION);
+    let Ok(transport) = tls::connect(broker.addr_of("tls"), config) else {
+        return;
+    };
+    let mut client = RawClient::over(transport);
+    client.send_connect(&ConnectBuilder::v5("dev-a"));
+    let got = client.recv_packet(WAIT);
+    assert!(
+        got.is_none() && client.is_closed(),
+        "revoked dev-a was let in: {got:?}"
+    );
 }

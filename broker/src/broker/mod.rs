@@ -7,9 +7,12 @@
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
 mod access;
+#[cfg(test)]
+mod ownership_tests;
 mod publish;
 mod restore;
 mod retained;
+mod revocation;
 mod stats;
 
 use std::collections::HashMap;
@@ -24,8 +27,11 @@ use crate::codec::ReasonCode;
 use crate::config::Config;
 use crate::observe::Events;
 use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
-use crate::session::{Attachment, Control, ControlReceiver, QueueLimits, Session};
+use crate::session::{
+    Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session, SessionOwner,
+};
 use crate::store::{Op, Store};
+use crate::tls::CertificateSerial;
 
 pub use access::{AuthState, DenialLog};
 pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};
@@ -139,14 +145,18 @@ impl Broker {
 
     /// Attaches a new connection to the session of `client_id`: takes over
     /// a connected client with the same id [MQTT-3.1.4-2], discards the old
-    /// session on clean start [MQTT-3.1.2-4], or resumes it.
+    /// session on clean start [MQTT-3.1.2-4], or resumes it. Only the
+    /// session's owner may do any of these: for anyone else nothing is
+    /// touched and [`ForeignSession`] says who owns it (decision 0088).
+    /// `certificate` names the client certificate, for revocation.
     pub fn attach(
         &self,
         client_id: &str,
         clean_start: bool,
         expiry_interval: u32,
         identity: Arc<Identity>,
-    ) -> Attached {
+        certificate: Option<CertificateSerial>,
+    ) -> Result<Attached, ForeignSession> {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control) = crate::session::control_link();
         // Discarding a session removes its subscriptions, which needs the
@@ -161,6 +171,9 @@ impl Broker {
                 // A session appeared between the cheap look and the locks.
                 need_router = true;
                 continue;
+            }
+            if let Some(old) = &existing {
+                old.lock().check_owner(&identity)?;
             }
             let mut took_over = false;
             if let Some(old) = &existing {
@@ -187,11 +200,26 @@ impl Broker {
                 Arc::new(Session::new(Arc::from(client_id), self.queue_limits()))
             });
             {
-                let mut state = session.lock();
+                let mut guard = session.lock();
+                let state = &mut *guard;
+                if state.owner.is_none() {
+                    let owner = SessionOwner::of(&identity);
+                    if session_present {
+                        tracing::info!(
+                            client = %client_id,
+                            "Session {client_id} had no recorded owner (stored by an older fleetmq); it now belongs to {owner}."
+                        );
+                    }
+                    state.owner = Some(owner);
+                }
+                // Held back from an earlier connection: checked again
+                // against this one's rights.
+                state.held.release_into(&mut state.queue);
                 state.attached = Some(Attachment {
                     generation,
                     control: control_tx,
                     identity,
+                    certificate,
                 });
                 state.generation = generation;
                 let was_persistent = state.is_persistent();
@@ -205,13 +233,13 @@ impl Broker {
             }
             sessions.insert(session.client_id.clone(), session.clone());
             self.stats.client_connected();
-            return Attached {
+            return Ok(Attached {
                 session,
                 session_present,
                 generation,
                 control,
                 took_over,
-            };
+            });
         }
     }
 
@@ -228,6 +256,7 @@ impl Broker {
         }
         state.subscriptions.clear();
         state.queue.clear();
+        state.held.clear();
         state.inflight.clear();
         state.incoming_qos2.clear();
     }

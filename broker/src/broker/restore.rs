@@ -41,6 +41,7 @@ impl Broker {
                 let mut router = self.router.write();
                 let mut state = session.lock();
                 state.expiry_interval = expiry;
+                state.owner = stored.meta.owner.clone();
                 for (filter, sub) in &stored.meta.subscriptions {
                     let sub = sub.to_subscription();
                     state.subscriptions.insert(filter.clone(), sub);

@@ -38,6 +38,9 @@ pub struct Stats {
     /// Retained PUBLISHes delivered but not retained because the retained
     /// store was full (`limits.max_retained_*`).
     pub retained_refused: AtomicU64,
+    /// Connections closed because a reloaded CRL revokes their client
+    /// certificate.
+    pub revoked_disconnects: AtomicU64,
 }
 
 impl Stats {

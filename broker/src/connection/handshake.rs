@@ -22,7 +22,7 @@ use crate::codec::{
 };
 use crate::observe::{ClientCounters, Connected, Event};
 use crate::router::validate_topic_name;
-use crate::tls::{millis, AuthMode};
+use crate::tls::{millis, AuthMode, CertificateSerial};
 
 /// How a CONNECT was judged.
 enum Verdict {
@@ -109,12 +109,34 @@ where
         }
     };
     let identity = Arc::new(accepted.identity.clone());
-    let attached = broker.attach(
+    let certificate = origin
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.client_cert.as_ref())
+        .map(CertificateSerial::of);
+    let attached = match broker.attach(
         &accepted.client_id,
         connect.clean_start,
         accepted.expiry_interval,
         Arc::clone(&identity),
-    );
+        certificate,
+    ) {
+        Ok(attached) => attached,
+        Err(foreign) => {
+            // Nothing of the session was touched: its owner stays
+            // connected and keeps its messages (decision 0088).
+            tracing::info!(
+                peer = %peer,
+                client = %accepted.client_id,
+                "Refused connection from {peer} as {}: the session belongs to {}, not to {}.",
+                accepted.client_id,
+                foreign.owner,
+                foreign.claimant,
+            );
+            let _ = write_packet(&mut stream, &refusal(ReasonCode::NOT_AUTHORIZED), version).await;
+            return None;
+        }
+    };
     if attached.took_over {
         tracing::info!(
             client = %accepted.client_id,

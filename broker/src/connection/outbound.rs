@@ -2,6 +2,9 @@
 //! within the inflight window, and retransmitting unacknowledged ones when
 //! a session resumes.
 //!
+//! Every delivery, first send or resend, is checked against this
+//! connection's read rights; one it may not read is neither sent nor
+//! forgotten (it stays in the session for its owner, see `session::held`).
 //! The session lock is taken once per drain and released before any IO.
 
 use std::time::Instant;
@@ -10,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit, WRITE_BUDGET};
 use crate::auth::Action;
-use crate::broker::Stats;
+use crate::broker::{AuthState, Stats};
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
 use crate::observe::ClientCounters;
 use crate::session::{OutFlight, Queued};
@@ -43,6 +46,18 @@ where
             payload: message.payload.clone(),
             properties,
         }
+    }
+
+    /// Whether this connection may receive a message on `topic` under
+    /// `rules` (fetched once per batch by the caller); a denial goes
+    /// through [`crate::broker::Broker::allows`] again for its event and
+    /// log line.
+    fn may_read(&self, rules: &AuthState, topic: &str) -> bool {
+        rules
+            .acl
+            .check(&self.identity, Action::Receive, topic)
+            .allowed
+            || self.broker.allows(&self.identity, Action::Receive, topic)
     }
 
     /// Encodes a PUBLISH unless it exceeds the client's Maximum Packet
@@ -89,17 +104,14 @@ where
             // Checked per message, so a permitted wildcard never leaks a
             // topic this client may not read, and rules reloaded later
             // apply to existing subscriptions too.
-            // The rules are fetched once per drain; a denial goes through
-            // `allows` again for its event and log line.
-            let topic = &item.message.topic;
             let rules = auth.get_or_insert_with(|| self.broker.auth());
-            let allowed = rules
-                .acl
-                .check(&self.identity, Action::Receive, topic)
-                .allowed
-                || self.broker.allows(&self.identity, Action::Receive, topic);
-            if !allowed {
-                self.forget_delivery(item.seq);
+            if !self.may_read(rules, &item.message.topic) {
+                // Not for this connection, but not lost either: kept for
+                // the next connection of the session's owner.
+                for given_up in state.held.hold(item) {
+                    Stats::add(&self.broker.stats.publish_dropped, 1);
+                    self.forget_delivery(given_up.seq);
+                }
                 continue;
             }
             let packet_id = if item.qos == QoS::AtMostOnce {
@@ -147,18 +159,22 @@ where
 
     /// Sends again every unacknowledged PUBLISH (with DUP) and PUBREL, in
     /// their original order, after a session resumed [MQTT-4.4.0-1].
+    /// A PUBLISH this connection may not read is not sent: it keeps its
+    /// packet id and stays for a connection of the owner that may (a
+    /// PUBREL carries no message and always goes).
     pub(super) fn resend_inflight(&mut self) {
         let now = Instant::now();
         let session = std::sync::Arc::clone(&self.session);
         let state = session.lock();
+        let rules = self.broker.auth();
         let pending: Vec<Packet> = state
             .inflight
             .in_order()
-            .map(|(id, entry)| match entry {
-                OutFlight::Publish(item) => {
-                    Packet::Publish(self.publish_for(item, Some(id), true, now))
-                }
-                OutFlight::Release(_) => Packet::PubRel(PubResponse::success(id)),
+            .filter_map(|(id, entry)| match entry {
+                OutFlight::Publish(item) => self
+                    .may_read(&rules, &item.message.topic)
+                    .then(|| Packet::Publish(self.publish_for(item, Some(id), true, now))),
+                OutFlight::Release(_) => Some(Packet::PubRel(PubResponse::success(id))),
             })
             .collect();
         drop(state);

@@ -242,7 +242,7 @@ impl Collector for BrokerCollector {
             "listener",
             connections.into_iter().map(|(k, v)| (k, v as i64)),
         ));
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "fleetmq_messages_received_total",
                 "PUBLISH packets received from clients.",
@@ -272,6 +272,11 @@ impl Collector for BrokerCollector {
                 "fleetmq_protocol_errors_total",
                 "Connections refused or closed for an MQTT protocol violation.",
                 Stats::get(&stats.protocol_errors),
+            ),
+            (
+                "fleetmq_revoked_disconnects_total",
+                "Connections closed because a reloaded CRL revokes their client certificate.",
+                Stats::get(&stats.revoked_disconnects),
             ),
         ];
         for (name, help, value) in counters {

@@ -9,7 +9,9 @@
 //! another when it has room again. The session does no IO.
 
 mod control;
+mod held;
 mod inflight;
+mod owner;
 mod queue;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +26,7 @@ use crate::store::{Op, SessionMeta, Store, StoredSubscription};
 
 pub use control::{control_link, ConnectionGone, Control, ControlReceiver, ControlSender};
 pub use inflight::{Inflight, OutFlight, Released};
+pub use owner::{ForeignSession, SessionOwner};
 pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
 
 /// The connection currently attached to a session.
@@ -37,6 +40,9 @@ pub struct Attachment {
     /// Who is connected, for decisions made outside the connection task
     /// (which member of a shared subscription may take a message).
     pub identity: Arc<Identity>,
+    /// Serial and issuer of the client certificate, so a CRL reload can
+    /// close the connection of a device it revokes (decision 0089).
+    pub certificate: Option<crate::tls::CertificateSerial>,
 }
 
 /// Mutable per-session state, guarded by [`Session::lock`].
@@ -61,6 +67,14 @@ pub struct SessionState {
     /// False once the session has been discarded (clean start by a new
     /// connection, or expiry): late writers must not resurrect it.
     pub alive: bool,
+    /// The principal that created the session, the only one that may
+    /// attach to it. `None` only for a session restored from a record of
+    /// an older fleetmq, which the next attach claims (decision 0088).
+    pub owner: Option<SessionOwner>,
+    /// Deliveries the attached connection may not read (its rules changed,
+    /// or the session was queued for another identity of its owner): not
+    /// sent, not forgotten, offered again to the next connection.
+    pub held: held::Held,
 }
 
 /// One client's session.
@@ -88,6 +102,8 @@ impl Session {
                 incoming_qos2: HashSet::new(),
                 expiry_interval: 0,
                 alive: true,
+                owner: None,
+                held: held::Held::new(limits),
             }),
             wakeup: Notify::new(),
             space: Notify::new(),
@@ -179,6 +195,7 @@ impl SessionState {
     /// The durable description of this session.
     pub fn meta(&self, disconnected_at_ms: Option<u64>) -> SessionMeta {
         SessionMeta {
+            owner: self.owner.clone(),
             expiry_interval: self.expiry_interval,
             disconnected_at_ms,
             subscriptions: self
@@ -192,6 +209,18 @@ impl SessionState {
     /// True when the session outlives its connection (and is stored).
     pub fn is_persistent(&self) -> bool {
         self.expiry_interval > 0
+    }
+
+    /// Whether `identity` may attach: it is the owner, or the session has
+    /// none recorded yet. A refusal says who owns it.
+    pub fn check_owner(&self, identity: &Identity) -> Result<(), ForeignSession> {
+        match &self.owner {
+            Some(owner) if !owner.admits(identity) => Err(ForeignSession {
+                owner: owner.clone(),
+                claimant: SessionOwner::of(identity),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// True when this connection generation is still the attached one.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Packet, ProtocolVersion, Publish, QoS, SubscriptionOptions};
 use crate::message::Message;
 use crate::router::Subscription;
-use crate::session::Queued;
+use crate::session::{Queued, SessionOwner};
 
 /// Layout version of message and item records.
 const FORMAT: u8 = 1;
@@ -227,6 +227,10 @@ impl StoredSubscription {
 /// A persistent session's metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionMeta {
+    /// Who may attach to the session (decision 0088). Absent in records
+    /// written before owners were recorded: the next attach claims those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<SessionOwner>,
     /// Session Expiry Interval in seconds (`u32::MAX`: never).
     pub expiry_interval: u32,
     /// When the client disconnected (ms since the epoch); `None` while
@@ -271,6 +275,25 @@ mod tests {
         assert_eq!(back.message.publisher.as_deref(), Some("dev-a"));
         let left = back.message.remaining_expiry(Instant::now()).unwrap();
         assert!((58..=60).contains(&left), "{left}");
+    }
+
+    #[test]
+    fn session_records_keep_their_owner_and_old_records_read_without_one() {
+        let meta = SessionMeta {
+            owner: Some(SessionOwner::Certificate("dev-b".into())),
+            expiry_interval: 60,
+            disconnected_at_ms: None,
+            subscriptions: Vec::new(),
+        };
+        let json = serde_json::to_vec(&meta).unwrap();
+        let back: SessionMeta = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, meta);
+        // As written by fleetmq before owners were recorded.
+        let old: SessionMeta = serde_json::from_str(
+            r#"{"expiry_interval":60,"disconnected_at_ms":1,"subscriptions":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old.owner, None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! cache of verified client-certificate chains, session resumption (TLS 1.2
 //! session ids and tickets, TLS 1.3 tickets, ticket keys kept in the data
 //! directory across restarts), bounded and timed handshakes, and the
-//! identity a client certificate carries.
+//! identity a client certificate carries, and the serials its CRLs revoke.
 //!
 //! It must not know MQTT: it hands a finished `TlsStream` plus [`TlsInfo`]
 //! and the [`ConnectClock`] to the connection code.
@@ -12,6 +12,7 @@ mod accept;
 mod chain_cache;
 mod files;
 mod identity;
+mod revoked;
 mod server_config;
 mod tickets;
 mod timing;
@@ -20,6 +21,7 @@ pub use accept::{handshake, HandshakeFailure, TlsInfo};
 pub use chain_cache::{ChainCacheCounters, MAX_CACHED_CHAINS};
 pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
+pub use revoked::{CertificateSerial, RevokedSerials};
 pub use server_config::{read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};
 pub use timing::{millis, AuthMode, ConnectClock, HandshakeTiming};
