@@ -10,4 +10,4 @@ mod validate;
 
 pub use load::{load, load_from_str, ConfigError};
 pub use model::*;
-pub use validate::{validate, ValidationError};
+pub use validate::{validate, weak_token, ValidationError, MIN_REMOTE_TOKEN_CHARS};
