@@ -536,6 +536,8 @@ mod tests {
         config.http.bind = "0.0.0.0:8080".to_string();
         assert_eq!(keys(&config), ["http.bind"]);
         config.http.token = Some("s3cret-token".to_string());
+        assert_eq!(keys(&config), ["http.token"]);
+        config.http.token = Some("0123456789abcdef0123456789abcdef".to_string());
         assert_eq!(validate(&config), Ok(()));
         config.http.token = None;
         config.http.token_file = Some("/etc/fleetmq/token".into());
