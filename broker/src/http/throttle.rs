@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 /// Failures counted per IP within this window.
 pub(super) const WINDOW: Duration = Duration::from_secs(60);
 /// Failures within [`WINDOW`] that lock an IP out.
-pub(super) const MAX_FAILURES: u32 = 5;
+pub(super) const MAX_FAILURES: u32 = 10;
 /// How long a lockout lasts.
 pub(super) const LOCKOUT: Duration = Duration::from_secs(60);
 /// Addresses tracked at most; expired entries go first, then the table is
