@@ -177,6 +177,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             Err(other) => return Err(other.into()),
         }
     } else {
+        tracing::info!(
+            "HTTP dashboard off (http.enabled = false; FLEETMQ_HTTP__ENABLED=true turns it on)."
+        );
         None
     };
     for listener in bound {
