@@ -86,11 +86,23 @@ fn examples_migrate_to_their_golden_toml_and_warnings() {
             "{example}: the TOML does not load back"
         );
 
-        // check-config accepts both the Mosquitto file and the migrated one.
-        let checked = run_ok(fleetmq().arg("check-config").arg(&conf).current_dir(&root));
-        assert!(String::from_utf8_lossy(&checked.stdout).contains("Mosquitto configuration OK"));
-        let checked = run_ok(fleetmq().arg("check-config").arg(&toml_path));
-        assert!(String::from_utf8_lossy(&checked.stdout).contains("configuration OK"));
+        // check-config accepts both the Mosquitto file and the migrated
+        // one, except for the files they name under /etc (certificates,
+        // password and ACL files), which check-config reads as `run` does
+        // and which are not on this machine.
+        for file in [root.join(&conf), toml_path.clone()] {
+            let checked = fleetmq().arg("check-config").arg(&file).output().unwrap();
+            let stdout = String::from_utf8_lossy(&checked.stdout);
+            let stderr = String::from_utf8_lossy(&checked.stderr);
+            assert!(
+                (checked.status.success() && stdout.contains("configuration OK"))
+                    || (checked.status.code() == Some(1)
+                        && stderr.contains(": cannot read /etc/")
+                        && stderr.contains("`fleetmq run` would not start")),
+                "{example}: {}: {stdout}{stderr}",
+                file.display()
+            );
+        }
     }
 }
 
