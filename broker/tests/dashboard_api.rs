@@ -549,3 +549,72 @@ fn login_sessions_are_random_and_end_at_logout() {
     let other = request(http, "GET", "/api/clients", &[("Cookie", &second)], "");
     assert_eq!(other.status, 200, "other sessions go on");
 }
+
+/// Reads until the broker closes `stream`, at most until `deadline`; how
+/// long after `opened` that was, or None if it was still open.
+fn closed_after(
+    mut stream: std::net::TcpStream,
+    opened: std::time::Instant,
+    deadline: Duration,
+) -> Option<Duration> {
+    use std::io::Read;
+    let left = deadline
+        .saturating_sub(opened.elapsed())
+        .max(Duration::from_millis(1));
+    stream.set_read_timeout(Some(left)).unwrap();
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => Some(opened.elapsed()),
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Some(opened.elapsed()),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn slow_requests_are_closed_by_the_header_and_idle_timeouts() {
+    use std::io::Write;
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    let broker = Broker::start_with(
+        "[http]\nbind = \"127.0.0.1:0\"\nheader_timeout_secs = 1\nidle_timeout_secs = 2\n",
+    );
+    let http = broker.http_addr();
+    let connect = || std::net::TcpStream::connect_timeout(&http, WAIT).unwrap();
+    // Headers that never end.
+    let mut headers = connect();
+    headers
+        .write_all(b"GET /api/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .unwrap();
+    // A body that never comes (the headers promise 100 bytes).
+    let mut body = connect();
+    body.write_all(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ntoken=",
+    )
+    .unwrap();
+    // A connection that says nothing at all.
+    let silent = connect();
+    let opened = std::time::Instant::now();
+    let limit = Duration::from_secs(6);
+    // Watched side by side, so each time is its own.
+    let (headers, body, silent) = std::thread::scope(|scope| {
+        let watch = |stream| scope.spawn(move || closed_after(stream, opened, limit));
+        let (headers, body, silent) = (watch(headers), watch(body), watch(silent));
+        (
+            headers.join().unwrap().expect("slow headers closed"),
+            body.join().unwrap().expect("stalled body closed"),
+            silent.join().unwrap().expect("silent peer closed"),
+        )
+    });
+    println!("closed after: slow headers {headers:?}, stalled body {body:?}, silent {silent:?}");
+    // Headers: 1 s; the body: 2 s without a byte; silence: 1 s (headers).
+    assert!(headers < Duration::from_millis(1900), "{headers:?}");
+    assert!(
+        body > Duration::from_millis(1900),
+        "idle, not header timeout: {body:?}"
+    );
+    assert!(body < Duration::from_millis(3500), "{body:?}");
+    assert!(silent < Duration::from_millis(1900), "{silent:?}");
+    // Normal requests are unaffected.
+    assert_eq!(get(http, "/api/clients", None).status, 200);
+}

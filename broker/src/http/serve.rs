@@ -3,6 +3,8 @@
 //! its headers take longer than `http.header_timeout_secs` or it moves no
 //! byte for `http.idle_timeout_secs`.
 //!
+//! A peer that sends nothing at all is closed after the header timeout too.
+//!
 //! This is what keeps a slow-HTTP flood (thousands of half-sent requests)
 //! from taking the file descriptors MQTT accepts need: past the cap a
 //! connection is closed as soon as it is accepted, so the dashboard never
@@ -15,7 +17,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -142,7 +144,7 @@ async fn serve_connection(
     };
     tokio::select! {
         _ = served => {}
-        _ = activity.idle_for(bounds.idle_timeout) => {
+        _ = activity.idle_for(bounds.idle_timeout, bounds.header_timeout) => {
             tracing::debug!(
                 "Dashboard connection from {peer} closed: idle for {} s (http.idle_timeout_secs).",
                 bounds.idle_timeout.as_secs()
@@ -198,6 +200,9 @@ struct Activity {
     started: Instant,
     /// Milliseconds after `started` of the last read or write.
     last_ms: AtomicU64,
+    /// Whether the peer has sent anything yet: until it has, the shorter
+    /// header timeout applies (hyper's starts only with the first byte).
+    heard: AtomicBool,
 }
 
 impl Activity {
@@ -205,6 +210,7 @@ impl Activity {
         Activity {
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
         }
     }
 
@@ -213,10 +219,16 @@ impl Activity {
         self.last_ms.store(now, Ordering::Relaxed);
     }
 
-    /// Completes once no byte has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
+    /// Completes once no byte has moved for `limit`, or nothing was received
+    /// within `first_byte`.
+    async fn idle_for(&self, limit: Duration, first_byte: Duration) {
         loop {
             let last = self.started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let limit = if self.heard.load(Ordering::Relaxed) {
+                limit
+            } else {
+                first_byte.min(limit)
+            };
             let deadline = last + limit;
             if Instant::now() >= deadline {
                 return;
@@ -241,6 +253,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ActivityIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.heard.store(true, Ordering::Relaxed);
             self.activity.touch();
         }
         polled
