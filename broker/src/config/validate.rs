@@ -548,6 +548,33 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_limits_and_host_names_are_checked() {
+        let mut config = Config::default();
+        config.http.allowed_hosts = vec!["lab-pc.local".into(), "a b".into(), String::new()];
+        config.http.max_connections = 0;
+        config.http.header_timeout_secs = 0;
+        config.http.idle_timeout_secs = 3601;
+        assert_eq!(
+            keys(&config),
+            [
+                "http.allowed_hosts",
+                "http.allowed_hosts",
+                "http.max_connections",
+                "http.header_timeout_secs",
+                "http.idle_timeout_secs",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_remote_dashboard_token_needs_32_characters() {
+        assert!(weak_token("short", "127.0.0.1:8080").is_none());
+        assert!(weak_token("short", "0.0.0.0:8080").is_some());
+        assert!(weak_token(&"x".repeat(MIN_REMOTE_TOKEN_CHARS), "0.0.0.0:8080").is_none());
+        assert!(weak_token(&"x".repeat(MIN_REMOTE_TOKEN_CHARS - 1), "[::]:8080").is_some());
+    }
+
+    #[test]
     fn loopback_dashboard_may_run_open() {
         for bind in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.1:0"] {
             let mut config = Config::default();

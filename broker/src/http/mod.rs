@@ -4,6 +4,8 @@
 //!
 //! - [`auth`]: the access token (bearer header or login cookie); health
 //!   endpoints stay open.
+//! - [`sessions`]: server-side login sessions (random ids, expiry, logout).
+//! - [`throttle`]: wrong tokens per IP, logged, with a lockout.
 //! - [`api`]: JSON handlers, `/metrics`, health, and the one admin action
 //!   (disconnecting a client).
 //! - [`live`]: Server-Sent Events pushing registry snapshots to the page.
