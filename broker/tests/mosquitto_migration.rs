@@ -427,6 +427,25 @@ fn the_dashboard_is_off_under_mosquitto_conf_until_the_environment_opens_it() {
     assert!(healthz_answers(http_port));
     drop(broker);
 
+    // A taken dashboard port does not stop MQTT.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut command = fleetmq();
+    command
+        .arg("run")
+        .arg("--mosquitto-conf")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env("FLEETMQ_HTTP__ENABLED", "true")
+        .env(
+            "FLEETMQ_HTTP__BIND",
+            taken.local_addr().unwrap().to_string(),
+        );
+    let broker = Process::spawn(command);
+    broker.expect_log("MQTT service continues without it");
+    broker.expect_log(" running.");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    drop(broker);
+
     // And a bad one stops the start with the variable's name.
     let output = fleetmq()
         .arg("check-config")
