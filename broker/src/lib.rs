@@ -26,7 +26,8 @@
 //!   handshake timings, disconnects, failed handshakes) to watchers, and
 //!   turns them into the device registry and Prometheus metrics.
 //! - [`http`] serves the dashboard, the JSON API, `/metrics` and health
-//!   endpoints on a listener of its own (axum).
+//!   endpoints on a listener of its own (axum), with a connection cap,
+//!   timeouts, a `Host` check and token sessions.
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`store`] keeps retained messages and persistent sessions on disk
 //!   (redb), written in groups by a thread of its own.

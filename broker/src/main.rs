@@ -6,8 +6,10 @@
 //!   stderr and runs the broker until SIGTERM or SIGINT; SIGHUP re-reads the
 //!   configuration and the TLS files.
 //! - `fleetmq check-config [--mosquitto] FILE` loads and validates either
-//!   format (`.toml`, `.conf`, or the content decides), reporting every
-//!   problem, without starting anything.
+//!   format (`.toml`, `.conf`, or the content decides) and reads the files
+//!   `run` reads (TLS certificates and keys, password and ACL files, the
+//!   dashboard token file), reporting every problem, without starting
+//!   anything.
 //! - `fleetmq migrate mosquitto FILE` prints the equivalent `fleetmq.toml`
 //!   on stdout and every directive it could not carry over on stderr, one
 //!   per line as `FILE:LINE: directive: why`.
@@ -140,6 +142,19 @@ fn check_config(file: &Path, force_mosquitto: bool) -> ExitCode {
         Ok(loaded) => {
             for note in &loaded.notes {
                 eprintln!("{note}");
+            }
+            // What `run` reads besides the configuration: the same loaders.
+            let problems = fleetmq::server::check_files(&loaded.config);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("{}: {problem}", file.display());
+                }
+                eprintln!(
+                    "{}: {} problem(s); `fleetmq run` would not start",
+                    file.display(),
+                    problems.len()
+                );
+                return ExitCode::from(EXIT_FAILURE);
             }
             match (&source, loaded.notes.len()) {
                 (ConfigSource::Mosquitto(_), 0) => {

@@ -177,6 +177,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             Err(other) => return Err(other.into()),
         }
     } else {
+        tracing::info!(
+            "HTTP dashboard off (http.enabled = false; FLEETMQ_HTTP__ENABLED=true turns it on)."
+        );
         None
     };
     for listener in bound {
@@ -271,6 +274,40 @@ fn listener_revocations(listener: &TlsListener) -> RevokedSerials {
     })
 }
 
+/// Reads and parses every file [`start`] reads, with the same code — the
+/// password file, the ACL file, each TLS listener's certificate, key,
+/// chain, client CA and CRLs, the dashboard's token file and HTTPS
+/// certificate — without binding a socket or writing a file, and returns
+/// every problem: what `fleetmq check-config` runs after loading. Not
+/// checked: TLS listeners without `cert`/`key` (`run` creates the lab PKI
+/// for them), the store (opening it creates it) and the ticket key file.
+pub fn check_files(config: &Config) -> Vec<ServerError> {
+    let mut problems = Vec::new();
+    if let Err(error) = AuthState::load(config) {
+        problems.push(ServerError::Auth(error));
+    }
+    for listener in &config.listeners {
+        let Some(settings) = &listener.tls else {
+            continue;
+        };
+        if settings.cert.is_none() && settings.key.is_none() {
+            continue;
+        }
+        if let Err(source) = tls_listener(config, listener, settings, None) {
+            problems.push(ServerError::Tls {
+                name: listener.name.clone(),
+                source,
+            });
+        }
+    }
+    if config.http.enabled {
+        if let Err(error) = crate::http::check(&config.http) {
+            problems.push(error.into());
+        }
+    }
+    problems
+}
+
 /// The session ticket keys of this process, kept in
 /// `<data_dir>/tls-ticket-keys` so devices resume across restarts; None
 /// when no listener uses tickets (then no key file is made).
@@ -332,11 +369,14 @@ pub async fn run_service(config: Config, source: Option<ConfigSource>) -> Result
     let serving = serving_status(&running.listeners);
     notifier.ready(&serving);
     let watchdog = spawn_watchdog(Arc::clone(&notifier));
+    // The configuration in force: the start-up one with what reloads have
+    // applied since, so each reload reports changes against it.
+    let mut in_force = Config::clone(&running.broker.config);
     while let Signal::Reload = signals.next().await {
         tracing::info!("Received SIGHUP, reloading.");
         notifier.status("Reloading: re-reading the configuration and TLS files");
         if let Some(source) = &source {
-            reload_config(&running, source);
+            reload_config(&running, &mut in_force, source);
         }
         let failed = running.reload_tls();
         if failed > 0 {
@@ -386,14 +426,18 @@ fn spawn_watchdog(notifier: Arc<Notifier>) -> Option<tokio::task::JoinHandle<()>
     }))
 }
 
-/// Re-reads the configuration and logs how it differs from the running one.
-fn reload_config(running: &Running, source: &ConfigSource) {
+/// Re-reads the configuration, logs how it differs from the one in force,
+/// and records in `in_force` what the reload applied.
+fn reload_config(running: &Running, in_force: &mut Config, source: &ConfigSource) {
     match source.load() {
         Ok(loaded) => {
-            let changes = crate::service::reload::changes(&running.broker.config, &loaded.config);
+            let changes = crate::service::reload::changes(in_force, &loaded.config);
             crate::service::reload::log_changes(&changes);
             match running.broker.reload_auth(&loaded.config) {
-                Ok(()) => tracing::info!("Reloaded password file and ACL rules."),
+                Ok(()) => {
+                    crate::service::reload::record_applied(in_force, &loaded.config);
+                    tracing::info!("Reloaded password file and ACL rules.")
+                }
                 Err(error) => tracing::error!(
                     "Reload: password file or ACL rules not reloaded, the ones in force stay: {error}."
                 ),

@@ -294,9 +294,39 @@ fn a_dashboard_for_other_machines_needs_a_token() {
         stderr.contains("http.bind") && stderr.contains("http.token"),
         "{stderr}"
     );
+    // A short token is refused off loopback, inline or in a file.
     std::fs::write(
         &file,
         "[http]\nbind = \"0.0.0.0:18080\"\ntoken = \"long-random\"\n",
+    )
+    .unwrap();
+    let output = check_config(&file);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("http.token") && stderr.contains("at least 32"),
+        "{stderr}"
+    );
+    let token_file = dir.path().join("dashboard.token");
+    std::fs::write(&token_file, "x\n").unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "[http]\nbind = \"0.0.0.0:18080\"\ntoken_file = \"{}\"\n",
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let output = check_config(&file);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("dashboard.token") && stderr.contains("at least 32"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &file,
+        "[http]\nbind = \"0.0.0.0:18080\"\ntoken = \"3f9c2a7e5b1d4c8f9a0b6e2d7c1f4a8b\"\n",
     )
     .unwrap();
     let output = check_config(&file);
@@ -405,4 +435,186 @@ fn the_dashboard_can_serve_https() {
     // Plain HTTP on the HTTPS port gets no answer.
     let plain = std::panic::catch_unwind(|| get(http, "/healthz", None));
     assert!(plain.map_or(true, |r| r.status != 200));
+}
+
+/// A broker whose dashboard needs `token`, on loopback.
+fn broker_with_token(token: &str) -> Broker {
+    Broker::start_with(&format!(
+        "[http]\nbind = \"127.0.0.1:0\"\ntoken = \"{token}\"\n"
+    ))
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_whatever_the_path() {
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    // The default: loopback and no token, the DNS-rebinding target.
+    let broker = Broker::start();
+    let http = broker.http_addr();
+    let port = http.port();
+    let rebound = format!("rebind.attacker.example:{port}");
+    for path in ["/api/clients", "/", "/metrics", "/healthz", "/readyz"] {
+        let refused = request(http, "GET", path, &[("Host", &rebound)], "");
+        assert_eq!(refused.status, 421, "{path}: {}", refused.body);
+    }
+    let kick = request(http, "DELETE", "/api/clients/x", &[("Host", &rebound)], "");
+    assert_eq!(kick.status, 421);
+    broker.assert_log("refused: Host \"rebind.attacker.example:", WAIT);
+    let local = format!("localhost:{port}");
+    let v4 = format!("127.0.0.1:{port}");
+    for host in [local.as_str(), v4.as_str(), "localhost"] {
+        let answered = request(http, "GET", "/api/clients", &[("Host", host)], "");
+        assert_eq!(answered.status, 200, "{host}: {}", answered.body);
+    }
+}
+
+#[test]
+fn names_in_allowed_hosts_are_answered() {
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    let broker =
+        Broker::start_with("[http]\nbind = \"127.0.0.1:0\"\nallowed_hosts = [\"lab-pc.local\"]\n");
+    let http = broker.http_addr();
+    let named = format!("lab-pc.local:{}", http.port());
+    assert_eq!(
+        request(http, "GET", "/api/clients", &[("Host", &named)], "").status,
+        200
+    );
+    let other = request(http, "GET", "/healthz", &[("Host", "other.local")], "");
+    assert_eq!(other.status, 421);
+}
+
+#[test]
+fn wrong_tokens_are_logged_and_lock_the_address_out() {
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    let token = "t0ken-for-tests-4f1c";
+    let broker = broker_with_token(token);
+    let http = broker.http_addr();
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    let mut limited = 0;
+    for guess in 0..12 {
+        match get(http, "/api/clients", Some(&format!("guess-{guess}"))).status {
+            401 => refused += 1,
+            429 => limited += 1,
+            other => panic!("guess {guess}: status {other}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    println!("12 wrong bearer tokens in {elapsed:?}: {refused} answered 401, {limited} 429");
+    assert_eq!((refused, limited), (10, 2));
+    // Locked out: even the right token waits.
+    let locked = get(http, "/api/clients", Some(token));
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.header("retry-after").is_some());
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = request(http, "POST", "/login", &form, &format!("token={token}"));
+    assert_eq!(login.status, 429);
+    broker.assert_log("wrong token from 127.0.0.1 (bearer token)", WAIT);
+    broker.assert_log("wrong tokens from 127.0.0.1 within 60 s; refusing it", WAIT);
+    // Health stays open to probes.
+    assert_eq!(get(http, "/healthz", None).status, 200);
+}
+
+#[test]
+fn login_sessions_are_random_and_end_at_logout() {
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    let token = "t0ken-for-tests-4f1c";
+    let broker = broker_with_token(token);
+    let http = broker.http_addr();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = || {
+        let response = request(http, "POST", "/login", &form, &format!("token={token}"));
+        assert_eq!(response.status, 303);
+        let cookie = response.header("set-cookie").expect("a cookie");
+        cookie.split(';').next().unwrap().to_string()
+    };
+    let first = login();
+    let second = login();
+    assert_ne!(first, second, "each login gets its own session id");
+    for pair in [&first, &second] {
+        let page = request(http, "GET", "/api/clients", &[("Cookie", pair)], "");
+        assert_eq!(page.status, 200, "{pair}");
+    }
+    let logout = request(http, "POST", "/logout", &[("Cookie", &first)], "");
+    assert_eq!(logout.status, 303);
+    let after = request(http, "GET", "/api/clients", &[("Cookie", &first)], "");
+    assert_eq!(after.status, 401, "a logged-out cookie must not work");
+    let other = request(http, "GET", "/api/clients", &[("Cookie", &second)], "");
+    assert_eq!(other.status, 200, "other sessions go on");
+}
+
+/// Reads until the broker closes `stream`, at most until `deadline`; how
+/// long after `opened` that was, or None if it was still open.
+fn closed_after(
+    mut stream: std::net::TcpStream,
+    opened: std::time::Instant,
+    deadline: Duration,
+) -> Option<Duration> {
+    use std::io::Read;
+    let left = deadline
+        .saturating_sub(opened.elapsed())
+        .max(Duration::from_millis(1));
+    stream.set_read_timeout(Some(left)).unwrap();
+    let mut sink = Vec::new();
+    match stream.read_to_end(&mut sink) {
+        Ok(_) => Some(opened.elapsed()),
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => Some(opened.elapsed()),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn slow_requests_are_closed_by_the_header_and_idle_timeouts() {
+    use std::io::Write;
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    let broker = Broker::start_with(
+        "[http]\nbind = \"127.0.0.1:0\"\nheader_timeout_secs = 1\nidle_timeout_secs = 2\n",
+    );
+    let http = broker.http_addr();
+    let connect = || std::net::TcpStream::connect_timeout(&http, WAIT).unwrap();
+    // Headers that never end.
+    let mut headers = connect();
+    headers
+        .write_all(b"GET /api/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .unwrap();
+    // A body that never comes (the headers promise 100 bytes).
+    let mut body = connect();
+    body.write_all(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ntoken=",
+    )
+    .unwrap();
+    // A connection that says nothing at all.
+    let silent = connect();
+    let opened = std::time::Instant::now();
+    let limit = Duration::from_secs(6);
+    // Watched side by side, so each time is its own.
+    let (headers, body, silent) = std::thread::scope(|scope| {
+        let watch = |stream| scope.spawn(move || closed_after(stream, opened, limit));
+        let (headers, body, silent) = (watch(headers), watch(body), watch(silent));
+        (
+            headers.join().unwrap().expect("slow headers closed"),
+            body.join().unwrap().expect("stalled body closed"),
+            silent.join().unwrap().expect("silent peer closed"),
+        )
+    });
+    println!("closed after: slow headers {headers:?}, stalled body {body:?}, silent {silent:?}");
+    // Headers: 1 s; the body: 2 s without a byte; silence: 1 s (headers).
+    assert!(headers < Duration::from_millis(1900), "{headers:?}");
+    assert!(
+        body > Duration::from_millis(1900),
+        "idle, not header timeout: {body:?}"
+    );
+    assert!(body < Duration::from_millis(3500), "{body:?}");
+    assert!(silent < Duration::from_millis(1900), "{silent:?}");
+    // Normal requests are unaffected.
+    assert_eq!(get(http, "/api/clients", None).status, 200);
 }

@@ -1,6 +1,7 @@
 //! Hostile clients, load side: 10,000 connections that never send CONNECT,
 //! the per-IP connection caps, TLS ClientHellos dribbled one byte per
-//! second, and a subscriber that never reads while a publisher streams.
+//! second, a subscriber that never reads while a publisher streams, and
+//! a slow-HTTP flood of the dashboard under a small descriptor limit.
 //!
 //! The heavy tests take [`heavy_lock`] so they never share the two cores
 //! with each other; each is bounded in time and count, and says what it
@@ -547,4 +548,168 @@ fn take_over_ends_a_connection_stuck_in_a_write() {
         broker.logs()
     );
     again.ping();
+}
+
+/// RLIMIT_NOFILE given to the broker in the slow-HTTP test: twice the
+/// default `http.max_connections` (256), so the cap leaves MQTT room.
+const SLOW_HTTP_FD_LIMIT: u32 = 512;
+/// Half-sent HTTP requests of the slow-HTTP attack: more than the limit.
+const SLOW_HTTP_CONNECTIONS: usize = 700;
+/// Longest the flood may take to open its connections.
+const SLOW_HTTP_FLOOD_BUDGET: Duration = Duration::from_secs(5);
+/// MQTT clients that must be admitted while the attack holds.
+const SLOW_HTTP_MQTT_CLIENTS: usize = 40;
+
+/// Descriptors the process `pid` holds.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// A raw 3.1.1 CONNECT and its CONNACK within `timeout`: the connect time,
+/// or why it failed (the broker out of descriptors accepts nothing, so the
+/// kernel's handshake succeeds and no CONNACK ever comes).
+fn mqtt_connect_time(
+    addr: SocketAddr,
+    client_id: &str,
+    timeout: Duration,
+) -> Result<(Duration, TcpStream), String> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let id = client_id.as_bytes();
+    let mut connect = vec![
+        0x10,
+        (12 + id.len()) as u8,
+        0,
+        4,
+        b'M',
+        b'Q',
+        b'T',
+        b'T',
+        4,
+        0x02,
+        0,
+        60,
+    ];
+    connect.extend_from_slice(&[0, id.len() as u8]);
+    connect.extend_from_slice(id);
+    stream.write_all(&connect).map_err(|e| e.to_string())?;
+    let mut connack = [0u8; 4];
+    stream
+        .read_exact(&mut connack)
+        .map_err(|e| format!("no CONNACK: {e}"))?;
+    if connack != [0x20, 2, 0, 0] {
+        return Err(format!("CONNACK {connack:02x?}"));
+    }
+    Ok((started.elapsed(), stream))
+}
+
+/// Whether `GET /healthz` answers 200 (false on any error, not a panic:
+/// the dashboard may still be closing the attack's connections).
+fn healthz_ok(http: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&http, WAIT) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(WAIT));
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn slow_http_flood_does_not_starve_mqtt_accepts() {
+    if skip_on_mosquitto("the dashboard is fleetmq's") {
+        return;
+    }
+    let broker = Broker::start();
+    let http = broker.http_addr();
+    let pid = broker.pid().to_string();
+    // The broker gets a small descriptor budget, as on a lab machine with
+    // `ulimit -n 1024` and devices connected.
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid,
+            &format!("--nofile={SLOW_HTTP_FD_LIMIT}:{SLOW_HTTP_FD_LIMIT}"),
+        ])
+        .status()
+        .expect("prlimit");
+    assert!(status.success(), "prlimit --pid {pid} failed");
+    let watch = Watch::start(&broker, "slow-http");
+    let fds_before = open_fds(broker.pid());
+
+    // Every connection sends half a request and then nothing.
+    let started = Instant::now();
+    let mut attack = Vec::with_capacity(SLOW_HTTP_CONNECTIONS);
+    for _ in 0..SLOW_HTTP_CONNECTIONS {
+        // Bounded also when the broker stops accepting (backlog full).
+        if started.elapsed() > SLOW_HTTP_FLOOD_BUDGET {
+            break;
+        }
+        // A SYN dropped by a full accept queue is retried after 1 s.
+        let Ok(mut stream) = TcpStream::connect_timeout(&http, Duration::from_millis(1500)) else {
+            continue;
+        };
+        let _ = stream.write_all(b"GET /api/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+        attack.push(stream);
+    }
+    // Let the broker accept what it will.
+    thread::sleep(Duration::from_millis(500));
+    let fds_attack = open_fds(broker.pid());
+
+    // Admitted clients stay connected: each holds a descriptor.
+    let mut times = Vec::new();
+    let mut devices = Vec::new();
+    let mut failures = Vec::new();
+    for index in 0..SLOW_HTTP_MQTT_CLIENTS {
+        let id = format!("lab-dev-{index}");
+        match mqtt_connect_time(broker.addr(), &id, Duration::from_secs(2)) {
+            Ok((time, stream)) => {
+                times.push(time);
+                devices.push(stream);
+            }
+            Err(why) => failures.push(why),
+        }
+    }
+    let fds_mqtt = open_fds(broker.pid());
+    times.sort();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    let max = times.last().copied().unwrap_or_default();
+    eprintln!(
+        "slow HTTP: {} half-sent requests opened in {:.1?}; broker descriptors {fds_before} before, \
+         {fds_attack} under attack, {fds_mqtt} with MQTT clients (RLIMIT_NOFILE {SLOW_HTTP_FD_LIMIT}); \
+         MQTT admitted {}/{SLOW_HTTP_MQTT_CLIENTS}, connect time median {median:.1?}, max {max:.1?}; \
+         failures: {:?}",
+        attack.len(),
+        started.elapsed(),
+        times.len(),
+        failures.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(
+        failures.is_empty(),
+        "MQTT clients refused under the slow-HTTP attack: {}/{SLOW_HTTP_MQTT_CLIENTS}",
+        failures.len()
+    );
+    assert!(max < ROUND_TRIP_BOUND, "MQTT connect took {max:?}");
+    assert!(
+        fds_attack < fds_before + 256 + 16,
+        "the dashboard holds {fds_attack} descriptors (cap 256)"
+    );
+    broker.assert_log("Dashboard busy: all 256 connections", WAIT);
+    drop(attack);
+    drop(devices);
+    // The dashboard serves again once the attack ends.
+    let deadline = Instant::now() + WAIT;
+    while !healthz_ok(http) {
+        assert!(Instant::now() < deadline, "the dashboard did not recover");
+        thread::sleep(Duration::from_millis(100));
+    }
+    watch
+        .finish()
+        .assert_within("slow HTTP", ROUND_TRIP_BOUND, RSS_BOUND_KIB);
+    assert!(!broker.logs().contains("panicked"));
 }

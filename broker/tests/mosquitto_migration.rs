@@ -86,11 +86,23 @@ fn examples_migrate_to_their_golden_toml_and_warnings() {
             "{example}: the TOML does not load back"
         );
 
-        // check-config accepts both the Mosquitto file and the migrated one.
-        let checked = run_ok(fleetmq().arg("check-config").arg(&conf).current_dir(&root));
-        assert!(String::from_utf8_lossy(&checked.stdout).contains("Mosquitto configuration OK"));
-        let checked = run_ok(fleetmq().arg("check-config").arg(&toml_path));
-        assert!(String::from_utf8_lossy(&checked.stdout).contains("configuration OK"));
+        // check-config accepts both the Mosquitto file and the migrated
+        // one, except for the files they name under /etc (certificates,
+        // password and ACL files), which check-config reads as `run` does
+        // and which are not on this machine.
+        for file in [root.join(&conf), toml_path.clone()] {
+            let checked = fleetmq().arg("check-config").arg(&file).output().unwrap();
+            let stdout = String::from_utf8_lossy(&checked.stdout);
+            let stderr = String::from_utf8_lossy(&checked.stderr);
+            assert!(
+                (checked.status.success() && stdout.contains("configuration OK"))
+                    || (checked.status.code() == Some(1)
+                        && stderr.contains(": cannot read /etc/")
+                        && stderr.contains("`fleetmq run` would not start")),
+                "{example}: {}: {stdout}{stderr}",
+                file.display()
+            );
+        }
     }
 }
 
@@ -363,4 +375,139 @@ fn config_with_unsupported_directives_runs_what_it_can_and_logs_the_rest() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Verification: OK"), "{stderr}");
+}
+
+/// `GET /healthz` on `port` answers 200.
+fn healthz_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(service_common::WAIT));
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    stream.write_all(request.as_bytes()).is_ok()
+        && stream.read_to_string(&mut answer).is_ok()
+        && answer.starts_with("HTTP/1.1 200")
+}
+
+#[test]
+fn the_dashboard_is_off_under_mosquitto_conf_until_the_environment_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .unwrap();
+
+    // Mosquitto's ports only.
+    let broker = run_mosquitto_conf(&conf, dir.path());
+    broker.expect_log(" running.");
+    broker.expect_log("HTTP dashboard off");
+    assert!(!broker.logs().contains("HTTP dashboard listening"));
+    drop(broker);
+
+    // FLEETMQ_* variables apply to the translated configuration.
+    let http_port = free_port();
+    let mut command = fleetmq();
+    command
+        .arg("run")
+        .arg("--mosquitto-conf")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env("FLEETMQ_HTTP__ENABLED", "true")
+        .env("FLEETMQ_HTTP__BIND", format!("127.0.0.1:{http_port}"));
+    let broker = Process::spawn(command);
+    broker.expect_log(&format!(
+        "HTTP dashboard listening on http://127.0.0.1:{http_port}/"
+    ));
+    assert!(healthz_answers(http_port));
+    drop(broker);
+
+    // A taken dashboard port does not stop MQTT.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut command = fleetmq();
+    command
+        .arg("run")
+        .arg("--mosquitto-conf")
+        .arg(&conf)
+        .current_dir(dir.path())
+        .env("FLEETMQ_HTTP__ENABLED", "true")
+        .env(
+            "FLEETMQ_HTTP__BIND",
+            taken.local_addr().unwrap().to_string(),
+        );
+    let broker = Process::spawn(command);
+    broker.expect_log("MQTT service continues without it");
+    broker.expect_log(" running.");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    drop(broker);
+
+    // And a bad one stops the start with the variable's name.
+    let output = fleetmq()
+        .arg("check-config")
+        .arg(&conf)
+        .env("FLEETMQ_LIMITS__MAX_INFLIGHT", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FLEETMQ_LIMITS__MAX_INFLIGHT"), "{stderr}");
+}
+
+#[test]
+fn check_config_reads_the_files_run_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let check = |file: &std::path::PathBuf| {
+        let output = fleetmq().arg("check-config").arg(file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+
+    // A lab mosquitto.conf whose server certificate and key are not there.
+    let pki = Pki::generate(&dir.path().join("certs"));
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener 8883 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            pki.path("ca.crt"),
+            path("server.crt"),
+            path("server.key")
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = check(&conf);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("server.crt"), "{stderr}");
+    assert!(stderr.contains("would not start"), "{stderr}");
+
+    // A missing ACL file, then a broken password file.
+    let toml = dir.path().join("fleetmq.toml");
+    std::fs::write(
+        &toml,
+        format!("[auth]\nacl_file = \"{}\"\n", path("missing.acl")),
+    )
+    .unwrap();
+    let (code, stderr) = check(&toml);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("missing.acl"), "{stderr}");
+    std::fs::write(dir.path().join("passwd"), "alice-without-a-hash\n").unwrap();
+    std::fs::write(
+        &toml,
+        format!("[auth]\npassword_file = \"{}\"\n", path("passwd")),
+    )
+    .unwrap();
+    let (code, stderr) = check(&toml);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("passwd:1"), "{stderr}");
+
+    // A good file is still OK.
+    std::fs::write(&toml, "[limits]\nmax_inflight = 10\n").unwrap();
+    let (code, stderr) = check(&toml);
+    assert_eq!(code, Some(0), "{stderr}");
 }

@@ -169,6 +169,59 @@ fn sighup_rereads_the_configuration_and_names_what_needs_a_restart() {
     assert_eq!(broker.wait_exit().code(), Some(0));
 }
 
+#[test]
+fn a_second_sighup_compares_with_what_the_first_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleetmq.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut command = fleetmq();
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(dir.path());
+    let mut broker = Process::spawn(command);
+    broker.listeners(1);
+    let count = |broker: &Process, needle: &str| broker.logs().matches(needle).count();
+    let wait_reloads = |broker: &Process, reloads: usize| {
+        let deadline = Instant::now() + WAIT;
+        while count(broker, "Reloaded password file and ACL rules.") < reloads {
+            assert!(
+                Instant::now() < deadline,
+                "no reload {reloads}:\n{}",
+                broker.logs()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // An ACL rule, applied live.
+    let with_rule = format!("{CONFIG}\n[[acl]]\ntopic = \"lab/#\"\naccess = \"readwrite\"\n");
+    std::fs::write(&config, &with_rule).unwrap();
+    broker.signal("HUP");
+    wait_reloads(&broker, 1);
+    assert_eq!(
+        count(&broker, "Configuration: acl[0] changed"),
+        1,
+        "{}",
+        broker.logs()
+    );
+
+    // The same file again: nothing changed since the first reload.
+    broker.signal("HUP");
+    wait_reloads(&broker, 2);
+    let logs = broker.logs();
+    assert_eq!(
+        count(&broker, "Configuration: acl[0] changed"),
+        1,
+        "the second reload reported the first one's change again:\n{logs}"
+    );
+    assert!(logs.contains("Configuration unchanged."), "{logs}");
+
+    broker.signal("TERM");
+    assert_eq!(broker.wait_exit().code(), Some(0));
+}
+
 /// Starts a broker whose stderr is a file, with `env`; returns its logs
 /// once it listens.
 fn logs_with_stderr_file(

@@ -285,6 +285,45 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     load_layers(file, environment)
 }
 
+/// Applies the `FLEETMQ_*` environment variables to `base`, a configuration
+/// from another source (a translated `mosquitto.conf`), then validates the
+/// result: the same environment layer a `fleetmq.toml` gets.
+pub fn apply_environment(base: &Config) -> Result<Config, ConfigError> {
+    let environment = std::env::vars_os().filter(|(name, _)| has_env_prefix(name));
+    apply_environment_from(base, environment)
+}
+
+/// [`apply_environment`] with the variables given, for tests.
+fn apply_environment_from(
+    base: &Config,
+    environment: impl Iterator<Item = (OsString, OsString)>,
+) -> Result<Config, ConfigError> {
+    let schema = schema()?;
+    let mut problems = Vec::new();
+    let overrides = check_environment(environment, &schema, &mut problems);
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    if overrides.is_empty() {
+        return Ok(base.clone());
+    }
+    let config = merge(base, None, &overrides)?;
+    if let Err(errors) = validate(&config) {
+        let problems = errors
+            .into_iter()
+            .map(|error| Problem {
+                origin: locate_key(&error.key, None, &overrides),
+                key: error.key,
+                kind: ProblemKind::Invalid {
+                    message: error.message,
+                },
+            })
+            .collect();
+        return Err(invalid(problems));
+    }
+    Ok(config)
+}
+
 /// Loads the configuration from TOML `text`, named `origin` in errors (a
 /// file name); the environment is ignored, so tests are repeatable.
 pub fn load_from_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -333,7 +372,7 @@ fn load_layers(
         return Err(invalid(problems));
     }
 
-    let config = merge(file, &overrides)?;
+    let config = merge(&Config::default(), file, &overrides)?;
     if let Err(errors) = validate(&config) {
         let problems = errors
             .into_iter()
@@ -379,7 +418,11 @@ fn schema() -> Result<toml::Table, ConfigError> {
 /// Merges the layers with the `config` crate and deserializes the result.
 /// The layers were checked already, so an error here is unexpected; it is
 /// still reported rather than unwrapped.
-fn merge(file: Option<FileLayer<'_>>, overrides: &[EnvOverride]) -> Result<Config, ConfigError> {
+fn merge(
+    base: &Config,
+    file: Option<FileLayer<'_>>,
+    overrides: &[EnvOverride],
+) -> Result<Config, ConfigError> {
     let fail = |error: ::config::ConfigError| {
         invalid(vec![Problem {
             origin: match file {
@@ -397,7 +440,7 @@ fn merge(file: Option<FileLayer<'_>>, overrides: &[EnvOverride]) -> Result<Confi
             },
         }])
     };
-    let defaults = ::config::Config::try_from(&Config::default()).map_err(fail)?;
+    let defaults = ::config::Config::try_from(base).map_err(fail)?;
     let mut builder = ::config::Config::builder().add_source(defaults);
     if let Some(file) = file {
         builder = builder.add_source(::config::File::from_str(

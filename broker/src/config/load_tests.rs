@@ -397,3 +397,38 @@ fn line_column_counts_characters() {
     assert_eq!(line_column("a\nbé c", 6), (2, 4));
     assert_eq!(line_column("", 0), (1, 1));
 }
+
+#[test]
+fn environment_applies_to_a_configuration_from_another_source() {
+    let mut base = Config::default();
+    base.listeners.truncate(1);
+    base.listeners[0].bind = "0.0.0.0:8883".to_string();
+    base.http.enabled = false;
+    base.limits.max_inflight = 7;
+    let unchanged = apply_environment_from(&base, std::iter::empty()).unwrap();
+    assert_eq!(unchanged, base);
+    let moved = apply_environment_from(
+        &base,
+        env(&[
+            ("FLEETMQ_HTTP__ENABLED", "true"),
+            ("FLEETMQ_HTTP__BIND", "127.0.0.1:18099"),
+        ])
+        .into_iter(),
+    )
+    .unwrap();
+    assert!(moved.http.enabled);
+    assert_eq!(moved.http.bind, "127.0.0.1:18099");
+    assert_eq!(moved.listeners, base.listeners);
+    assert_eq!(moved.limits.max_inflight, 7);
+    let error = apply_environment_from(
+        &base,
+        env(&[
+            ("FLEETMQ_HTTP__ENABLED", "true"),
+            ("FLEETMQ_HTTP__BIND", "0.0.0.0:18099"),
+        ])
+        .into_iter(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("FLEETMQ_HTTP__BIND"), "{error}");
+}

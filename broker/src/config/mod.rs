@@ -8,6 +8,6 @@ mod load;
 mod model;
 mod validate;
 
-pub use load::{load, load_from_str, ConfigError};
+pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
-pub use validate::{validate, ValidationError};
+pub use validate::{validate, weak_token, ValidationError, MIN_REMOTE_TOKEN_CHARS};

@@ -84,6 +84,7 @@ impl Config {
         }];
         config.http.token = Some(String::new());
         config.http.token_file = Some(PathBuf::new());
+        config.http.allowed_hosts = vec![String::new()];
         config.http.tls = Some(HttpTlsConfig {
             cert: PathBuf::new(),
             key: PathBuf::new(),
@@ -570,6 +571,23 @@ pub struct HttpConfig {
     pub token_file: Option<PathBuf>,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<HttpTlsConfig>,
+    /// Extra names the dashboard may be reached by, as a browser writes them
+    /// in the `Host` header (`"lab-pc.local"`, `"lab-pc.local:8080"`; without
+    /// a port, any port). The bind address, `localhost`, `127.0.0.1` and
+    /// `[::1]` are always allowed; any other `Host` is refused with 421, so a
+    /// web page cannot reach the dashboard by rebinding its own name to this
+    /// machine (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
+    /// HTTP connections open at once (TLS handshakes included); more are
+    /// closed at accept. Keeps the dashboard from taking the file descriptors
+    /// MQTT needs: keep it well below `ulimit -n` minus MQTT's connections.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, on a new or an
+    /// idle kept-alive connection; slower ones are closed (slow-HTTP).
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may go without reading or writing a byte (a
+    /// stalled request body, a silent TLS handshake) before it is closed.
+    pub idle_timeout_secs: u64,
     /// Recently disconnected clients kept in the device registry.
     pub recent_disconnects: usize,
     /// Connects remembered per client id (with their timings).
@@ -584,6 +602,10 @@ impl Default for HttpConfig {
             token: None,
             token_file: None,
             tls: None,
+            allowed_hosts: Vec::new(),
+            max_connections: 256,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
             recent_disconnects: 200,
             connect_history: 10,
         }

@@ -251,6 +251,27 @@ fn validate_log(level: &str, errors: &mut Vec<ValidationError>) {
 /// Most connects remembered per client id; each is a few hundred bytes.
 const MAX_CONNECT_HISTORY: usize = 1000;
 
+/// Shortest dashboard token accepted on a bind other machines can reach:
+/// 32 characters of `openssl rand -hex 16` carry 128 bits, out of reach of
+/// guessing even without the rate limit.
+pub const MIN_REMOTE_TOKEN_CHARS: usize = 32;
+
+/// Why `token` is too weak for a dashboard bound to `bind`, if it is: on a
+/// non-loopback address it must have [`MIN_REMOTE_TOKEN_CHARS`] characters.
+/// Shared by this check (`http.token`) and the token file's reader.
+pub fn weak_token(token: &str, bind: &str) -> Option<String> {
+    let remote = bind
+        .parse::<SocketAddr>()
+        .is_ok_and(|addr| !addr.ip().is_loopback());
+    let length = token.trim().chars().count();
+    (remote && length < MIN_REMOTE_TOKEN_CHARS).then(|| {
+        format!(
+            "the token has {length} characters; on {bind}, which other machines can reach, it \
+             needs at least {MIN_REMOTE_TOKEN_CHARS} (make one with `openssl rand -hex 16`)"
+        )
+    })
+}
+
 fn validate_http(config: &Config, errors: &mut Vec<ValidationError>) {
     let http: &HttpConfig = &config.http;
     if !http.enabled {
@@ -302,6 +323,45 @@ fn validate_http(config: &Config, errors: &mut Vec<ValidationError>) {
             "the token is empty, which anyone can guess (use a long random string, e.g. from \
              `openssl rand -hex 24`, or remove the setting on a loopback bind)",
         ));
+    }
+    if let Some(problem) = http
+        .token
+        .as_deref()
+        .filter(|token| !token.trim().is_empty())
+        .and_then(|token| weak_token(token, &http.bind))
+    {
+        errors.push(ValidationError::new("http.token", problem));
+    }
+    for host in &http.allowed_hosts {
+        if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ',') {
+            errors.push(ValidationError::new(
+                "http.allowed_hosts",
+                format!(
+                    "{host:?} is not a host name as a Host header gives it (write \
+                     \"lab-pc.local\" or \"lab-pc.local:8080\")"
+                ),
+            ));
+        }
+    }
+    if !(1..=65_535).contains(&http.max_connections) {
+        errors.push(ValidationError::new(
+            "http.max_connections",
+            format!(
+                "{} is outside 1 to 65535 (the default is 256)",
+                http.max_connections
+            ),
+        ));
+    }
+    for (key, value, default) in [
+        ("http.header_timeout_secs", http.header_timeout_secs, 10),
+        ("http.idle_timeout_secs", http.idle_timeout_secs, 60),
+    ] {
+        if !(1..=3600).contains(&value) {
+            errors.push(ValidationError::new(
+                key,
+                format!("{value} is outside 1 to 3600 seconds (the default is {default})"),
+            ));
+        }
     }
     if http.token.is_some() && http.token_file.is_some() {
         errors.push(ValidationError::new(
@@ -476,6 +536,8 @@ mod tests {
         config.http.bind = "0.0.0.0:8080".to_string();
         assert_eq!(keys(&config), ["http.bind"]);
         config.http.token = Some("s3cret-token".to_string());
+        assert_eq!(keys(&config), ["http.token"]);
+        config.http.token = Some("0123456789abcdef0123456789abcdef".to_string());
         assert_eq!(validate(&config), Ok(()));
         config.http.token = None;
         config.http.token_file = Some("/etc/fleetmq/token".into());
@@ -483,6 +545,33 @@ mod tests {
         config.http.enabled = false;
         config.http.token_file = None;
         assert_eq!(validate(&config), Ok(()));
+    }
+
+    #[test]
+    fn dashboard_limits_and_host_names_are_checked() {
+        let mut config = Config::default();
+        config.http.allowed_hosts = vec!["lab-pc.local".into(), "a b".into(), String::new()];
+        config.http.max_connections = 0;
+        config.http.header_timeout_secs = 0;
+        config.http.idle_timeout_secs = 3601;
+        assert_eq!(
+            keys(&config),
+            [
+                "http.allowed_hosts",
+                "http.allowed_hosts",
+                "http.max_connections",
+                "http.header_timeout_secs",
+                "http.idle_timeout_secs",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_remote_dashboard_token_needs_32_characters() {
+        assert!(weak_token("short", "127.0.0.1:8080").is_none());
+        assert!(weak_token("short", "0.0.0.0:8080").is_some());
+        assert!(weak_token(&"x".repeat(MIN_REMOTE_TOKEN_CHARS), "0.0.0.0:8080").is_none());
+        assert!(weak_token(&"x".repeat(MIN_REMOTE_TOKEN_CHARS - 1), "[::]:8080").is_some());
     }
 
     #[test]

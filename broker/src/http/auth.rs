@@ -1,50 +1,64 @@
 //! Access to the dashboard, API and metrics: one shared token, given as
 //! `Authorization: Bearer TOKEN` (scripts, Prometheus) or once in the login
-//! form, which sets an HttpOnly cookie (browsers).
+//! form, which starts a server-side session ([`super::sessions`]) whose
+//! random id the HttpOnly cookie carries; logout ends it.
 //!
-//! The cookie holds a SHA-256 digest of the token, not the token, so a
-//! copied cookie does not reveal it, and changing the token logs everyone
-//! out. Comparisons take constant time. Without a token (allowed only on a
-//! loopback bind, see `config::validate`) everything is open, kick included.
+//! Token comparisons take constant time. Wrong tokens are logged and
+//! counted per IP ([`super::throttle`]): past the limit the IP gets 429.
+//! Off loopback the token must be long (`config::weak_token`). Without a
+//! token (allowed only on a loopback bind, see `config::validate`)
+//! everything is open, kick included.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, SET_COOKIE};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::{AppState, HttpError};
+use super::sessions::{Sessions, ABSOLUTE_LIFETIME};
+use super::throttle::Throttle;
+use super::{AppState, HttpError, PeerAddr};
 use crate::config::HttpConfig;
 
 /// Name of the login cookie.
 const COOKIE_NAME: &str = "fleetmq_session";
-/// How long a login lasts.
-const COOKIE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Slows down guessing through the login form.
-const FAILED_LOGIN_DELAY: Duration = Duration::from_millis(300);
 
 /// The login page; `{{error}}` is replaced by a message or nothing.
 const LOGIN_HTML: &str = include_str!("assets/login.html");
 
 /// Who may use the dashboard.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Access {
     /// None: open.
     token: Option<String>,
-    /// The cookie value a successful login sets.
-    session: Option<String>,
+    /// Live logins.
+    sessions: Sessions,
+    /// Failed attempts per IP.
+    failures: Throttle,
     /// Mark the cookie `Secure` (HTTPS).
     secure_cookie: bool,
 }
 
+/// What the credentials of a request amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// The token, or a live session (or no token is configured).
+    Allowed,
+    /// A bearer token that is not the token: counts as a failed attempt.
+    WrongToken,
+    /// Nothing valid (no credentials, or an ended session).
+    Missing,
+}
+
 impl Access {
     /// Reads the token from `http.token` or the first line of
-    /// `http.token_file`.
+    /// `http.token_file`, and refuses a short one on a bind other machines
+    /// can reach.
     pub fn from_config(config: &HttpConfig) -> Result<Access, HttpError> {
         let token = match (&config.token, &config.token_file) {
             (Some(token), _) => Some(token.trim().to_string()),
@@ -60,6 +74,12 @@ impl Access {
                         detail: "its first line is empty (write the token there)".to_string(),
                     });
                 }
+                if let Some(detail) = crate::config::weak_token(&token, &config.bind) {
+                    return Err(HttpError::TokenFile {
+                        path: path.clone(),
+                        detail,
+                    });
+                }
                 Some(token)
             }
             (None, None) => None,
@@ -68,10 +88,10 @@ impl Access {
     }
 
     pub fn new(token: Option<String>) -> Access {
-        let session = token.as_deref().map(session_value);
         Access {
             token,
-            session,
+            sessions: Sessions::default(),
+            failures: Throttle::default(),
             secure_cookie: false,
         }
     }
@@ -86,12 +106,13 @@ impl Access {
         self.token.is_none()
     }
 
-    /// Whether a request carries the token (header) or the login cookie.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
-        let (Some(token), Some(session)) = (&self.token, &self.session) else {
-            return true;
+    /// Whether a request carries the token (header) or a live session
+    /// cookie.
+    pub(super) fn check(&self, headers: &HeaderMap, now: Instant) -> Verdict {
+        let Some(token) = &self.token else {
+            return Verdict::Allowed;
         };
-        let bearer = headers
+        let mut bearers = headers
             .get_all(AUTHORIZATION)
             .iter()
             .filter_map(|value| value.to_str().ok())
@@ -101,11 +122,22 @@ impl Access {
                     .eq_ignore_ascii_case("bearer")
                     .then(|| credentials.trim())
             })
-            .any(|given| constant_time_eq(given.as_bytes(), token.as_bytes()));
-        bearer
-            || cookies(headers)
-                .filter(|(name, _)| *name == COOKIE_NAME)
-                .any(|(_, value)| constant_time_eq(value.as_bytes(), session.as_bytes()))
+            .peekable();
+        let sent_bearer = bearers.peek().is_some();
+        if bearers.any(|given| constant_time_eq(given.as_bytes(), token.as_bytes())) {
+            return Verdict::Allowed;
+        }
+        if cookies(headers)
+            .filter(|(name, _)| *name == COOKIE_NAME)
+            .any(|(_, id)| self.sessions.touch(id, now))
+        {
+            return Verdict::Allowed;
+        }
+        if sent_bearer {
+            Verdict::WrongToken
+        } else {
+            Verdict::Missing
+        }
     }
 
     /// Whether `given` is the token.
@@ -116,28 +148,26 @@ impl Access {
         }
     }
 
-    fn login_cookie(&self) -> String {
+    fn cookie(&self, value: &str, max_age: u64) -> String {
         let secure = if self.secure_cookie { "; Secure" } else { "" };
         format!(
-            "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            self.session.as_deref().unwrap_or(""),
-            COOKIE_MAX_AGE.as_secs()
+            "{COOKIE_NAME}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
         )
     }
 
-    fn logout_cookie(&self) -> String {
-        let secure = if self.secure_cookie { "; Secure" } else { "" };
-        format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    /// Starts a session: the `Set-Cookie` value, or None when no random id
+    /// could be made.
+    fn login_cookie(&self, now: Instant) -> Option<String> {
+        let id = self.sessions.create(now)?;
+        Some(self.cookie(&id, ABSOLUTE_LIFETIME.as_secs()))
     }
-}
 
-/// The cookie value for a token.
-fn session_value(token: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"fleetmq-dashboard-session\0")
-        .chain_update(token.as_bytes())
-        .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    /// Ends the sessions a request's cookies name.
+    fn logout(&self, headers: &HeaderMap) {
+        for (_, id) in cookies(headers).filter(|(name, _)| *name == COOKIE_NAME) {
+            self.sessions.revoke(id);
+        }
+    }
 }
 
 /// (name, value) of every cookie in the request.
@@ -164,18 +194,65 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     difference == 0
 }
 
+/// The client's IP, from the accept loop's connection info.
+fn peer_ip(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|info| info.0 .0.ip())
+}
+
+/// 429 with `Retry-After`, for a locked-out IP.
+fn too_many(retry_after_secs: u64, api: bool) -> Response {
+    let mut response = if api {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({
+                "error": "too_many_failures",
+                "message": "too many wrong tokens from this address; wait and retry",
+            })),
+        )
+            .into_response()
+    } else {
+        login_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "<p class=\"error\" role=\"alert\">Too many wrong tokens from this address; wait a minute.</p>",
+        )
+    };
+    if let Ok(value) = HeaderValue::from_str(&retry_after_secs.max(1).to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
+}
+
 /// Middleware: lets authorized requests through; answers others with 401
-/// (JSON for the API and metrics, the login page for the dashboard).
+/// (JSON for the API and metrics, the login page for the dashboard), and
+/// locked-out addresses with 429.
 pub(super) async fn require_access(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if state.access.allows(request.headers()) {
+    if state.access.is_open() {
         return next.run(request).await;
     }
+    let now = Instant::now();
     let path = request.uri().path();
-    if path.starts_with("/api/") || path == "/metrics" {
+    let api = path.starts_with("/api/") || path == "/metrics";
+    let ip = peer_ip(&request);
+    if let Some(wait) = ip.and_then(|ip| state.access.failures.locked(ip, now)) {
+        return too_many(wait.as_secs(), api);
+    }
+    match state.access.check(request.headers(), now) {
+        Verdict::Allowed => return next.run(request).await,
+        Verdict::WrongToken => {
+            if let Some(ip) = ip {
+                state.access.failures.failed(ip, "bearer token", now);
+            }
+        }
+        Verdict::Missing => {}
+    }
+    if api {
         let mut response = (
             StatusCode::UNAUTHORIZED,
             Json(serde_json::json!({
@@ -205,7 +282,7 @@ fn login_response(status: StatusCode, error: &str) -> Response {
 
 /// `GET /login`.
 pub(super) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if state.access.allows(&headers) {
+    if state.access.check(&headers, Instant::now()) == Verdict::Allowed {
         return redirect("/");
     }
     login_response(StatusCode::OK, "")
@@ -216,33 +293,48 @@ pub(super) struct LoginForm {
     token: String,
 }
 
-/// `POST /login` (form field `token`): sets the cookie and goes to the
+/// `POST /login` (form field `token`): starts a session and goes to the
 /// dashboard, or shows the form again.
 pub(super) async fn login(
     State(state): State<AppState>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<super::PeerAddr>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    let now = Instant::now();
+    let ip = peer.0.ip();
+    if let Some(wait) = state.access.failures.locked(ip, now) {
+        return too_many(wait.as_secs(), false);
+    }
     if state.access.accepts_token(&form.token) {
+        let Some(cookie) = state.access.login_cookie(now) else {
+            tracing::error!(
+                "Dashboard login from {}: no random session id could be made.",
+                peer.0
+            );
+            return login_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<p class=\"error\" role=\"alert\">Cannot start a session; see the broker log.</p>",
+            );
+        };
         tracing::info!(peer = %peer.0, "Dashboard login from {}.", peer.0);
         let mut response = redirect("/");
-        if let Ok(cookie) = HeaderValue::from_str(&state.access.login_cookie()) {
+        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(SET_COOKIE, cookie);
         }
         return response;
     }
-    tracing::warn!(peer = %peer.0, "Dashboard login from {} refused: wrong token.", peer.0);
-    tokio::time::sleep(FAILED_LOGIN_DELAY).await;
+    state.access.failures.failed(ip, "login form", now);
     login_response(
         StatusCode::UNAUTHORIZED,
         "<p class=\"error\" role=\"alert\">Wrong token.</p>",
     )
 }
 
-/// `POST /logout`: clears the cookie.
-pub(super) async fn logout(State(state): State<AppState>) -> Response {
+/// `POST /logout`: ends the session and clears the cookie.
+pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    state.access.logout(&headers);
     let mut response = redirect("/login");
-    if let Ok(cookie) = HeaderValue::from_str(&state.access.logout_cookie()) {
+    if let Ok(cookie) = HeaderValue::from_str(&state.access.cookie("", 0)) {
         response.headers_mut().insert(SET_COOKIE, cookie);
     }
     response
@@ -272,45 +364,64 @@ mod tests {
         map
     }
 
+    fn allows(access: &Access, pairs: &[(&str, &str)]) -> bool {
+        access.check(&headers(pairs), Instant::now()) == Verdict::Allowed
+    }
+
     #[test]
     fn open_without_a_token() {
         let access = Access::new(None);
         assert!(access.is_open());
-        assert!(access.allows(&HeaderMap::new()));
+        assert!(allows(&access, &[]));
     }
 
     #[test]
     fn bearer_token_is_checked() {
         let access = Access::new(Some("s3cret".into()));
-        assert!(!access.allows(&HeaderMap::new()));
-        assert!(access.allows(&headers(&[("authorization", "Bearer s3cret")])));
-        assert!(access.allows(&headers(&[("authorization", "bearer  s3cret ")])));
-        assert!(!access.allows(&headers(&[("authorization", "Bearer s3cre")])));
-        assert!(!access.allows(&headers(&[("authorization", "Bearer s3cret2")])));
-        assert!(!access.allows(&headers(&[("authorization", "Basic s3cret")])));
-        assert!(!access.allows(&headers(&[("authorization", "s3cret")])));
+        assert_eq!(
+            access.check(&HeaderMap::new(), Instant::now()),
+            Verdict::Missing
+        );
+        assert!(allows(&access, &[("authorization", "Bearer s3cret")]));
+        assert!(allows(&access, &[("authorization", "bearer  s3cret ")]));
+        for wrong in ["Bearer s3cre", "Bearer s3cret2"] {
+            let verdict = access.check(&headers(&[("authorization", wrong)]), Instant::now());
+            assert_eq!(verdict, Verdict::WrongToken, "{wrong}");
+        }
+        assert!(!allows(&access, &[("authorization", "Basic s3cret")]));
+        assert!(!allows(&access, &[("authorization", "s3cret")]));
     }
 
     #[test]
-    fn login_cookie_is_a_digest_of_the_token() {
+    fn login_cookie_is_a_random_session_that_logout_ends() {
         let access = Access::new(Some("s3cret".into()));
-        let cookie = access.login_cookie();
+        let now = Instant::now();
+        let cookie = access.login_cookie(now).unwrap();
         assert!(!cookie.contains("s3cret"), "{cookie}");
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
         let value = cookie
             .split(';')
             .next()
             .unwrap()
-            .trim_start_matches("fleetmq_session=");
+            .trim_start_matches("fleetmq_session=")
+            .to_string();
+        let again = access.login_cookie(now).unwrap();
+        assert!(!again.starts_with(&format!("fleetmq_session={value}")));
         let sent = format!("theme=dark; fleetmq_session={value}");
-        assert!(access.allows(&headers(&[("cookie", &sent)])));
-        assert!(!access.allows(&headers(&[("cookie", "fleetmq_session=s3cret")])));
-        let other = Access::new(Some("other".into()));
-        assert!(!other.allows(&headers(&[("cookie", &sent)])));
+        assert!(allows(&access, &[("cookie", &sent)]));
+        assert!(!allows(&access, &[("cookie", "fleetmq_session=s3cret")]));
+        let other = Access::new(Some("s3cret".into()));
+        assert!(
+            !allows(&other, &[("cookie", &sent)]),
+            "sessions are per server"
+        );
+        access.logout(&headers(&[("cookie", &sent)]));
+        assert!(!allows(&access, &[("cookie", &sent)]));
         assert!(!cookie.contains("Secure"));
         assert!(access
             .with_secure_cookie(true)
-            .login_cookie()
+            .login_cookie(now)
+            .unwrap()
             .ends_with("; Secure"));
     }
 
@@ -333,6 +444,12 @@ mod tests {
         };
         let access = Access::from_config(&config).unwrap();
         assert!(access.accepts_token("tok-123"));
+        let remote = HttpConfig {
+            bind: "0.0.0.0:8080".into(),
+            ..config
+        };
+        let error = Access::from_config(&remote).unwrap_err().to_string();
+        assert!(error.contains("at least 32"), "{error}");
         let empty = tempfile::NamedTempFile::new().unwrap();
         let config = HttpConfig {
             token_file: Some(empty.path().to_path_buf()),

@@ -4,11 +4,15 @@
 //!
 //! - [`auth`]: the access token (bearer header or login cookie); health
 //!   endpoints stay open.
+//! - [`sessions`]: server-side login sessions (random ids, expiry, logout).
+//! - [`throttle`]: wrong tokens per IP, logged, with a lockout.
 //! - [`api`]: JSON handlers, `/metrics`, health, and the one admin action
 //!   (disconnecting a client).
 //! - [`live`]: Server-Sent Events pushing registry snapshots to the page.
 //! - [`assets`]: the page, its script and style, embedded in the binary.
 //! - [`tls`]: HTTPS, when `[http.tls]` is configured.
+//! - [`serve`]: the accept loop: connection cap, header and idle timeouts.
+//! - [`host`]: the `Host` header check against DNS rebinding.
 //!
 //! It must not change broker state except through explicit admin actions,
 //! and reads the registry and metrics only when asked.
@@ -16,7 +20,11 @@
 mod api;
 mod assets;
 mod auth;
+mod host;
 mod live;
+mod serve;
+mod sessions;
+mod throttle;
 mod tls;
 
 use std::net::SocketAddr;
@@ -78,11 +86,7 @@ pub struct HttpParts {
 /// Binds the HTTP listener and serves until shutdown. Returns the bound
 /// address (useful when the port was 0).
 pub async fn start(config: &HttpConfig, parts: HttpParts) -> Result<SocketAddr, HttpError> {
-    let access = Access::from_config(config)?;
-    let tls = match &config.tls {
-        Some(files) => Some(tls::server_config(files)?),
-        None => None,
-    };
+    let (access, tls) = check(config)?;
     let socket = TcpListener::bind(&config.bind)
         .await
         .map_err(|source| HttpError::Bind {
@@ -108,39 +112,37 @@ pub async fn start(config: &HttpConfig, parts: HttpParts) -> Result<SocketAddr, 
         listeners: Arc::new(parts.listeners),
         shutdown: parts.shutdown.clone(),
     };
-    let app = router(state);
-    let service = app.into_make_service_with_connect_info::<PeerAddr>();
-    let mut stop = parts.shutdown.clone();
-    let stopped = async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    };
-    match tls {
-        None => {
-            tokio::spawn(async move {
-                let served = axum::serve(socket, service).with_graceful_shutdown(stopped);
-                if let Err(error) = served.await {
-                    tracing::error!("The dashboard HTTP server stopped: {error}.");
-                }
-            });
-        }
-        Some(config) => {
-            let incoming = tls::TlsIncoming::spawn(socket, local_addr, config, parts.shutdown);
-            tokio::spawn(async move {
-                let served = axum::serve(incoming, service).with_graceful_shutdown(stopped);
-                if let Err(error) = served.await {
-                    tracing::error!("The dashboard HTTPS server stopped: {error}.");
-                }
-            });
-        }
-    }
+    let hosts = host::AllowedHosts::new(local_addr, &config.allowed_hosts);
+    let app = router(state, hosts);
+    serve::spawn(
+        socket,
+        tls,
+        app,
+        serve::Bounds::from_config(config),
+        parts.shutdown,
+    );
     // Tests and scripts parse this line for the address (port 0).
     tracing::info!("HTTP dashboard listening on {scheme}://{local_addr}/ ({protection}).");
     Ok(local_addr)
 }
 
+/// Reads what the dashboard needs from files (the token file, the HTTPS
+/// certificate and key) and checks it, binding nothing: `run` and
+/// `check-config` both go through here.
+pub fn check(
+    config: &HttpConfig,
+) -> Result<(Access, Option<Arc<rustls::ServerConfig>>), HttpError> {
+    let access = Access::from_config(config)?;
+    let tls = match &config.tls {
+        Some(files) => Some(tls::server_config(files)?),
+        None => None,
+    };
+    Ok((access, tls))
+}
+
 /// The routes; everything but the health endpoints, the login page and
 /// the static assets passes the access check.
-fn router(state: AppState) -> Router {
+fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
     let protected = Router::new()
         .route("/", get(assets::index))
         .route("/api/status", get(api::status))
@@ -167,25 +169,13 @@ fn router(state: AppState) -> Router {
         .route("/assets/{file}", get(assets::asset))
         .merge(protected)
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(hosts),
+            host::check_host,
+        ))
         .with_state(state)
 }
 
 /// The peer of an HTTP connection, for log lines of admin actions.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsIncoming>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsIncoming>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}

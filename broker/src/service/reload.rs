@@ -41,6 +41,16 @@ pub fn applies_live(key: &str) -> bool {
         || key.starts_with("acl.")
 }
 
+/// Copies into `in_force` the settings a successful reload applied (those
+/// [`applies_live`] names: `[auth]` and `[[acl]]`), so that the next
+/// reload compares with what runs, not with the start-up file. Settings
+/// that need a restart keep their start-up values: they are still what
+/// runs, and a reload that keeps asking for them says so again.
+pub fn record_applied(in_force: &mut Config, reread: &Config) {
+    in_force.auth = reread.auth.clone();
+    in_force.acl = reread.acl.clone();
+}
+
 /// Every setting that differs between `running` and `reread`, in file order.
 pub fn changes(running: &Config, reread: &Config) -> Vec<Change> {
     let mut found = Vec::new();
@@ -183,6 +193,27 @@ mod tests {
             ]
         );
         assert!(found.iter().all(|change| !change.applies_live()));
+    }
+
+    #[test]
+    fn applied_settings_become_the_ones_in_force_and_restart_ones_stay() {
+        let start = Config::default();
+        let mut reread = Config::default();
+        reread.auth.password_file = Some("/etc/fleetmq/passwd".into());
+        reread.limits.max_inflight = 5;
+        let mut in_force = start.clone();
+        record_applied(&mut in_force, &reread);
+        let keys: Vec<String> = changes(&in_force, &reread)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(keys, vec!["limits.max_inflight"]);
+        // Back to the start-up file: the password file change is reported.
+        let keys: Vec<String> = changes(&in_force, &start)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(keys, vec!["auth.password_file"]);
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub enum ConfigSource {
     Defaults,
     /// A `fleetmq.toml` (with `FLEETMQ_*` variables on top).
     Toml(PathBuf),
-    /// A `mosquitto.conf`, translated.
+    /// A `mosquitto.conf`, translated, with the dashboard off unless the
+    /// environment turns it on, and `FLEETMQ_*` variables on top.
     Mosquitto(PathBuf),
 }
 
@@ -58,8 +59,13 @@ impl ConfigSource {
             }),
             ConfigSource::Mosquitto(path) => {
                 let translation = mosquitto::translate_file(path)?;
+                let mut config = translation.config;
+                // Mosquitto opens no HTTP port, and a lab switching over
+                // expects none: FLEETMQ_HTTP__ENABLED=true opens the
+                // dashboard (docs/decisions/0083-dashboard-under-mosquitto-conf.md).
+                config.http.enabled = false;
                 Ok(Loaded {
-                    config: translation.config,
+                    config: config::apply_environment(&config)?,
                     notes: translation.notes,
                 })
             }

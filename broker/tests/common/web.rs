@@ -94,11 +94,19 @@ fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Response {
+    // A `Host` among `headers` replaces the default one (DNS rebinding tests).
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map_or_else(|| addr.to_string(), |(_, value)| value.to_string());
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    for (name, value) in headers {
+    for (name, value) in headers
+        .iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+    {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
