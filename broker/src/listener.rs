@@ -215,7 +215,8 @@ async fn serve_tcp(incoming: Box<Incoming>) {
                 origin.tls = Some(info);
                 Box::new((stream, origin))
             }
-            Err(failure) => {
+            Err(refused) => {
+                let failure = &refused.failure;
                 tracing::info!(
                     listener = %origin.listener,
                     peer = %origin.peer,
@@ -232,6 +233,10 @@ async fn serve_tcp(incoming: Box<Incoming>) {
                     reason: failure.reason(),
                     detail: failure.describe(),
                 });
+                if let Some(socket) = refused.socket {
+                    // The alert must reach a peer that is still sending.
+                    Box::pin(connection::lingering_close(socket)).await;
+                }
                 return;
             }
         };

@@ -96,6 +96,8 @@ pub struct TlsListener {
     pub handshakes: Arc<Semaphore>,
     /// From TCP accept to handshake complete.
     pub handshake_timeout: Duration,
+    /// From the ClientHello to handshake complete (decision 0086).
+    pub client_flight_timeout: Duration,
 }
 
 /// One configuration of a listener and the chain cache of its client
@@ -171,6 +173,7 @@ impl TlsListener {
             chain_counters,
             handshakes: Arc::new(Semaphore::new(settings.max_concurrent_handshakes.max(1))),
             handshake_timeout: Duration::from_secs(settings.handshake_timeout_secs.max(1)),
+            client_flight_timeout: Duration::from_secs(settings.client_flight_timeout_secs.max(1)),
         })
     }
 
