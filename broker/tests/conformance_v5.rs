@@ -364,8 +364,7 @@ fn receive_maximum_exceeded_reaches_a_client_that_keeps_sending() {
     );
     let mut received = bytes::BytesMut::from(&ending.received[..]);
     let mut packets = Vec::new();
-    while let Ok(Some(packet)) = decode_packet(&mut received, Some(ProtocolVersion::V5), u32::MAX)
-    {
+    while let Ok(Some(packet)) = decode_packet(&mut received, Some(ProtocolVersion::V5), u32::MAX) {
         packets.push(packet);
     }
     assert!(

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use common::pki::{Issued, Pki};
 use common::tls::{self, SetupLine, ANY_VERSION, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use common::tools::{self, S_CLIENT_CONNECTED};
-use common::{
-    skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, Transport, WAIT,
-};
+use common::{skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, Transport, WAIT};
 use rustls::{ClientConfig, SupportedProtocolVersion};
 
 const SKIP: &str = "TLS listeners are configured the fleetmq way";

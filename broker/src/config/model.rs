@@ -326,7 +326,7 @@ impl Default for TlsConfig {
             min_version: TlsVersion::Tls12,
             handshake_timeout_secs: 10,
             client_flight_timeout_secs: 5,
-            max_concurrent_handshakes: 256,
+            max_concurrent_handshakes: 8,
             session_cache_size: 4096,
             session_tickets: true,
         }

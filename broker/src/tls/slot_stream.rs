@@ -8,9 +8,9 @@
 //! (about 2 s for a classic ESP32's mutual-TLS CertificateVerify). A slot
 //! held across those waits lets peers that send a ClientHello and then
 //! stall fill every slot from a few addresses, and a good device queues
-//! behind them for seconds (decision 0086). So the slot is taken when the
+//! behind them for seconds (decision 0086). So the slot ([`HandshakeSlots`]) is taken when the
 //! peer's bytes are ready to be read and given back as soon as a read
-//! would wait for the peer again: stalled peers hold a socket until
+//! (or a write) would wait for the peer again: stalled peers hold a socket until
 //! `tls.client_flight_timeout_secs`, never a slot.
 //!
 //! It must not know TLS records: it only watches read readiness. After the
@@ -22,19 +22,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+use std::net::IpAddr;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+
+use super::fair_slots::{HandshakeSlots, SlotPermit};
 
 /// A pending wait for a slot.
-type Acquiring =
-    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + Sync>>;
+type Acquiring = Pin<Box<dyn Future<Output = Option<SlotPermit>> + Send + Sync>>;
 
 /// The slot bookkeeping of a handshake in progress.
 struct Slot {
-    slots: Arc<Semaphore>,
+    slots: Arc<HandshakeSlots>,
+    /// Whose turn a wait for a slot is ([`HandshakeSlots`] is fair across
+    /// addresses).
+    peer: IpAddr,
     /// Held while the handshake works on bytes the peer sent.
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<SlotPermit>,
     /// Waiting for a slot, the peer's bytes being ready.
     acquiring: Option<Acquiring>,
 }
@@ -67,9 +72,10 @@ impl SlotStream {
     /// From now until [`finish`](Self::finish), reads of the peer's bytes
     /// happen under a slot of `slots`; `permit` (one of them, taken for the
     /// work on the ClientHello) is held until the next read waits.
-    pub fn hold(&mut self, slots: &Arc<Semaphore>, permit: OwnedSemaphorePermit) {
+    pub fn hold(&mut self, slots: &Arc<HandshakeSlots>, peer: IpAddr, permit: SlotPermit) {
         self.slot = Some(Slot {
             slots: Arc::clone(slots),
+            peer,
             permit: Some(permit),
             acquiring: None,
         });
@@ -79,6 +85,15 @@ impl SlotStream {
     /// reads are plain reads from now on.
     pub fn finish(&mut self) {
         self.slot = None;
+    }
+
+    /// A write that waits for the peer to read (its window is closed)
+    /// gives the slot back too: the work that needs one comes after the
+    /// peer's next bytes, and reading them takes a slot again.
+    fn waiting_for_peer(&mut self, pending: bool) {
+        if let (true, Some(slot)) = (pending, self.slot.as_mut()) {
+            slot.permit = None;
+        }
     }
 
     /// True while a slot is held (for tests).
@@ -106,12 +121,12 @@ impl AsyncRead for SlotStream {
             // The peer's turn: wait for its bytes holding nothing, then for
             // a slot to work on them.
             ready!(this.tcp.poll_read_ready(cx))?;
-            let slots = Arc::clone(&slot.slots);
+            let (slots, peer) = (Arc::clone(&slot.slots), slot.peer);
             let acquiring = slot
                 .acquiring
-                .get_or_insert_with(|| Box::pin(slots.acquire_owned()));
+                .get_or_insert_with(|| Box::pin(slots.acquire(peer)));
             let permit = ready!(acquiring.as_mut().poll(cx))
-                .map_err(|_| io::Error::other("the listener's handshake slots are closed"))?;
+                .ok_or_else(|| io::Error::other("the listener's handshake slots are closed"))?;
             slot.acquiring = None;
             slot.permit = Some(permit);
         }
@@ -129,7 +144,10 @@ impl AsyncWrite for SlotStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.tcp).poll_write(cx, buf);
+        this.waiting_for_peer(written.is_pending());
+        written
     }
 
     fn poll_write_vectored(
@@ -137,7 +155,10 @@ impl AsyncWrite for SlotStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        this.waiting_for_peer(written.is_pending());
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -172,19 +193,21 @@ mod tests {
     /// peer take one again, and wait for it when none is free.
     #[tokio::test]
     async fn the_slot_is_held_only_while_there_are_bytes_to_work_on() {
-        let slots = Arc::new(Semaphore::new(1));
+        let slots = HandshakeSlots::new(1);
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let take = || Arc::clone(&slots).acquire(peer);
         let (mut server, mut client) = pair().await;
-        server.hold(&slots, Arc::clone(&slots).acquire_owned().await.unwrap());
-        assert_eq!(slots.available_permits(), 0);
+        server.hold(&slots, peer, take().await.unwrap());
+        assert_eq!(slots.in_use(), 1);
         let mut buf = [0u8; 16];
         // Nothing sent: the read waits, and the slot is free meanwhile.
         let waited =
             tokio::time::timeout(std::time::Duration::from_millis(50), server.read(&mut buf)).await;
         assert!(waited.is_err());
         assert!(!server.holds_slot());
-        assert_eq!(slots.available_permits(), 1);
+        assert_eq!(slots.in_use(), 0);
         // Someone else holds the only slot: the peer's bytes wait for it.
-        let other = Arc::clone(&slots).acquire_owned().await.unwrap();
+        let other = take().await.unwrap();
         client.write_all(b"hello").await.unwrap();
         let blocked =
             tokio::time::timeout(std::time::Duration::from_millis(50), server.read(&mut buf)).await;
@@ -194,9 +217,9 @@ mod tests {
         assert_eq!(&buf[..n], b"hello");
         assert!(server.holds_slot());
         server.finish();
-        assert_eq!(slots.available_permits(), 1);
+        assert_eq!(slots.in_use(), 0);
         // After the handshake reads need no slot.
-        let _all = Arc::clone(&slots).acquire_owned().await.unwrap();
+        let _all = take().await.unwrap();
         client.write_all(b"mqtt").await.unwrap();
         let n = server.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"mqtt");
