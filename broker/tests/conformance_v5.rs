@@ -390,6 +390,42 @@ fn receive_maximum_exceeded_reaches_a_client_that_keeps_sending() {
     );
 }
 
+/// A refusing CONNACK reaches a client that pipelines packets after its
+/// CONNECT (lingering close, decision 0087). Mosquitto 2.0.11 closes at
+/// once and the client's writes fail with ECONNRESET (checked by hand,
+/// docs/mosquitto-differences.md).
+#[test]
+fn a_refusing_connack_reaches_a_client_that_keeps_sending() {
+    if skip_on_mosquitto("mosquitto 2.0.11 resets: docs/mosquitto-differences.md") {
+        return;
+    }
+    let listener = ListenerSpec::plain("closed").with_settings("allow_anonymous = false");
+    let broker = Broker::start_with_listeners(&[listener], "");
+    let mut stream = std::net::TcpStream::connect(broker.addr_of("closed")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::io::Write::write_all(&mut stream, &ConnectBuilder::v5("anonymous").build()).unwrap();
+    let ending = linger::keep_sending_then_read(
+        &mut stream,
+        &[0xC0, 0x00],
+        Duration::from_millis(2),
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+    );
+    assert!(
+        ending.write_error.is_none() && ending.read_error.is_none(),
+        "the client saw a reset, not the CONNACK: {ending:?}"
+    );
+    let mut received = bytes::BytesMut::from(&ending.received[..]);
+    match decode_packet(&mut received, Some(ProtocolVersion::V5), u32::MAX) {
+        Ok(Some(Packet::ConnAck(connack))) => {
+            assert_eq!(connack.reason, ReasonCode::NOT_AUTHORIZED)
+        }
+        other => panic!("expected CONNACK 0x87, got {other:?}"),
+    }
+}
+
 #[test]
 fn mqtt_3_2_2_packet_too_large_disconnect_0x95() {
     let broker =
