@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::broker::Broker;
@@ -27,6 +27,27 @@ pub use per_ip::{PeerLimits, PeerSlot, Refusal};
 /// Least time between two "refusing connections" warnings, so that a flood
 /// of refused connections cannot become a flood of log lines.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Connections the kernel may hold completed for us before `accept`
+/// (capped by `net.core.somaxconn`, 4096 by default on Linux). tokio's
+/// default of 1024 is less than one wave of reconnects after a storm of
+/// stalled handshakes is cut off: the kernel then drops SYNs, and a good
+/// device waits a whole SYN retransmission (1 s) before it is even
+/// accepted (decision 0086).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket at `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind`: a restarted broker may bind while old
+    // connections linger in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// A bound listener, not yet accepting.
 #[derive(Debug)]
@@ -70,7 +91,7 @@ impl Listener {
                 format!("'{}' is not IP:PORT ({error})", config.bind),
             )
         })?;
-        let socket = TcpListener::bind(addr).await?;
+        let socket = listen(addr)?;
         let local_addr = socket.local_addr()?;
         let name = if config.name.is_empty() {
             format!("mqtt-{}", addr.port())
@@ -166,8 +187,8 @@ impl Listener {
             });
             let held = (slot, peer_slot, done.clone());
             tokio::spawn(async move {
-                let _held = held;
-                serve_tcp(incoming).await;
+                let held = held;
+                serve_tcp(incoming, &held.1).await;
             });
         }
     }
@@ -186,7 +207,7 @@ struct Incoming {
 /// lives as long as the connection, so everything only the first
 /// milliseconds need is boxed and freed when done: what a held connection
 /// costs is its `Client`, its buffers and the TLS session.
-async fn serve_tcp(incoming: Box<Incoming>) {
+async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
     // Unboxed inside a block so the box is freed now, not when the
     // connection ends (see `connection::serve`).
     let Incoming {
@@ -209,33 +230,44 @@ async fn serve_tcp(incoming: Box<Incoming>) {
     };
     // Boxed: the handshake's state is large and needed only for the first
     // milliseconds; inline, every held connection would keep its room.
-    let connection =
-        match Box::pin(tls::handshake(&tls, stream, origin.peer, &mut origin.clock)).await {
-            Ok((stream, info)) => {
-                origin.tls = Some(info);
-                Box::new((stream, origin))
+    // The outcome is matched on after this block, so the handshake's
+    // result (a whole TLS session) is not kept for the connection's life.
+    let outcome = match Box::pin(tls::handshake(&tls, stream, origin.peer, &mut origin.clock)).await
+    {
+        Ok((stream, info)) => {
+            origin.tls = Some(info);
+            Ok(Box::new((stream, origin)))
+        }
+        Err(refused) => {
+            let failure = &refused.failure;
+            tracing::info!(
+                listener = %origin.listener,
+                peer = %origin.peer,
+                reason = failure.reason(),
+                "TLS handshake with {} on listener \"{}\" failed: {}.",
+                origin.peer,
+                origin.listener,
+                failure.describe()
+            );
+            broker.stats.tls_failure();
+            broker.events.emit(Event::HandshakeFailed {
+                listener: Arc::clone(&origin.listener),
+                peer: origin.peer,
+                reason: failure.reason(),
+                detail: failure.describe(),
+            });
+            if matches!(failure, tls::HandshakeFailure::ReplyTimeout(_)) {
+                peer_slot.charge_stalled_handshake();
             }
-            Err(failure) => {
-                tracing::info!(
-                    listener = %origin.listener,
-                    peer = %origin.peer,
-                    reason = failure.reason(),
-                    "TLS handshake with {} on listener \"{}\" failed: {}.",
-                    origin.peer,
-                    origin.listener,
-                    failure.describe()
-                );
-                broker.stats.tls_failure();
-                broker.events.emit(Event::HandshakeFailed {
-                    listener: Arc::clone(&origin.listener),
-                    peer: origin.peer,
-                    reason: failure.reason(),
-                    detail: failure.describe(),
-                });
-                return;
-            }
-        };
-    connection::serve(connection, broker, shutdown).await;
+            Err(refused.socket)
+        }
+    };
+    match outcome {
+        Ok(connection) => connection::serve(connection, broker, shutdown).await,
+        // The alert must reach a peer that is still sending.
+        Err(Some(socket)) => Box::pin(connection::lingering_close(socket)).await,
+        Err(None) => {}
+    }
 }
 
 #[cfg(test)]
@@ -243,9 +275,9 @@ mod tests {
     use super::*;
 
     /// The size of the future an async fn returns, without calling it.
-    fn future_size<A, Fut, F>(_: &F) -> usize
+    fn future_size<A, B, Fut, F>(_: &F) -> usize
     where
-        F: Fn(A) -> Fut,
+        F: Fn(A, B) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
@@ -254,7 +286,7 @@ mod tests {
     /// large states are boxed so it stays small (memory per device).
     #[test]
     fn a_held_connection_task_is_small() {
-        let size = future_size(&serve_tcp);
+        let size = future_size::<_, &'static PeerSlot, _, _>(&serve_tcp);
         eprintln!("serve_tcp future: {size} bytes");
         assert!(size < 2048, "serve_tcp future is {size} bytes");
     }

@@ -332,6 +332,100 @@ fn mqtt_3_3_4_7_receive_maximum_exceeded() {
     client.expect_disconnect(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }
 
+/// The DISCONNECT reaches a client that is still sending when the broker
+/// closes (lingering close, decision 0087): its writes keep succeeding and
+/// it reads 0x93 and then EOF, not EPIPE or ECONNRESET.
+#[test]
+fn receive_maximum_exceeded_reaches_a_client_that_keeps_sending() {
+    if skip_on_mosquitto("mosquitto 2.0.11 advertises Receive Maximum but does not enforce it") {
+        return;
+    }
+    let broker = Broker::start_with("[limits]\nmax_inflight = 2\n");
+    let (mut client, _) = RawClient::connect_v5(broker.addr(), "flood-on", true);
+    let flood: Vec<u8> = (1..=3)
+        .flat_map(|id| publish("flood/t", b"x", 2, false, false, Some(id), true, &[]))
+        .collect();
+    client.send(&flood);
+    let Transport::Tcp(stream) = client.transport() else {
+        unreachable!("plain listener")
+    };
+    let mut stream = stream.try_clone().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // A device's send loop: more QoS 0 messages, read only afterwards.
+    let more = publish("flood/t", &[b'y'; 200], 0, false, false, None, true, &[]);
+    let ending = linger::keep_sending_then_read(
+        &mut stream,
+        &more,
+        Duration::from_millis(2),
+        Duration::from_millis(400),
+        Duration::from_secs(5),
+    );
+    let mut received = bytes::BytesMut::from(&ending.received[..]);
+    let mut packets = Vec::new();
+    while let Ok(Some(packet)) = decode_packet(&mut received, Some(ProtocolVersion::V5), u32::MAX) {
+        packets.push(packet);
+    }
+    assert!(
+        ending.write_error.is_none() && ending.read_error.is_none(),
+        "the client saw a reset, not the reason: {} writes, then write error {:?}, read error \
+         {:?}; packets read: {packets:?}",
+        ending.writes,
+        ending.write_error,
+        ending.read_error
+    );
+    let reason = packets.iter().find_map(|p| match p {
+        Packet::Disconnect(d) => Some(d.reason),
+        _ => None,
+    });
+    assert_eq!(
+        reason,
+        Some(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED),
+        "{packets:?}"
+    );
+    eprintln!(
+        "{} writes after the violation succeeded; read {packets:?} then EOF",
+        ending.writes
+    );
+}
+
+/// A refusing CONNACK reaches a client that pipelines packets after its
+/// CONNECT (lingering close, decision 0087). Mosquitto 2.0.11 closes at
+/// once and the client's writes fail with ECONNRESET (checked by hand,
+/// docs/mosquitto-differences.md).
+#[test]
+fn a_refusing_connack_reaches_a_client_that_keeps_sending() {
+    if skip_on_mosquitto("mosquitto 2.0.11 resets: docs/mosquitto-differences.md") {
+        return;
+    }
+    let listener = ListenerSpec::plain("closed").with_settings("allow_anonymous = false");
+    let broker = Broker::start_with_listeners(&[listener], "");
+    let mut stream = std::net::TcpStream::connect(broker.addr_of("closed")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    std::io::Write::write_all(&mut stream, &ConnectBuilder::v5("anonymous").build()).unwrap();
+    let ending = linger::keep_sending_then_read(
+        &mut stream,
+        &[0xC0, 0x00],
+        Duration::from_millis(2),
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+    );
+    assert!(
+        ending.write_error.is_none() && ending.read_error.is_none(),
+        "the client saw a reset, not the CONNACK: {ending:?}"
+    );
+    let mut received = bytes::BytesMut::from(&ending.received[..]);
+    match decode_packet(&mut received, Some(ProtocolVersion::V5), u32::MAX) {
+        Ok(Some(Packet::ConnAck(connack))) => {
+            assert_eq!(connack.reason, ReasonCode::NOT_AUTHORIZED)
+        }
+        other => panic!("expected CONNACK 0x87, got {other:?}"),
+    }
+}
+
 #[test]
 fn mqtt_3_2_2_packet_too_large_disconnect_0x95() {
     let broker =

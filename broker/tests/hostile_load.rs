@@ -1,6 +1,7 @@
 //! Hostile clients, load side: 10,000 connections that never send CONNECT,
 //! the per-IP connection caps, TLS ClientHellos dribbled one byte per
-//! second, a subscriber that never reads while a publisher streams, and
+//! second, ClientHellos that stall from eight addresses (the handshake-slot
+//! attack), a subscriber that never reads while a publisher streams, and
 //! a slow-HTTP flood of the dashboard under a small descriptor limit.
 //!
 //! The heavy tests take [`heavy_lock`] so they never share the two cores
@@ -712,4 +713,250 @@ fn slow_http_flood_does_not_starve_mqtt_accepts() {
         .finish()
         .assert_within("slow HTTP", ROUND_TRIP_BOUND, RSS_BOUND_KIB);
     assert!(!broker.logs().contains("panicked"));
+/// Attack sockets of the handshake-slot attack, and the addresses they
+/// come from (each under the default per-IP limits: 150 open, bursts of
+/// 150 within the bucket of 500).
+const STALLERS: usize = 1200;
+const STALLER_ADDRESSES: u8 = 8;
+/// Connects the good device makes under the attack, one every
+/// [`DEVICE_EVERY`], each within [`DEVICE_ATTEMPT_TIMEOUT`].
+const DEVICE_CONNECTS: usize = 100;
+const DEVICE_EVERY: Duration = Duration::from_millis(50);
+const DEVICE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Stated bound on the good device's connect p99 under the attack.
+const DEVICE_CONNECT_P99_BOUND: Duration = Duration::from_millis(200);
+
+/// One attack socket, again and again until `stop`: a whole ClientHello,
+/// then silence (what the broker sends is read and thrown away) until the
+/// broker cuts it off. Counts the ClientHellos sent.
+async fn stall_after_client_hello(
+    source: IpAddr,
+    addr: SocketAddr,
+    hello: Arc<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    hellos: Arc<AtomicU64>,
+    flights: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut discard = vec![0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+            return;
+        };
+        if socket.bind(SocketAddr::new(source, 0)).is_err() {
+            return;
+        }
+        let Ok(mut stream) = socket.connect(addr).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if stream.write_all(&hello).await.is_err() {
+            continue;
+        }
+        hellos.fetch_add(1, Ordering::Relaxed);
+        let mut answered = false;
+        loop {
+            let read =
+                tokio::time::timeout(Duration::from_millis(200), stream.read(&mut discard)).await;
+            match read {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                _ if stop.load(Ordering::Relaxed) => return,
+                Ok(Ok(_)) if !answered => {
+                    answered = true;
+                    flights.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        if !answered {
+            // Refused at accept: try again a little later.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// One mutual-TLS connect of the good device (full handshake, no
+/// resumption), TCP connect to CONNACK; its duration, or why it failed.
+fn device_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    n: usize,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect_timeout(&addr, DEVICE_ATTEMPT_TIMEOUT)
+        .map_err(|e| format!("tcp: {e}"))?;
+    tcp.set_nodelay(true).unwrap();
+    let left = || {
+        DEVICE_ATTEMPT_TIMEOUT
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    };
+    tcp.set_read_timeout(Some(left())).unwrap();
+    let tcp_at = started.elapsed();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+    while conn.is_handshaking() {
+        tcp.set_read_timeout(Some(left())).unwrap();
+        conn.complete_io(&mut tcp)
+            .map_err(|e| format!("handshake after {:?}: {e}", started.elapsed()))?;
+    }
+    tcp.set_read_timeout(Some(left())).unwrap();
+    let tls_at = started.elapsed();
+    let transport = common::Transport::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)));
+    let mut client = RawClient::over(transport);
+    client.send_connect(&ConnectBuilder::v311(&format!("dev-a-{n}")));
+    match client.recv_packet(left()) {
+        Some(Packet::ConnAck(connack)) if connack.reason == ReasonCode::SUCCESS => {
+            let took = started.elapsed();
+            if took > DEVICE_CONNECT_P99_BOUND {
+                eprintln!(
+                    "slow connect dev-a-{n}: TCP {tcp_at:?}, TLS {tls_at:?}, CONNACK {took:?}"
+                );
+            }
+            Ok(took)
+        }
+        other => Err(format!(
+            "no CONNACK after {:?}: {other:?}",
+            started.elapsed()
+        )),
+    }
+}
+
+/// Item 7 of the security issue: 1,200 sockets from 8 addresses send a
+/// whole ClientHello and stall (reconnecting when cut off). A good
+/// device's mutual-TLS connects (full handshakes, TCP connect to CONNACK)
+/// must stay fast and all succeed: a stalled handshake holds no slot,
+/// slots go round the addresses, stalls are cut off after
+/// `client_flight_timeout_secs` and charged to their address (decision
+/// 0086). Prints the figures the report quotes.
+#[test]
+fn client_hello_then_stall_from_eight_addresses_leaves_devices_fast() {
+    if skip_on_mosquitto("TLS listeners are configured the fleetmq way") {
+        return;
+    }
+    let _heavy = heavy_lock();
+    raise_fd_limit();
+    let pki = Pki::new();
+    // Default handshake settings: the attack must fail against them.
+    let toml = pki.listener_toml(&pki.server_ecdsa, "required");
+    let broker = Broker::start_with_listeners(&[ListenerSpec::tls("tls", &toml)], "");
+    let addr = broker.addr_of("tls");
+    let mut hello = Vec::new();
+    rustls::ClientConnection::new(
+        tls::client_config(&pki.ca.cert, Some(&pki.dev_a), ANY_VERSION),
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap()
+    .write_tls(&mut hello)
+    .unwrap();
+    let hello = Arc::new(hello);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hellos = Arc::new(AtomicU64::new(0));
+    let flights = Arc::new(AtomicU64::new(0));
+    let attack = {
+        let (stop, hellos, hello) = (Arc::clone(&stop), Arc::clone(&hellos), Arc::clone(&hello));
+        let flights = Arc::clone(&flights);
+        thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut set = tokio::task::JoinSet::new();
+                for n in 0..STALLERS {
+                    let source = IpAddr::V4(Ipv4Addr::new(
+                        127,
+                        0,
+                        0,
+                        2 + (n % usize::from(STALLER_ADDRESSES)) as u8,
+                    ));
+                    set.spawn(stall_after_client_hello(
+                        source,
+                        addr,
+                        Arc::clone(&hello),
+                        Arc::clone(&stop),
+                        Arc::clone(&hellos),
+                        Arc::clone(&flights),
+                    ));
+                }
+                while set.join_next().await.is_some() {}
+            });
+        })
+    };
+    // The attack is in place when every socket has had the broker's
+    // answer to its ClientHello and stalls.
+    let ramp = Instant::now();
+    while flights.load(Ordering::Relaxed) < STALLERS as u64
+        && ramp.elapsed() < Duration::from_secs(10)
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let ramped_after = ramp.elapsed();
+    let watch = Watch::start(&broker, "stall");
+    let mut device_config = tls::client_config(&pki.ca.cert, Some(&pki.dev_a), ANY_VERSION);
+    // Every connect is a full handshake, as a device after a power cycle.
+    Arc::make_mut(&mut device_config).resumption = rustls::client::Resumption::disabled();
+    let measuring = Instant::now();
+    let mut times = Vec::new();
+    let mut failures = Vec::new();
+    for n in 0..DEVICE_CONNECTS {
+        match device_connect(addr, Arc::clone(&device_config), n) {
+            Ok(took) => times.push(took),
+            Err(error) => failures.push(error),
+        }
+        if measuring.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        thread::sleep(DEVICE_EVERY);
+    }
+    let measured_for = measuring.elapsed();
+    let sent = hellos.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    attack.join().unwrap();
+    let report = watch.finish();
+    let attempts = times.len() + failures.len();
+    times.sort();
+    // Nearest rank: the smallest time at least p % of the connects took.
+    let percentile = |p: usize| {
+        times
+            .get((times.len() * p).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or(DEVICE_ATTEMPT_TIMEOUT)
+    };
+    // A failed connect counts as the slowest.
+    let p99 = if failures.is_empty() {
+        percentile(99)
+    } else {
+        DEVICE_ATTEMPT_TIMEOUT
+    };
+    let stalled_cut = broker.count_log_lines(&["on listener \"tls\" failed"]);
+    eprintln!(
+        "handshake-slot attack: {STALLERS} sockets from {STALLER_ADDRESSES} addresses sent \
+         {sent} ClientHellos and stalled (all in place after {ramped_after:?}; {stalled_cut} cut \
+         off); good device under it for {measured_for:?}: MQTT accept success {}/{attempts} \
+         ({:.1} %), connect p50 {:?}, p99 {p99:?}, max {:?} ({} build); failures: {failures:?}",
+        times.len(),
+        100.0 * times.len() as f64 / attempts.max(1) as f64,
+        percentile(50),
+        times.last().copied().unwrap_or_default(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {attempts} device connects failed: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        p99 < DEVICE_CONNECT_P99_BOUND,
+        "device connect p99 {p99:?} not under {DEVICE_CONNECT_P99_BOUND:?}"
+    );
+    report.assert_within(
+        "handshake-slot attack",
+        ROUND_TRIP_BOUND,
+        SILENT_RSS_BOUND_KIB,
+    );
 }

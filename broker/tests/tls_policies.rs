@@ -9,12 +9,13 @@
 
 mod common;
 
+use std::io::Write;
 use std::sync::Arc;
 
 use common::pki::{Issued, Pki};
 use common::tls::{self, SetupLine, ANY_VERSION, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use common::tools::{self, S_CLIENT_CONNECTED};
-use common::{skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, WAIT};
+use common::{skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, Transport, WAIT};
 use rustls::{ClientConfig, SupportedProtocolVersion};
 
 const SKIP: &str = "TLS listeners are configured the fleetmq way";
@@ -133,6 +134,59 @@ fn required_refuses_a_revoked_certificate() {
     tls::assert_handshake_failed(&broker, "tls", "revoked");
     // The CRL revokes one device, not the CA.
     connect(&broker, config(&pki, Some(&pki.dev_b)), "dev-b");
+}
+
+/// A device with a revoked certificate that goes on sending (TLS 1.3: its
+/// side of the handshake is done before the broker checks the certificate,
+/// so it writes CONNECT and more) reads the broker's alert, not a reset
+/// (lingering close, decision 0087).
+#[test]
+fn a_revoked_device_still_sending_reads_the_alert_not_a_reset() {
+    if skip_on_mosquitto(SKIP) {
+        return;
+    }
+    let pki = Pki::new();
+    let broker = start(&pki, "required", "");
+    let client_config = tls::client_config(&pki.ca.cert, Some(&pki.dev_revoked), TLS13_ONLY);
+    let Transport::Tls(mut stream) =
+        tls::connect(broker.addr_of("tls"), client_config).expect("client side of TLS 1.3")
+    else {
+        unreachable!("a TLS transport")
+    };
+    stream
+        .sock
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    stream
+        .write_all(&ConnectBuilder::v311("dev-revoked").build())
+        .unwrap();
+    let ping = [0xC0u8, 0x00];
+    let ending = common::linger::keep_sending_then_read(
+        &mut *stream,
+        &ping,
+        std::time::Duration::from_millis(2),
+        std::time::Duration::from_millis(400),
+        std::time::Duration::from_secs(5),
+    );
+    let alert = ending
+        .read_error
+        .as_ref()
+        .and_then(|e| e.get_ref())
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .cloned();
+    assert!(
+        ending.write_error.is_none()
+            && alert
+                == Some(rustls::Error::AlertReceived(
+                    rustls::AlertDescription::CertificateRevoked
+                )),
+        "the device saw a reset, not the alert: {} writes, then write error {:?}, read error \
+         {:?}",
+        ending.writes,
+        ending.write_error,
+        ending.read_error
+    );
+    tls::assert_handshake_failed(&broker, "tls", "revoked");
 }
 
 #[test]

@@ -8,6 +8,10 @@
 //! so a device arriving among them waits its turn and may be cut off once
 //! with them; like any device it retries, and must be through within a few
 //! seconds.
+//!
+//! A peer that sends its whole ClientHello and then stalls is cut off at
+//! `client_flight_timeout_secs`, while a device slow to answer (as an
+//! ESP32 is) within it still gets in (decision 0086).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -217,4 +221,67 @@ fn silent_peers_do_not_hold_handshake_slots() {
         "device handshake done {:.3} ms after accept, queued behind silent peers",
         setup.tls_ms
     );
+}
+
+#[test]
+fn a_stall_after_the_client_hello_is_cut_at_the_flight_timeout_but_a_slow_device_is_not() {
+    if skip_on_mosquitto("TLS listeners are configured the fleetmq way") {
+        return;
+    }
+    // `client_flight_timeout_secs = 2`: a stalled peer is cut off after 2 s
+    // (plus at most a quarter spread), long before the 10 s handshake
+    // timeout; a device that takes 1 s over its answer (an ESP32 computing
+    // its CertificateVerify takes about 2 s against the default 5) gets in.
+    let pki = Pki::new();
+    let toml =
+        pki.listener_toml(&pki.server_ecdsa, "required") + "client_flight_timeout_secs = 2\n";
+    let broker = Broker::start_with_listeners(&[ListenerSpec::tls("tls", &toml)], DEBUG_LOG);
+    let addr = broker.addr_of("tls");
+    let device_config = tls::client_config(&pki.ca.cert, Some(&pki.dev_a), ANY_VERSION);
+    let name = ServerName::try_from("localhost").unwrap();
+
+    let mut hello = Vec::new();
+    ClientConnection::new(Arc::clone(&device_config), name.clone())
+        .unwrap()
+        .write_tls(&mut hello)
+        .unwrap();
+    let mut stalled = TcpStream::connect_timeout(&addr, common::WAIT).unwrap();
+    stalled.write_all(&hello).unwrap();
+    let stalled_at = Instant::now();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .unwrap();
+    let mut discard = [0u8; 4096];
+    let cut_after = loop {
+        match stalled.read(&mut discard) {
+            Ok(0) | Err(_) => break stalled_at.elapsed(),
+            Ok(_) => {}
+        }
+    };
+    assert!(
+        cut_after >= Duration::from_millis(1900) && cut_after < Duration::from_millis(3000),
+        "stalled peer cut off after {cut_after:?}"
+    );
+    tls::assert_handshake_failed(&broker, "tls", "reply_timeout");
+
+    // The slow device: its ClientHello, the server's flight, one second
+    // of thought, then its answer, CONNECT and CONNACK.
+    let mut tcp = TcpStream::connect_timeout(&addr, common::WAIT).unwrap();
+    tcp.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut conn = ClientConnection::new(device_config, name).unwrap();
+    conn.write_tls(&mut tcp).unwrap();
+    while !conn.wants_write() {
+        conn.read_tls(&mut tcp).unwrap();
+        conn.process_new_packets().unwrap();
+    }
+    thread::sleep(Duration::from_secs(1));
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    let transport = common::Transport::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)));
+    let mut client = RawClient::over(transport);
+    client.send_connect(&ConnectBuilder::v311("dev-a"));
+    assert_eq!(client.expect_connack().reason, ReasonCode::SUCCESS);
+    let setup = tls::setup_line(&broker, "dev-a", common::WAIT);
+    assert!(setup.tls_ms >= 1000.0, "{setup:?}");
 }

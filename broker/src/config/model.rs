@@ -310,8 +310,15 @@ pub struct TlsConfig {
     /// Seconds a client may take from TCP accept to a finished handshake;
     /// silent or dribbling peers are cut off after it.
     pub handshake_timeout_secs: u64,
-    /// Handshakes in progress at once on this listener; more wait (within
-    /// their timeout), so a connect storm cannot exhaust memory or CPU.
+    /// Seconds a client may take, from its ClientHello, to answer the
+    /// server's flight and finish the handshake (within
+    /// `handshake_timeout_secs` too). A classic ESP32 needs about 2 s for
+    /// mutual TLS; peers that send a ClientHello and stall are cut off
+    /// after this (decision 0086).
+    pub client_flight_timeout_secs: u64,
+    /// Handshakes doing cryptography at once on this listener; more wait
+    /// (within their timeout), so a connect storm cannot exhaust memory or
+    /// CPU. A handshake waiting for the peer holds no slot.
     pub max_concurrent_handshakes: usize,
     /// TLS 1.2 session ids remembered for resumption (bounded cache).
     pub session_cache_size: usize,
@@ -331,7 +338,8 @@ impl Default for TlsConfig {
             crl: Vec::new(),
             min_version: TlsVersion::Tls12,
             handshake_timeout_secs: 10,
-            max_concurrent_handshakes: 256,
+            client_flight_timeout_secs: 5,
+            max_concurrent_handshakes: 8,
             session_cache_size: 4096,
             session_tickets: true,
         }

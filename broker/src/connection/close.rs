@@ -1,12 +1,13 @@
 //! The end of a connection: the log line, the DISCONNECT a 5.0 client is
-//! owed, the will message, and handing the session back to the broker.
+//! owed (and the lingering close that makes it arrive), the will message,
+//! and handing the session back to the broker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::{Client, Exit};
+use super::{lingering_close, Client, Exit};
 use crate::auth::Action;
 use crate::broker::{Broker, Stats};
 use crate::codec::{Disconnect, LastWill, Packet, ReasonCode};
@@ -96,10 +97,17 @@ where
         // reconnects the moment it sees the close must find a clean
         // session already gone [MQTT-3.2.2-1].
         let was_attached = self.broker.detach(&self.session, self.generation);
+        // A reason the peer is owed must not be lost to a reset: linger
+        // (not at shutdown, which should not wait on peers).
+        let linger = self.version.is_v5()
+            && disconnect_reason.is_some_and(|reason| reason != ReasonCode::SERVER_SHUTTING_DOWN);
+        let mut written = false;
         if !matches!(exit, Exit::Io(_) | Exit::WriteStalled(_)) {
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, async {
-                let _ = self.flush().await;
-                let _ = self.stream.shutdown().await;
+                written = self.flush().await.is_ok();
+                if !linger {
+                    let _ = self.stream.shutdown().await;
+                }
             })
             .await;
         }
@@ -123,6 +131,9 @@ where
                 will,
                 was_attached,
             );
+        }
+        if linger && written {
+            lingering_close(self.stream).await;
         }
     }
 }

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::{Client, Origin};
+use super::{lingering_close, Client, Origin};
 use crate::auth::{authenticate, AuthOutcome, Identity};
 use crate::broker::{Broker, Stats};
 use crate::codec::{
@@ -85,7 +85,7 @@ where
                     ProtocolVersion::V3_1_1
                 };
                 let connack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
-                let _ = write_packet(&mut stream, &connack, version).await;
+                refuse(stream, &connack, version).await;
             }
             return None;
         }
@@ -103,7 +103,7 @@ where
                 display_id(&connect.client_id)
             );
             if let Some(reason) = reason {
-                let _ = write_packet(&mut stream, &refusal(reason), version).await;
+                refuse(stream, &refusal(reason), version).await;
             }
             return None;
         }
@@ -133,7 +133,7 @@ where
                 foreign.owner,
                 foreign.claimant,
             );
-            let _ = write_packet(&mut stream, &refusal(ReasonCode::NOT_AUTHORIZED), version).await;
+            refuse(stream, &refusal(ReasonCode::NOT_AUTHORIZED), version).await;
             return None;
         }
     };
@@ -502,19 +502,18 @@ where
     }
 }
 
-/// Writes one packet directly (before a [`Client`] exists).
-async fn write_packet<S>(
-    stream: &mut S,
-    packet: &Packet,
-    version: ProtocolVersion,
-) -> std::io::Result<()>
+/// Writes a refusing CONNACK directly (before a [`Client`] exists) and
+/// closes lingering, so a client still sending reads it.
+async fn refuse<S>(mut stream: S, packet: &Packet, version: ProtocolVersion)
 where
-    S: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut buf = BytesMut::new();
-    if codec::encode_packet(packet, version, &mut buf).is_ok() {
-        stream.write_all(&buf).await?;
-        stream.shutdown().await?;
+    if codec::encode_packet(packet, version, &mut buf).is_err() {
+        return;
     }
-    Ok(())
+    let written = tokio::time::timeout(super::linger::LINGER_TIME, stream.write_all(&buf)).await;
+    if matches!(written, Ok(Ok(()))) {
+        lingering_close(stream).await;
+    }
 }

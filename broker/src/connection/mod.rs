@@ -5,7 +5,9 @@
 //! loop that reads packets ([`inbound`]), writes what the session has queued
 //! within the inflight window ([`outbound`]), watches keep alive, and obeys
 //! take-over and shutdown requests; [`close`] handles the will and the
-//! session when the loop ends.
+//! session when the loop ends. A connection where the broker had the last
+//! word (a DISCONNECT or CONNACK with a reason) ends by [`linger`]ing, so
+//! the reason reaches a peer that is still sending.
 //!
 //! Back-pressure: when a PUBLISH of this client was queued past a full
 //! subscriber queue (`limits.queue_full_wait_ms`), the loop stops reading
@@ -23,8 +25,11 @@
 mod close;
 mod handshake;
 mod inbound;
+mod linger;
 mod outbound;
 mod refusal;
+
+pub use linger::{lingering_close, LINGER_BYTES, LINGER_TIME};
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -11,6 +11,9 @@
 //! The table holds an entry only while its address has connections open or
 //! a bucket that has not refilled yet, and is swept at most once a second,
 //! so its size is bounded by the addresses seen in the last burst window.
+//! A TLS handshake that stalls after its ClientHello is charged to its
+//! address's bucket ([`STALLED_HANDSHAKE_COST`]).
+//!
 //! One short `parking_lot` lock per accept and per close; never held
 //! across an `.await`.
 
@@ -73,6 +76,32 @@ pub struct PeerSlot {
     key: IpAddr,
 }
 
+/// What a TLS handshake that stalled after its ClientHello costs its
+/// address, in new connections from its bucket: the broker did the work of
+/// a server flight for nothing, and the peer's next attempt would cost the
+/// same. An address may stall a tenth of `connection_rate_per_ip` per
+/// second for free; one that keeps doing it is refused at accept until its
+/// bucket refills, so its stalls stop coming back as waves of handshakes
+/// that slow everyone else (decision 0086).
+pub const STALLED_HANDSHAKE_COST: f64 = 10.0;
+
+impl PeerSlot {
+    /// Charges this connection's address for a handshake that stalled
+    /// after its ClientHello (no effect without a rate limit).
+    pub fn charge_stalled_handshake(&self) {
+        let Some(limits) = &self.limits else {
+            return;
+        };
+        if limits.rate == 0.0 {
+            return;
+        }
+        let mut table = limits.table.lock();
+        if let Some(entry) = table.entries.get_mut(&self.key) {
+            entry.tokens -= STALLED_HANDSHAKE_COST;
+        }
+    }
+}
+
 impl Drop for PeerSlot {
     fn drop(&mut self) {
         if let Some(limits) = &self.limits {
@@ -85,8 +114,9 @@ impl Drop for PeerSlot {
 }
 
 /// The key an address is counted under: itself, or its /64 for IPv6
-/// (IPv4-mapped IPv6 addresses count as the IPv4 address).
-fn key_of(ip: IpAddr) -> IpAddr {
+/// (IPv4-mapped IPv6 addresses count as the IPv4 address). The TLS
+/// handshake slots take turns by the same key.
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -119,7 +149,7 @@ impl PeerLimits {
 
     /// Admits or refuses a new connection from `ip`.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<PeerSlot, Refusal> {
-        let key = key_of(ip);
+        let key = address_key(ip);
         if self.is_unlimited() {
             return Ok(PeerSlot { limits: None, key });
         }
@@ -229,6 +259,23 @@ mod tests {
         let later = start + Duration::from_millis(110);
         assert!(limits.admit(ip("10.0.0.1"), later).is_ok());
         assert!(limits.admit(ip("10.0.0.1"), later).is_err());
+    }
+
+    #[test]
+    fn a_stalled_handshake_costs_its_address_ten_connections() {
+        let limits = limits(0, 10, 20);
+        let start = Instant::now();
+        let slot = limits.admit(ip("10.0.0.1"), start).unwrap();
+        slot.charge_stalled_handshake();
+        slot.charge_stalled_handshake();
+        // 20 - 1 - 2 * 10: refused until a token refills (10/s).
+        assert_eq!(
+            limits.admit(ip("10.0.0.1"), start).unwrap_err(),
+            Refusal::TooFast
+        );
+        assert!(limits.admit(ip("10.0.0.2"), start).is_ok());
+        let later = start + Duration::from_millis(250);
+        assert!(limits.admit(ip("10.0.0.1"), later).is_ok());
     }
 
     #[test]

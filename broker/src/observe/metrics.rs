@@ -31,8 +31,9 @@ use crate::tls::{AuthMode, ChainCacheCounters};
 /// Every reason label a failed TLS handshake may carry (see
 /// [`crate::tls::HandshakeFailure::reason`]); others are counted too, just
 /// not pre-initialized.
-pub const FAILURE_REASONS: [&str; 12] = [
+pub const FAILURE_REASONS: [&str; 13] = [
     "timeout",
+    "reply_timeout",
     "unknown_ca",
     "expired",
     "revoked",

@@ -233,6 +233,7 @@ fn failure_reasons_match_the_tls_module() {
     use crate::tls::HandshakeFailure as F;
     let all = [
         F::Timeout,
+        F::ReplyTimeout(std::time::Duration::from_secs(5)),
         F::UnknownCa,
         F::Expired,
         F::Revoked,

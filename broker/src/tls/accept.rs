@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::identity::PeerCertificate;
 use super::server_config::TlsListener;
+use super::slot_stream::SlotStream;
 use super::timing::{AuthMode, ConnectClock};
 
 /// What the handshake negotiated, and who the peer is.
@@ -37,6 +40,9 @@ pub struct TlsInfo {
 pub enum HandshakeFailure {
     /// The peer did not finish within the handshake timeout.
     Timeout,
+    /// The peer sent a ClientHello and then did not answer the server's
+    /// flight within `tls.client_flight_timeout_secs` (this long).
+    ReplyTimeout(Duration),
     /// The client certificate is not signed by a configured client CA.
     UnknownCa,
     /// The client certificate has expired (or is not valid yet).
@@ -66,6 +72,7 @@ impl HandshakeFailure {
     pub fn reason(&self) -> &'static str {
         match self {
             HandshakeFailure::Timeout => "timeout",
+            HandshakeFailure::ReplyTimeout(_) => "reply_timeout",
             HandshakeFailure::UnknownCa => "unknown_ca",
             HandshakeFailure::Expired => "expired",
             HandshakeFailure::Revoked => "revoked",
@@ -84,6 +91,11 @@ impl HandshakeFailure {
     pub fn describe(&self) -> String {
         match self {
             HandshakeFailure::Timeout => "no finished handshake within the timeout".into(),
+            HandshakeFailure::ReplyTimeout(after) => format!(
+                "no answer to the server's handshake flight within {} s of the ClientHello \
+                 (tls.client_flight_timeout_secs)",
+                after.as_secs()
+            ),
             HandshakeFailure::UnknownCa => "client certificate not issued by a trusted CA".into(),
             HandshakeFailure::Expired => "client certificate expired or not yet valid".into(),
             HandshakeFailure::Revoked => "client certificate revoked".into(),
@@ -96,6 +108,22 @@ impl HandshakeFailure {
             HandshakeFailure::Malformed(d) => format!("not a valid TLS handshake: {d}"),
             HandshakeFailure::Io(d) => format!("socket error: {d}"),
         }
+    }
+
+    /// True when rustls answers this failure with an alert of its own
+    /// (the peer is owed it, and may still be sending).
+    fn is_alert(&self) -> bool {
+        matches!(
+            self,
+            HandshakeFailure::UnknownCa
+                | HandshakeFailure::Expired
+                | HandshakeFailure::Revoked
+                | HandshakeFailure::NoCertificate
+                | HandshakeFailure::BadCertificate(_)
+                | HandshakeFailure::ProtocolVersion(_)
+                | HandshakeFailure::NoSharedCipher(_)
+                | HandshakeFailure::Malformed(_)
+        )
     }
 
     fn from_io(error: std::io::Error) -> HandshakeFailure {
@@ -142,38 +170,102 @@ impl HandshakeFailure {
     }
 }
 
-/// Runs the server side of a TLS handshake on `stream`, recording the
+/// Up to a quarter of `timeout`, different for each connection: peers
+/// that sent their ClientHellos together and stall are not all cut off in
+/// the same instant, so their reconnects do not come back as one wave of
+/// handshakes every `timeout` (decision 0086). Taken from the nanoseconds
+/// of the accept time, which nobody controls to the nanosecond.
+fn spread(timeout: Duration, clock: &ConnectClock) -> Duration {
+    let nanos = clock
+        .accepted_wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    timeout / 4 * (nanos % 1024) / 1024
+}
+
+/// A handshake that did not finish.
+#[derive(Debug)]
+pub struct Refused {
+    pub failure: HandshakeFailure,
+    /// The socket, when the broker had the last word (an alert, or a
+    /// resumed session it would not honour): close it lingering, so that
+    /// the alert reaches a peer that is still sending (decision 0087).
+    /// `None` when the peer went silent, closed, or broke the connection.
+    pub socket: Option<SlotStream>,
+}
+
+impl From<HandshakeFailure> for Refused {
+    fn from(failure: HandshakeFailure) -> Refused {
+        Refused {
+            failure,
+            socket: None,
+        }
+    }
+}
+
+/// Runs the server side of a TLS handshake on `tcp`, recording the
 /// ClientHello and completion instants in `clock`.
-pub async fn handshake<IO>(
+///
+/// Two deadlines: the whole handshake within `tls.handshake_timeout_secs`
+/// of the TCP accept, and everything after the ClientHello (the server's
+/// flight and the client's answer) within `tls.client_flight_timeout_secs`
+/// of it (plus up to a quarter more, spread per connection). A handshake slot is held only while there is work to do on the
+/// peer's bytes ([`SlotStream`]).
+pub async fn handshake(
     listener: &TlsListener,
-    stream: IO,
+    tcp: TcpStream,
     peer: SocketAddr,
     clock: &mut ConnectClock,
-) -> Result<(TlsStream<IO>, TlsInfo), HandshakeFailure>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Result<(TlsStream<SlotStream>, TlsInfo), Refused> {
     let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
-    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-    let start = tokio::time::timeout_at(deadline, acceptor)
+    let acceptor =
+        LazyConfigAcceptor::new(rustls::server::Acceptor::default(), SlotStream::new(tcp));
+    let mut start = tokio::time::timeout_at(deadline, acceptor)
         .await
         .map_err(|_| HandshakeFailure::Timeout)?
         .map_err(HandshakeFailure::from_io)?;
-    clock.client_hello = Some(Instant::now());
+    let hello_at = Instant::now();
+    clock.client_hello = Some(hello_at);
+    let flight_timeout = listener.client_flight_timeout;
+    let flight_deadline = deadline.min(tokio::time::Instant::from_std(
+        hello_at + flight_timeout + spread(flight_timeout, clock),
+    ));
+    let timed_out = || {
+        if flight_deadline < deadline {
+            HandshakeFailure::ReplyTimeout(flight_timeout)
+        } else {
+            HandshakeFailure::Timeout
+        }
+    };
     // The slot bounds the expensive part (key exchange, signatures,
     // certificate checks). It is taken only once a whole ClientHello has
-    // arrived, so silent or dribbling peers cannot hold slots; waiting for
-    // one counts against the same deadline.
-    let _permit = tokio::time::timeout_at(deadline, listener.handshakes.acquire())
-        .await
-        .map_err(|_| HandshakeFailure::Timeout)?
-        .map_err(|_| HandshakeFailure::Io("handshake limiter closed".into()))?;
+    // arrived, so silent or dribbling peers cannot hold slots, and given
+    // back while the client works on its answer (`SlotStream`).
+    let permit = tokio::time::timeout_at(
+        flight_deadline,
+        Arc::clone(&listener.handshakes).acquire(peer.ip()),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .ok_or_else(|| HandshakeFailure::Io("handshake limiter closed".into()))?;
+    start.io.hold(&listener.handshakes, peer.ip(), permit);
     let server_name = start.client_hello().server_name().map(str::to_string);
     let active = listener.active();
-    let tls = tokio::time::timeout_at(deadline, start.into_stream(Arc::clone(&active.config)))
-        .await
-        .map_err(|_| HandshakeFailure::Timeout)?
-        .map_err(HandshakeFailure::from_io)?;
+    let accept = start
+        .into_stream(Arc::clone(&active.config))
+        .into_fallible();
+    let mut tls = match tokio::time::timeout_at(flight_deadline, accept).await {
+        Err(_) => return Err(timed_out().into()),
+        Ok(Ok(tls)) => tls,
+        Ok(Err((error, mut socket))) => {
+            socket.finish();
+            let failure = HandshakeFailure::from_io(error);
+            // rustls has written its alert, if the failure has one.
+            let socket = failure.is_alert().then_some(socket);
+            return Err(Refused { failure, socket });
+        }
+    };
+    tls.get_mut().0.finish();
     clock.tls_done = Some(Instant::now());
     let (_, connection) = tls.get_ref();
     let resumed = matches!(
@@ -189,9 +281,12 @@ where
             .peer_certificates()
             .and_then(|chain| chain.split_first()),
     ) {
-        active
-            .recheck_chain(end_entity, intermediates)
-            .map_err(|error| HandshakeFailure::from_rustls(&error))?;
+        if let Err(error) = active.recheck_chain(end_entity, intermediates) {
+            return Err(Refused {
+                failure: HandshakeFailure::from_rustls(&error),
+                socket: Some(tls.into_inner().0),
+            });
+        }
     }
     let client_cert = match connection.peer_certificates().and_then(|c| c.first()) {
         Some(der) => match PeerCertificate::from_der(der) {

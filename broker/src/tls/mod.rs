@@ -2,26 +2,32 @@
 //! the client-certificate policy `none | optional | required`, CRLs, a
 //! cache of verified client-certificate chains, session resumption (TLS 1.2
 //! session ids and tickets, TLS 1.3 tickets, ticket keys kept in the data
-//! directory across restarts), bounded and timed handshakes, and the
-//! identity a client certificate carries, and the serials its CRLs revoke.
+//! directory across restarts), bounded and timed handshakes (a handshake
+//! slot held only while there is work on the peer's bytes, [`SlotStream`],
+//! slots shared fairly across addresses, [`HandshakeSlots`]), the identity
+//! a client certificate carries, and the serials its CRLs revoke.
 //!
 //! It must not know MQTT: it hands a finished `TlsStream` plus [`TlsInfo`]
 //! and the [`ConnectClock`] to the connection code.
 
 mod accept;
 mod chain_cache;
+mod fair_slots;
 mod files;
 mod identity;
 mod revoked;
 mod server_config;
+mod slot_stream;
 mod tickets;
 mod timing;
 
-pub use accept::{handshake, HandshakeFailure, TlsInfo};
+pub use accept::{handshake, HandshakeFailure, Refused, TlsInfo};
 pub use chain_cache::{ChainCacheCounters, MAX_CACHED_CHAINS};
+pub use fair_slots::{HandshakeSlots, SlotPermit};
 pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
 pub use revoked::{CertificateSerial, RevokedSerials};
 pub use server_config::{read_certs, read_key, TlsError, TlsFiles, TlsListener};
+pub use slot_stream::SlotStream;
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};
 pub use timing::{millis, AuthMode, ConnectClock, HandshakeTiming};

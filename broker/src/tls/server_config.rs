@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::fair_slots::HandshakeSlots;
 use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -21,7 +22,6 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
-use tokio::sync::Semaphore;
 
 use super::chain_cache::{CachingClientVerifier, ChainCacheCounters, MAX_CACHED_CHAINS};
 use super::tickets::TicketKeys;
@@ -93,9 +93,11 @@ pub struct TlsListener {
     /// listener, for `/metrics`.
     chain_counters: Arc<ChainCacheCounters>,
     /// Bounds handshakes in progress.
-    pub handshakes: Arc<Semaphore>,
+    pub handshakes: Arc<HandshakeSlots>,
     /// From TCP accept to handshake complete.
     pub handshake_timeout: Duration,
+    /// From the ClientHello to handshake complete (decision 0086).
+    pub client_flight_timeout: Duration,
 }
 
 /// One configuration of a listener and the chain cache of its client
@@ -169,8 +171,9 @@ impl TlsListener {
             session_cache,
             ticketer,
             chain_counters,
-            handshakes: Arc::new(Semaphore::new(settings.max_concurrent_handshakes.max(1))),
+            handshakes: HandshakeSlots::new(settings.max_concurrent_handshakes),
             handshake_timeout: Duration::from_secs(settings.handshake_timeout_secs.max(1)),
+            client_flight_timeout: Duration::from_secs(settings.client_flight_timeout_secs.max(1)),
         })
     }
 

@@ -22,6 +22,7 @@
 )]
 
 pub mod hostile;
+pub mod linger;
 pub mod pki;
 pub mod store;
 pub mod tls;
