@@ -469,14 +469,20 @@ fn an_anonymous_client_named_like_a_user_gets_none_of_its_rights() {
             ReasonCode(0x80)
         );
     }
-    let (raw, _) = RawClient::connect_with(broker.addr_of("open"), v5(None, None, "sensor-7"));
+    // sensor-7's session belongs to the user sensor-7 (decision 0088).
+    let mut refused = RawClient::connect(broker.addr_of("open"));
+    refused.send_connect(&v5(None, None, "sensor-7"));
+    assert_eq!(refused.expect_connack().reason, ReasonCode::NOT_AUTHORIZED);
+    // A client id without a session: `%i` must not expand to it (before,
+    // an anonymous client's identity was its client id, and these passed).
+    let (raw, _) = RawClient::connect_with(broker.addr_of("open"), v5(None, None, "sensor-9"));
     let mut impostor = Peer::new(raw);
     assert_eq!(
-        impostor.publish("devices/sensor-7/data", b"forged", 1, false),
+        impostor.publish("devices/sensor-9/data", b"forged", 1, false),
         ReasonCode::NOT_AUTHORIZED
     );
     assert_eq!(
-        impostor.subscribe("devices/sensor-7/cmd/#"),
+        impostor.subscribe("devices/sensor-9/cmd/#"),
         ReasonCode::NOT_AUTHORIZED
     );
     broker.assert_log("(identity none)", WAIT);
