@@ -713,6 +713,8 @@ fn slow_http_flood_does_not_starve_mqtt_accepts() {
         .finish()
         .assert_within("slow HTTP", ROUND_TRIP_BOUND, RSS_BOUND_KIB);
     assert!(!broker.logs().contains("panicked"));
+}
+
 /// Attack sockets of the handshake-slot attack, and the addresses they
 /// come from (each under the default per-IP limits: 150 open, bursts of
 /// 150 within the bucket of 500).
