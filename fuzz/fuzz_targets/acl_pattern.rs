@@ -8,9 +8,11 @@
 //! for `%u`, `%i` and `%g`. Rules parsed from fuzzed Mosquitto acl_file
 //! text are checked too, for panics.
 //!
-//! Input: UTF-8 lines: client id, username (empty: none), certificate
-//! identity (empty: none), groups (comma separated), topic, then the text
-//! of a Mosquitto acl_file.
+//! Input: UTF-8 lines: client id, username (empty: none; a leading `!`
+//! marks it verified by a password file), certificate identity (empty:
+//! none), groups (comma separated), topic, then the text of a Mosquitto
+//! acl_file. A client with neither certificate nor verified username has
+//! no identity: `%i` must grant it nothing.
 #![no_main]
 
 use std::sync::Arc;
@@ -39,6 +41,7 @@ fn rule(topic: &str) -> Option<AclRule> {
         topic: topic.to_string(),
         identity: None,
         group: None,
+        anonymous: false,
     };
     AclRule::from_config(&config, 1).ok()
 }
@@ -49,7 +52,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut parts = text.splitn(6, '\n');
     let client_id = parts.next().unwrap_or_default();
-    let username = parts.next().filter(|u| !u.is_empty());
+    let username_line = parts.next().unwrap_or_default();
+    let password_verified = username_line.starts_with('!');
+    let username =
+        Some(username_line.strip_prefix('!').unwrap_or(username_line)).filter(|u| !u.is_empty());
     let cert = parts.next().filter(|c| !c.is_empty());
     let groups: Vec<String> = parts
         .next()
@@ -68,13 +74,14 @@ fuzz_target!(|data: &[u8]| {
         groups: groups.clone(),
         listener: Arc::from("fuzz"),
         fingerprint: cert.map(|_| "00".to_string()),
+        password_verified,
     };
-    let principal = identity.principal().to_string();
+    let principal: Vec<&str> = identity.principal().into_iter().collect();
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
     let cases: [(&str, &str, Vec<&str>); 4] = [
         ("devices/%c/#", "devices", vec![client_id]),
         ("users/%u/#", "users", username.into_iter().collect()),
-        ("ids/%i/#", "ids", vec![principal.as_str()]),
+        ("ids/%i/#", "ids", principal),
         ("groups/%g/#", "groups", group_refs),
     ];
     for (pattern, prefix, values) in cases {

@@ -129,6 +129,9 @@ fuzz_target!(|data: &[u8]| {
     for (index, filter) in lines.iter().take(16).enumerate() {
         trie.unsubscribe(filter, &index.to_string());
     }
-    assert!(trie.is_empty(), "subscriptions left after unsubscribing all");
+    assert!(
+        trie.is_empty(),
+        "subscriptions left after unsubscribing all"
+    );
     assert_eq!(trie.node_count(), 1, "nodes left after unsubscribing all");
 });
