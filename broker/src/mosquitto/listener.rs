@@ -210,6 +210,9 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         key: Some(PathBuf::from(key)),
         client_certs,
         min_version: draft.tls_version.unwrap_or_default(),
+        // Mosquitto (OpenSSL) accepts v1 client certificates; devices
+        // made with `openssl x509 -req` must keep connecting (0090).
+        accept_v1_client_certificates: client_certs == ClientCertPolicy::Required,
         ..TlsConfig::default()
     };
     if client_certs == ClientCertPolicy::Required {

@@ -31,7 +31,7 @@ use crate::tls::{AuthMode, ChainCacheCounters};
 /// Every reason label a failed TLS handshake may carry (see
 /// [`crate::tls::HandshakeFailure::reason`]); others are counted too, just
 /// not pre-initialized.
-pub const FAILURE_REASONS: [&str; 13] = [
+pub const FAILURE_REASONS: [&str; 16] = [
     "timeout",
     "reply_timeout",
     "unknown_ca",
@@ -39,6 +39,9 @@ pub const FAILURE_REASONS: [&str; 13] = [
     "revoked",
     "no_certificate",
     "bad_certificate",
+    "v1_refused",
+    "weak_key",
+    "signature_algorithm",
     "protocol_version",
     "no_shared_cipher",
     "peer_alert",

@@ -25,6 +25,7 @@ use rustls::{RootCertStore, ServerConfig};
 
 use super::chain_cache::{CachingClientVerifier, ChainCacheCounters, MAX_CACHED_CHAINS};
 use super::tickets::TicketKeys;
+use super::v1_client::{V1ClientVerifier, V1Trust};
 use crate::config::{ClientCertPolicy, TlsConfig, TlsVersion};
 
 /// The files a TLS listener is built from, with lab-PKI defaults resolved.
@@ -235,7 +236,8 @@ fn build(
                 .as_ref()
                 .ok_or(TlsError::NoClientCa { policy })?;
             let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca)? {
+            let ca_certs = read_certs(ca)?;
+            for cert in ca_certs.iter().cloned() {
                 roots.add(cert).map_err(|e| TlsError::BadClientCa {
                     path: ca.clone(),
                     detail: e.to_string(),
@@ -244,6 +246,7 @@ fn build(
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
             let crls = read_crls(&files.crls)?;
+            let v1_trust = V1Trust::new(&ca_certs, &crls);
             if !crls.is_empty() {
                 // Intermediates without a CRL of their own must not lock
                 // every device out; the device certificate is what a lab
@@ -261,6 +264,14 @@ fn build(
             let verifier = verifier
                 .build()
                 .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            // webpki decides v3 chains; v1 leaves and refusals in the
+            // lab's words are the wrapper's (decision 0090).
+            let verifier = Arc::new(V1ClientVerifier::new(
+                verifier,
+                settings.accept_v1_client_certificates,
+                v1_trust,
+                provider.signature_verification_algorithms,
+            ));
             let cache = Arc::new(CachingClientVerifier::new(
                 verifier,
                 MAX_CACHED_CHAINS,
