@@ -231,6 +231,13 @@ fn events_feed_counters_and_histograms() {
 #[test]
 fn failure_reasons_match_the_tls_module() {
     use crate::tls::HandshakeFailure as F;
+    let refused = |problem| {
+        F::Certificate(crate::tls::CertificateRefused {
+            subject: "CN=dev".into(),
+            serial: "01".into(),
+            problem,
+        })
+    };
     let all = [
         F::Timeout,
         F::ReplyTimeout(std::time::Duration::from_secs(5)),
@@ -239,6 +246,9 @@ fn failure_reasons_match_the_tls_module() {
         F::Revoked,
         F::NoCertificate,
         F::BadCertificate(String::new()),
+        refused(crate::tls::CertificateProblem::Version1Refused),
+        refused(crate::tls::CertificateProblem::KeyTooWeak { bits: 1024 }),
+        refused(crate::tls::CertificateProblem::SignatureAlgorithmRefused),
         F::ProtocolVersion(String::new()),
         F::NoSharedCipher(String::new()),
         F::PeerAlert(String::new()),
