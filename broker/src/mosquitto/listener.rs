@@ -216,6 +216,15 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         ..TlsConfig::default()
     };
     if client_certs == ClientCertPolicy::Required {
+        draft
+            .provenance
+            .entry("tls.accept_v1_client_certificates")
+            .or_default()
+            .push(Source::Default(
+                "Mosquitto (OpenSSL) accepts X.509 version 1 client certificates, as made by \
+                 `openssl x509 -req` without an extension file"
+                    .to_string(),
+            ));
         settings.client_ca = draft.cafile.as_ref().map(|line| PathBuf::from(&line.value));
         settings.crl = draft
             .crlfile
