@@ -77,7 +77,13 @@ impl V1Trust {
     }
 
     /// When (seconds since the epoch) a CRL of `issuer` revoked `serial`.
-    fn revoked_since(&self, issuer: &[u8], serial: &[u8], issuer_spki: Option<&[u8]>, algs: &WebPkiSupportedAlgorithms) -> Result<Option<i64>, String> {
+    fn revoked_since(
+        &self,
+        issuer: &[u8],
+        serial: &[u8],
+        issuer_spki: Option<&[u8]>,
+        algs: &WebPkiSupportedAlgorithms,
+    ) -> Result<Option<i64>, String> {
         for der in &self.crls {
             let Ok((_, crl)) = CertificateRevocationList::from_der(der) else {
                 continue;
@@ -112,7 +118,7 @@ pub fn verify_v1_leaf(
     algs: &WebPkiSupportedAlgorithms,
 ) -> Result<(), CertificateRefused> {
     let cert = match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => cert,
+        Ok(([], cert)) => cert,
         _ => {
             return Err(CertificateRefused {
                 subject: "(unreadable)".into(),
@@ -130,8 +136,11 @@ pub fn verify_v1_leaf(
     if let Some(bits) = weak_rsa_bits(&cert) {
         return Err(refuse(CertificateProblem::KeyTooWeak { bits }));
     }
-    let signed = split_signed(der)
-        .ok_or_else(|| refuse(CertificateProblem::Other("the certificate does not parse".into())))?;
+    let signed = split_signed(der).ok_or_else(|| {
+        refuse(CertificateProblem::Other(
+            "the certificate does not parse".into(),
+        ))
+    })?;
     if cert.tbs_certificate.signature != cert.signature_algorithm {
         return Err(refuse(CertificateProblem::Other(
             "its two signature algorithm fields differ".into(),
@@ -213,7 +222,9 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         }
         let (bytes, after) = rest.split_at(count);
         rest = after;
-        bytes.iter().fold(0usize, |len, b| (len << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |len, b| (len << 8) | usize::from(*b))
     };
     if rest.len() < len {
         return None;
@@ -362,10 +373,12 @@ impl V1ClientVerifier {
                 }
             }
             CertificateError::Revoked => {
-                match self
-                    .trust
-                    .revoked_since(cert.issuer().as_raw(), cert.raw_serial(), None, &self.algs)
-                {
+                match self.trust.revoked_since(
+                    cert.issuer().as_raw(),
+                    cert.raw_serial(),
+                    None,
+                    &self.algs,
+                ) {
                     Ok(Some(since)) => CertificateProblem::Revoked { since },
                     _ => return error,
                 }
@@ -436,7 +449,10 @@ impl ClientCertVerifier for V1ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let error = match self.inner.verify_client_cert(end_entity, intermediates, now) {
+        let error = match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
             Ok(verified) => return Ok(verified),
             Err(error) => error,
         };

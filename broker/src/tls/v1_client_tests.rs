@@ -11,7 +11,10 @@ fn der_lengths_past_the_input_are_refused() {
     assert_eq!(tlv(&[0x30, 0x03, 1, 2]), None);
     assert_eq!(tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     assert_eq!(tlv(&[0x30, 0x80]), None, "indefinite length is not DER");
-    assert_eq!(tlv(&[0x30, 0x02, 1, 2, 9]), Some((0x30, &[1u8, 2][..], &[9u8][..])));
+    assert_eq!(
+        tlv(&[0x30, 0x02, 1, 2, 9]),
+        Some((0x30, &[1u8, 2][..], &[9u8][..]))
+    );
 }
 
 #[test]

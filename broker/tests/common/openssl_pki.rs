@@ -204,15 +204,36 @@ impl OpensslPki {
         openssl(
             dir,
             &[
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", &key, "-out", &csr, "-subj", &subject,
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subject,
             ],
         );
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", &cert, "-days", "30",
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "30",
             ],
         );
         let output = Command::new("openssl")
@@ -221,7 +242,10 @@ impl OpensslPki {
             .output()
             .expect("openssl x509 -text");
         let text = String::from_utf8_lossy(&output.stdout);
-        assert!(text.contains("Version: 1 (0x0)"), "{cert} is not v1:\n{text}");
+        assert!(
+            text.contains("Version: 1 (0x0)"),
+            "{cert} is not v1:\n{text}"
+        );
         let serial = text
             .lines()
             .next()

@@ -35,8 +35,19 @@ fn v1_device(dir: &Path, name: &str, ca: &str) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca_crt, "-CAkey", &ca_key, "-CAcreateserial",
-            "-out", &crt, "-days", "365",
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "365",
         ],
     );
 }
@@ -75,15 +86,36 @@ fn lab_pki(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=localhost",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
         ],
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.crt", "-days", "365", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "365",
+            "-extfile",
+            "server.ext",
         ],
     );
     v1_device(dir, "esp32-good", "ca");
@@ -96,15 +128,34 @@ fn lab_pki(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "esp32-expired.key", "-out",
-            "esp32-expired.csr", "-subj", "/CN=esp32-expired/O=lab",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "esp32-expired.key",
+            "-out",
+            "esp32-expired.csr",
+            "-subj",
+            "/CN=esp32-expired/O=lab",
         ],
     );
     openssl(
         dir,
         &[
-            "ca", "-config", "ca.cnf", "-batch", "-notext", "-in", "esp32-expired.csr", "-out",
-            "esp32-expired.crt", "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+            "ca",
+            "-config",
+            "ca.cnf",
+            "-batch",
+            "-notext",
+            "-in",
+            "esp32-expired.csr",
+            "-out",
+            "esp32-expired.crt",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200201000000Z",
         ],
     );
     openssl(
@@ -115,8 +166,16 @@ fn lab_pki(dir: &Path) {
         dir,
         &["ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem"],
     );
-    for device in ["esp32-good", "esp32-revoked", "esp32-foreign", "esp32-expired"] {
-        let text = openssl(dir, &["x509", "-noout", "-text", "-in", &format!("{device}.crt")]);
+    for device in [
+        "esp32-good",
+        "esp32-revoked",
+        "esp32-foreign",
+        "esp32-expired",
+    ] {
+        let text = openssl(
+            dir,
+            &["x509", "-noout", "-text", "-in", &format!("{device}.crt")],
+        );
         assert!(
             String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
             "{device}.crt is not v1"
@@ -207,7 +266,9 @@ fn v1_device_certificates_connect_as_to_mosquitto_and_bad_ones_are_named() {
     // The reference: Debian's Mosquitto 2.0.11 on the same files.
     let mosquitto_port = free_port();
     let mut reference = Command::new("/usr/sbin/mosquitto");
-    reference.arg("-c").arg(write_conf(pki, mosquitto_port, "user root\n"));
+    reference
+        .arg("-c")
+        .arg(write_conf(pki, mosquitto_port, "user root\n"));
     let reference = Process::spawn(reference);
     wait_listening(mosquitto_port, &reference);
     devices_as_mosquitto_sees_them(pki, mosquitto_port, "mosquitto");

@@ -10,7 +10,9 @@ use super::{cache_counters, Presents, SKIP};
 use crate::common::openssl_pki::{ClientCert, OpensslPki};
 use crate::common::pki::toml_path;
 use crate::common::tls::{self, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
-use crate::common::{skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, ReasonCode, WAIT};
+use crate::common::{
+    skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, RawClient, ReasonCode, WAIT,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
@@ -68,7 +70,12 @@ fn config(
 }
 
 /// CONNACK's reason for `client_id` on `listener`; None when refused.
-fn connect(broker: &Broker, listener: &str, config: &Arc<ClientConfig>, client_id: &str) -> Option<ReasonCode> {
+fn connect(
+    broker: &Broker,
+    listener: &str,
+    config: &Arc<ClientConfig>,
+    client_id: &str,
+) -> Option<ReasonCode> {
     let transport = tls::connect(broker.addr_of(listener), Arc::clone(config)).ok()?;
     let mut client = RawClient::over(transport);
     client.send_connect(&ConnectBuilder::v311(client_id));
@@ -87,10 +94,16 @@ fn v1_devices_prove_their_key(versions: &[&'static SupportedProtocolVersion]) {
     let broker = start(&pki);
 
     let good = config(&pki.ca_cert, &dev_a, &dev_a.key, versions);
-    assert_eq!(connect(&broker, "tls", &good, "a-1"), Some(ReasonCode::SUCCESS));
+    assert_eq!(
+        connect(&broker, "tls", &good, "a-1"),
+        Some(ReasonCode::SUCCESS)
+    );
     broker.assert_log("New client connected from", WAIT);
     let fresh = config(&pki.ca_cert, &dev_a, &dev_a.key, versions);
-    assert_eq!(connect(&broker, "tls", &fresh, "a-2"), Some(ReasonCode::SUCCESS));
+    assert_eq!(
+        connect(&broker, "tls", &fresh, "a-2"),
+        Some(ReasonCode::SUCCESS)
+    );
     assert_eq!(cache_counters(&broker), (1, 1), "the v1 chain was cached");
 
     // dev-a's certificate, dev-b's key: the CertificateVerify is checked
