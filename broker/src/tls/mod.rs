@@ -32,7 +32,7 @@ pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
 pub use refusal::{CertificateProblem, CertificateRefused};
 pub use revoked::{CertificateSerial, RevokedSerials};
-pub use server_config::{read_certs, read_key, TlsError, TlsFiles, TlsListener};
+pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use slot_stream::SlotStream;
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};
 pub use timing::{millis, AuthMode, ConnectClock, HandshakeTiming};
