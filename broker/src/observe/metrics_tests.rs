@@ -94,6 +94,8 @@ fn every_documented_metric_is_exported() {
             issuer: "CN=ca".into(),
             not_before: 0,
             not_after: super::super::clock::now_secs() + 3600,
+            version: 1,
+            weakness: None,
         });
     }
     registry.record(&event);

@@ -105,6 +105,21 @@ fn v1_devices_prove_their_key(versions: &[&'static SupportedProtocolVersion]) {
         Some(ReasonCode::SUCCESS)
     );
     assert_eq!(cache_counters(&broker), (1, 1), "the v1 chain was cached");
+    let metrics = crate::common::web::get(broker.http_addr(), "/metrics", None).body;
+    assert!(
+        metrics
+            .contains("fleetmq_tls_client_certificates_total{listener=\"tls\",version=\"v1\"} 2"),
+        "{metrics}"
+    );
+
+    // Identity from the subject, as for v3; the dashboard sees a v1 device.
+    let transport = tls::connect(broker.addr_of("tls"), Arc::clone(&good)).unwrap();
+    let mut held = RawClient::over(transport);
+    held.send_connect(&ConnectBuilder::v311("a-held"));
+    assert_eq!(held.expect_connack().reason, ReasonCode::SUCCESS);
+    let detail = crate::common::web::get(broker.http_addr(), "/api/clients/a-held", None).json();
+    assert_eq!(detail["identity"], "esp32-a", "{detail:#}");
+    assert_eq!(detail["tls"]["client_cert"]["version"], 1, "{detail:#}");
 
     // dev-a's certificate, dev-b's key: the CertificateVerify is checked
     // against the v1 leaf's key, cache hit or not.
