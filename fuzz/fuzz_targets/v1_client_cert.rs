@@ -11,8 +11,8 @@ use libfuzzer_sys::fuzz_target;
 use rustls::pki_types::CertificateDer;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Version};
 
-/// 2026-12-01T00:00:00Z.
-const NOW: i64 = 1_796_083_200;
+/// 2027-01-01T00:00:00Z (the seed is valid 2026-12-03 to 2036).
+const NOW: i64 = 1_798_761_600;
 
 fuzz_target!(|data: &[u8]| {
     let Some((len, rest)) = data.split_first_chunk::<2>() else {
