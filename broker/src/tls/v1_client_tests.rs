@@ -69,7 +69,10 @@ fn an_openssl_v1_leaf_is_checked_against_its_ca_signature_and_dates() {
 
     let later = NOW + 20 * 365 * 86_400;
     let refused = verify_v1_leaf(&leaf, &trust, later, &algs()).unwrap_err();
-    assert!(matches!(refused.problem, CertificateProblem::Expired { .. }), "{refused}");
+    assert!(
+        matches!(refused.problem, CertificateProblem::Expired { .. }),
+        "{refused}"
+    );
     assert!(refused.to_string().contains("CN=seed dev"), "{refused}");
 
     let nobody = V1Trust::default();
