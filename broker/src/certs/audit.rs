@@ -18,7 +18,7 @@ use x509_parser::public_key::PublicKey;
 
 use super::CertError;
 use crate::config::ClientCertPolicy;
-use crate::tls::{self, CertificateRefused};
+use crate::tls;
 
 /// RSA keys under this many bits are refused (aws-lc-rs's webpki algorithms).
 const MIN_RSA_BITS: usize = 2048;
@@ -90,6 +90,7 @@ pub fn audit(
             .display()
             .to_string();
         for der in CertificateDer::pem_slice_iter(&pem).flatten() {
+            let _ = tls::take_last_refusal();
             let verdict = verifier.verify_client_cert(&der, &[], now);
             if let Some(row) = row(&name, &der, verdict, options, now_secs) {
                 rows.push(row);
@@ -161,7 +162,7 @@ fn row(
             }
             _ => "accept".to_string(),
         },
-        Err(error) => match CertificateRefused::from_rustls(&error) {
+        Err(error) => match crate::tls::take_last_refusal() {
             Some(refused) => {
                 notes.push(refused.to_string());
                 format!("refuse:{}", refused.problem.reason())

@@ -13,7 +13,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::identity::PeerCertificate;
-use super::refusal::CertificateRefused;
+use super::refusal::{self, CertificateRefused};
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
 use super::timing::{AuthMode, ConnectClock};
@@ -151,8 +151,10 @@ impl HandshakeFailure {
 
     fn from_rustls(error: &rustls::Error) -> HandshakeFailure {
         use rustls::{CertificateError, Error, PeerIncompatible};
-        if let Some(refused) = CertificateRefused::from_rustls(error) {
-            return HandshakeFailure::Certificate(refused.clone());
+        if let Error::InvalidCertificate(_) = error {
+            if let Some(refused) = refusal::take_last() {
+                return HandshakeFailure::Certificate(refused);
+            }
         }
         match error {
             Error::InvalidCertificate(cert) => match cert {
@@ -227,6 +229,8 @@ pub async fn handshake(
     peer: SocketAddr,
     clock: &mut ConnectClock,
 ) -> Result<(TlsStream<SlotStream>, TlsInfo), Refused> {
+    // A refusal left on this thread by another handshake is not ours.
+    let _ = refusal::take_last();
     let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
     let acceptor =
         LazyConfigAcceptor::new(rustls::server::Acceptor::default(), SlotStream::new(tcp));

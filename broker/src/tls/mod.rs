@@ -30,7 +30,7 @@ pub use chain_cache::{ChainCacheCounters, MAX_CACHED_CHAINS};
 pub use fair_slots::{HandshakeSlots, SlotPermit};
 pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
-pub use refusal::{CertificateProblem, CertificateRefused};
+pub use refusal::{take_last as take_last_refusal, CertificateProblem, CertificateRefused};
 pub use revoked::{CertificateSerial, RevokedSerials};
 pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use slot_stream::SlotStream;

@@ -1,12 +1,28 @@
 //! A refused client certificate in the lab's words: which certificate
 //! (subject, serial), what is wrong with it, and what to do.
 //!
-//! The client verifier ([`super::v1_client`]) returns these inside
-//! `rustls::CertificateError::Other`, so that the handshake's failure
-//! ([`super::HandshakeFailure::Certificate`]) can name the certificate in
-//! the log and on the dashboard. It decides nothing.
+//! The client verifier ([`super::v1_client`]) returns rustls's own
+//! `CertificateError` (so the peer gets the alert it always got:
+//! `certificate_revoked`, `unknown_ca`, `certificate_expired`) and leaves
+//! the refusal in a thread-local slot, which the handshake's failure
+//! ([`super::HandshakeFailure::Certificate`]) takes to name the certificate
+//! in the log and on the dashboard. rustls runs the verifier synchronously
+//! inside the poll that returns the failure, on the same thread, so the
+//! slot read right after it holds this handshake's refusal; the slot is
+//! emptied at the start of every handshake. It decides nothing.
 
+use std::cell::RefCell;
 use std::fmt;
+
+thread_local! {
+    /// The last refusal made on this thread (see the module doc).
+    static LAST: RefCell<Option<CertificateRefused>> = const { RefCell::new(None) };
+}
+
+/// Takes the refusal the verifier left on this thread, if any.
+pub fn take_last() -> Option<CertificateRefused> {
+    LAST.with(|last| last.borrow_mut().take())
+}
 
 use crate::observe::clock::rfc3339_secs;
 
@@ -113,20 +129,27 @@ impl fmt::Display for CertificateRefused {
 impl std::error::Error for CertificateRefused {}
 
 impl CertificateRefused {
-    /// As rustls carries a verifier's own error.
-    pub fn into_rustls(self) -> rustls::Error {
-        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
-            std::sync::Arc::new(self),
-        )))
-    }
-
-    /// The refusal inside a rustls error, when the verifier made one.
-    pub fn from_rustls(error: &rustls::Error) -> Option<&CertificateRefused> {
-        match error {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
-                other.0.downcast_ref::<CertificateRefused>()
-            }
-            _ => None,
-        }
+    /// The rustls error (and so the alert) for this refusal; the refusal
+    /// itself is left for [`take_last`]. `original` is the verifier's own
+    /// error, kept when there is one so the wire does not change.
+    pub fn into_rustls(self, original: Option<rustls::Error>) -> rustls::Error {
+        use rustls::CertificateError as E;
+        let error = original.unwrap_or_else(|| {
+            rustls::Error::InvalidCertificate(match &self.problem {
+                CertificateProblem::UnknownCa { .. } => E::UnknownIssuer,
+                CertificateProblem::Expired { .. } => E::Expired,
+                CertificateProblem::NotYetValid { .. } => E::NotValidYet,
+                CertificateProblem::Revoked { .. } => E::Revoked,
+                CertificateProblem::BadSignature => E::BadSignature,
+                CertificateProblem::Version1Refused
+                | CertificateProblem::KeyTooWeak { .. }
+                | CertificateProblem::SignatureAlgorithmRefused
+                | CertificateProblem::Other(_) => {
+                    E::Other(rustls::OtherError(std::sync::Arc::new(self.clone())))
+                }
+            })
+        });
+        LAST.with(|last| *last.borrow_mut() = Some(self));
+        error
     }
 }

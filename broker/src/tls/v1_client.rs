@@ -393,7 +393,7 @@ impl V1ClientVerifier {
             }
             _ => return error,
         };
-        refusal(cert, problem).into_rustls()
+        refusal(cert, problem).into_rustls(Some(error))
     }
 
     /// The CertificateVerify of a v1 leaf, when v1 leaves are accepted.
@@ -463,12 +463,15 @@ impl ClientCertVerifier for V1ClientVerifier {
             return Err(self.explain(error, &cert));
         }
         if !self.accept_v1 {
-            return Err(refusal(&cert, CertificateProblem::Version1Refused).into_rustls());
+            // The error webpki gave (and the alert) stay as they were.
+            return Err(
+                refusal(&cert, CertificateProblem::Version1Refused).into_rustls(Some(error))
+            );
         }
         let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         verify_v1_leaf(end_entity.as_ref(), &self.trust, now_secs, &self.algs)
             .map(|()| ClientCertVerified::assertion())
-            .map_err(CertificateRefused::into_rustls)
+            .map_err(|refused| refused.into_rustls(None))
     }
 
     fn verify_tls12_signature(
