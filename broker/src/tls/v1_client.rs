@@ -133,6 +133,13 @@ pub fn verify_v1_leaf(
             "not a version 1 certificate".into(),
         )));
     }
+    // A v1 certificate has no extensions; one that carries some (critical
+    // ones perhaps) is not what the CA meant, and nothing here reads them.
+    if !cert.extensions().is_empty() {
+        return Err(refuse(CertificateProblem::Other(
+            "a version 1 certificate with extensions".into(),
+        )));
+    }
     if let Some(bits) = weak_rsa_bits(&cert) {
         return Err(refuse(CertificateProblem::KeyTooWeak { bits }));
     }
