@@ -138,6 +138,18 @@ fn v1_devices_prove_their_key(versions: &[&'static SupportedProtocolVersion]) {
         ),
         WAIT,
     );
+    // The dashboard's failed-handshakes panel says the same.
+    let summary =
+        crate::common::web::get(broker.http_addr(), "/api/handshakes/summary", None).json();
+    let recent = summary["recent_failures"].as_array().unwrap();
+    assert!(
+        recent.iter().any(|f| f["listener"] == "strict"
+            && f["reason"] == "v1_refused"
+            && f["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("\"CN=esp32-b\"") && d.contains("version 1"))),
+        "{summary:#}"
+    );
 }
 
 #[test]

@@ -367,6 +367,10 @@ function renderHandshakes() {
   $("hs-failures").tBodies[0].replaceChildren(...(failures.length ? failures.map(([reason, n]) =>
     el("tr", { "data-reason": reason }, el("td", { text: reason.replaceAll("_", " ") }), el("td", { class: "num", text: n }))) :
     [el("tr", {}, el("td", { text: "none", colSpan: 2, class: "muted" }))]));
+  const recent = summary.recent_failures || [];
+  $("hs-recent-failures").tBodies[0].replaceChildren(...(recent.length ? recent.map((f) =>
+    el("tr", { "data-reason": f.reason }, el("td", { text: f.listener }), el("td", { text: f.peer }), el("td", { text: f.detail }))) :
+    [el("tr", {}, el("td", { text: "none", colSpan: 3, class: "muted" }))]));
   $("expiring").tBodies[0].replaceChildren(...(summary.expiring_certificates.length ? summary.expiring_certificates.map((c) =>
     el("tr", {}, el("td", { text: c.client_id }), el("td", { text: c.cn || "" }), el("td", { text: fmtDate(c.not_after) }),
       el("td", { class: "num " + (c.days_left < 0 ? "expired" : "soon"), text: c.days_left }))) :
