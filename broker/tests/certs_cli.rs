@@ -7,6 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "certs_cli/audit.rs"]
+mod audit;
+
 /// Runs `fleetmq certs ARGS...` in `cwd`.
 fn certs(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fleetmq"))

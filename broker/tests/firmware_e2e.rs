@@ -109,6 +109,29 @@ impl Pki {
         self.sign(ca, name, name, "extendedKeyUsage=clientAuth\n");
     }
 
+    /// A version 1 device certificate, made with the classic recipe:
+    /// `openssl req -newkey` then `openssl x509 -req -CA -CAkey`, no
+    /// extension file.
+    fn device_v1(&self, name: &str) {
+        run(Command::new("openssl")
+            .args(["req", "-newkey", "rsa:2048", "-nodes"])
+            .args(["-subj", &format!("/CN={name}")])
+            .arg("-keyout")
+            .arg(self.path(&format!("{name}.key")))
+            .arg("-out")
+            .arg(self.path(&format!("{name}.csr"))));
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "30", "-CAcreateserial"])
+            .arg("-in")
+            .arg(self.path(&format!("{name}.csr")))
+            .arg("-CA")
+            .arg(self.path("ca.crt"))
+            .arg("-CAkey")
+            .arg(self.path("ca.key"))
+            .arg("-out")
+            .arg(self.path(&format!("{name}.crt"))));
+    }
+
     /// (Re)writes `crl.pem` of the lab CA revoking `revoked` certificates.
     fn crl(&self, revoked: &[&str]) {
         let db = self.path("crl-db");
@@ -412,9 +435,47 @@ fn revoked_device_certificate_is_refused_with_a_clear_log_line() {
     let broker = Broker::start_with(&pki.listener("required"));
     let port = tls_port(&broker);
     let device = sim(&pki.device_config(port, Some("revoked-device")), &[]);
-    broker.assert_log("failed: client certificate revoked.", WAIT);
+    broker.assert_log(
+        "failed: client certificate \"CN=revoked-device\" (serial ",
+        WAIT,
+    );
+    broker.assert_log(") revoked on ", WAIT);
     device.expect("MQTT0 TLS handshake failed: the broker refused the handshake");
     device.expect("reconnecting in");
+    assert!(!device.text().contains("CONNACK"), "{}", device.text());
+}
+
+/// Devices flashed with v1 certificates (decision 0090) keep connecting
+/// where the listener accepts them, and are told apart where it does not.
+#[test]
+fn a_device_with_a_v1_certificate_connects_where_the_listener_accepts_v1() {
+    if skip_on_mosquitto("fleetmq TLS listener configuration") {
+        return;
+    }
+    let pki = Pki::new();
+    pki.device_v1("v1-device");
+    let broker = Broker::start_with(&format!(
+        "{}accept_v1_client_certificates = true\n",
+        pki.listener("required")
+    ));
+    let port = tls_port(&broker);
+    let sub = subscriber(&pki, &broker, port);
+    let device = sim(&pki.device_config(port, Some("v1-device")), &[]);
+    device.expect("Published:OK topic:/this/test/esp32_807A98 msg:CONNECTED!");
+    assert!(
+        device.text().contains("(TLSv1.2, full, mutual)"),
+        "{}",
+        device.text()
+    );
+    sub.expect("/this/test/esp32_807A98 CONNECTED!");
+    drop(device);
+    drop(broker);
+
+    let strict = Broker::start_with(&pki.listener("required"));
+    let port = tls_port(&strict);
+    let device = sim(&pki.device_config(port, Some("v1-device")), &[]);
+    strict.assert_log("X.509 version 1, refused by this listener", WAIT);
+    device.expect("MQTT0 TLS handshake failed");
     assert!(!device.text().contains("CONNACK"), "{}", device.text());
 }
 
@@ -429,7 +490,7 @@ fn device_certificate_from_another_ca_is_refused() {
     let port = tls_port(&broker);
     let device = sim(&pki.device_config(port, Some("rogue-device")), &[]);
     broker.assert_log(
-        "failed: client certificate not issued by a trusted CA.",
+        "issued by an unknown CA (CN=fleetmq test rogue-ca); add that CA",
         WAIT,
     );
     device.expect("MQTT0 TLS handshake failed");

@@ -12,6 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod service_common;
+#[path = "mosquitto_migration/v1_certificates.rs"]
+mod v1_certificates;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -22,6 +22,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, SignatureScheme, SupportedProtocolVersion};
 
+#[path = "tls_chain_cache/v1_leaf.rs"]
+mod v1_leaf;
+
 const SKIP: &str = "the chain cache is fleetmq's";
 
 /// A broker whose `tls` listener requires client certificates and reads

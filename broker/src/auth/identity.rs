@@ -170,6 +170,8 @@ pub(crate) mod tests {
             issuer: "CN=lab CA".to_string(),
             not_before: 0,
             not_after: i64::MAX,
+            version: 3,
+            weakness: None,
         }
     }
 

@@ -111,6 +111,27 @@ pub enum CertsCommand {
     /// Re-sign crl.pem with a fresh next update (30 days); run it before
     /// the current CRL goes stale, e.g. from a weekly timer.
     Crl,
+    /// Which device certificates (PEM files under FOLDER) a listener with
+    /// this client CA, CRLs and v1 setting would accept or refuse, and
+    /// why; which expire soon, use weak keys or SHA-1.
+    Audit {
+        /// Folder of device certificates (.crt, .pem, .cer; subfolders too).
+        #[arg(value_name = "FOLDER")]
+        folder: PathBuf,
+        /// The listener's client CA file (cafile / tls.client_ca).
+        #[arg(long, value_name = "FILE")]
+        ca: PathBuf,
+        /// A CRL of the listener (crlfile / tls.crl; repeatable).
+        #[arg(long = "crl", value_name = "FILE")]
+        crls: Vec<PathBuf>,
+        /// As a listener with accept_v1_client_certificates = true (every
+        /// require_certificate listener of a mosquitto.conf).
+        #[arg(long)]
+        accept_v1: bool,
+        /// Note certificates expiring within this many days.
+        #[arg(long, value_name = "N", default_value_t = 30)]
+        expiring_days: u32,
+    },
 }
 
 fn days() -> clap::builder::RangedI64ValueParser<u32> {
@@ -153,6 +174,23 @@ pub fn run(args: &CertsArgs) -> ExitCode {
         ),
         CertsCommand::Revoke { targets } => revoke(dir, targets),
         CertsCommand::List => list(dir),
+        CertsCommand::Audit {
+            folder,
+            ca,
+            crls,
+            accept_v1,
+            expiring_days,
+        } => {
+            let options = super::audit::AuditOptions {
+                ca: ca.clone(),
+                crls: crls.clone(),
+                accept_v1: *accept_v1,
+                expiring_days: *expiring_days,
+            };
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            super::audit::audit(folder, &options, now)
+                .map(|rows| print!("{}", super::audit::render(&rows)))
+        }
         CertsCommand::Crl => Pki::open(dir)
             .and_then(|pki| pki.refresh_crl())
             .map(|crl| println!("wrote {}", crl.display())),

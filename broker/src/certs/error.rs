@@ -8,6 +8,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CertError {
+    /// `fleetmq certs audit` could not load the listener's CA or CRL files.
+    #[error("cannot audit: {0} (check --ca and --crl)")]
+    Audit(String),
+
     /// A file or folder could not be read, written or created.
     #[error("{path}: cannot {action}: {source}")]
     Io {

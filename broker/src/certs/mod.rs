@@ -29,6 +29,7 @@
 //! [`Pki`] is the library API; [`ensure_dev_pki`] is what the embedded
 //! default configuration calls at start-up; [`cli`] is `fleetmq certs`.
 
+pub mod audit;
 pub mod cli;
 mod dev;
 mod error;

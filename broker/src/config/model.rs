@@ -325,6 +325,13 @@ pub struct TlsConfig {
     /// Issue session tickets (TLS 1.2 and 1.3), keys rotated every 6 hours
     /// and kept in `<data_dir>/tls-ticket-keys` across restarts.
     pub session_tickets: bool,
+    /// Accept X.509 version 1 client certificates issued directly by a
+    /// `client_ca` (what `openssl x509 -req` makes without an extension
+    /// file), checked like v3 ones: signature, validity, CRL and the
+    /// handshake signature (decision 0090). Off by default: a v3-only
+    /// listener is the stricter one. On for listeners translated from a
+    /// mosquitto.conf, which accepts them.
+    pub accept_v1_client_certificates: bool,
 }
 
 impl Default for TlsConfig {
@@ -342,6 +349,7 @@ impl Default for TlsConfig {
             max_concurrent_handshakes: 8,
             session_cache_size: 4096,
             session_tickets: true,
+            accept_v1_client_certificates: false,
         }
     }
 }

@@ -210,9 +210,21 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         key: Some(PathBuf::from(key)),
         client_certs,
         min_version: draft.tls_version.unwrap_or_default(),
+        // Mosquitto (OpenSSL) accepts v1 client certificates; devices
+        // made with `openssl x509 -req` must keep connecting (0090).
+        accept_v1_client_certificates: client_certs == ClientCertPolicy::Required,
         ..TlsConfig::default()
     };
     if client_certs == ClientCertPolicy::Required {
+        draft
+            .provenance
+            .entry("tls.accept_v1_client_certificates")
+            .or_default()
+            .push(Source::Default(
+                "Mosquitto (OpenSSL) accepts X.509 version 1 client certificates, as made by \
+                 `openssl x509 -req` without an extension file"
+                    .to_string(),
+            ));
         settings.client_ca = draft.cafile.as_ref().map(|line| PathBuf::from(&line.value));
         settings.crl = draft
             .crlfile

@@ -86,6 +86,22 @@ pub struct HandshakeSummary {
     /// Failed handshakes since start by reason (`unknown_ca`, `timeout`, ...).
     pub failures: BTreeMap<&'static str, u64>,
     pub failures_total: u64,
+    /// The last failed handshakes, newest first, each in the lab's words
+    /// (which certificate, what is wrong, what to do).
+    pub recent_failures: Vec<FailedHandshake>,
+}
+
+/// Failed handshakes the panel lists.
+const RECENT_FAILURES: usize = 20;
+
+/// One failed handshake, as the panel lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailedHandshake {
+    pub listener: String,
+    pub peer: String,
+    pub reason: &'static str,
+    /// The log line's sentence.
+    pub detail: String,
 }
 
 /// Handshake durations and failures since the broker started.
@@ -94,6 +110,8 @@ pub struct HandshakeStats {
     /// Indexed by [`group_index`].
     series: [Series; 4],
     failures: BTreeMap<&'static str, u64>,
+    /// Newest last, at most [`RECENT_FAILURES`].
+    recent_failures: VecDeque<FailedHandshake>,
 }
 
 const GROUPS: [(AuthMode, bool); 4] = [
@@ -118,6 +136,14 @@ impl HandshakeStats {
     /// Records a failed handshake.
     pub fn failed(&mut self, reason: &'static str) {
         *self.failures.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Remembers a failed handshake for the panel's list.
+    pub fn remember_failure(&mut self, failure: FailedHandshake) {
+        if self.recent_failures.len() == RECENT_FAILURES {
+            self.recent_failures.pop_front();
+        }
+        self.recent_failures.push_back(failure);
     }
 
     pub fn summary(&self) -> HandshakeSummary {
@@ -149,6 +175,7 @@ impl HandshakeStats {
             groups,
             failures_total: self.failures.values().sum(),
             failures: self.failures.clone(),
+            recent_failures: self.recent_failures.iter().rev().cloned().collect(),
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::tls::{AuthMode, ChainCacheCounters};
 /// Every reason label a failed TLS handshake may carry (see
 /// [`crate::tls::HandshakeFailure::reason`]); others are counted too, just
 /// not pre-initialized.
-pub const FAILURE_REASONS: [&str; 13] = [
+pub const FAILURE_REASONS: [&str; 16] = [
     "timeout",
     "reply_timeout",
     "unknown_ca",
@@ -39,6 +39,9 @@ pub const FAILURE_REASONS: [&str; 13] = [
     "revoked",
     "no_certificate",
     "bad_certificate",
+    "v1_refused",
+    "weak_key",
+    "signature_algorithm",
     "protocol_version",
     "no_shared_cipher",
     "peer_alert",
@@ -62,6 +65,8 @@ pub struct Metrics {
     connects: IntCounterVec,
     tls_handshake: HistogramVec,
     tls_failures: IntCounterVec,
+    /// Connects with a client certificate, by its X.509 version.
+    client_cert_versions: IntCounterVec,
     connect_to_connack: HistogramVec,
     events_lost: IntCounter,
 }
@@ -101,6 +106,13 @@ impl Metrics {
             ),
             &["listener", "reason"],
         )?;
+        let client_cert_versions = IntCounterVec::new(
+            Opts::new(
+                "fleetmq_tls_client_certificates_total",
+                "Connects with a client certificate, by listener and X.509 version (v1, v3).",
+            ),
+            &["listener", "version"],
+        )?;
         let connect_to_connack = HistogramVec::new(
             HistogramOpts::new(
                 "fleetmq_connect_to_connack_seconds",
@@ -139,6 +151,7 @@ impl Metrics {
         prometheus.register(Box::new(connects.clone()))?;
         prometheus.register(Box::new(tls_handshake.clone()))?;
         prometheus.register(Box::new(tls_failures.clone()))?;
+        prometheus.register(Box::new(client_cert_versions.clone()))?;
         prometheus.register(Box::new(connect_to_connack.clone()))?;
         prometheus.register(Box::new(events_lost.clone()))?;
         prometheus.register(Box::new(BrokerCollector {
@@ -159,6 +172,7 @@ impl Metrics {
             connects,
             tls_handshake,
             tls_failures,
+            client_cert_versions,
             connect_to_connack,
             events_lost,
         })
@@ -173,6 +187,12 @@ impl Metrics {
                 self.connects
                     .with_label_values(&[listener, auth.as_str()])
                     .inc();
+                if let Some(cert) = connected.tls.as_ref().and_then(|t| t.client_cert.as_ref()) {
+                    let version = if cert.version == 1 { "v1" } else { "v3" };
+                    self.client_cert_versions
+                        .with_label_values(&[listener, version])
+                        .inc();
+                }
                 if let (Some(tls), Some(duration)) = (&connected.tls, connected.timing.tls_total) {
                     let resumed = if tls.resumed { "true" } else { "false" };
                     self.tls_handshake

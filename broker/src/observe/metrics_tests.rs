@@ -94,6 +94,8 @@ fn every_documented_metric_is_exported() {
             issuer: "CN=ca".into(),
             not_before: 0,
             not_after: super::super::clock::now_secs() + 3600,
+            version: 1,
+            weakness: None,
         });
     }
     registry.record(&event);
@@ -231,6 +233,13 @@ fn events_feed_counters_and_histograms() {
 #[test]
 fn failure_reasons_match_the_tls_module() {
     use crate::tls::HandshakeFailure as F;
+    let refused = |problem| {
+        F::Certificate(crate::tls::CertificateRefused {
+            subject: "CN=dev".into(),
+            serial: "01".into(),
+            problem,
+        })
+    };
     let all = [
         F::Timeout,
         F::ReplyTimeout(std::time::Duration::from_secs(5)),
@@ -239,6 +248,9 @@ fn failure_reasons_match_the_tls_module() {
         F::Revoked,
         F::NoCertificate,
         F::BadCertificate(String::new()),
+        refused(crate::tls::CertificateProblem::Version1Refused),
+        refused(crate::tls::CertificateProblem::KeyTooWeak { bits: 1024 }),
+        refused(crate::tls::CertificateProblem::SignatureAlgorithmRefused),
         F::ProtocolVersion(String::new()),
         F::NoSharedCipher(String::new()),
         F::PeerAlert(String::new()),

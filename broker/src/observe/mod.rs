@@ -28,7 +28,7 @@ use tokio::sync::broadcast;
 
 use crate::tls::{HandshakeTiming, TlsInfo};
 
-mod clock;
+pub(crate) mod clock;
 mod handshakes;
 pub mod metrics;
 pub mod registry;

@@ -127,7 +127,22 @@ impl Registry {
                         device.subscriptions.remove(filter);
                     }
                 }
-                Event::HandshakeFailed { reason, .. } => state.handshakes.failed(reason),
+                Event::HandshakeFailed {
+                    listener,
+                    peer,
+                    reason,
+                    detail,
+                } => {
+                    state.handshakes.failed(reason);
+                    state
+                        .handshakes
+                        .remember_failure(super::handshakes::FailedHandshake {
+                            listener: listener.to_string(),
+                            peer: peer.to_string(),
+                            reason,
+                            detail: detail.clone(),
+                        });
+                }
             }
         }
         self.changed();

@@ -26,6 +26,8 @@ fn cert(cn: &str, not_after: i64) -> PeerCertificate {
         issuer: "CN=lab CA".into(),
         not_before: 0,
         not_after,
+        version: 3,
+        weakness: None,
     }
 }
 

@@ -80,6 +80,10 @@ pub struct CertView {
     pub fingerprint_sha256: String,
     pub organizational_units: Vec<String>,
     pub san_dns: Vec<String>,
+    /// X.509 version (1 or 3); the dashboard marks v1 devices.
+    pub version: u32,
+    /// Weak RSA key or SHA-1 signature; the dashboard marks it.
+    pub weakness: Option<String>,
 }
 
 impl From<&PeerCertificate> for CertView {
@@ -95,6 +99,8 @@ impl From<&PeerCertificate> for CertView {
             fingerprint_sha256: cert.fingerprint_sha256.clone(),
             organizational_units: cert.organizational_units.clone(),
             san_dns: cert.san_dns.clone(),
+            version: cert.version,
+            weakness: cert.weakness.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::identity::PeerCertificate;
+use super::refusal::{self, CertificateRefused};
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
 use super::timing::{AuthMode, ConnectClock};
@@ -53,6 +54,9 @@ pub enum HandshakeFailure {
     NoCertificate,
     /// The client certificate is unusable for another reason.
     BadCertificate(String),
+    /// The client certificate was refused; the refusal names it (subject,
+    /// serial), says what is wrong and what to do.
+    Certificate(CertificateRefused),
     /// No TLS version both sides accept.
     ProtocolVersion(String),
     /// No cipher suite, group or signature scheme in common.
@@ -78,6 +82,7 @@ impl HandshakeFailure {
             HandshakeFailure::Revoked => "revoked",
             HandshakeFailure::NoCertificate => "no_certificate",
             HandshakeFailure::BadCertificate(_) => "bad_certificate",
+            HandshakeFailure::Certificate(refused) => refused.problem.reason(),
             HandshakeFailure::ProtocolVersion(_) => "protocol_version",
             HandshakeFailure::NoSharedCipher(_) => "no_shared_cipher",
             HandshakeFailure::PeerAlert(_) => "peer_alert",
@@ -101,6 +106,7 @@ impl HandshakeFailure {
             HandshakeFailure::Revoked => "client certificate revoked".into(),
             HandshakeFailure::NoCertificate => "no client certificate, and one is required".into(),
             HandshakeFailure::BadCertificate(d) => format!("bad client certificate: {d}"),
+            HandshakeFailure::Certificate(refused) => refused.to_string(),
             HandshakeFailure::ProtocolVersion(d) => format!("no common TLS version: {d}"),
             HandshakeFailure::NoSharedCipher(d) => format!("no common cipher suite: {d}"),
             HandshakeFailure::PeerAlert(d) => format!("client sent alert {d}"),
@@ -120,6 +126,7 @@ impl HandshakeFailure {
                 | HandshakeFailure::Revoked
                 | HandshakeFailure::NoCertificate
                 | HandshakeFailure::BadCertificate(_)
+                | HandshakeFailure::Certificate(_)
                 | HandshakeFailure::ProtocolVersion(_)
                 | HandshakeFailure::NoSharedCipher(_)
                 | HandshakeFailure::Malformed(_)
@@ -144,6 +151,11 @@ impl HandshakeFailure {
 
     fn from_rustls(error: &rustls::Error) -> HandshakeFailure {
         use rustls::{CertificateError, Error, PeerIncompatible};
+        if let Error::InvalidCertificate(_) = error {
+            if let Some(refused) = refusal::take_last() {
+                return HandshakeFailure::Certificate(refused);
+            }
+        }
         match error {
             Error::InvalidCertificate(cert) => match cert {
                 CertificateError::UnknownIssuer => HandshakeFailure::UnknownCa,
@@ -217,6 +229,8 @@ pub async fn handshake(
     peer: SocketAddr,
     clock: &mut ConnectClock,
 ) -> Result<(TlsStream<SlotStream>, TlsInfo), Refused> {
+    // A refusal left on this thread by another handshake is not ours.
+    let _ = refusal::take_last();
     let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
     let acceptor =
         LazyConfigAcceptor::new(rustls::server::Acceptor::default(), SlotStream::new(tcp));

@@ -30,6 +30,12 @@ pub struct PeerCertificate {
     /// Validity, seconds since the Unix epoch.
     pub not_before: i64,
     pub not_after: i64,
+    /// X.509 version: 1 (accepted only where the listener allows it,
+    /// decision 0090) or 3.
+    pub version: u32,
+    /// What makes it weak, if anything: an RSA key under 2048 bits or a
+    /// SHA-1 signature (the dashboard marks such devices).
+    pub weakness: Option<String>,
 }
 
 /// Why a certificate could not be read (after rustls accepted it, this
@@ -80,8 +86,29 @@ impl PeerCertificate {
             issuer: cert.issuer().to_string(),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
+            version: cert.version().0.saturating_add(1),
+            weakness: weakness(&cert),
         })
     }
+}
+
+/// An RSA key under 2048 bits or a SHA-1 signature, in words.
+fn weakness(cert: &X509Certificate<'_>) -> Option<String> {
+    use x509_parser::public_key::PublicKey;
+    if let Ok(PublicKey::RSA(rsa)) = cert.public_key().parsed() {
+        if rsa.key_size() < 2048 {
+            return Some(format!("RSA {} bits", rsa.key_size()));
+        }
+    }
+    let signature = x509_parser::objects::oid2sn(
+        &cert.signature_algorithm.algorithm,
+        x509_parser::objects::oid_registry(),
+    )
+    .unwrap_or_default();
+    signature
+        .to_ascii_lowercase()
+        .contains("sha1")
+        .then(|| format!("SHA-1 signature ({signature})"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -5,7 +5,9 @@
 //! directory across restarts), bounded and timed handshakes (a handshake
 //! slot held only while there is work on the peer's bytes, [`SlotStream`],
 //! slots shared fairly across addresses, [`HandshakeSlots`]), the identity
-//! a client certificate carries, and the serials its CRLs revoke.
+//! a client certificate carries, the serials its CRLs revoke, X.509 v1
+//! client certificates where a listener accepts them, and refusals of a
+//! client certificate in the lab's words.
 //!
 //! It must not know MQTT: it hands a finished `TlsStream` plus [`TlsInfo`]
 //! and the [`ConnectClock`] to the connection code.
@@ -15,19 +17,23 @@ mod chain_cache;
 mod fair_slots;
 mod files;
 mod identity;
+mod refusal;
 mod revoked;
 mod server_config;
 mod slot_stream;
 mod tickets;
 mod timing;
+mod v1_client;
 
 pub use accept::{handshake, HandshakeFailure, Refused, TlsInfo};
 pub use chain_cache::{ChainCacheCounters, MAX_CACHED_CHAINS};
 pub use fair_slots::{HandshakeSlots, SlotPermit};
 pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
+pub use refusal::{take_last as take_last_refusal, CertificateProblem, CertificateRefused};
 pub use revoked::{CertificateSerial, RevokedSerials};
-pub use server_config::{read_certs, read_key, TlsError, TlsFiles, TlsListener};
+pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use slot_stream::SlotStream;
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};
 pub use timing::{millis, AuthMode, ConnectClock, HandshakeTiming};
+pub use v1_client::{verify_v1_leaf, V1ClientVerifier, V1Trust};

@@ -25,6 +25,7 @@ use rustls::{RootCertStore, ServerConfig};
 
 use super::chain_cache::{CachingClientVerifier, ChainCacheCounters, MAX_CACHED_CHAINS};
 use super::tickets::TicketKeys;
+use super::v1_client::{V1ClientVerifier, V1Trust};
 use crate::config::{ClientCertPolicy, TlsConfig, TlsVersion};
 
 /// The files a TLS listener is built from, with lab-PKI defaults resolved.
@@ -234,33 +235,12 @@ fn build(
                 .client_ca
                 .as_ref()
                 .ok_or(TlsError::NoClientCa { policy })?;
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs(ca)? {
-                roots.add(cert).map_err(|e| TlsError::BadClientCa {
-                    path: ca.clone(),
-                    detail: e.to_string(),
-                })?;
-            }
-            let mut verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
-            let crls = read_crls(&files.crls)?;
-            if !crls.is_empty() {
-                // Intermediates without a CRL of their own must not lock
-                // every device out; the device certificate is what a lab
-                // revokes.
-                verifier = verifier
-                    .with_crls(crls)
-                    .only_check_end_entity_revocation()
-                    .allow_unknown_revocation_status();
-            }
-            if policy == ClientCertPolicy::Optional {
-                verifier = verifier.allow_unauthenticated();
-            }
-            // Built without `enforce_revocation_expiration`: a CRL past its
-            // nextUpdate still applies (the chain cache relies on that).
-            let verifier = verifier
-                .build()
-                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+            let verifier = client_verifier(
+                ca,
+                &files.crls,
+                policy,
+                settings.accept_v1_client_certificates,
+            )?;
             let cache = Arc::new(CachingClientVerifier::new(
                 verifier,
                 MAX_CACHED_CHAINS,
@@ -292,6 +272,56 @@ fn build(
         config: Arc::new(config),
         chains,
     })
+}
+
+/// The client-certificate verifier of a listener asking for certificates
+/// (`policy` not `None`): webpki for v3 chains under the v1 wrapper
+/// (decision 0090). What handshakes ask, under the chain cache, and what
+/// `fleetmq certs audit` asks.
+pub fn client_verifier(
+    client_ca: &Path,
+    crl_files: &[PathBuf],
+    policy: ClientCertPolicy,
+    accept_v1: bool,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let provider = provider();
+    let mut roots = RootCertStore::empty();
+    let ca_certs = read_certs(client_ca)?;
+    for cert in ca_certs.iter().cloned() {
+        roots.add(cert).map_err(|e| TlsError::BadClientCa {
+            path: client_ca.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    }
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+    let crls = read_crls(crl_files)?;
+    let v1_trust = V1Trust::new(&ca_certs, &crls);
+    if !crls.is_empty() {
+        // Intermediates without a CRL of their own must not lock
+        // every device out; the device certificate is what a lab
+        // revokes.
+        verifier = verifier
+            .with_crls(crls)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    if policy == ClientCertPolicy::Optional {
+        verifier = verifier.allow_unauthenticated();
+    }
+    // Built without `enforce_revocation_expiration`: a CRL past its
+    // nextUpdate still applies (the chain cache relies on that).
+    let verifier = verifier
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    // webpki decides v3 chains; v1 leaves and refusals in the lab's
+    // words are the wrapper's (decision 0090).
+    Ok(Arc::new(V1ClientVerifier::new(
+        verifier,
+        accept_v1,
+        v1_trust,
+        provider.signature_verification_algorithms,
+    )))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -190,6 +190,75 @@ impl OpensslPki {
         }
     }
 
+    /// An X.509 version 1 client certificate `CN=cn`, made with the classic
+    /// recipe: `openssl req -newkey` then `openssl x509 -req -CA -CAkey`
+    /// with no extension file.
+    pub fn client_v1(&self, cn: &str) -> ClientCert {
+        let dir = &self.dir;
+        let (key, csr, cert) = (
+            format!("{cn}.key"),
+            format!("{cn}.csr"),
+            format!("{cn}.crt"),
+        );
+        let subject = format!("/CN={cn}");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &subject,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "30",
+            ],
+        );
+        let output = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-text", "-in", &cert])
+            .current_dir(dir)
+            .output()
+            .expect("openssl x509 -text");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("Version: 1 (0x0)"),
+            "{cert} is not v1:\n{text}"
+        );
+        let serial = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("serial=")
+            .to_uppercase();
+        ClientCert {
+            cert: dir.join(cert),
+            key: dir.join(key),
+            serial,
+        }
+    }
+
     /// A second, unrelated CA and a client certificate from it (which the
     /// broker must refuse as `unknown_ca`).
     pub fn foreign_client(&self, cn: &str) -> ClientCert {

@@ -140,6 +140,14 @@ function sortValue(client, key) {
   return SORT_VALUE[key] ? SORT_VALUE[key](client) : client[key];
 }
 
+// " [v1]" / " [weak]" after the identity of a device whose certificate is
+// X.509 version 1 or weak (RSA < 2048, SHA-1), so a lab sees which to re-issue.
+function certMark(client) {
+  const cert = client.tls && client.tls.client_cert;
+  if (!cert) return "";
+  return (cert.version === 1 ? " [v1]" : "") + (cert.weakness ? " [weak]" : "");
+}
+
 function matches(client, needle) {
   if (!needle) return true;
   const cert = client.tls && client.tls.client_cert;
@@ -165,7 +173,7 @@ function renderClients() {
       class: [fresh ? "new" : "", client.client_id === state.detailId ? "selected" : ""].join(" ").trim(),
     },
     el("td", { class: "c-client-id", text: client.client_id }),
-    el("td", { class: "c-identity", text: client.identity, title: client.identity_source }),
+    el("td", { class: "c-identity", text: (client.identity || "") + certMark(client), title: client.identity_source }),
     el("td", { class: "c-peer opt", text: client.peer }),
     el("td", { class: "c-listener opt", text: client.listener }),
     authCell(client),
@@ -298,6 +306,8 @@ function renderDetail() {
     ["Issuer", cert.issuer], ["Valid from", fmtDate(cert.not_before)],
     ["Valid until", fmtDate(cert.not_after) + " (" + daysLeft(cert.not_after_unix) + ")", "cert-not-after"],
     ["SHA-256", cert.fingerprint_sha256], ["OU", cert.organizational_units.join(", ") || null],
+    ["X.509 version", cert.version === 1 ? "v1 (no extensions; re-issue as v3 when you can)" : "v" + cert.version, "cert-version"],
+    ["Weakness", cert.weakness, "cert-weakness"],
     ["DNS SANs", cert.san_dns.join(", ") || null],
   ] : [["Certificate", tls ? "none (one-way TLS)" : "none"]]);
   $("detail-subs").tBodies[0].replaceChildren(...(detail.subscriptions.length ? detail.subscriptions.map((s) =>
@@ -357,6 +367,10 @@ function renderHandshakes() {
   $("hs-failures").tBodies[0].replaceChildren(...(failures.length ? failures.map(([reason, n]) =>
     el("tr", { "data-reason": reason }, el("td", { text: reason.replaceAll("_", " ") }), el("td", { class: "num", text: n }))) :
     [el("tr", {}, el("td", { text: "none", colSpan: 2, class: "muted" }))]));
+  const recent = summary.recent_failures || [];
+  $("hs-recent-failures").tBodies[0].replaceChildren(...(recent.length ? recent.map((f) =>
+    el("tr", { "data-reason": f.reason }, el("td", { text: f.listener }), el("td", { text: f.peer }), el("td", { text: f.detail }))) :
+    [el("tr", {}, el("td", { text: "none", colSpan: 3, class: "muted" }))]));
   $("expiring").tBodies[0].replaceChildren(...(summary.expiring_certificates.length ? summary.expiring_certificates.map((c) =>
     el("tr", {}, el("td", { text: c.client_id }), el("td", { text: c.cn || "" }), el("td", { text: fmtDate(c.not_after) }),
       el("td", { class: "num " + (c.days_left < 0 ? "expired" : "soon"), text: c.days_left }))) :

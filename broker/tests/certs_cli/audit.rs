@@ -1,0 +1,234 @@
+//! `fleetmq certs audit` on a folder mixing v1, v3, expired, foreign-CA,
+//! RSA-1024 and SHA-1 device certificates made with openssl: the table's
+//! verdicts are the broker's, and its facts agree with `openssl x509`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{certs_ok, openssl};
+
+fn run(dir: &Path, args: &[&str]) {
+    let (ok, text) = openssl(dir, args);
+    assert!(ok, "openssl {args:?}: {text}");
+}
+
+/// `openssl req` then `openssl x509 -req` (v1 without `ext`).
+fn device(dir: &Path, name: &str, ca: &str, key: &str, extra: &[&str]) {
+    let subject = format!("/CN={name}");
+    let (key_file, csr, crt) = (
+        format!("keys/{name}.key"),
+        format!("keys/{name}.csr"),
+        format!("devices/{name}.crt"),
+    );
+    run(
+        dir,
+        &[
+            "req", "-newkey", key, "-nodes", "-keyout", &key_file, "-out", &csr, "-subj", &subject,
+        ],
+    );
+    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_crt,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &crt,
+        "-days",
+        "365",
+    ];
+    args.extend_from_slice(extra);
+    run(dir, &args);
+}
+
+fn ca(dir: &Path, name: &str, cn: &str) {
+    let (key, crt, subject) = (
+        format!("{name}.key"),
+        format!("{name}.crt"),
+        format!("/CN={cn}"),
+    );
+    run(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt,
+            "-days", "365", "-subj", &subject,
+        ],
+    );
+}
+
+/// The table's rows by file name: the columns after FILE.
+fn table(stdout: &str) -> HashMap<String, Vec<String>> {
+    stdout
+        .lines()
+        .skip(1)
+        .filter(|line| line.starts_with("v"))
+        .map(|line| {
+            let mut columns = line.split(" | ").map(str::to_string);
+            let file = columns.next().unwrap();
+            (file, columns.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn audit_names_what_a_listener_would_accept_and_refuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::create_dir_all(dir.join("devices")).unwrap();
+    ca(dir, "ca", "lab CA");
+    ca(dir, "other", "other CA");
+    std::fs::write(
+        dir.join("v3.ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    device(dir, "v1-good", "ca", "rsa:2048", &[]);
+    device(dir, "v3-good", "ca", "rsa:2048", &["-extfile", "v3.ext"]);
+    device(dir, "v1-foreign", "other", "rsa:2048", &[]);
+    device(dir, "v1-rsa1024", "ca", "rsa:1024", &[]);
+    device(
+        dir,
+        "v3-sha1",
+        "ca",
+        "rsa:2048",
+        &["-extfile", "v3.ext", "-sha1"],
+    );
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = lab\n[lab]\ndatabase = index.txt\nnew_certs_dir = keys\n\
+         certificate = ca.crt\nprivate_key = ca.key\nserial = ca-serial\ndefault_md = sha256\n\
+         policy = any\n[any]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("ca-serial"), "1000\n").unwrap();
+    run(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "keys/v1-expired.key",
+            "-out",
+            "keys/v1-expired.csr",
+            "-subj",
+            "/CN=v1-expired",
+        ],
+    );
+    run(
+        dir,
+        &[
+            "ca",
+            "-config",
+            "ca.cnf",
+            "-batch",
+            "-notext",
+            "-in",
+            "keys/v1-expired.csr",
+            "-out",
+            "devices/v1-expired.crt",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200201000000Z",
+        ],
+    );
+
+    let devices = dir.join("devices");
+    let devices = devices.to_str().unwrap();
+    let out = certs_ok(
+        dir,
+        &[
+            "audit",
+            devices,
+            "--ca",
+            "ca.crt",
+            "--accept-v1",
+            "--expiring-days",
+            "400",
+        ],
+    );
+    let rows = table(&out);
+    let verdict = |file: &str| rows[file][6].clone();
+    assert_eq!(verdict("v1-good.crt"), "accept", "{out}");
+    assert_eq!(verdict("v3-good.crt"), "accept", "{out}");
+    assert_eq!(verdict("v1-expired.crt"), "refuse:expired", "{out}");
+    assert_eq!(verdict("v1-foreign.crt"), "refuse:unknown_ca", "{out}");
+    assert_eq!(verdict("v1-rsa1024.crt"), "refuse:weak_key", "{out}");
+    assert_eq!(
+        verdict("v3-sha1.crt"),
+        "refuse:signature_algorithm",
+        "{out}"
+    );
+    assert!(
+        rows["v1-expired.crt"][7].contains("expired on 2020-02-01T00:00:00Z"),
+        "{out}"
+    );
+    assert!(
+        rows["v1-good.crt"][7].contains("expires in 364 days"),
+        "{out}"
+    );
+    assert!(rows["v3-sha1.crt"][7].contains("SHA-1 signature"), "{out}");
+    assert!(
+        out.ends_with("6 certificates: 2 accepted, 4 refused\n"),
+        "{out}"
+    );
+
+    // Each row's facts, as openssl reads the file.
+    for (file, columns) in &rows {
+        let path = format!("devices/{file}");
+        let (_, serial) = openssl(dir, &["x509", "-noout", "-serial", "-in", &path]);
+        assert_eq!(
+            serial.trim().trim_start_matches("serial="),
+            columns[1],
+            "{file}"
+        );
+        let (_, end) = openssl(
+            dir,
+            &[
+                "x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", &path,
+            ],
+        );
+        assert_eq!(
+            end.trim().trim_start_matches("notAfter="),
+            columns[5].replace('T', " "),
+            "{file}"
+        );
+        let (_, text) = openssl(dir, &["x509", "-noout", "-text", "-in", &path]);
+        let version = if columns[2] == "v1" {
+            "Version: 1 (0x0)"
+        } else {
+            "Version: 3 (0x2)"
+        };
+        assert!(text.contains(version), "{file}: {}", columns[2]);
+        if let Some(bits) = columns[3].strip_prefix("RSA ") {
+            assert!(
+                text.contains(&format!("Public-Key: ({bits} bit)")),
+                "{file}: {}",
+                columns[3]
+            );
+        }
+        assert!(
+            text.contains(&format!("Signature Algorithm: {}", columns[4])),
+            "{file}: {}",
+            columns[4]
+        );
+    }
+
+    // The v3-only default refuses the v1 device, and says so.
+    let strict = certs_ok(dir, &["audit", devices, "--ca", "ca.crt"]);
+    assert_eq!(
+        table(&strict)["v1-good.crt"][6],
+        "refuse:v1_refused",
+        "{strict}"
+    );
+    assert_eq!(table(&strict)["v3-good.crt"][6], "accept", "{strict}");
+}
