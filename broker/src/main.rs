@@ -41,7 +41,8 @@ use fleetmq::service::{self, ConfigSource};
 #[derive(Debug, Parser)]
 #[command(
     name = "fleetmq",
-    version,
+    // "0.1.0 (git 1a2b3c4d5e6f, built 2026-12-03)", from build.rs.
+    version = env!("FLEETMQ_VERSION"),
     about,
     args_conflicts_with_subcommands = true
 )]
@@ -84,6 +85,13 @@ enum Command {
     Acl {
         #[command(subcommand)]
         command: AclCommand,
+    },
+    /// Write the man pages and shell completions into DIR (for packaging;
+    /// see `fleetmq::cli_docs`).
+    #[command(hide = true)]
+    GenerateCliDocs {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -128,6 +136,7 @@ fn main() -> ExitCode {
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
+        Some(Command::GenerateCliDocs { dir }) => generate_cli_docs(&dir),
         None => run(&cli.run),
     }
 }
@@ -170,6 +179,23 @@ fn check_config(file: &Path, force_mosquitto: bool) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn generate_cli_docs(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    let version = env!("FLEETMQ_VERSION");
+    match fleetmq::cli_docs::write_all(Cli::command(), dir, version, env!("FLEETMQ_BUILD_DATE")) {
+        Ok(written) => {
+            for path in written {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fleetmq: {error}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
