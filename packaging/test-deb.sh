@@ -3,7 +3,7 @@
 # in a fresh Debian 12 root made with debootstrap (minbase, plus man-db for
 # `man` and systemd for `systemd-analyze verify`), as root:
 #
-#   apt install ./fleetmq_*.deb      (in the chroot)
+#   apt install ./fleetmq_*.deb      (in the chroot; dependencies from the mirror)
 #   fleetmq --version                names this commit
 #   man fleetmq, man fleetmq-certs-init, bash completion loads
 #   the conffile, the unit enabled (not started), /var/lib/fleetmq
@@ -34,7 +34,7 @@ deb="$(ls -t target/debian/fleetmq_*.deb | head -n 1)"
 echo "test-deb: built $deb ($(du -h "$deb" | cut -f1)) after $((SECONDS - started)) s"
 
 echo "test-deb: lintian"
-lintian --fail-on error --no-tag-display-limit "$deb" || fail "lintian reports errors on $deb"
+lintian --fail-on error --tag-display-limit 0 "$deb" || fail "lintian reports errors on $deb"
 
 # The fresh root.
 cache=target/debian/bookworm-root.tar
@@ -54,6 +54,8 @@ cleanup() {
 }
 trap cleanup EXIT
 tar -C "$root" -xf "$cache"
+# mktemp makes 0700; man-db and apt drop privileges and need to see /.
+chmod 0755 "$root"
 mount -t proc proc "$root/proc"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 
@@ -64,11 +66,14 @@ snapshot() {
     -o -path /tmp -o -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/cache \
     -o -path /var/log \) -prune -o -print | sort
 }
-snapshot >"$root/tmp/before.list"
 
 cp "$deb" "$root/tmp/"
+# Dependencies the cached root lacks come from the mirror, as on a real host.
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+in_root apt-get update -q >/dev/null || fail "apt-get update failed in the chroot"
+snapshot >"$root/tmp/before.list"
 echo "test-deb: apt install ./$(basename "$deb")"
-in_root sh -c 'cd /tmp && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./fleetmq_*.deb' \
+in_root sh -c 'cd /tmp && DEBIAN_FRONTEND=noninteractive apt install -y -q ./fleetmq_*.deb' \
   || fail "apt install ./$(basename "$deb") failed in the chroot"
 
 version="$(in_root fleetmq --version)" || fail "fleetmq --version failed"
@@ -106,8 +111,11 @@ fi
 
 echo "test-deb: apt purge fleetmq keeps the data directory"
 echo "kept" >"$root/var/lib/fleetmq/marker"
-in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q fleetmq \
+in_root env DEBIAN_FRONTEND=noninteractive apt purge -y -q fleetmq \
   || fail "apt purge fleetmq failed"
+# What apt installed only for fleetmq (procps) goes too, to compare roots.
+in_root env DEBIAN_FRONTEND=noninteractive apt-get autoremove --purge -y -q >/dev/null \
+  || fail "apt-get autoremove --purge failed"
 snapshot >"$root/tmp/after.list"
 left="$(diff "$root/tmp/before.list" "$root/tmp/after.list" | grep '^[<>]' || true)"
 expected="$(printf '> /var/lib/fleetmq\n> /var/lib/fleetmq/marker')"

@@ -144,10 +144,12 @@ mod tests {
                 "fleetmq.fish"
             ]
         );
-        let page = fs::read_to_string(dir.path().join("man/fleetmq-certs-init.1"))
-            .map_err(|source| CliDocsError {
-                path: PathBuf::from("fleetmq-certs-init.1"),
-                source,
+        let page =
+            fs::read_to_string(dir.path().join("man/fleetmq-certs-init.1")).map_err(|source| {
+                CliDocsError {
+                    path: PathBuf::from("fleetmq-certs-init.1"),
+                    source,
+                }
             })?;
         assert!(page.contains("2026-12-03"), "{page}");
         assert!(page.contains("make a CA"), "{page}");
