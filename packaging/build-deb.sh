@@ -29,7 +29,7 @@ rm -rf "$stage"
 mkdir -p "$stage"
 target/release/fleetmq generate-cli-docs "$stage" >/dev/null
 # config/fleetmq.service is the unit for a manual install (/usr/local/bin);
-# the package's differs only in the path and its header comment.
+# the package's differs in the path, its header comment and Documentation=.
 {
   echo "# fleetmq as a systemd service, from the Debian package: enabled on"
   echo "# install, not started (systemctl start fleetmq). Run from a Mosquitto"
@@ -37,7 +37,10 @@ target/release/fleetmq generate-cli-docs "$stage" >/dev/null
   echo "#   ExecStart="
   echo "#   ExecStart=/usr/bin/fleetmq run --mosquitto-conf /etc/fleetmq/mosquitto.conf"
   echo
-  sed -n '/^\[Unit\]/,$p' config/fleetmq.service | sed 's#/usr/local/bin/fleetmq#/usr/bin/fleetmq#g'
+  # Documentation= also makes `systemd-analyze verify` check the page exists.
+  sed -n '/^\[Unit\]/,$p' config/fleetmq.service \
+    | sed -e 's#/usr/local/bin/fleetmq#/usr/bin/fleetmq#g' \
+      -e '/^Description=/a Documentation=man:fleetmq(1)'
 } >"$stage/fleetmq.service"
 if grep -q /usr/local "$stage/fleetmq.service"; then
   echo "build-deb: $stage/fleetmq.service still names /usr/local; fix the sed in $0" >&2

@@ -1,8 +1,9 @@
 //! Man pages and shell completions, generated from the clap definition of
 //! the `fleetmq` command line so they never drift from it.
 //!
-//! `fleetmq generate-cli-docs DIR` (hidden; the Debian package build runs
-//! it, see `packaging/build-deb.sh`) writes:
+//! `fleetmq generate-cli-docs DIR` (not part of the clap definition, so
+//! neither pages nor completions mention it; `packaging/build-deb.sh` runs
+//! it) writes:
 //!
 //! - `DIR/man/fleetmq.1` and one page per visible subcommand, named the
 //!   git way: `fleetmq-certs-init.1` (clap_mangen);
@@ -10,7 +11,7 @@
 //!   (clap_complete).
 //!
 //! This module owns only the rendering; the command line itself stays in
-//! `main.rs`. Hidden subcommands get neither pages nor completions.
+//! `main.rs`. Hidden subcommands get no page.
 
 use std::fs;
 use std::io::{self, Write};

@@ -19,6 +19,8 @@
 //!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
 //!   whether a client may use a topic and which rule decides (handlers in
 //!   `fleetmq::auth::cli`, which documents their exit codes).
+//! - `fleetmq generate-cli-docs DIR` (packaging only, outside the clap
+//!   definition) writes the man pages and completions (`fleetmq::cli_docs`).
 //!
 //! Exit codes: 0 on success; 1 when the broker fails, or `check-config` or
 //! `migrate` finds problems; 2 when `run` cannot start because of its
@@ -86,13 +88,6 @@ enum Command {
         #[command(subcommand)]
         command: AclCommand,
     },
-    /// Write the man pages and shell completions into DIR (for packaging;
-    /// see `fleetmq::cli_docs`).
-    #[command(hide = true)]
-    GenerateCliDocs {
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,7 +120,21 @@ const EXIT_CONFIG: u8 = 2;
 /// Exit code when the broker fails or a check finds problems.
 const EXIT_FAILURE: u8 = 1;
 
+/// `fleetmq generate-cli-docs DIR`, for packaging/build-deb.sh. Kept out of
+/// the clap definition: clap_complete would offer even a hidden subcommand.
+const GENERATE_CLI_DOCS: &str = "generate-cli-docs";
+
 fn main() -> ExitCode {
+    let mut raw_args = std::env::args_os().skip(1);
+    if raw_args.next().is_some_and(|arg| arg == GENERATE_CLI_DOCS) {
+        return match (raw_args.next(), raw_args.next()) {
+            (Some(dir), None) => generate_cli_docs(Path::new(&dir)),
+            _ => {
+                eprintln!("usage: fleetmq {GENERATE_CLI_DOCS} DIR");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        };
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Run(args)) => run(&args),
@@ -136,7 +145,6 @@ fn main() -> ExitCode {
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
-        Some(Command::GenerateCliDocs { dir }) => generate_cli_docs(&dir),
         None => run(&cli.run),
     }
 }
