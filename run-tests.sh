@@ -16,10 +16,11 @@ echo "== installing test dependencies"
 # mosquitto: mosquitto_passwd for password files; systemd: systemd-analyze
 # verify of config/fleetmq.service; openssl: test certificates.
 # chromium + chromium-driver: the dashboard browser test; prometheus:
-# promtool for the alert rules.
+# promtool for the alert rules. debootstrap, lintian, dpkg-dev: the Debian
+# package stage (packaging/test-deb.sh).
 # clang, cmake, ninja, libclang: mbedTLS (firmware) is compiled from C with
 # clang and its bindings generated; libudev, pkg-config: espflash.
-apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus)
+apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus debootstrap lintian dpkg-dev)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -57,6 +58,17 @@ target/debug/fleetmq-bench smoke --fleetmq-bin target/debug/fleetmq --mosquitto
 echo "== Python end-to-end tests"
 FLEETMQ_BIN="$PWD/target/debug/fleetmq" python3 -m pytest broker/tests/python -q 2>&1 \
   | tee "$results/python.log"
+
+echo "== Debian package"
+# packaging/test-deb.sh: a release build and cargo-deb (installed once into
+# target/tools), then apt install in a fresh debootstrap root (cached in
+# target/debian), man, systemd-analyze verify, lintian, apt purge. About
+# 40 s with target/ warm; a cold machine adds the release build (11 min
+# measured on 2 cores shared with other builds), installing cargo-deb
+# (3 min) and debootstrap (1.5 min). FLEETMQ_SKIP_DEB=1 skips it.
+if [ -z "${FLEETMQ_SKIP_DEB:-}" ]; then
+  packaging/test-deb.sh 2>&1 | tee "$results/deb.log"
+fi
 
 echo "== ESP32-C3 firmware (release ELF, image, sizes)"
 firmware_started=$SECONDS
@@ -108,4 +120,5 @@ if [ "$fuzz_seconds" -gt 0 ]; then
 fi
 
 echo "== summary"
-grep -hE "^ *Summary \[|^test result:|^[0-9]+ passed" "$results/rust.log" "$results/python.log" || true
+grep -hE "^ *Summary \[|^test result:|^[0-9]+ passed|^Debian package:" \
+  "$results/rust.log" "$results/python.log" "$results/deb.log" 2>/dev/null || true

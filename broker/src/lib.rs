@@ -35,6 +35,8 @@
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
 //! - [`certs`] is the lab PKI: a CA, server and device certificates, the
 //!   CRL (`fleetmq certs ...`), and the dev CA of the embedded default.
+//! - [`cli_docs`] renders the man pages and shell completions from the
+//!   clap definition of the command line (for the Debian package).
 //! - [`mosquitto`] translates a `mosquitto.conf` into a [`config::Config`].
 //! - [`server`] starts everything from a [`config::Config`] and stops it.
 //! - [`service`] is life under systemd: sd_notify, journald-shaped logs,
@@ -44,6 +46,7 @@
 pub mod auth;
 pub mod broker;
 pub mod certs;
+pub mod cli_docs;
 pub mod codec;
 pub mod config;
 pub mod connection;

@@ -19,6 +19,8 @@
 //!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
 //!   whether a client may use a topic and which rule decides (handlers in
 //!   `fleetmq::auth::cli`, which documents their exit codes).
+//! - `fleetmq generate-cli-docs DIR` (packaging only, outside the clap
+//!   definition) writes the man pages and completions (`fleetmq::cli_docs`).
 //!
 //! Exit codes: 0 on success; 1 when the broker fails, or `check-config` or
 //! `migrate` finds problems; 2 when `run` cannot start because of its
@@ -41,7 +43,8 @@ use fleetmq::service::{self, ConfigSource};
 #[derive(Debug, Parser)]
 #[command(
     name = "fleetmq",
-    version,
+    // "0.1.0 (git 1a2b3c4d5e6f, built 2026-12-03)", from build.rs.
+    version = env!("FLEETMQ_VERSION"),
     about,
     args_conflicts_with_subcommands = true
 )]
@@ -117,7 +120,21 @@ const EXIT_CONFIG: u8 = 2;
 /// Exit code when the broker fails or a check finds problems.
 const EXIT_FAILURE: u8 = 1;
 
+/// `fleetmq generate-cli-docs DIR`, for packaging/build-deb.sh. Kept out of
+/// the clap definition: clap_complete would offer even a hidden subcommand.
+const GENERATE_CLI_DOCS: &str = "generate-cli-docs";
+
 fn main() -> ExitCode {
+    let mut raw_args = std::env::args_os().skip(1);
+    if raw_args.next().is_some_and(|arg| arg == GENERATE_CLI_DOCS) {
+        return match (raw_args.next(), raw_args.next()) {
+            (Some(dir), None) => generate_cli_docs(Path::new(&dir)),
+            _ => {
+                eprintln!("usage: fleetmq {GENERATE_CLI_DOCS} DIR");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        };
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Run(args)) => run(&args),
@@ -170,6 +187,23 @@ fn check_config(file: &Path, force_mosquitto: bool) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn generate_cli_docs(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    let version = env!("FLEETMQ_VERSION");
+    match fleetmq::cli_docs::write_all(Cli::command(), dir, version, env!("FLEETMQ_BUILD_DATE")) {
+        Ok(written) => {
+            for path in written {
+                println!("{}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fleetmq: {error}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

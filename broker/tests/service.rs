@@ -343,3 +343,70 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         "systemd-analyze verify:\n{stderr}"
     );
 }
+
+/// What the Debian package ships besides the binary (packaging/build-deb.sh):
+/// `--version` names the commit and build date; the packaging-only
+/// `generate-cli-docs` writes a page per subcommand and three completions.
+#[test]
+fn version_names_the_commit_and_cli_docs_cover_the_subcommands() {
+    let output = fleetmq().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(output.status.success(), "{version}");
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(workspace())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let prefix = format!(
+        "fleetmq {} (git {commit}, built ",
+        env!("CARGO_PKG_VERSION")
+    );
+    let date = version
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("`fleetmq --version` says {version:?}, not {prefix}YYYY-MM-DD)"));
+    let shape: String = date
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99", "build date {date:?} is not YYYY-MM-DD");
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = fleetmq()
+        .arg("generate-cli-docs")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    for page in [
+        "fleetmq.1",
+        "fleetmq-run.1",
+        "fleetmq-check-config.1",
+        "fleetmq-migrate-mosquitto.1",
+        "fleetmq-certs-init.1",
+        "fleetmq-certs-revoke.1",
+        "fleetmq-passwd.1",
+        "fleetmq-acl-check.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join("man").join(page))
+            .unwrap_or_else(|error| panic!("man/{page}: {error}"));
+        assert!(text.contains(".TH"), "man/{page} is not a man page");
+        assert!(text.contains(date), "man/{page} lacks the build date");
+    }
+    assert!(!dir.path().join("man/fleetmq-generate-cli-docs.1").exists());
+    for completion in ["fleetmq.bash", "_fleetmq", "fleetmq.fish"] {
+        let text =
+            std::fs::read_to_string(dir.path().join("completions").join(completion)).unwrap();
+        assert!(
+            text.contains("check-config"),
+            "{completion} lacks check-config"
+        );
+        assert!(
+            !text.contains("generate-cli-docs"),
+            "{completion} offers the hidden command"
+        );
+    }
+}
