@@ -91,6 +91,17 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     // Before any listener accepts, so the registry sees every connect.
     let events = broker.events.subscribe();
     let ticket_keys = ticket_keys(&broker.config)?;
+    // One folder for every listener that asks for client certificates.
+    let seen_certificates = broker
+        .config
+        .listeners
+        .iter()
+        .any(|l| {
+            l.tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_certs != crate::config::ClientCertPolicy::None)
+        })
+        .then(|| crate::tls::SeenCertificates::open(&broker.config.data_dir));
     let mut bound = Vec::new();
     for listener_config in &broker.config.listeners {
         let tls = match &listener_config.tls {
@@ -101,6 +112,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                     settings,
                     ticket_keys.as_ref(),
                 )
+                .map(|tls| match &seen_certificates {
+                    Some(seen) => tls.keep_seen_certificates(Arc::clone(seen)),
+                    None => tls,
+                })
                 .map_err(|source| ServerError::Tls {
                     name: listener_config.name.clone(),
                     source,

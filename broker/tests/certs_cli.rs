@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 
 #[path = "certs_cli/audit.rs"]
 mod audit;
+mod common;
+#[path = "certs_cli/seen.rs"]
+mod seen;
 
 /// Runs `fleetmq certs ARGS...` in `cwd`.
 fn certs(cwd: &Path, args: &[&str]) -> Output {

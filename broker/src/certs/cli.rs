@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::audit_target::AuditRequest;
 use super::files::{self, Layout, Secrecy};
 use super::{
     profile, CaOptions, CertError, Issued, IssuedCert, KeyType, Pki, DEFAULT_CA_DAYS,
@@ -111,17 +112,36 @@ pub enum CertsCommand {
     /// Re-sign crl.pem with a fresh next update (30 days); run it before
     /// the current CRL goes stale, e.g. from a weekly timer.
     Crl,
-    /// Which device certificates (PEM files under FOLDER) a listener with
-    /// this client CA, CRLs and v1 setting would accept or refuse, and
-    /// why; which expire soon, use weak keys or SHA-1.
+    /// Which device certificates (PEM files under FOLDER, or those the
+    /// broker has seen: --seen) a listener with this client CA, CRLs and v1
+    /// setting would accept or refuse, and why; which expire soon, use weak
+    /// keys or SHA-1.
     Audit {
         /// Folder of device certificates (.crt, .pem, .cer; subfolders too).
-        #[arg(value_name = "FOLDER")]
-        folder: PathBuf,
-        /// The listener's client CA file (cafile / tls.client_ca).
+        #[arg(value_name = "FOLDER", required_unless_present = "seen")]
+        folder: Option<PathBuf>,
+        /// Audit the client certificates the broker has seen (accepted or
+        /// refused): <data_dir>/seen-certificates.
+        #[arg(long, conflicts_with = "folder")]
+        seen: bool,
+        /// The broker's data_dir, for --seen (default: that of --config,
+        /// else fleetmq-data).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Audit with the client CA, CRLs and v1 setting of a listener of
+        /// this fleetmq.toml (and its data_dir).
         #[arg(long, value_name = "FILE")]
-        ca: PathBuf,
-        /// A CRL of the listener (crlfile / tls.crl; repeatable).
+        config: Option<PathBuf>,
+        /// The listener of --config (needed when several ask for client
+        /// certificates).
+        #[arg(long, value_name = "NAME", requires = "config")]
+        listener: Option<String>,
+        /// The listener's client CA file (cafile / tls.client_ca); required
+        /// without --config.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// A CRL of the listener (crlfile / tls.crl; repeatable; replaces
+        /// those of --config).
         #[arg(long = "crl", value_name = "FILE")]
         crls: Vec<PathBuf>,
         /// As a listener with accept_v1_client_certificates = true (every
@@ -176,21 +196,25 @@ pub fn run(args: &CertsArgs) -> ExitCode {
         CertsCommand::List => list(dir),
         CertsCommand::Audit {
             folder,
+            seen,
+            data_dir,
+            config,
+            listener,
             ca,
             crls,
             accept_v1,
             expiring_days,
-        } => {
-            let options = super::audit::AuditOptions {
-                ca: ca.clone(),
-                crls: crls.clone(),
-                accept_v1: *accept_v1,
-                expiring_days: *expiring_days,
-            };
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            super::audit::audit(folder, &options, now)
-                .map(|rows| print!("{}", super::audit::render(&rows)))
-        }
+        } => audit(&AuditRequest {
+            folder: folder.clone(),
+            seen: *seen,
+            data_dir: data_dir.clone(),
+            config: config.clone(),
+            listener: listener.clone(),
+            ca: ca.clone(),
+            crls: crls.clone(),
+            accept_v1: *accept_v1,
+            expiring_days: *expiring_days,
+        }),
         CertsCommand::Crl => Pki::open(dir)
             .and_then(|pki| pki.refresh_crl())
             .map(|crl| println!("wrote {}", crl.display())),
@@ -202,6 +226,29 @@ pub fn run(args: &CertsArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `audit`: the folder (or what the broker has seen) against the flags
+/// or a configured listener's settings, with the same table either way.
+fn audit(request: &AuditRequest) -> Result<(), CertError> {
+    let target = super::audit_target::resolve(request)?;
+    if let Some(source) = &target.source {
+        eprintln!(
+            "auditing {} with the client CA, CRLs and v1 setting of {source}",
+            target.folder.display()
+        );
+    }
+    if request.seen && !target.folder.is_dir() {
+        println!(
+            "no certificates seen yet ({} does not exist: the broker keeps client certificates there once devices connect)",
+            target.folder.display()
+        );
+        return Ok(());
+    }
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let rows = super::audit::audit(&target.folder, &target.options, now)?;
+    print!("{}", super::audit::render(&rows));
+    Ok(())
 }
 
 fn key_type(rsa: bool) -> KeyType {

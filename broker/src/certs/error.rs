@@ -12,6 +12,10 @@ pub enum CertError {
     #[error("cannot audit: {0} (check --ca and --crl)")]
     Audit(String),
 
+    /// `fleetmq certs audit`: the folder or listener to audit is unclear.
+    #[error("cannot audit: {0}")]
+    AuditTarget(String),
+
     /// A file or folder could not be read, written or created.
     #[error("{path}: cannot {action}: {source}")]
     Io {

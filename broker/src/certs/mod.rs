@@ -30,6 +30,7 @@
 //! default configuration calls at start-up; [`cli`] is `fleetmq certs`.
 
 pub mod audit;
+pub mod audit_target;
 pub mod cli;
 mod dev;
 mod error;

@@ -14,6 +14,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::identity::PeerCertificate;
 use super::refusal::{self, CertificateRefused};
+use super::seen;
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
 use super::timing::{AuthMode, ConnectClock};
@@ -231,6 +232,7 @@ pub async fn handshake(
 ) -> Result<(TlsStream<SlotStream>, TlsInfo), Refused> {
     // A refusal left on this thread by another handshake is not ours.
     let _ = refusal::take_last();
+    let _ = seen::take_refused_leaf();
     let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
     let acceptor =
         LazyConfigAcceptor::new(rustls::server::Acceptor::default(), SlotStream::new(tcp));
@@ -273,7 +275,13 @@ pub async fn handshake(
         Ok(Ok(tls)) => tls,
         Ok(Err((error, mut socket))) => {
             socket.finish();
+            // Taken on this thread, in the poll the verifier ran in (see
+            // `refusal`); before `from_io`, which takes the refusal.
+            let refused_leaf = seen::take_refused_leaf();
             let failure = HandshakeFailure::from_io(error);
+            if let (Some(store), Some(leaf)) = (&listener.seen, refused_leaf) {
+                store.record(&leaf);
+            }
             // rustls has written its alert, if the failure has one.
             let socket = failure.is_alert().then_some(socket);
             return Err(Refused { failure, socket });
@@ -303,13 +311,18 @@ pub async fn handshake(
         }
     }
     let client_cert = match connection.peer_certificates().and_then(|c| c.first()) {
-        Some(der) => match PeerCertificate::from_der(der) {
-            Ok(cert) => Some(cert),
-            Err(error) => {
-                tracing::warn!(peer = %peer, "Verified client certificate from {peer} could not be parsed: {error}.");
-                None
+        Some(der) => {
+            if let Some(store) = &listener.seen {
+                store.record(der.as_ref());
             }
-        },
+            match PeerCertificate::from_der(der) {
+                Ok(cert) => Some(cert),
+                Err(error) => {
+                    tracing::warn!(peer = %peer, "Verified client certificate from {peer} could not be parsed: {error}.");
+                    None
+                }
+            }
+        }
         None => None,
     };
     let auth = if connection.peer_certificates().is_some() {

@@ -7,7 +7,8 @@
 //! slots shared fairly across addresses, [`HandshakeSlots`]), the identity
 //! a client certificate carries, the serials its CRLs revoke, X.509 v1
 //! client certificates where a listener accepts them, and refusals of a
-//! client certificate in the lab's words.
+//! client certificate in the lab's words, and a copy of every distinct
+//! client certificate seen (`seen-certificates`, for `certs audit --seen`).
 //!
 //! It must not know MQTT: it hands a finished `TlsStream` plus [`TlsInfo`]
 //! and the [`ConnectClock`] to the connection code.
@@ -19,6 +20,7 @@ mod files;
 mod identity;
 mod refusal;
 mod revoked;
+mod seen;
 mod server_config;
 mod slot_stream;
 mod tickets;
@@ -32,6 +34,9 @@ pub use files::resolve_files;
 pub use identity::{CertificateParseError, PeerCertificate};
 pub use refusal::{take_last as take_last_refusal, CertificateProblem, CertificateRefused};
 pub use revoked::{CertificateSerial, RevokedSerials};
+pub use seen::{
+    note_refused_leaf, take_refused_leaf, SeenCertificates, MAX_SEEN_CERTIFICATES, SEEN_DIR,
+};
 pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use slot_stream::SlotStream;
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};

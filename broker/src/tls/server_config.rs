@@ -24,6 +24,7 @@ use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClien
 use rustls::{RootCertStore, ServerConfig};
 
 use super::chain_cache::{CachingClientVerifier, ChainCacheCounters, MAX_CACHED_CHAINS};
+use super::seen::SeenCertificates;
 use super::tickets::TicketKeys;
 use super::v1_client::{V1ClientVerifier, V1Trust};
 use crate::config::{ClientCertPolicy, TlsConfig, TlsVersion};
@@ -99,6 +100,9 @@ pub struct TlsListener {
     pub handshake_timeout: Duration,
     /// From the ClientHello to handshake complete (decision 0086).
     pub client_flight_timeout: Duration,
+    /// Where the client certificates of handshakes are kept for
+    /// `certs audit --seen` (decision 0094); None keeps none.
+    pub(super) seen: Option<Arc<SeenCertificates>>,
 }
 
 /// One configuration of a listener and the chain cache of its client
@@ -175,7 +179,15 @@ impl TlsListener {
             handshakes: HandshakeSlots::new(settings.max_concurrent_handshakes),
             handshake_timeout: Duration::from_secs(settings.handshake_timeout_secs.max(1)),
             client_flight_timeout: Duration::from_secs(settings.client_flight_timeout_secs.max(1)),
+            seen: None,
         })
+    }
+
+    /// Keeps the client certificates of this listener's handshakes in
+    /// `seen` (shared by the listeners of a process).
+    pub fn keep_seen_certificates(mut self, seen: Arc<SeenCertificates>) -> TlsListener {
+        self.seen = Some(seen);
+        self
     }
 
     /// The configuration for a new handshake.

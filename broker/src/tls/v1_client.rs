@@ -437,6 +437,34 @@ impl V1ClientVerifier {
     }
 }
 
+impl V1ClientVerifier {
+    /// After webpki refused `end_entity` with `error`: a v1 leaf this
+    /// listener accepts, or the refusal in the lab's words.
+    fn explain_or_accept_v1(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        error: rustls::Error,
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let Ok((_, cert)) = X509Certificate::from_der(end_entity.as_ref()) else {
+            return Err(error);
+        };
+        if cert.version() != X509Version::V1 {
+            return Err(self.explain(error, &cert));
+        }
+        if !self.accept_v1 {
+            // The error webpki gave (and the alert) stay as they were.
+            return Err(
+                refusal(&cert, CertificateProblem::Version1Refused).into_rustls(Some(error))
+            );
+        }
+        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        verify_v1_leaf(end_entity.as_ref(), &self.trust, now_secs, &self.algs)
+            .map(|()| ClientCertVerified::assertion())
+            .map_err(|refused| refused.into_rustls(None))
+    }
+}
+
 impl ClientCertVerifier for V1ClientVerifier {
     fn offer_client_auth(&self) -> bool {
         self.inner.offer_client_auth()
@@ -463,22 +491,12 @@ impl ClientCertVerifier for V1ClientVerifier {
             Ok(verified) => return Ok(verified),
             Err(error) => error,
         };
-        let Ok((_, cert)) = X509Certificate::from_der(end_entity.as_ref()) else {
-            return Err(error);
-        };
-        if cert.version() != X509Version::V1 {
-            return Err(self.explain(error, &cert));
+        let result = self.explain_or_accept_v1(end_entity, error, now);
+        if result.is_err() {
+            // Kept for `certs audit --seen` (decision 0094).
+            super::seen::note_refused_leaf(end_entity.as_ref());
         }
-        if !self.accept_v1 {
-            // The error webpki gave (and the alert) stay as they were.
-            return Err(
-                refusal(&cert, CertificateProblem::Version1Refused).into_rustls(Some(error))
-            );
-        }
-        let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        verify_v1_leaf(end_entity.as_ref(), &self.trust, now_secs, &self.algs)
-            .map(|()| ClientCertVerified::assertion())
-            .map_err(|refused| refused.into_rustls(None))
+        result
     }
 
     fn verify_tls12_signature(

@@ -1,0 +1,277 @@
+//! The client certificates the broker has seen: one PEM file per distinct
+//! leaf, named by its SHA-256 fingerprint, under
+//! `<data_dir>/seen-certificates/`, for `fleetmq certs audit --seen`
+//! (decision 0094).
+//!
+//! Both the leaves of completed handshakes and those the verifier refused
+//! are kept: a lab wants to know which of its devices a configuration
+//! refuses. The verifier leaves a refused leaf in a thread-local slot
+//! ([`note_refused_leaf`]), like the refusal itself (see `refusal`), and
+//! the handshake's failure takes it.
+//!
+//! Contract: a known fingerprint costs one hash and one set lookup; a new
+//! one is written off the async runtime (`spawn_blocking`), atomically
+//! (temporary file, then rename), 0644 in a 0700 folder (certificates are
+//! public; who connected is not). At most [`MAX_SEEN_CERTIFICATES`] files;
+//! beyond that nothing more is written. A failure to write is logged once
+//! and never fails a connection. It decides no trust.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use base64::Engine;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+/// The folder under `data_dir`.
+pub const SEEN_DIR: &str = "seen-certificates";
+
+/// No more files than this (a few KB each; 100,000 leaves ~ 100 MB at
+/// worst, and the set of fingerprints ~ 3 MB of memory).
+pub const MAX_SEEN_CERTIFICATES: usize = 100_000;
+
+thread_local! {
+    /// The leaf the verifier last refused on this thread.
+    static REFUSED_LEAF: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Called by the client verifier when it refuses `leaf`.
+pub fn note_refused_leaf(leaf: &[u8]) {
+    REFUSED_LEAF.with(|slot| *slot.borrow_mut() = Some(leaf.to_vec()));
+}
+
+/// Takes the leaf the verifier refused on this thread, if any.
+pub fn take_refused_leaf() -> Option<Vec<u8>> {
+    REFUSED_LEAF.with(|slot| slot.borrow_mut().take())
+}
+
+/// The seen-certificates folder of one broker process, shared by its
+/// listeners.
+#[derive(Debug)]
+pub struct SeenCertificates {
+    dir: PathBuf,
+    /// Fingerprints already on disk or being written: the hot path's only
+    /// check. Never held across an await.
+    known: Mutex<HashSet<[u8; 32]>>,
+    limit: usize,
+    /// So a full folder or a failing disk is logged once, not per device.
+    full_logged: AtomicBool,
+    failure_logged: AtomicBool,
+}
+
+impl SeenCertificates {
+    /// Opens (creating, 0700) `<data_dir>/seen-certificates` and reads the
+    /// fingerprints already there. A folder that cannot be made is logged;
+    /// the broker runs on without keeping certificates.
+    pub fn open(data_dir: &Path) -> Arc<SeenCertificates> {
+        SeenCertificates::open_with_limit(&data_dir.join(SEEN_DIR), MAX_SEEN_CERTIFICATES)
+    }
+
+    /// [`SeenCertificates::open`] on `dir` itself, with `limit` files.
+    pub fn open_with_limit(dir: &Path, limit: usize) -> Arc<SeenCertificates> {
+        let store = SeenCertificates {
+            dir: dir.to_path_buf(),
+            known: Mutex::new(HashSet::new()),
+            limit,
+            full_logged: AtomicBool::new(false),
+            failure_logged: AtomicBool::new(false),
+        };
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)));
+        match made.and_then(|()| std::fs::read_dir(dir)) {
+            Ok(entries) => {
+                let mut known = store.known.lock();
+                for entry in entries.flatten() {
+                    if let Some(fingerprint) = entry
+                        .file_name()
+                        .to_str()
+                        .and_then(|name| name.strip_suffix(".pem"))
+                        .and_then(parse_hex)
+                    {
+                        known.insert(fingerprint);
+                    }
+                }
+            }
+            Err(error) => store.log_failure(dir, &error),
+        }
+        Arc::new(store)
+    }
+
+    /// Keeps `leaf` unless its fingerprint is known: the write runs on
+    /// tokio's blocking pool. Call from inside a tokio runtime.
+    pub fn record(self: &Arc<Self>, leaf: &[u8]) {
+        if let Some(fingerprint) = self.admit(leaf) {
+            let store = Arc::clone(self);
+            let leaf = leaf.to_vec();
+            tokio::task::spawn_blocking(move || store.write(&fingerprint, &leaf));
+        }
+    }
+
+    /// The fingerprint to write, when `leaf` is new and there is room; it
+    /// counts as known from here on (one attempt per fingerprint).
+    fn admit(&self, leaf: &[u8]) -> Option<[u8; 32]> {
+        let fingerprint: [u8; 32] = Sha256::digest(leaf).into();
+        let mut known = self.known.lock();
+        if known.contains(&fingerprint) {
+            return None;
+        }
+        if known.len() >= self.limit {
+            drop(known);
+            if !self.full_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "{} holds {} certificates, the most kept; new client certificates are no longer kept. Move the folder away (or audit and empty it) to keep new ones.",
+                    self.dir.display(),
+                    self.limit
+                );
+            }
+            return None;
+        }
+        known.insert(fingerprint);
+        Some(fingerprint)
+    }
+
+    /// Writes `<hex>.pem` atomically; logs the first failure.
+    fn write(&self, fingerprint: &[u8; 32], leaf: &[u8]) {
+        let name = hex(fingerprint);
+        let path = self.dir.join(format!("{name}.pem"));
+        let temp = self.dir.join(format!(".{name}.tmp"));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&temp)
+            .and_then(|mut file| {
+                file.write_all(pem(leaf).as_bytes())?;
+                file.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&temp);
+            self.log_failure(&path, &error);
+        }
+    }
+
+    fn log_failure(&self, path: &Path, error: &std::io::Error) {
+        if !self.failure_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "Cannot keep client certificates in {}: {error}. Connections are not affected; check the data_dir's owner and free space (further failures are not logged).",
+                path.display()
+            );
+        }
+    }
+
+    /// Writes synchronously (tests, and callers outside a runtime).
+    pub fn record_blocking(&self, leaf: &[u8]) {
+        if let Some(fingerprint) = self.admit(leaf) {
+            self.write(&fingerprint, leaf);
+        }
+    }
+}
+
+fn pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    fn leaf(name: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn keeps_each_leaf_once_as_pem_named_by_fingerprint_and_stops_at_the_limit() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("data").join(SEEN_DIR);
+        let store = SeenCertificates::open_with_limit(&dir, 2);
+        let (a, b, c) = (leaf("a"), leaf("b"), leaf("c"));
+        store.record_blocking(&a);
+        store.record_blocking(&a);
+        store.record_blocking(&b);
+        store.record_blocking(&c);
+        let names = files(&dir);
+        assert_eq!(names.len(), 2, "{names:?}");
+        let a_name = format!("{}.pem", hex(&Sha256::digest(&a)));
+        assert!(names.contains(&a_name), "{names:?}");
+        assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+        let pem_text = std::fs::read(dir.join(&a_name)).unwrap();
+        let back = CertificateDer::from_pem_slice(&pem_text).unwrap();
+        assert_eq!(back.as_ref(), a.as_slice());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(&a_name)), 0o644);
+
+        // A restart knows what is on disk: no rewrite, and the bound holds.
+        drop(store);
+        std::fs::remove_file(dir.join(&a_name)).unwrap();
+        std::fs::write(dir.join(&a_name), "kept").unwrap();
+        let reopened = SeenCertificates::open_with_limit(&dir, 2);
+        reopened.record_blocking(&a);
+        reopened.record_blocking(&c);
+        assert_eq!(std::fs::read_to_string(dir.join(&a_name)).unwrap(), "kept");
+        assert_eq!(files(&dir).len(), 2);
+    }
+
+    #[test]
+    fn an_unwritable_folder_is_no_error() {
+        let temp = tempfile::tempdir().unwrap();
+        let blocker = temp.path().join("file");
+        std::fs::write(&blocker, "").unwrap();
+        let store = SeenCertificates::open_with_limit(&blocker.join(SEEN_DIR), 10);
+        store.record_blocking(&leaf("a"));
+    }
+
+    #[test]
+    fn the_refused_leaf_slot_is_taken_once() {
+        note_refused_leaf(b"leaf");
+        assert_eq!(take_refused_leaf().as_deref(), Some(&b"leaf"[..]));
+        assert_eq!(take_refused_leaf(), None);
+    }
+}
