@@ -280,7 +280,7 @@ pub async fn handshake(
             let refused_leaf = seen::take_refused_leaf();
             let failure = HandshakeFailure::from_io(error);
             if let (Some(store), Some(leaf)) = (&listener.seen, refused_leaf) {
-                store.record(&leaf);
+                store.record_refused(&leaf);
             }
             // rustls has written its alert, if the failure has one.
             let socket = failure.is_alert().then_some(socket);

@@ -35,7 +35,8 @@ pub use identity::{CertificateParseError, PeerCertificate};
 pub use refusal::{take_last as take_last_refusal, CertificateProblem, CertificateRefused};
 pub use revoked::{CertificateSerial, RevokedSerials};
 pub use seen::{
-    note_refused_leaf, take_refused_leaf, SeenCertificates, MAX_SEEN_CERTIFICATES, SEEN_DIR,
+    note_refused_leaf, take_refused_leaf, SeenCertificates, MAX_REFUSED_KEPT,
+    MAX_REFUSED_LEAF_BYTES, MAX_SEEN_CERTIFICATES, SEEN_DIR,
 };
 pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use slot_stream::SlotStream;

@@ -12,7 +12,8 @@
 //! Contract: a known fingerprint costs one hash and one set lookup; a new
 //! one is written off the async runtime (`spawn_blocking`), atomically
 //! (temporary file, then rename), 0644 in a 0700 folder (certificates are
-//! public; who connected is not). At most [`MAX_SEEN_CERTIFICATES`] files;
+//! public; who connected is not). At most [`MAX_SEEN_CERTIFICATES`] files
+//! (refused leaves, which anyone can send: see [`MAX_REFUSED_KEPT`]);
 //! beyond that nothing more is written. A failure to write is logged once
 //! and never fails a connection. It decides no trust.
 
@@ -21,7 +22,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -31,9 +32,17 @@ use sha2::{Digest, Sha256};
 /// The folder under `data_dir`.
 pub const SEEN_DIR: &str = "seen-certificates";
 
-/// No more files than this (a few KB each; 100,000 leaves ~ 100 MB at
-/// worst, and the set of fingerprints ~ 3 MB of memory).
+/// No more files than this (a few KB each, and the set of fingerprints
+/// ~ 3 MB of memory).
 pub const MAX_SEEN_CERTIFICATES: usize = 100_000;
+
+/// Refused leaves come from anyone who can reach the port, unsigned by
+/// any CA: at most this many are kept per process run...
+pub const MAX_REFUSED_KEPT: usize = 10_000;
+
+/// ...each at most this long and parsing as X.509 (device certificates
+/// are 0.5-3 KB): ~110 MB of PEM at worst per run, not 100,000 × 64 KB.
+pub const MAX_REFUSED_LEAF_BYTES: usize = 8 * 1024;
 
 thread_local! {
     /// The leaf the verifier last refused on this thread.
@@ -59,6 +68,8 @@ pub struct SeenCertificates {
     /// check. Never held across an await.
     known: Mutex<HashSet<[u8; 32]>>,
     limit: usize,
+    /// Refused leaves admitted since start (see [`MAX_REFUSED_KEPT`]).
+    refused_kept: AtomicUsize,
     /// So a full folder or a failing disk is logged once, not per device.
     full_logged: AtomicBool,
     failure_logged: AtomicBool,
@@ -78,6 +89,7 @@ impl SeenCertificates {
             dir: dir.to_path_buf(),
             known: Mutex::new(HashSet::new()),
             limit,
+            refused_kept: AtomicUsize::new(0),
             full_logged: AtomicBool::new(false),
             failure_logged: AtomicBool::new(false),
         };
@@ -113,6 +125,25 @@ impl SeenCertificates {
             let leaf = leaf.to_vec();
             tokio::task::spawn_blocking(move || store.write(&fingerprint, &leaf));
         }
+    }
+
+    /// Keeps a leaf the verifier refused, within the bounds on what
+    /// strangers can make the broker write.
+    pub fn record_refused(self: &Arc<Self>, leaf: &[u8]) {
+        if self.refused_admissible(leaf) {
+            self.record(leaf);
+        }
+    }
+
+    fn refused_admissible(&self, leaf: &[u8]) -> bool {
+        leaf.len() <= MAX_REFUSED_LEAF_BYTES
+            && x509_parser::parse_x509_certificate(leaf).is_ok()
+            && self
+                .refused_kept
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
+                    (kept < MAX_REFUSED_KEPT).then_some(kept + 1)
+                })
+                .is_ok()
     }
 
     /// The fingerprint to write, when `leaf` is new and there is room; it
@@ -248,15 +279,16 @@ mod tests {
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&dir.join(&a_name)), 0o644);
 
-        // A restart knows what is on disk: no rewrite, and the bound holds.
+        // A restart knows what is on disk (no rewrite) and counts it.
         drop(store);
         std::fs::remove_file(dir.join(&a_name)).unwrap();
         std::fs::write(dir.join(&a_name), "kept").unwrap();
-        let reopened = SeenCertificates::open_with_limit(&dir, 2);
+        let reopened = SeenCertificates::open_with_limit(&dir, 3);
         reopened.record_blocking(&a);
-        reopened.record_blocking(&c);
         assert_eq!(std::fs::read_to_string(dir.join(&a_name)).unwrap(), "kept");
-        assert_eq!(files(&dir).len(), 2);
+        reopened.record_blocking(&c);
+        reopened.record_blocking(&leaf("d"));
+        assert_eq!(files(&dir).len(), 3);
     }
 
     #[test]
@@ -266,6 +298,15 @@ mod tests {
         std::fs::write(&blocker, "").unwrap();
         let store = SeenCertificates::open_with_limit(&blocker.join(SEEN_DIR), 10);
         store.record_blocking(&leaf("a"));
+    }
+
+    #[test]
+    fn refused_leaves_must_parse_and_be_small() {
+        let temp = tempfile::tempdir().unwrap();
+        let store = SeenCertificates::open_with_limit(&temp.path().join(SEEN_DIR), 10);
+        assert!(!store.refused_admissible(b"not a certificate"));
+        assert!(!store.refused_admissible(&vec![0x30; MAX_REFUSED_LEAF_BYTES + 1]));
+        assert!(store.refused_admissible(&leaf("a")));
     }
 
     #[test]
