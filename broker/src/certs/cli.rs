@@ -238,15 +238,20 @@ fn audit(request: &AuditRequest) -> Result<(), CertError> {
             target.folder.display()
         );
     }
-    if request.seen && !target.folder.is_dir() {
-        println!(
-            "no certificates seen yet ({} does not exist: the broker keeps client certificates there once devices connect)",
-            target.folder.display()
-        );
-        return Ok(());
-    }
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let rows = super::audit::audit(&target.folder, &target.options, now)?;
+    // The CA and CRLs are checked before the folder is read.
+    let rows = match super::audit::audit(&target.folder, &target.options, now) {
+        Err(CertError::Io { source, .. })
+            if request.seen && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            println!(
+                "no certificates seen yet ({} does not exist: the broker keeps client certificates there once devices connect)",
+                target.folder.display()
+            );
+            return Ok(());
+        }
+        outcome => outcome?,
+    };
     print!("{}", super::audit::render(&rows));
     Ok(())
 }
