@@ -7,7 +7,10 @@
 //! - [`listener`] binds the configured sockets and accepts connections,
 //!   enforcing per-listener and global connection limits.
 //! - [`tls`] runs TLS handshakes (rustls) with the listener's client
-//!   certificate policy, times them and reads the client certificate.
+//!   certificate policy (v3 chains by webpki, X.509 v1 leaves by a path of
+//!   its own where the listener allows them), shares handshake slots fairly
+//!   across addresses, times handshakes, reads the client certificate and
+//!   keeps a copy of each one it has seen (for `certs audit --seen`).
 //! - [`auth`] decides who a client is and what it may do: identities from
 //!   client certificates, password files (`mosquitto_passwd` format), and
 //!   topic ACLs from `fleetmq.toml` and Mosquitto `acl_file`s.
@@ -30,7 +33,9 @@
 //!   timeouts, a `Host` check and token sessions.
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`store`] keeps retained messages and persistent sessions on disk
-//!   (redb), written in groups by a thread of its own.
+//!   (redb), written in groups by a thread of its own; a commit that fails
+//!   is never acknowledged, and the store's health is reported until it
+//!   recovers by itself.
 //! - [`config`] is the TOML configuration: model, layering (defaults, file,
 //!   `FLEETMQ_*` environment) and validation with file/line errors.
 //! - [`certs`] is the lab PKI: a CA, server and device certificates, the
