@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{hash_password, Acl, Action, Identity};
-use crate::config::{self, Config, ListenerConfig};
-use crate::router::{validate_topic_filter, validate_topic_name, TopicLimits};
+use fleetmq_core::auth::{hash_password, Acl, Action, Identity};
+use fleetmq_core::config::{self as config, Config, ListenerConfig};
+use fleetmq_core::router::{validate_topic_filter, validate_topic_name, TopicLimits};
 
 /// Arguments of `fleetmq passwd`.
 #[derive(Debug, Args)]

@@ -16,11 +16,12 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::Broker;
-use crate::config::ListenerConfig;
 use crate::connection::{self, Origin};
-use crate::observe::Event;
-use crate::tls::{self, ConnectClock, TlsListener};
+use crate::tls::{self, TlsListener};
+use fleetmq_core::config::ListenerConfig;
+use fleetmq_core::engine::Engine;
+use fleetmq_core::events::Event;
+use fleetmq_core::peer::ConnectClock;
 
 pub use per_ip::{PeerLimits, PeerSlot, Refusal};
 
@@ -121,7 +122,7 @@ impl Listener {
     /// task holds a clone of `done` so the server can wait for them.
     pub async fn run(
         self,
-        broker: Arc<Broker>,
+        broker: Arc<Engine>,
         global_open: Arc<AtomicUsize>,
         peers: Arc<PeerLimits>,
         mut shutdown: watch::Receiver<bool>,
@@ -199,7 +200,7 @@ struct Incoming {
     stream: TcpStream,
     origin: Origin,
     tls: Option<Arc<TlsListener>>,
-    broker: Arc<Broker>,
+    broker: Arc<Engine>,
     shutdown: watch::Receiver<bool>,
 }
 

@@ -18,7 +18,7 @@
 //! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
 //!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
 //!   whether a client may use a topic and which rule decides (handlers in
-//!   `fleetmq::auth::cli`, which documents their exit codes).
+//!   `fleetmq::auth_cli`, which documents their exit codes).
 //! - `fleetmq generate-cli-docs DIR` (packaging only, outside the clap
 //!   definition) writes the man pages and completions (`fleetmq::cli_docs`).
 //!
@@ -27,15 +27,15 @@
 //! configuration or the command line (as clap does for usage errors).
 //!
 //! This file only wires things together: configuration lives in
-//! `fleetmq::config` and `fleetmq::mosquitto`, process life in
+//! `fleetmq_core::config` and `fleetmq::mosquitto`, process life in
 //! `fleetmq::service`, the broker in `fleetmq::server`, the PKI in
-//! `fleetmq::certs`, passwords and ACLs in `fleetmq::auth`.
+//! `fleetmq::certs`, passwords and ACLs in `fleetmq_core::auth`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use fleetmq::auth::cli::{self as auth_cli, AclCommand, PasswdArgs};
+use fleetmq::auth_cli::{self, AclCommand, PasswdArgs};
 use fleetmq::mosquitto;
 use fleetmq::service::{self, ConfigSource};
 

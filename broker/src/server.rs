@@ -13,25 +13,25 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::broker::{AuthState, Broker};
-use crate::codec::ReasonCode;
-use crate::config::{Config, ListenerConfig, TlsConfig};
 use crate::http::{HttpError, HttpParts};
 use crate::listener::{Listener, PeerLimits};
 use crate::observe::metrics::ListenerLabel;
 use crate::observe::registry::RegistryLimits;
 use crate::observe::{Metrics, Registry};
 use crate::service::{ConfigSource, Notifier};
-use crate::store::Store;
-use crate::tls::{RevokedSerials, TicketKeys, TlsError, TlsListener};
+use crate::tls::{read_revoked, TicketKeys, TlsError, TlsListener};
+use fleetmq_codec::ReasonCode;
+use fleetmq_core::config::{Config, ListenerConfig, TlsConfig};
+use fleetmq_core::engine::{AuthState, Engine};
+use fleetmq_core::peer::RevokedSerials;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] fleetmq_core::store::StoreError),
     #[error("{0}")]
-    Auth(crate::auth::AuthError),
+    Auth(fleetmq_core::auth::AuthError),
     #[error("listener \"{name}\": {source}")]
     Tls {
         name: String,
@@ -57,7 +57,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A started broker.
 #[derive(Debug)]
 pub struct Running {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Engine>,
     /// Each listener's name and bound address (useful when a port was 0).
     pub listeners: Vec<(Arc<str>, SocketAddr)>,
     shutdown: watch::Sender<bool>,
@@ -78,13 +78,13 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     let config = Arc::new(config);
     let (store, restored) = if config.store.enabled {
         let (store, restored) =
-            Store::open(&config.data_dir, &config.store).map_err(ServerError::Store)?;
+            crate::store::open(&config.data_dir, &config.store).map_err(ServerError::Store)?;
         (Some(store), Some(restored))
     } else {
         (None, None)
     };
     let auth = AuthState::load(&config).map_err(ServerError::Auth)?;
-    let broker = Arc::new(Broker::new(config, store, auth));
+    let broker = Arc::new(Engine::new(config, store, auth));
     if let Some(restored) = restored {
         broker.restore(restored);
     }
@@ -99,7 +99,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .any(|l| {
             l.tls
                 .as_ref()
-                .is_some_and(|tls| tls.client_certs != crate::config::ClientCertPolicy::None)
+                .is_some_and(|tls| tls.client_certs != fleetmq_core::config::ClientCertPolicy::None)
         })
         .then(|| crate::tls::SeenCertificates::open(&broker.config.data_dir));
     let mut bound = Vec::new();
@@ -276,10 +276,10 @@ impl Running {
 /// read by the reload a moment ago: the error is logged, and new
 /// handshakes still see the CRL.
 fn listener_revocations(listener: &TlsListener) -> RevokedSerials {
-    if listener.policy == crate::config::ClientCertPolicy::None {
+    if listener.policy == fleetmq_core::config::ClientCertPolicy::None {
         return RevokedSerials::default();
     }
-    RevokedSerials::read(&listener.files.crls).unwrap_or_else(|error| {
+    read_revoked(&listener.files.crls).unwrap_or_else(|error| {
         tracing::error!(
             listener = %listener.name,
             "Listener \"{}\": cannot read its CRLs to close revoked connections: {error}.",

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::broker::{Broker, Stats};
-use crate::codec::{PublishProperties, QoS};
-use crate::message::Message;
+use fleetmq_codec::{PublishProperties, QoS};
+use fleetmq_core::engine::{Engine, Stats};
+use fleetmq_core::message::Message;
 
 /// Starts the `$SYS` publisher unless the interval is 0.
-pub fn spawn(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub fn spawn(broker: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
     let secs = broker.config.mqtt.sys_interval_secs;
     if secs == 0 {
         return;
@@ -43,7 +43,7 @@ pub fn spawn(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// The current `$SYS` values.
-fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
+fn snapshot(broker: &Engine) -> Vec<(&'static str, String)> {
     let stats = &broker.stats;
     let connected = Stats::get(&stats.clients_connected);
     let total = broker.session_count() as u64;
@@ -122,7 +122,7 @@ fn snapshot(broker: &Broker) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn publish(broker: &Broker, topic: &'static str, value: String) {
+fn publish(broker: &Engine, topic: &'static str, value: String) {
     broker.publish(Arc::new(Message {
         topic: Arc::from(topic),
         payload: Bytes::from(value),

@@ -17,8 +17,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 use super::CertError;
-use crate::config::ClientCertPolicy;
 use crate::tls;
+use fleetmq_core::config::ClientCertPolicy;
 
 /// RSA keys under this many bits are refused (aws-lc-rs's webpki algorithms).
 const MIN_RSA_BITS: usize = 2048;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::audit::AuditOptions;
 use super::CertError;
-use crate::config::{self, ClientCertPolicy, Config, ListenerConfig, TlsConfig};
 use crate::tls::SEEN_DIR;
+use fleetmq_core::config::{self as config, ClientCertPolicy, Config, ListenerConfig, TlsConfig};
 
 /// The audit's flags, as given.
 #[derive(Debug, Default, Clone)]

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{lingering_close, Client, Exit};
-use crate::auth::Action;
-use crate::broker::{Broker, Stats};
-use crate::codec::{Disconnect, LastWill, Packet, ReasonCode};
-use crate::message::Message;
-use crate::observe::Event;
-use crate::session::Session;
-use crate::store::Op;
+use fleetmq_codec::{Disconnect, LastWill, Packet, ReasonCode};
+use fleetmq_core::auth::Action;
+use fleetmq_core::engine::{Engine, Stats};
+use fleetmq_core::events::Event;
+use fleetmq_core::message::Message;
+use fleetmq_core::session::Session;
+use fleetmq_core::store::Op;
 
 /// How long a closing connection may spend writing its last packets.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -143,7 +143,7 @@ where
 /// The delay is capped by the session expiry: a session that ends
 /// publishes its will [MQTT-3.1.2-8].
 fn schedule_will(
-    broker: &Arc<Broker>,
+    broker: &Arc<Engine>,
     session: &Arc<Session>,
     generation: u64,
     client_id: &Arc<str>,
@@ -167,7 +167,7 @@ fn schedule_will(
     }
     // Kept on disk too, so a broker restart during the delay still
     // publishes it.
-    let publish_at_ms = crate::store::now_ms() + u64::from(delay) * 1000;
+    let publish_at_ms = fleetmq_core::store::now_ms() + u64::from(delay) * 1000;
     broker.persist(|| Op::WillPut(Arc::clone(client_id), Arc::clone(&message), publish_at_ms));
     let broker = Arc::clone(broker);
     let session = Arc::clone(session);

@@ -14,15 +14,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::{lingering_close, Client, Origin};
-use crate::auth::{authenticate, AuthOutcome, Identity};
-use crate::broker::{Broker, Stats};
-use crate::codec::{
-    self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
+use fleetmq_codec::{
+    self as codec, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
     ReasonCode,
 };
-use crate::observe::{ClientCounters, Connected, Event};
-use crate::router::validate_topic_name;
-use crate::tls::{millis, AuthMode, CertificateSerial};
+use fleetmq_core::auth::{authenticate, AuthOutcome, Identity};
+use fleetmq_core::engine::{Engine, Stats};
+use fleetmq_core::events::{ClientCounters, Connected, Event};
+use fleetmq_core::peer::{millis, AuthMode, CertificateSerial};
+use fleetmq_core::router::validate_topic_name;
 
 /// How a CONNECT was judged.
 enum Verdict {
@@ -47,7 +47,7 @@ struct Accepted {
 pub(super) async fn accept<S>(
     mut stream: S,
     mut origin: Origin,
-    broker: Arc<Broker>,
+    broker: Arc<Engine>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Box<Client<S>>>
 where
@@ -285,7 +285,7 @@ fn display_id(client_id: &str) -> &str {
 }
 
 /// Checks a CONNECT against the configuration.
-fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
+fn judge(connect: &Connect, origin: &Origin, broker: &Engine) -> Verdict {
     let config = &broker.config;
     let version = connect.protocol;
     if origin.over_limit {
@@ -433,7 +433,7 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
 }
 
 /// CONNACK properties describing what this broker allows (5.0).
-fn connack_properties(broker: &Broker, accepted: &Accepted) -> ConnAckProperties {
+fn connack_properties(broker: &Engine, accepted: &Accepted) -> ConnAckProperties {
     let config = &broker.config;
     ConnAckProperties {
         session_expiry_interval: accepted.expiry_capped.then_some(accepted.expiry_interval),
@@ -470,7 +470,7 @@ async fn read_connect<S>(
     stream: &mut S,
     read_buf: &mut BytesMut,
     max_packet_size: u32,
-    broker: &Broker,
+    broker: &Engine,
 ) -> Result<Box<Connect>, FirstPacketError>
 where
     S: AsyncRead + Unpin,

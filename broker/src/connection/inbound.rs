@@ -11,19 +11,19 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit};
-use crate::auth::Action;
-use crate::broker::Stats;
-use crate::codec::{
+use fleetmq_codec::{
     AckProperties, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck,
     Unsubscribe,
 };
-use crate::message::Message;
-use crate::observe::{ClientCounters, Event};
-use crate::router::{
+use fleetmq_core::auth::Action;
+use fleetmq_core::engine::Stats;
+use fleetmq_core::events::{ClientCounters, Event};
+use fleetmq_core::message::Message;
+use fleetmq_core::router::{
     parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
 };
-use crate::session::{OutFlight, Released};
-use crate::store::{ItemState, Op};
+use fleetmq_core::session::{OutFlight, Released};
+use fleetmq_core::store::{ItemState, Op};
 
 impl<S> Client<S>
 where

@@ -41,14 +41,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::auth::Identity;
-use crate::broker::{Broker, Stats};
-use crate::codec::{self, LastWill, Packet, ProtocolVersion, ReasonCode};
-use crate::config::ListenerConfig;
-use crate::observe::ClientCounters;
-use crate::session::{Control, ControlReceiver, Session};
-use crate::store::{Progress, TicketState};
-use crate::tls::{ConnectClock, TlsInfo};
+use fleetmq_codec::{self as codec, LastWill, Packet, ProtocolVersion, ReasonCode};
+use fleetmq_core::auth::Identity;
+use fleetmq_core::config::ListenerConfig;
+use fleetmq_core::engine::{Engine, Stats};
+use fleetmq_core::events::ClientCounters;
+use fleetmq_core::peer::{ConnectClock, TlsInfo};
+use fleetmq_core::session::{Control, ControlReceiver, Session};
+use fleetmq_core::store::{Progress, TicketState};
 
 /// Where a connection came from, for logs and limits.
 #[derive(Debug, Clone)]
@@ -115,7 +115,7 @@ const WRITE_BUDGET: usize = 64 * 1024;
 /// A connected, CONNACKed client.
 struct Client<S> {
     stream: S,
-    broker: Arc<Broker>,
+    broker: Arc<Engine>,
     origin: Origin,
     /// Bytes read but not yet decoded.
     read_buf: BytesMut,
@@ -190,7 +190,7 @@ async fn wait_commit(committed: &mut Option<watch::Receiver<Progress>>) {
 /// its whole life (memory per held connection).
 pub async fn serve<S>(
     connection: Box<(S, Origin)>,
-    broker: Arc<Broker>,
+    broker: Arc<Engine>,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,

@@ -12,12 +12,12 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit, WRITE_BUDGET};
-use crate::auth::Action;
-use crate::broker::{AuthState, Stats};
-use crate::codec::{self, Packet, PubResponse, Publish, QoS};
-use crate::observe::ClientCounters;
-use crate::session::{OutFlight, Queued};
-use crate::store::{ItemState, Op};
+use fleetmq_codec::{self as codec, Packet, PubResponse, Publish, QoS};
+use fleetmq_core::auth::Action;
+use fleetmq_core::engine::{AuthState, Stats};
+use fleetmq_core::events::ClientCounters;
+use fleetmq_core::session::{OutFlight, Queued};
+use fleetmq_core::store::{ItemState, Op};
 
 impl<S> Client<S>
 where
@@ -50,7 +50,7 @@ where
 
     /// Whether this connection may receive a message on `topic` under
     /// `rules` (fetched once per batch by the caller); a denial goes
-    /// through [`crate::broker::Broker::allows`] again for its event and
+    /// through [`fleetmq_core::engine::Engine::allows`] again for its event and
     /// log line.
     fn may_read(&self, rules: &AuthState, topic: &str) -> bool {
         rules

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit};
-use crate::codec::{Packet, ReasonCode};
-use crate::store::Op;
+use fleetmq_codec::{Packet, ReasonCode};
+use fleetmq_core::store::Op;
 
 impl<S> Client<S>
 where

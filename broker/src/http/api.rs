@@ -12,8 +12,8 @@ use axum::Json;
 use serde_json::json;
 
 use super::{AppState, PeerAddr};
-use crate::codec::ReasonCode;
 use crate::observe::Metrics;
+use fleetmq_codec::ReasonCode;
 
 /// `GET /healthz`: the process is alive and serving HTTP.
 pub(super) async fn healthz() -> &'static str {

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::sessions::{Sessions, ABSOLUTE_LIFETIME};
 use super::throttle::Throttle;
 use super::{AppState, HttpError, PeerAddr};
-use crate::config::HttpConfig;
+use fleetmq_core::config::HttpConfig;
 
 /// Name of the login cookie.
 const COOKIE_NAME: &str = "fleetmq_session";
@@ -74,7 +74,7 @@ impl Access {
                         detail: "its first line is empty (write the token there)".to_string(),
                     });
                 }
-                if let Some(detail) = crate::config::weak_token(&token, &config.bind) {
+                if let Some(detail) = fleetmq_core::config::weak_token(&token, &config.bind) {
                     return Err(HttpError::TokenFile {
                         path: path.clone(),
                         detail,

@@ -37,9 +37,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::Broker;
-use crate::config::HttpConfig;
 use crate::observe::{Metrics, Registry};
+use fleetmq_core::config::HttpConfig;
+use fleetmq_core::engine::Engine;
 
 pub use auth::Access;
 
@@ -61,7 +61,7 @@ pub enum HttpError {
 /// What every handler can reach.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Engine>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub access: Arc<Access>,
@@ -75,7 +75,7 @@ pub(crate) struct AppState {
 
 /// Everything the HTTP server needs from the running broker.
 pub struct HttpParts {
-    pub broker: Arc<Broker>,
+    pub broker: Arc<Engine>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,

@@ -33,7 +33,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::PeerAddr;
-use crate::config::HttpConfig;
+use fleetmq_core::config::HttpConfig;
 
 /// How long a connection may take to finish its response once shutdown
 /// starts.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
-use crate::config::HttpTlsConfig;
 use crate::tls::{read_certs, read_key, TlsError};
+use fleetmq_core::config::HttpTlsConfig;
 
 /// The server configuration of the HTTPS dashboard (no client certificates;
 /// HTTP/1.1 only, which is all the server speaks).

@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::config::LimitsConfig;
+use fleetmq_core::config::LimitsConfig;
 
 /// Why a connection was refused at accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::listener::{self, source};
 use super::parse::Line;
 use super::translate::Translator;
 use super::{MosquittoError, Note, Source, Translation};
-use crate::config;
+use fleetmq_core::config;
 
 impl Translator {
     /// `log_type` lines become one level: the most verbose asked for.

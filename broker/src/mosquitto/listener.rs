@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::parse::Line;
 use super::{Note, Source};
-use crate::config::{ClientCertPolicy, ListenerConfig, TlsConfig, TlsVersion};
+use fleetmq_core::config::{ClientCertPolicy, ListenerConfig, TlsConfig, TlsVersion};
 
 /// A listener being read: the default listener (`port`, `bind_address`
 /// and listener options before any `listener` line) or one `listener`.

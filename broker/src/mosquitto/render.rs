@@ -6,7 +6,7 @@
 use toml::{Table, Value};
 
 use super::{Source, Translation};
-use crate::config::{Config, ListenerConfig, TlsConfig};
+use fleetmq_core::config::{Config, ListenerConfig, TlsConfig};
 
 /// Sections in the order the example `config/fleetmq.toml` uses.
 const SECTIONS: &[&str] = &["limits", "mqtt", "log", "auth", "store"];

@@ -2,7 +2,7 @@
 //! expected output are golden tests in `broker/tests/mosquitto_migration.rs`.
 
 use super::*;
-use crate::config::{ClientCertPolicy, FsyncPolicy, TlsVersion};
+use fleetmq_core::config::{ClientCertPolicy, FsyncPolicy, TlsVersion};
 
 fn translate(text: &str) -> Result<Translation, MosquittoError> {
     let dir = tempfile::tempdir().unwrap();
@@ -223,7 +223,7 @@ fn output_loads_back_to_the_same_configuration() {
     );
     let translation = translate(&text).unwrap();
     let toml = translation.to_toml();
-    let loaded = crate::config::load_from_str(&toml, "migrated.toml").unwrap();
+    let loaded = fleetmq_core::config::load_from_str(&toml, "migrated.toml").unwrap();
     assert_eq!(loaded, translation.config, "{toml}");
 }
 
@@ -244,7 +244,7 @@ fn control_characters_in_lines_do_not_break_the_rendered_toml() {
         ),
         "{toml}"
     );
-    let loaded = crate::config::load_from_str(&toml, "migrated.toml").unwrap();
+    let loaded = fleetmq_core::config::load_from_str(&toml, "migrated.toml").unwrap();
     assert_eq!(loaded, translation.config, "{toml}");
 }
 

@@ -11,7 +11,7 @@ use super::directives;
 use super::listener::{source, ListenerDraft};
 use super::parse::Line;
 use super::{MosquittoError, Note, Provenance, Translation};
-use crate::config::{Config, FsyncPolicy, TlsVersion};
+use fleetmq_core::config::{Config, FsyncPolicy, TlsVersion};
 
 /// Translates directive lines; `notes` holds what reading already noted.
 pub(crate) fn translate(

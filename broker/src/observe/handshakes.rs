@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::tls::AuthMode;
+use fleetmq_core::peer::AuthMode;
 
 /// Histogram bucket upper bounds, in seconds. From half a millisecond (a
 /// resumed handshake on loopback) to 30 s (a mutual handshake of a classic

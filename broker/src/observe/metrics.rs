@@ -24,9 +24,11 @@ use prometheus::{
 };
 
 use super::handshakes::DURATION_BUCKETS;
-use super::{AclAction, Event, Registry};
-use crate::broker::{Broker, Stats};
-use crate::tls::{AuthMode, ChainCacheCounters};
+use super::Registry;
+use crate::tls::ChainCacheCounters;
+use fleetmq_core::engine::{Engine, Stats};
+use fleetmq_core::events::{AclAction, Event};
+use fleetmq_core::peer::AuthMode;
 
 /// Every reason label a failed TLS handshake may carry (see
 /// [`crate::tls::HandshakeFailure::reason`]); others are counted too, just
@@ -80,7 +82,7 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Registers every metric; `listeners` are the bound MQTT listeners.
     pub fn new(
-        broker: Arc<Broker>,
+        broker: Arc<Engine>,
         registry: Arc<Registry>,
         listeners: &[ListenerLabel],
     ) -> Result<Metrics, prometheus::Error> {
@@ -233,7 +235,7 @@ impl Metrics {
 
 /// Reads the broker's counters and tables at scrape time.
 struct BrokerCollector {
-    broker: Arc<Broker>,
+    broker: Arc<Engine>,
     registry: Arc<Registry>,
     listeners: Vec<Arc<str>>,
     /// Chain cache counters of the TLS listeners, by listener name.

@@ -3,13 +3,13 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::config::Config;
 use crate::observe::registry::RegistryLimits;
-use crate::observe::{ClientCounters, Connected};
-use crate::tls::{HandshakeTiming, TlsInfo};
+use fleetmq_core::config::Config;
+use fleetmq_core::events::{ClientCounters, Connected};
+use fleetmq_core::peer::{HandshakeTiming, TlsInfo};
 
-fn setup() -> (Arc<Broker>, Arc<Registry>, Metrics) {
-    let broker = Arc::new(Broker::new(
+fn setup() -> (Arc<Engine>, Arc<Registry>, Metrics) {
+    let broker = Arc::new(Engine::new(
         Arc::new(Config::default()),
         None,
         Default::default(),
@@ -82,7 +82,7 @@ fn every_documented_metric_is_exported() {
     let mut event = tls_connect("dev", 1, AuthMode::Mutual, false, 30);
     if let Event::Connected(connected) = &mut event {
         let tls = connected.tls.as_mut().unwrap();
-        tls.client_cert = Some(crate::tls::PeerCertificate {
+        tls.client_cert = Some(fleetmq_core::peer::PeerCertificate {
             cn: Some("dev".into()),
             subject: "CN=dev".into(),
             organizational_units: vec![],

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::clock::{now_secs, rfc3339_secs};
 use super::handshakes::{HandshakeStats, HandshakeSummary};
 use super::view::{ClientDetail, ClientView, ConnectRecord, Departure, Device};
-use super::{Connected, Event};
+use fleetmq_core::events::{Connected, Event};
 
 /// Client ids whose connect history is remembered; the id whose last
 /// connect is oldest is forgotten first.

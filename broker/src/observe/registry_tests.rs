@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::observe::ClientCounters;
-use crate::tls::{AuthMode, HandshakeTiming, PeerCertificate, TlsInfo};
+use fleetmq_core::events::ClientCounters;
+use fleetmq_core::peer::{AuthMode, HandshakeTiming, PeerCertificate, TlsInfo};
 
 fn limits() -> RegistryLimits {
     RegistryLimits {

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::clock::{ms, rfc3339, rfc3339_secs, unix_ms};
-use super::{ClientCounters, Connected};
-use crate::tls::{HandshakeTiming, PeerCertificate, TlsInfo};
+use fleetmq_core::events::{ClientCounters, Connected};
+use fleetmq_core::peer::{HandshakeTiming, PeerCertificate, TlsInfo};
 
 /// A connection the registry knows: the connect event and what it learnt
 /// since.

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use super::{Event, Metrics, Registry};
-use crate::broker::Broker;
+use super::{Metrics, Registry};
+use fleetmq_core::engine::Engine;
+use fleetmq_core::events::Event;
 
 /// Starts the watcher. `events` must be subscribed before the listeners
 /// accept, so no connect is missed. The task ends at shutdown or when the
 /// broker is dropped.
 pub fn spawn_watcher(
-    broker: Arc<Broker>,
+    broker: Arc<Engine>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     mut events: broadcast::Receiver<Event>,
@@ -61,7 +62,7 @@ pub fn spawn_watcher(
 }
 
 /// The subscriptions a session holds now (filter -> granted QoS).
-fn session_subscriptions(broker: &Broker, client_id: &str) -> BTreeMap<String, u8> {
+fn session_subscriptions(broker: &Engine, client_id: &str) -> BTreeMap<String, u8> {
     let Some(session) = broker.session(client_id) else {
         return BTreeMap::new();
     };

@@ -26,7 +26,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat};
+use fleetmq_core::config::{Config, LogFormat};
 
 /// The environment variable systemd sets to `DEVICE:INODE` of the stream
 /// connected to journald.

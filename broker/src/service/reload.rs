@@ -8,7 +8,7 @@
 //! effect. When more settings become live, [`applies_live`] says so and the
 //! reload applies them.
 
-use crate::config::Config;
+use fleetmq_core::config::Config;
 
 /// One setting that differs between the running and the re-read
 /// configuration.
@@ -163,7 +163,7 @@ pub fn log_changes(changes: &[Change]) -> usize {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::config::ListenerConfig;
+    use fleetmq_core::config::ListenerConfig;
 
     #[test]
     fn identical_configurations_have_no_changes() {

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{self, Config};
 use crate::mosquitto::{self, Note};
+use fleetmq_core::config::{self as config, Config};
 
 /// A configuration's origin.
 #[derive(Debug, Clone, PartialEq, Eq)]

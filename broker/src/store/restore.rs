@@ -9,39 +9,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use super::record::{self, ItemState, SessionMeta};
+use fleetmq_core::store::record::{self, SessionMeta};
+use fleetmq_core::store::{Restored, RestoredSession, RestoredWill, StoreError};
+
 use super::writer::{INCOMING, ITEMS, RETAINED, SESSIONS, WILLS};
-use super::StoreError;
-use crate::message::Message;
-use crate::session::Queued;
-
-/// A persistent session as stored.
-#[derive(Debug)]
-pub struct RestoredSession {
-    pub client_id: Arc<str>,
-    pub meta: SessionMeta,
-    /// Deliveries in sequence order, with their state.
-    pub items: Vec<(Queued, ItemState)>,
-    pub incoming_qos2: Vec<u16>,
-}
-
-/// A will waiting for its delay.
-#[derive(Debug)]
-pub struct RestoredWill {
-    pub client_id: Arc<str>,
-    pub message: Arc<Message>,
-    pub publish_at_ms: u64,
-}
-
-/// Everything the store held.
-#[derive(Debug, Default)]
-pub struct Restored {
-    pub retained: Vec<Arc<Message>>,
-    pub sessions: Vec<RestoredSession>,
-    pub wills: Vec<RestoredWill>,
-    /// Highest delivery sequence number in use.
-    pub max_seq: u64,
-}
 
 fn damaged(path: &Path, table: &'static str, key: String, detail: impl ToString) -> StoreError {
     StoreError::Damaged {

@@ -21,10 +21,9 @@ use bytes::BytesMut;
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use tokio::sync::watch;
 
-use super::health::StoreHealth;
-use super::record::{self, ItemState};
-use super::{Op, Progress};
-use crate::config::{FsyncPolicy, StoreConfig};
+use fleetmq_core::config::{FsyncPolicy, StoreConfig};
+use fleetmq_core::store::record::{self, ItemState};
+use fleetmq_core::store::{Op, Progress, StoreHealth};
 
 pub const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");

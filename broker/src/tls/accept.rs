@@ -5,37 +5,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
-use super::identity::PeerCertificate;
 use super::refusal::{self, CertificateRefused};
 use super::seen;
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
-use super::timing::{AuthMode, ConnectClock};
-
-/// What the handshake negotiated, and who the peer is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TlsInfo {
-    /// `TLSv1.2` or `TLSv1.3`.
-    pub version: String,
-    /// IANA name, e.g. `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`.
-    pub cipher_suite: String,
-    /// Key exchange group, e.g. `X25519`, `secp256r1`.
-    pub kx_group: Option<String>,
-    /// True when an earlier session was resumed (no full handshake).
-    pub resumed: bool,
-    pub auth: AuthMode,
-    /// Server name the client asked for (SNI).
-    pub server_name: Option<String>,
-    /// The verified client certificate, when one was presented.
-    pub client_cert: Option<PeerCertificate>,
-}
+use fleetmq_core::peer::{AuthMode, ConnectClock};
+use fleetmq_core::peer::{PeerCertificate, TlsInfo};
 
 /// Why a TLS handshake failed, in the words a lab engineer searches for.
 #[derive(Debug, Clone, PartialEq, Eq)]

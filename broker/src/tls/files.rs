@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::server_config::{TlsError, TlsFiles};
-use crate::config::{ClientCertPolicy, TlsConfig};
+use fleetmq_core::config::{ClientCertPolicy, TlsConfig};
 
 /// Resolves the certificate, key, client CA and CRL files of a listener.
 ///

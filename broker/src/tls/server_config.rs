@@ -27,7 +27,7 @@ use super::chain_cache::{CachingClientVerifier, ChainCacheCounters, MAX_CACHED_C
 use super::seen::SeenCertificates;
 use super::tickets::TicketKeys;
 use super::v1_client::{V1ClientVerifier, V1Trust};
-use crate::config::{ClientCertPolicy, TlsConfig, TlsVersion};
+use fleetmq_core::config::{ClientCertPolicy, TlsConfig, TlsVersion};
 
 /// The files a TLS listener is built from, with lab-PKI defaults resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,17 @@
 //! sockets, and must not copy payloads: a decoded payload is a `Bytes` slice
 //! of the read buffer.
 //!
-//! Inside: `header` (packet type numbers, first byte), `wire` (integers,
-//! strings, binary data), `properties` (5.0 property blocks), `decode` and
-//! `encode` (one function per packet type), `error`.
+//! Layout of this crate (`fleetmq-codec`, packets and bytes only: it depends
+//! on `bytes` and `thiserror`, never on tokio, rustls, axum or redb):
+//!
+//! - `header`: packet type numbers, the first byte, remaining length.
+//! - `wire`: integers, strings, binary data.
+//! - `properties`: 5.0 property blocks, read and written.
+//! - `decode` and `encode`: one function per packet type
+//!   ([`decode_packet`], [`encode_packet`], [`encoded_len`]).
+//! - `packet`: the [`Packet`] types; `reason`: [`ReasonCode`] and its 3.1.1
+//!   mapping; `error`: [`DecodeError`] and [`EncodeError`], each variant
+//!   citing the normative statement it enforces.
 
 mod decode;
 mod encode;

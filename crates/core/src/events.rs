@@ -7,16 +7,11 @@
 //! denial) are counted with an atomic instead, so a misbehaving device
 //! cannot flood the channel and push out connects.
 //!
-//! - [`registry`] is the device registry: who is connected, since when,
-//!   how the handshake went, who left recently, the last connects per
-//!   client id, handshake statistics. It is fed by one task
-//!   ([`spawn_watcher`]) and read by the HTTP side.
-//! - [`metrics`] is the Prometheus view of the same events plus the
-//!   broker's counters, read at scrape time.
-//!
-//! This module must not slow the data path: the connection tasks only emit
-//! events and bump atomics; everything else happens in the watcher task or
-//! when someone asks.
+//! This is the event bus only: the consumers (the device registry, the
+//! Prometheus metrics, the watcher task) live in fleetmq's `observe`. It
+//! must not slow the data path: the connection tasks only emit events and
+//! bump atomics; everything else happens in the watcher task or when
+//! someone asks.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,20 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::tls::{HandshakeTiming, TlsInfo};
-
-pub(crate) mod clock;
-mod handshakes;
-pub mod metrics;
-pub mod registry;
-mod view;
-mod watcher;
-
-pub use handshakes::{HandshakeGroup, HandshakeSummary, DURATION_BUCKETS};
-pub use metrics::Metrics;
-pub use registry::Registry;
-pub use view::{ClientDetail, ClientView, ConnectRecord};
-pub use watcher::spawn_watcher;
+use crate::peer::{HandshakeTiming, TlsInfo};
 
 /// Events kept for watchers that fall behind.
 const EVENT_BACKLOG: usize = 4096;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::codec::{PublishProperties, QoS};
+use fleetmq_codec::{PublishProperties, QoS};
 
 /// An accepted application message.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::config::{GroupConfig, IdentitySource, ListenerConfig};
-use crate::tls::PeerCertificate;
+use crate::peer::PeerCertificate;
 
 /// Who a client is, as far as authorization is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]

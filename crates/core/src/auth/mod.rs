@@ -13,7 +13,8 @@
 //!   and `$6$` salted SHA-512 hashes).
 //! - [`acl`] evaluates topic rules from `fleetmq.toml` and from a Mosquitto
 //!   `acl_file` (docs/decisions/0030-acl-semantics.md).
-//! - [`cli`] implements `fleetmq passwd` and `fleetmq acl check`.
+//! - `fleetmq passwd` and `fleetmq acl check` are fleetmq's `auth_cli`
+//!   (clap, rpassword); this module has no command line.
 //!
 //! This module owns decisions only: it never reads sockets, never touches
 //! sessions or the router, and reads files only when asked to load them.
@@ -22,7 +23,6 @@
 
 pub mod acl;
 pub mod authenticate;
-pub mod cli;
 mod error;
 pub mod identity;
 pub mod password;

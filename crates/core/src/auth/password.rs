@@ -253,11 +253,9 @@ fn salted_sha512(password: &[u8], salt: &[u8]) -> [u8; HASH_LEN] {
 /// system has no randomness to give.
 pub fn hash_password(password: &[u8]) -> Result<String, AuthError> {
     let mut salt = [0u8; SALT_LEN];
-    // The TLS crypto provider's CSPRNG: already linked, no extra dependency.
-    rustls::crypto::aws_lc_rs::default_provider()
-        .secure_random
-        .fill(&mut salt)
-        .map_err(|e| AuthError::Random(format!("{e:?}")))?;
+    // aws-lc-rs's CSPRNG, the one rustls's default provider uses: already
+    // linked by fleetmq, and the core does not depend on rustls.
+    aws_lc_rs::rand::fill(&mut salt).map_err(|e| AuthError::Random(format!("{e:?}")))?;
     Ok(hash_with_salt(password, &salt))
 }
 

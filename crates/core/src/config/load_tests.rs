@@ -2,7 +2,7 @@
 
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../../config/fleetmq.toml");
+const EXAMPLE: &str = include_str!("../../../../config/fleetmq.toml");
 
 fn problems(text: &str) -> Vec<Problem> {
     match load_from_str(text, "fleetmq.toml") {

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::Broker;
+use super::Engine;
 use crate::auth::{Acl, Action, AuthError, Identity, PasswordFile};
 use crate::config::{Config, GroupConfig};
-use crate::observe::AclAction;
+use crate::events::AclAction;
 
 /// How long one client/topic denial stays quiet in the log after it was
 /// logged.
@@ -73,7 +73,7 @@ impl DenialLog {
     }
 }
 
-impl Broker {
+impl Engine {
     /// The authentication data in force.
     pub fn auth(&self) -> Arc<AuthState> {
         Arc::clone(&self.auth.read())

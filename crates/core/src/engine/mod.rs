@@ -23,15 +23,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::RwLock;
 
 use crate::auth::Identity;
-use crate::codec::ReasonCode;
 use crate::config::Config;
-use crate::observe::Events;
+use crate::events::Events;
+use crate::peer::CertificateSerial;
 use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
 use crate::session::{
     Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session, SessionOwner,
 };
 use crate::store::{Op, Store};
-use crate::tls::CertificateSerial;
+use fleetmq_codec::ReasonCode;
 
 pub use access::{AuthState, DenialLog};
 pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};
@@ -40,7 +40,7 @@ pub use stats::Stats;
 
 /// Everything the connections share.
 #[derive(Debug)]
-pub struct Broker {
+pub struct Engine {
     /// The configuration the broker started with.
     pub config: Arc<Config>,
     /// Topic limits derived from the configuration, used on every publish.
@@ -73,7 +73,7 @@ pub struct Broker {
     denials: DenialLog,
 }
 
-/// What [`Broker::attach`] gives a connection that completed CONNECT.
+/// What [`Engine::attach`] gives a connection that completed CONNECT.
 #[derive(Debug)]
 pub struct Attached {
     pub session: Arc<Session>,
@@ -87,9 +87,9 @@ pub struct Attached {
     pub took_over: bool,
 }
 
-impl Broker {
+impl Engine {
     /// An empty broker for `config`.
-    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>, auth: AuthState) -> Broker {
+    pub fn new(config: Arc<Config>, store: Option<Arc<Store>>, auth: AuthState) -> Engine {
         let retained = Retained::new(
             config.limits.max_retained_messages,
             config.limits.max_retained_bytes,
@@ -98,7 +98,7 @@ impl Broker {
             max_length: config.limits.max_topic_length,
             max_levels: config.limits.max_topic_levels,
         };
-        Broker {
+        Engine {
             config,
             topic_limits,
             sessions: RwLock::new(HashMap::new()),

@@ -5,15 +5,15 @@
 
 use std::sync::Arc;
 
-use super::Broker;
+use super::Engine;
 use crate::auth::identity::tests::cert;
 use crate::auth::Identity;
 use crate::config::{Config, ListenerConfig};
+use crate::peer::{CertificateSerial, PeerCertificate, RevokedSerials};
 use crate::session::{Control, SessionOwner};
-use crate::tls::{CertificateSerial, PeerCertificate, RevokedSerials};
 
-fn broker() -> Broker {
-    Broker::new(Arc::new(Config::default()), None, Default::default())
+fn broker() -> Engine {
+    Engine::new(Arc::new(Config::default()), None, Default::default())
 }
 
 fn device(cn: &str) -> (Arc<Identity>, PeerCertificate) {
@@ -75,7 +75,7 @@ async fn a_crl_closes_only_the_connections_it_revokes() {
     assert_eq!(
         revoked_client.control.recv().await,
         Some(Control::Disconnect(
-            crate::codec::ReasonCode::NOT_AUTHORIZED
+            fleetmq_codec::ReasonCode::NOT_AUTHORIZED
         ))
     );
     let asked = tokio::time::timeout(
@@ -84,7 +84,7 @@ async fn a_crl_closes_only_the_connections_it_revokes() {
     );
     assert!(asked.await.is_err(), "dev-b was closed too");
     assert_eq!(
-        crate::broker::Stats::get(&broker.stats.revoked_disconnects),
+        crate::engine::Stats::get(&broker.stats.revoked_disconnects),
         1
     );
 }

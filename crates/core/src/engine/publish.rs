@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use std::sync::atomic::Ordering;
 
-use super::{Broker, RetainRefused, Stats};
+use super::{Engine, RetainRefused, Stats};
 use crate::auth::Action;
-use crate::codec::QoS;
 use crate::message::Message;
 use crate::router::{Route, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session};
 use crate::store::Op;
+use fleetmq_codec::QoS;
 
 /// Least seconds between two "retained store full" warnings.
 const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
@@ -44,14 +44,14 @@ pub struct PublishOutcome {
     pub ticket: u64,
 }
 
-impl Broker {
+impl Engine {
     /// Accepts a message: stores or clears it as retained when its RETAIN
     /// flag is set, then delivers it to every matching subscription.
     pub fn publish(&self, message: Arc<Message>) -> PublishOutcome {
         self.publish_with(message, Vec::new())
     }
 
-    /// [`Broker::publish`], committing `ops` (the publisher's own records,
+    /// [`Engine::publish`], committing `ops` (the publisher's own records,
     /// such as its QoS 2 packet id) in the same store transaction as the
     /// message's records: after a crash either all of them are there or
     /// none, so a retransmitted QoS 2 PUBLISH is neither lost nor doubled.

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Broker;
+use super::Engine;
 use crate::message::Message;
 use crate::session::{OutFlight, Session};
 use crate::store::{now_ms, ItemState, Op, Restored};
 
-impl Broker {
+impl Engine {
     /// Loads `restored` into an empty broker. Must run inside the runtime
     /// (expiry timers and delayed wills are tasks).
     pub fn restore(self: &Arc<Self>, restored: Restored) {

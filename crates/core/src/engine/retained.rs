@@ -130,8 +130,8 @@ impl Retained {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::codec::QoS;
     use bytes::Bytes;
+    use fleetmq_codec::QoS;
 
     fn message(topic: &str, payload: &[u8]) -> Arc<Message> {
         Arc::new(Message {

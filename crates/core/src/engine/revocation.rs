@@ -10,12 +10,12 @@
 
 use std::sync::Arc;
 
-use super::{Broker, Stats};
-use crate::codec::ReasonCode;
+use super::{Engine, Stats};
+use crate::peer::RevokedSerials;
 use crate::session::{Control, Session};
-use crate::tls::RevokedSerials;
+use fleetmq_codec::ReasonCode;
 
-impl Broker {
+impl Engine {
     /// Asks every attached connection whose certificate `revoked` names to
     /// close (5.0: DISCONNECT 0x87 Not authorized); logs each and counts
     /// it in `fleetmq_revoked_disconnects_total`. Returns how many.

@@ -1,4 +1,4 @@
-//! Broker-wide counters, the numbers behind `$SYS/broker/...`.
+//! Engine-wide counters, the numbers behind `$SYS/broker/...`.
 //!
 //! Plain relaxed atomics: they are bumped on the data path and must cost no
 //! more than an uncontended add.

@@ -7,7 +7,7 @@
 //! and the retained store build their tree walks on the same rules, and
 //! their tests check them against [`topic_matches`].
 
-use crate::codec::ReasonCode;
+use fleetmq_codec::ReasonCode;
 
 /// The prefix that marks a shared subscription filter [MQTT-4.8.2-1].
 const SHARE_PREFIX: &str = "$share/";

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::shrink_if_sparse;
 use super::topic::{parse_filter, split_level, FilterKind};
-use crate::codec::{QoS, SubscriptionOptions};
+use fleetmq_codec::{QoS, SubscriptionOptions};
 
 /// Identifies a client: its client id, shared with the session.
 pub type ClientKey = Arc<str>;

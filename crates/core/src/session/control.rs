@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::codec::ReasonCode;
+use fleetmq_codec::ReasonCode;
 
 /// A request from the broker to the connection attached to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

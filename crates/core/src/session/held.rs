@@ -86,8 +86,8 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::codec::QoS;
     use crate::message::Message;
+    use fleetmq_codec::QoS;
 
     fn item(n: u8) -> Queued {
         Queued {

@@ -42,7 +42,7 @@ pub struct Attachment {
     pub identity: Arc<Identity>,
     /// Serial and issuer of the client certificate, so a CRL reload can
     /// close the connection of a device it revokes (decision 0089).
-    pub certificate: Option<crate::tls::CertificateSerial>,
+    pub certificate: Option<crate::peer::CertificateSerial>,
 }
 
 /// Mutable per-session state, guarded by [`Session::lock`].
@@ -140,11 +140,12 @@ impl Session {
             if !state.alive {
                 return EnqueueOutcome::Dropped;
             }
-            if state.attached.is_none() && item.qos == crate::codec::QoS::AtMostOnce {
+            if state.attached.is_none() && item.qos == fleetmq_codec::QoS::AtMostOnce {
                 return EnqueueOutcome::Dropped;
             }
-            let durable = store
-                .filter(|_| item.qos != crate::codec::QoS::AtMostOnce && state.expiry_interval > 0);
+            let durable = store.filter(|_| {
+                item.qos != fleetmq_codec::QoS::AtMostOnce && state.expiry_interval > 0
+            });
             let record = durable.map(|store| {
                 item.seq = Some(store.next_seq());
                 item.clone()

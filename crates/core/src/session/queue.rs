@@ -15,8 +15,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::codec::QoS;
 use crate::message::Message;
+use fleetmq_codec::QoS;
 
 /// Limits of one session queue; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

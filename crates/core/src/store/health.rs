@@ -49,7 +49,7 @@ impl StoreHealth {
     }
 
     /// A commit failed; logs only when this starts a failing period.
-    pub(super) fn failed(&self, path: &std::path::Path, error: &str) {
+    pub fn failed(&self, path: &std::path::Path, error: &str) {
         self.failed_commits.fetch_add(1, Ordering::Relaxed);
         // No path: `/readyz` answers without a token; the log names it.
         *self.reason.lock() = Some(format!("store cannot commit: {error}"));
@@ -66,7 +66,7 @@ impl StoreHealth {
     }
 
     /// A commit succeeded; logs only when this ends a failing period.
-    pub(super) fn recovered(&self, path: &std::path::Path, written: usize) {
+    pub fn recovered(&self, path: &std::path::Path, written: usize) {
         if !self.healthy.swap(true, Ordering::AcqRel) {
             *self.reason.lock() = None;
             tracing::warn!(

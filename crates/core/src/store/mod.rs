@@ -15,14 +15,20 @@
 //! ops, retries them and reopens the file until a commit succeeds.
 //!
 //! It must not be on the hot path for QoS 0, and must never silently empty
-//! a damaged store: [`Store::open`] fails with the file and the reason.
+//! a damaged store: opening one fails with the file and the reason.
+//!
+//! This module is the store's vocabulary and its handle: [`Op`], the
+//! record encoding (`record`), what a store holds at start ([`Restored`]),
+//! tickets ([`Progress`], [`TicketState`]), [`StoreHealth`] and [`Store`].
+//! The writer that commits ops is a [`StoreBackend`]: the redb one (thread,
+//! transactions, fsync, reopening the file) is fleetmq's `store`.
 
+mod backend;
 mod health;
-mod record;
-mod restore;
-mod writer;
+pub mod record;
+mod restored;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -30,13 +36,14 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::config::{FsyncPolicy, StoreConfig};
+use crate::config::FsyncPolicy;
 use crate::message::Message;
 use crate::session::Queued;
 
+pub use backend::StoreBackend;
 pub use health::StoreHealth;
 pub use record::{now_ms, ItemState, SessionMeta, StoredSubscription};
-pub use restore::{Restored, RestoredSession, RestoredWill};
+pub use restored::{Restored, RestoredSession, RestoredWill};
 
 /// One change to durable state.
 #[derive(Debug)]
@@ -130,119 +137,29 @@ pub struct Store {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// How much of the file's start redb rewrites when it merely opens a file:
-/// its header, whose "recovery required" flag is set on every open.
-const HEADER_BYTES: u64 = 4096;
-
-/// Opens the database, checking every page's checksum (a file changed
-/// outside redb fails here instead of being trusted), and reads it whole.
-/// When either fails, the file is put back as it was found: redb has
-/// already rewritten its header by then, and a damaged store must be left
-/// for its owner to inspect, exactly as it was.
-fn open_untouched_on_failure(path: &Path) -> Result<(redb::Database, Restored), StoreError> {
-    let before = FileStart::read(path);
-    let opened = redb::Database::builder()
-        .set_check_integrity_on_open(true)
-        .create(path)
-        .map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })
-        .and_then(|database| {
-            let restored = restore::read_all(&database, path)?;
-            Ok((database, restored))
-        });
-    if opened.is_err() {
-        // The Database (if any) is closed by now; closing may write too.
-        if let Some(before) = before {
-            if let Err(error) = before.put_back(path) {
-                tracing::error!(
-                    "Could not restore the header of {} after the failed open: {error}.",
-                    path.display()
-                );
-            }
-        }
-    }
-    opened
-}
-
-/// The header bytes and length of an existing store file.
-struct FileStart {
-    header: Vec<u8>,
-    len: u64,
-}
-
-impl FileStart {
-    /// None when there is no file, or an empty one (nothing to protect).
-    fn read(path: &Path) -> Option<FileStart> {
-        use std::io::Read;
-        let file = std::fs::File::open(path).ok()?;
-        let len = file.metadata().ok()?.len();
-        if len == 0 {
-            return None;
-        }
-        let mut header = Vec::new();
-        file.take(HEADER_BYTES).read_to_end(&mut header).ok()?;
-        Some(FileStart { header, len })
-    }
-
-    /// Writes the header back and cuts what a failed open appended.
-    /// Pages redb wrote meanwhile were free in the old header's view.
-    fn put_back(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
-        file.seek(SeekFrom::Start(0))?;
-        file.write_all(&self.header)?;
-        if file.metadata()?.len() > self.len {
-            file.set_len(self.len)?;
-        }
-        file.sync_all()
-    }
-}
-
 impl Store {
-    /// Opens (or creates) the store, reads everything in it, and starts the
-    /// writer. Fails, naming the file, when the store cannot be read whole.
-    pub fn open(
-        data_dir: &Path,
-        config: &StoreConfig,
-    ) -> Result<(Arc<Store>, Restored), StoreError> {
-        let path = if config.path.is_absolute() {
-            config.path.clone()
-        } else {
-            data_dir.join(&config.path)
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
-        }
-        let (database, restored) = open_untouched_on_failure(&path)?;
+    /// Starts `backend`'s writer and returns the handle that hands it ops.
+    /// `policy` says whether acknowledgements wait for commits;
+    /// `next_seq` is the first free delivery sequence number (one above
+    /// the highest the backend loaded).
+    pub fn start<B: StoreBackend>(
+        backend: B,
+        policy: FsyncPolicy,
+        next_seq: u64,
+    ) -> Result<Arc<Store>, StoreError> {
         let (sender, receiver) = mpsc::channel();
         let (progress_tx, progress) = watch::channel(Progress::default());
         let health = Arc::new(StoreHealth::default());
-        let policy = config.fsync;
-        let writer = writer::Writer::new(
-            database,
-            path,
-            config.clone(),
-            progress_tx,
-            Arc::clone(&health),
-        );
-        let handle = std::thread::Builder::new()
-            .name("fleetmq-store".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(StoreError::Thread)?;
+        let handle = backend.start(receiver, progress_tx, Arc::clone(&health))?;
         let store = Store {
             sender: Mutex::new(Some((sender, 0))),
             progress,
             health,
-            next_seq: AtomicU64::new(restored.max_seq + 1),
+            next_seq: AtomicU64::new(next_seq),
             policy,
             writer: Mutex::new(Some(handle)),
         };
-        Ok((Arc::new(store), restored))
+        Ok(Arc::new(store))
     }
 
     /// Queues a change; returns its ticket (0 once the store is closed).

@@ -171,8 +171,8 @@ fn acl_file_is_read_after_the_toml_rules() {
 
 /// The policy, written once for each: the shipped examples, so that what
 /// users copy is what is tested.
-const POLICY_TOML: &str = include_str!("../../../../config/acl.example.toml");
-const POLICY_MOSQUITTO: &str = include_str!("../../../../config/mosquitto-acl.example");
+const POLICY_TOML: &str = include_str!("../../../../../config/acl.example.toml");
+const POLICY_MOSQUITTO: &str = include_str!("../../../../../config/mosquitto-acl.example");
 
 /// The policy, both ways, must decide identically: dev-a may
 /// publish under `devices/dev-a/` and read its `cmd/` topics, not dev-b's;

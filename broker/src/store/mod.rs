@@ -1,0 +1,141 @@
+//! The redb store: the [`StoreBackend`] behind fleetmq's [`Store`] on one
+//! machine. Opening reads the whole file (every record must decode, a
+//! damaged file is left exactly as it was found), then a writer thread
+//! applies ops in groups, one redb write transaction and one fsync per
+//! group, retrying and reopening the file while commits fail.
+//!
+//! - `restore` reads every table at start.
+//! - `writer` is the writer thread: grouping per fsync policy, commits,
+//!   retries, the progress of tickets.
+//!
+//! The vocabulary (ops, records, tickets, health) and the handle the
+//! engine uses are `fleetmq_core::store`; this module must not be reached
+//! from the data path other than through that handle's channel.
+
+mod restore;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use fleetmq_core::config::StoreConfig;
+use fleetmq_core::store::{Op, Progress, Restored, Store, StoreBackend, StoreError, StoreHealth};
+use tokio::sync::watch;
+
+/// Opens (or creates) the store, reads everything in it, and starts the
+/// writer. Fails, naming the file, when the store cannot be read whole.
+pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<(Arc<Store>, Restored), StoreError> {
+    let path = if config.path.is_absolute() {
+        config.path.clone()
+    } else {
+        data_dir.join(&config.path)
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+    }
+    let (database, restored) = open_untouched_on_failure(&path)?;
+    let backend = RedbBackend {
+        database,
+        path,
+        config: config.clone(),
+    };
+    let store = Store::start(backend, config.fsync, restored.max_seq + 1)?;
+    Ok((store, restored))
+}
+
+/// An opened redb file, ready to become the writer thread.
+struct RedbBackend {
+    database: redb::Database,
+    path: PathBuf,
+    config: StoreConfig,
+}
+
+impl StoreBackend for RedbBackend {
+    fn start(
+        self,
+        ops: Receiver<(u64, Op)>,
+        progress: watch::Sender<Progress>,
+        health: Arc<StoreHealth>,
+    ) -> Result<JoinHandle<()>, StoreError> {
+        let writer = writer::Writer::new(self.database, self.path, self.config, progress, health);
+        std::thread::Builder::new()
+            .name("fleetmq-store".into())
+            .spawn(move || writer.run(ops))
+            .map_err(StoreError::Thread)
+    }
+}
+
+/// How much of the file's start redb rewrites when it merely opens a file:
+/// its header, whose "recovery required" flag is set on every open.
+const HEADER_BYTES: u64 = 4096;
+
+/// Opens the database, checking every page's checksum (a file changed
+/// outside redb fails here instead of being trusted), and reads it whole.
+/// When either fails, the file is put back as it was found: redb has
+/// already rewritten its header by then, and a damaged store must be left
+/// for its owner to inspect, exactly as it was.
+fn open_untouched_on_failure(path: &Path) -> Result<(redb::Database, Restored), StoreError> {
+    let before = FileStart::read(path);
+    let opened = redb::Database::builder()
+        .set_check_integrity_on_open(true)
+        .create(path)
+        .map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+        .and_then(|database| {
+            let restored = restore::read_all(&database, path)?;
+            Ok((database, restored))
+        });
+    if opened.is_err() {
+        // The Database (if any) is closed by now; closing may write too.
+        if let Some(before) = before {
+            if let Err(error) = before.put_back(path) {
+                tracing::error!(
+                    "Could not restore the header of {} after the failed open: {error}.",
+                    path.display()
+                );
+            }
+        }
+    }
+    opened
+}
+
+/// The header bytes and length of an existing store file.
+struct FileStart {
+    header: Vec<u8>,
+    len: u64,
+}
+
+impl FileStart {
+    /// None when there is no file, or an empty one (nothing to protect).
+    fn read(path: &Path) -> Option<FileStart> {
+        use std::io::Read;
+        let file = std::fs::File::open(path).ok()?;
+        let len = file.metadata().ok()?.len();
+        if len == 0 {
+            return None;
+        }
+        let mut header = Vec::new();
+        file.take(HEADER_BYTES).read_to_end(&mut header).ok()?;
+        Some(FileStart { header, len })
+    }
+
+    /// Writes the header back and cuts what a failed open appended.
+    /// Pages redb wrote meanwhile were free in the old header's view.
+    fn put_back(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&self.header)?;
+        if file.metadata()?.len() > self.len {
+            file.set_len(self.len)?;
+        }
+        file.sync_all()
+    }
+}
