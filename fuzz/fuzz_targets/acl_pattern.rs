@@ -17,8 +17,8 @@
 
 use std::sync::Arc;
 
-use fleetmq::auth::{Acl, AclRule, Action, Identity};
-use fleetmq::config::{AccessKind, AclRuleConfig, Permission};
+use fleetmq_core::auth::{Acl, AclRule, Action, Identity};
+use fleetmq_core::config::{AccessKind, AclRuleConfig, Permission};
 use libfuzzer_sys::fuzz_target;
 
 /// What the broker accepts as a placeholder value (pattern.rs).

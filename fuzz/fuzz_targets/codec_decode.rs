@@ -9,7 +9,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use fleetmq::codec::{decode_packet, DecodeError, Packet, ProtocolVersion};
+use fleetmq_codec::{decode_packet, DecodeError, Packet, ProtocolVersion};
 use libfuzzer_sys::fuzz_target;
 
 /// Packets decoded until the buffer ran dry or an error, and that error.

@@ -8,7 +8,7 @@
 #![no_main]
 
 use bytes::BytesMut;
-use fleetmq::codec::{decode_packet, encode_packet, encoded_len, Packet, ProtocolVersion};
+use fleetmq_codec::{decode_packet, encode_packet, encoded_len, Packet, ProtocolVersion};
 use libfuzzer_sys::fuzz_target;
 
 const MAX: u32 = 268_435_460;

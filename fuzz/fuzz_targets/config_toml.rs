@@ -9,13 +9,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(config) = fleetmq::config::load_from_str(text, "fuzz.toml") else {
+    let Ok(config) = fleetmq_core::config::load_from_str(text, "fuzz.toml") else {
         return;
     };
     let Ok(again) = toml::to_string(&config) else {
         panic!("an accepted configuration does not serialize: {config:?}");
     };
-    match fleetmq::config::load_from_str(&again, "again.toml") {
+    match fleetmq_core::config::load_from_str(&again, "again.toml") {
         Ok(reloaded) => assert_eq!(reloaded, config, "round trip changed the configuration"),
         Err(error) => panic!("serialized configuration does not load: {error}\n{again}"),
     }

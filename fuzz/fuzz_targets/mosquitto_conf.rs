@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = fleetmq::mosquitto::looks_like_mosquitto(text);
     if let Ok(translation) = fleetmq::mosquitto::translate_str(text, "fuzz.conf") {
         let toml = translation.to_toml();
-        if let Err(error) = fleetmq::config::load_from_str(&toml, "translated.toml") {
+        if let Err(error) = fleetmq_core::config::load_from_str(&toml, "translated.toml") {
             panic!("accepted mosquitto.conf renders TOML the loader refuses: {error}\n{toml}");
         }
     }

@@ -4,7 +4,7 @@
 //! it does not hold.
 #![no_main]
 
-use fleetmq::auth::{Acl, PasswordFile};
+use fleetmq_core::auth::{Acl, PasswordFile};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

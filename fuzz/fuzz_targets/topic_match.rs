@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use fleetmq::codec::{QoS, SubscriptionOptions};
-use fleetmq::router::{
+use fleetmq_codec::{QoS, SubscriptionOptions};
+use fleetmq_core::router::{
     parse_filter, topic_matches, validate_topic_filter, validate_topic_name, RetainedStore,
     Subscription, SubscriptionTrie, TopicLimits,
 };
