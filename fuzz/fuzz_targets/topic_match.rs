@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use fleetmq_codec::{QoS, SubscriptionOptions};
 use fleetmq_core::router::{
-    parse_filter, topic_matches, validate_topic_filter, validate_topic_name, RetainedStore,
-    Subscription, SubscriptionTrie, TopicLimits,
+    parse_filter, topic_matches, validate_topic_filter, validate_topic_name, RetainedIndex,
+    RetainedStore, Router, Subscription, SubscriptionTrie, TopicLimits,
 };
 use libfuzzer_sys::fuzz_target;
 

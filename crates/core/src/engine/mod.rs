@@ -26,7 +26,7 @@ use crate::auth::Identity;
 use crate::config::Config;
 use crate::events::Events;
 use crate::peer::CertificateSerial;
-use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
+use crate::router::{ClientKey, DefaultRouter, Router, TopicLimits};
 use crate::session::{
     Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session, SessionOwner,
 };
@@ -48,7 +48,7 @@ pub struct Engine {
     /// Sessions by client id, connected or not.
     sessions: RwLock<HashMap<ClientKey, Arc<Session>>>,
     /// Who subscribed to what.
-    router: RwLock<SubscriptionTrie>,
+    router: RwLock<DefaultRouter>,
     /// The last retained message of every topic, within
     /// `limits.max_retained_*`.
     retained: RwLock<Retained>,
@@ -102,7 +102,7 @@ impl Engine {
             config,
             topic_limits,
             sessions: RwLock::new(HashMap::new()),
-            router: RwLock::new(SubscriptionTrie::new()),
+            router: RwLock::new(DefaultRouter::new()),
             retained: RwLock::new(retained),
             stats: Stats::default(),
             events: Events::default(),
@@ -245,7 +245,7 @@ impl Engine {
 
     /// Ends a session: its subscriptions leave the router, its queue and
     /// inflight state are dropped, and later enqueues are refused.
-    fn discard_locked(&self, router: &mut SubscriptionTrie, session: &Session) {
+    fn discard_locked(&self, router: &mut DefaultRouter, session: &Session) {
         let mut state = session.lock();
         if state.is_persistent() {
             self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));

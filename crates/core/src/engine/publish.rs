@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use super::{Engine, RetainRefused, Stats};
 use crate::auth::Action;
 use crate::message::Message;
-use crate::router::{Route, Subscription};
+use crate::router::{Route, Router, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session};
 use crate::store::Op;
 use fleetmq_codec::QoS;

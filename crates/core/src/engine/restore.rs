@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Engine;
 use crate::message::Message;
+use crate::router::Router;
 use crate::session::{OutFlight, Session};
 use crate::store::{now_ms, ItemState, Op, Restored};
 

@@ -1,7 +1,7 @@
 //! The broker's retained messages under their caps
 //! (`limits.max_retained_messages`, `limits.max_retained_bytes`).
 //!
-//! Wraps the router's [`RetainedStore`] (which knows nothing of messages)
+//! Wraps the router's [`DefaultRetained`] (which knows nothing of messages)
 //! with the byte count the caps need. Policy when full: a retained PUBLISH
 //! to a topic that holds no retained message yet is not retained (it is
 //! still delivered to current subscribers); replacing a topic's message
@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use crate::message::Message;
-use crate::router::RetainedStore;
+use crate::router::{DefaultRetained, RetainedIndex};
 
 /// Why a retained message was not stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum RetainRefused {
 /// Retained messages with their total size.
 #[derive(Debug, Default)]
 pub struct Retained {
-    store: RetainedStore<Arc<Message>>,
+    store: DefaultRetained<Arc<Message>>,
     /// Stored messages outside `$SYS/`: what `max_messages` bounds.
     counted: usize,
     /// Sum of [`Message::size`] over those messages.

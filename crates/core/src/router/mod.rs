@@ -1,14 +1,17 @@
 //! Topic routing: topic name and filter rules, the subscription trie
-//! (`+`, `#`, `$`-topics, `$share/group/filter`), and the retained store.
+//! (`+`, `#`, `$`-topics, `$share/group/filter`), and the retained store,
+//! each behind a trait of [`seams`] ([`Router`], [`RetainedIndex`]).
 //!
 //! Pure data structures: no IO, no async, no knowledge of sessions beyond
 //! an opaque client key. Callers hold whatever lock guards them.
 
 mod retained;
+pub mod seams;
 mod topic;
 mod trie;
 
 pub use retained::RetainedStore;
+pub use seams::{DefaultRetained, DefaultRouter, RetainedIndex, Router};
 pub use topic::*;
 pub use trie::*;
 

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use super::seams::RetainedIndex;
 use super::shrink_if_sparse;
 use super::topic::split_level;
 
@@ -60,9 +61,17 @@ impl<V: Clone> RetainedStore<V> {
         RetainedStore::default()
     }
 
+    /// Number of tree nodes, the root included; walks the whole tree. For
+    /// statistics and for tests that churn must not grow memory.
+    pub fn node_count(&self) -> usize {
+        self.root.count()
+    }
+}
+
+impl<V: Clone> RetainedIndex<V> for RetainedStore<V> {
     /// Stores `value` as the retained message of `topic` (a valid topic
     /// name), returning the one it replaces.
-    pub fn set(&mut self, topic: &str, value: V) -> Option<V> {
+    fn set(&mut self, topic: &str, value: V) -> Option<V> {
         let mut node = &mut self.root;
         for level in topic.split('/') {
             node = node.children.entry(level.into()).or_default();
@@ -76,7 +85,7 @@ impl<V: Clone> RetainedStore<V> {
 
     /// Removes the retained message of `topic` and prunes the levels left
     /// empty.
-    pub fn remove(&mut self, topic: &str) -> Option<V> {
+    fn remove(&mut self, topic: &str) -> Option<V> {
         let removed = remove_at(&mut self.root, topic);
         if removed.is_some() {
             self.values -= 1;
@@ -84,7 +93,7 @@ impl<V: Clone> RetainedStore<V> {
         removed
     }
 
-    pub fn get(&self, topic: &str) -> Option<&V> {
+    fn get(&self, topic: &str) -> Option<&V> {
         let mut node = &self.root;
         for level in topic.split('/') {
             node = node.children.get(level)?;
@@ -95,7 +104,7 @@ impl<V: Clone> RetainedStore<V> {
     /// Appends the retained messages whose topics match the plain `filter`
     /// (the caller strips `$share/group/`). A wildcard first level does not
     /// match topics starting with `$` [MQTT-4.7.2-1].
-    pub fn matching(&self, filter: &str, out: &mut Vec<V>) {
+    fn matching(&self, filter: &str, out: &mut Vec<V>) {
         let (level, tail) = split_level(filter);
         match level {
             "#" => {
@@ -122,7 +131,7 @@ impl<V: Clone> RetainedStore<V> {
 
     /// Keeps only the values for which `keep(topic, value)` is true (for
     /// example drops expired messages), pruning the levels left empty.
-    pub fn retain(&mut self, mut keep: impl FnMut(&str, &V) -> bool) {
+    fn retain(&mut self, mut keep: impl FnMut(&str, &V) -> bool) {
         let mut topic = String::new();
         let mut dropped = 0;
         for (level, child) in &mut self.root.children {
@@ -135,18 +144,12 @@ impl<V: Clone> RetainedStore<V> {
         self.values -= dropped;
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.values
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.values == 0
-    }
-
-    /// Number of tree nodes, the root included; walks the whole tree. For
-    /// statistics and for tests that churn must not grow memory.
-    pub fn node_count(&self) -> usize {
-        self.root.count()
     }
 }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::seams::Router;
 use super::shrink_if_sparse;
 use super::topic::{parse_filter, split_level, FilterKind};
 use fleetmq_codec::{QoS, SubscriptionOptions};
@@ -111,6 +112,14 @@ impl SubscriptionTrie {
         SubscriptionTrie::default()
     }
 
+    /// Number of trie nodes, the root included; walks the whole trie. For
+    /// statistics and for tests that churn must not grow memory.
+    pub fn node_count(&self) -> usize {
+        self.root.count()
+    }
+}
+
+impl Router for SubscriptionTrie {
     /// Adds or replaces the client's subscription to exactly this filter (a
     /// `$share/g/f` filter joins group g of filter f). Returns true when it
     /// did not exist before (needed for retain handling 1).
@@ -118,7 +127,7 @@ impl SubscriptionTrie {
     /// The filter must have passed
     /// [`validate_topic_filter`](super::validate_topic_filter): its depth
     /// bounds the depth of the trie and of the walks over it.
-    pub fn subscribe(&mut self, filter: &str, client: &ClientKey, sub: Subscription) -> bool {
+    fn subscribe(&mut self, filter: &str, client: &ClientKey, sub: Subscription) -> bool {
         let kind = parse_filter(filter);
         let subscribers = subscribers_entry(&mut self.root, kind.filter());
         let added = match kind {
@@ -150,7 +159,7 @@ impl SubscriptionTrie {
     /// Removes the client's subscription to exactly this filter (leaving the
     /// group for a `$share` filter) and prunes nodes left empty. Returns
     /// true when the subscription existed.
-    pub fn unsubscribe(&mut self, filter: &str, client: &str) -> bool {
+    fn unsubscribe(&mut self, filter: &str, client: &str) -> bool {
         let kind = parse_filter(filter);
         let removed = remove_at(&mut self.root, Some(kind.filter()), &|subscribers| {
             remove_subscriber(subscribers, kind, client)
@@ -170,7 +179,7 @@ impl SubscriptionTrie {
     /// when its client is the `publisher`. Each matching shared group gives
     /// one route to a member chosen round-robin, preferring members for
     /// which `is_online` holds.
-    pub fn route(
+    fn route(
         &self,
         topic: &str,
         publisher: Option<&str>,
@@ -203,18 +212,12 @@ impl SubscriptionTrie {
     }
 
     /// Number of (client, filter) subscriptions, shared ones included.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.subscriptions
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.subscriptions == 0
-    }
-
-    /// Number of trie nodes, the root included; walks the whole trie. For
-    /// statistics and for tests that churn must not grow memory.
-    pub fn node_count(&self) -> usize {
-        self.root.count()
     }
 }
 
