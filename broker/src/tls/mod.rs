@@ -6,13 +6,14 @@
 //! slot held only while there is work on the peer's bytes, [`SlotStream`],
 //! slots shared fairly across addresses, [`HandshakeSlots`]), reading the
 //! client certificate and the CRL files (the facts and the revoked set are
-//! plain data in `fleetmq_core::peer`), X.509 v1
-//! client certificates where a listener accepts them, and refusals of a
-//! client certificate in the lab's words, and a copy of every distinct
-//! client certificate seen (`seen-certificates`, for `certs audit --seen`).
+//! plain data in `fleetmq_core::peer`), X.509 v1 client certificates
+//! where a listener accepts them, and refusals of a client certificate in
+//! the lab's words, and a copy of every distinct client certificate seen
+//! (`seen-certificates`, for `certs audit --seen`).
 //!
 //! It must not know MQTT: it hands a finished `TlsStream` plus a `TlsInfo`
-//! and the `ConnectClock` (both in `fleetmq_core::peer`) to the connection code.
+//! and the `ConnectClock` (both in `fleetmq_core::peer`) to the connection
+//! code.
 
 mod accept;
 mod chain_cache;
