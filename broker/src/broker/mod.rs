@@ -27,9 +27,7 @@ use crate::codec::ReasonCode;
 use crate::config::Config;
 use crate::observe::Events;
 use crate::router::{ClientKey, SubscriptionTrie, TopicLimits};
-use crate::session::{
-    Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session, SessionOwner,
-};
+use crate::session::{Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session};
 use crate::store::{Op, Store};
 use crate::tls::CertificateSerial;
 
@@ -124,6 +122,12 @@ impl Broker {
         }
     }
 
+    /// Submits an op a session method returned (`None`: nothing to
+    /// record); returns its ticket (0: nothing to wait for).
+    pub fn record(&self, op: Option<Op>) -> u64 {
+        op.map_or(0, |op| self.persist(|| op))
+    }
+
     fn queue_limits(&self) -> QueueLimits {
         QueueLimits {
             max_messages: self.config.limits.max_queued_messages,
@@ -177,7 +181,7 @@ impl Broker {
             }
             let mut took_over = false;
             if let Some(old) = &existing {
-                if let Some(previous) = old.lock().attached.take() {
+                if let Some(previous) = old.lock().take_attachment() {
                     took_over = true;
                     // The old connection may be closing already; a send
                     // error only means it is gone.
@@ -197,39 +201,27 @@ impl Broker {
             };
             let session_present = resumed.is_some();
             let session = resumed.unwrap_or_else(|| {
-                Arc::new(Session::new(Arc::from(client_id), self.queue_limits()))
+                Arc::new(Session::new(
+                    Arc::from(client_id),
+                    self.queue_limits(),
+                    self.store.is_some(),
+                ))
             });
             {
-                let mut guard = session.lock();
-                let state = &mut *guard;
-                if state.owner.is_none() {
-                    let owner = SessionOwner::of(&identity);
-                    if session_present {
-                        tracing::info!(
-                            client = %client_id,
-                            "Session {client_id} had no recorded owner (stored by an older fleetmq); it now belongs to {owner}."
-                        );
-                    }
-                    state.owner = Some(owner);
-                }
-                // Held back from an earlier connection: checked again
-                // against this one's rights.
-                state.held.release_into(&mut state.queue);
-                state.attached = Some(Attachment {
+                let attachment = Attachment {
                     generation,
                     control: control_tx,
                     identity,
                     certificate,
-                });
-                state.generation = generation;
-                let was_persistent = state.is_persistent();
-                state.expiry_interval = expiry_interval;
-                if state.is_persistent() {
-                    let meta = state.meta(None);
-                    self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
-                } else if was_persistent {
-                    self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));
+                };
+                let (claimed, op) = session.lock().attach(attachment, expiry_interval);
+                if let (Some(owner), true) = (claimed, session_present) {
+                    tracing::info!(
+                        client = %client_id,
+                        "Session {client_id} had no recorded owner (stored by an older fleetmq); it now belongs to {owner}."
+                    );
                 }
+                self.record(op);
             }
             sessions.insert(session.client_id.clone(), session.clone());
             self.stats.client_connected();
@@ -246,19 +238,10 @@ impl Broker {
     /// Ends a session: its subscriptions leave the router, its queue and
     /// inflight state are dropped, and later enqueues are refused.
     fn discard_locked(&self, router: &mut SubscriptionTrie, session: &Session) {
-        let mut state = session.lock();
-        if state.is_persistent() {
-            self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));
-        }
-        state.alive = false;
-        for filter in state.subscriptions.keys() {
+        let op = session.lock().discard(|filter| {
             router.unsubscribe(filter, &session.client_id);
-        }
-        state.subscriptions.clear();
-        state.queue.clear();
-        state.held.clear();
-        state.inflight.clear();
-        state.incoming_qos2.clear();
+        });
+        self.record(op);
     }
 
     /// A connection of generation `generation` closed. Returns true when it
@@ -266,18 +249,11 @@ impl Broker {
     /// expiry interval is 0 end now; others end when the interval passes
     /// without a new connection.
     pub fn detach(self: &Arc<Self>, session: &Arc<Session>, generation: u64) -> bool {
-        let expiry = {
-            let mut state = session.lock();
-            if !state.is_attached(generation) {
-                return false;
-            }
-            state.attached = None;
-            if state.is_persistent() {
-                let meta = state.meta(Some(crate::store::now_ms()));
-                self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
-            }
-            state.expiry_interval
+        let Some(detached) = session.lock().detach(generation, crate::store::now_ms()) else {
+            return false;
         };
+        self.record(detached.op);
+        let expiry = detached.expiry_interval;
         self.stats.client_disconnected();
         self.schedule_expiry(
             session,
@@ -316,11 +292,8 @@ impl Broker {
     fn expire_if_idle(&self, session: &Arc<Session>, generation: u64) {
         let mut router = self.router.write();
         let mut sessions = self.sessions.write();
-        {
-            let state = session.lock();
-            if state.generation != generation || state.attached.is_some() || !state.alive {
-                return;
-            }
+        if !session.lock().is_idle_since(generation) {
+            return;
         }
         let is_current = sessions
             .get(&session.client_id)
@@ -355,7 +328,7 @@ impl Broker {
     /// locks each session briefly, so call it per scrape, not per packet).
     pub fn queued_message_count(&self) -> usize {
         let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
-        sessions.iter().map(|s| s.lock().queue.len()).sum()
+        sessions.iter().map(|s| s.lock().queue_len()).sum()
     }
 
     /// Topic and payload bytes of the retained messages outside `$SYS/`.
@@ -370,7 +343,7 @@ impl Broker {
             return false;
         };
         let state = session.lock();
-        match &state.attached {
+        match state.attachment() {
             Some(attachment) => attachment.control.send(Control::Disconnect(reason)).is_ok(),
             None => false,
         }
@@ -379,7 +352,7 @@ impl Broker {
     /// Asks every attached connection to close with `reason`.
     pub fn disconnect_all(&self, reason: ReasonCode) {
         for session in self.sessions.read().values() {
-            if let Some(attachment) = &session.lock().attached {
+            if let Some(attachment) = session.lock().attachment() {
                 let _ = attachment.control.send(Control::Disconnect(reason));
             }
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::Broker;
 use crate::message::Message;
-use crate::session::{OutFlight, Session};
-use crate::store::{now_ms, ItemState, Op, Restored};
+use crate::session::Session;
+use crate::store::{now_ms, Op, Restored};
 
 impl Broker {
     /// Loads `restored` into an empty broker. Must run inside the runtime
@@ -31,6 +31,7 @@ impl Broker {
             let session = Arc::new(Session::new(
                 Arc::clone(&stored.client_id),
                 self.queue_limits(),
+                true,
             ));
             let expiry = stored.meta.expiry_interval;
             // A session that was connected when the broker stopped counts
@@ -40,28 +41,12 @@ impl Broker {
             {
                 let mut router = self.router.write();
                 let mut state = session.lock();
-                state.expiry_interval = expiry;
-                state.owner = stored.meta.owner.clone();
-                for (filter, sub) in &stored.meta.subscriptions {
-                    let sub = sub.to_subscription();
-                    state.subscriptions.insert(filter.clone(), sub);
-                    router.subscribe(filter, &session.client_id, sub);
+                let (items, op) = state.restore(stored, now - offline_ms);
+                deliveries += items;
+                for (filter, sub) in state.subscriptions() {
+                    router.subscribe(filter, &session.client_id, *sub);
                 }
-                for (item, item_state) in stored.items {
-                    deliveries += 1;
-                    match item_state {
-                        ItemState::Queued => {
-                            state.queue.push_restored(item);
-                        }
-                        ItemState::Sent(id) => state.inflight.insert(id, OutFlight::Publish(item)),
-                        ItemState::Released(id) => {
-                            state.inflight.insert(id, OutFlight::Release(item.seq))
-                        }
-                    }
-                }
-                state.incoming_qos2.extend(stored.incoming_qos2);
-                let meta = state.meta(Some(now - offline_ms));
-                self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+                self.record(op);
             }
             self.sessions
                 .write()
@@ -97,7 +82,7 @@ impl Broker {
             tokio::time::sleep(delay).await;
             let resumed = broker
                 .session(&client_id)
-                .is_some_and(|session| session.lock().generation != 0);
+                .is_some_and(|session| session.lock().generation() != 0);
             if !resumed {
                 broker.publish(message);
             }

@@ -150,7 +150,7 @@ fn schedule_will(
     will: LastWill,
     was_attached: bool,
 ) {
-    let expiry = session.lock().expiry_interval;
+    let expiry = session.lock().expiry_interval();
     let delay = will.delay_interval.unwrap_or(0).min(expiry);
     let message = will_message(client_id, will);
     if delay == 0 {
@@ -160,7 +160,7 @@ fn schedule_will(
     if !was_attached {
         // Taken over: a connection that resumed the session keeps the will
         // unsent; one that started clean ended the session, so it goes now.
-        if !session.lock().alive {
+        if !session.lock().is_alive() {
             broker.publish(message);
         }
         return;
@@ -174,10 +174,7 @@ fn schedule_will(
     let client_id = Arc::clone(client_id);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-        let resumed = {
-            let state = session.lock();
-            state.alive && state.generation != generation
-        };
+        let resumed = session.lock().resumed_since(generation);
         if !resumed {
             broker.publish(message);
         }

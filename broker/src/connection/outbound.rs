@@ -17,7 +17,6 @@ use crate::broker::{AuthState, Stats};
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
 use crate::observe::ClientCounters;
 use crate::session::{OutFlight, Queued};
-use crate::store::{ItemState, Op};
 
 impl<S> Client<S>
 where
@@ -94,11 +93,11 @@ where
         let session = std::sync::Arc::clone(&self.session);
         let mut state = session.lock();
         while self.write_buf.len() < WRITE_BUDGET {
-            let Some(item) = state.queue.pop() else {
+            let Some(item) = state.next_queued() else {
                 break;
             };
             if item.message.is_expired(now) {
-                self.forget_delivery(item.seq);
+                self.broker.record(state.delivery_done(&item));
                 continue;
             }
             // Checked per message, so a permitted wildcard never leaks a
@@ -108,49 +107,37 @@ where
             if !self.may_read(rules, &item.message.topic) {
                 // Not for this connection, but not lost either: kept for
                 // the next connection of the session's owner.
-                for given_up in state.held.hold(item) {
-                    Stats::add(&self.broker.stats.publish_dropped, 1);
-                    self.forget_delivery(given_up.seq);
+                let (given_up, ops) = state.hold(item);
+                Stats::add(&self.broker.stats.publish_dropped, given_up as u64);
+                for op in ops {
+                    self.broker.record(Some(op));
                 }
                 continue;
             }
             let packet_id = if item.qos == QoS::AtMostOnce {
                 None
             } else {
-                let id = if state.inflight.len() < self.send_window {
-                    state.inflight.allocate_id()
-                } else {
-                    None
-                };
-                let Some(id) = id else {
+                let Some(id) = state.allocate_in_window(self.send_window) else {
                     // Window full: wait for an acknowledgement.
-                    state.queue.push_front(item);
+                    state.requeue_front(item);
                     break;
                 };
                 Some(id)
             };
             let publish = Packet::Publish(self.publish_for(&item, packet_id, false, now));
             if !self.send_publish(&publish) {
-                self.forget_delivery(item.seq);
+                self.broker.record(state.delivery_done(&item));
                 continue;
             }
             if let Some(id) = packet_id {
-                if let (QoS::ExactlyOnce, Some(seq)) = (item.qos, item.seq) {
-                    // After a restart this PUBLISH must go out again with
-                    // the same packet id, not as a new message.
-                    let client = std::sync::Arc::clone(&self.client_id);
-                    let copy = item.clone();
-                    self.broker
-                        .persist(|| Op::ItemState(client, seq, copy, ItemState::Sent(id)));
-                }
-                state.inflight.insert(id, OutFlight::Publish(item));
+                self.broker.record(state.mark_sent(id, item));
             }
         }
-        if state.queue.settle() {
+        if state.settle_queue() {
             // Back under its bounds: publishers held back may read again.
             session.space.notify_waiters();
         }
-        if self.write_buf.len() >= WRITE_BUDGET && !state.queue.is_empty() {
+        if self.write_buf.len() >= WRITE_BUDGET && !state.queue_is_empty() {
             // Budget spent: come back after this batch is written.
             self.session.wakeup.notify_one();
         }
@@ -168,8 +155,7 @@ where
         let state = session.lock();
         let rules = self.broker.auth();
         let pending: Vec<Packet> = state
-            .inflight
-            .in_order()
+            .inflight_in_order()
             .filter_map(|(id, entry)| match entry {
                 OutFlight::Publish(item) => self
                     .may_read(&rules, &item.message.topic)

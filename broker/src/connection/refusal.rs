@@ -12,13 +12,10 @@
 //! it was told is durable is lost. This module owns no state; it must not
 //! decide health.
 
-use std::sync::Arc;
-
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, Exit};
 use crate::codec::{Packet, ReasonCode};
-use crate::store::Op;
 
 impl<S> Client<S>
 where
@@ -68,14 +65,7 @@ where
     }
 
     fn forget_incoming_qos2(&self, packet_id: u16) {
-        let persistent = {
-            let mut state = self.session.lock();
-            state.incoming_qos2.remove(&packet_id) && state.is_persistent()
-        };
-        if persistent {
-            let client = Arc::clone(&self.client_id);
-            self.broker
-                .persist(|| Op::IncomingRemove(client, packet_id));
-        }
+        let (_, op) = self.session.lock().release_incoming(packet_id);
+        self.broker.record(op);
     }
 }
