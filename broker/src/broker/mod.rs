@@ -14,6 +14,7 @@ mod restore;
 mod retained;
 mod revocation;
 mod stats;
+mod will;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +36,7 @@ pub use access::{AuthState, DenialLog};
 pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};
 pub use retained::{RetainRefused, Retained};
 pub use stats::Stats;
+pub use will::PendingWill;
 
 /// Everything the connections share.
 #[derive(Debug)]

@@ -1,14 +1,14 @@
 //! Bringing back what the store held at startup: retained messages,
 //! offline persistent sessions with their subscriptions, queued and inflight
-//! deliveries and QoS 2 state, their expiry timers, and delayed wills.
+//! deliveries and QoS 2 state, their expiry timers, and delayed wills
+//! (handed to the will scheduler, `will.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Broker;
-use crate::message::Message;
 use crate::session::Session;
-use crate::store::{now_ms, Op, Restored};
+use crate::store::{now_ms, Restored};
 
 impl Broker {
     /// Loads `restored` into an empty broker. Must run inside the runtime
@@ -67,26 +67,5 @@ impl Broker {
                 restored.wills.len()
             );
         }
-    }
-
-    /// Publishes a stored will after `delay` unless its client reconnected
-    /// and resumed the session meanwhile.
-    fn schedule_stored_will(
-        self: &Arc<Self>,
-        client_id: Arc<str>,
-        message: Arc<Message>,
-        delay: Duration,
-    ) {
-        let broker = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let resumed = broker
-                .session(&client_id)
-                .is_some_and(|session| session.lock().generation() != 0);
-            if !resumed {
-                broker.publish(message);
-            }
-            broker.persist(|| Op::WillClear(client_id));
-        });
     }
 }

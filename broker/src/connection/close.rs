@@ -9,12 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{lingering_close, Client, Exit};
 use crate::auth::Action;
-use crate::broker::{Broker, Stats};
-use crate::codec::{Disconnect, LastWill, Packet, ReasonCode};
-use crate::message::Message;
+use crate::broker::{PendingWill, Stats};
+use crate::codec::{Disconnect, Packet, ReasonCode};
 use crate::observe::Event;
-use crate::session::Session;
-use crate::store::Op;
 
 /// How long a closing connection may spend writing its last packets.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -123,74 +120,16 @@ where
                 .allows(&self.identity, Action::Publish, &will.topic)
         });
         if let Some(will) = will {
-            schedule_will(
-                &self.broker,
-                &self.session,
+            self.broker.schedule_will(PendingWill::new(
+                Arc::clone(&self.session),
                 self.generation,
-                &id,
                 will,
                 was_attached,
-            );
+                Instant::now(),
+            ));
         }
         if linger && written {
             lingering_close(self.stream).await;
         }
     }
-}
-
-/// Publishes a will now, or after its Will Delay Interval unless the
-/// session was resumed by a new connection in the meantime [MQTT-3.1.3-9].
-/// The delay is capped by the session expiry: a session that ends
-/// publishes its will [MQTT-3.1.2-8].
-fn schedule_will(
-    broker: &Arc<Broker>,
-    session: &Arc<Session>,
-    generation: u64,
-    client_id: &Arc<str>,
-    will: LastWill,
-    was_attached: bool,
-) {
-    let expiry = session.lock().expiry_interval();
-    let delay = will.delay_interval.unwrap_or(0).min(expiry);
-    let message = will_message(client_id, will);
-    if delay == 0 {
-        broker.publish(message);
-        return;
-    }
-    if !was_attached {
-        // Taken over: a connection that resumed the session keeps the will
-        // unsent; one that started clean ended the session, so it goes now.
-        if !session.lock().is_alive() {
-            broker.publish(message);
-        }
-        return;
-    }
-    // Kept on disk too, so a broker restart during the delay still
-    // publishes it.
-    let publish_at_ms = crate::store::now_ms() + u64::from(delay) * 1000;
-    broker.persist(|| Op::WillPut(Arc::clone(client_id), Arc::clone(&message), publish_at_ms));
-    let broker = Arc::clone(broker);
-    let session = Arc::clone(session);
-    let client_id = Arc::clone(client_id);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-        let resumed = session.lock().resumed_since(generation);
-        if !resumed {
-            broker.publish(message);
-        }
-        broker.persist(|| Op::WillClear(client_id));
-    });
-}
-
-fn will_message(client_id: &Arc<str>, will: LastWill) -> Arc<Message> {
-    let now = Instant::now();
-    Arc::new(Message {
-        expires_at: Message::expiry_deadline(will.properties.message_expiry_interval, now),
-        topic: Arc::from(will.topic),
-        payload: will.payload,
-        qos: will.qos,
-        retain: will.retain,
-        properties: will.properties,
-        publisher: Some(Arc::clone(client_id)),
-    })
 }
