@@ -14,9 +14,12 @@
 //! - [`auth`] decides who a client is and what it may do: identities from
 //!   client certificates, password files (`mosquitto_passwd` format), and
 //!   topic ACLs from `fleetmq.toml` and Mosquitto `acl_file`s.
-//! - [`connection`] runs one client: the CONNECT handshake, the read loop,
-//!   keep alive, the write side with QoS 1/2 inflight windows, and hands
-//!   PUBLISH/SUBSCRIBE to the broker.
+//! - [`connection`] runs one client's IO: the CONNECT handshake, the read
+//!   and write loop, keep alive, waiting for store commits and for room in
+//!   full queues, take-over and shutdown.
+//! - [`protocol`] is one client's MQTT conversation after CONNECT, without
+//!   IO ([`protocol::ClientProtocol`]): packets in; bytes, acknowledgements
+//!   gated on commit tickets, a close reason and a will out.
 //! - [`session`] is the state of one client id that outlives a connection:
 //!   its owner, subscriptions, the outgoing queue, inflight messages, the
 //!   will.
@@ -60,6 +63,7 @@ pub mod listener;
 pub mod message;
 pub mod mosquitto;
 pub mod observe;
+pub mod protocol;
 pub mod router;
 pub mod server;
 pub mod service;

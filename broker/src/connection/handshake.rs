@@ -5,7 +5,6 @@
 //! reason codes, 3.1.1 return codes through the encoder) and a log line
 //! naming the peer; nothing here touches other clients.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,8 @@ use crate::codec::{
     self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
     ReasonCode,
 };
-use crate::observe::{ClientCounters, Connected, Event};
+use crate::observe::{Connected, Event};
+use crate::protocol::{ClientProtocol, Setup};
 use crate::router::validate_topic_name;
 use crate::tls::{millis, AuthMode, CertificateSerial};
 
@@ -149,13 +149,6 @@ where
         reason: ReasonCode::SUCCESS,
         properties: connack_properties(&broker, &accepted),
     });
-    let props = &connect.properties;
-    let window = usize::from(limits.max_inflight)
-        .min(usize::from(props.receive_maximum.unwrap_or(u16::MAX)))
-        .max(1);
-    let client_max_packet = props
-        .maximum_packet_size
-        .map_or(usize::MAX, |max| max as usize);
     let username = connect
         .username
         .as_deref()
@@ -178,42 +171,43 @@ where
         ..
     } = *connect;
     let keep_alive = accepted.keep_alive;
+    let props = &connect.properties;
+    let protocol = ClientProtocol::new(Setup {
+        broker: Arc::clone(&broker),
+        version,
+        identity,
+        session: attached.session,
+        generation: attached.generation,
+        peer,
+        will,
+        receive_maximum: props.receive_maximum,
+        maximum_packet_size: props.maximum_packet_size,
+        committed: ClientProtocol::store_progress(&broker),
+    });
     let mut client = Client {
         stream,
         broker: Arc::clone(&broker),
         origin,
         read_buf,
         read_size: super::READ_MIN,
-        pressure: Vec::new(),
-        write_buf: BytesMut::new(),
-        version,
-        client_id: Arc::clone(&attached.session.client_id),
-        identity,
-        session: attached.session,
-        generation: attached.generation,
+        protocol,
         keep_alive: Duration::from_secs(u64::from(keep_alive)),
-        will,
-        send_window: window,
-        client_max_packet,
-        topic_aliases: HashMap::new(),
         control: attached.control,
-        counters: Arc::new(ClientCounters::default()),
-        pending_acks: VecDeque::new(),
-        committed: broker
-            .store
-            .as_ref()
-            .filter(|store| store.gates_acks())
-            .map(|store| store.progress()),
+        committed: ClientProtocol::store_progress(&broker),
     };
-    client.counters.touch();
-    client.send(&connack);
+    client.protocol.counters().touch();
+    client.protocol.send(&connack);
     if attached.session_present {
-        client.resend_inflight();
+        client.protocol.resend_inflight(std::time::Instant::now());
     }
     // CONNACK leaves now, not with the next batch, so its time is real.
     if let Err(error) = client.flush().await {
-        tracing::info!(client = %client.client_id, "Socket error on client {}, disconnecting: {error}.", client.client_id);
-        client.broker.detach(&client.session, client.generation);
+        let id = client.protocol.client_id();
+        tracing::info!(client = %id, "Socket error on client {id}, disconnecting: {error}.");
+        let protocol = &client.protocol;
+        client
+            .broker
+            .detach(protocol.session(), protocol.generation());
         return None;
     }
     client.origin.clock.connack = Some(std::time::Instant::now());
@@ -236,9 +230,9 @@ where
         let timing = self.origin.clock.timing();
         let tls = self.origin.tls.as_ref();
         tracing::debug!(
-            client = %self.client_id,
+            client = %self.protocol.client_id(),
             "Client {} setup: TLS {} ({}, {}, {}, {}, {}), CONNECT after {}, CONNACK after {}, total {}.",
-            self.client_id,
+            self.protocol.client_id(),
             millis(timing.tls_total),
             tls.map_or("plain", |t| t.version.as_str()),
             tls.map_or("-", |t| t.cipher_suite.as_str()),
@@ -252,8 +246,8 @@ where
         self.broker
             .events
             .emit(Event::Connected(Box::new(Connected {
-                client_id: Arc::clone(&self.client_id),
-                connection: self.generation,
+                client_id: Arc::clone(self.protocol.client_id()),
+                connection: self.protocol.generation(),
                 peer: self.origin.peer,
                 listener: Arc::clone(&self.origin.listener),
                 protocol: version.level(),
@@ -262,7 +256,7 @@ where
                 username,
                 tls: self.origin.tls.clone(),
                 timing,
-                counters: Arc::clone(&self.counters),
+                counters: Arc::clone(self.protocol.counters()),
             })));
     }
 }

@@ -22,6 +22,11 @@ pub struct Detached {
     pub op: Option<Op>,
 }
 
+/// A DISCONNECT asked for a session expiry after CONNECT asked for none
+/// [MQTT-3.14.2-2].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryFromZero;
+
 /// What [`SessionState::subscribe`] did.
 #[derive(Debug)]
 pub enum SubscribeChange {
@@ -137,9 +142,9 @@ impl SessionState {
     /// A 5.0 DISCONNECT changes the expiry interval (capped at `cap`); it
     /// may not turn a session that ends with its connection into one that
     /// outlives it [MQTT-3.14.2-2]. Recorded at detach.
-    pub fn change_expiry(&mut self, asked: u32, cap: u32) -> Result<(), ()> {
+    pub fn change_expiry(&mut self, asked: u32, cap: u32) -> Result<(), ExpiryFromZero> {
         if self.expiry_interval == 0 && asked != 0 {
-            return Err(());
+            return Err(ExpiryFromZero);
         }
         self.expiry_interval = asked.min(cap);
         Ok(())

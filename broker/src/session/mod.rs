@@ -35,7 +35,7 @@ use crate::store::{Op, SessionMeta, Store, StoredSubscription};
 pub use control::{control_link, ConnectionGone, Control, ControlReceiver, ControlSender};
 pub use delivery::PubRecOutcome;
 pub use inflight::{Inflight, OutFlight, Released};
-pub use lifecycle::{Detached, SubscribeChange};
+pub use lifecycle::{Detached, ExpiryFromZero, SubscribeChange};
 pub use owner::{ForeignSession, SessionOwner};
 pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
 

@@ -5,23 +5,19 @@
 //! Every delivery, first send or resend, is checked against this
 //! connection's read rights; one it may not read is neither sent nor
 //! forgotten (it stays in the session for its owner, see `session::held`).
-//! The session lock is taken once per drain and released before any IO.
+//! The session lock is taken once per drain; the outbox is written by the
+//! IO loop after it.
 
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Client, Exit, WRITE_BUDGET};
+use super::{ClientProtocol, WRITE_BUDGET};
 use crate::auth::Action;
 use crate::broker::{AuthState, Stats};
 use crate::codec::{self, Packet, PubResponse, Publish, QoS};
 use crate::observe::ClientCounters;
 use crate::session::{OutFlight, Queued};
 
-impl<S> Client<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+impl ClientProtocol {
     /// Builds the PUBLISH one subscriber receives for a queued message.
     fn publish_for(
         &self,
@@ -80,19 +76,18 @@ where
     /// Moves queued messages into the write buffer: QoS 0 freely, QoS 1/2
     /// while the inflight window has room, at most [`WRITE_BUDGET`] bytes a
     /// turn. Expired messages are discarded [MQTT-3.3.2-5].
-    pub(super) fn drain_queue(&mut self) -> Result<(), Exit> {
+    pub fn drain(&mut self, now: Instant) {
         // Messages queued after an acknowledgement that waits for the store
         // (retained messages after a SUBACK) must not overtake it.
         if !self.pending_acks.is_empty() {
-            return Ok(());
+            return;
         }
-        let now = Instant::now();
         // The rules, fetched at the first message: most turns (every read
         // of a publisher) find the queue empty.
         let mut auth = None;
         let session = std::sync::Arc::clone(&self.session);
         let mut state = session.lock();
-        while self.write_buf.len() < WRITE_BUDGET {
+        while self.out.len() < WRITE_BUDGET {
             let Some(item) = state.next_queued() else {
                 break;
             };
@@ -137,11 +132,10 @@ where
             // Back under its bounds: publishers held back may read again.
             session.space.notify_waiters();
         }
-        if self.write_buf.len() >= WRITE_BUDGET && !state.queue_is_empty() {
+        if self.out.len() >= WRITE_BUDGET && !state.queue_is_empty() {
             // Budget spent: come back after this batch is written.
             self.session.wakeup.notify_one();
         }
-        Ok(())
     }
 
     /// Sends again every unacknowledged PUBLISH (with DUP) and PUBREL, in
@@ -149,8 +143,7 @@ where
     /// A PUBLISH this connection may not read is not sent: it keeps its
     /// packet id and stays for a connection of the owner that may (a
     /// PUBREL carries no message and always goes).
-    pub(super) fn resend_inflight(&mut self) {
-        let now = Instant::now();
+    pub fn resend_inflight(&mut self, now: Instant) {
         let session = std::sync::Arc::clone(&self.session);
         let state = session.lock();
         let rules = self.broker.auth();

@@ -3,14 +3,14 @@
 //!
 //! Every check that can fail answers in the client's terms: a 5.0 reason
 //! code in the ack, or a DISCONNECT with the reason (see [`Exit`]) where the
-//! specification says the connection must close.
+//! specification says the connection must close. Store records go
+//! through the session's and the engine's methods; acknowledgements that
+//! promise them wait for their ticket (`acks`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Client, Exit};
+use super::{ClientProtocol, Exit};
 use crate::auth::Action;
 use crate::broker::Stats;
 use crate::codec::{
@@ -23,14 +23,11 @@ use crate::router::{
     parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
 };
 
-impl<S> Client<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    /// Handles one packet from the client.
-    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Exit> {
+impl ClientProtocol {
+    /// Handles one packet from the client, received at `now`.
+    pub fn on_packet(&mut self, packet: Packet, now: Instant) -> Result<(), Exit> {
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::Publish(publish) => self.on_publish(publish, now),
             Packet::PubAck(ack) => {
                 let op = self.session.lock().on_puback(ack.packet_id);
                 self.broker.record(op);
@@ -141,7 +138,7 @@ where
         Ok(topic)
     }
 
-    fn on_publish(&mut self, publish: Publish) -> Result<(), Exit> {
+    fn on_publish(&mut self, publish: Publish, now: Instant) -> Result<(), Exit> {
         Stats::add(&self.broker.stats.publish_received, 1);
         ClientCounters::add(&self.counters.messages_in, 1);
         let mqtt = &self.broker.config.mqtt;
@@ -197,7 +194,7 @@ where
             // The clock is read only for messages that can expire.
             let expires_at = properties
                 .message_expiry_interval
-                .and_then(|secs| Message::expiry_deadline(Some(secs), Instant::now()));
+                .and_then(|secs| Message::expiry_deadline(Some(secs), now));
             let message = Arc::new(Message {
                 expires_at,
                 topic,

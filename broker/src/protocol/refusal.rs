@@ -12,15 +12,10 @@
 //! it was told is durable is lost. This module owns no state; it must not
 //! decide health.
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Client, Exit};
+use super::{ClientProtocol, Exit};
 use crate::codec::{Packet, ReasonCode};
 
-impl<S> Client<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+impl ClientProtocol {
     /// True when a QoS 1/2 PUBLISH must be refused before it is routed:
     /// the store cannot commit now, so its acknowledgement could only lie.
     pub(super) fn store_refuses_publishes(&self) -> bool {
