@@ -7,8 +7,8 @@
 //! connection; a session that ended meanwhile (clean start elsewhere,
 //! expiry) does not keep it back. A delayed will is kept in the store until
 //! it is published or dropped, so a restart during the delay still
-//! publishes it. This module decides nothing about access (the connection
-//! checks the will's topic before handing it over).
+//! publishes it (decision 0107). This module decides nothing about access
+//! (the connection checks the will's topic before handing it over).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -12,7 +12,7 @@
 //! [`SessionState`] ([`lifecycle`] for attach, detach, subscriptions and
 //! expiry; [`delivery`] for the QoS 1/2 flows in both directions) that
 //! returns the durable [`Op`]s it implies, so store records of sessions
-//! are built here only and callers just submit them (decision 0108).
+//! are built here only and callers just submit them (decision 0106).
 
 mod control;
 mod delivery;
