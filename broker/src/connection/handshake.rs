@@ -16,12 +16,11 @@ use super::{lingering_close, Client, Origin};
 use crate::auth::{authenticate, AuthOutcome, Identity};
 use crate::broker::{Broker, Stats};
 use crate::codec::{
-    self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
-    ReasonCode,
+    self, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
 use crate::observe::{Connected, Event};
+use crate::protocol::connect::{connack_properties, negotiate, Negotiated};
 use crate::protocol::{ClientProtocol, Setup};
-use crate::router::validate_topic_name;
 use crate::tls::{millis, AuthMode, CertificateSerial};
 
 /// How a CONNECT was judged.
@@ -36,10 +35,8 @@ struct Accepted {
     client_id: String,
     identity: Identity,
     assigned_id: bool,
-    keep_alive: u16,
-    server_keep_alive: Option<u16>,
-    expiry_interval: u32,
-    expiry_capped: bool,
+    /// Keep alive and session expiry.
+    negotiated: Negotiated,
 }
 
 /// Reads CONNECT and answers it. Returns the attached client, or `None`
@@ -117,7 +114,7 @@ where
     let attached = match broker.attach(
         &accepted.client_id,
         connect.clean_start,
-        accepted.expiry_interval,
+        accepted.negotiated.expiry_interval,
         Arc::clone(&identity),
         certificate,
     ) {
@@ -147,7 +144,11 @@ where
     let connack = Packet::ConnAck(ConnAck {
         session_present: attached.session_present,
         reason: ReasonCode::SUCCESS,
-        properties: connack_properties(&broker, &accepted),
+        properties: connack_properties(
+            &broker.config,
+            &accepted.negotiated,
+            accepted.assigned_id.then(|| accepted.client_id.clone()),
+        ),
     });
     let username = connect
         .username
@@ -162,7 +163,7 @@ where
         accepted.client_id,
         log_protocol(version),
         u8::from(connect.clean_start),
-        accepted.keep_alive,
+        accepted.negotiated.keep_alive,
     );
     let Connect {
         will,
@@ -170,7 +171,7 @@ where
         username,
         ..
     } = *connect;
-    let keep_alive = accepted.keep_alive;
+    let keep_alive = accepted.negotiated.keep_alive;
     let props = &connect.properties;
     let protocol = ClientProtocol::new(Setup {
         broker: Arc::clone(&broker),
@@ -370,78 +371,16 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Broker) -> Verdict {
         }
         client_id = replacement;
     }
-    if let Some(will) = &connect.will {
-        if let Err(error) = validate_topic_name(&will.topic, &broker.topic_limits) {
-            let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
-            return Verdict::Refuse(reason, format!("invalid will topic: {error}"));
-        }
-        if will.qos as u8 > config.mqtt.max_qos {
-            return Verdict::Refuse(
-                Some(ReasonCode::QOS_NOT_SUPPORTED),
-                "will QoS above mqtt.max_qos".into(),
-            );
-        }
-        if will.retain && !config.mqtt.retain_available {
-            return Verdict::Refuse(
-                Some(ReasonCode::RETAIN_NOT_SUPPORTED),
-                "retained will while retain is not available".into(),
-            );
-        }
-    }
-    let max_keepalive = config.limits.max_keepalive;
-    let mut keep_alive = connect.keep_alive;
-    let mut server_keep_alive = None;
-    if max_keepalive < u16::MAX && (keep_alive == 0 || keep_alive > max_keepalive) {
-        if version.is_v5() {
-            keep_alive = max_keepalive;
-            server_keep_alive = Some(max_keepalive);
-        } else if keep_alive > max_keepalive {
-            // As Mosquitto: 3.1.1 cannot be told another keep alive.
-            return Verdict::Refuse(
-                Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
-                format!("keep alive {keep_alive}s above limits.max_keepalive {max_keepalive}s"),
-            );
-        }
-    }
-    let (expiry_interval, expiry_capped) = if version.is_v5() {
-        let asked = connect.properties.session_expiry_interval.unwrap_or(0);
-        let cap = config.mqtt.max_session_expiry_secs;
-        (asked.min(cap), asked > cap)
-    } else if connect.clean_start {
-        (0, false)
-    } else {
-        match config.mqtt.persistent_session_expiry_secs {
-            0 => (u32::MAX, false),
-            secs => (secs, false),
-        }
+    let negotiated = match negotiate(connect, config, &broker.topic_limits) {
+        Ok(negotiated) => negotiated,
+        Err(refusal) => return Verdict::Refuse(refusal.reason, refusal.why),
     };
     Verdict::Accept(Accepted {
         client_id,
         identity,
         assigned_id,
-        keep_alive,
-        server_keep_alive,
-        expiry_interval,
-        expiry_capped,
+        negotiated,
     })
-}
-
-/// CONNACK properties describing what this broker allows (5.0).
-fn connack_properties(broker: &Broker, accepted: &Accepted) -> ConnAckProperties {
-    let config = &broker.config;
-    ConnAckProperties {
-        session_expiry_interval: accepted.expiry_capped.then_some(accepted.expiry_interval),
-        receive_maximum: Some(config.limits.max_inflight),
-        maximum_qos: (config.mqtt.max_qos < 2)
-            .then(|| QoS::from_u8(config.mqtt.max_qos))
-            .flatten(),
-        retain_available: (!config.mqtt.retain_available).then_some(false),
-        maximum_packet_size: Some(config.limits.max_packet_size),
-        assigned_client_identifier: accepted.assigned_id.then(|| accepted.client_id.clone()),
-        topic_alias_maximum: Some(config.limits.topic_alias_maximum),
-        server_keep_alive: accepted.server_keep_alive,
-        ..ConnAckProperties::default()
-    }
 }
 
 fn refusal(reason: ReasonCode) -> Packet {

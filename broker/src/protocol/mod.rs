@@ -14,12 +14,17 @@
 //! never waits: the IO loop waits for tickets, room, keep alive, the socket
 //! and take-over requests, then calls back in (decision 0105).
 //!
+//! [`connect`] holds what the broker decides about a CONNECT once its
+//! client is known (will checks, keep alive, session expiry, CONNACK
+//! properties); reading it and authenticating stay with the IO side.
+//!
 //! It must not touch sockets, TLS, listeners or `tokio::io`, and has no
 //! `.await`: everything here runs synchronously, and its tests drive it
 //! without a runtime.
 
 mod acks;
 mod close;
+pub mod connect;
 mod exit;
 mod inbound;
 mod outbound;
