@@ -5,7 +5,6 @@
 //! reason codes, 3.1.1 return codes through the encoder) and a log line
 //! naming the peer; nothing here touches other clients.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +14,15 @@ use tokio::sync::watch;
 
 use super::{lingering_close, Client, Origin};
 use fleetmq_codec::{
-    self as codec, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion, QoS,
+    self as codec, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion,
     ReasonCode,
 };
 use fleetmq_core::auth::{authenticate, AuthOutcome, Identity};
 use fleetmq_core::engine::{Engine, Stats};
-use fleetmq_core::events::{ClientCounters, Connected, Event};
+use fleetmq_core::events::{Connected, Event};
 use fleetmq_core::peer::{millis, AuthMode, CertificateSerial};
-use fleetmq_core::router::validate_topic_name;
+use fleetmq_core::protocol::connect::{connack_properties, negotiate, Negotiated};
+use fleetmq_core::protocol::{ClientProtocol, Setup};
 
 /// How a CONNECT was judged.
 enum Verdict {
@@ -36,10 +36,8 @@ struct Accepted {
     client_id: String,
     identity: Identity,
     assigned_id: bool,
-    keep_alive: u16,
-    server_keep_alive: Option<u16>,
-    expiry_interval: u32,
-    expiry_capped: bool,
+    /// Keep alive and session expiry.
+    negotiated: Negotiated,
 }
 
 /// Reads CONNECT and answers it. Returns the attached client, or `None`
@@ -117,7 +115,7 @@ where
     let attached = match broker.attach(
         &accepted.client_id,
         connect.clean_start,
-        accepted.expiry_interval,
+        accepted.negotiated.expiry_interval,
         Arc::clone(&identity),
         certificate,
     ) {
@@ -147,15 +145,12 @@ where
     let connack = Packet::ConnAck(ConnAck {
         session_present: attached.session_present,
         reason: ReasonCode::SUCCESS,
-        properties: connack_properties(&broker, &accepted),
+        properties: connack_properties(
+            &broker.config,
+            &accepted.negotiated,
+            accepted.assigned_id.then(|| accepted.client_id.clone()),
+        ),
     });
-    let props = &connect.properties;
-    let window = usize::from(limits.max_inflight)
-        .min(usize::from(props.receive_maximum.unwrap_or(u16::MAX)))
-        .max(1);
-    let client_max_packet = props
-        .maximum_packet_size
-        .map_or(usize::MAX, |max| max as usize);
     let username = connect
         .username
         .as_deref()
@@ -169,7 +164,7 @@ where
         accepted.client_id,
         log_protocol(version),
         u8::from(connect.clean_start),
-        accepted.keep_alive,
+        accepted.negotiated.keep_alive,
     );
     let Connect {
         will,
@@ -177,43 +172,44 @@ where
         username,
         ..
     } = *connect;
-    let keep_alive = accepted.keep_alive;
+    let keep_alive = accepted.negotiated.keep_alive;
+    let props = &connect.properties;
+    let protocol = ClientProtocol::new(Setup {
+        broker: Arc::clone(&broker),
+        version,
+        identity,
+        session: attached.session,
+        generation: attached.generation,
+        peer,
+        will,
+        receive_maximum: props.receive_maximum,
+        maximum_packet_size: props.maximum_packet_size,
+        committed: ClientProtocol::store_progress(&broker),
+    });
     let mut client = Client {
         stream,
         broker: Arc::clone(&broker),
         origin,
         read_buf,
         read_size: super::READ_MIN,
-        pressure: Vec::new(),
-        write_buf: BytesMut::new(),
-        version,
-        client_id: Arc::clone(&attached.session.client_id),
-        identity,
-        session: attached.session,
-        generation: attached.generation,
+        protocol,
         keep_alive: Duration::from_secs(u64::from(keep_alive)),
-        will,
-        send_window: window,
-        client_max_packet,
-        topic_aliases: HashMap::new(),
         control: attached.control,
-        counters: Arc::new(ClientCounters::default()),
-        pending_acks: VecDeque::new(),
-        committed: broker
-            .store
-            .as_ref()
-            .filter(|store| store.gates_acks())
-            .map(|store| store.progress()),
+        committed: ClientProtocol::store_progress(&broker),
     };
-    client.counters.touch();
-    client.send(&connack);
+    client.protocol.counters().touch();
+    client.protocol.send(&connack);
     if attached.session_present {
-        client.resend_inflight();
+        client.protocol.resend_inflight(std::time::Instant::now());
     }
     // CONNACK leaves now, not with the next batch, so its time is real.
     if let Err(error) = client.flush().await {
-        tracing::info!(client = %client.client_id, "Socket error on client {}, disconnecting: {error}.", client.client_id);
-        client.broker.detach(&client.session, client.generation);
+        let id = client.protocol.client_id();
+        tracing::info!(client = %id, "Socket error on client {id}, disconnecting: {error}.");
+        let protocol = &client.protocol;
+        client
+            .broker
+            .detach(protocol.session(), protocol.generation());
         return None;
     }
     client.origin.clock.connack = Some(std::time::Instant::now());
@@ -236,9 +232,9 @@ where
         let timing = self.origin.clock.timing();
         let tls = self.origin.tls.as_ref();
         tracing::debug!(
-            client = %self.client_id,
+            client = %self.protocol.client_id(),
             "Client {} setup: TLS {} ({}, {}, {}, {}, {}), CONNECT after {}, CONNACK after {}, total {}.",
-            self.client_id,
+            self.protocol.client_id(),
             millis(timing.tls_total),
             tls.map_or("plain", |t| t.version.as_str()),
             tls.map_or("-", |t| t.cipher_suite.as_str()),
@@ -252,8 +248,8 @@ where
         self.broker
             .events
             .emit(Event::Connected(Box::new(Connected {
-                client_id: Arc::clone(&self.client_id),
-                connection: self.generation,
+                client_id: Arc::clone(self.protocol.client_id()),
+                connection: self.protocol.generation(),
                 peer: self.origin.peer,
                 listener: Arc::clone(&self.origin.listener),
                 protocol: version.level(),
@@ -262,7 +258,7 @@ where
                 username,
                 tls: self.origin.tls.clone(),
                 timing,
-                counters: Arc::clone(&self.counters),
+                counters: Arc::clone(self.protocol.counters()),
             })));
     }
 }
@@ -376,78 +372,16 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Engine) -> Verdict {
         }
         client_id = replacement;
     }
-    if let Some(will) = &connect.will {
-        if let Err(error) = validate_topic_name(&will.topic, &broker.topic_limits) {
-            let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
-            return Verdict::Refuse(reason, format!("invalid will topic: {error}"));
-        }
-        if will.qos as u8 > config.mqtt.max_qos {
-            return Verdict::Refuse(
-                Some(ReasonCode::QOS_NOT_SUPPORTED),
-                "will QoS above mqtt.max_qos".into(),
-            );
-        }
-        if will.retain && !config.mqtt.retain_available {
-            return Verdict::Refuse(
-                Some(ReasonCode::RETAIN_NOT_SUPPORTED),
-                "retained will while retain is not available".into(),
-            );
-        }
-    }
-    let max_keepalive = config.limits.max_keepalive;
-    let mut keep_alive = connect.keep_alive;
-    let mut server_keep_alive = None;
-    if max_keepalive < u16::MAX && (keep_alive == 0 || keep_alive > max_keepalive) {
-        if version.is_v5() {
-            keep_alive = max_keepalive;
-            server_keep_alive = Some(max_keepalive);
-        } else if keep_alive > max_keepalive {
-            // As Mosquitto: 3.1.1 cannot be told another keep alive.
-            return Verdict::Refuse(
-                Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
-                format!("keep alive {keep_alive}s above limits.max_keepalive {max_keepalive}s"),
-            );
-        }
-    }
-    let (expiry_interval, expiry_capped) = if version.is_v5() {
-        let asked = connect.properties.session_expiry_interval.unwrap_or(0);
-        let cap = config.mqtt.max_session_expiry_secs;
-        (asked.min(cap), asked > cap)
-    } else if connect.clean_start {
-        (0, false)
-    } else {
-        match config.mqtt.persistent_session_expiry_secs {
-            0 => (u32::MAX, false),
-            secs => (secs, false),
-        }
+    let negotiated = match negotiate(connect, config, &broker.topic_limits) {
+        Ok(negotiated) => negotiated,
+        Err(refusal) => return Verdict::Refuse(refusal.reason, refusal.why),
     };
     Verdict::Accept(Accepted {
         client_id,
         identity,
         assigned_id,
-        keep_alive,
-        server_keep_alive,
-        expiry_interval,
-        expiry_capped,
+        negotiated,
     })
-}
-
-/// CONNACK properties describing what this broker allows (5.0).
-fn connack_properties(broker: &Engine, accepted: &Accepted) -> ConnAckProperties {
-    let config = &broker.config;
-    ConnAckProperties {
-        session_expiry_interval: accepted.expiry_capped.then_some(accepted.expiry_interval),
-        receive_maximum: Some(config.limits.max_inflight),
-        maximum_qos: (config.mqtt.max_qos < 2)
-            .then(|| QoS::from_u8(config.mqtt.max_qos))
-            .flatten(),
-        retain_available: (!config.mqtt.retain_available).then_some(false),
-        maximum_packet_size: Some(config.limits.max_packet_size),
-        assigned_client_identifier: accepted.assigned_id.then(|| accepted.client_id.clone()),
-        topic_alias_maximum: Some(config.limits.topic_alias_maximum),
-        server_keep_alive: accepted.server_keep_alive,
-        ..ConnAckProperties::default()
-    }
 }
 
 fn refusal(reason: ReasonCode) -> Packet {

@@ -1,11 +1,14 @@
-//! One client connection: from the first byte to the close.
+//! One client connection's IO: from the first byte to the close.
 //!
 //! [`serve`] reads the CONNECT (within `limits.connect_timeout_secs`),
 //! attaches the session and answers CONNACK ([`handshake`]), then runs one
-//! loop that reads packets ([`inbound`]), writes what the session has queued
-//! within the inflight window ([`outbound`]), watches keep alive, and obeys
-//! take-over and shutdown requests; [`close`] handles the will and the
-//! session when the loop ends. A connection where the broker had the last
+//! loop that reads bytes and feeds them to the client's socket-free
+//! [`ClientProtocol`] (which decodes and answers them, and moves what the
+//! session has queued into its outbox within the inflight window), writes
+//! the outbox, waits for the store tickets acknowledgements wait for,
+//! watches keep alive, and obeys take-over and shutdown requests; [`close`]
+//! writes the last bytes and hands the will to the engine when the loop
+//! ends. A connection where the broker had the last
 //! word (a DISCONNECT or CONNACK with a reason) ends by [`linger`]ing, so
 //! the reason reaches a peer that is still sending.
 //!
@@ -24,14 +27,10 @@
 
 mod close;
 mod handshake;
-mod inbound;
 mod linger;
-mod outbound;
-mod refusal;
 
 pub use linger::{lingering_close, LINGER_BYTES, LINGER_TIME};
 
-use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,14 +40,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use fleetmq_codec::{self as codec, LastWill, Packet, ProtocolVersion, ReasonCode};
-use fleetmq_core::auth::Identity;
+use fleetmq_codec::ReasonCode;
 use fleetmq_core::config::ListenerConfig;
 use fleetmq_core::engine::{Engine, Stats};
 use fleetmq_core::events::ClientCounters;
 use fleetmq_core::peer::{ConnectClock, TlsInfo};
-use fleetmq_core::session::{Control, ControlReceiver, Session};
-use fleetmq_core::store::{Progress, TicketState};
+use fleetmq_core::protocol::{ClientProtocol, Exit};
+use fleetmq_core::session::{ControlReceiver, Session};
+use fleetmq_core::store::Progress;
 
 /// Where a connection came from, for logs and limits.
 #[derive(Debug, Clone)]
@@ -68,51 +67,8 @@ pub struct Origin {
     pub settings: Arc<ListenerConfig>,
 }
 
-/// Why a connection's loop ended.
-#[derive(Debug)]
-enum Exit {
-    /// The client sent DISCONNECT; `publish_will` for 5.0 reason 0x04.
-    ClientDisconnect { publish_will: bool },
-    /// The client closed the socket without DISCONNECT.
-    Closed,
-    /// Reading or writing failed.
-    Io(std::io::Error),
-    /// Nothing arrived within 1.5 times the keep alive [MQTT-3.1.2-24].
-    KeepAliveTimeout,
-    /// A write made no progress for this long: the peer stopped reading.
-    WriteStalled(Duration),
-    /// The client broke the protocol; 5.0 clients get DISCONNECT `reason`.
-    Violation { reason: ReasonCode, detail: String },
-    /// The broker asked the connection to close (take-over, shutdown).
-    Control(ReasonCode),
-    /// The store could not commit what this acknowledgement promises, and
-    /// the packet has no way to say so (3.1.1, or not a PUBACK/PUBREC):
-    /// the client resends after reconnecting.
-    StoreFailed(&'static str),
-}
-
-impl Exit {
-    /// The exit a broker request asks for; a dropped sender means shutdown.
-    fn requested(request: Option<Control>) -> Exit {
-        match request {
-            Some(Control::Disconnect(reason)) => Exit::Control(reason),
-            None => Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
-        }
-    }
-
-    fn violation(reason: ReasonCode, detail: impl Into<String>) -> Exit {
-        Exit::Violation {
-            reason,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// The most bytes one turn of the loop moves from the session queue into
-/// the write buffer, so one busy subscriber cannot grow it without bound.
-const WRITE_BUDGET: usize = 64 * 1024;
-
-/// A connected, CONNACKed client.
+/// A connected, CONNACKed client: its socket and buffers, and the
+/// protocol state it feeds.
 struct Client<S> {
     stream: S,
     broker: Arc<Engine>,
@@ -121,35 +77,15 @@ struct Client<S> {
     read_buf: BytesMut,
     /// Room offered to the next read (see [`next_read_size`]).
     read_size: usize,
-    /// Encoded packets not yet written.
-    write_buf: BytesMut,
-    version: ProtocolVersion,
-    client_id: Arc<str>,
-    /// Who the client is, for every access decision.
-    identity: Arc<Identity>,
-    session: Arc<Session>,
-    generation: u64,
+    /// Everything the client's protocol decides; its outbox is the write
+    /// buffer.
+    protocol: ClientProtocol,
     /// Keep alive enforced by the broker; zero disables it.
     keep_alive: Duration,
-    will: Option<LastWill>,
-    /// Unacknowledged QoS 1/2 PUBLISHes we may have out at once: the
-    /// client's Receive Maximum, capped by `limits.max_inflight`.
-    send_window: usize,
-    /// The client's Maximum Packet Size; larger messages are not sent to it.
-    client_max_packet: usize,
-    /// Topic aliases the client defined (5.0).
-    topic_aliases: HashMap<u16, Arc<str>>,
     control: ControlReceiver,
-    /// Traffic of this connection, shared with watchers.
-    counters: Arc<ClientCounters>,
-    /// Acknowledgements waiting for their store ticket to commit, in the
-    /// order their PUBLISHes arrived [MQTT-4.6.0-2].
-    pending_acks: VecDeque<(u64, Packet)>,
-    /// The store's progress, when acknowledgements wait for it.
+    /// The store's progress, when acknowledgements wait for it (the
+    /// protocol holds its own receiver and reads it when told to).
     committed: Option<watch::Receiver<Progress>>,
-    /// Sessions whose full queues took this client's messages: reading
-    /// waits until they have room (module doc).
-    pressure: Vec<Arc<Session>>,
 }
 
 /// Waits until no session in `pressure` holds publishers back, checking
@@ -218,16 +154,14 @@ where
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
         let mut last_read = Instant::now();
         loop {
-            if let Err(exit) = self.drain_queue() {
-                return exit;
-            }
-            if !self.write_buf.is_empty() {
+            self.protocol.drain(std::time::Instant::now());
+            if !self.protocol.output().is_empty() {
                 let stall = Duration::from_secs(self.broker.config.limits.write_timeout_secs);
                 tokio::select! {
                     biased;
                     request = self.control.recv() => return Exit::requested(request),
                     _ = shutdown.changed() => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
-                    written = write_out(&mut self.stream, &mut self.write_buf, stall) => {
+                    written = write_out(&mut self.stream, self.protocol.output(), stall) => {
                         match written {
                             Ok(bytes) => self.count_sent(bytes),
                             Err(WriteError::Io(error)) => return Exit::Io(error),
@@ -237,10 +171,10 @@ where
                 }
             }
             let deadline = last_read + self.keep_alive.mul_f32(1.5);
-            let reading = self.pressure.is_empty();
+            let reading = self.protocol.pressure().is_empty();
             let recheck =
                 Duration::from_millis(self.broker.config.limits.queue_full_wait_ms.max(1));
-            let session = Arc::clone(&self.session);
+            let session = Arc::clone(self.protocol.session());
             if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * self.read_size {
                 // An idle client should not hold a buffer a burst grew.
                 self.read_buf = BytesMut::new();
@@ -251,7 +185,7 @@ where
                 biased;
                 request = self.control.recv() => return Exit::requested(request),
                 _ = shutdown.changed() => return Exit::Control(ReasonCode::SERVER_SHUTTING_DOWN),
-                _ = wait_for_room(&mut self.pressure, recheck), if !reading => {
+                _ = wait_for_room(self.protocol.pressure(), recheck), if !reading => {
                     // Paused by the broker, not silent: keep alive restarts.
                     last_read = Instant::now();
                 }
@@ -261,10 +195,12 @@ where
                         Ok(n) => {
                             self.read_size = next_read_size(self.read_size, n, spare);
                             Stats::add(&self.broker.stats.bytes_received, n as u64);
-                            ClientCounters::add(&self.counters.bytes_in, n as u64);
-                            self.counters.touch();
+                            let counters = self.protocol.counters();
+                            ClientCounters::add(&counters.bytes_in, n as u64);
+                            counters.touch();
                             last_read = Instant::now();
-                            if let Err(exit) = self.process_input() {
+                            let now = last_read.into_std();
+                            if let Err(exit) = self.protocol.on_input(&mut self.read_buf, now) {
                                 return exit;
                             }
                         }
@@ -272,8 +208,8 @@ where
                     }
                 }
                 _ = session.wakeup.notified() => {}
-                _ = wait_commit(&mut self.committed), if !self.pending_acks.is_empty() => {
-                    if let Err(exit) = self.release_acks() {
+                _ = wait_commit(&mut self.committed), if self.protocol.has_pending_acks() => {
+                    if let Err(exit) = self.protocol.on_commit() {
                         return exit;
                     }
                 }
@@ -284,75 +220,17 @@ where
         }
     }
 
-    /// Sends an acknowledgement once `ticket` is committed (at once for 0),
-    /// never ahead of an earlier one; a failed commit turns it into a
-    /// refusal ([`Client::refuse_ack`]).
-    fn send_ack(&mut self, ticket: u64, packet: Packet) -> Result<(), Exit> {
-        self.pending_acks.push_back((ticket, packet));
-        self.release_acks()
-    }
-
-    /// Sends the acknowledgements whose records are now durable, and
-    /// refuses those whose commit failed, in order.
-    fn release_acks(&mut self) -> Result<(), Exit> {
-        let progress = self.committed.as_ref().map(|c| *c.borrow());
-        while let Some((ticket, _)) = self.pending_acks.front() {
-            let state = progress.map_or(TicketState::Committed, |p| p.state(*ticket));
-            if state == TicketState::Pending {
-                break;
-            }
-            let Some((_, packet)) = self.pending_acks.pop_front() else {
-                break;
-            };
-            if state == TicketState::Committed {
-                self.send(&packet);
-            } else {
-                self.refuse_ack(packet)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Decodes and handles every whole packet in the read buffer.
-    fn process_input(&mut self) -> Result<(), Exit> {
-        let max = self.broker.config.limits.max_packet_size;
-        loop {
-            match codec::decode_packet(&mut self.read_buf, Some(self.version), max) {
-                Ok(Some(packet)) => {
-                    Stats::add(&self.broker.stats.messages_received, 1);
-                    self.handle(packet)?;
-                }
-                Ok(None) => return Ok(()),
-                Err(error) => return Err(Exit::violation(error.reason_code(), error.to_string())),
-            }
-        }
-    }
-
-    /// Encodes a packet into the write buffer.
-    fn send(&mut self, packet: &Packet) {
-        match codec::encode_packet(packet, self.version, &mut self.write_buf) {
-            Ok(()) => Stats::add(&self.broker.stats.messages_sent, 1),
-            // Only our own packets are encoded here; failing to encode one
-            // is a bug worth a loud line, not a reason to drop the client.
-            Err(error) => tracing::error!(
-                client = %self.client_id,
-                "Could not encode {} for client {}: {error}.",
-                packet.name(),
-                self.client_id
-            ),
-        }
-    }
-
     /// Writes everything buffered (the closing path: no stall limit of
     /// its own, callers bound it with a timeout).
     async fn flush(&mut self) -> std::io::Result<()> {
-        if self.write_buf.is_empty() {
+        let out = self.protocol.output();
+        if out.is_empty() {
             return Ok(());
         }
-        let bytes = self.write_buf.len();
-        self.stream.write_all(&self.write_buf).await?;
+        let bytes = out.len();
+        self.stream.write_all(out).await?;
         self.stream.flush().await?;
-        self.write_buf.clear();
+        self.protocol.output().clear();
         self.count_sent(bytes);
         Ok(())
     }
@@ -361,9 +239,10 @@ where
     /// grew, so an idle client does not keep it.
     fn count_sent(&mut self, bytes: usize) {
         Stats::add(&self.broker.stats.bytes_sent, bytes as u64);
-        ClientCounters::add(&self.counters.bytes_out, bytes as u64);
-        if self.write_buf.is_empty() && self.write_buf.capacity() > KEEP_WRITE_CAPACITY {
-            self.write_buf = BytesMut::new();
+        ClientCounters::add(&self.protocol.counters().bytes_out, bytes as u64);
+        let out = self.protocol.output();
+        if out.is_empty() && out.capacity() > KEEP_WRITE_CAPACITY {
+            *out = BytesMut::new();
         }
     }
 }

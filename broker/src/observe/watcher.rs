@@ -68,8 +68,7 @@ fn session_subscriptions(broker: &Engine, client_id: &str) -> BTreeMap<String, u
     };
     let state = session.lock();
     state
-        .subscriptions
-        .iter()
+        .subscriptions()
         .map(|(filter, subscription)| (filter.clone(), subscription.options.qos as u8))
         .collect()
 }

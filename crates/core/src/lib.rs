@@ -38,6 +38,7 @@ pub mod engine;
 pub mod events;
 pub mod message;
 pub mod peer;
+pub mod protocol;
 pub mod router;
 pub mod session;
 pub mod store;

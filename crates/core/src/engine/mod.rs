@@ -14,6 +14,7 @@ mod restore;
 mod retained;
 mod revocation;
 mod stats;
+mod will;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +28,7 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::peer::CertificateSerial;
 use crate::router::{ClientKey, DefaultRouter, Router, TopicLimits};
-use crate::session::{
-    Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session, SessionOwner,
-};
+use crate::session::{Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session};
 use crate::store::{Op, Store};
 use fleetmq_codec::ReasonCode;
 
@@ -37,6 +36,7 @@ pub use access::{AuthState, DenialLog};
 pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};
 pub use retained::{RetainRefused, Retained};
 pub use stats::Stats;
+pub use will::PendingWill;
 
 /// Everything the connections share.
 #[derive(Debug)]
@@ -124,6 +124,12 @@ impl Engine {
         }
     }
 
+    /// Submits an op a session method returned (`None`: nothing to
+    /// record); returns its ticket (0: nothing to wait for).
+    pub fn record(&self, op: Option<Op>) -> u64 {
+        op.map_or(0, |op| self.persist(|| op))
+    }
+
     fn queue_limits(&self) -> QueueLimits {
         QueueLimits {
             max_messages: self.config.limits.max_queued_messages,
@@ -177,7 +183,7 @@ impl Engine {
             }
             let mut took_over = false;
             if let Some(old) = &existing {
-                if let Some(previous) = old.lock().attached.take() {
+                if let Some(previous) = old.lock().take_attachment() {
                     took_over = true;
                     // The old connection may be closing already; a send
                     // error only means it is gone.
@@ -197,39 +203,27 @@ impl Engine {
             };
             let session_present = resumed.is_some();
             let session = resumed.unwrap_or_else(|| {
-                Arc::new(Session::new(Arc::from(client_id), self.queue_limits()))
+                Arc::new(Session::new(
+                    Arc::from(client_id),
+                    self.queue_limits(),
+                    self.store.is_some(),
+                ))
             });
             {
-                let mut guard = session.lock();
-                let state = &mut *guard;
-                if state.owner.is_none() {
-                    let owner = SessionOwner::of(&identity);
-                    if session_present {
-                        tracing::info!(
-                            client = %client_id,
-                            "Session {client_id} had no recorded owner (stored by an older fleetmq); it now belongs to {owner}."
-                        );
-                    }
-                    state.owner = Some(owner);
-                }
-                // Held back from an earlier connection: checked again
-                // against this one's rights.
-                state.held.release_into(&mut state.queue);
-                state.attached = Some(Attachment {
+                let attachment = Attachment {
                     generation,
                     control: control_tx,
                     identity,
                     certificate,
-                });
-                state.generation = generation;
-                let was_persistent = state.is_persistent();
-                state.expiry_interval = expiry_interval;
-                if state.is_persistent() {
-                    let meta = state.meta(None);
-                    self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
-                } else if was_persistent {
-                    self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));
+                };
+                let (claimed, op) = session.lock().attach(attachment, expiry_interval);
+                if let (Some(owner), true) = (claimed, session_present) {
+                    tracing::info!(
+                        client = %client_id,
+                        "Session {client_id} had no recorded owner (stored by an older fleetmq); it now belongs to {owner}."
+                    );
                 }
+                self.record(op);
             }
             sessions.insert(session.client_id.clone(), session.clone());
             self.stats.client_connected();
@@ -246,19 +240,10 @@ impl Engine {
     /// Ends a session: its subscriptions leave the router, its queue and
     /// inflight state are dropped, and later enqueues are refused.
     fn discard_locked(&self, router: &mut DefaultRouter, session: &Session) {
-        let mut state = session.lock();
-        if state.is_persistent() {
-            self.persist(|| Op::SessionDelete(Arc::clone(&session.client_id)));
-        }
-        state.alive = false;
-        for filter in state.subscriptions.keys() {
+        let op = session.lock().discard(|filter| {
             router.unsubscribe(filter, &session.client_id);
-        }
-        state.subscriptions.clear();
-        state.queue.clear();
-        state.held.clear();
-        state.inflight.clear();
-        state.incoming_qos2.clear();
+        });
+        self.record(op);
     }
 
     /// A connection of generation `generation` closed. Returns true when it
@@ -266,18 +251,11 @@ impl Engine {
     /// expiry interval is 0 end now; others end when the interval passes
     /// without a new connection.
     pub fn detach(self: &Arc<Self>, session: &Arc<Session>, generation: u64) -> bool {
-        let expiry = {
-            let mut state = session.lock();
-            if !state.is_attached(generation) {
-                return false;
-            }
-            state.attached = None;
-            if state.is_persistent() {
-                let meta = state.meta(Some(crate::store::now_ms()));
-                self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
-            }
-            state.expiry_interval
+        let Some(detached) = session.lock().detach(generation, crate::store::now_ms()) else {
+            return false;
         };
+        self.record(detached.op);
+        let expiry = detached.expiry_interval;
         self.stats.client_disconnected();
         self.schedule_expiry(
             session,
@@ -316,11 +294,8 @@ impl Engine {
     fn expire_if_idle(&self, session: &Arc<Session>, generation: u64) {
         let mut router = self.router.write();
         let mut sessions = self.sessions.write();
-        {
-            let state = session.lock();
-            if state.generation != generation || state.attached.is_some() || !state.alive {
-                return;
-            }
+        if !session.lock().is_idle_since(generation) {
+            return;
         }
         let is_current = sessions
             .get(&session.client_id)
@@ -355,7 +330,7 @@ impl Engine {
     /// locks each session briefly, so call it per scrape, not per packet).
     pub fn queued_message_count(&self) -> usize {
         let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
-        sessions.iter().map(|s| s.lock().queue.len()).sum()
+        sessions.iter().map(|s| s.lock().queue_len()).sum()
     }
 
     /// Topic and payload bytes of the retained messages outside `$SYS/`.
@@ -370,7 +345,7 @@ impl Engine {
             return false;
         };
         let state = session.lock();
-        match &state.attached {
+        match state.attachment() {
             Some(attachment) => attachment.control.send(Control::Disconnect(reason)).is_ok(),
             None => false,
         }
@@ -379,7 +354,7 @@ impl Engine {
     /// Asks every attached connection to close with `reason`.
     pub fn disconnect_all(&self, reason: ReasonCode) {
         for session in self.sessions.read().values() {
-            if let Some(attachment) = &session.lock().attached {
+            if let Some(attachment) = session.lock().attachment() {
                 let _ = attachment.control.send(Control::Disconnect(reason));
             }
         }

@@ -49,7 +49,7 @@ async fn a_foreign_attach_touches_nothing_and_a_legacy_session_is_claimed_once()
 
     // A session restored from an older record has no owner: the next
     // attach claims it, and from then on it is owned again.
-    first.session.lock().owner = None;
+    first.session.lock().forget_owner();
     let again = broker.attach("dev-b", false, 60, owner, None).unwrap();
     assert!(again.session_present);
     assert!(broker.attach("dev-b", false, 60, intruder, None).is_err());

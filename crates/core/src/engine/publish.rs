@@ -14,7 +14,7 @@ use super::{Engine, RetainRefused, Stats};
 use crate::auth::Action;
 use crate::message::Message;
 use crate::router::{Route, Router, Subscription};
-use crate::session::{EnqueueOutcome, Queued, Session};
+use crate::session::{EnqueueOutcome, Queued, Session, SubscribeChange};
 use crate::store::Op;
 use fleetmq_codec::QoS;
 
@@ -120,7 +120,7 @@ impl Engine {
         let auth = self.auth();
         let is_online = |client: &str| {
             sessions.get(client).is_some_and(|session| {
-                session.lock().attached.as_ref().is_some_and(|attachment| {
+                session.lock().attachment().is_some_and(|attachment| {
                     auth.acl
                         .check(&attachment.identity, Action::Receive, &message.topic)
                         .allowed
@@ -157,21 +157,15 @@ impl Engine {
     ) -> Result<(bool, u64), SubscriptionQuotaExceeded> {
         let max = self.config.limits.max_subscriptions_per_client;
         let mut router = self.router.write();
-        let mut state = session.lock();
-        if !state.alive {
-            return Ok((false, 0));
-        }
-        if max != 0 && state.subscriptions.len() >= max && !state.subscriptions.contains_key(filter)
-        {
-            Stats::add(&self.stats.subscriptions_refused, 1);
-            return Err(SubscriptionQuotaExceeded { max });
-        }
-        state.subscriptions.insert(filter.to_string(), subscription);
-        let mut ticket = 0;
-        if state.is_persistent() {
-            let meta = state.meta(None);
-            ticket = self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
-        }
+        let change = session.lock().subscribe(filter, subscription, max);
+        let ticket = match change {
+            SubscribeChange::Gone => return Ok((false, 0)),
+            SubscribeChange::OverQuota => {
+                Stats::add(&self.stats.subscriptions_refused, 1);
+                return Err(SubscriptionQuotaExceeded { max });
+            }
+            SubscribeChange::Added(op) => self.record(op),
+        };
         Ok((
             router.subscribe(filter, &session.client_id, subscription),
             ticket,
@@ -210,11 +204,8 @@ impl Engine {
     /// Removes a subscription. Returns true when it existed.
     pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
         let mut router = self.router.write();
-        let mut state = session.lock();
-        if state.subscriptions.remove(filter).is_some() && state.is_persistent() {
-            let meta = state.meta(None);
-            self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
-        }
+        let op = session.lock().unsubscribe(filter);
+        self.record(op);
         router.unsubscribe(filter, &session.client_id)
     }
 

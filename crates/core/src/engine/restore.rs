@@ -1,15 +1,15 @@
 //! Bringing back what the store held at startup: retained messages,
 //! offline persistent sessions with their subscriptions, queued and inflight
-//! deliveries and QoS 2 state, their expiry timers, and delayed wills.
+//! deliveries and QoS 2 state, their expiry timers, and delayed wills
+//! (handed to the will scheduler, `will.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Engine;
-use crate::message::Message;
 use crate::router::Router;
-use crate::session::{OutFlight, Session};
-use crate::store::{now_ms, ItemState, Op, Restored};
+use crate::session::Session;
+use crate::store::{now_ms, Restored};
 
 impl Engine {
     /// Loads `restored` into an empty broker. Must run inside the runtime
@@ -32,6 +32,7 @@ impl Engine {
             let session = Arc::new(Session::new(
                 Arc::clone(&stored.client_id),
                 self.queue_limits(),
+                true,
             ));
             let expiry = stored.meta.expiry_interval;
             // A session that was connected when the broker stopped counts
@@ -41,28 +42,12 @@ impl Engine {
             {
                 let mut router = self.router.write();
                 let mut state = session.lock();
-                state.expiry_interval = expiry;
-                state.owner = stored.meta.owner.clone();
-                for (filter, sub) in &stored.meta.subscriptions {
-                    let sub = sub.to_subscription();
-                    state.subscriptions.insert(filter.clone(), sub);
-                    router.subscribe(filter, &session.client_id, sub);
+                let (items, op) = state.restore(stored, now - offline_ms);
+                deliveries += items;
+                for (filter, sub) in state.subscriptions() {
+                    router.subscribe(filter, &session.client_id, *sub);
                 }
-                for (item, item_state) in stored.items {
-                    deliveries += 1;
-                    match item_state {
-                        ItemState::Queued => {
-                            state.queue.push_restored(item);
-                        }
-                        ItemState::Sent(id) => state.inflight.insert(id, OutFlight::Publish(item)),
-                        ItemState::Released(id) => {
-                            state.inflight.insert(id, OutFlight::Release(item.seq))
-                        }
-                    }
-                }
-                state.incoming_qos2.extend(stored.incoming_qos2);
-                let meta = state.meta(Some(now - offline_ms));
-                self.persist(|| Op::SessionPut(Arc::clone(&session.client_id), meta));
+                self.record(op);
             }
             self.sessions
                 .write()
@@ -83,26 +68,5 @@ impl Engine {
                 restored.wills.len()
             );
         }
-    }
-
-    /// Publishes a stored will after `delay` unless its client reconnected
-    /// and resumed the session meanwhile.
-    fn schedule_stored_will(
-        self: &Arc<Self>,
-        client_id: Arc<str>,
-        message: Arc<Message>,
-        delay: Duration,
-    ) {
-        let broker = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let resumed = broker
-                .session(&client_id)
-                .is_some_and(|session| session.lock().generation != 0);
-            if !resumed {
-                broker.publish(message);
-            }
-            broker.persist(|| Op::WillClear(client_id));
-        });
     }
 }

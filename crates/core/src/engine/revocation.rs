@@ -29,7 +29,7 @@ impl Engine {
         let mut closed = 0;
         for session in sessions {
             let state = session.lock();
-            let Some(attachment) = &state.attached else {
+            let Some(attachment) = state.attachment() else {
                 continue;
             };
             let Some(certificate) = &attachment.certificate else {

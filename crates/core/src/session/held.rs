@@ -62,10 +62,7 @@ impl Held {
         self.bytes = 0;
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -7,10 +7,18 @@
 //! an `.await`; the attached connection is woken through a `Notify` when a
 //! message is queued, and publishers held back by a full queue through
 //! another when it has room again. The session does no IO.
+//!
+//! Its state has no public fields: every change goes through a method of
+//! [`SessionState`] ([`lifecycle`] for attach, detach, subscriptions and
+//! expiry; [`delivery`] for the QoS 1/2 flows in both directions) that
+//! returns the durable [`Op`]s it implies, so store records of sessions
+//! are built here only and callers just submit them (decision 0106).
 
 mod control;
+mod delivery;
 mod held;
 mod inflight;
+mod lifecycle;
 mod owner;
 mod queue;
 
@@ -25,7 +33,9 @@ use crate::router::{ClientKey, Subscription};
 use crate::store::{Op, SessionMeta, Store, StoredSubscription};
 
 pub use control::{control_link, ConnectionGone, Control, ControlReceiver, ControlSender};
+pub use delivery::PubRecOutcome;
 pub use inflight::{Inflight, OutFlight, Released};
+pub use lifecycle::{Detached, ExpiryFromZero, SubscribeChange};
 pub use owner::{ForeignSession, SessionOwner};
 pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
 
@@ -45,36 +55,41 @@ pub struct Attachment {
     pub certificate: Option<crate::peer::CertificateSerial>,
 }
 
-/// Mutable per-session state, guarded by [`Session::lock`].
+/// Mutable per-session state, guarded by [`Session::lock`]. Private
+/// fields: changes go through methods that return the store ops they imply.
 #[derive(Debug)]
 pub struct SessionState {
+    /// The session's client id, the key of its store records.
+    client_id: ClientKey,
+    /// True when the broker has a store: only then are ops built.
+    durable: bool,
     /// The attached connection, `None` while the client is offline.
-    pub attached: Option<Attachment>,
+    attached: Option<Attachment>,
     /// Bumped for every connection that attaches.
-    pub generation: u64,
+    generation: u64,
     /// Subscriptions by filter exactly as subscribed (including `$share/`).
-    pub subscriptions: HashMap<String, Subscription>,
+    subscriptions: HashMap<String, Subscription>,
     /// Messages not yet sent.
-    pub queue: Queue,
+    queue: Queue,
     /// Outgoing QoS 1/2 messages awaiting acknowledgement.
-    pub inflight: Inflight,
+    inflight: Inflight,
     /// Packet ids of incoming QoS 2 messages that got PUBREC and await
     /// PUBREL: a repeated PUBLISH with such an id is not routed again.
-    pub incoming_qos2: HashSet<u16>,
+    incoming_qos2: HashSet<u16>,
     /// Session Expiry Interval in seconds after disconnect; 0 ends the
     /// session with the connection, `u32::MAX` never expires.
-    pub expiry_interval: u32,
+    expiry_interval: u32,
     /// False once the session has been discarded (clean start by a new
     /// connection, or expiry): late writers must not resurrect it.
-    pub alive: bool,
+    alive: bool,
     /// The principal that created the session, the only one that may
     /// attach to it. `None` only for a session restored from a record of
     /// an older fleetmq, which the next attach claims (decision 0088).
-    pub owner: Option<SessionOwner>,
+    owner: Option<SessionOwner>,
     /// Deliveries the attached connection may not read (its rules changed,
     /// or the session was queued for another identity of its owner): not
     /// sent, not forgotten, offered again to the next connection.
-    pub held: held::Held,
+    held: held::Held,
 }
 
 /// One client's session.
@@ -89,11 +104,13 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new, empty, offline session.
-    pub fn new(client_id: ClientKey, limits: QueueLimits) -> Session {
+    /// A new, empty, offline session; `durable` when the broker has a
+    /// store (its methods then return the ops to record).
+    pub fn new(client_id: ClientKey, limits: QueueLimits, durable: bool) -> Session {
         Session {
-            client_id,
             state: Mutex::new(SessionState {
+                client_id: Arc::clone(&client_id),
+                durable,
                 attached: None,
                 generation: 0,
                 subscriptions: HashMap::new(),
@@ -105,6 +122,7 @@ impl Session {
                 owner: None,
                 held: held::Held::new(limits),
             }),
+            client_id,
             wakeup: Notify::new(),
             space: Notify::new(),
         }

@@ -3,79 +3,47 @@
 //!
 //! Every check that can fail answers in the client's terms: a 5.0 reason
 //! code in the ack, or a DISCONNECT with the reason (see [`Exit`]) where the
-//! specification says the connection must close.
+//! specification says the connection must close. Store records go
+//! through the session's and the engine's methods; acknowledgements that
+//! promise them wait for their ticket (`acks`).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Client, Exit};
+use super::{ClientProtocol, Exit};
+use crate::auth::Action;
+use crate::engine::Stats;
+use crate::events::{ClientCounters, Event};
+use crate::message::Message;
+use crate::router::{
+    parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
+};
 use fleetmq_codec::{
     AckProperties, Packet, PubResponse, Publish, QoS, ReasonCode, SubAck, Subscribe, UnsubAck,
     Unsubscribe,
 };
-use fleetmq_core::auth::Action;
-use fleetmq_core::engine::Stats;
-use fleetmq_core::events::{ClientCounters, Event};
-use fleetmq_core::message::Message;
-use fleetmq_core::router::{
-    parse_filter, validate_topic_filter, validate_topic_name, FilterKind, Subscription,
-};
-use fleetmq_core::session::{OutFlight, Released};
-use fleetmq_core::store::{ItemState, Op};
 
-impl<S> Client<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    /// Handles one packet from the client.
-    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Exit> {
+impl ClientProtocol {
+    /// Handles one packet from the client, received at `now`.
+    pub fn on_packet(&mut self, packet: Packet, now: Instant) -> Result<(), Exit> {
         match packet {
-            Packet::Publish(publish) => self.on_publish(publish),
+            Packet::Publish(publish) => self.on_publish(publish, now),
             Packet::PubAck(ack) => {
-                let mut state = self.session.lock();
-                if matches!(state.inflight.get(ack.packet_id), Some(OutFlight::Publish(item)) if item.qos == QoS::AtLeastOnce)
-                {
-                    if let Some(OutFlight::Publish(item)) = state.inflight.remove(ack.packet_id) {
-                        self.forget_delivery(item.seq);
-                    }
-                }
+                let op = self.session.lock().on_puback(ack.packet_id);
+                self.broker.record(op);
                 Ok(())
             }
             Packet::PubRec(rec) => {
-                let mut ticket = 0;
-                let known = {
-                    let mut state = self.session.lock();
-                    if rec.reason.is_error() {
-                        // The receiver refused the message: it is done.
-                        if let Some(OutFlight::Publish(item)) = state.inflight.remove(rec.packet_id)
-                        {
-                            self.forget_delivery(item.seq);
-                        }
-                        return Ok(());
-                    }
-                    match state.inflight.mark_released(rec.packet_id) {
-                        Released::Published(item) => {
-                            if let Some(seq) = item.seq {
-                                let client = Arc::clone(&self.client_id);
-                                ticket = self.broker.persist(|| {
-                                    Op::ItemState(
-                                        client,
-                                        seq,
-                                        item,
-                                        ItemState::Released(rec.packet_id),
-                                    )
-                                });
-                            }
-                            true
-                        }
-                        Released::Again => true,
-                        Released::Unknown => false,
-                    }
-                };
+                if rec.reason.is_error() {
+                    // The receiver refused the message: it is done.
+                    let op = self.session.lock().on_pubrec_refused(rec.packet_id);
+                    self.broker.record(op);
+                    return Ok(());
+                }
+                let outcome = self.session.lock().on_pubrec(rec.packet_id);
+                let ticket = self.broker.record(outcome.op);
                 let mut rel = PubResponse::success(rec.packet_id);
-                if !known {
+                if !outcome.known {
                     rel.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                 }
                 // PUBREL only once the release is durable: after a crash
@@ -83,24 +51,12 @@ where
                 self.send_ack(ticket, Packet::PubRel(rel))
             }
             Packet::PubRel(rel) => {
-                let (known, persistent) = {
-                    let mut state = self.session.lock();
-                    (
-                        state.incoming_qos2.remove(&rel.packet_id),
-                        state.is_persistent(),
-                    )
-                };
+                let (known, op) = self.session.lock().release_incoming(rel.packet_id);
                 // PUBCOMP frees the packet id for reuse, so it waits for
                 // the removal to be durable: after a crash a restored id
                 // would make the client's next message with that id look
                 // like a retransmission and be lost.
-                let mut ticket = 0;
-                if known && persistent {
-                    let client = Arc::clone(&self.client_id);
-                    ticket = self
-                        .broker
-                        .persist(|| Op::IncomingRemove(client, rel.packet_id));
-                }
+                let ticket = self.broker.record(op);
                 let mut comp = PubResponse::success(rel.packet_id);
                 if !known {
                     comp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
@@ -108,12 +64,8 @@ where
                 self.send_ack(ticket, Packet::PubComp(comp))
             }
             Packet::PubComp(comp) => {
-                let mut state = self.session.lock();
-                if let Some(OutFlight::Release(seq)) = state.inflight.get(comp.packet_id) {
-                    let seq = *seq;
-                    state.inflight.remove(comp.packet_id);
-                    self.forget_delivery(seq);
-                }
+                let op = self.session.lock().on_pubcomp(comp.packet_id);
+                self.broker.record(op);
                 Ok(())
             }
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
@@ -127,15 +79,13 @@ where
             }
             Packet::Disconnect(disconnect) => {
                 if let Some(asked) = disconnect.properties.session_expiry_interval {
-                    let mut state = self.session.lock();
-                    if state.expiry_interval == 0 && asked != 0 {
+                    let cap = self.broker.config.mqtt.max_session_expiry_secs;
+                    if self.session.lock().change_expiry(asked, cap).is_err() {
                         return Err(Exit::violation(
                             ReasonCode::PROTOCOL_ERROR,
                             "DISCONNECT sets a session expiry after CONNECT asked for none [MQTT-3.14.2-2]",
                         ));
                     }
-                    state.expiry_interval =
-                        asked.min(self.broker.config.mqtt.max_session_expiry_secs);
                 }
                 Err(Exit::ClientDisconnect {
                     publish_will: disconnect.reason == ReasonCode::DISCONNECT_WITH_WILL,
@@ -153,14 +103,6 @@ where
                 ReasonCode::PROTOCOL_ERROR,
                 format!("{} is sent by servers, not clients", other.name()),
             )),
-        }
-    }
-
-    /// A stored delivery is finished: drop its record.
-    pub(super) fn forget_delivery(&self, seq: Option<u64>) {
-        if let Some(seq) = seq {
-            let client = Arc::clone(&self.client_id);
-            self.broker.persist(|| Op::ItemRemove(client, seq));
         }
     }
 
@@ -196,7 +138,7 @@ where
         Ok(topic)
     }
 
-    fn on_publish(&mut self, publish: Publish) -> Result<(), Exit> {
+    fn on_publish(&mut self, publish: Publish, now: Instant) -> Result<(), Exit> {
         Stats::add(&self.broker.stats.publish_received, 1);
         ClientCounters::add(&self.counters.messages_in, 1);
         let mqtt = &self.broker.config.mqtt;
@@ -225,13 +167,13 @@ where
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce {
             let state = self.session.lock();
-            if state.incoming_qos2.contains(&packet_id) {
+            if state.has_incoming(packet_id) {
                 // A retransmission of a message we already routed: only
                 // acknowledge it again (exactly once, [MQTT-4.3.3-9]).
                 drop(state);
                 return self.send_ack(0, Packet::PubRec(PubResponse::success(packet_id)));
             }
-            if state.incoming_qos2.len() >= usize::from(self.broker.config.limits.max_inflight) {
+            if state.incoming_count() >= usize::from(self.broker.config.limits.max_inflight) {
                 return Err(Exit::violation(
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
                     "more unacknowledged QoS 2 messages than the Receive Maximum [MQTT-3.3.4-8]",
@@ -252,7 +194,7 @@ where
             // The clock is read only for messages that can expire.
             let expires_at = properties
                 .message_expiry_interval
-                .and_then(|secs| Message::expiry_deadline(Some(secs), Instant::now()));
+                .and_then(|secs| Message::expiry_deadline(Some(secs), now));
             let message = Arc::new(Message {
                 expires_at,
                 topic,
@@ -267,8 +209,8 @@ where
             // then recognised exactly when the message was kept
             // [MQTT-4.3.3-9].
             let mut own = Vec::new();
-            if publish.qos == QoS::ExactlyOnce && self.session.lock().is_persistent() {
-                own.push(Op::IncomingAdd(Arc::clone(&self.client_id), packet_id));
+            if publish.qos == QoS::ExactlyOnce {
+                own.extend(self.session.lock().incoming_record(packet_id));
             }
             let outcome = self.broker.publish_with(message, own);
             ticket = outcome.ticket;
@@ -292,7 +234,7 @@ where
             QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
-                    self.session.lock().incoming_qos2.insert(packet_id);
+                    self.session.lock().accept_incoming(packet_id);
                 }
                 self.send_ack(ticket, Packet::PubRec(ack))
             }

@@ -12,18 +12,10 @@
 //! it was told is durable is lost. This module owns no state; it must not
 //! decide health.
 
-use std::sync::Arc;
-
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Client, Exit};
+use super::{ClientProtocol, Exit};
 use fleetmq_codec::{Packet, ReasonCode};
-use fleetmq_core::store::Op;
 
-impl<S> Client<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+impl ClientProtocol {
     /// True when a QoS 1/2 PUBLISH must be refused before it is routed:
     /// the store cannot commit now, so its acknowledgement could only lie.
     pub(super) fn store_refuses_publishes(&self) -> bool {
@@ -68,14 +60,7 @@ where
     }
 
     fn forget_incoming_qos2(&self, packet_id: u16) {
-        let persistent = {
-            let mut state = self.session.lock();
-            state.incoming_qos2.remove(&packet_id) && state.is_persistent()
-        };
-        if persistent {
-            let client = Arc::clone(&self.client_id);
-            self.broker
-                .persist(|| Op::IncomingRemove(client, packet_id));
-        }
+        let (_, op) = self.session.lock().release_incoming(packet_id);
+        self.broker.record(op);
     }
 }

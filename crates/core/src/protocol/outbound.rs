@@ -5,24 +5,19 @@
 //! Every delivery, first send or resend, is checked against this
 //! connection's read rights; one it may not read is neither sent nor
 //! forgotten (it stays in the session for its owner, see `session::held`).
-//! The session lock is taken once per drain and released before any IO.
+//! The session lock is taken once per drain; the outbox is written by the
+//! IO loop after it.
 
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-
-use super::{Client, Exit, WRITE_BUDGET};
+use super::{ClientProtocol, WRITE_BUDGET};
+use crate::auth::Action;
+use crate::engine::{AuthState, Stats};
+use crate::events::ClientCounters;
+use crate::session::{OutFlight, Queued};
 use fleetmq_codec::{self as codec, Packet, PubResponse, Publish, QoS};
-use fleetmq_core::auth::Action;
-use fleetmq_core::engine::{AuthState, Stats};
-use fleetmq_core::events::ClientCounters;
-use fleetmq_core::session::{OutFlight, Queued};
-use fleetmq_core::store::{ItemState, Op};
 
-impl<S> Client<S>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+impl ClientProtocol {
     /// Builds the PUBLISH one subscriber receives for a queued message.
     fn publish_for(
         &self,
@@ -50,7 +45,7 @@ where
 
     /// Whether this connection may receive a message on `topic` under
     /// `rules` (fetched once per batch by the caller); a denial goes
-    /// through [`fleetmq_core::engine::Engine::allows`] again for its event and
+    /// through [`crate::engine::Engine::allows`] again for its event and
     /// log line.
     fn may_read(&self, rules: &AuthState, topic: &str) -> bool {
         rules
@@ -81,24 +76,23 @@ where
     /// Moves queued messages into the write buffer: QoS 0 freely, QoS 1/2
     /// while the inflight window has room, at most [`WRITE_BUDGET`] bytes a
     /// turn. Expired messages are discarded [MQTT-3.3.2-5].
-    pub(super) fn drain_queue(&mut self) -> Result<(), Exit> {
+    pub fn drain(&mut self, now: Instant) {
         // Messages queued after an acknowledgement that waits for the store
         // (retained messages after a SUBACK) must not overtake it.
         if !self.pending_acks.is_empty() {
-            return Ok(());
+            return;
         }
-        let now = Instant::now();
         // The rules, fetched at the first message: most turns (every read
         // of a publisher) find the queue empty.
         let mut auth = None;
         let session = std::sync::Arc::clone(&self.session);
         let mut state = session.lock();
-        while self.write_buf.len() < WRITE_BUDGET {
-            let Some(item) = state.queue.pop() else {
+        while self.out.len() < WRITE_BUDGET {
+            let Some(item) = state.next_queued() else {
                 break;
             };
             if item.message.is_expired(now) {
-                self.forget_delivery(item.seq);
+                self.broker.record(state.delivery_done(&item));
                 continue;
             }
             // Checked per message, so a permitted wildcard never leaks a
@@ -108,53 +102,40 @@ where
             if !self.may_read(rules, &item.message.topic) {
                 // Not for this connection, but not lost either: kept for
                 // the next connection of the session's owner.
-                for given_up in state.held.hold(item) {
-                    Stats::add(&self.broker.stats.publish_dropped, 1);
-                    self.forget_delivery(given_up.seq);
+                let (given_up, ops) = state.hold(item);
+                Stats::add(&self.broker.stats.publish_dropped, given_up as u64);
+                for op in ops {
+                    self.broker.record(Some(op));
                 }
                 continue;
             }
             let packet_id = if item.qos == QoS::AtMostOnce {
                 None
             } else {
-                let id = if state.inflight.len() < self.send_window {
-                    state.inflight.allocate_id()
-                } else {
-                    None
-                };
-                let Some(id) = id else {
+                let Some(id) = state.allocate_in_window(self.send_window) else {
                     // Window full: wait for an acknowledgement.
-                    state.queue.push_front(item);
+                    state.requeue_front(item);
                     break;
                 };
                 Some(id)
             };
             let publish = Packet::Publish(self.publish_for(&item, packet_id, false, now));
             if !self.send_publish(&publish) {
-                self.forget_delivery(item.seq);
+                self.broker.record(state.delivery_done(&item));
                 continue;
             }
             if let Some(id) = packet_id {
-                if let (QoS::ExactlyOnce, Some(seq)) = (item.qos, item.seq) {
-                    // After a restart this PUBLISH must go out again with
-                    // the same packet id, not as a new message.
-                    let client = std::sync::Arc::clone(&self.client_id);
-                    let copy = item.clone();
-                    self.broker
-                        .persist(|| Op::ItemState(client, seq, copy, ItemState::Sent(id)));
-                }
-                state.inflight.insert(id, OutFlight::Publish(item));
+                self.broker.record(state.mark_sent(id, item));
             }
         }
-        if state.queue.settle() {
+        if state.settle_queue() {
             // Back under its bounds: publishers held back may read again.
             session.space.notify_waiters();
         }
-        if self.write_buf.len() >= WRITE_BUDGET && !state.queue.is_empty() {
+        if self.out.len() >= WRITE_BUDGET && !state.queue_is_empty() {
             // Budget spent: come back after this batch is written.
             self.session.wakeup.notify_one();
         }
-        Ok(())
     }
 
     /// Sends again every unacknowledged PUBLISH (with DUP) and PUBREL, in
@@ -162,14 +143,12 @@ where
     /// A PUBLISH this connection may not read is not sent: it keeps its
     /// packet id and stays for a connection of the owner that may (a
     /// PUBREL carries no message and always goes).
-    pub(super) fn resend_inflight(&mut self) {
-        let now = Instant::now();
+    pub fn resend_inflight(&mut self, now: Instant) {
         let session = std::sync::Arc::clone(&self.session);
         let state = session.lock();
         let rules = self.broker.auth();
         let pending: Vec<Packet> = state
-            .inflight
-            .in_order()
+            .inflight_in_order()
             .filter_map(|(id, entry)| match entry {
                 OutFlight::Publish(item) => self
                     .may_read(&rules, &item.message.topic)
