@@ -7,8 +7,8 @@
 //! queries on it (median, spread, ratio of a figure); it must not measure.
 //! The page is assembled in [`markdown`] from the prose templates in
 //! `text/`, the figure table ([`figures`], data in `figures.md`), the
-//! targets ([`targets`]) and the [`plots`]; [`machine`] reads what the
-//! machine is.
+//! targets ([`targets`]) and the [`plots`]; [`machine`](mod@machine)
+//! reads what the machine is.
 
 mod figures;
 mod machine;
