@@ -11,11 +11,13 @@
 //!   started yourself (under a profiler, say).
 //! - `fleetmq-bench report DIR` renders `DIR/report.json` again.
 //!
-//! Modules: [`mqtt`] (the packets), [`tls`] (client configurations),
-//! [`conn`] (one connection), [`scenario`] (the load), [`runner`] (brokers
-//! and the plan), [`report`], [`svg`], [`crypto`] (the `openssl speed`
-//! limit), [`pki`] (the shared certificates), [`stats`].
+//! Modules: [`case`] (the measurement names), [`mqtt`] (the packets),
+//! [`tls`] (client configurations), [`conn`] (one connection),
+//! [`scenario`] (the load), [`runner`] (brokers and the plan), [`report`]
+//! (the JSON, the markdown page and its plots), [`svg`], [`crypto`] (the
+//! `openssl speed` limit), [`pki`] (the shared certificates), [`stats`].
 
+mod case;
 mod conn;
 mod crypto;
 mod mqtt;
@@ -369,7 +371,7 @@ fn smoke(args: SmokeArgs) -> Result<()> {
             ));
         }
     }
-    let expected_cases = runner::CASES.len();
+    let expected_cases = case::Case::ALL.len();
     if cases.len() < expected_cases {
         missing.push(format!(
             "only {} of {expected_cases} cases measured",

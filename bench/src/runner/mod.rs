@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::case::Case;
 use crate::conn::Endpoint;
 use crate::pki::Pki;
 use crate::scenario::connect::{self, StormConfig};
@@ -41,24 +42,6 @@ pub struct Record {
     pub detail: serde_json::Value,
     pub error: Option<String>,
 }
-
-/// Every case a full run measures per broker.
-pub const CASES: &[&str] = &[
-    "connect/tls12-ecdsa/1core",
-    "connect/tls12-rsa/1core",
-    "connect/tls13-ecdsa/1core",
-    "connect/tls12-ecdsa/2cores",
-    "fleet/full-handshakes",
-    "fleet/resumption",
-    "held/max",
-    "fan-in/qos0/max",
-    "fan-in/qos1/max",
-    "fan-out/qos0/max",
-    "fan-out/qos1/max",
-    "fan-in/qos0/fixed-rate",
-    "fan-out/qos0/fixed-rate",
-    "persist/qos1-offline",
-];
 
 /// What the scenarios may be restricted to (`--only`).
 pub const SCENARIOS: &[&str] = &["connect", "fleet", "held-max", "flow", "latency", "persist"];
@@ -167,7 +150,7 @@ impl Runner {
         Ok(())
     }
 
-    fn record(&mut self, setup: &BrokerSetup, rep: usize, case: &str, outcome: Result<Outcome>) {
+    fn record(&mut self, setup: &BrokerSetup, rep: usize, case: Case, outcome: Result<Outcome>) {
         let record = match outcome {
             Ok(outcome) => {
                 let summary: Vec<String> = outcome
@@ -180,7 +163,7 @@ impl Runner {
                 Record {
                     broker: setup.kind,
                     rep,
-                    case: case.to_string(),
+                    case: case.name().to_string(),
                     figures: outcome.figures,
                     detail: outcome.detail,
                     error: None,
@@ -191,7 +174,7 @@ impl Runner {
                 Record {
                     broker: setup.kind,
                     rep,
-                    case: case.to_string(),
+                    case: case.name().to_string(),
                     figures: BTreeMap::new(),
                     detail: serde_json::Value::Null,
                     error: Some(format!("{error:#}")),
@@ -217,25 +200,20 @@ impl Runner {
     fn storms(&mut self, setup: &BrokerSetup, rep: usize) {
         let variants = [
             (
-                "connect/tls12-ecdsa/1core",
+                Case::Tls12Ecdsa1Core,
                 Version::Tls12,
                 ServerKey::Ecdsa,
                 true,
             ),
+            (Case::Tls12Rsa1Core, Version::Tls12, ServerKey::Rsa, true),
             (
-                "connect/tls12-rsa/1core",
-                Version::Tls12,
-                ServerKey::Rsa,
-                true,
-            ),
-            (
-                "connect/tls13-ecdsa/1core",
+                Case::Tls13Ecdsa1Core,
                 Version::Tls13,
                 ServerKey::Ecdsa,
                 true,
             ),
             (
-                "connect/tls12-ecdsa/2cores",
+                Case::Tls12Ecdsa2Cores,
                 Version::Tls12,
                 ServerKey::Ecdsa,
                 false,
@@ -318,9 +296,9 @@ impl Runner {
     fn fleet(&mut self, setup: &BrokerSetup, rep: usize) {
         for resume in [false, true] {
             let case = if resume {
-                "fleet/resumption"
+                Case::FleetResumption
             } else {
-                "fleet/full-handshakes"
+                Case::FleetFullHandshakes
             };
             let outcome = self.fleet_run(setup, resume);
             self.record(setup, rep, case, outcome);
@@ -405,7 +383,7 @@ impl Runner {
     /// Scenario 3 at the largest fleet this machine allows.
     fn held_max(&mut self, setup: &BrokerSetup, rep: usize) {
         let outcome = self.held_max_run(setup);
-        self.record(setup, rep, "held/max", outcome);
+        self.record(setup, rep, Case::HeldMax, outcome);
     }
 
     fn held_max_run(&self, setup: &BrokerSetup) -> Result<Outcome> {
@@ -464,10 +442,10 @@ impl Runner {
     /// Scenarios 4 and 5 at full speed.
     fn flows(&mut self, setup: &BrokerSetup, rep: usize) {
         for (case, shape, qos) in [
-            ("fan-in/qos0/max", Shape::FanIn, 0),
-            ("fan-in/qos1/max", Shape::FanIn, 1),
-            ("fan-out/qos0/max", Shape::FanOut, 0),
-            ("fan-out/qos1/max", Shape::FanOut, 1),
+            (Case::FanInQos0Max, Shape::FanIn, 0),
+            (Case::FanInQos1Max, Shape::FanIn, 1),
+            (Case::FanOutQos0Max, Shape::FanOut, 0),
+            (Case::FanOutQos1Max, Shape::FanOut, 1),
         ] {
             let outcome = self.flow_run(setup, self.flow_config(shape, qos, None));
             self.record(setup, rep, case, outcome);
@@ -514,27 +492,27 @@ impl Runner {
         // Mosquitto's peak is what it delivered (under overload it takes
         // more than it delivers and drops the rest): in publishes per
         // second, deliveries divided by the subscribers.
-        let peak = |case: &str, subscribers: usize| {
+        let peak = |case: Case, subscribers: usize| {
             let values: Vec<f64> = self
                 .records
                 .iter()
-                .filter(|r| r.broker == Kind::Mosquitto && r.case == case)
+                .filter(|r| r.broker == Kind::Mosquitto && r.case == case.name())
                 .filter_map(|r| r.figures.get("delivered_per_sec").copied())
                 .collect();
             let m = median(&values) / subscribers.max(1) as f64;
             (m.is_finite() && m > 0.0).then_some(m * self.plan.latency_rate_share)
         };
         (
-            peak("fan-in/qos0/max", 1).unwrap_or(self.plan.fallback_fan_in_rate),
-            peak("fan-out/qos0/max", self.plan.fan_out_subscribers)
+            peak(Case::FanInQos0Max, 1).unwrap_or(self.plan.fallback_fan_in_rate),
+            peak(Case::FanOutQos0Max, self.plan.fan_out_subscribers)
                 .unwrap_or(self.plan.fallback_fan_out_rate),
         )
     }
 
     fn latency(&mut self, setup: &BrokerSetup, rep: usize, fan_in_rate: f64, fan_out_rate: f64) {
         for (case, shape, rate) in [
-            ("fan-in/qos0/fixed-rate", Shape::FanIn, fan_in_rate),
-            ("fan-out/qos0/fixed-rate", Shape::FanOut, fan_out_rate),
+            (Case::FanInQos0FixedRate, Shape::FanIn, fan_in_rate),
+            (Case::FanOutQos0FixedRate, Shape::FanOut, fan_out_rate),
         ] {
             let outcome = self.flow_run(setup, self.flow_config(shape, 0, Some(rate)));
             self.record(setup, rep, case, outcome);
@@ -544,7 +522,7 @@ impl Runner {
     /// Scenario 6: QoS 1 into offline sessions, durable store, restart.
     fn persist(&mut self, setup: &BrokerSetup, rep: usize) {
         let outcome = self.persist_run(setup);
-        self.record(setup, rep, "persist/qos1-offline", outcome);
+        self.record(setup, rep, Case::PersistQos1Offline, outcome);
     }
 
     fn persist_run(&self, setup: &BrokerSetup) -> Result<Outcome> {

@@ -366,10 +366,16 @@ pub struct LimitsConfig {
     /// Receive Maximum we grant, and the most we send unacknowledged).
     pub max_inflight: u16,
     /// Messages queued for one session beyond the inflight window; 0 means
-    /// no count limit. When full, new messages for that session are dropped
-    /// (the newest is dropped, like Mosquitto) and counted.
+    /// no count limit. When the queue of a connected subscriber is full,
+    /// new messages for it are still queued past the bound and its
+    /// publishers are held back (see `queue_full_wait_ms`, decision 0064).
+    /// A full queue drops the new message (the queued ones keep their
+    /// place, as Mosquitto does) and counts it only when the session is
+    /// offline, when the queue has been full for `queue_full_wait_ms`, or
+    /// for the retained messages a SUBSCRIBE asks for.
     pub max_queued_messages: usize,
-    /// Payload bytes queued for one session; 0 means no byte limit.
+    /// Payload and topic bytes queued for one session, bounded like
+    /// `max_queued_messages`; 0 means no byte limit.
     pub max_queued_bytes: usize,
     /// Milliseconds publishers are held back for a connected subscriber
     /// whose queue is full: a message for it is queued past the

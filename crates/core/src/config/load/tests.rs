@@ -1,8 +1,10 @@
 //! Tests of configuration loading: layering, spans, every error kind.
 
+use super::error::{LISTENERS, STRING};
+use super::schema::line_column;
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../../../config/fleetmq.toml");
+const EXAMPLE: &str = include_str!("../../../../../config/fleetmq.toml");
 
 fn problems(text: &str) -> Vec<Problem> {
     match load_from_str(text, "fleetmq.toml") {

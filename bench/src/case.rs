@@ -1,0 +1,106 @@
+//! The measurement cases: one variant per thing a run measures for each
+//! broker, shared by the runner (which records under these names) and the
+//! report (which looks figures up by them).
+//!
+//! The names are the `case` strings of `report.json`: renaming one orphans
+//! the committed results, so this module must not change a name without
+//! re-running the bench. It owns names only, not how a case is measured.
+
+use std::fmt;
+
+/// One measurement of a run, e.g. `connect/tls12-ecdsa/1core`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// Scenario 1: mutual TLS 1.2, ECDSA server certificate, broker on 1 core.
+    Tls12Ecdsa1Core,
+    /// Scenario 1 with the RSA-2048 server certificate.
+    Tls12Rsa1Core,
+    /// Scenario 1 over TLS 1.3.
+    Tls13Ecdsa1Core,
+    /// Scenario 1 with broker and load on both cores.
+    Tls12Ecdsa2Cores,
+    /// Scenarios 2 and 3: the held fleet, every reconnect a full handshake.
+    FleetFullHandshakes,
+    /// Scenario 2 with devices offering session resumption.
+    FleetResumption,
+    /// Scenario 3: the largest fleet the broker holds.
+    HeldMax,
+    /// Scenario 4: fan-in QoS 0 at full load.
+    FanInQos0Max,
+    /// Scenario 4: fan-in QoS 1 at full load.
+    FanInQos1Max,
+    /// Scenario 5: fan-out QoS 0 at full load.
+    FanOutQos0Max,
+    /// Scenario 5: fan-out QoS 1 at full load.
+    FanOutQos1Max,
+    /// Scenario 4 at half Mosquitto's peak: latency.
+    FanInQos0FixedRate,
+    /// Scenario 5 at half Mosquitto's peak: latency.
+    FanOutQos0FixedRate,
+    /// Scenario 6: QoS 1 into offline durable sessions.
+    PersistQos1Offline,
+}
+
+impl Case {
+    /// Every case a full run measures per broker, in the runner's order.
+    pub const ALL: [Case; 14] = [
+        Case::Tls12Ecdsa1Core,
+        Case::Tls12Rsa1Core,
+        Case::Tls13Ecdsa1Core,
+        Case::Tls12Ecdsa2Cores,
+        Case::FleetFullHandshakes,
+        Case::FleetResumption,
+        Case::HeldMax,
+        Case::FanInQos0Max,
+        Case::FanInQos1Max,
+        Case::FanOutQos0Max,
+        Case::FanOutQos1Max,
+        Case::FanInQos0FixedRate,
+        Case::FanOutQos0FixedRate,
+        Case::PersistQos1Offline,
+    ];
+
+    /// The name records carry in `report.json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Case::Tls12Ecdsa1Core => "connect/tls12-ecdsa/1core",
+            Case::Tls12Rsa1Core => "connect/tls12-rsa/1core",
+            Case::Tls13Ecdsa1Core => "connect/tls13-ecdsa/1core",
+            Case::Tls12Ecdsa2Cores => "connect/tls12-ecdsa/2cores",
+            Case::FleetFullHandshakes => "fleet/full-handshakes",
+            Case::FleetResumption => "fleet/resumption",
+            Case::HeldMax => "held/max",
+            Case::FanInQos0Max => "fan-in/qos0/max",
+            Case::FanInQos1Max => "fan-in/qos1/max",
+            Case::FanOutQos0Max => "fan-out/qos0/max",
+            Case::FanOutQos1Max => "fan-out/qos1/max",
+            Case::FanInQos0FixedRate => "fan-in/qos0/fixed-rate",
+            Case::FanOutQos0FixedRate => "fan-out/qos0/fixed-rate",
+            Case::PersistQos1Offline => "persist/qos1-offline",
+        }
+    }
+
+    /// The case a name stands for (`None`: not a case of this harness).
+    pub fn from_name(name: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|case| case.name() == name)
+    }
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_round_trip() {
+        for case in Case::ALL {
+            assert_eq!(Case::from_name(case.name()), Some(case));
+        }
+        assert_eq!(Case::from_name("connect/nothing"), None);
+    }
+}
