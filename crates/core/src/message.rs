@@ -4,7 +4,9 @@
 //! `Arc<Message>` by the retained store and every session queue that
 //! receives it: the payload `Bytes` and the topic `Arc<str>` are never copied
 //! per subscriber. Per-subscriber facts (granted QoS, retain flag, packet id,
-//! subscription identifiers) live beside the `Arc`, in the session.
+//! subscription identifiers) live beside the `Arc`, in a [`Queued`]
+//! delivery: the session queues it and the store records it, so it is
+//! defined here, below both (no session <-> store cycle).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,4 +59,19 @@ impl Message {
     pub fn size(&self) -> usize {
         self.payload.len() + self.topic.len()
     }
+}
+
+/// A message as it will be delivered to one subscriber.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub message: Arc<Message>,
+    /// min(published QoS, granted QoS).
+    pub qos: QoS,
+    /// RETAIN flag for this delivery.
+    pub retain: bool,
+    /// 5.0 subscription identifiers of the matching subscriptions.
+    pub subscription_ids: Vec<u32>,
+    /// Key of this delivery in the durable store, when it is stored
+    /// (QoS 1/2 for a persistent session).
+    pub seq: Option<u64>,
 }

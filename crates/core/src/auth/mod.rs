@@ -11,6 +11,9 @@
 //!   connect: certificate, then password file, then anonymous.
 //! - [`password`] reads and writes `mosquitto_passwd` files (`$7$` PBKDF2
 //!   and `$6$` salted SHA-512 hashes).
+//! - `owner` ([`SessionOwner`]) names the principal a session belongs to
+//!   and decides who may attach to it later (decision 0088); the session
+//!   keeps one and the store records it, so it lives here, below both.
 //! - [`acl`] evaluates topic rules from `fleetmq.toml` and from a Mosquitto
 //!   `acl_file` (docs/decisions/0030-acl-semantics.md).
 //! - `fleetmq passwd` and `fleetmq acl check` are fleetmq's `auth_cli`
@@ -25,10 +28,12 @@ pub mod acl;
 pub mod authenticate;
 mod error;
 pub mod identity;
+mod owner;
 pub mod password;
 
 pub use acl::{Acl, AclRule, Action, Decision, Subject};
 pub use authenticate::{authenticate, AuthMethod, AuthOutcome};
 pub use error::AuthError;
 pub use identity::Identity;
+pub use owner::{ForeignSession, SessionOwner};
 pub use password::{hash_password, PasswordFile};

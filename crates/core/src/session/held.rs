@@ -13,7 +13,8 @@
 
 use std::collections::VecDeque;
 
-use super::queue::{Queue, QueueLimits, Queued};
+use super::queue::{Queue, QueueLimits};
+use crate::message::Queued;
 
 /// Held deliveries, oldest first.
 #[derive(Debug)]

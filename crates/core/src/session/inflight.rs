@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::queue::Queued;
+use crate::message::Queued;
 
 /// The state of one outgoing packet id.
 #[derive(Debug, Clone)]

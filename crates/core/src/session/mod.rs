@@ -19,7 +19,6 @@ mod delivery;
 mod held;
 mod inflight;
 mod lifecycle;
-mod owner;
 mod queue;
 
 use std::collections::{HashMap, HashSet};
@@ -32,12 +31,13 @@ use crate::auth::Identity;
 use crate::router::{ClientKey, Subscription};
 use crate::store::{Op, SessionMeta, Store, StoredSubscription};
 
+pub use crate::auth::{ForeignSession, SessionOwner};
+pub use crate::message::Queued;
 pub use control::{control_link, ConnectionGone, Control, ControlReceiver, ControlSender};
 pub use delivery::PubRecOutcome;
 pub use inflight::{Inflight, OutFlight, Released};
 pub use lifecycle::{Detached, ExpiryFromZero, SubscribeChange};
-pub use owner::{ForeignSession, SessionOwner};
-pub use queue::{EnqueueOutcome, Queue, QueueLimits, Queued};
+pub use queue::{EnqueueOutcome, Queue, QueueLimits};
 
 /// The connection currently attached to a session.
 #[derive(Debug)]

@@ -12,11 +12,9 @@
 //! what each publisher had already read when it was told to wait.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::message::Message;
-use fleetmq_codec::QoS;
+use crate::message::Queued;
 
 /// Limits of one session queue; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,21 +24,6 @@ pub struct QueueLimits {
     /// How long a full queue may hold publishers back before its reader
     /// counts as stalled; zero: never, drop at once.
     pub full_wait: Duration,
-}
-
-/// A message as it will be delivered to one subscriber.
-#[derive(Debug, Clone)]
-pub struct Queued {
-    pub message: Arc<Message>,
-    /// min(published QoS, granted QoS).
-    pub qos: QoS,
-    /// RETAIN flag for this delivery.
-    pub retain: bool,
-    /// 5.0 subscription identifiers of the matching subscriptions.
-    pub subscription_ids: Vec<u32>,
-    /// Key of this delivery in the durable store, when it is stored
-    /// (QoS 1/2 for a persistent session).
-    pub seq: Option<u64>,
 }
 
 /// Whether a message found room.
@@ -200,7 +183,10 @@ impl Queue {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::message::Message;
     use bytes::Bytes;
+    use fleetmq_codec::QoS;
+    use std::sync::Arc;
 
     fn item(payload: &'static [u8]) -> Queued {
         Queued {

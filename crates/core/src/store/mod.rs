@@ -38,7 +38,7 @@ use tokio::sync::watch;
 
 use crate::config::FsyncPolicy;
 use crate::message::Message;
-use crate::session::Queued;
+use crate::message::Queued;
 
 pub use backend::StoreBackend;
 pub use health::StoreHealth;

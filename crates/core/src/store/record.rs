@@ -11,9 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::SessionOwner;
 use crate::message::Message;
+use crate::message::Queued;
 use crate::router::Subscription;
-use crate::session::{Queued, SessionOwner};
 use fleetmq_codec::{self as codec, Packet, ProtocolVersion, Publish, QoS, SubscriptionOptions};
 
 /// Layout version of message and item records.

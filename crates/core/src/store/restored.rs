@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::record::{ItemState, SessionMeta};
 use crate::message::Message;
-use crate::session::Queued;
+use crate::message::Queued;
 
 /// A persistent session as stored.
 #[derive(Debug)]
