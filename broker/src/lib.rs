@@ -9,7 +9,8 @@
 //!   disk or HTTP: the configuration model, auth (identities, ACLs,
 //!   password files), messages, the router, sessions, the engine (the
 //!   shared state and the publish path), the store's vocabulary and
-//!   handle, and the event bus.
+//!   handle, the event bus, and the socket-free per-client protocol
+//!   (`fleetmq_core::protocol::ClientProtocol`).
 //! - `fleetmq` (this package) runs it: listeners, TLS, the connection IO
 //!   loop, the redb store writer, the registry, metrics, HTTP, `$SYS`,
 //!   systemd, the lab PKI, Mosquitto translation and the binary.
@@ -24,9 +25,10 @@
 //!   across addresses, times handshakes, reads the client certificate and
 //!   the CRL files, and keeps a copy of each client certificate it has seen
 //!   (for `certs audit --seen`).
-//! - [`connection`] runs one client: the CONNECT handshake, the read loop,
-//!   keep alive, the write side with QoS 1/2 inflight windows, and hands
-//!   PUBLISH/SUBSCRIBE to the engine (`fleetmq_core::engine::Engine`).
+//! - [`connection`] is one client's IO loop: it reads and authenticates the
+//!   CONNECT, then feeds bytes to the `ClientProtocol` and writes what it
+//!   answers, waits for store commits, room in full queues, keep alive,
+//!   take-over and shutdown, and ends by lingering.
 //! - [`store`] keeps retained messages and persistent sessions on disk
 //!   (redb): the [`fleetmq_core::store::StoreBackend`] whose writer thread
 //!   commits ops in groups; a commit that fails is never acknowledged, and

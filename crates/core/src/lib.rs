@@ -17,11 +17,15 @@
 //! - [`router`] matches topics to subscriptions (a trie with `+`, `#` and
 //!   `$share` groups) and keeps retained messages.
 //! - [`session`] is the state of one client id that outlives a connection:
-//!   its owner, subscriptions, the outgoing queue, inflight messages, the
+//!   its owner (from [`auth`]), subscriptions, the outgoing queue, inflight messages, the
 //!   will.
 //! - [`engine`] is the shared state tying these together ([`engine::Engine`]):
 //!   the session table, the router, statistics, and the publish path
 //!   (fan-out of one `Bytes` payload to every matching session).
+//! - [`protocol`] is one client's MQTT conversation without IO
+//!   ([`protocol::ClientProtocol`]): packets in; bytes to write,
+//!   acknowledgements gated on commit tickets, a close reason and a will
+//!   out. The connection IO loop in `fleetmq` drives it.
 //! - [`store`] is the vocabulary of durable state (ops, record encoding,
 //!   what a store holds at start, tickets, health) and the [`store::Store`]
 //!   handle; the writer behind it is a [`store::StoreBackend`] (redb in
