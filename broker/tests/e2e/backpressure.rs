@@ -63,17 +63,11 @@ fn fan_in(wait_ms: u64, qos: u8) -> (usize, usize, u64) {
                     for i in 0..BURST {
                         let seq = burst * BURST + i;
                         let payload = format!("{n}-{seq}");
-                        let id = (qos > 0).then_some((i + 1) as u16);
-                        let packet = publish(
-                            "fan/in",
-                            payload.as_bytes(),
-                            qos,
-                            false,
-                            false,
-                            id,
-                            false,
-                            &[],
-                        );
+                        // The packet id is written for QoS > 0 only.
+                        let packet = publish("fan/in", payload.as_bytes())
+                            .qos(qos)
+                            .packet_id((i + 1) as u16)
+                            .build();
                         client.send(&packet);
                     }
                     if qos == 0 {

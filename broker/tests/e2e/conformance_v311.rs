@@ -196,7 +196,7 @@ fn mqtt_3_3_1_2_dup_with_qos0_malformed() {
     let broker = Broker::start();
     let mut sub = witness(&broker, "dup-witness", "dup/#");
     let (mut client, _) = RawClient::connect_v311(broker.addr(), "dup-qos0", true);
-    client.send(&publish("dup/t", b"x", 0, false, true, None, false, &[]));
+    client.send(&publish("dup/t", b"x").dup(true).build());
     assert_closed_without(&mut client, "QoS 0 PUBLISH with DUP");
     assert_eq!(
         sub.expect_silence(QUIET),
@@ -219,7 +219,7 @@ fn mqtt_3_3_2_2_publish_topic_with_wildcards() {
     let mut sub = witness(&broker, "wild-witness", "#");
     for topic in ["wild/+/t", "wild/#"] {
         let (mut client, _) = RawClient::connect_v311(broker.addr(), "wild-pub", true);
-        client.send(&publish(topic, b"x", 1, false, false, Some(5), false, &[]));
+        client.send(&publish(topic, b"x").qos(1).packet_id(5).build());
         assert_closed_without(&mut client, &format!("PUBLISH to {topic}"));
     }
     assert_eq!(
@@ -293,7 +293,7 @@ fn mqtt_3_3_1_10_11_empty_retained_clears_and_is_not_stored() {
 fn mqtt_3_6_1_1_pubrel_reserved_flags() {
     let broker = Broker::start();
     let (mut client, _) = RawClient::connect_v311(broker.addr(), "pubrel-flags", true);
-    client.send(&publish("p/t", b"x", 2, false, false, Some(9), false, &[]));
+    client.send(&publish("p/t", b"x").qos(2).packet_id(9).build());
     match client.expect_packet("PUBREC") {
         Packet::PubRec(rec) => assert_eq!(rec.packet_id, 9),
         other => panic!("expected PUBREC, got {other:?}"),
@@ -613,16 +613,7 @@ fn mqtt_1_5_3_2_nul_in_string_disconnects() {
     let broker = Broker::start();
     let mut sub = witness(&broker, "nul-witness", "#");
     let (mut client, _) = RawClient::connect_v311(broker.addr(), "nul", true);
-    client.send(&publish(
-        "nul\0topic",
-        b"x",
-        0,
-        false,
-        false,
-        None,
-        false,
-        &[],
-    ));
+    client.send(&publish("nul\0topic", b"x").build());
     assert_closed_without(&mut client, "topic with U+0000");
     assert_eq!(
         sub.expect_silence(QUIET),

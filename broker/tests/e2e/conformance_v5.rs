@@ -158,7 +158,14 @@ fn mqtt_3_2_2_retain_available_0_and_retained_publish_refused() {
     );
     let (mut client, connack) = RawClient::connect_v5(broker.addr(), "noretain", true);
     assert_eq!(connack.properties.retain_available, Some(false));
-    client.send(&publish("r/t", b"x", 1, true, false, Some(1), true, &[]));
+    client.send(
+        &publish("r/t", b"x")
+            .qos(1)
+            .packet_id(1)
+            .retain(true)
+            .v5(true)
+            .build(),
+    );
     client.expect_disconnect(ReasonCode::RETAIN_NOT_SUPPORTED);
 }
 
@@ -226,10 +233,13 @@ fn mqtt_3_3_2_10_topic_alias_maps_topic() {
     let mut sub = witness(&broker, "alias-witness", "alias/#");
     let (mut client, _) = RawClient::connect_v5(broker.addr(), "aliaser", true);
     let alias = prop::u16(prop::TOPIC_ALIAS, 1);
-    client.send(&publish(
-        "alias/t", b"one", 0, false, false, None, true, &alias,
-    ));
-    client.send(&publish("", b"two", 0, false, false, None, true, &alias));
+    client.send(
+        &publish("alias/t", b"one")
+            .v5(true)
+            .properties(&alias)
+            .build(),
+    );
+    client.send(&publish("", b"two").v5(true).properties(&alias).build());
     for payload in [&b"one"[..], b"two"] {
         let message = sub.expect_publish();
         assert_eq!(
@@ -249,16 +259,12 @@ fn mqtt_3_3_2_10_topic_alias_maps_topic() {
 fn mqtt_3_3_2_8_topic_alias_0_is_invalid() {
     let broker = Broker::start();
     let (mut client, _) = RawClient::connect_v5(broker.addr(), "alias0", true);
-    client.send(&publish(
-        "a/t",
-        b"x",
-        0,
-        false,
-        false,
-        None,
-        true,
-        &prop::u16(prop::TOPIC_ALIAS, 0),
-    ));
+    client.send(
+        &publish("a/t", b"x")
+            .v5(true)
+            .properties(&prop::u16(prop::TOPIC_ALIAS, 0))
+            .build(),
+    );
     // Mosquitto 2.0.11 calls this a malformed packet (0x81).
     let expected = if is_mosquitto() {
         ReasonCode::MALFORMED_PACKET
@@ -274,16 +280,12 @@ fn mqtt_3_3_2_9_topic_alias_above_maximum_is_invalid() {
         Broker::start_with_conf("[limits]\ntopic_alias_maximum = 5\n", "max_topic_alias 5");
     let (mut client, connack) = RawClient::connect_v5(broker.addr(), "alias6", true);
     assert_eq!(connack.properties.topic_alias_maximum, Some(5));
-    client.send(&publish(
-        "a/t",
-        b"x",
-        0,
-        false,
-        false,
-        None,
-        true,
-        &prop::u16(prop::TOPIC_ALIAS, 6),
-    ));
+    client.send(
+        &publish("a/t", b"x")
+            .v5(true)
+            .properties(&prop::u16(prop::TOPIC_ALIAS, 6))
+            .build(),
+    );
     client.expect_disconnect(ReasonCode::TOPIC_ALIAS_INVALID);
 }
 
@@ -301,31 +303,25 @@ fn mqtt_3_3_4_7_receive_maximum_exceeded() {
     );
     // QoS 2 messages stay unacknowledged until PUBREL: never send it.
     for packet_id in 1..=granted {
-        client.send(&publish(
-            "flood/t",
-            b"x",
-            2,
-            false,
-            false,
-            Some(packet_id),
-            true,
-            &[],
-        ));
+        client.send(
+            &publish("flood/t", b"x")
+                .qos(2)
+                .packet_id(packet_id)
+                .v5(true)
+                .build(),
+        );
         match client.expect_packet("PUBREC") {
             Packet::PubRec(rec) => assert_eq!(rec.packet_id, packet_id),
             other => panic!("expected PUBREC, got {other:?}"),
         }
     }
-    client.send(&publish(
-        "flood/t",
-        b"x",
-        2,
-        false,
-        false,
-        Some(granted + 1),
-        true,
-        &[],
-    ));
+    client.send(
+        &publish("flood/t", b"x")
+            .qos(2)
+            .packet_id(granted + 1)
+            .v5(true)
+            .build(),
+    );
     client.expect_disconnect(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
 }
 
@@ -340,7 +336,13 @@ fn receive_maximum_exceeded_reaches_a_client_that_keeps_sending() {
     let broker = Broker::start_with("[limits]\nmax_inflight = 2\n");
     let (mut client, _) = RawClient::connect_v5(broker.addr(), "flood-on", true);
     let flood: Vec<u8> = (1..=3)
-        .flat_map(|id| publish("flood/t", b"x", 2, false, false, Some(id), true, &[]))
+        .flat_map(|id| {
+            publish("flood/t", b"x")
+                .qos(2)
+                .packet_id(id)
+                .v5(true)
+                .build()
+        })
         .collect();
     client.send(&flood);
     let Transport::Tcp(stream) = client.transport() else {
@@ -351,7 +353,7 @@ fn receive_maximum_exceeded_reaches_a_client_that_keeps_sending() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     // A device's send loop: more QoS 0 messages, read only afterwards.
-    let more = publish("flood/t", &[b'y'; 200], 0, false, false, None, true, &[]);
+    let more = publish("flood/t", &[b'y'; 200]).v5(true).build();
     let ending = linger::keep_sending_then_read(
         &mut stream,
         &more,
@@ -429,16 +431,13 @@ fn mqtt_3_2_2_packet_too_large_disconnect_0x95() {
         Broker::start_with_conf("[limits]\nmax_packet_size = 1024\n", "max_packet_size 1024");
     let (mut client, connack) = RawClient::connect_v5(broker.addr(), "big", true);
     assert_eq!(connack.properties.maximum_packet_size, Some(1024));
-    client.send(&publish(
-        "big/t",
-        &[b'x'; 2000],
-        1,
-        false,
-        false,
-        Some(1),
-        true,
-        &[],
-    ));
+    client.send(
+        &publish("big/t", &[b'x'; 2000])
+            .qos(1)
+            .packet_id(1)
+            .v5(true)
+            .build(),
+    );
     client.expect_disconnect(ReasonCode::PACKET_TOO_LARGE);
 }
 
@@ -563,16 +562,15 @@ fn mqtt_3_3_4_3_subscription_identifier_carried() {
 fn mqtt_3_3_2_6_message_expiry_decremented() {
     let broker = Broker::start();
     let (mut publisher, _) = RawClient::connect_v5(broker.addr(), "exp-pub", true);
-    publisher.send(&publish(
-        "exp/t",
-        b"x",
-        1,
-        true,
-        false,
-        Some(1),
-        true,
-        &prop::u32(prop::MESSAGE_EXPIRY, 30),
-    ));
+    publisher.send(
+        &publish("exp/t", b"x")
+            .qos(1)
+            .packet_id(1)
+            .retain(true)
+            .v5(true)
+            .properties(&prop::u32(prop::MESSAGE_EXPIRY, 30))
+            .build(),
+    );
     assert!(matches!(
         publisher.expect_packet("PUBACK"),
         Packet::PubAck(_)
@@ -595,16 +593,15 @@ fn mqtt_3_3_2_6_message_expiry_decremented() {
 fn mqtt_3_3_2_5_expired_message_not_delivered() {
     let broker = Broker::start();
     let (mut publisher, _) = RawClient::connect_v5(broker.addr(), "gone-pub", true);
-    publisher.send(&publish(
-        "gone/t",
-        b"x",
-        1,
-        true,
-        false,
-        Some(1),
-        true,
-        &prop::u32(prop::MESSAGE_EXPIRY, 1),
-    ));
+    publisher.send(
+        &publish("gone/t", b"x")
+            .qos(1)
+            .packet_id(1)
+            .retain(true)
+            .v5(true)
+            .properties(&prop::u32(prop::MESSAGE_EXPIRY, 1))
+            .build(),
+    );
     assert!(matches!(
         publisher.expect_packet("PUBACK"),
         Packet::PubAck(_)
@@ -642,7 +639,7 @@ fn mqtt_3_3_1_2_dup_with_qos0_malformed_v5() {
     }
     let broker = Broker::start();
     let (mut client, _) = RawClient::connect_v5(broker.addr(), "dup5", true);
-    client.send(&publish("dup/t", b"x", 0, false, true, None, true, &[]));
+    client.send(&publish("dup/t", b"x").dup(true).v5(true).build());
     client.expect_disconnect(ReasonCode::MALFORMED_PACKET);
 }
 

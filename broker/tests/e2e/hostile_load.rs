@@ -354,7 +354,7 @@ fn stream_messages(
     budget: u64,
     sent: &AtomicU64,
 ) -> u64 {
-    let packet = publish("bulk/data", payload, 0, false, false, None, false, &[]);
+    let packet = publish("bulk/data", payload).build();
     let started = Instant::now();
     let mut bytes = 0u64;
     while Instant::now() < until && bytes < budget {
@@ -478,7 +478,7 @@ fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_nobody() {
 fn fill_window(addr: SocketAddr, topic: &str, bytes: usize) {
     let (mut publisher, _) = RawClient::connect_v311(addr, "window-filler", true);
     let payload = vec![b'w'; 64 * 1024];
-    let packet = publish(topic, &payload, 0, false, false, None, false, &[]);
+    let packet = publish(topic, &payload).build();
     for _ in 0..bytes / payload.len() {
         publisher.send(&packet);
     }

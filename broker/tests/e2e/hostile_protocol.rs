@@ -141,34 +141,34 @@ fn sample_packets() -> Vec<(&'static str, bool, bool, Vec<u8>)> {
             "PUBLISH 3.1.1 QoS 0",
             true,
             false,
-            publish("t/a", b"payload", 0, false, false, None, false, &[]),
+            publish("t/a", b"payload").build(),
         ),
         (
             "PUBLISH 3.1.1 QoS 1",
             true,
             false,
-            publish("t/a", b"payload", 1, false, false, Some(5), false, &[]),
+            publish("t/a", b"payload").qos(1).packet_id(5).build(),
         ),
         (
             "PUBLISH 3.1.1 QoS 2",
             true,
             false,
-            publish("t/a", b"payload", 2, true, false, Some(6), false, &[]),
+            publish("t/a", b"payload")
+                .qos(2)
+                .packet_id(6)
+                .retain(true)
+                .build(),
         ),
         (
             "PUBLISH 5.0 QoS 1",
             true,
             true,
-            publish(
-                "t/a",
-                b"payload",
-                1,
-                false,
-                false,
-                Some(7),
-                true,
-                &publish_props,
-            ),
+            publish("t/a", b"payload")
+                .qos(1)
+                .packet_id(7)
+                .v5(true)
+                .properties(&publish_props)
+                .build(),
         ),
         ("PUBACK 3.1.1", true, false, ack(0x40, 1)),
         ("PUBREC 3.1.1", true, false, ack(0x50, 1)),
@@ -436,10 +436,10 @@ fn wildcards_in_publish_topics_disconnect() {
     let addr = broker.addr();
     for topic in ["a/+", "a/#", "+", "#", "a/b+", "a/#/b"] {
         let mut v5 = connect_v5(addr, "wild5");
-        v5.send(&publish(topic, b"x", 1, false, false, Some(1), true, &[]));
+        v5.send(&publish(topic, b"x").qos(1).packet_id(1).v5(true).build());
         v5.expect_disconnect(ReasonCode::TOPIC_NAME_INVALID);
         let mut v311 = connect_v311(addr, "wild311");
-        v311.send(&publish(topic, b"x", 0, false, false, None, false, &[]));
+        v311.send(&publish(topic, b"x").build());
         assert!(
             v311.expect_closed(WAIT),
             "3.1.1 PUBLISH to {topic:?} kept open"
@@ -508,28 +508,20 @@ fn topic_aliases_are_bounded() {
     let addr = broker.addr();
     let mut client = connect_v5(addr, "aliaser");
     for alias in 1..=64u16 {
-        client.send(&publish(
-            &format!("alias/{alias}"),
-            b"x",
-            0,
-            false,
-            false,
-            None,
-            true,
-            &prop::u16(0x23, alias),
-        ));
+        client.send(
+            &publish(&format!("alias/{alias}"), b"x")
+                .v5(true)
+                .properties(&prop::u16(0x23, alias))
+                .build(),
+        );
     }
     client.ping();
-    client.send(&publish(
-        "alias/65",
-        b"x",
-        0,
-        false,
-        false,
-        None,
-        true,
-        &prop::u16(0x23, 65),
-    ));
+    client.send(
+        &publish("alias/65", b"x")
+            .v5(true)
+            .properties(&prop::u16(0x23, 65))
+            .build(),
+    );
     client.expect_disconnect(ReasonCode::TOPIC_ALIAS_INVALID);
     drop(broker);
 
@@ -543,32 +535,24 @@ fn topic_aliases_are_bounded() {
     let padding = "p".repeat(180);
     let mut batch = Vec::new();
     for alias in 1..=u16::MAX {
-        batch.extend(publish(
-            &format!("aliases/{alias:05}/{padding}"),
-            b"",
-            0,
-            false,
-            false,
-            None,
-            true,
-            &prop::u16(0x23, alias),
-        ));
+        batch.extend(
+            publish(&format!("aliases/{alias:05}/{padding}"), b"")
+                .v5(true)
+                .properties(&prop::u16(0x23, alias))
+                .build(),
+        );
         if batch.len() > 64 * 1024 {
             client.send(&batch);
             batch.clear();
         }
     }
     client.send(&batch);
-    client.send(&publish(
-        "",
-        b"by alias",
-        0,
-        false,
-        false,
-        None,
-        true,
-        &prop::u16(0x23, u16::MAX),
-    ));
+    client.send(
+        &publish("", b"by alias")
+            .v5(true)
+            .properties(&prop::u16(0x23, u16::MAX))
+            .build(),
+    );
     client.ping();
     let deadline = Instant::now() + Duration::from_secs(30);
     let last = loop {
@@ -594,16 +578,13 @@ fn duplicate_packet_ids_deliver_qos2_exactly_once() {
     // The same QoS 2 packet id three times before PUBREL (once with DUP):
     // one delivery.
     for dup in [false, true, false] {
-        client.send(&publish(
-            "dup/q2",
-            b"once",
-            2,
-            false,
-            dup,
-            Some(9),
-            false,
-            &[],
-        ));
+        client.send(
+            &publish("dup/q2", b"once")
+                .qos(2)
+                .packet_id(9)
+                .dup(dup)
+                .build(),
+        );
         match client.expect_packet("PUBREC") {
             Packet::PubRec(rec) => assert_eq!(rec.packet_id, 9),
             other => panic!("expected PUBREC, got {other:?}"),
@@ -622,16 +603,7 @@ fn duplicate_packet_ids_deliver_qos2_exactly_once() {
         "QoS 2 delivered twice"
     );
     // After PUBCOMP the id is free: the same id is a new message.
-    client.send(&publish(
-        "dup/q2",
-        b"again",
-        2,
-        false,
-        false,
-        Some(9),
-        false,
-        &[],
-    ));
+    client.send(&publish("dup/q2", b"again").qos(2).packet_id(9).build());
     assert!(matches!(client.expect_packet("PUBREC"), Packet::PubRec(_)));
     client.send(&ack(0x62, 9));
     assert!(matches!(

@@ -265,16 +265,7 @@ mod full_disk {
 
         // 3.1.1 has no negative PUBACK: the publisher is disconnected.
         let (mut v311, _) = RawClient::connect_v311(addr, "full-pub311", true);
-        v311.send(&publish(
-            "full/b",
-            &payload(n),
-            1,
-            false,
-            false,
-            Some(1),
-            false,
-            &[],
-        ));
+        v311.send(&publish("full/b", &payload(n)).qos(1).packet_id(1).build());
         let closed = v311
             .wait_closed(WAIT)
             .expect("a 3.1.1 publisher is disconnected while the store fails");
@@ -301,16 +292,7 @@ mod full_disk {
         late.expect_disconnect(ReasonCode::UNSPECIFIED_ERROR);
 
         // QoS 0 to an online subscriber goes on.
-        v5.send(&publish(
-            "live/q0",
-            b"still here",
-            0,
-            false,
-            false,
-            None,
-            true,
-            &[],
-        ));
+        v5.send(&publish("live/q0", b"still here").v5(true).build());
         assert_eq!(&live.expect_app_publish().payload[..], b"still here");
 
         // Space returns: recovery without a restart.

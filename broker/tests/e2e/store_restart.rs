@@ -51,16 +51,14 @@ fn sigterm_restart_keeps_sessions(fsync: &str) {
         ReasonCode::SUCCESS
     );
     // Expires 1 s after it was published: gone after the 2 s restart.
-    publisher.send(&publish(
-        "rs/expiring",
-        b"expiring",
-        1,
-        false,
-        false,
-        Some(9),
-        true,
-        &prop::u32(prop::MESSAGE_EXPIRY, 1),
-    ));
+    publisher.send(
+        &publish("rs/expiring", b"expiring")
+            .qos(1)
+            .packet_id(9)
+            .v5(true)
+            .properties(&prop::u32(prop::MESSAGE_EXPIRY, 1))
+            .build(),
+    );
     match publisher.expect_packet("PUBACK") {
         Packet::PubAck(ack) => assert_eq!(ack.packet_id, 9),
         other => panic!("expected PUBACK, got {other:?}"),

@@ -315,16 +315,7 @@ fn revoking_a_connected_device_disconnects_it_and_keeps_it_out() {
     let mut closed = None;
     while closed.is_none() && std::time::Instant::now() < deadline {
         if device
-            .try_send(&harness::publish(
-                "fleet/dev-a",
-                b"after",
-                0,
-                false,
-                false,
-                None,
-                true,
-                &[],
-            ))
+            .try_send(&harness::publish("fleet/dev-a", b"after").v5(true).build())
             .is_err()
         {
             break;

@@ -5,7 +5,6 @@
 //! anonymous clients, and clients that connect over it as one certificate.
 //!
 //! It builds on the rest of the harness (process, raw client, PKI).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
@@ -239,16 +238,14 @@ impl Peer {
     pub fn publish(&mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> ReasonCode {
         let id = self.packet_id();
         let v5 = self.raw.version.is_v5();
-        self.raw.send(&harness::publish(
-            topic,
-            payload,
-            qos,
-            retain,
-            false,
-            Some(id),
-            v5,
-            &[],
-        ));
+        self.raw.send(
+            &harness::publish(topic, payload)
+                .qos(qos)
+                .packet_id(id)
+                .retain(retain)
+                .v5(v5)
+                .build(),
+        );
         if qos == 0 {
             return ReasonCode::SUCCESS;
         }

@@ -185,16 +185,12 @@ fn probe_loop(addr: SocketAddr, client_id: &str, stop: &AtomicBool) -> (Vec<Dura
     while !stop.load(Ordering::Relaxed) {
         packet_id = packet_id.checked_add(1).unwrap_or(2);
         let sent = Instant::now();
-        client.send(&publish(
-            &topic,
-            b"probe",
-            1,
-            false,
-            false,
-            Some(packet_id),
-            false,
-            &[],
-        ));
+        client.send(
+            &publish(&topic, b"probe")
+                .qos(1)
+                .packet_id(packet_id)
+                .build(),
+        );
         let (mut acked, mut delivered) = (false, false);
         while !(acked && delivered) {
             let left = PROBE_TIMEOUT.saturating_sub(sent.elapsed());

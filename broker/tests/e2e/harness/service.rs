@@ -3,7 +3,6 @@
 //! opened, and a test PKI made with the openssl CLI.
 //!
 //! Every wait is bounded: a test that hangs is a failing test.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::BufRead;
 use std::net::TcpListener;

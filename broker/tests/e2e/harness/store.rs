@@ -99,16 +99,13 @@ pub fn qos1_publisher(
                 packet_id = packet_id.checked_add(1).unwrap_or(1);
                 let message = next(n);
                 n += 1;
-                client.send(&publish(
-                    &message.topic,
-                    &message.payload,
-                    1,
-                    retain,
-                    false,
-                    Some(packet_id),
-                    false,
-                    &[],
-                ));
+                client.send(
+                    &publish(&message.topic, &message.payload)
+                        .qos(1)
+                        .packet_id(packet_id)
+                        .retain(retain)
+                        .build(),
+                );
                 inflight.insert(packet_id, message);
             }
         }
@@ -223,16 +220,12 @@ impl Qos2Publisher {
                     }
                     let payload = format!("q2-{}", self.next_n).into_bytes();
                     self.next_n += 1;
-                    client.send(&publish(
-                        &self.topic,
-                        &payload,
-                        2,
-                        false,
-                        false,
-                        Some(self.next_id),
-                        false,
-                        &[],
-                    ));
+                    client.send(
+                        &publish(&self.topic, &payload)
+                            .qos(2)
+                            .packet_id(self.next_id)
+                            .build(),
+                    );
                     self.sent.push(payload.clone());
                     self.inflight
                         .insert(self.next_id, (payload, Qos2Stage::AwaitRec));
@@ -283,16 +276,13 @@ impl Qos2Publisher {
         self.connected_once = true;
         for (id, (payload, stage)) in &self.inflight {
             match stage {
-                Qos2Stage::AwaitRec => client.send(&publish(
-                    &self.topic,
-                    payload,
-                    2,
-                    false,
-                    true,
-                    Some(*id),
-                    false,
-                    &[],
-                )),
+                Qos2Stage::AwaitRec => client.send(
+                    &publish(&self.topic, payload)
+                        .qos(2)
+                        .packet_id(*id)
+                        .dup(true)
+                        .build(),
+                ),
                 Qos2Stage::AwaitComp => client.send(&ack(0x62, *id)),
             }
         }
