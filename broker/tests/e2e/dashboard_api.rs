@@ -5,7 +5,7 @@
 use crate::harness;
 use std::time::Duration;
 
-use crate::harness::openssl_pki::OpensslPki;
+use crate::harness::pki::openssl_pki::OpensslPki;
 use crate::harness::web::{eventually, get, request, tls_client_config, TlsMqtt};
 use crate::harness::*;
 use serde_json::Value;

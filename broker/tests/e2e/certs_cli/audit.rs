@@ -3,63 +3,9 @@
 //! verdicts are the broker's, and its facts agree with `openssl x509`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use super::{certs_ok, openssl};
-
-fn run(dir: &Path, args: &[&str]) {
-    let (ok, text) = openssl(dir, args);
-    assert!(ok, "openssl {args:?}: {text}");
-}
-
-/// `openssl req` then `openssl x509 -req` (v1 without `ext`).
-fn device(dir: &Path, name: &str, ca: &str, key: &str, extra: &[&str]) {
-    let subject = format!("/CN={name}");
-    let (key_file, csr, crt) = (
-        format!("keys/{name}.key"),
-        format!("keys/{name}.csr"),
-        format!("devices/{name}.crt"),
-    );
-    run(
-        dir,
-        &[
-            "req", "-newkey", key, "-nodes", "-keyout", &key_file, "-out", &csr, "-subj", &subject,
-        ],
-    );
-    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
-    let mut args = vec![
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca_crt,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-out",
-        &crt,
-        "-days",
-        "365",
-    ];
-    args.extend_from_slice(extra);
-    run(dir, &args);
-}
-
-fn ca(dir: &Path, name: &str, cn: &str) {
-    let (key, crt, subject) = (
-        format!("{name}.key"),
-        format!("{name}.crt"),
-        format!("/CN={cn}"),
-    );
-    run(
-        dir,
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt,
-            "-days", "365", "-subj", &subject,
-        ],
-    );
-}
+use crate::harness::pki::openssl::{Key, Openssl};
 
 /// The table's rows by file name: the columns after FILE.
 fn table(stdout: &str) -> HashMap<String, Vec<String>> {
@@ -79,67 +25,42 @@ fn table(stdout: &str) -> HashMap<String, Vec<String>> {
 fn audit_names_what_a_listener_would_accept_and_refuse() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("keys")).unwrap();
-    std::fs::create_dir_all(dir.join("devices")).unwrap();
-    ca(dir, "ca", "lab CA");
-    ca(dir, "other", "other CA");
-    std::fs::write(
-        dir.join("v3.ext"),
-        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    device(dir, "v1-good", "ca", "rsa:2048", &[]);
-    device(dir, "v3-good", "ca", "rsa:2048", &["-extfile", "v3.ext"]);
-    device(dir, "v1-foreign", "other", "rsa:2048", &[]);
-    device(dir, "v1-rsa1024", "ca", "rsa:1024", &[]);
-    device(
-        dir,
-        "v3-sha1",
-        "ca",
-        "rsa:2048",
-        &["-extfile", "v3.ext", "-sha1"],
-    );
-    std::fs::write(
-        dir.join("ca.cnf"),
+    let pki = Openssl::in_dir(dir);
+    let rsa = Key::Rsa(2048);
+    pki.ca("ca", "/CN=lab CA").key(rsa).create();
+    pki.ca("other", "/CN=other CA").key(rsa).create();
+    // `openssl req` then `openssl x509 -req` (v1 without extensions);
+    // keys and CSRs in keys/, certificates in devices/.
+    let v3 = "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n";
+    let device = |name: &str| {
+        pki.cert(name, &format!("/CN={name}"))
+            .folders("keys", "devices")
+    };
+    device("v1-good").key(rsa).create();
+    device("v3-good").key(rsa).extensions(v3).create();
+    device("v1-foreign").key(rsa).issuer("other").create();
+    device("v1-rsa1024").key(Key::Rsa(1024)).create();
+    device("v3-sha1")
+        .key(rsa)
+        .extensions(v3)
+        .extra(&["-sha1"])
+        .create();
+    pki.ca_database(
         "[ca]\ndefault_ca = lab\n[lab]\ndatabase = index.txt\nnew_certs_dir = keys\n\
          certificate = ca.crt\nprivate_key = ca.key\nserial = ca-serial\ndefault_md = sha256\n\
          policy = any\n[any]\ncommonName = supplied\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("index.txt"), "").unwrap();
-    std::fs::write(dir.join("ca-serial"), "1000\n").unwrap();
-    run(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "keys/v1-expired.key",
-            "-out",
-            "keys/v1-expired.csr",
-            "-subj",
-            "/CN=v1-expired",
-        ],
     );
-    run(
-        dir,
-        &[
-            "ca",
-            "-config",
-            "ca.cnf",
-            "-batch",
-            "-notext",
-            "-in",
-            "keys/v1-expired.csr",
-            "-out",
-            "devices/v1-expired.crt",
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20200201000000Z",
-        ],
+    pki.key_and_csr(
+        rsa,
+        "keys/v1-expired.key",
+        "keys/v1-expired.csr",
+        "/CN=v1-expired",
+    );
+    pki.ca_sign_dated(
+        "keys/v1-expired.csr",
+        "devices/v1-expired.crt",
+        "20200101000000Z",
+        "20200201000000Z",
     );
 
     let devices = dir.join("devices");

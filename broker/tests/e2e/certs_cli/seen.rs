@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::openssl_pki::{ClientCert, OpensslPki};
+use crate::harness::pki::openssl_pki::{ClientCert, OpensslPki};
 use crate::harness::pki::toml_path;
 use crate::harness::tools::Tool;
 use crate::harness::{skip_on_mosquitto, Broker, ListenerSpec};

@@ -29,7 +29,6 @@
 pub mod fleet;
 pub mod hostile;
 pub mod linger;
-pub mod openssl_pki;
 pub mod packets;
 pub mod pki;
 pub mod process;

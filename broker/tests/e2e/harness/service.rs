@@ -12,6 +12,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::pki::openssl::Openssl;
+
 /// How long a broker may take to start or stop.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -197,82 +199,30 @@ pub fn run_ok(command: &mut Command) -> Output {
 }
 
 /// A CA, a server certificate for 127.0.0.1/localhost and a client
-/// certificate, made with the openssl CLI.
+/// certificate (`client.crt`, CN=esp32_807A98), made with the openssl CLI
+/// ([`super::pki::openssl`]), valid for two days.
 pub struct Pki {
     pub dir: PathBuf,
 }
 
 impl Pki {
     pub fn generate(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).unwrap();
-        let openssl = |args: &[&str]| {
-            run_ok(Command::new("openssl").args(args).current_dir(dir));
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let mut ca = vec!["req", "-x509"];
-        ca.extend(ec);
-        ca.extend([
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=fleetmq test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(&ca);
-        for (name, subject, ext) in [
-            (
-                "server",
-                "/CN=localhost",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-            ),
-            (
-                "client",
-                "/CN=esp32_807A98/OU=sensors",
-                "extendedKeyUsage=clientAuth\n",
-            ),
-        ] {
-            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-            let (key, csr, crt, extfile) = (
-                format!("{name}.key"),
-                format!("{name}.csr"),
-                format!("{name}.crt"),
-                format!("{name}.ext"),
-            );
-            let mut req = vec!["req"];
-            req.extend(ec);
-            req.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
-            openssl(&req);
-            openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &crt,
-                "-days",
-                "2",
-                "-extfile",
-                &extfile,
-            ]);
-        }
+        let openssl = Openssl::in_dir(dir);
+        openssl
+            .ca("ca", "/CN=fleetmq test CA")
+            .ca_extensions()
+            .days(2)
+            .create();
+        openssl
+            .cert("server", "/CN=localhost")
+            .days(2)
+            .extensions("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+            .create();
+        openssl
+            .cert("client", "/CN=esp32_807A98/OU=sensors")
+            .days(2)
+            .extensions("extendedKeyUsage=clientAuth\n")
+            .create();
         Pki {
             dir: dir.to_path_buf(),
         }

@@ -7,62 +7,11 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::harness::pki::openssl::{Key, Openssl};
 use crate::harness::service::{fleetmq, free_port, run_ok, Process};
-
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    run_ok(Command::new("openssl").args(args).current_dir(dir))
-}
-
-/// A device key, its CSR and the v1 certificate `x509 -req` makes of it.
-fn v1_device(dir: &Path, name: &str, ca: &str) {
-    let (key, csr, crt) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.crt"),
-    );
-    let subject = format!("/CN={name}/O=lab");
-    openssl(
-        dir,
-        &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj",
-            &subject,
-        ],
-    );
-    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_crt,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "365",
-        ],
-    );
-}
-
-fn self_signed_ca(dir: &Path, name: &str, cn: &str) {
-    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
-    let subject = format!("/CN={cn}");
-    openssl(
-        dir,
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt,
-            "-days", "365", "-subj", &subject,
-        ],
-    );
-}
 
 /// `openssl ca` settings for the revocation list and the expired device
 /// (`openssl ca` without an extension section makes v1 certificates too).
@@ -74,112 +23,50 @@ default_crl_days = 30\npolicy = any\n[any]\ncommonName = supplied\norganizationN
 
 /// The lab: CA, a server certificate, and devices `esp32-good`,
 /// `esp32-revoked` (on the CRL), `esp32-expired` (January 2020) and
-/// `esp32-foreign` (from another CA), all v1.
+/// `esp32-foreign` (from another CA), all v1 and RSA-2048.
 fn lab_pki(dir: &Path) {
-    self_signed_ca(dir, "ca", "lab CA");
-    self_signed_ca(dir, "other-ca", "other lab CA");
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
+    let openssl = Openssl::in_dir(dir);
+    let rsa = Key::Rsa(2048);
+    openssl.ca("ca", "/CN=lab CA").key(rsa).create();
+    openssl.ca("other-ca", "/CN=other lab CA").key(rsa).create();
+    openssl
+        .cert("server", "/CN=localhost")
+        .key(rsa)
+        .extensions("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        .create();
+    for (device, ca) in [
+        ("esp32-good", "ca"),
+        ("esp32-revoked", "ca"),
+        ("esp32-foreign", "other-ca"),
+    ] {
+        openssl
+            .cert(device, &format!("/CN={device}/O=lab"))
+            .key(rsa)
+            .issuer(ca)
+            .create();
+    }
+    openssl.ca_database(CA_CNF);
+    openssl.key_and_csr(
+        rsa,
+        "esp32-expired.key",
+        "esp32-expired.csr",
+        "/CN=esp32-expired/O=lab",
     );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "365",
-            "-extfile",
-            "server.ext",
-        ],
+    openssl.ca_sign_dated(
+        "esp32-expired.csr",
+        "esp32-expired.crt",
+        "20200101000000Z",
+        "20200201000000Z",
     );
-    v1_device(dir, "esp32-good", "ca");
-    v1_device(dir, "esp32-revoked", "ca");
-    v1_device(dir, "esp32-foreign", "other-ca");
-    std::fs::write(dir.join("ca.cnf"), CA_CNF).unwrap();
-    std::fs::write(dir.join("index.txt"), "").unwrap();
-    std::fs::write(dir.join("ca-serial"), "1000\n").unwrap();
-    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "esp32-expired.key",
-            "-out",
-            "esp32-expired.csr",
-            "-subj",
-            "/CN=esp32-expired/O=lab",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "ca",
-            "-config",
-            "ca.cnf",
-            "-batch",
-            "-notext",
-            "-in",
-            "esp32-expired.csr",
-            "-out",
-            "esp32-expired.crt",
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20200201000000Z",
-        ],
-    );
-    openssl(
-        dir,
-        &["ca", "-config", "ca.cnf", "-revoke", "esp32-revoked.crt"],
-    );
-    openssl(
-        dir,
-        &["ca", "-config", "ca.cnf", "-gencrl", "-out", "crl.pem"],
-    );
+    openssl.ca_revoke("esp32-revoked.crt");
+    openssl.ca_crl("crl.pem");
     for device in [
         "esp32-good",
         "esp32-revoked",
         "esp32-foreign",
         "esp32-expired",
     ] {
-        let text = openssl(
-            dir,
-            &["x509", "-noout", "-text", "-in", &format!("{device}.crt")],
-        );
-        assert!(
-            String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"),
-            "{device}.crt is not v1"
-        );
+        openssl.assert_v1(&format!("{device}.crt"));
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{cache_counters, Presents, SKIP};
-use crate::harness::openssl_pki::{ClientCert, OpensslPki};
+use crate::harness::pki::openssl_pki::{ClientCert, OpensslPki};
 use crate::harness::pki::toml_path;
 use crate::harness::tls::{self, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use crate::harness::{

@@ -12,6 +12,14 @@
 //!   `rogue` (CN=dev-a, issued by the unrelated CA).
 //! - `crl.pem` revokes `dev-revoked`; `crl-empty.pem` revokes nothing;
 //!   [`Pki::write_crl`] signs fresh CRLs for reload tests.
+//!
+//! What rcgen does not make (X.509 v1 leaves, `openssl ca` databases,
+//! weak keys and SHA-1) or what must be made the way a lab makes it is
+//! made by the one openssl builder, [`openssl::Openssl`];
+//! [`openssl_pki::OpensslPki`] is a ready CA and server made with it.
+
+pub mod openssl;
+pub mod openssl_pki;
 
 use std::fs;
 use std::io::Write;
