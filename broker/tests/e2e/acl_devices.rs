@@ -8,9 +8,9 @@
 //! codes) and rumqttc over rustls; `acl_mosquitto_clients.rs` does the
 //! same with the Mosquitto command-line clients.
 
-use crate::harness;
 use std::time::Duration;
 
+use crate::harness;
 use crate::harness::fleet::{set, topics, Fleet, POLICY_TOML};
 use crate::harness::tls::{self, ANY_VERSION};
 use crate::harness::{skip_on_mosquitto, ConnectBuilder, ReasonCode, QUIET, WAIT};

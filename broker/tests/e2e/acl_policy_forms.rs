@@ -5,10 +5,10 @@
 //! `fleetmq acl check` on the very configuration file that broker ran
 //! with: every answer must be the expected one, in both forms.
 
-use crate::harness;
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::harness;
 use crate::harness::fleet::{acl_check, Fleet, Peer};
 use crate::harness::{skip_on_mosquitto, Broker, ReasonCode, QUIET};
 

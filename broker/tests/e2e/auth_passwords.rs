@@ -7,11 +7,11 @@
 //!
 //! Skipped, with a notice, where `mosquitto_passwd` is not installed.
 
-use crate::harness;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness;
 use crate::harness::fleet::{have_tool, Peer};
 use crate::harness::pki::{toml_path, Pki};
 use crate::harness::tls::{self, ANY_VERSION};

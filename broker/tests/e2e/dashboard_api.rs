@@ -2,9 +2,9 @@
 //! one-way, resumed) against the real binary, and what `/api/...` says about
 //! them; kicking; the access token; HTTPS; the handshake summary.
 
-use crate::harness;
 use std::time::Duration;
 
+use crate::harness;
 use crate::harness::pki::openssl_pki::OpensslPki;
 use crate::harness::web::{eventually, get, request, tls_client_config, TlsMqtt};
 use crate::harness::*;

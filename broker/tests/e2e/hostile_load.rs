@@ -8,72 +8,36 @@
 //! with each other; each is bounded in time and count, and says what it
 //! reached when the machine could not do the full amount.
 
-use crate::harness;
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod attackers;
+mod probes;
+
+use attackers::{
+    closed_by_peer, connect_from, connect_from_port, fill_window, stall_after_client_hello,
+    stream_messages, wait_all_closed,
+};
+use probes::{device_connect, healthz_ok, mqtt_connect_time, open_fds};
+
+use crate::harness;
 use crate::harness::hostile::{
     heavy_lock, raise_fd_limit, rss_kib, subscriber, Watch, ROUND_TRIP_BOUND, RSS_BOUND_KIB,
 };
 use crate::harness::pki::Pki;
 use crate::harness::tls::{self, ANY_VERSION};
 use crate::harness::{
-    publish, skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, Packet, RawClient,
-    ReasonCode, WAIT,
+    skip_on_mosquitto, Broker, ConnectBuilder, ListenerSpec, Packet, RawClient, ReasonCode, WAIT,
 };
-
-/// True when the broker has closed `stream` (EOF or reset); false while it
-/// is open with nothing to read.
-fn closed_by_peer(stream: &TcpStream) -> bool {
-    stream.set_nonblocking(true).unwrap();
-    let mut byte = [0u8; 1];
-    let closed = match (&*stream).read(&mut byte) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-        Err(_) => true,
-    };
-    stream.set_nonblocking(false).unwrap();
-    closed
-}
-
-/// A TCP connection to `addr` from `source` (any port).
-async fn connect_from(source: IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    connect_from_port(SocketAddr::new(source, 0), addr).await
-}
 
 /// First source port of the 10,000 silent connections: below the kernel's
 /// ephemeral range (32768-60999 by default), so they do not take the ports
 /// other tests running beside this one pick with "bind port 0, then listen".
 const SILENT_SOURCE_PORT: u16 = 20_000;
-
-/// A TCP connection to `addr` from `source` (port 0: any).
-async fn connect_from_port(source: SocketAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(source)?;
-    let stream = socket.connect(addr).await?.into_std()?;
-    // tokio hands the socket over non-blocking; the tests read blocking.
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
-/// Waits until the broker closed every stream (bounded); returns how many
-/// are still open.
-fn wait_all_closed(streams: &[TcpStream], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let open = streams.iter().filter(|s| !closed_by_peer(s)).count();
-        if open == 0 || Instant::now() > deadline {
-            return open;
-        }
-        thread::sleep(Duration::from_millis(250));
-    }
-}
 
 /// Stated bound on broker RSS while 10,000 silent connections are open.
 const SILENT_RSS_BOUND_KIB: u64 = 256 * 1024;
@@ -344,29 +308,6 @@ fn tls_client_hello_dribbled_one_byte_per_second() {
 /// that for the QoS 1 one, plus the fast subscriber's queue and buffers).
 const SLOW_CONSUMER_GROWTH_BOUND_KIB: u64 = 160 * 1024;
 
-/// Streams QoS 0 messages of `payload` bytes to `bulk/data` at `rate`
-/// bytes per second until `until` or `budget` bytes; returns the bytes sent.
-fn stream_messages(
-    publisher: &mut RawClient,
-    payload: &[u8],
-    rate: f64,
-    until: Instant,
-    budget: u64,
-    sent: &AtomicU64,
-) -> u64 {
-    let packet = publish("bulk/data", payload).build();
-    let started = Instant::now();
-    let mut bytes = 0u64;
-    while Instant::now() < until && bytes < budget {
-        publisher.try_send(&packet).expect("publisher cut off");
-        bytes += payload.len() as u64;
-        sent.fetch_add(1, Ordering::Relaxed);
-        let due = started + Duration::from_secs_f64(bytes as f64 / rate);
-        thread::sleep(due.saturating_duration_since(Instant::now()));
-    }
-    bytes
-}
-
 #[test]
 fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_nobody() {
     if skip_on_mosquitto("fleetmq limits") {
@@ -473,18 +414,6 @@ fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_nobody() {
     );
 }
 
-/// Fills a subscriber's TCP window: QoS 0 messages of 64 KiB to `topic`
-/// until `bytes` were sent; the subscriber reads nothing.
-fn fill_window(addr: SocketAddr, topic: &str, bytes: usize) {
-    let (mut publisher, _) = RawClient::connect_v311(addr, "window-filler", true);
-    let payload = vec![b'w'; 64 * 1024];
-    let packet = publish(topic, &payload).build();
-    for _ in 0..bytes / payload.len() {
-        publisher.send(&packet);
-    }
-    publisher.ping();
-}
-
 #[test]
 fn a_subscriber_whose_window_stays_closed_is_disconnected_after_the_write_timeout() {
     if skip_on_mosquitto("fleetmq write timeout") {
@@ -558,66 +487,6 @@ const SLOW_HTTP_CONNECTIONS: usize = 700;
 const SLOW_HTTP_FLOOD_BUDGET: Duration = Duration::from_secs(5);
 /// MQTT clients that must be admitted while the attack holds.
 const SLOW_HTTP_MQTT_CLIENTS: usize = 40;
-
-/// Descriptors the process `pid` holds.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
-}
-
-/// A raw 3.1.1 CONNECT and its CONNACK within `timeout`: the connect time,
-/// or why it failed (the broker out of descriptors accepts nothing, so the
-/// kernel's handshake succeeds and no CONNACK ever comes).
-fn mqtt_connect_time(
-    addr: SocketAddr,
-    client_id: &str,
-    timeout: Duration,
-) -> Result<(Duration, TcpStream), String> {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let id = client_id.as_bytes();
-    let mut connect = vec![
-        0x10,
-        (12 + id.len()) as u8,
-        0,
-        4,
-        b'M',
-        b'Q',
-        b'T',
-        b'T',
-        4,
-        0x02,
-        0,
-        60,
-    ];
-    connect.extend_from_slice(&[0, id.len() as u8]);
-    connect.extend_from_slice(id);
-    stream.write_all(&connect).map_err(|e| e.to_string())?;
-    let mut connack = [0u8; 4];
-    stream
-        .read_exact(&mut connack)
-        .map_err(|e| format!("no CONNACK: {e}"))?;
-    if connack != [0x20, 2, 0, 0] {
-        return Err(format!("CONNACK {connack:02x?}"));
-    }
-    Ok((started.elapsed(), stream))
-}
-
-/// Whether `GET /healthz` answers 200 (false on any error, not a panic:
-/// the dashboard may still be closing the attack's connections).
-fn healthz_ok(http: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&http, WAIT) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(WAIT));
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
-    let mut answer = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
-}
 
 #[test]
 fn slow_http_flood_does_not_starve_mqtt_accepts() {
@@ -725,102 +594,6 @@ const DEVICE_EVERY: Duration = Duration::from_millis(50);
 const DEVICE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Stated bound on the good device's connect p99 under the attack.
 const DEVICE_CONNECT_P99_BOUND: Duration = Duration::from_millis(200);
-
-/// One attack socket, again and again until `stop`: a whole ClientHello,
-/// then silence (what the broker sends is read and thrown away) until the
-/// broker cuts it off. Counts the ClientHellos sent.
-async fn stall_after_client_hello(
-    source: IpAddr,
-    addr: SocketAddr,
-    hello: Arc<Vec<u8>>,
-    stop: Arc<AtomicBool>,
-    hellos: Arc<AtomicU64>,
-    flights: Arc<AtomicU64>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut discard = vec![0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
-            return;
-        };
-        if socket.bind(SocketAddr::new(source, 0)).is_err() {
-            return;
-        }
-        let Ok(mut stream) = socket.connect(addr).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        if stream.write_all(&hello).await.is_err() {
-            continue;
-        }
-        hellos.fetch_add(1, Ordering::Relaxed);
-        let mut answered = false;
-        loop {
-            let read =
-                tokio::time::timeout(Duration::from_millis(200), stream.read(&mut discard)).await;
-            match read {
-                Ok(Ok(0)) | Ok(Err(_)) => break,
-                _ if stop.load(Ordering::Relaxed) => return,
-                Ok(Ok(_)) if !answered => {
-                    answered = true;
-                    flights.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
-            }
-        }
-        if !answered {
-            // Refused at accept: try again a little later.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// One mutual-TLS connect of the good device (full handshake, no
-/// resumption), TCP connect to CONNACK; its duration, or why it failed.
-fn device_connect(
-    addr: SocketAddr,
-    config: Arc<rustls::ClientConfig>,
-    n: usize,
-) -> Result<Duration, String> {
-    let started = Instant::now();
-    let mut tcp = TcpStream::connect_timeout(&addr, DEVICE_ATTEMPT_TIMEOUT)
-        .map_err(|e| format!("tcp: {e}"))?;
-    tcp.set_nodelay(true).unwrap();
-    let left = || {
-        DEVICE_ATTEMPT_TIMEOUT
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_millis(1))
-    };
-    tcp.set_read_timeout(Some(left())).unwrap();
-    let tcp_at = started.elapsed();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
-    while conn.is_handshaking() {
-        tcp.set_read_timeout(Some(left())).unwrap();
-        conn.complete_io(&mut tcp)
-            .map_err(|e| format!("handshake after {:?}: {e}", started.elapsed()))?;
-    }
-    tcp.set_read_timeout(Some(left())).unwrap();
-    let tls_at = started.elapsed();
-    let transport = harness::Transport::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)));
-    let mut client = RawClient::over(transport);
-    client.send_connect(&ConnectBuilder::v311(&format!("dev-a-{n}")));
-    match client.recv_packet(left()) {
-        Some(Packet::ConnAck(connack)) if connack.reason == ReasonCode::SUCCESS => {
-            let took = started.elapsed();
-            if took > DEVICE_CONNECT_P99_BOUND {
-                eprintln!(
-                    "slow connect dev-a-{n}: TCP {tcp_at:?}, TLS {tls_at:?}, CONNACK {took:?}"
-                );
-            }
-            Ok(took)
-        }
-        other => Err(format!(
-            "no CONNACK after {:?}: {other:?}",
-            started.elapsed()
-        )),
-    }
-}
 
 /// Item 7 of the security issue: 1,200 sockets from 8 addresses send a
 /// whole ClientHello and stall (reconnecting when cut off). A good

@@ -9,10 +9,10 @@
 //! [`ROUND_TRIP_BOUND`], the broker's RSS stayed under its bound, and that
 //! the broker logged no panic.
 
-use crate::harness;
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
+use crate::harness;
 use crate::harness::hostile::{subscriber, Watch, ROUND_TRIP_BOUND, RSS_BOUND_KIB};
 use crate::harness::{
     ack, packet, prop, publish, skip_on_mosquitto, string, subscribe, unsubscribe, varint, Broker,

@@ -11,11 +11,11 @@
 //! `mosquitto_pub`/`mosquitto_sub` connect to them.
 mod v1_certificates;
 
-use crate::harness;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
+use crate::harness;
 use crate::harness::service::{fleetmq, free_port, run_ok, workspace, Pki, Process};
 
 const EXAMPLES: &[&str] = &[

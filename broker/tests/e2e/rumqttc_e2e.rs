@@ -6,9 +6,9 @@
 //! hangs. Aborting that task drops the socket without DISCONNECT: a network
 //! drop as the broker sees it.
 
-use crate::harness;
 use std::time::Duration;
 
+use crate::harness;
 use crate::harness::{Broker, RawClient, QUIET, WAIT};
 use fleetmq::codec::{Packet, ProtocolVersion, PubResponse, QoS as CodecQoS};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, QoS};

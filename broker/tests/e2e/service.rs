@@ -3,13 +3,13 @@
 //! SIGHUP re-reading the configuration, journald-shaped logs, and the
 //! systemd unit passing `systemd-analyze verify`.
 
-use crate::harness;
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::harness;
 use crate::harness::service::{fleetmq, workspace, Process, WAIT};
 
 /// A test listener on a free port.

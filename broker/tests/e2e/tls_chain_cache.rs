@@ -4,10 +4,10 @@
 //! revoked certificate at once, for new and for resumed sessions alike.
 //! The cache's hits and misses are read from `/metrics`.
 
-use crate::harness;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::harness;
 use crate::harness::pki::{self, Issued, Pki};
 use crate::harness::tls::{self, ANY_VERSION, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use crate::harness::web::get;

@@ -6,10 +6,10 @@
 //! Clients are rustls (tests/common/tls.rs) and `openssl s_client`; every
 //! certificate comes from a PKI made for the test (tests/common/pki.rs).
 
-use crate::harness;
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::harness;
 use crate::harness::pki::{Issued, Pki};
 use crate::harness::tls::{self, SetupLine, ANY_VERSION, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use crate::harness::tools::{self, S_CLIENT_CONNECTED};

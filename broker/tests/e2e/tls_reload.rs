@@ -3,10 +3,10 @@
 //! handshakes see the new files; held connections carry on; a bad file is
 //! refused and the certificates in force stay.
 
-use crate::harness;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::harness;
 use crate::harness::pki::{self, Issued, Pki};
 use crate::harness::tls::{self, ANY_VERSION, DEBUG_LOG};
 use crate::harness::{

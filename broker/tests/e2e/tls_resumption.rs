@@ -8,9 +8,9 @@
 //! and only check that resuming is not absurdly slower than a full
 //! handshake, since timings on a shared test machine are noise.
 
-use crate::harness;
 use std::sync::Arc;
 
+use crate::harness;
 use crate::harness::pki::Pki;
 use crate::harness::tls::{self, SetupLine, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use crate::harness::tools::{self, S_CLIENT_CONNECTED};

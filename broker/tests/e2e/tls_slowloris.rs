@@ -13,7 +13,6 @@
 //! `client_flight_timeout_secs`, while a device slow to answer (as an
 //! ESP32 is) within it still gets in (decision 0086).
 
-use crate::harness;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +20,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::harness;
 use crate::harness::pki::Pki;
 use crate::harness::tls::{self, ANY_VERSION, DEBUG_LOG};
 use crate::harness::{

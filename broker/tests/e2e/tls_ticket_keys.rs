@@ -4,10 +4,10 @@
 //! still as the identity of its certificate; a device revoked while the
 //! broker was down does not.
 
-use crate::harness;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+use crate::harness;
 use crate::harness::pki::Pki;
 use crate::harness::tls::{self, DEBUG_LOG, TLS12_ONLY, TLS13_ONLY};
 use crate::harness::web::{eventually, get};
