@@ -11,8 +11,8 @@
 //! variable set by one test is never seen by another.
 //!
 //! Property tests keep their regression seeds in
-//! `tests/proptest-regressions/<module>.txt` (proptest's default place once
-//! the source sits next to a `main.rs`).
+//! `tests/proptest-regressions/<module>.txt`: proptest's default place for
+//! a source file below a folder with a `main.rs`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

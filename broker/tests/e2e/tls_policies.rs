@@ -3,8 +3,8 @@
 //! version. Each refusal must be logged with the reason a lab engineer
 //! greps for (`reason="unknown_ca"` and so on).
 //!
-//! Clients are rustls (tests/common/tls.rs) and `openssl s_client`; every
-//! certificate comes from a PKI made for the test (tests/common/pki.rs).
+//! Clients are rustls (`harness/tls.rs`) and `openssl s_client`; every
+//! certificate comes from a PKI made for the test (`harness/pki/`).
 
 use std::io::Write;
 use std::sync::Arc;

@@ -387,7 +387,7 @@ impl Drop for Broker {
 
 /// Copies `source` line by line into `logs` (lossily, as UTF-8: a tool may
 /// print binary), calling `on_line` for each, on a thread of its own.
-fn pipe_lines(
+pub(super) fn pipe_lines(
     source: impl Read + Send + 'static,
     logs: Arc<LogBuffer>,
     on_line: impl Fn(&str) + Send + 'static,

@@ -4,15 +4,15 @@
 //!
 //! Every wait is bounded: a test that hangs is a failing test.
 
-use std::io::BufRead;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::pki::openssl::Openssl;
+use super::process::{pipe_lines, LogBuffer};
 
 /// How long a broker may take to start or stop.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -63,12 +63,6 @@ pub fn free_port() -> u16 {
     panic!("no free port found in 20000..32000");
 }
 
-#[derive(Default)]
-struct LogBuffer {
-    text: Mutex<String>,
-    grew: Condvar,
-}
-
 /// A running broker; killed on drop unless it already exited.
 pub struct Process {
     child: Child,
@@ -87,16 +81,7 @@ impl Process {
         let mut child = command.spawn().expect("spawn fleetmq");
         let logs = Arc::new(LogBuffer::default());
         if let Some(stderr) = child.stderr.take() {
-            let logs = Arc::clone(&logs);
-            thread::spawn(move || {
-                let mut reader = std::io::BufReader::new(stderr);
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    logs.text.lock().unwrap().push_str(&line);
-                    logs.grew.notify_all();
-                    line.clear();
-                }
-            });
+            pipe_lines(stderr, Arc::clone(&logs), |_| {});
         }
         Process { child, logs }
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::LogBuffer;
+use super::process::LogBuffer;
 
 /// A running external program.
 pub struct Tool {
