@@ -23,8 +23,6 @@
 //! [`skip_on_mosquitto`] and return early there.
 //!
 //! Every wait is bounded: a test that hangs is a failing test.
-// Each test module uses its own part of the harness.
-#![allow(dead_code)]
 
 pub mod fleet;
 pub mod hostile;

@@ -41,9 +41,6 @@ pub fn packet(first_byte: u8, body: &[u8]) -> Vec<u8> {
 
 /// 5.0 property encoders (identifier then value).
 pub mod prop {
-    pub fn byte(id: u8, value: u8) -> Vec<u8> {
-        vec![id, value]
-    }
     pub fn u16(id: u8, value: u16) -> Vec<u8> {
         let mut out = vec![id];
         out.extend_from_slice(&value.to_be_bytes());
@@ -59,21 +56,12 @@ pub mod prop {
         super::varint(&mut out, value);
         out
     }
-    pub fn string(id: u8, value: &str) -> Vec<u8> {
-        let mut out = vec![id];
-        super::string(&mut out, value.as_bytes());
-        out
-    }
 
-    pub const PAYLOAD_FORMAT: u8 = 0x01;
     pub const MESSAGE_EXPIRY: u8 = 0x02;
     pub const SUBSCRIPTION_ID: u8 = 0x0B;
     pub const SESSION_EXPIRY: u8 = 0x11;
     pub const WILL_DELAY: u8 = 0x18;
-    pub const RECEIVE_MAXIMUM: u8 = 0x21;
-    pub const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
     pub const TOPIC_ALIAS: u8 = 0x23;
-    pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
 }
 
 /// Appends a 5.0 property block (length then properties).
@@ -315,10 +303,4 @@ pub fn disconnect(reason: Option<u8>) -> Vec<u8> {
         None => vec![0xE0, 0x00],
         Some(code) => vec![0xE0, 0x02, code, 0x00],
     }
-}
-
-/// Unique-enough client ids and topics per test (tests share no broker, but
-/// names make logs readable).
-pub fn topic(test: &str, suffix: &str) -> String {
-    format!("fleetmq-test/{test}/{suffix}")
 }

@@ -276,16 +276,6 @@ impl TlsMqtt {
         }
     }
 
-    /// Sends raw packet bytes (a PUBLISH or SUBSCRIBE built by the harness).
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// The next packet (None on close or after the read timeout).
-    pub fn next_packet(&mut self) -> Option<Packet> {
-        self.recv().ok().flatten()
-    }
-
     /// DISCONNECT, then TLS close_notify.
     pub fn disconnect(mut self) {
         let _ = self.stream.write_all(&[0xE0, 0x00]);

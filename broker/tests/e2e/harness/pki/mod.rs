@@ -54,7 +54,6 @@ pub struct Authority {
 pub struct Pki {
     dir: tempfile::TempDir,
     pub ca: Authority,
-    pub other_ca: Authority,
     pub server_ecdsa: Issued,
     pub server_rsa: Issued,
     /// A second ECDSA server certificate (different key and serial).
@@ -63,7 +62,7 @@ pub struct Pki {
     pub dev_b: Issued,
     pub dev_expired: Issued,
     pub dev_revoked: Issued,
-    /// CN=dev-a, but issued by [`Pki::other_ca`].
+    /// CN=dev-a, but issued by the unrelated CA (`other-ca.crt`).
     pub rogue: Issued,
     /// Revokes `dev_revoked`.
     pub crl: PathBuf,
@@ -110,7 +109,6 @@ impl Pki {
         Pki {
             dir,
             ca,
-            other_ca,
             server_ecdsa,
             server_rsa,
             server_b,

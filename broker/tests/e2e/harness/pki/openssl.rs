@@ -43,18 +43,6 @@ impl Openssl {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// `openssl ARGS...` in the folder: success and stdout then stderr.
-    pub fn try_run(&self, args: &[&str]) -> (bool, String) {
-        let output = self.output(args);
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        (output.status.success(), text)
-    }
-
     /// `openssl ARGS...` in the folder, which must succeed.
     pub fn run(&self, args: &[&str]) -> Output {
         let output = self.output(args);

@@ -11,7 +11,6 @@ use super::openssl::{CertFiles, Openssl};
 pub struct OpensslPki {
     pub dir: PathBuf,
     pub ca_cert: PathBuf,
-    pub ca_key: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
     openssl: Openssl,
@@ -52,7 +51,6 @@ impl OpensslPki {
         OpensslPki {
             dir: dir.to_path_buf(),
             ca_cert: ca.cert,
-            ca_key: ca.key,
             server_cert: server.cert,
             server_key: server.key,
             openssl,
