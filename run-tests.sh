@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine, then runs every test:
 # formatting, clippy, the Rust unit and end-to-end tests (cargo nextest,
-# the hostile-client suites broker/tests/hostile_*.rs among them), the
+# the hostile-client suites broker/tests/e2e/hostile_*.rs among them), the
 # benchmark harness's smoke run, the Python end-to-end suite (paho-mqtt,
 # mosquitto clients; the dashboard in headless Chromium, /metrics parsing,
 # promtool on the alert rules), bounded fuzzing of the parsers (cargo-fuzz),
@@ -39,7 +39,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== Rust tests"
 cargo build -p fleetmq --locked
-# The firmware's host simulation, which broker/tests/firmware_e2e.rs runs.
+# The firmware's host simulation, which broker/tests/e2e/firmware_e2e.rs runs.
 cargo build -p fleetmq-firmware --bin fleetmq-sim --locked
 # Runner outputs are kept so their summary lines can be repeated at the end.
 results="$(mktemp -d)"
