@@ -49,16 +49,11 @@
 //! - [`server`] starts everything from a configuration and stops it.
 //! - [`service`] is life under systemd: sd_notify, journald-shaped logs,
 //!   where the configuration comes from and what a reload changes.
-//!
-//! `compat` re-exports the modules that moved to the other crates under
-//! their old paths, for the integration tests only; it goes once their
-//! imports are rewritten.
 #![forbid(unsafe_code)]
 
 pub mod auth_cli;
 pub mod certs;
 pub mod cli_docs;
-mod compat;
 pub mod connection;
 pub mod http;
 pub mod listener;
@@ -69,6 +64,3 @@ pub mod service;
 pub mod store;
 pub mod sys;
 pub mod tls;
-
-#[doc(hidden)]
-pub use compat::*;

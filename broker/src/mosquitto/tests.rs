@@ -1,5 +1,5 @@
 //! Mosquitto semantics, one rule per test. The real-world files and their
-//! expected output are golden tests in `broker/tests/mosquitto_migration.rs`.
+//! expected output are golden tests in `broker/tests/e2e/mosquitto_migration.rs`.
 
 use super::*;
 use fleetmq_core::config::{ClientCertPolicy, FsyncPolicy, TlsVersion};

@@ -129,7 +129,7 @@ pub fn init(config: &Config) -> Result<LogStyle, String> {
 /// `tracing_subscriber::fmt` formats each event into one buffer ending in
 /// `\n` and hands it over with one `write_all`, so every `write` here is
 /// one whole event: each control character but the final newline is
-/// escaped (found by broker/tests/hostile_protocol.rs: a client id with a
+/// escaped (found by broker/tests/e2e/hostile_protocol.rs: a client id with a
 /// newline forged a "New client connected" line).
 struct EscapingWriter<W> {
     inner: W,

@@ -41,9 +41,3 @@ pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFile
 pub use slot_stream::SlotStream;
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};
 pub use v1_client::{verify_v1_leaf, V1ClientVerifier, V1Trust};
-
-/// Old path of a type that moved to `fleetmq_core::peer`, kept for
-/// `broker/tests/props_qos2.rs` until its imports are rewritten (see
-/// `crate::compat`, which lists every such shim).
-#[doc(hidden)]
-pub use fleetmq_core::peer::ConnectClock;

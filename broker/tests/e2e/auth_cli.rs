@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fleetmq::auth::PasswordFile;
+use fleetmq_core::auth::PasswordFile;
 
 const FLEETMQ: &str = env!("CARGO_BIN_EXE_fleetmq");
 

@@ -79,7 +79,7 @@ fn examples_migrate_to_their_golden_toml_and_warnings() {
 
         // The printed TOML is the translated configuration, exactly.
         let translated = fleetmq::mosquitto::translate_file(&root.join(&conf)).unwrap();
-        let loaded = fleetmq::config::load_from_str(&toml, "fleetmq.toml").unwrap();
+        let loaded = fleetmq_core::config::load_from_str(&toml, "fleetmq.toml").unwrap();
         assert_eq!(
             loaded, translated.config,
             "{example}: the TOML does not load back"

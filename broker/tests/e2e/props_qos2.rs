@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use fleetmq::broker::Broker;
-use fleetmq::codec::{
+use fleetmq::connection::{serve, Origin};
+use fleetmq_codec::{
     decode_packet, encode_packet, Connect, ConnectProperties, Packet, ProtocolVersion, PubResponse,
     Publish, QoS, Subscribe, SubscriptionOptions,
 };
-use fleetmq::config::Config;
-use fleetmq::connection::{serve, Origin};
-use fleetmq::tls::ConnectClock;
+use fleetmq_core::config::Config;
+use fleetmq_core::engine::Engine;
+use fleetmq_core::peer::ConnectClock;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
@@ -39,7 +39,7 @@ struct Wire {
 }
 
 impl Wire {
-    async fn open(broker: &Arc<Broker>, shutdown: &watch::Receiver<bool>, client_id: &str) -> Wire {
+    async fn open(broker: &Arc<Engine>, shutdown: &watch::Receiver<bool>, client_id: &str) -> Wire {
         let (client, server) = tokio::io::duplex(1 << 20);
         let origin = Origin {
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
@@ -47,7 +47,7 @@ impl Wire {
             over_limit: false,
             clock: ConnectClock::start(),
             tls: None,
-            settings: Arc::new(fleetmq::config::ListenerConfig::default()),
+            settings: Arc::new(fleetmq_core::config::ListenerConfig::default()),
         };
         tokio::spawn(serve(
             Box::new((server, origin)),
@@ -230,7 +230,7 @@ async fn run(steps: Vec<Step>) {
     config.limits.max_queued_messages = 0;
     config.limits.max_queued_bytes = 0;
     config.mqtt.sys_interval_secs = 0;
-    let broker = Arc::new(Broker::new(Arc::new(config), None, Default::default()));
+    let broker = Arc::new(Engine::new(Arc::new(config), None, Default::default()));
     let (_stop, shutdown) = watch::channel(false);
 
     let mut sub_wire = Wire::open(&broker, &shutdown, "sub").await;

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fleetmq::codec::QoS;
-use fleetmq::message::Message;
-use fleetmq::session::{EnqueueOutcome, Queue, QueueLimits, Queued};
+use fleetmq_codec::QoS;
+use fleetmq_core::message::Message;
+use fleetmq_core::session::{EnqueueOutcome, Queue, QueueLimits, Queued};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]

@@ -4,7 +4,9 @@
 //! drawn from a small alphabet (`+`, `#`, `$`-levels and empty levels
 //! included) so that matches are frequent. The fuzz target
 //! fuzz/fuzz_targets/topic_match.rs checks the same on arbitrary text.
-use fleetmq::router::{topic_matches, validate_topic_filter, validate_topic_name, TopicLimits};
+use fleetmq_core::router::{
+    topic_matches, validate_topic_filter, validate_topic_name, TopicLimits,
+};
 use proptest::prelude::*;
 
 const LIMITS: TopicLimits = TopicLimits {

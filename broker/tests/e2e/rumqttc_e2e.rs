@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::harness;
 use crate::harness::{Broker, RawClient, QUIET, WAIT};
-use fleetmq::codec::{Packet, ProtocolVersion, PubResponse, QoS as CodecQoS};
+use fleetmq_codec::{Packet, ProtocolVersion, PubResponse, QoS as CodecQoS};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, QoS};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -221,10 +221,9 @@ fn sigterm_restart_keeps_acknowledged_messages_with_periodic_fsync() {
 }
 
 /// A subscription made by a connected persistent client must survive a
-/// crash like its session does. The broker records subscriptions only when
-/// the client unsubscribes or disconnects (`Broker::subscribe` submits no
-/// `SessionPut`), so a SIGKILL while it is connected restores the session
-/// without them. Ignored until that is fixed in `broker/src/broker/publish.rs`.
+/// crash like its session does: a SUBSCRIBE records the session with its
+/// new filter (`SessionState::subscribe` returns the `SessionPut`), so a
+/// SIGKILL while the client is connected restores the session with it.
 #[test]
 fn sigkill_keeps_subscriptions_of_a_connected_session() {
     if skip_on_mosquitto("fleetmq restart") {

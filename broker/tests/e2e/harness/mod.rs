@@ -39,7 +39,7 @@ pub mod web;
 
 use std::time::Duration;
 
-pub use fleetmq::codec::{
+pub use fleetmq_codec::{
     decode_packet, encode_packet, ConnAck, Packet, ProtocolVersion, PubResponse, Publish, QoS,
     ReasonCode,
 };

@@ -1,6 +1,6 @@
 //! [`RawClient`]: an MQTT client that writes exactly the bytes a test gives
 //! it (build them with [`super::packets`]) and decodes what the broker sends
-//! with `fleetmq::codec`, over TCP or TLS ([`super::Transport`]). It keeps no
+//! with `fleetmq_codec`, over TCP or TLS ([`super::Transport`]). It keeps no
 //! session state of its own: what it acknowledges is up to the test.
 
 use std::io::{ErrorKind, Read, Write};
@@ -29,7 +29,7 @@ impl Closed {
 }
 
 /// A client that writes exactly the bytes a test gives it and decodes what
-/// the broker sends with `fleetmq::codec`.
+/// the broker sends with `fleetmq_codec`.
 pub struct RawClient {
     stream: Transport,
     read_buf: BytesMut,
@@ -98,7 +98,7 @@ impl RawClient {
         self.stream.write_all(bytes)
     }
 
-    /// Encodes a packet with `fleetmq::codec` and writes it.
+    /// Encodes a packet with `fleetmq_codec` and writes it.
     pub fn send_packet(&mut self, packet: &Packet, version: ProtocolVersion) {
         let mut buf = BytesMut::new();
         encode_packet(packet, version, &mut buf).expect("encode packet");

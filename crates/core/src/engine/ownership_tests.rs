@@ -1,6 +1,6 @@
 //! Who may attach to a session, and which connections a CRL closes, at the
-//! level of the shared broker state (end to end: `tests/auth_identity.rs`,
-//! `tests/tls_reload.rs`).
+//! level of the shared broker state (end to end: `broker/tests/e2e/auth_identity.rs`,
+//! `broker/tests/e2e/tls_reload.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
