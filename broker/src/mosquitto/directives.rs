@@ -4,6 +4,7 @@
 
 /// Directives translated into settings (some only in part, with a note).
 const TRANSLATED: &[&str] = &[
+    "accept_protocol_versions",
     "acl_file",
     "allow_anonymous",
     "allow_zero_length_clientid",
@@ -13,6 +14,7 @@ const TRANSLATED: &[&str] = &[
     "cafile",
     "certfile",
     "connection",
+    "connection_messages",
     "crlfile",
     "global_max_connections",
     "keyfile",
@@ -48,7 +50,6 @@ const TRANSLATED: &[&str] = &[
 
 /// Directives with no fleetmq equivalent, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("accept_protocol_versions", "fleetmq accepts MQTT 3.1, 3.1.1 and 5.0 on every listener"),
     ("allow_duplicate_messages", "deprecated in Mosquitto; fleetmq sends one copy for overlapping subscriptions, as MQTT requires"),
     ("auth_plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
     ("auth_plugin_deny_special_chars", "fleetmq cannot load Mosquitto plugins"),
@@ -59,7 +60,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("ciphers", "rustls chooses its own safe cipher suites (AES-GCM and ChaCha20-Poly1305 with ECDHE); the list is not configurable"),
     ("ciphers_tls1.3", "rustls chooses its own safe TLS 1.3 cipher suites; the list is not configurable"),
     ("clientid_prefixes", "deprecated in Mosquitto and not supported; restrict client ids with certificates and [[acl]] rules"),
-    ("connection_messages", "fleetmq always logs connects and disconnects (at info)"),
     ("dhparamfile", "rustls has no finite-field Diffie-Hellman; ECDHE is always used"),
     ("enable_control_api", "fleetmq has no $CONTROL API"),
     ("enable_proxy_protocol", "fleetmq does not speak the PROXY protocol"),

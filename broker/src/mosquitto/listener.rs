@@ -30,6 +30,8 @@ pub(crate) struct ListenerDraft {
     pub use_subject_as_username: bool,
     pub tls_version: Option<TlsVersion>,
     pub max_connections: usize,
+    /// Mosquitto 2.1 `accept_protocol_versions` (protocol levels).
+    pub accept_protocol_versions: Vec<u8>,
     /// With `per_listener_settings true` (or `listener_allow_anonymous`).
     pub allow_anonymous: Option<bool>,
     /// Per-listener `password_file` / `acl_file` (`per_listener_settings`).
@@ -157,10 +159,33 @@ pub(crate) fn finish(
             allow_anonymous: Some(anonymous),
             use_identity_as_username: draft.use_identity_as_username,
             use_subject_as_username: draft.use_subject_as_username,
+            accept_protocol_versions: draft.accept_protocol_versions,
             ..ListenerConfig::default()
         },
         provenance,
     }))
+}
+
+/// Mosquitto 2.1's `accept_protocol_versions 3,4,5`: protocol levels
+/// separated by commas (or blanks).
+pub(crate) fn protocol_levels(value: &str) -> Result<Vec<u8>, String> {
+    let mut levels = Vec::new();
+    for word in value.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+        match word.parse::<u8>() {
+            Ok(level @ 3..=5) if !levels.contains(&level) => levels.push(level),
+            Ok(3..=5) => {}
+            _ => {
+                return Err(format!(
+                    "{word:?} is not a protocol version (write levels 3, 4 or 5 separated by \
+                     commas: 3 is MQTT 3.1, 4 is 3.1.1, 5 is 5.0)"
+                ))
+            }
+        }
+    }
+    if levels.is_empty() {
+        return Err("needs at least one protocol version (such as 4,5)".into());
+    }
+    Ok(levels)
 }
 
 /// The TLS settings, when `certfile` and `keyfile` make this a TLS listener.

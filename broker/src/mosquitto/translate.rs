@@ -301,12 +301,17 @@ impl Translator {
             }
             "max_keepalive" => {
                 let seconds: u16 = number(line)?;
-                if seconds == 0 {
-                    self.note(line, "fleetmq always enforces a keep alive; carried over as 65535 seconds, the longest MQTT allows");
+                if seconds < 10 {
+                    return Err(format!("{seconds} is out of range (Mosquitto 2.0 refuses it too; write 10 to 65535 seconds)"));
                 }
-                self.config.limits.max_keepalive = if seconds == 0 { u16::MAX } else { seconds };
+                self.config.limits.max_keepalive = seconds;
                 self.record("limits.max_keepalive", line);
                 Ok(())
+            }
+            "connection_messages" => self.flag(line, "log.connection_messages", |c, v| c.log.connection_messages = v),
+            "accept_protocol_versions" => {
+                let levels = super::listener::protocol_levels(value)?;
+                self.listener_value(line, "accept_protocol_versions", |l| l.accept_protocol_versions = levels)
             }
             "max_topic_alias" => self.global(line, "limits.topic_alias_maximum", |c, v| c.limits.topic_alias_maximum = v),
             "max_qos" => self.global(line, "mqtt.max_qos", |c, v| c.mqtt.max_qos = v),

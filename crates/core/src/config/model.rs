@@ -130,6 +130,11 @@ pub struct ListenerConfig {
     /// Replace the client id with the certificate identity (which must fit
     /// `limits.max_client_id_length`).
     pub identity_as_clientid: bool,
+    /// MQTT protocol levels this listener accepts (Mosquitto 2.1's
+    /// `accept_protocol_versions`): 3 (3.1), 4 (3.1.1), 5 (5.0). Empty
+    /// accepts all three. Others are refused with "unsupported protocol
+    /// version" (5.0: 0x84; 3.x: return code 1).
+    pub accept_protocol_versions: Vec<u8>,
 }
 
 impl Default for ListenerConfig {
@@ -145,6 +150,7 @@ impl Default for ListenerConfig {
             use_subject_as_username: false,
             clientid_must_match_identity: false,
             identity_as_clientid: false,
+            accept_protocol_versions: Vec::new(),
         }
     }
 }
@@ -392,7 +398,8 @@ pub struct LimitsConfig {
     pub max_topic_levels: usize,
     /// Largest keep alive the broker accepts, in seconds. A 5.0 client asking
     /// for more (or for 0) is told this value as Server Keep Alive; a 3.1.1
-    /// client is held to it silently.
+    /// client asking for more is refused (identifier rejected), as Mosquitto
+    /// does since 2.0.12 (CVE-2020-13849); 65535 turns the check off.
     pub max_keepalive: u16,
     /// Longest client identifier, in bytes.
     pub max_client_id_length: usize,
@@ -553,6 +560,10 @@ pub struct LogConfig {
     /// `auto` (journald-friendly lines without timestamps when running
     /// under systemd, timestamps otherwise), `full` or `journald`.
     pub format: LogFormat,
+    /// Log clients connecting and disconnecting (at info), as Mosquitto's
+    /// `connection_messages`; false leaves those lines out. Refusals and
+    /// protocol errors are always logged.
+    pub connection_messages: bool,
 }
 
 /// Shape of log lines.
@@ -570,6 +581,7 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".to_string(),
             format: LogFormat::Auto,
+            connection_messages: true,
         }
     }
 }

@@ -1,0 +1,66 @@
+//! The directives issue 17 carried over (decisions 0126-0128), one rule
+//! per test; end to end in `broker/tests/e2e/mosquitto_directives`.
+
+use super::*;
+
+fn translate(text: &str) -> Result<Translation, MosquittoError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mosquitto.conf");
+    std::fs::write(&path, text).unwrap();
+    translate_file(&path)
+}
+
+fn problem(text: &str) -> String {
+    match translate(text) {
+        Ok(translation) => panic!("expected a problem, got {:?}", translation.config),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// The rendered TOML loads back to the same configuration.
+fn round_trip(translation: &Translation) {
+    let toml = translation.to_toml();
+    let loaded = fleetmq_core::config::load_from_str(&toml, "migrated.toml").unwrap();
+    assert_eq!(loaded, translation.config, "{toml}");
+}
+
+#[test]
+fn max_keepalive_outside_mosquittos_range_is_refused() {
+    for bad in ["0", "9", "65536"] {
+        let error = problem(&format!("listener 1883\nmax_keepalive {bad}\n"));
+        assert!(error.contains(":2: max_keepalive:"), "{error}");
+    }
+    let translation = translate("listener 1883\nmax_keepalive 10\n").unwrap();
+    assert_eq!(translation.config.limits.max_keepalive, 10);
+    round_trip(&translation);
+}
+
+#[test]
+fn connection_messages_false_carries_over() {
+    let translation = translate("listener 1883\nconnection_messages false\n").unwrap();
+    assert!(!translation.config.log.connection_messages);
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    round_trip(&translation);
+    let on = translate("listener 1883\nconnection_messages true\n").unwrap();
+    assert!(on.config.log.connection_messages);
+}
+
+#[test]
+fn accept_protocol_versions_is_per_listener() {
+    let translation = translate(
+        "listener 1883\naccept_protocol_versions 4, 5\nlistener 1884\naccept_protocol_versions 5\nlistener 1885\n",
+    )
+    .unwrap();
+    let got: Vec<Vec<u8>> = translation
+        .config
+        .listeners
+        .iter()
+        .map(|l| l.accept_protocol_versions.clone())
+        .collect();
+    assert_eq!(got, vec![vec![4, 5], vec![5], vec![]]);
+    round_trip(&translation);
+    for bad in ["6", "mqttv5", ""] {
+        let error = problem(&format!("listener 1883\naccept_protocol_versions {bad}\n"));
+        assert!(error.contains(":2: accept_protocol_versions:"), "{error}");
+    }
+}
