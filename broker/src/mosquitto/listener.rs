@@ -22,6 +22,8 @@ pub(crate) struct ListenerDraft {
     pub address: Option<String>,
     pub ipv6: bool,
     pub cafile: Option<Line>,
+    /// `capath`: a folder of CA certificates (becomes `tls.client_ca`).
+    pub capath: Option<Line>,
     pub certfile: Option<Line>,
     pub keyfile: Option<Line>,
     pub crlfile: Option<Line>,
@@ -204,7 +206,7 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         }
         (None, None) => {
             if let Some(line) = &draft.line {
-                if draft.cafile.is_some() || draft.require_certificate {
+                if draft.cafile.is_some() || draft.capath.is_some() || draft.require_certificate {
                     return Err(vec![line.note(
                         "this listener has cafile or require_certificate but no certfile and \
                          keyfile (Mosquitto refuses this too): add them, or remove the TLS options",
@@ -221,14 +223,25 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         // (SSL_VERIFY_NONE), so cafile alone is one-way TLS.
         ClientCertPolicy::None
     };
-    if client_certs == ClientCertPolicy::Required && draft.cafile.is_none() {
+    if client_certs == ClientCertPolicy::Required
+        && draft.cafile.is_none()
+        && draft.capath.is_none()
+    {
         let at = draft.certfile.as_ref().map(|line| {
             line.note(
-                "require_certificate true needs a cafile that client certificates chain to \
-                 (fleetmq reads CAs from one PEM file; a capath folder is not enough)",
+                "require_certificate true needs a cafile or capath that client certificates chain to",
             )
         });
         return Err(at.into_iter().collect());
+    }
+    if let (Some(_), Some(capath)) = (&draft.cafile, &draft.capath) {
+        if client_certs == ClientCertPolicy::Required {
+            return Err(vec![capath.note(
+                "fleetmq reads client CAs from one place: copy the cafile into this folder \
+                 and remove cafile, or concatenate the folder's certificates into the cafile \
+                 and remove capath",
+            )]);
+        }
     }
     let mut settings = TlsConfig {
         cert: Some(PathBuf::from(cert)),
@@ -250,7 +263,12 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
                  `openssl x509 -req` without an extension file"
                     .to_string(),
             ));
-        settings.client_ca = draft.cafile.as_ref().map(|line| PathBuf::from(&line.value));
+        // A capath folder is read whole (broker/src/tls/ca_dir.rs).
+        settings.client_ca = draft
+            .cafile
+            .as_ref()
+            .or(draft.capath.as_ref())
+            .map(|line| PathBuf::from(&line.value));
         settings.crl = draft
             .crlfile
             .iter()
@@ -261,7 +279,12 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         // nothing; keep them out so the listener does not need them.
         draft.provenance.remove("tls.client_ca");
         draft.provenance.remove("tls.crl");
-        for line in draft.cafile.iter().chain(&draft.crlfile) {
+        for line in draft
+            .cafile
+            .iter()
+            .chain(&draft.capath)
+            .chain(&draft.crlfile)
+        {
             notes.push(line.note(
                 "not needed: without require_certificate no client certificate is asked for \
                  (one-way TLS); if clients need intermediate CA certificates to verify the \

@@ -64,3 +64,32 @@ fn accept_protocol_versions_is_per_listener() {
         assert!(error.contains(":2: accept_protocol_versions:"), "{error}");
     }
 }
+
+#[test]
+fn capath_becomes_the_client_ca_folder() {
+    let tls = "certfile /c/server.crt\nkeyfile /c/server.key\n";
+    let translation = translate(&format!(
+        "listener 8883\n{tls}capath /etc/ssl/lab\nrequire_certificate true\n"
+    ))
+    .unwrap();
+    let settings = translation.config.listeners[0].tls.clone().unwrap();
+    assert_eq!(
+        settings.client_ca,
+        Some(std::path::PathBuf::from("/etc/ssl/lab"))
+    );
+    round_trip(&translation);
+    let error = problem(&format!(
+        "listener 8883\n{tls}cafile /c/ca.crt\ncapath /etc/ssl/lab\nrequire_certificate true\n"
+    ));
+    assert!(
+        error.contains(":5: capath: fleetmq reads client CAs from one place"),
+        "{error}"
+    );
+    // Without require_certificate nothing is asked of clients: noted.
+    let one_way = translate(&format!("listener 8883\n{tls}capath /etc/ssl/lab\n")).unwrap();
+    assert!(
+        one_way.notes.iter().any(|n| n.directive == "capath"),
+        "{:?}",
+        one_way.notes
+    );
+}

@@ -217,6 +217,7 @@ impl Translator {
         match line.name.as_str() {
             // Listener options.
             "cafile" => self.listener_value(line, "tls.client_ca", |l| l.cafile = Some(line.clone())),
+            "capath" => self.listener_value(line, "tls.client_ca", |l| l.capath = Some(line.clone())),
             "certfile" => self.listener_value(line, "tls.cert", |l| l.certfile = Some(line.clone())),
             "keyfile" => self.listener_value(line, "tls.key", |l| l.keyfile = Some(line.clone())),
             "crlfile" => self.listener_value(line, "tls.crl", |l| l.crlfile = Some(line.clone())),

@@ -9,9 +9,10 @@
 //! 2.0.11 refuses them as unknown.
 
 mod connection;
+mod files;
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ pub struct ConfBroker {
     pub process: Process,
     /// The first listener's port.
     pub port: u16,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl ConfBroker {
@@ -32,7 +33,10 @@ impl ConfBroker {
     pub fn start(conf: impl FnOnce(u16, &Path) -> String) -> ConfBroker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let text = format!("log_dest stderr\n{}\n", conf(port, dir.path()));
+        // Mosquitto started as root drops to its own user, which cannot
+        // read the test's temporary directory.
+        let user = if is_mosquitto() { "user root\n" } else { "" };
+        let text = format!("log_dest stderr\n{user}{}\n", conf(port, dir.path()));
         let path = dir.path().join("mosquitto.conf");
         std::fs::write(&path, text).unwrap();
         let process = ConfBroker::spawn(&path, dir.path());
@@ -45,7 +49,11 @@ impl ConfBroker {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        ConfBroker { process, port, dir }
+        ConfBroker {
+            process,
+            port,
+            _dir: dir,
+        }
     }
 
     fn spawn(path: &Path, dir: &Path) -> Process {
@@ -68,10 +76,6 @@ impl ConfBroker {
 
     pub fn logs(&self) -> String {
         self.process.logs()
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 }
 

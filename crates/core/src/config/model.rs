@@ -303,8 +303,9 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Extra intermediate certificates sent after `cert` (PEM).
     pub chain: Option<PathBuf>,
-    /// CA certificates that client certificates must chain to (PEM).
-    /// Absent with the lab PKI: its CA.
+    /// CA certificates that client certificates must chain to (PEM), or a
+    /// folder of them (Mosquitto's `capath`: its `*.pem`, `*.crt` and
+    /// `openssl rehash` files). Absent with the lab PKI: its CA.
     pub client_ca: Option<PathBuf>,
     /// `none`, `optional` or `required`.
     pub client_certs: ClientCertPolicy,
