@@ -188,6 +188,7 @@ where
         receive_maximum: props.receive_maximum,
         maximum_packet_size: props.maximum_packet_size,
         committed: ClientProtocol::store_progress(&broker),
+        mount_point: client_mount_point(&origin.settings),
     });
     let mut client = Client {
         stream,
@@ -484,4 +485,13 @@ fn version_name(version: ProtocolVersion) -> &'static str {
         ProtocolVersion::V3_1_1 => "3.1.1",
         ProtocolVersion::V5 => "5.0",
     }
+}
+
+/// The listener's mount point, as the protocol takes it.
+fn client_mount_point(listener: &fleetmq_core::config::ListenerConfig) -> Option<Arc<str>> {
+    listener
+        .mount_point
+        .as_deref()
+        .filter(|mount| !mount.is_empty())
+        .map(Arc::from)
 }

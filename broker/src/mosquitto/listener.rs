@@ -34,6 +34,8 @@ pub(crate) struct ListenerDraft {
     pub max_connections: usize,
     /// Mosquitto 2.1 `accept_protocol_versions` (protocol levels).
     pub accept_protocol_versions: Vec<u8>,
+    /// `mount_point`: topic prefix of this listener's clients.
+    pub mount_point: Option<String>,
     /// With `per_listener_settings true` (or `listener_allow_anonymous`).
     pub allow_anonymous: Option<bool>,
     /// Per-listener `password_file` / `acl_file` (`per_listener_settings`).
@@ -162,6 +164,7 @@ pub(crate) fn finish(
             use_identity_as_username: draft.use_identity_as_username,
             use_subject_as_username: draft.use_subject_as_username,
             accept_protocol_versions: draft.accept_protocol_versions,
+            mount_point: draft.mount_point,
             ..ListenerConfig::default()
         },
         provenance,

@@ -93,3 +93,18 @@ fn capath_becomes_the_client_ca_folder() {
         one_way.notes
     );
 }
+
+#[test]
+fn mount_point_is_per_listener() {
+    let translation = translate("listener 1883\nmount_point lab/\nlistener 1884\n").unwrap();
+    let mounts: Vec<Option<String>> = translation
+        .config
+        .listeners
+        .iter()
+        .map(|l| l.mount_point.clone())
+        .collect();
+    assert_eq!(mounts, vec![Some("lab/".to_string()), None]);
+    round_trip(&translation);
+    let error = problem("listener 1883\nmount_point lab/+/\n");
+    assert!(error.contains(":2: mount_point:"), "{error}");
+}

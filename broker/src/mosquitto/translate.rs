@@ -218,6 +218,13 @@ impl Translator {
             // Listener options.
             "cafile" => self.listener_value(line, "tls.client_ca", |l| l.cafile = Some(line.clone())),
             "capath" => self.listener_value(line, "tls.client_ca", |l| l.capath = Some(line.clone())),
+            "mount_point" => {
+                let mount = value.to_string();
+                if mount.is_empty() {
+                    return Err("needs a topic prefix (mount_point lab/)".into());
+                }
+                self.listener_value(line, "mount_point", |l| l.mount_point = Some(mount))
+            }
             "certfile" => self.listener_value(line, "tls.cert", |l| l.certfile = Some(line.clone())),
             "keyfile" => self.listener_value(line, "tls.key", |l| l.keyfile = Some(line.clone())),
             "crlfile" => self.listener_value(line, "tls.crl", |l| l.crlfile = Some(line.clone())),

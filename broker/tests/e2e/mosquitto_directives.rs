@@ -10,6 +10,7 @@
 
 mod connection;
 mod files;
+mod mount;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -68,6 +69,16 @@ impl ConfBroker {
         };
         command.current_dir(dir);
         Process::spawn(command)
+    }
+
+    /// Another listener's address, once it accepts connections.
+    pub fn other(&self, port: u16) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "broker did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     pub fn addr(&self) -> SocketAddr {

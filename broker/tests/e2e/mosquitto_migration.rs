@@ -355,7 +355,6 @@ fn config_with_unsupported_directives_runs_what_it_can_and_logs_the_rest() {
         vec![(format!("mqtt-{port}"), format!("0.0.0.0:{port}"))],
         "WebSockets and PSK listeners are left out"
     );
-    broker.expect_log("mount_point: fleetmq has no mount points");
     broker.expect_log("protocol: fleetmq speaks MQTT over TCP only");
     broker.expect_log("connection: fleetmq has no bridges");
     // The TLS listener itself works (one-way, server certificate checked).

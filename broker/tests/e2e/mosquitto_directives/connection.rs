@@ -101,7 +101,7 @@ fn accept_protocol_versions_refuses_other_versions_per_listener() {
         )
     });
     let only_v5 = broker.addr();
-    let only_v3 = std::net::SocketAddr::from(([127, 0, 0, 1], other));
+    let only_v3 = broker.other(other);
     RawClient::connect_with(only_v5, ConnectBuilder::v5("new-device"));
     let mut old = RawClient::connect(only_v5);
     old.send_connect(&ConnectBuilder::v311("old-device"));
@@ -142,7 +142,7 @@ fn listener_allow_anonymous_opens_one_listener_only() {
     let mut closed = RawClient::connect(broker.addr());
     closed.send_connect(&ConnectBuilder::v5("anon-closed"));
     assert_eq!(closed.expect_connack().reason, ReasonCode::NOT_AUTHORIZED);
-    let open = std::net::SocketAddr::from(([127, 0, 0, 1], open));
+    let open = broker.other(open);
     let (mut client, _) = RawClient::connect_with(open, ConnectBuilder::v5("anon-open"));
     client.ping();
 }
@@ -159,7 +159,9 @@ fn global_max_connections_caps_every_listener_together() {
              listener {port} 127.0.0.1\nlistener {second} 127.0.0.1\n"
         )
     });
-    let second = std::net::SocketAddr::from(([127, 0, 0, 1], second));
+    let second = broker.other(second);
+    // The listen probes were connections too: let the broker see them go.
+    std::thread::sleep(QUIET);
     let (_a, _) = RawClient::connect_v5(broker.addr(), "gmc-a", true);
     let (_b, _) = RawClient::connect_v5(second, "gmc-b", true);
     let mut third = RawClient::connect(second);

@@ -68,6 +68,7 @@ impl Config {
         config.listeners = vec![ListenerConfig {
             tls: Some(tls),
             allow_anonymous: Some(false),
+            mount_point: Some(String::new()),
             ..ListenerConfig::default()
         }];
         config.auth.password_file = Some(PathBuf::new());
@@ -135,6 +136,10 @@ pub struct ListenerConfig {
     /// accepts all three. Others are refused with "unsupported protocol
     /// version" (5.0: 0x84; 3.x: return code 1).
     pub accept_protocol_versions: Vec<u8>,
+    /// Topic prefix for this listener's clients (Mosquitto's
+    /// `mount_point`): added to what they publish and subscribe to
+    /// (ACLs see the prefixed topic), removed from what they receive.
+    pub mount_point: Option<String>,
 }
 
 impl Default for ListenerConfig {
@@ -151,6 +156,7 @@ impl Default for ListenerConfig {
             clientid_must_match_identity: false,
             identity_as_clientid: false,
             accept_protocol_versions: Vec::new(),
+            mount_point: None,
         }
     }
 }

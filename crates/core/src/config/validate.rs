@@ -74,6 +74,17 @@ fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationE
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (index, listener) in listeners.iter().enumerate() {
         let key = format!("listener[{index}]");
+        if let Some(mount) = &listener.mount_point {
+            if mount.contains(['+', '#', '\0']) || mount.starts_with('$') {
+                errors.push(ValidationError::new(
+                    format!("{key}.mount_point"),
+                    format!(
+                        "{mount:?} cannot prefix topics: no wildcard (+ #), NUL or leading $ \
+                         (write a plain prefix such as \"lab/\")"
+                    ),
+                ));
+            }
+        }
         if let Some(bad) = listener
             .accept_protocol_versions
             .iter()
