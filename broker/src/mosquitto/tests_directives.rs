@@ -108,3 +108,11 @@ fn mount_point_is_per_listener() {
     let error = problem("listener 1883\nmount_point lab/+/\n");
     assert!(error.contains(":2: mount_point:"), "{error}");
 }
+
+#[test]
+fn queue_qos0_messages_carries_over() {
+    let translation = translate("listener 1883\nqueue_qos0_messages true\n").unwrap();
+    assert!(translation.config.mqtt.queue_qos0_messages);
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    round_trip(&translation);
+}

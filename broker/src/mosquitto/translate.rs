@@ -316,6 +316,7 @@ impl Translator {
                 self.record("limits.max_keepalive", line);
                 Ok(())
             }
+            "queue_qos0_messages" => self.flag(line, "mqtt.queue_qos0_messages", |c, v| c.mqtt.queue_qos0_messages = v),
             "connection_messages" => self.flag(line, "log.connection_messages", |c, v| c.log.connection_messages = v),
             "accept_protocol_versions" => {
                 let levels = super::listener::protocol_levels(value)?;

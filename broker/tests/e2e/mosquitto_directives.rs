@@ -11,6 +11,7 @@
 mod connection;
 mod files;
 mod mount;
+mod queue;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -496,6 +496,10 @@ pub struct MqttConfig {
     pub sys_interval_secs: u64,
     /// Maximum QoS granted to subscriptions and accepted in PUBLISH.
     pub max_qos: u8,
+    /// Queue QoS 0 messages for offline persistent sessions (Mosquitto's
+    /// `queue_qos0_messages`), within the session's queue bounds; they are
+    /// kept in memory only, not in the store.
+    pub queue_qos0_messages: bool,
 }
 
 impl Default for MqttConfig {
@@ -508,6 +512,7 @@ impl Default for MqttConfig {
             max_session_expiry_secs: u32::MAX,
             sys_interval_secs: 10,
             max_qos: 2,
+            queue_qos0_messages: false,
         }
     }
 }
