@@ -116,3 +116,21 @@ fn queue_qos0_messages_carries_over() {
     assert!(translation.notes.is_empty(), "{:?}", translation.notes);
     round_trip(&translation);
 }
+
+#[test]
+fn log_dest_file_and_timestamp_format_carry_over() {
+    let translation = translate(
+        "listener 1883\nlog_dest file /var/log/mosquitto/my log.txt\nlog_timestamp_format %Y-%m-%dT%H:%M:%S\n",
+    )
+    .unwrap();
+    let log = &translation.config.log;
+    assert_eq!(
+        log.file.as_deref(),
+        Some(std::path::Path::new("/var/log/mosquitto/my log.txt"))
+    );
+    assert_eq!(log.timestamp_format.as_deref(), Some("%Y-%m-%dT%H:%M:%S"));
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    round_trip(&translation);
+    let error = problem("listener 1883\nlog_dest file\n");
+    assert!(error.contains(":2: log_dest: needs a file"), "{error}");
+}

@@ -316,6 +316,14 @@ impl Translator {
                 self.record("limits.max_keepalive", line);
                 Ok(())
             }
+            "log_timestamp_format" => {
+                if value.is_empty() {
+                    return Err("needs a format (Mosquitto refuses an empty one too)".into());
+                }
+                self.config.log.timestamp_format = Some(value.to_string());
+                self.record("log.timestamp_format", line);
+                Ok(())
+            }
             "queue_qos0_messages" => self.flag(line, "mqtt.queue_qos0_messages", |c, v| c.mqtt.queue_qos0_messages = v),
             "connection_messages" => self.flag(line, "log.connection_messages", |c, v| c.log.connection_messages = v),
             "accept_protocol_versions" => {
@@ -416,8 +424,15 @@ impl Translator {
             Some("stderr") => {}
             Some("stdout") => self.note(line, "fleetmq logs to stderr"),
             Some("syslog") => self.note(line, "fleetmq logs to stderr; under systemd journald records it (and forwards it to syslog where ForwardToSyslog=yes)"),
-            Some("file") => self.note(line, "fleetmq logs to stderr only: read it with journalctl -u fleetmq, or add StandardError=append:FILE to the unit"),
-            Some("topic") => self.note(line, "fleetmq does not publish its log on $SYS/broker/log"),
+            Some("file") => {
+                let path = line.value["file".len()..].trim();
+                if path.is_empty() {
+                    return Err("needs a file (log_dest file /var/log/mosquitto/mosquitto.log)".into());
+                }
+                self.config.log.file = Some(PathBuf::from(path));
+                self.record("log.file", line);
+            }
+            Some("topic") => self.note(line, "fleetmq does not publish its log on $SYS/broker/log (a log line about a publish would be a publish): read it with journalctl -u fleetmq or log.file"),
             Some("none") => {
                 self.config.log.level = "off".into();
                 self.record("log.level", line);

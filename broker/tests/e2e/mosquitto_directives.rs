@@ -10,6 +10,7 @@
 
 mod connection;
 mod files;
+mod logs;
 mod mount;
 mod queue;
 

@@ -175,7 +175,8 @@ fn localize(example: &str, dir: &Path, pki: &Pki) -> Localized {
             &dir.join("passwd").display().to_string(),
         )
         .replace("/etc/mosquitto/acl", &dir.join("acl").display().to_string())
-        .replace("/var/lib/mosquitto/", &format!("{}/data/", dir.display()));
+        .replace("/var/lib/mosquitto/", &format!("{}/data/", dir.display()))
+        .replace("/var/log/mosquitto/", &format!("{}/", dir.display()));
     let mut ports = HashMap::new();
     let lines: Vec<String> = text
         .lines()

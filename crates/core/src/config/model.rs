@@ -71,6 +71,8 @@ impl Config {
             mount_point: Some(String::new()),
             ..ListenerConfig::default()
         }];
+        config.log.file = Some(PathBuf::new());
+        config.log.timestamp_format = Some(String::new());
         config.auth.password_file = Some(PathBuf::new());
         config.auth.acl_file = Some(PathBuf::new());
         config.auth.groups = vec![GroupConfig {
@@ -576,6 +578,12 @@ pub struct LogConfig {
     /// `connection_messages`; false leaves those lines out. Refusals and
     /// protocol errors are always logged.
     pub connection_messages: bool,
+    /// Also append the log to this file (Mosquitto's `log_dest file`),
+    /// with timestamps; reopened on SIGHUP for logrotate.
+    pub file: Option<PathBuf>,
+    /// strftime format of timestamps (Mosquitto's `log_timestamp_format`),
+    /// in UTC: `%Y %m %d %H %M %S %j %s %F %T %z %Z %%`. Absent: RFC 3339.
+    pub timestamp_format: Option<String>,
 }
 
 /// Shape of log lines.
@@ -594,6 +602,8 @@ impl Default for LogConfig {
             level: "info".to_string(),
             format: LogFormat::Auto,
             connection_messages: true,
+            file: None,
+            timestamp_format: None,
         }
     }
 }
