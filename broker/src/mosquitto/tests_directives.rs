@@ -134,3 +134,11 @@ fn log_dest_file_and_timestamp_format_carry_over() {
     let error = problem("listener 1883\nlog_dest file\n");
     assert!(error.contains(":2: log_dest: needs a file"), "{error}");
 }
+
+#[test]
+fn max_inflight_bytes_carries_over() {
+    let translation = translate("listener 1883\nmax_inflight_bytes 65536\n").unwrap();
+    assert_eq!(translation.config.limits.max_inflight_bytes, 65536);
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    round_trip(&translation);
+}

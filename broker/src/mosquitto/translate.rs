@@ -284,6 +284,7 @@ impl Translator {
                 self.record("limits.max_inflight", line);
                 Ok(())
             }
+            "max_inflight_bytes" => self.global(line, "limits.max_inflight_bytes", |c, v| c.limits.max_inflight_bytes = v),
             "max_queued_messages" => self.global(line, "limits.max_queued_messages", |c, v| c.limits.max_queued_messages = v),
             "max_queued_bytes" => self.global(line, "limits.max_queued_bytes", |c, v| c.limits.max_queued_bytes = v),
             "global_max_connections" => {

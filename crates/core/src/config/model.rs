@@ -380,6 +380,10 @@ pub struct LimitsConfig {
     /// QoS 1 and 2 messages in flight to one client at a time (5.0: the
     /// Receive Maximum we grant, and the most we send unacknowledged).
     pub max_inflight: u16,
+    /// Payload bytes of QoS 1/2 messages in flight to one client at which
+    /// the next waits for an acknowledgement (Mosquitto's
+    /// `max_inflight_bytes`: the last one sent may cross it). 0: no limit.
+    pub max_inflight_bytes: usize,
     /// Messages queued for one session beyond the inflight window; 0 means
     /// no count limit. When the queue of a connected subscriber is full,
     /// new messages for it are still queued past the bound and its
@@ -455,6 +459,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_packet_size: 1024 * 1024,
             max_inflight: 20,
+            max_inflight_bytes: 0,
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             queue_full_wait_ms: 1000,

@@ -119,7 +119,8 @@ impl ClientProtocol {
             let packet_id = if item.qos == QoS::AtMostOnce {
                 None
             } else {
-                let Some(id) = state.allocate_in_window(self.send_window) else {
+                let max_bytes = self.broker.config.limits.max_inflight_bytes;
+                let Some(id) = state.allocate_in_window(self.send_window, max_bytes) else {
                     // Window full: wait for an acknowledgement.
                     state.requeue_front(item);
                     break;
