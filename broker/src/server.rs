@@ -388,6 +388,7 @@ pub async fn run_service(config: Config, source: Option<ConfigSource>) -> Result
     // applied since, so each reload reports changes against it.
     let mut in_force = Config::clone(&running.broker.config);
     while let Signal::Reload = signals.next().await {
+        crate::service::log_file::reopen();
         tracing::info!("Received SIGHUP, reloading.");
         notifier.status("Reloading: re-reading the configuration and TLS files");
         if let Some(source) = &source {

@@ -135,7 +135,8 @@ where
             return None;
         }
     };
-    if attached.took_over {
+    let chatty = broker.config.log.connection_messages;
+    if attached.took_over && chatty {
         tracing::info!(
             client = %accepted.client_id,
             "Client {} already connected, closing old connection.",
@@ -156,16 +157,18 @@ where
         .as_deref()
         .map(|u| format!(", u'{u}'"))
         .unwrap_or_default();
-    tracing::info!(
-        client = %accepted.client_id,
-        peer = %peer,
-        listener = %origin.listener,
-        "New client connected from {peer} as {} (p{}, c{}, k{}{username}).",
-        accepted.client_id,
-        log_protocol(version),
-        u8::from(connect.clean_start),
-        accepted.negotiated.keep_alive,
-    );
+    if chatty {
+        tracing::info!(
+            client = %accepted.client_id,
+            peer = %peer,
+            listener = %origin.listener,
+            "New client connected from {peer} as {} (p{}, c{}, k{}{username}).",
+            accepted.client_id,
+            log_protocol(version),
+            u8::from(connect.clean_start),
+            accepted.negotiated.keep_alive,
+        );
+    }
     let Connect {
         will,
         clean_start,
@@ -185,6 +188,7 @@ where
         receive_maximum: props.receive_maximum,
         maximum_packet_size: props.maximum_packet_size,
         committed: ClientProtocol::store_progress(&broker),
+        mount_point: client_mount_point(&origin.settings),
     });
     let mut client = Client {
         stream,
@@ -288,6 +292,15 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Engine) -> Verdict {
         return Verdict::Refuse(
             Some(ReasonCode::SERVER_BUSY),
             "connection limit reached".into(),
+        );
+    }
+    if !protocol_accepted(&origin.settings, version) {
+        return Verdict::Refuse(
+            Some(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION),
+            format!(
+                "MQTT {} is not in this listener's accept_protocol_versions",
+                version_name(version)
+            ),
         );
     }
     if connect.properties.authentication_method.is_some() {
@@ -450,4 +463,35 @@ where
     if matches!(written, Ok(Ok(()))) {
         lingering_close(stream).await;
     }
+}
+
+/// Whether the listener's `accept_protocol_versions` admits `version`.
+fn protocol_accepted(
+    listener: &fleetmq_core::config::ListenerConfig,
+    version: ProtocolVersion,
+) -> bool {
+    let level = match version {
+        ProtocolVersion::V3_1 => 3,
+        ProtocolVersion::V3_1_1 => 4,
+        ProtocolVersion::V5 => 5,
+    };
+    listener.accept_protocol_versions.is_empty()
+        || listener.accept_protocol_versions.contains(&level)
+}
+
+fn version_name(version: ProtocolVersion) -> &'static str {
+    match version {
+        ProtocolVersion::V3_1 => "3.1",
+        ProtocolVersion::V3_1_1 => "3.1.1",
+        ProtocolVersion::V5 => "5.0",
+    }
+}
+
+/// The listener's mount point, as the protocol takes it.
+fn client_mount_point(listener: &fleetmq_core::config::ListenerConfig) -> Option<Arc<str>> {
+    listener
+        .mount_point
+        .as_deref()
+        .filter(|mount| !mount.is_empty())
+        .map(Arc::from)
 }

@@ -22,6 +22,8 @@ pub(crate) struct ListenerDraft {
     pub address: Option<String>,
     pub ipv6: bool,
     pub cafile: Option<Line>,
+    /// `capath`: a folder of CA certificates (becomes `tls.client_ca`).
+    pub capath: Option<Line>,
     pub certfile: Option<Line>,
     pub keyfile: Option<Line>,
     pub crlfile: Option<Line>,
@@ -30,6 +32,10 @@ pub(crate) struct ListenerDraft {
     pub use_subject_as_username: bool,
     pub tls_version: Option<TlsVersion>,
     pub max_connections: usize,
+    /// Mosquitto 2.1 `accept_protocol_versions` (protocol levels).
+    pub accept_protocol_versions: Vec<u8>,
+    /// `mount_point`: topic prefix of this listener's clients.
+    pub mount_point: Option<String>,
     /// With `per_listener_settings true` (or `listener_allow_anonymous`).
     pub allow_anonymous: Option<bool>,
     /// Per-listener `password_file` / `acl_file` (`per_listener_settings`).
@@ -157,10 +163,34 @@ pub(crate) fn finish(
             allow_anonymous: Some(anonymous),
             use_identity_as_username: draft.use_identity_as_username,
             use_subject_as_username: draft.use_subject_as_username,
+            accept_protocol_versions: draft.accept_protocol_versions,
+            mount_point: draft.mount_point,
             ..ListenerConfig::default()
         },
         provenance,
     }))
+}
+
+/// Mosquitto 2.1's `accept_protocol_versions 3,4,5`: protocol levels
+/// separated by commas (or blanks).
+pub(crate) fn protocol_levels(value: &str) -> Result<Vec<u8>, String> {
+    let mut levels = Vec::new();
+    for word in value.split([',', ' ', '\t']).filter(|w| !w.is_empty()) {
+        match word.parse::<u8>() {
+            Ok(level @ 3..=5) if !levels.contains(&level) => levels.push(level),
+            Ok(3..=5) => {}
+            _ => {
+                return Err(format!(
+                    "{word:?} is not a protocol version (write levels 3, 4 or 5 separated by \
+                     commas: 3 is MQTT 3.1, 4 is 3.1.1, 5 is 5.0)"
+                ))
+            }
+        }
+    }
+    if levels.is_empty() {
+        return Err("needs at least one protocol version (such as 4,5)".into());
+    }
+    Ok(levels)
 }
 
 /// The TLS settings, when `certfile` and `keyfile` make this a TLS listener.
@@ -179,7 +209,7 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         }
         (None, None) => {
             if let Some(line) = &draft.line {
-                if draft.cafile.is_some() || draft.require_certificate {
+                if draft.cafile.is_some() || draft.capath.is_some() || draft.require_certificate {
                     return Err(vec![line.note(
                         "this listener has cafile or require_certificate but no certfile and \
                          keyfile (Mosquitto refuses this too): add them, or remove the TLS options",
@@ -196,14 +226,25 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         // (SSL_VERIFY_NONE), so cafile alone is one-way TLS.
         ClientCertPolicy::None
     };
-    if client_certs == ClientCertPolicy::Required && draft.cafile.is_none() {
+    if client_certs == ClientCertPolicy::Required
+        && draft.cafile.is_none()
+        && draft.capath.is_none()
+    {
         let at = draft.certfile.as_ref().map(|line| {
             line.note(
-                "require_certificate true needs a cafile that client certificates chain to \
-                 (fleetmq reads CAs from one PEM file; a capath folder is not enough)",
+                "require_certificate true needs a cafile or capath that client certificates chain to",
             )
         });
         return Err(at.into_iter().collect());
+    }
+    if let (Some(_), Some(capath)) = (&draft.cafile, &draft.capath) {
+        if client_certs == ClientCertPolicy::Required {
+            return Err(vec![capath.note(
+                "fleetmq reads client CAs from one place: copy the cafile into this folder \
+                 and remove cafile, or concatenate the folder's certificates into the cafile \
+                 and remove capath",
+            )]);
+        }
     }
     let mut settings = TlsConfig {
         cert: Some(PathBuf::from(cert)),
@@ -225,7 +266,12 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
                  `openssl x509 -req` without an extension file"
                     .to_string(),
             ));
-        settings.client_ca = draft.cafile.as_ref().map(|line| PathBuf::from(&line.value));
+        // A capath folder is read whole (broker/src/tls/ca_dir.rs).
+        settings.client_ca = draft
+            .cafile
+            .as_ref()
+            .or(draft.capath.as_ref())
+            .map(|line| PathBuf::from(&line.value));
         settings.crl = draft
             .crlfile
             .iter()
@@ -236,7 +282,12 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         // nothing; keep them out so the listener does not need them.
         draft.provenance.remove("tls.client_ca");
         draft.provenance.remove("tls.crl");
-        for line in draft.cafile.iter().chain(&draft.crlfile) {
+        for line in draft
+            .cafile
+            .iter()
+            .chain(&draft.capath)
+            .chain(&draft.crlfile)
+        {
             notes.push(line.note(
                 "not needed: without require_certificate no client certificate is asked for \
                  (one-way TLS); if clients need intermediate CA certificates to verify the \

@@ -135,7 +135,10 @@ fn included_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        let is_conf = name.to_str().is_some_and(|name| name.ends_with(".conf"));
+        // As Mosquitto: a name longer than ".conf" that ends with it.
+        let is_conf = name
+            .to_str()
+            .is_some_and(|name| name.len() > 5 && name.ends_with(".conf"));
         if is_conf && entry.path().is_file() {
             files.push(entry.path());
         }
@@ -144,14 +147,17 @@ fn included_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Sort key giving `00.conf 01.conf A.conf a.conf B.conf b.conf`.
-fn mosquitto_order(path: &Path) -> Vec<(char, bool)> {
+/// Sort key of Mosquitto's `scmp_p`: bytes compared upper-cased first,
+/// then as they are, so `00.conf A.conf a.conf B.conf Z.conf [x.conf
+/// _a.conf` (upper-casing puts letters before `[` and `_`; checked against
+/// Mosquitto 2.0.11's "Loading config file" lines).
+fn mosquitto_order(path: &Path) -> Vec<(u8, u8)> {
     let name = path
         .file_name()
         .map(|name| name.to_string_lossy().into_owned());
     name.unwrap_or_default()
-        .chars()
-        .map(|c| (c.to_ascii_lowercase(), c.is_ascii_lowercase()))
+        .bytes()
+        .map(|b| (b.to_ascii_uppercase(), b))
         .collect()
 }
 
@@ -187,7 +193,8 @@ mod tests {
         let conf_d = dir.path().join("conf.d");
         std::fs::create_dir(&conf_d).unwrap();
         for name in [
-            "b.conf", "A.conf", "01.conf", "a.conf", "B.conf", "00.conf", "x.txt",
+            "b.conf", "A.conf", "01.conf", "a.conf", "B.conf", "00.conf", "x.txt", "_a.conf",
+            "[x.conf", "Z.conf", ".conf",
         ] {
             let stem = name.trim_end_matches(".conf").trim_end_matches(".txt");
             std::fs::write(conf_d.join(name), format!("sys_interval {}\n", stem.len())).unwrap();
@@ -224,7 +231,10 @@ mod tests {
                 "A.conf",
                 "a.conf",
                 "B.conf",
-                "b.conf"
+                "b.conf",
+                "Z.conf",
+                "[x.conf",
+                "_a.conf"
             ]
         );
         assert_eq!(notes.len(), 1, "{notes:?}");

@@ -217,6 +217,14 @@ impl Translator {
         match line.name.as_str() {
             // Listener options.
             "cafile" => self.listener_value(line, "tls.client_ca", |l| l.cafile = Some(line.clone())),
+            "capath" => self.listener_value(line, "tls.client_ca", |l| l.capath = Some(line.clone())),
+            "mount_point" => {
+                let mount = value.to_string();
+                if mount.is_empty() {
+                    return Err("needs a topic prefix (mount_point lab/)".into());
+                }
+                self.listener_value(line, "mount_point", |l| l.mount_point = Some(mount))
+            }
             "certfile" => self.listener_value(line, "tls.cert", |l| l.certfile = Some(line.clone())),
             "keyfile" => self.listener_value(line, "tls.key", |l| l.keyfile = Some(line.clone())),
             "crlfile" => self.listener_value(line, "tls.crl", |l| l.crlfile = Some(line.clone())),
@@ -276,6 +284,7 @@ impl Translator {
                 self.record("limits.max_inflight", line);
                 Ok(())
             }
+            "max_inflight_bytes" => self.global(line, "limits.max_inflight_bytes", |c, v| c.limits.max_inflight_bytes = v),
             "max_queued_messages" => self.global(line, "limits.max_queued_messages", |c, v| c.limits.max_queued_messages = v),
             "max_queued_bytes" => self.global(line, "limits.max_queued_bytes", |c, v| c.limits.max_queued_bytes = v),
             "global_max_connections" => {
@@ -301,12 +310,26 @@ impl Translator {
             }
             "max_keepalive" => {
                 let seconds: u16 = number(line)?;
-                if seconds == 0 {
-                    self.note(line, "fleetmq always enforces a keep alive; carried over as 65535 seconds, the longest MQTT allows");
+                if seconds < 10 {
+                    return Err(format!("{seconds} is out of range (Mosquitto 2.0 refuses it too; write 10 to 65535 seconds)"));
                 }
-                self.config.limits.max_keepalive = if seconds == 0 { u16::MAX } else { seconds };
+                self.config.limits.max_keepalive = seconds;
                 self.record("limits.max_keepalive", line);
                 Ok(())
+            }
+            "log_timestamp_format" => {
+                if value.is_empty() {
+                    return Err("needs a format (Mosquitto refuses an empty one too)".into());
+                }
+                self.config.log.timestamp_format = Some(value.to_string());
+                self.record("log.timestamp_format", line);
+                Ok(())
+            }
+            "queue_qos0_messages" => self.flag(line, "mqtt.queue_qos0_messages", |c, v| c.mqtt.queue_qos0_messages = v),
+            "connection_messages" => self.flag(line, "log.connection_messages", |c, v| c.log.connection_messages = v),
+            "accept_protocol_versions" => {
+                let levels = super::listener::protocol_levels(value)?;
+                self.listener_value(line, "accept_protocol_versions", |l| l.accept_protocol_versions = levels)
             }
             "max_topic_alias" => self.global(line, "limits.topic_alias_maximum", |c, v| c.limits.topic_alias_maximum = v),
             "max_qos" => self.global(line, "mqtt.max_qos", |c, v| c.mqtt.max_qos = v),
@@ -402,8 +425,15 @@ impl Translator {
             Some("stderr") => {}
             Some("stdout") => self.note(line, "fleetmq logs to stderr"),
             Some("syslog") => self.note(line, "fleetmq logs to stderr; under systemd journald records it (and forwards it to syslog where ForwardToSyslog=yes)"),
-            Some("file") => self.note(line, "fleetmq logs to stderr only: read it with journalctl -u fleetmq, or add StandardError=append:FILE to the unit"),
-            Some("topic") => self.note(line, "fleetmq does not publish its log on $SYS/broker/log"),
+            Some("file") => {
+                let path = line.value["file".len()..].trim();
+                if path.is_empty() {
+                    return Err("needs a file (log_dest file /var/log/mosquitto/mosquitto.log)".into());
+                }
+                self.config.log.file = Some(PathBuf::from(path));
+                self.record("log.file", line);
+            }
+            Some("topic") => self.note(line, "fleetmq does not publish its log on $SYS/broker/log (a log line about a publish would be a publish): read it with journalctl -u fleetmq or log.file"),
             Some("none") => {
                 self.config.log.level = "off".into();
                 self.record("log.level", line);

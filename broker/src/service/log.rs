@@ -23,8 +23,10 @@ use std::io::{IsTerminal, Write};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use fleetmq_core::config::{Config, LogFormat};
 
@@ -105,21 +107,47 @@ pub fn init(config: &Config) -> Result<LogStyle, String> {
     let style = LogStyle::detect(config.log.format);
     // Colours are escape sequences of the formatter's own: keep ESC then.
     let keep_escape = matches!(style, LogStyle::Full { ansi: true });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(move || EscapingWriter {
-            inner: std::io::stderr(),
-            keep_escape,
-        });
-    let result = match style {
-        LogStyle::Full { ansi } => builder.with_ansi(ansi).try_init(),
-        LogStyle::Journald => builder
+    let stderr = move || EscapingWriter {
+        inner: std::io::stderr(),
+        keep_escape,
+    };
+    let timer = super::log_file::Timestamp(config.log.timestamp_format.clone());
+    let stderr_layer = match style {
+        LogStyle::Full { ansi } => tracing_subscriber::fmt::layer()
+            .with_ansi(ansi)
+            .with_timer(timer.clone())
+            .with_writer(stderr)
+            .boxed(),
+        LogStyle::Journald => tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .event_format(SyslogPriority(
                 tracing_subscriber::fmt::format().without_time(),
             ))
-            .try_init(),
+            .with_writer(stderr)
+            .boxed(),
     };
+    // `log.file` (Mosquitto's `log_dest file`): the same lines, with
+    // timestamps and without colours, appended to the file.
+    let file_layer = match &config.log.file {
+        Some(path) => {
+            super::log_file::start(path)?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_timer(timer)
+                    .with_writer(|| EscapingWriter {
+                        inner: super::log_file::FileWriter,
+                        keep_escape: false,
+                    }),
+            )
+        }
+        None => None,
+    };
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr_layer)
+        .with(file_layer)
+        .try_init();
     result.map_err(|error| format!("cannot set up logging: {error}"))?;
     Ok(style)
 }

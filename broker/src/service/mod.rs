@@ -15,6 +15,7 @@
 //! module must not contain protocol logic.
 
 pub mod log;
+pub mod log_file;
 pub mod notify;
 pub mod reload;
 pub mod source;

@@ -16,6 +16,7 @@
 //! code.
 
 mod accept;
+mod ca_dir;
 mod chain_cache;
 mod crl;
 mod fair_slots;

@@ -298,7 +298,7 @@ pub fn client_verifier(
 ) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
-    let ca_certs = read_certs(client_ca)?;
+    let ca_certs = super::ca_dir::read_ca_certs(client_ca)?;
     for cert in ca_certs.iter().cloned() {
         roots.add(cert).map_err(|e| TlsError::BadClientCa {
             path: client_ca.to_path_buf(),

@@ -56,7 +56,7 @@ proptest! {
         max_bytes in prop_oneof![Just(0usize), 1usize..2000],
         ops in prop::collection::vec(op(), 1..200),
     ) {
-        let mut queue = Queue::new(QueueLimits { max_messages, max_bytes, full_wait: std::time::Duration::ZERO });
+        let mut queue = Queue::new(QueueLimits { max_messages, max_bytes, full_wait: std::time::Duration::ZERO, offline_qos0: false });
         let mut model: VecDeque<(u64, usize)> = VecDeque::new();
         let mut refused = 0u64;
         let mut next = 0u64;

@@ -68,8 +68,11 @@ impl Config {
         config.listeners = vec![ListenerConfig {
             tls: Some(tls),
             allow_anonymous: Some(false),
+            mount_point: Some(String::new()),
             ..ListenerConfig::default()
         }];
+        config.log.file = Some(PathBuf::new());
+        config.log.timestamp_format = Some(String::new());
         config.auth.password_file = Some(PathBuf::new());
         config.auth.acl_file = Some(PathBuf::new());
         config.auth.groups = vec![GroupConfig {
@@ -130,6 +133,15 @@ pub struct ListenerConfig {
     /// Replace the client id with the certificate identity (which must fit
     /// `limits.max_client_id_length`).
     pub identity_as_clientid: bool,
+    /// MQTT protocol levels this listener accepts (Mosquitto 2.1's
+    /// `accept_protocol_versions`): 3 (3.1), 4 (3.1.1), 5 (5.0). Empty
+    /// accepts all three. Others are refused with "unsupported protocol
+    /// version" (5.0: 0x84; 3.x: return code 1).
+    pub accept_protocol_versions: Vec<u8>,
+    /// Topic prefix for this listener's clients (Mosquitto's
+    /// `mount_point`): added to what they publish and subscribe to
+    /// (ACLs see the prefixed topic), removed from what they receive.
+    pub mount_point: Option<String>,
 }
 
 impl Default for ListenerConfig {
@@ -145,6 +157,8 @@ impl Default for ListenerConfig {
             use_subject_as_username: false,
             clientid_must_match_identity: false,
             identity_as_clientid: false,
+            accept_protocol_versions: Vec::new(),
+            mount_point: None,
         }
     }
 }
@@ -297,8 +311,9 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Extra intermediate certificates sent after `cert` (PEM).
     pub chain: Option<PathBuf>,
-    /// CA certificates that client certificates must chain to (PEM).
-    /// Absent with the lab PKI: its CA.
+    /// CA certificates that client certificates must chain to (PEM), or a
+    /// folder of them (Mosquitto's `capath`: its `*.pem`, `*.crt` and
+    /// `openssl rehash` files). Absent with the lab PKI: its CA.
     pub client_ca: Option<PathBuf>,
     /// `none`, `optional` or `required`.
     pub client_certs: ClientCertPolicy,
@@ -365,6 +380,10 @@ pub struct LimitsConfig {
     /// QoS 1 and 2 messages in flight to one client at a time (5.0: the
     /// Receive Maximum we grant, and the most we send unacknowledged).
     pub max_inflight: u16,
+    /// Payload bytes of QoS 1/2 messages in flight to one client at which
+    /// the next waits for an acknowledgement (Mosquitto's
+    /// `max_inflight_bytes`: the last one sent may cross it). 0: no limit.
+    pub max_inflight_bytes: usize,
     /// Messages queued for one session beyond the inflight window; 0 means
     /// no count limit. When the queue of a connected subscriber is full,
     /// new messages for it are still queued past the bound and its
@@ -392,7 +411,8 @@ pub struct LimitsConfig {
     pub max_topic_levels: usize,
     /// Largest keep alive the broker accepts, in seconds. A 5.0 client asking
     /// for more (or for 0) is told this value as Server Keep Alive; a 3.1.1
-    /// client is held to it silently.
+    /// client asking for more is refused (identifier rejected), as Mosquitto
+    /// does since 2.0.12 (CVE-2020-13849); 65535 turns the check off.
     pub max_keepalive: u16,
     /// Longest client identifier, in bytes.
     pub max_client_id_length: usize,
@@ -439,6 +459,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_packet_size: 1024 * 1024,
             max_inflight: 20,
+            max_inflight_bytes: 0,
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             queue_full_wait_ms: 1000,
@@ -482,6 +503,10 @@ pub struct MqttConfig {
     pub sys_interval_secs: u64,
     /// Maximum QoS granted to subscriptions and accepted in PUBLISH.
     pub max_qos: u8,
+    /// Queue QoS 0 messages for offline persistent sessions (Mosquitto's
+    /// `queue_qos0_messages`), within the session's queue bounds; they are
+    /// kept in memory only, not in the store.
+    pub queue_qos0_messages: bool,
 }
 
 impl Default for MqttConfig {
@@ -494,6 +519,7 @@ impl Default for MqttConfig {
             max_session_expiry_secs: u32::MAX,
             sys_interval_secs: 10,
             max_qos: 2,
+            queue_qos0_messages: false,
         }
     }
 }
@@ -553,6 +579,16 @@ pub struct LogConfig {
     /// `auto` (journald-friendly lines without timestamps when running
     /// under systemd, timestamps otherwise), `full` or `journald`.
     pub format: LogFormat,
+    /// Log clients connecting and disconnecting (at info), as Mosquitto's
+    /// `connection_messages`; false leaves those lines out. Refusals and
+    /// protocol errors are always logged.
+    pub connection_messages: bool,
+    /// Also append the log to this file (Mosquitto's `log_dest file`),
+    /// with timestamps; reopened on SIGHUP for logrotate.
+    pub file: Option<PathBuf>,
+    /// strftime format of timestamps (Mosquitto's `log_timestamp_format`),
+    /// in UTC: `%Y %m %d %H %M %S %j %s %F %T %z %Z %%`. Absent: RFC 3339.
+    pub timestamp_format: Option<String>,
 }
 
 /// Shape of log lines.
@@ -570,6 +606,9 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".to_string(),
             format: LogFormat::Auto,
+            connection_messages: true,
+            file: None,
+            timestamp_format: None,
         }
     }
 }

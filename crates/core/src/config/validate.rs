@@ -74,6 +74,30 @@ fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationE
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (index, listener) in listeners.iter().enumerate() {
         let key = format!("listener[{index}]");
+        if let Some(mount) = &listener.mount_point {
+            if mount.contains(['+', '#', '\0']) || mount.starts_with('$') {
+                errors.push(ValidationError::new(
+                    format!("{key}.mount_point"),
+                    format!(
+                        "{mount:?} cannot prefix topics: no wildcard (+ #), NUL or leading $ \
+                         (write a plain prefix such as \"lab/\")"
+                    ),
+                ));
+            }
+        }
+        if let Some(bad) = listener
+            .accept_protocol_versions
+            .iter()
+            .find(|level| !(3..=5).contains(*level))
+        {
+            errors.push(ValidationError::new(
+                format!("{key}.accept_protocol_versions"),
+                format!(
+                    "{bad} is not an MQTT protocol level (write 3 for MQTT 3.1, 4 for 3.1.1, \
+                     5 for 5.0)"
+                ),
+            ));
+        }
         if !listener.name.is_empty() {
             if let Some(first) = names.insert(listener.name.as_str(), index) {
                 errors.push(ValidationError::new(

@@ -135,6 +135,7 @@ impl Engine {
             max_messages: self.config.limits.max_queued_messages,
             max_bytes: self.config.limits.max_queued_bytes,
             full_wait: std::time::Duration::from_millis(self.config.limits.queue_full_wait_ms),
+            offline_qos0: self.config.mqtt.queue_qos0_messages,
         }
     }
 

@@ -50,20 +50,30 @@ impl ClientProtocol {
             Exit::Control(reason) => reason.name().to_string(),
             Exit::StoreFailed(packet) => format!("store cannot commit its {packet}"),
         };
+        // `log.connection_messages = false` leaves out ordinary goodbyes.
+        let chatty = self.broker.config.log.connection_messages;
         match exit {
             Exit::ClientDisconnect {
                 publish_will: with_will,
             } => {
                 publish_will = *with_will;
-                tracing::info!(client = %id, "Client {id} disconnected.");
+                if chatty {
+                    tracing::info!(client = %id, "Client {id} disconnected.");
+                }
             }
-            Exit::Closed => tracing::info!(client = %id, "Client {id} closed its connection."),
-            Exit::Io(error) => {
+            Exit::Closed if chatty => {
+                tracing::info!(client = %id, "Client {id} closed its connection.")
+            }
+            Exit::Closed => {}
+            Exit::Io(error) if chatty => {
                 tracing::info!(client = %id, "Socket error on client {id}, disconnecting: {error}.")
             }
+            Exit::Io(_) => {}
             Exit::KeepAliveTimeout => {
                 disconnect_reason = Some(ReasonCode::KEEP_ALIVE_TIMEOUT);
-                tracing::info!(client = %id, "Client {id} has exceeded timeout, disconnecting.");
+                if chatty {
+                    tracing::info!(client = %id, "Client {id} has exceeded timeout, disconnecting.");
+                }
             }
             Exit::WriteStalled(stall) => tracing::info!(
                 client = %id,

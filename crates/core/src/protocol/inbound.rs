@@ -164,6 +164,7 @@ impl ClientProtocol {
             ));
         }
         let topic = self.resolve_topic(&publish)?;
+        let topic = self.mount_topic(topic);
         let packet_id = publish.packet_id.unwrap_or(0);
         if publish.qos == QoS::ExactlyOnce {
             let state = self.session.lock();
@@ -252,6 +253,8 @@ impl ClientProtocol {
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             }
+            let mounted = self.mount_filter(filter);
+            let filter = &mounted;
             if !self
                 .broker
                 .allows(&self.identity, Action::Subscribe, filter)
@@ -323,9 +326,10 @@ impl ClientProtocol {
             .filters
             .iter()
             .map(|filter| {
+                let mounted = self.mount_filter(filter);
                 if validate_topic_filter(filter, &self.broker.topic_limits).is_err() {
                     ReasonCode::TOPIC_FILTER_INVALID
-                } else if self.broker.unsubscribe(&self.session, filter) {
+                } else if self.broker.unsubscribe(&self.session, &mounted) {
                     self.broker.events.emit(Event::Unsubscribed {
                         client_id: Arc::clone(&self.client_id),
                         filter: filter.clone(),

@@ -27,6 +27,7 @@ mod close;
 pub mod connect;
 mod exit;
 mod inbound;
+mod mount;
 mod outbound;
 mod refusal;
 #[cfg(test)]
@@ -75,6 +76,8 @@ pub struct Setup {
     /// The store's progress, when acknowledgements wait for it
     /// ([`ClientProtocol::store_progress`]).
     pub committed: Option<watch::Receiver<Progress>>,
+    /// The listener's mount point (`mount_point`), if any.
+    pub mount_point: Option<Arc<str>>,
 }
 
 /// One connected client's protocol state.
@@ -107,6 +110,8 @@ pub struct ClientProtocol {
     /// Sessions whose full queues took this client's messages: the IO
     /// loop stops reading until they have room.
     pressure: Vec<Arc<Session>>,
+    /// Topic prefix of this listener's clients (see `mount.rs`).
+    mount_point: Option<Arc<str>>,
 }
 
 impl ClientProtocol {
@@ -127,7 +132,12 @@ impl ClientProtocol {
             session: setup.session,
             generation: setup.generation,
             peer: setup.peer,
-            will: setup.will,
+            will: setup.will.map(|mut will| {
+                if let Some(mount) = &setup.mount_point {
+                    will.topic = format!("{mount}{}", will.topic);
+                }
+                will
+            }),
             send_window,
             client_max_packet,
             topic_aliases: HashMap::new(),
@@ -136,6 +146,7 @@ impl ClientProtocol {
             pending_acks: VecDeque::new(),
             committed: setup.committed,
             pressure: Vec::new(),
+            mount_point: setup.mount_point,
         }
     }
 

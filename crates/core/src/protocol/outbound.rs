@@ -19,28 +19,30 @@ use fleetmq_codec::{self as codec, Packet, PubResponse, Publish, QoS};
 
 impl ClientProtocol {
     /// Builds the PUBLISH one subscriber receives for a queued message.
+    /// None when the message lies outside this listener's mount point.
     fn publish_for(
         &self,
         item: &Queued,
         packet_id: Option<u16>,
         dup: bool,
         now: Instant,
-    ) -> Publish {
+    ) -> Option<Publish> {
         let message = &item.message;
+        let topic = self.unmount_topic(&message.topic)?;
         let mut properties = message.properties.clone();
         properties
             .subscription_identifiers
             .clone_from(&item.subscription_ids);
         properties.message_expiry_interval = message.remaining_expiry(now);
-        Publish {
+        Some(Publish {
             dup,
             qos: item.qos,
             retain: item.retain,
-            topic: message.topic.clone(),
+            topic,
             packet_id,
             payload: message.payload.clone(),
             properties,
-        }
+        })
     }
 
     /// Whether this connection may receive a message on `topic` under
@@ -99,6 +101,11 @@ impl ClientProtocol {
             // topic this client may not read, and rules reloaded later
             // apply to existing subscriptions too.
             let rules = auth.get_or_insert_with(|| self.broker.auth());
+            if self.unmount_topic(&item.message.topic).is_none() {
+                // Outside the mount point: never for this client.
+                self.broker.record(state.delivery_done(&item));
+                continue;
+            }
             if !self.may_read(rules, &item.message.topic) {
                 // Not for this connection, but not lost either: kept for
                 // the next connection of the session's owner.
@@ -112,14 +119,18 @@ impl ClientProtocol {
             let packet_id = if item.qos == QoS::AtMostOnce {
                 None
             } else {
-                let Some(id) = state.allocate_in_window(self.send_window) else {
+                let max_bytes = self.broker.config.limits.max_inflight_bytes;
+                let Some(id) = state.allocate_in_window(self.send_window, max_bytes) else {
                     // Window full: wait for an acknowledgement.
                     state.requeue_front(item);
                     break;
                 };
                 Some(id)
             };
-            let publish = Packet::Publish(self.publish_for(&item, packet_id, false, now));
+            let publish = self.publish_for(&item, packet_id, false, now);
+            let Some(publish) = publish.map(Packet::Publish) else {
+                continue;
+            };
             if !self.send_publish(&publish) {
                 self.broker.record(state.delivery_done(&item));
                 continue;
@@ -152,7 +163,9 @@ impl ClientProtocol {
             .filter_map(|(id, entry)| match entry {
                 OutFlight::Publish(item) => self
                     .may_read(&rules, &item.message.topic)
-                    .then(|| Packet::Publish(self.publish_for(item, Some(id), true, now))),
+                    .then(|| self.publish_for(item, Some(id), true, now))
+                    .flatten()
+                    .map(Packet::Publish),
                 OutFlight::Release(_) => Some(Packet::PubRel(PubResponse::success(id))),
             })
             .collect();

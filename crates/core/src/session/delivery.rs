@@ -68,9 +68,13 @@ impl SessionState {
     }
 
     /// A packet id for a QoS 1/2 PUBLISH when fewer than `window` are in
-    /// flight, else `None` (wait for an acknowledgement).
-    pub fn allocate_in_window(&mut self, window: usize) -> Option<u16> {
-        if self.inflight.len() < window {
+    /// flight and, with a `max_bytes` (not 0), the payloads in flight are
+    /// below it (as Mosquitto 2.0.11 checks `max_inflight_bytes`: the last
+    /// message may cross it, and one always may go); else `None` (wait for
+    /// an acknowledgement).
+    pub fn allocate_in_window(&mut self, window: usize, max_bytes: usize) -> Option<u16> {
+        let bytes_fit = max_bytes == 0 || self.inflight.bytes() < max_bytes;
+        if self.inflight.len() < window && bytes_fit {
             self.inflight.allocate_id()
         } else {
             None

@@ -111,6 +111,7 @@ mod tests {
             max_messages: 2,
             max_bytes: 0,
             full_wait: Duration::ZERO,
+            offline_qos0: false,
         };
         let mut held = Held::new(limits);
         assert!(held.hold(item(1)).is_empty());

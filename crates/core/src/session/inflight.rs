@@ -35,6 +35,16 @@ pub struct Inflight {
     entries: BTreeMap<u16, OutFlight>,
     order: Vec<u16>,
     next_id: u16,
+    /// Payload bytes of the PUBLISHes in flight (`limits.max_inflight_bytes`).
+    bytes: usize,
+}
+
+/// The payload bytes an entry holds in flight.
+fn payload_bytes(entry: &OutFlight) -> usize {
+    match entry {
+        OutFlight::Publish(item) => item.message.payload.len(),
+        OutFlight::Release(_) => 0,
+    }
 }
 
 impl Inflight {
@@ -44,6 +54,11 @@ impl Inflight {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Payload bytes of the PUBLISHes in flight.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// A packet id not in use, or `None` when all 65,535 are taken.
@@ -62,8 +77,10 @@ impl Inflight {
 
     /// Records a PUBLISH sent with `id`.
     pub fn insert(&mut self, id: u16, entry: OutFlight) {
-        if self.entries.insert(id, entry).is_none() {
-            self.order.push(id);
+        self.bytes += payload_bytes(&entry);
+        match self.entries.insert(id, entry) {
+            None => self.order.push(id),
+            Some(old) => self.bytes = self.bytes.saturating_sub(payload_bytes(&old)),
         }
     }
 
@@ -81,7 +98,10 @@ impl Inflight {
             OutFlight::Publish(item) => item.seq,
         };
         match std::mem::replace(entry, OutFlight::Release(seq)) {
-            OutFlight::Publish(item) => Released::Published(item),
+            OutFlight::Publish(item) => {
+                self.bytes = self.bytes.saturating_sub(item.message.payload.len());
+                Released::Published(item)
+            }
             OutFlight::Release(_) => Released::Again,
         }
     }
@@ -89,6 +109,7 @@ impl Inflight {
     /// PUBACK/PUBCOMP received (or a failed PUBREC): the id is free.
     pub fn remove(&mut self, id: u16) -> Option<OutFlight> {
         let removed = self.entries.remove(&id)?;
+        self.bytes = self.bytes.saturating_sub(payload_bytes(&removed));
         self.order.retain(|&other| other != id);
         Some(removed)
     }
@@ -101,6 +122,7 @@ impl Inflight {
     }
 
     pub fn clear(&mut self) {
+        self.bytes = 0;
         self.entries.clear();
         self.order.clear();
     }

@@ -139,8 +139,8 @@ impl Session {
     }
 
     /// Queues a message for the client and wakes its connection. Offline
-    /// sessions keep only QoS 1 and 2 (like Mosquitto's default
-    /// `queue_qos0_messages false`). A QoS 1/2 delivery to a persistent
+    /// sessions keep only QoS 1 and 2 unless `mqtt.queue_qos0_messages`
+    /// (Mosquitto's `queue_qos0_messages`; QoS 0 is kept in memory only). A QoS 1/2 delivery to a persistent
     /// session also gets a store record, appended to `ops` for the caller
     /// to submit together with the rest of its message. With `press`, a
     /// full queue of an attached client may take the message past its
@@ -158,7 +158,10 @@ impl Session {
             if !state.alive {
                 return EnqueueOutcome::Dropped;
             }
-            if state.attached.is_none() && item.qos == fleetmq_codec::QoS::AtMostOnce {
+            if state.attached.is_none()
+                && item.qos == fleetmq_codec::QoS::AtMostOnce
+                && !state.queue.keeps_offline_qos0()
+            {
                 return EnqueueOutcome::Dropped;
             }
             let durable = store.filter(|_| {

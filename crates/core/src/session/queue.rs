@@ -24,6 +24,9 @@ pub struct QueueLimits {
     /// How long a full queue may hold publishers back before its reader
     /// counts as stalled; zero: never, drop at once.
     pub full_wait: Duration,
+    /// Keep QoS 0 messages for the session while it is offline
+    /// (`mqtt.queue_qos0_messages`, Mosquitto's `queue_qos0_messages`).
+    pub offline_qos0: bool,
 }
 
 /// Whether a message found room.
@@ -60,6 +63,11 @@ impl Queue {
             full_since: None,
             pressured: false,
         }
+    }
+
+    /// Whether QoS 0 messages are kept while the session is offline.
+    pub fn keeps_offline_qos0(&self) -> bool {
+        self.limits.offline_qos0
     }
 
     /// Appends unless a bound would be exceeded.
@@ -212,6 +220,7 @@ mod tests {
             max_messages: 2,
             max_bytes: 0,
             full_wait: Duration::ZERO,
+            offline_qos0: false,
         });
         assert_eq!(q.push(item(b"1")), EnqueueOutcome::Queued);
         assert_eq!(q.push(item(b"2")), EnqueueOutcome::Queued);
@@ -226,6 +235,7 @@ mod tests {
             max_messages: 0,
             max_bytes: 4,
             full_wait: Duration::ZERO,
+            offline_qos0: false,
         });
         // An empty queue always takes one message, so a large message can
         // still reach a client whose queue is otherwise idle.
@@ -250,6 +260,7 @@ mod tests {
             max_messages: 1,
             max_bytes: 0,
             full_wait: Duration::from_millis(200),
+            offline_qos0: false,
         });
         assert_eq!(q.push_or_press(item(b"1"), true), EnqueueOutcome::Queued);
         assert_eq!(q.push_or_press(item(b"2"), true), EnqueueOutcome::Pressured);
@@ -289,6 +300,7 @@ mod tests {
             max_messages: 1,
             max_bytes: 0,
             full_wait: Duration::ZERO,
+            offline_qos0: false,
         });
         assert_eq!(q.push_or_press(item(b"1"), true), EnqueueOutcome::Queued);
         assert_eq!(q.push_or_press(item(b"2"), true), EnqueueOutcome::Dropped);

@@ -99,6 +99,7 @@ fn connect(broker: &Arc<Engine>, how: Connect) -> Client {
         receive_maximum: how.receive_maximum,
         maximum_packet_size: None,
         committed: how.committed,
+        mount_point: None,
     });
     Client {
         protocol,
