@@ -184,6 +184,7 @@ where
         will,
         receive_maximum: props.receive_maximum,
         maximum_packet_size: props.maximum_packet_size,
+        topic_alias_maximum: props.topic_alias_maximum,
         committed: ClientProtocol::store_progress(&broker),
     });
     let mut client = Client {
