@@ -92,10 +92,15 @@ impl ClientProtocol {
                 return false;
             }
         }
+        let written_before = self.out.len();
         self.send(&packet);
-        if let (Some(aliases), Some(how), Some(topic)) =
-            (self.outbound_aliases.as_deref_mut(), planned, topic)
-        {
+        // Only a PUBLISH that was written teaches the client an alias.
+        if let (Some(aliases), Some(how), Some(topic), true) = (
+            self.outbound_aliases.as_deref_mut(),
+            planned,
+            topic,
+            self.out.len() > written_before,
+        ) {
             aliases.commit(&topic, how);
         }
         Stats::add(&self.broker.stats.publish_sent, 1);
