@@ -187,6 +187,7 @@ where
         will,
         receive_maximum: props.receive_maximum,
         maximum_packet_size: props.maximum_packet_size,
+        topic_alias_maximum: props.topic_alias_maximum,
         committed: ClientProtocol::store_progress(&broker),
         mount_point: client_mount_point(&origin.settings),
     });

@@ -255,3 +255,15 @@ fn mosquitto_text_is_told_from_toml() {
     assert!(!looks_like_mosquitto("data_dir = \"x\"\n"));
     assert!(!looks_like_mosquitto(""));
 }
+
+#[test]
+fn max_topic_alias_broker_bounds_outbound_aliases() {
+    // Mosquitto 2.1's directive; left out, none are sent, as Mosquitto 2.0
+    // (decision 0129).
+    let config = translate("max_topic_alias_broker 3\n").unwrap().config;
+    assert_eq!(config.limits.max_outbound_topic_aliases, 3);
+    let config = translate("max_topic_alias_broker 0\n").unwrap().config;
+    assert_eq!(config.limits.max_outbound_topic_aliases, 0);
+    let config = translate("max_topic_alias 5\n").unwrap().config;
+    assert_eq!(config.limits.max_outbound_topic_aliases, 0);
+}

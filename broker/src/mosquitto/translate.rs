@@ -332,6 +332,7 @@ impl Translator {
                 self.listener_value(line, "accept_protocol_versions", |l| l.accept_protocol_versions = levels)
             }
             "max_topic_alias" => self.global(line, "limits.topic_alias_maximum", |c, v| c.limits.topic_alias_maximum = v),
+            "max_topic_alias_broker" => self.global(line, "limits.max_outbound_topic_aliases", |c, v| c.limits.max_outbound_topic_aliases = v),
             "max_qos" => self.global(line, "mqtt.max_qos", |c, v| c.mqtt.max_qos = v),
             "retain_available" => self.flag(line, "mqtt.retain_available", |c, v| c.mqtt.retain_available = v),
             "allow_zero_length_clientid" => self.flag(line, "mqtt.allow_zero_length_clientid", |c, v| c.mqtt.allow_zero_length_clientid = v),

@@ -51,3 +51,4 @@ mod tls_reload;
 mod tls_resumption;
 mod tls_slowloris;
 mod tls_ticket_keys;
+mod topic_alias_out;

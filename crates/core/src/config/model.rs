@@ -425,6 +425,11 @@ pub struct LimitsConfig {
     pub write_timeout_secs: u64,
     /// Most topic aliases a 5.0 client may use towards the broker.
     pub topic_alias_maximum: u16,
+    /// Most topic aliases the broker uses towards one 5.0 client that
+    /// announces a Topic Alias Maximum (capped by that maximum); 0 never
+    /// sends aliases. When they are all in use, the least recently sent
+    /// topic gives its alias to the next one (decision 0129).
+    pub max_outbound_topic_aliases: u16,
     /// Simultaneous connections from one IP address (IPv6: one /64) over
     /// all listeners; 0 means no limit. Further connections from it are
     /// closed at accept, before TLS or CONNECT, so one host cannot take
@@ -471,6 +476,7 @@ impl Default for LimitsConfig {
             connect_timeout_secs: 10,
             write_timeout_secs: 30,
             topic_alias_maximum: 64,
+            max_outbound_topic_aliases: 10,
             max_connections_per_ip: 1000,
             connection_rate_per_ip: 100,
             connection_burst_per_ip: 500,

@@ -32,6 +32,7 @@ mod outbound;
 mod refusal;
 #[cfg(test)]
 mod tests;
+mod topic_alias_out;
 
 pub use close::Closing;
 pub use exit::Exit;
@@ -73,6 +74,9 @@ pub struct Setup {
     pub receive_maximum: Option<u16>,
     /// The client's Maximum Packet Size (5.0), if it sent one.
     pub maximum_packet_size: Option<u32>,
+    /// The client's Topic Alias Maximum (5.0), if it sent one: how many
+    /// aliases the broker may use towards it.
+    pub topic_alias_maximum: Option<u16>,
     /// The store's progress, when acknowledgements wait for it
     /// ([`ClientProtocol::store_progress`]).
     pub committed: Option<watch::Receiver<Progress>>,
@@ -98,6 +102,10 @@ pub struct ClientProtocol {
     client_max_packet: usize,
     /// Topic aliases the client defined (5.0).
     topic_aliases: HashMap<u16, Arc<str>>,
+    /// Topic aliases the broker gives to topics it sends (5.0), only when
+    /// the client announced a Topic Alias Maximum: boxed so a connection
+    /// without them pays one pointer.
+    outbound_aliases: Option<Box<topic_alias_out::OutboundAliases>>,
     /// Traffic of this connection, shared with watchers.
     counters: Arc<ClientCounters>,
     /// Encoded packets not yet written.
@@ -124,6 +132,13 @@ impl ClientProtocol {
         let client_max_packet = setup
             .maximum_packet_size
             .map_or(usize::MAX, |max| max as usize);
+        let outbound_aliases = match setup.version {
+            ProtocolVersion::V5 => topic_alias_out::OutboundAliases::for_client(
+                setup.topic_alias_maximum,
+                limits.max_outbound_topic_aliases,
+            ),
+            _ => None,
+        };
         ClientProtocol {
             client_id: Arc::clone(&setup.session.client_id),
             broker: setup.broker,
@@ -141,6 +156,7 @@ impl ClientProtocol {
             send_window,
             client_max_packet,
             topic_aliases: HashMap::new(),
+            outbound_aliases,
             counters: Arc::new(ClientCounters::default()),
             out: BytesMut::new(),
             pending_acks: VecDeque::new(),
@@ -189,6 +205,15 @@ impl ClientProtocol {
 
     pub fn counters(&self) -> &Arc<ClientCounters> {
         &self.counters
+    }
+
+    /// Most topic aliases the broker uses towards this client (0: none):
+    /// the client's Topic Alias Maximum capped by
+    /// `limits.max_outbound_topic_aliases`.
+    pub fn outbound_topic_aliases(&self) -> u16 {
+        self.outbound_aliases
+            .as_deref()
+            .map_or(0, topic_alias_out::OutboundAliases::capacity)
     }
 
     /// Unacknowledged QoS 1/2 PUBLISHes allowed out at once.

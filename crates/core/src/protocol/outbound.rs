@@ -2,14 +2,19 @@
 //! within the inflight window, and retransmitting unacknowledged ones when
 //! a session resumes.
 //!
+//! A first send names its topic by an outbound alias where the client
+//! accepts them; a resend always names it in full.
+//!
 //! Every delivery, first send or resend, is checked against this
 //! connection's read rights; one it may not read is neither sent nor
 //! forgotten (it stays in the session for its owner, see `session::held`).
 //! The session lock is taken once per drain; the outbox is written by the
 //! IO loop after it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::topic_alias_out::AliasUse;
 use super::{ClientProtocol, WRITE_BUDGET};
 use crate::auth::Action;
 use crate::engine::{AuthState, Stats};
@@ -57,22 +62,59 @@ impl ClientProtocol {
             || self.broker.allows(&self.identity, Action::Receive, topic)
     }
 
-    /// Encodes a PUBLISH unless it exceeds the client's Maximum Packet
-    /// Size, in which case it is dropped as if delivered [MQTT-3.1.2-25].
-    fn send_publish(&mut self, publish: &Packet) -> bool {
-        if self.client_max_packet != usize::MAX {
-            let fits = codec::encoded_len(publish, self.version)
-                .is_ok_and(|len| len <= self.client_max_packet);
-            if !fits {
+    /// Encodes a first send of a PUBLISH, its topic named by an outbound
+    /// alias where the client accepts them (see [`super::topic_alias_out`]),
+    /// unless it exceeds the client's Maximum Packet Size, in which case it
+    /// is dropped as if delivered [MQTT-3.1.2-25].
+    fn send_publish(&mut self, publish: Publish) -> bool {
+        let mut planned = self
+            .outbound_aliases
+            .as_deref()
+            .and_then(|aliases| aliases.plan(&publish.topic));
+        let topic = planned.map(|_| Arc::clone(&publish.topic));
+        let mut packet = Packet::Publish(publish);
+        if let (Some(aliases), Some(how), Packet::Publish(publish)) =
+            (self.outbound_aliases.as_deref(), planned, &mut packet)
+        {
+            aliases.apply(publish, how);
+        }
+        if !self.fits_client(&packet) {
+            // A new alias adds 3 bytes: the plain PUBLISH may still fit.
+            let plain_fits = match (planned, &mut packet) {
+                (Some(AliasUse::New(_)), Packet::Publish(publish)) => {
+                    publish.properties.topic_alias = None;
+                    planned = None;
+                    self.fits_client(&packet)
+                }
+                _ => false,
+            };
+            if !plain_fits {
                 Stats::add(&self.broker.stats.publish_dropped, 1);
                 tracing::debug!(client = %self.client_id, "Dropped a message larger than client {}'s maximum packet size.", self.client_id);
                 return false;
             }
         }
-        self.send(publish);
+        let written_before = self.out.len();
+        self.send(&packet);
+        // Only a PUBLISH that was written teaches the client an alias.
+        if let (Some(aliases), Some(how), Some(topic), true) = (
+            self.outbound_aliases.as_deref_mut(),
+            planned,
+            topic,
+            self.out.len() > written_before,
+        ) {
+            aliases.commit(&topic, how);
+        }
         Stats::add(&self.broker.stats.publish_sent, 1);
         ClientCounters::add(&self.counters.messages_out, 1);
         true
+    }
+
+    /// Whether `packet` is within the client's Maximum Packet Size.
+    fn fits_client(&self, packet: &Packet) -> bool {
+        self.client_max_packet == usize::MAX
+            || codec::encoded_len(packet, self.version)
+                .is_ok_and(|len| len <= self.client_max_packet)
     }
 
     /// Moves queued messages into the write buffer: QoS 0 freely, QoS 1/2
@@ -87,7 +129,7 @@ impl ClientProtocol {
         // The rules, fetched at the first message: most turns (every read
         // of a publisher) find the queue empty.
         let mut auth = None;
-        let session = std::sync::Arc::clone(&self.session);
+        let session = Arc::clone(&self.session);
         let mut state = session.lock();
         while self.out.len() < WRITE_BUDGET {
             let Some(item) = state.next_queued() else {
@@ -128,10 +170,10 @@ impl ClientProtocol {
                 Some(id)
             };
             let publish = self.publish_for(&item, packet_id, false, now);
-            let Some(publish) = publish.map(Packet::Publish) else {
+            let Some(publish) = publish else {
                 continue;
             };
-            if !self.send_publish(&publish) {
+            if !self.send_publish(publish) {
                 self.broker.record(state.delivery_done(&item));
                 continue;
             }
@@ -151,11 +193,13 @@ impl ClientProtocol {
 
     /// Sends again every unacknowledged PUBLISH (with DUP) and PUBREL, in
     /// their original order, after a session resumed [MQTT-4.4.0-1].
+    /// A resent PUBLISH names its topic in full: aliases belong to the
+    /// connection that first sent it [MQTT-3.3.2-7].
     /// A PUBLISH this connection may not read is not sent: it keeps its
     /// packet id and stays for a connection of the owner that may (a
     /// PUBREL carries no message and always goes).
     pub fn resend_inflight(&mut self, now: Instant) {
-        let session = std::sync::Arc::clone(&self.session);
+        let session = Arc::clone(&self.session);
         let state = session.lock();
         let rules = self.broker.auth();
         let pending: Vec<Packet> = state

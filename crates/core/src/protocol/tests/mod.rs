@@ -6,6 +6,7 @@
 mod connect;
 mod flows;
 mod props;
+mod topic_alias_out;
 mod wills;
 
 use std::sync::Arc;
@@ -43,6 +44,9 @@ struct Connect {
     clean_start: bool,
     expiry: u32,
     receive_maximum: Option<u16>,
+    /// The Topic Alias Maximum the client announces.
+    topic_alias_maximum: Option<u16>,
+    maximum_packet_size: Option<u32>,
     will: Option<LastWill>,
     /// Replaces the store's progress (acknowledgement gating).
     committed: Option<watch::Receiver<Progress>>,
@@ -56,6 +60,8 @@ impl Connect {
             clean_start: true,
             expiry: 0,
             receive_maximum: None,
+            topic_alias_maximum: None,
+            maximum_packet_size: None,
             will: None,
             committed: None,
         }
@@ -97,7 +103,8 @@ fn connect(broker: &Arc<Engine>, how: Connect) -> Client {
         peer: "127.0.0.1:1883".parse().unwrap(),
         will: how.will,
         receive_maximum: how.receive_maximum,
-        maximum_packet_size: None,
+        maximum_packet_size: how.maximum_packet_size,
+        topic_alias_maximum: how.topic_alias_maximum,
         committed: how.committed,
         mount_point: None,
     });
