@@ -50,3 +50,4 @@ mod tls_reload;
 mod tls_resumption;
 mod tls_slowloris;
 mod tls_ticket_keys;
+mod websockets;

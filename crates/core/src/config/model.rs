@@ -67,6 +67,7 @@ impl Config {
         };
         config.listeners = vec![ListenerConfig {
             tls: Some(tls),
+            path: Some(String::new()),
             allow_anonymous: Some(false),
             ..ListenerConfig::default()
         }];
