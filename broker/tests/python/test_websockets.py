@@ -27,9 +27,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+# `pki` is the fixture of tls_helpers (imported, not loaded as a plugin:
+# this module also uses its classes).
 from tls_helpers import REPO_ROOT, TlsBroker, broker_environment, fleetmq_binary
-
-pytest_plugins = ["tls_helpers"]
+from tls_helpers import pki  # noqa: F401
 
 WAIT = 5.0
 MQTT_JS_VERSION = "5.16.0"
