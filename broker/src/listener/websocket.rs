@@ -125,6 +125,8 @@ where
         budget: Some(MAX_UPGRADE_BYTES),
     };
     let mut refusal: Option<String> = None;
+    // The error type is tungstenite's (an HTTP response), not ours.
+    #[allow(clippy::result_large_err)]
     let check = |request: &Request, response: Response| {
         check_request(request, response, path).map_err(|(status, reason)| {
             let error = error_response(status, &reason);
@@ -346,6 +348,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
