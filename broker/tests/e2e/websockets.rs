@@ -438,3 +438,105 @@ async fn closes_within(stream: &mut TcpStream, limit: Duration) -> bool {
     .await
     .is_ok()
 }
+
+/// Debian's Mosquitto 2.0.11 with a WebSocket listener (and the plain one
+/// it needs to start at all: decision 0121); killed on drop.
+struct Mosquitto {
+    child: std::process::Child,
+    ws: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    fn start() -> Mosquitto {
+        use crate::harness::service::free_port;
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, ws) = (free_port(), free_port());
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {plain} 127.0.0.1\nlistener {ws} 127.0.0.1\nprotocol websockets\n\
+                 allow_anonymous true\npersistence false\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let ws = std::net::SocketAddr::from(([127, 0, 0, 1], ws));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(ws).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mosquitto did not open {ws}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto {
+            child,
+            ws,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What fleetmq shares with Mosquitto 2.0.11 (the subprotocol offered is
+/// echoed, a CONNECT split over messages is served) and where it differs on
+/// purpose (no subprotocol: refused with 400, where Mosquitto upgrades and
+/// then never answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subprotocols_and_split_packets_as_mosquitto_2_0_with_a_clear_refusal() {
+    if skip_on_mosquitto("compares with Mosquitto itself")
+        || !crate::harness::fleet::have_tool("mosquitto", "the reference broker")
+    {
+        return;
+    }
+    let fleetmq = Broker::start_with_listeners(&ws_listeners(), "");
+    let mosquitto = Mosquitto::start();
+    for (name, addr) in [
+        ("fleetmq", fleetmq.addr_of("ws")),
+        ("mosquitto", mosquitto.ws),
+    ] {
+        for subprotocol in ["mqtt", "mqttv3.1"] {
+            // raw_ws checks the echo.
+            let mut ws = raw_ws(addr, "/", Some(subprotocol)).await.unwrap();
+            let connect = ConnectBuilder::v311(&format!("cmp-{name}")).build();
+            ws.send(Message::binary(connect[..3].to_vec()))
+                .await
+                .unwrap();
+            ws.send(Message::binary(connect[3..].to_vec()))
+                .await
+                .unwrap();
+            assert_eq!(
+                next_binary(&mut ws).await,
+                [0x20, 2, 0, 0],
+                "{name} CONNACK"
+            );
+        }
+    }
+    assert_eq!(
+        refused_status(raw_ws(fleetmq.addr_of("ws"), "/", None).await),
+        400
+    );
+    // Mosquitto upgrades without a subprotocol, then ignores the CONNECT.
+    let mut ws = raw_ws(mosquitto.ws, "/", None).await.unwrap();
+    ws.send(Message::binary(ConnectBuilder::v311("cmp-none").build()))
+        .await
+        .unwrap();
+    assert!(
+        timeout(QUIET, ws.next()).await.is_err(),
+        "Mosquitto 2.0.11 answered a CONNECT without subprotocol"
+    );
+}
