@@ -25,6 +25,10 @@ missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# npm: MQTT.js for the WebSocket browser test (test_websockets.py installs
+# it into target/npm, pinned). Debian's npm only where no npm exists: a
+# nodejs build that bundles npm (NodeSource) conflicts with it.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -4,9 +4,11 @@
 //! It must not know MQTT: each accepted socket is handed to
 //! [`crate::connection::serve`] on a task of its own. Per-address limits
 //! ([`per_ip`]) are applied first: a refused socket is closed at once,
-//! before any task, buffer or TLS handshake exists for it.
+//! before any task, buffer or TLS handshake exists for it. On WebSocket
+//! listeners ([`websocket`]) the upgrade runs after TLS, before MQTT.
 
 pub mod per_ip;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::connection::{self, Origin};
 use crate::tls::{self, TlsListener};
-use fleetmq_core::config::ListenerConfig;
+use fleetmq_core::config::{ListenerConfig, ListenerProtocol};
 use fleetmq_core::engine::Engine;
 use fleetmq_core::events::Event;
 use fleetmq_core::peer::ConnectClock;
@@ -103,6 +105,10 @@ impl Listener {
             Some(tls) => format!("TLS, client certificates {:?}", tls.policy).to_lowercase(),
             None => "plain TCP".to_string(),
         };
+        let kind = match config.protocol {
+            ListenerProtocol::Mqtt => kind,
+            ListenerProtocol::Websockets => format!("WebSockets, {kind}"),
+        };
         tracing::info!(
             listener = %name,
             "Opening listen socket on {local_addr} for listener \"{name}\" ({kind})."
@@ -116,6 +122,11 @@ impl Listener {
             tls,
             config: Arc::new(config.clone()),
         })
+    }
+
+    /// What the listener speaks: MQTT or MQTT over WebSockets.
+    pub fn transport(&self) -> ListenerProtocol {
+        self.config.protocol
     }
 
     /// Accepts connections until `shutdown` turns true. Each connection
@@ -225,8 +236,18 @@ async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
     }
+    let websockets = origin.settings.protocol == ListenerProtocol::Websockets;
     let Some(tls) = tls else {
-        connection::serve(Box::new((stream, origin)), broker, shutdown).await;
+        if websockets {
+            Box::pin(websocket::serve(
+                Box::new((stream, origin)),
+                broker,
+                shutdown,
+            ))
+            .await;
+        } else {
+            connection::serve(Box::new((stream, origin)), broker, shutdown).await;
+        }
         return;
     };
     // Boxed: the handshake's state is large and needed only for the first
@@ -264,6 +285,9 @@ async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
         }
     };
     match outcome {
+        Ok(connection) if websockets => {
+            Box::pin(websocket::serve(connection, broker, shutdown)).await
+        }
         Ok(connection) => connection::serve(connection, broker, shutdown).await,
         // The alert must reach a peer that is still sending.
         Err(Some(socket)) => Box::pin(connection::lingering_close(socket)).await,

@@ -146,6 +146,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .map(|l| ListenerLabel {
             name: Arc::clone(&l.name),
             tls: l.tls.is_some(),
+            transport: l.transport().as_str(),
             chain_cache: l.tls.as_ref().map(|tls| tls.chain_cache_counters()),
         })
         .collect();

@@ -257,6 +257,7 @@ where
                 connection: self.protocol.generation(),
                 peer: self.origin.peer,
                 listener: Arc::clone(&self.origin.listener),
+                transport: self.origin.settings.protocol,
                 protocol: version.level(),
                 clean_start,
                 keep_alive,

@@ -93,8 +93,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("upgrade_outgoing_qos", "not supported: messages go out at the lower of the publish and subscription QoS, as MQTT specifies"),
     ("use_username_as_clientid", "not supported; identity_as_clientid does this for certificate identities"),
     ("user", "fleetmq does not switch users itself: the systemd unit runs it as its own user"),
-    ("websockets_headers_size", "fleetmq has no WebSocket listeners"),
-    ("websockets_log_level", "fleetmq has no WebSocket listeners"),
+    ("websockets_headers_size", "fleetmq caps WebSocket upgrade requests at 16 KiB; the size is not configurable"),
+    ("websockets_log_level", "fleetmq filters logs by level only: WebSocket upgrades are logged at info (refused) and debug (accepted)"),
 ];
 
 /// Directives of a bridge (after `connection NAME`).

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use super::parse::Line;
 use super::{Note, Source};
-use fleetmq_core::config::{ClientCertPolicy, ListenerConfig, TlsConfig, TlsVersion};
+use fleetmq_core::config::{
+    ClientCertPolicy, ListenerConfig, ListenerProtocol, TlsConfig, TlsVersion,
+};
 
 /// A listener being read: the default listener (`port`, `bind_address`
 /// and listener options before any `listener` line) or one `listener`.
@@ -36,12 +38,14 @@ pub(crate) struct ListenerDraft {
     pub accept_protocol_versions: Vec<u8>,
     /// `mount_point`: topic prefix of this listener's clients.
     pub mount_point: Option<String>,
+    /// `protocol websockets`: MQTT over WebSockets (any request path).
+    pub protocol: ListenerProtocol,
     /// With `per_listener_settings true` (or `listener_allow_anonymous`).
     pub allow_anonymous: Option<bool>,
     /// Per-listener `password_file` / `acl_file` (`per_listener_settings`).
     pub password_file: Option<(String, Line)>,
     pub acl_file: Option<(String, Line)>,
-    /// Why the listener is left out (WebSockets, PSK), at which line.
+    /// Why the listener is left out (`protocol http_api`), at which line.
     pub left_out: Option<Line>,
     pub psk: Option<Line>,
     /// Settings' sources, by key relative to the listener (`bind`, `tls.cert`).
@@ -160,6 +164,7 @@ pub(crate) fn finish(
             bind,
             max_connections: draft.max_connections,
             tls,
+            protocol: draft.protocol,
             allow_anonymous: Some(anonymous),
             use_identity_as_username: draft.use_identity_as_username,
             use_subject_as_username: draft.use_subject_as_username,

@@ -205,13 +205,29 @@ fn validation_errors_point_at_the_mosquitto_line() {
 }
 
 #[test]
-fn websockets_and_unix_socket_listeners_are_left_out() {
+fn websockets_listeners_are_translated_and_unix_socket_listeners_left_out() {
     let translation =
         translate("listener 1883\nlistener 9001\nprotocol websockets\nlistener 0 /run/m.sock\n")
             .unwrap();
-    assert_eq!(translation.config.listeners.len(), 1);
+    let protocols: Vec<_> = translation
+        .config
+        .listeners
+        .iter()
+        .map(|l| (l.bind.as_str(), l.protocol))
+        .collect();
+    assert_eq!(
+        protocols,
+        [
+            ("0.0.0.0:1883", fleetmq_core::config::ListenerProtocol::Mqtt),
+            (
+                "0.0.0.0:9001",
+                fleetmq_core::config::ListenerProtocol::Websockets
+            ),
+        ]
+    );
     let lines: Vec<Option<usize>> = translation.notes.iter().map(|n| n.line).collect();
-    assert_eq!(lines, vec![Some(3), Some(4)]);
+    assert_eq!(lines, vec![Some(4)]);
+    assert!(translation.to_toml().contains("protocol = \"websockets\""));
 }
 
 #[test]

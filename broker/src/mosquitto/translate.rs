@@ -11,7 +11,7 @@ use super::directives;
 use super::listener::{source, ListenerDraft};
 use super::parse::Line;
 use super::{MosquittoError, Note, Provenance, Translation};
-use fleetmq_core::config::{Config, FsyncPolicy, TlsVersion};
+use fleetmq_core::config::{Config, FsyncPolicy, ListenerProtocol, TlsVersion};
 
 /// Translates directive lines; `notes` holds what reading already noted.
 pub(crate) fn translate(
@@ -266,10 +266,11 @@ impl Translator {
                 self.listener_value(line, "bind", |l| l.ipv6 = ipv6)
             }
             "protocol" => match value {
-                "mqtt" => Ok(()),
-                "websockets" | "http_api" => {
+                "mqtt" => self.listener_value(line, "protocol", |l| l.protocol = ListenerProtocol::Mqtt),
+                "websockets" => self.listener_value(line, "protocol", |l| l.protocol = ListenerProtocol::Websockets),
+                "http_api" => {
                     self.current().left_out = Some(line.clone());
-                    self.note(line, "fleetmq speaks MQTT over TCP only, so this listener is left out");
+                    self.note(line, "fleetmq serves its HTTP API on the [http] listener of its own (the dashboard), so this listener is left out");
                     Ok(())
                 }
                 other => Err(format!("{other:?} is not a protocol (write mqtt or websockets)")),

@@ -57,6 +57,8 @@ pub const FAILURE_REASONS: [&str; 16] = [
 pub struct ListenerLabel {
     pub name: Arc<str>,
     pub tls: bool,
+    /// `mqtt` or `websockets`: the `transport` label of its connections.
+    pub transport: &'static str,
     /// The client-certificate chain cache counters of a TLS listener.
     pub chain_cache: Option<Arc<ChainCacheCounters>>,
 }
@@ -159,7 +161,10 @@ impl Metrics {
         prometheus.register(Box::new(BrokerCollector {
             broker,
             registry,
-            listeners: listeners.iter().map(|l| Arc::clone(&l.name)).collect(),
+            listeners: listeners
+                .iter()
+                .map(|l| (Arc::clone(&l.name), l.transport))
+                .collect(),
             chain_caches: listeners
                 .iter()
                 .filter_map(|l| Some((Arc::clone(&l.name), Arc::clone(l.chain_cache.as_ref()?))))
@@ -237,7 +242,7 @@ impl Metrics {
 struct BrokerCollector {
     broker: Arc<Engine>,
     registry: Arc<Registry>,
-    listeners: Vec<Arc<str>>,
+    listeners: Vec<(Arc<str>, &'static str)>,
     /// Chain cache counters of the TLS listeners, by listener name.
     chain_caches: Vec<(Arc<str>, Arc<ChainCacheCounters>)>,
 }
@@ -256,15 +261,10 @@ impl Collector for BrokerCollector {
         let mut connections: std::collections::BTreeMap<String, u64> = self
             .listeners
             .iter()
-            .map(|name| (name.to_string(), 0))
+            .map(|(name, _)| (name.to_string(), 0))
             .collect();
         connections.extend(self.registry.connections_by_listener());
-        families.extend(labelled_gauge(
-            "fleetmq_connections",
-            "Clients connected now, by listener.",
-            "listener",
-            connections.into_iter().map(|(k, v)| (k, v as i64)),
-        ));
+        families.extend(connections_gauge(&self.listeners, connections));
         let counters: [(&str, &str, u64); 7] = [
             (
                 "fleetmq_messages_received_total",
@@ -432,6 +432,30 @@ fn labelled_gauge(
         Ok(metric) => {
             for (value, count) in values {
                 metric.with_label_values(&[value.as_str()]).set(count);
+            }
+            metric.collect()
+        }
+        Err(error) => skipped(name, error),
+    }
+}
+
+/// `fleetmq_connections{listener, transport}`: clients connected now.
+fn connections_gauge(
+    listeners: &[(Arc<str>, &'static str)],
+    connections: std::collections::BTreeMap<String, u64>,
+) -> Vec<MetricFamily> {
+    let name = "fleetmq_connections";
+    let help = "Clients connected now, by listener and transport (mqtt, websockets).";
+    match IntGaugeVec::new(Opts::new(name, help), &["listener", "transport"]) {
+        Ok(metric) => {
+            for (listener, count) in connections {
+                let transport = listeners
+                    .iter()
+                    .find(|(name, _)| **name == *listener)
+                    .map_or("mqtt", |(_, transport)| transport);
+                metric
+                    .with_label_values(&[listener.as_str(), transport])
+                    .set(count as i64);
             }
             metric.collect()
         }

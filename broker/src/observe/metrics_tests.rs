@@ -22,11 +22,13 @@ fn setup() -> (Arc<Engine>, Arc<Registry>, Metrics) {
         ListenerLabel {
             name: Arc::from("plain"),
             tls: false,
+            transport: "mqtt",
             chain_cache: None,
         },
         ListenerLabel {
             name: Arc::from("mtls"),
             tls: true,
+            transport: "mqtt",
             chain_cache: Some(Default::default()),
         },
     ];
@@ -40,6 +42,7 @@ fn tls_connect(id: &str, connection: u64, auth: AuthMode, resumed: bool, ms: u64
         connection,
         peer: "127.0.0.1:4000".parse().unwrap(),
         listener: Arc::from("mtls"),
+        transport: fleetmq_core::config::ListenerProtocol::Mqtt,
         protocol: 4,
         clean_start: true,
         keep_alive: 30,
@@ -123,9 +126,18 @@ fn every_documented_metric_is_exported() {
     }
     let expiry = sample(&text, "fleetmq_client_cert_expiry_seconds");
     assert!((3590.0..=3600.0).contains(&expiry), "{expiry}");
-    assert_eq!(sample(&text, "fleetmq_connections{listener=\"mtls\"}"), 1.0);
     assert_eq!(
-        sample(&text, "fleetmq_connections{listener=\"plain\"}"),
+        sample(
+            &text,
+            "fleetmq_connections{listener=\"mtls\",transport=\"mqtt\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_connections{listener=\"plain\",transport=\"mqtt\"}"
+        ),
         0.0
     );
 }

@@ -50,6 +50,7 @@ fn connected(id: &str, connection: u64, tls: Option<TlsInfo>) -> Event {
         connection,
         peer: "127.0.0.1:5000".parse().unwrap(),
         listener: Arc::from("tls"),
+        transport: fleetmq_core::config::ListenerProtocol::Mqtt,
         protocol: 5,
         clean_start: true,
         keep_alive: 60,

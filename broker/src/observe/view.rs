@@ -157,6 +157,8 @@ pub struct ClientView {
     /// `IP:PORT` of the client.
     pub peer: String,
     pub listener: String,
+    /// `mqtt` or `websockets`: what the listener speaks.
+    pub transport: &'static str,
     /// `3.1`, `3.1.1` or `5.0`.
     pub protocol: &'static str,
     pub keep_alive: u16,
@@ -195,6 +197,8 @@ pub struct ConnectRecord {
     pub connected_at_ms: u64,
     pub peer: String,
     pub listener: String,
+    /// `mqtt` or `websockets`.
+    pub transport: &'static str,
     pub protocol: &'static str,
     /// `plain`, `one_way` or `mutual`.
     pub auth: &'static str,
@@ -245,6 +249,7 @@ impl Device {
             connected: self.departure.is_none(),
             peer: info.peer.to_string(),
             listener: info.listener.to_string(),
+            transport: info.transport.as_str(),
             protocol: protocol_name(info.protocol),
             keep_alive: info.keep_alive,
             clean_start: info.clean_start,
@@ -284,6 +289,7 @@ impl Device {
             connected_at_ms: unix_ms(self.connected_at),
             peer: info.peer.to_string(),
             listener: info.listener.to_string(),
+            transport: info.transport.as_str(),
             protocol: protocol_name(info.protocol),
             auth: tls.map_or("plain", |t| t.auth.as_str()),
             tls_version: tls.map(|t| t.version.clone()),

@@ -52,3 +52,4 @@ mod tls_resumption;
 mod tls_slowloris;
 mod tls_ticket_keys;
 mod topic_alias_out;
+mod websockets;

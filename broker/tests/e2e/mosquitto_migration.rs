@@ -351,12 +351,16 @@ fn config_with_unsupported_directives_runs_what_it_can_and_logs_the_rest() {
     broker.expect_log(" running.");
     let opened = harness::service::opened_listeners(&broker.logs());
     let port = conf.ports[&8883];
+    let ws_port = conf.ports[&9001];
     assert_eq!(
         opened,
-        vec![(format!("mqtt-{port}"), format!("0.0.0.0:{port}"))],
-        "WebSockets and PSK listeners are left out"
+        vec![
+            (format!("mqtt-{port}"), format!("0.0.0.0:{port}")),
+            (format!("mqtt-{ws_port}"), format!("0.0.0.0:{ws_port}")),
+        ],
+        "the WebSockets listener is translated, the PSK one left out"
     );
-    broker.expect_log("protocol: fleetmq speaks MQTT over TCP only");
+    broker.expect_log("(WebSockets, plain TCP)");
     broker.expect_log("connection: fleetmq has no bridges");
     // The TLS listener itself works (one-way, server certificate checked).
     let output = Command::new("openssl")

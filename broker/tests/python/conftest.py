@@ -24,6 +24,10 @@ from pathlib import Path
 
 import pytest
 
+# Test modules import tls_helpers' classes as well as load it as a plugin:
+# rewrite its asserts whichever comes first.
+pytest.register_assert_rewrite("tls_helpers")
+
 from mqttclient import V311, V5, TestClient
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -113,13 +113,17 @@ class TlsBroker:
         self._proc = None
         self._reader = None
 
-    def start(self):
-        config = self._workdir / "fleetmq.toml"
-        config.write_text("\n".join([
+    def config_text(self):
+        """The fleetmq.toml; subclasses with other LISTENERS override it."""
+        return "\n".join([
             "[[listener]]", 'name = "test"', 'bind = "127.0.0.1:0"', "",
             _tls_listener("tls-oneway", self._pki, "none"),
             _tls_listener("tls-mutual", self._pki, "required"),
-            "[log]", 'level = "info,fleetmq=debug"', ""]))
+            "[log]", 'level = "info,fleetmq=debug"', ""])
+
+    def start(self):
+        config = self._workdir / "fleetmq.toml"
+        config.write_text(self.config_text())
         binary = fleetmq_binary()
         if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
             pytest.fail(f"broker binary {binary} not found (build it or set FLEETMQ_BIN)")

@@ -21,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::config::ListenerProtocol;
 use crate::peer::{HandshakeTiming, TlsInfo};
 
 /// Events kept for watchers that fall behind.
@@ -68,6 +69,8 @@ pub struct Connected {
     pub connection: u64,
     pub peer: SocketAddr,
     pub listener: Arc<str>,
+    /// `mqtt` or `websockets`: what the listener speaks.
+    pub transport: ListenerProtocol,
     /// 3, 4 or 5 (the CONNECT protocol level).
     pub protocol: u8,
     pub clean_start: bool,

@@ -67,6 +67,7 @@ impl Config {
         };
         config.listeners = vec![ListenerConfig {
             tls: Some(tls),
+            path: Some(String::new()),
             allow_anonymous: Some(false),
             mount_point: Some(String::new()),
             ..ListenerConfig::default()
@@ -109,6 +110,14 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// TLS for this listener; absent means plain TCP.
     pub tls: Option<TlsConfig>,
+    /// What the listener speaks on its sockets: MQTT directly (`mqtt`, the
+    /// default) or MQTT inside WebSocket binary messages (`websockets`,
+    /// after TLS on a TLS listener). Client certificates, identities,
+    /// ACLs and limits are the same for both.
+    pub protocol: ListenerProtocol,
+    /// WebSocket listeners only: the one request path the upgrade is
+    /// accepted on (`/mqtt`); absent accepts any path, like Mosquitto.
+    pub path: Option<String>,
     /// Admit clients that present neither a client certificate nor a
     /// username/password. Absent: refused on TLS listeners, and on every
     /// listener when `auth.password_file` is set (as Mosquitto 2.0: a
@@ -151,6 +160,8 @@ impl Default for ListenerConfig {
             bind: "127.0.0.1:1883".to_string(),
             max_connections: 0,
             tls: None,
+            protocol: ListenerProtocol::Mqtt,
+            path: None,
             allow_anonymous: None,
             identity: IdentitySource::Cn,
             use_identity_as_username: false,
@@ -181,6 +192,28 @@ impl ListenerConfig {
     pub fn anonymous_allowed(&self, password_file_set: bool) -> bool {
         self.allow_anonymous
             .unwrap_or(self.tls.is_none() && !password_file_set)
+    }
+}
+
+/// What a listener speaks on its sockets (its transport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerProtocol {
+    /// MQTT packets directly on TCP (or TLS).
+    #[default]
+    Mqtt,
+    /// MQTT packets in binary WebSocket messages, subprotocol `mqtt` or
+    /// `mqttv3.1` (RFC 6455 over TCP or TLS).
+    Websockets,
+}
+
+impl ListenerProtocol {
+    /// The name in configurations, logs, the API and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerProtocol::Mqtt => "mqtt",
+            ListenerProtocol::Websockets => "websockets",
+        }
     }
 }
 

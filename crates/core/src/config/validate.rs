@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use tracing_subscriber::EnvFilter;
 
-use super::model::{Config, HttpConfig, LimitsConfig, ListenerConfig};
+use super::model::{Config, HttpConfig, LimitsConfig, ListenerConfig, ListenerProtocol};
 
 /// Largest packet MQTT can express: a 268,435,455-byte remaining length
 /// plus a 5-byte fixed header.
@@ -110,6 +110,7 @@ fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationE
                 ));
             }
         }
+        validate_websocket_path(listener, &key, errors);
         let addr = match listener.bind.parse::<SocketAddr>() {
             Ok(addr) => addr,
             Err(_) => {
@@ -139,6 +140,37 @@ fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationE
             }
         }
         binds.push((index, addr));
+    }
+}
+
+/// `path` is a WebSocket setting and an absolute request path.
+fn validate_websocket_path(
+    listener: &ListenerConfig,
+    key: &str,
+    errors: &mut Vec<ValidationError>,
+) {
+    let Some(path) = &listener.path else {
+        return;
+    };
+    if listener.protocol != ListenerProtocol::Websockets {
+        errors.push(ValidationError::new(
+            format!("{key}.path"),
+            "path applies only to WebSocket listeners (add protocol = \"websockets\", \
+             or remove path)",
+        ));
+    } else if !path.starts_with('/')
+        || path.len() > 1024
+        || path
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
+        errors.push(ValidationError::new(
+            format!("{key}.path"),
+            format!(
+                "{path:?} is not a request path (write one starting with '/', such as \"/mqtt\", \
+                 without spaces, query or fragment)"
+            ),
+        ));
     }
 }
 
@@ -437,6 +469,23 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&Config::default()), Ok(()));
+    }
+
+    #[test]
+    fn a_websocket_path_needs_a_websocket_listener_and_a_slash() {
+        let mut mqtt = listener("a", "127.0.0.1:1883");
+        mqtt.path = Some("/mqtt".to_string());
+        let mut relative = listener("b", "127.0.0.1:1884");
+        relative.protocol = ListenerProtocol::Websockets;
+        relative.path = Some("mqtt".to_string());
+        let mut good = listener("c", "127.0.0.1:1885");
+        good.protocol = ListenerProtocol::Websockets;
+        good.path = Some("/mqtt".to_string());
+        let config = Config {
+            listeners: vec![mqtt, relative, good],
+            ..Config::default()
+        };
+        assert_eq!(keys(&config), ["listener[0].path", "listener[1].path"]);
     }
 
     #[test]
