@@ -4,9 +4,12 @@
 //! It must not know MQTT: each accepted socket is handed to
 //! [`crate::connection::serve`] on a task of its own. Per-address limits
 //! ([`per_ip`]) are applied first: a refused socket is closed at once,
-//! before any task, buffer or TLS handshake exists for it.
+//! before any task, buffer or TLS handshake exists for it. On listeners
+//! behind a balancer ([`proxy_protocol`]) the socket's address is the
+//! balancer's: admission waits for the PROXY header's client address.
 
 pub mod per_ip;
+pub mod proxy_protocol;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -129,7 +132,7 @@ impl Listener {
         done: mpsc::Sender<()>,
     ) {
         let global_max = broker.config.limits.max_connections;
-        let mut refusal_logged_at: Option<std::time::Instant> = None;
+        let refusals = Arc::new(RefusalLog::default());
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
@@ -146,18 +149,19 @@ impl Listener {
                     continue;
                 }
             };
-            let peer_slot = match peers.admit(peer.ip(), std::time::Instant::now()) {
-                Ok(slot) => slot,
-                Err(refusal) => {
-                    broker.stats.connection_refused();
-                    let quiet =
-                        refusal_logged_at.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL);
-                    if !quiet {
-                        refusal_logged_at = Some(std::time::Instant::now());
-                        tracing::warn!(listener = %self.name, peer = %peer, "Refusing connections from {} on listener \"{}\": {} (further refusals are counted in $SYS/broker/connections/refused, logged at most every {}s).", peer.ip(), self.name, refusal.describe(), REFUSAL_LOG_INTERVAL.as_secs());
+            // Behind a balancer the address to admit is in the header,
+            // read on the connection's task (`serve_tcp`).
+            let peer_slot = if self.config.proxy_protocol.is_on() {
+                None
+            } else {
+                match peers.admit(peer.ip(), std::time::Instant::now()) {
+                    Ok(slot) => Some(slot),
+                    Err(refusal) => {
+                        broker.stats.connection_refused();
+                        refusals.log(&self.name, peer, refusal);
+                        drop(stream);
+                        continue;
                     }
-                    drop(stream);
-                    continue;
                 }
             };
             let listener_open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -185,13 +189,36 @@ impl Listener {
                 tls: self.tls.clone(),
                 broker: Arc::clone(&broker),
                 shutdown: shutdown.clone(),
+                peers: Arc::clone(&peers),
+                refusals: Arc::clone(&refusals),
             });
-            let held = (slot, peer_slot, done.clone());
+            let held = (slot, done.clone());
             tokio::spawn(async move {
-                let held = held;
-                serve_tcp(incoming, &held.1).await;
+                let _held = held;
+                serve_tcp(incoming, peer_slot).await;
             });
         }
+    }
+}
+
+/// The "refusing connections" warning, at most once per
+/// [`REFUSAL_LOG_INTERVAL`] per listener, so that a flood of refused
+/// connections cannot become a flood of log lines.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    logged_at: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl RefusalLog {
+    fn log(&self, listener: &str, peer: SocketAddr, refusal: Refusal) {
+        {
+            let mut logged_at = self.logged_at.lock();
+            if logged_at.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL) {
+                return;
+            }
+            *logged_at = Some(std::time::Instant::now());
+        }
+        tracing::warn!(listener = %listener, peer = %peer, "Refusing connections from {} on listener \"{}\": {} (further refusals are counted in $SYS/broker/connections/refused, logged at most every {}s).", peer.ip(), listener, refusal.describe(), REFUSAL_LOG_INTERVAL.as_secs());
     }
 }
 
@@ -202,25 +229,121 @@ struct Incoming {
     tls: Option<Arc<TlsListener>>,
     broker: Arc<Engine>,
     shutdown: watch::Receiver<bool>,
+    /// For admission by the PROXY header's address.
+    peers: Arc<PeerLimits>,
+    refusals: Arc<RefusalLog>,
+}
+
+/// What admission by a PROXY header's address needs.
+struct Admission<'a> {
+    broker: &'a Engine,
+    peers: &'a Arc<PeerLimits>,
+    refusals: &'a RefusalLog,
+    tls: Option<&'a TlsListener>,
+}
+
+/// Reads the PROXY header of a listener behind a balancer and admits the
+/// connection by the client address it names (which replaces the socket's
+/// in `origin`); on a listener without PROXY protocol, refuses a
+/// connection that starts with a header anyway. `None`: refused, logged
+/// and counted; the socket is dropped.
+async fn admit_proxied(
+    stream: &mut TcpStream,
+    origin: &mut Origin,
+    admission: Admission<'_>,
+) -> Option<Option<PeerSlot>> {
+    let Admission {
+        broker,
+        peers,
+        refusals,
+        tls,
+    } = admission;
+    let settings = &origin.settings;
+    let accepted = tokio::time::Instant::from_std(origin.clock.accepted);
+    let refuse = |why: String, reason: &str| {
+        broker.stats.connection_refused();
+        tracing::info!(
+            listener = %origin.listener,
+            peer = %origin.peer,
+            reason,
+            "Refused connection from {} on listener \"{}\": {why}.",
+            origin.peer,
+            origin.listener,
+        );
+    };
+    if !settings.proxy_protocol.is_on() {
+        // Waits no longer than the TLS handshake or CONNECT would.
+        let budget = match tls {
+            Some(tls) => tls.handshake_timeout,
+            None => Duration::from_secs(broker.config.limits.connect_timeout_secs),
+        };
+        let deadline = accepted + budget.min(proxy_protocol::HEADER_TIMEOUT);
+        if let Some(version) = proxy_protocol::sniff_stray_header(stream, deadline).await {
+            refuse(
+                format!(
+                    "it sent a PROXY protocol v{version} header, which this listener does not \
+                     take (set proxy_protocol on a listener that only the balancer reaches)"
+                ),
+                "proxy_header_unexpected",
+            );
+            return None;
+        }
+        return Some(None);
+    }
+    let deadline = accepted + proxy_protocol::HEADER_TIMEOUT;
+    let proxied =
+        match proxy_protocol::read_header(stream, origin.peer, settings, deadline).await {
+            Ok(proxied) => proxied,
+            Err(error) => {
+                refuse(error.describe(), error.reason());
+                return None;
+            }
+        };
+    tracing::debug!(listener = %origin.listener, "PROXY v{} header on listener \"{}\": {} is {}.", proxied.version, origin.listener, origin.peer, proxied.client);
+    origin.peer = proxied.client;
+    origin.tls = proxied.tls;
+    match peers
+        .admit(origin.peer.ip(), std::time::Instant::now())
+    {
+        Ok(slot) => Some(Some(slot)),
+        Err(refusal) => {
+            broker.stats.connection_refused();
+            refusals.log(&origin.listener, origin.peer, refusal);
+            None
+        }
+    }
 }
 
 /// Runs TLS (on TLS listeners) and then the MQTT connection. Its future
 /// lives as long as the connection, so everything only the first
 /// milliseconds need is boxed and freed when done: what a held connection
 /// costs is its `Client`, its buffers and the TLS session.
-async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
+async fn serve_tcp(incoming: Box<Incoming>, peer_slot: Option<PeerSlot>) {
     // Unboxed inside a block so the box is freed now, not when the
     // connection ends (see `connection::serve`).
     let Incoming {
-        stream,
+        mut stream,
         mut origin,
         tls,
         broker,
         shutdown,
+        peers,
+        refusals,
     } = {
         let incoming = incoming;
         *incoming
     };
+    let admission = Admission {
+        broker: &broker,
+        peers: &peers,
+        refusals: &refusals,
+        tls: tls.as_deref(),
+    };
+    let Some(admitted) = Box::pin(admit_proxied(&mut stream, &mut origin, admission)).await else {
+        return;
+    };
+    let peer_slot = peer_slot.or(admitted);
+    drop((peers, refusals));
     // Small MQTT packets must not wait for Nagle's algorithm.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
@@ -257,8 +380,8 @@ async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
                 reason: failure.reason(),
                 detail: failure.describe(),
             });
-            if matches!(failure, tls::HandshakeFailure::ReplyTimeout(_)) {
-                peer_slot.charge_stalled_handshake();
+            if let (tls::HandshakeFailure::ReplyTimeout(_), Some(slot)) = (failure, &peer_slot) {
+                slot.charge_stalled_handshake();
             }
             Err(refused.socket)
         }
@@ -287,7 +410,7 @@ mod tests {
     /// large states are boxed so it stays small (memory per device).
     #[test]
     fn a_held_connection_task_is_small() {
-        let size = future_size::<_, &'static PeerSlot, _, _>(&serve_tcp);
+        let size = future_size::<_, Option<PeerSlot>, _, _>(&serve_tcp);
         eprintln!("serve_tcp future: {size} bytes");
         assert!(size < 2048, "serve_tcp future is {size} bytes");
     }
