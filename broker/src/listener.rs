@@ -291,20 +291,17 @@ async fn admit_proxied(
         return Some(None);
     }
     let deadline = accepted + proxy_protocol::HEADER_TIMEOUT;
-    let proxied =
-        match proxy_protocol::read_header(stream, origin.peer, settings, deadline).await {
-            Ok(proxied) => proxied,
-            Err(error) => {
-                refuse(error.describe(), error.reason());
-                return None;
-            }
-        };
+    let proxied = match proxy_protocol::read_header(stream, origin.peer, settings, deadline).await {
+        Ok(proxied) => proxied,
+        Err(error) => {
+            refuse(error.describe(), error.reason());
+            return None;
+        }
+    };
     tracing::debug!(listener = %origin.listener, "PROXY v{} header on listener \"{}\": {} is {}.", proxied.version, origin.listener, origin.peer, proxied.client);
     origin.peer = proxied.client;
     origin.tls = proxied.tls;
-    match peers
-        .admit(origin.peer.ip(), std::time::Instant::now())
-    {
+    match peers.admit(origin.peer.ip(), std::time::Instant::now()) {
         Ok(slot) => Some(Some(slot)),
         Err(refusal) => {
             broker.stats.connection_refused();

@@ -242,12 +242,8 @@ pub fn parse(
         }
         let client = match header.addresses {
             ppp::v1::Addresses::Unknown => return Ok(socket(1)),
-            ppp::v1::Addresses::Tcp4(ip) => {
-                SocketAddr::from((ip.source_address, ip.source_port))
-            }
-            ppp::v1::Addresses::Tcp6(ip) => {
-                SocketAddr::from((ip.source_address, ip.source_port))
-            }
+            ppp::v1::Addresses::Tcp4(ip) => SocketAddr::from((ip.source_address, ip.source_port)),
+            ppp::v1::Addresses::Tcp6(ip) => SocketAddr::from((ip.source_address, ip.source_port)),
         };
         return Ok(Proxied {
             client,

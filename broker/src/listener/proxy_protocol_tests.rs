@@ -15,8 +15,7 @@ const SOCKET: &str = "127.0.0.1:40000";
 
 fn v2_header(command: Command, source: &str, tlvs: &[(u8, &[u8])]) -> Vec<u8> {
     let addresses = (addr(source), addr("127.0.0.1:1883"));
-    let mut builder =
-        Builder::with_addresses(Version::Two | command, Protocol::Stream, addresses);
+    let mut builder = Builder::with_addresses(Version::Two | command, Protocol::Stream, addresses);
     for (kind, value) in tlvs {
         builder = builder.write_tlv(*kind, value).unwrap();
     }
@@ -75,7 +74,10 @@ fn malformed_headers_are_refused() {
         b"PROXY UDP4 127.0.0.7 127.0.0.1 5000 1883\r\n",
     ] {
         assert!(
-            matches!(parse(bad, addr(SOCKET), false), Err(HeaderError::Malformed(_))),
+            matches!(
+                parse(bad, addr(SOCKET), false),
+                Err(HeaderError::Malformed(_))
+            ),
             "{:?}",
             String::from_utf8_lossy(bad)
         );
@@ -90,11 +92,7 @@ fn malformed_headers_are_refused() {
 
 #[test]
 fn the_ssl_tlv_names_a_client_only_when_verified_and_asked_for() {
-    let verified = ssl_value(
-        PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN,
-        0,
-        Some("device-7"),
-    );
+    let verified = ssl_value(PP2_CLIENT_SSL | PP2_CLIENT_CERT_CONN, 0, Some("device-7"));
     let header = v2_header(
         Command::Proxy,
         "127.0.0.7:5002",
@@ -103,10 +101,7 @@ fn the_ssl_tlv_names_a_client_only_when_verified_and_asked_for() {
     let tls = parse(&header, addr(SOCKET), true).unwrap().tls.unwrap();
     assert_eq!(tls.auth, AuthMode::Mutual);
     assert_eq!(tls.version, "TLSv1.3");
-    assert_eq!(
-        tls.client_cert.unwrap().cn.as_deref(),
-        Some("device-7")
-    );
+    assert_eq!(tls.client_cert.unwrap().cn.as_deref(), Some("device-7"));
     // The listener did not ask: ignored.
     assert_eq!(parse(&header, addr(SOCKET), false).unwrap().tls, None);
     // Failed verification, or no certificate presented: no identity.
@@ -174,7 +169,10 @@ async fn framing_refusals() {
     assert_eq!(result, Err(HeaderError::Missing));
     let v1 = b"PROXY TCP4 127.0.0.7 127.0.0.1 5000 1883\r\n";
     let (result, _) = over_socket(v1, &[], ProxyProtocol::V2).await;
-    assert!(matches!(result, Err(HeaderError::WrongVersion { got: 1, .. })));
+    assert!(matches!(
+        result,
+        Err(HeaderError::WrongVersion { got: 1, .. })
+    ));
     let long = [&b"PROXY TCP4 "[..], &[b'1'; 120]].concat();
     let (result, _) = over_socket(&long, &[], ProxyProtocol::V1).await;
     assert_eq!(result, Err(HeaderError::TooLong));

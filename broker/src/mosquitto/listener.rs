@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use super::parse::Line;
 use super::{Note, Source};
-use fleetmq_core::config::{ClientCertPolicy, ListenerConfig, TlsConfig, TlsVersion};
+use fleetmq_core::config::{
+    ClientCertPolicy, ListenerConfig, ProxyProtocol, TlsConfig, TlsVersion,
+};
 
 /// A listener being read: the default listener (`port`, `bind_address`
 /// and listener options before any `listener` line) or one `listener`.
@@ -30,6 +32,8 @@ pub(crate) struct ListenerDraft {
     pub use_subject_as_username: bool,
     pub tls_version: Option<TlsVersion>,
     pub max_connections: usize,
+    /// `enable_proxy_protocol 1|2` (Mosquitto 2.1).
+    pub proxy_protocol: ProxyProtocol,
     /// With `per_listener_settings true` (or `listener_allow_anonymous`).
     pub allow_anonymous: Option<bool>,
     /// Per-listener `password_file` / `acl_file` (`per_listener_settings`).
@@ -157,6 +161,7 @@ pub(crate) fn finish(
             allow_anonymous: Some(anonymous),
             use_identity_as_username: draft.use_identity_as_username,
             use_subject_as_username: draft.use_subject_as_username,
+            proxy_protocol: draft.proxy_protocol,
             ..ListenerConfig::default()
         },
         provenance,

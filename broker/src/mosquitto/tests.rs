@@ -257,3 +257,19 @@ fn mosquitto_text_is_told_from_toml() {
     assert!(!looks_like_mosquitto("data_dir = \"x\"\n"));
     assert!(!looks_like_mosquitto(""));
 }
+
+#[test]
+fn enable_proxy_protocol_sets_the_listener_above_it() {
+    use fleetmq_core::config::ProxyProtocol;
+    let config = translate("listener 1883\nenable_proxy_protocol 2\nlistener 1884\nenable_proxy_protocol 1\nlistener 1885\n")
+        .unwrap()
+        .config;
+    let modes: Vec<ProxyProtocol> = config.listeners.iter().map(|l| l.proxy_protocol).collect();
+    assert_eq!(
+        modes,
+        [ProxyProtocol::V2, ProxyProtocol::V1, ProxyProtocol::Off]
+    );
+    let refused = problems("listener 1883\nenable_proxy_protocol 3\n");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("enable_proxy_protocol"), "{refused:?}");
+}

@@ -122,7 +122,11 @@ fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationE
 /// `proxy_protocol_tls_identity` trusts the balancer's word for a client
 /// certificate: only where headers are read, and never next to a TLS
 /// handshake of fleetmq's own (decision 0124).
-fn validate_proxy_protocol(listener: &ListenerConfig, key: &str, errors: &mut Vec<ValidationError>) {
+fn validate_proxy_protocol(
+    listener: &ListenerConfig,
+    key: &str,
+    errors: &mut Vec<ValidationError>,
+) {
     if !listener.proxy_protocol_tls_identity {
         return;
     }
