@@ -8,6 +8,7 @@
 //! behind a balancer ([`proxy_protocol`]) the socket's address is the
 //! balancer's: admission waits for the PROXY header's client address.
 
+mod admission;
 pub mod per_ip;
 pub mod proxy_protocol;
 
@@ -26,11 +27,9 @@ use fleetmq_core::engine::Engine;
 use fleetmq_core::events::Event;
 use fleetmq_core::peer::ConnectClock;
 
-pub use per_ip::{PeerLimits, PeerSlot, Refusal};
+pub use per_ip::{PeerLimits, PeerSlot, Refusal, RefusalLog};
 
-/// Least time between two "refusing connections" warnings, so that a flood
-/// of refused connections cannot become a flood of log lines.
-const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+use admission::{admit_proxied, Admission};
 
 /// Connections the kernel may hold completed for us before `accept`
 /// (capped by `net.core.somaxconn`, 4096 by default on Linux). tokio's
@@ -201,27 +200,6 @@ impl Listener {
     }
 }
 
-/// The "refusing connections" warning, at most once per
-/// [`REFUSAL_LOG_INTERVAL`] per listener, so that a flood of refused
-/// connections cannot become a flood of log lines.
-#[derive(Debug, Default)]
-struct RefusalLog {
-    logged_at: parking_lot::Mutex<Option<std::time::Instant>>,
-}
-
-impl RefusalLog {
-    fn log(&self, listener: &str, peer: SocketAddr, refusal: Refusal) {
-        {
-            let mut logged_at = self.logged_at.lock();
-            if logged_at.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL) {
-                return;
-            }
-            *logged_at = Some(std::time::Instant::now());
-        }
-        tracing::warn!(listener = %listener, peer = %peer, "Refusing connections from {} on listener \"{}\": {} (further refusals are counted in $SYS/broker/connections/refused, logged at most every {}s).", peer.ip(), listener, refusal.describe(), REFUSAL_LOG_INTERVAL.as_secs());
-    }
-}
-
 /// An accepted connection, before TLS and CONNECT.
 struct Incoming {
     stream: TcpStream,
@@ -232,83 +210,6 @@ struct Incoming {
     /// For admission by the PROXY header's address.
     peers: Arc<PeerLimits>,
     refusals: Arc<RefusalLog>,
-}
-
-/// What admission by a PROXY header's address needs.
-struct Admission<'a> {
-    broker: &'a Engine,
-    peers: &'a Arc<PeerLimits>,
-    refusals: &'a RefusalLog,
-    tls: Option<&'a TlsListener>,
-}
-
-/// Reads the PROXY header of a listener behind a balancer and admits the
-/// connection by the client address it names (which replaces the socket's
-/// in `origin`); on a listener without PROXY protocol, refuses a
-/// connection that starts with a header anyway. `None`: refused, logged
-/// and counted; the socket is dropped.
-async fn admit_proxied(
-    stream: &mut TcpStream,
-    origin: &mut Origin,
-    admission: Admission<'_>,
-) -> Option<Option<PeerSlot>> {
-    let Admission {
-        broker,
-        peers,
-        refusals,
-        tls,
-    } = admission;
-    let settings = &origin.settings;
-    let accepted = tokio::time::Instant::from_std(origin.clock.accepted);
-    let refuse = |why: String, reason: &str| {
-        broker.stats.connection_refused();
-        tracing::info!(
-            listener = %origin.listener,
-            peer = %origin.peer,
-            reason,
-            "Refused connection from {} on listener \"{}\": {why}.",
-            origin.peer,
-            origin.listener,
-        );
-    };
-    if !settings.proxy_protocol.is_on() {
-        // Waits no longer than the TLS handshake or CONNECT would.
-        let budget = match tls {
-            Some(tls) => tls.handshake_timeout,
-            None => Duration::from_secs(broker.config.limits.connect_timeout_secs),
-        };
-        let deadline = accepted + budget.min(proxy_protocol::HEADER_TIMEOUT);
-        if let Some(version) = proxy_protocol::sniff_stray_header(stream, deadline).await {
-            refuse(
-                format!(
-                    "it sent a PROXY protocol v{version} header, which this listener does not \
-                     take (set proxy_protocol on a listener that only the balancer reaches)"
-                ),
-                "proxy_header_unexpected",
-            );
-            return None;
-        }
-        return Some(None);
-    }
-    let deadline = accepted + proxy_protocol::HEADER_TIMEOUT;
-    let proxied = match proxy_protocol::read_header(stream, origin.peer, settings, deadline).await {
-        Ok(proxied) => proxied,
-        Err(error) => {
-            refuse(error.describe(), error.reason());
-            return None;
-        }
-    };
-    tracing::debug!(listener = %origin.listener, "PROXY v{} header on listener \"{}\": {} is {}.", proxied.version, origin.listener, origin.peer, proxied.client);
-    origin.peer = proxied.client;
-    origin.tls = proxied.tls;
-    match peers.admit(origin.peer.ip(), std::time::Instant::now()) {
-        Ok(slot) => Some(Some(slot)),
-        Err(refusal) => {
-            broker.stats.connection_refused();
-            refusals.log(&origin.listener, origin.peer, refusal);
-            None
-        }
-    }
 }
 
 /// Runs TLS (on TLS listeners) and then the MQTT connection. Its future
@@ -323,7 +224,7 @@ async fn serve_tcp(incoming: Box<Incoming>, peer_slot: Option<PeerSlot>) {
         mut origin,
         tls,
         broker,
-        shutdown,
+        mut shutdown,
         peers,
         refusals,
     } = {
@@ -336,7 +237,13 @@ async fn serve_tcp(incoming: Box<Incoming>, peer_slot: Option<PeerSlot>) {
         refusals: &refusals,
         tls: tls.as_deref(),
     };
-    let Some(admitted) = Box::pin(admit_proxied(&mut stream, &mut origin, admission)).await else {
+    // A wait for a header must not hold up the broker's shutdown.
+    let admit = Box::pin(admit_proxied(&mut stream, &mut origin, admission));
+    let admitted = tokio::select! {
+        admitted = admit => admitted,
+        _ = shutdown.changed() => None,
+    };
+    let Some(admitted) = admitted else {
         return;
     };
     let peer_slot = peer_slot.or(admitted);

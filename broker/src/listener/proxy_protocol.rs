@@ -76,8 +76,11 @@ pub struct Proxied {
 pub enum HeaderError {
     /// Nothing whole within [`HEADER_TIMEOUT`].
     Timeout,
-    /// The peer closed or broke the connection first.
+    /// The peer closed or broke the connection before sending a byte
+    /// (a balancer's plain TCP health check): not worth a log line.
     Closed,
+    /// The peer closed or broke the connection within the header.
+    Truncated,
     /// The first bytes are no PROXY header (an MQTT or TLS client that
     /// reached the listener past the balancer, or a balancer not set up
     /// to send one).
@@ -95,7 +98,8 @@ impl HeaderError {
     pub fn reason(&self) -> &'static str {
         match self {
             HeaderError::Timeout => "proxy_header_timeout",
-            HeaderError::Closed => "proxy_header_closed",
+            HeaderError::Closed => "closed_before_proxy_header",
+            HeaderError::Truncated => "proxy_header_truncated",
             HeaderError::Missing => "proxy_header_missing",
             HeaderError::WrongVersion { .. } => "proxy_header_wrong_version",
             HeaderError::TooLong => "proxy_header_too_long",
@@ -110,7 +114,8 @@ impl HeaderError {
                 "no whole PROXY protocol header within {}s",
                 HEADER_TIMEOUT.as_secs()
             ),
-            HeaderError::Closed => "the connection closed before its PROXY header ended".into(),
+            HeaderError::Closed => "the connection closed before sending anything".into(),
+            HeaderError::Truncated => "the connection closed before its PROXY header ended".into(),
             HeaderError::Missing => "the connection did not start with a PROXY protocol header, \
                  which this listener requires (proxy_protocol); is the client bypassing the \
                  balancer?"
@@ -158,7 +163,9 @@ async fn read_header_bytes(
     expected: ProxyProtocol,
 ) -> Result<Vec<u8>, HeaderError> {
     let mut first = [0u8; 1];
-    read_exact(stream, &mut first).await?;
+    if stream.read_exact(&mut first).await.is_err() {
+        return Err(HeaderError::Closed);
+    }
     let version = match first[0] {
         b'P' => 1,
         b'\r' => 2,
@@ -218,7 +225,7 @@ async fn read_exact(stream: &mut TcpStream, into: &mut [u8]) -> Result<(), Heade
         .read_exact(into)
         .await
         .map(drop)
-        .map_err(|_| HeaderError::Closed)
+        .map_err(|_| HeaderError::Truncated)
 }
 
 /// What a whole header says; `tls_identity`: whether the listener takes

@@ -369,6 +369,15 @@ fn missing_malformed_oversized_and_slow_headers_are_refused() {
     );
     broker.assert_log("no whole PROXY protocol header within 5s", SOON);
     assert_eq!(broker.count_log_lines(&["as bypass"]), 0);
+    // A balancer's plain TCP check (connect, close) is no refusal worth a
+    // line.
+    let refusals = broker.count_log_lines(&["Refused connection from"]);
+    drop(std::net::TcpStream::connect(addr).unwrap());
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        broker.count_log_lines(&["Refused connection from"]),
+        refusals
+    );
     // Nothing taken from others.
     let header = b"PROXY TCP4 127.0.0.9 127.0.0.1 4242 1883\r\n";
     let mut good = raw_with(addr, header);

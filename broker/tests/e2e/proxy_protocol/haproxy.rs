@@ -9,8 +9,8 @@ use crate::harness::tools::Tool;
 
 /// A running HAProxy with one TCP frontend per [`Frontend`].
 pub struct Haproxy {
-    /// Its stdout and stderr; killed on drop.
-    pub tool: Tool,
+    /// The process, killed on drop.
+    _process: Tool,
     pub frontends: Vec<SocketAddr>,
 }
 
@@ -66,7 +66,7 @@ impl Haproxy {
             }
         }
         Haproxy {
-            tool,
+            _process: tool,
             frontends: addrs,
         }
     }
