@@ -309,8 +309,26 @@ fn a_header_where_none_is_taken_is_refused_with_a_clear_line() {
             SOON,
         );
     }
-    // Nothing taken from others: a plain client still connects.
-    let _ok = RawClient::connect_v311(broker.addr(), "plain", true);
+    // Nothing taken from others: a plain client still connects, and sees
+    // the refusals counted.
+    let mut sys = crate::harness::hostile::subscriber(
+        broker.addr(),
+        "plain",
+        "$SYS/broker/connections/refused",
+        0,
+    );
+    // Retained and refreshed every second: the first may predate them.
+    let mut refused = 0;
+    for _ in 0..3 {
+        refused = std::str::from_utf8(&sys.expect_publish().payload)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        if refused >= 2 {
+            break;
+        }
+    }
+    assert_eq!(refused, 2, "$SYS refused count");
     assert_eq!(broker.count_log_lines(&["as sneaky"]), 0);
 }
 
