@@ -333,6 +333,32 @@ fn a_header_where_none_is_taken_is_refused_with_a_clear_line() {
 }
 
 #[test]
+fn a_header_on_a_tls_listener_is_refused_as_a_header_not_as_bad_tls() {
+    if skip_on_mosquitto("fleetmq's refusal line") {
+        return;
+    }
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = OpensslPki::generate(pki_dir.path());
+    let broker = Broker::start_with(&format!(
+        "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\nallow_anonymous = true\n\
+         [listener.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_certs = \"none\"\n",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+    ));
+    let addr = broker.listener_addr("tls");
+    let mut client = raw_with(addr, &v2_header(false, [127, 0, 0, 9], 4243, None));
+    assert!(client.expect_closed(WAIT), "the header was not refused");
+    broker.assert_log(
+        "on listener \"tls\": it sent a PROXY protocol v2 header, which this listener does not take",
+        SOON,
+    );
+    assert_eq!(broker.count_log_lines(&["TLS handshake with"]), 0);
+    // A TLS client is still served.
+    let config = tls_client_config(&pki.ca_cert, None);
+    let _ok = TlsMqtt::connect(addr, &config, &ConnectBuilder::v311("tls-ok"));
+}
+
+#[test]
 fn missing_malformed_oversized_and_slow_headers_are_refused() {
     if skip_on_mosquitto("PROXY protocol listeners are fleetmq's here") {
         return;
