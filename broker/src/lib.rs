@@ -18,7 +18,9 @@
 //! The layout of this package, from the wire inwards:
 //!
 //! - [`listener`] binds the configured sockets and accepts connections,
-//!   enforcing per-listener and global connection limits.
+//!   enforcing per-listener and global connection limits; behind a
+//!   balancer it reads the PROXY protocol header first and counts the
+//!   client's address.
 //! - [`tls`] runs TLS handshakes (rustls) with the listener's client
 //!   certificate policy (v3 chains by webpki, X.509 v1 leaves by a path of
 //!   its own where the listener allows them), shares handshake slots fairly

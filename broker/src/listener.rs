@@ -5,10 +5,14 @@
 //! [`crate::connection::serve`] on a task of its own. Per-address limits
 //! ([`per_ip`]) are applied first: a refused socket is closed at once,
 //! before any task, buffer or TLS handshake exists for it. On WebSocket
-//! listeners ([`websocket`]) the upgrade runs after TLS, before MQTT.
+//! listeners ([`websocket`]) the upgrade runs after TLS, before MQTT. On
+//! listeners behind a balancer ([`proxy_protocol`]) the socket's address is the
+//! balancer's: admission waits for the PROXY header's client address.
 
+mod admission;
 pub mod per_ip;
 pub mod websocket;
+pub mod proxy_protocol;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,11 +29,9 @@ use fleetmq_core::engine::Engine;
 use fleetmq_core::events::Event;
 use fleetmq_core::peer::ConnectClock;
 
-pub use per_ip::{PeerLimits, PeerSlot, Refusal};
+pub use per_ip::{PeerLimits, PeerSlot, Refusal, RefusalLog};
 
-/// Least time between two "refusing connections" warnings, so that a flood
-/// of refused connections cannot become a flood of log lines.
-const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+use admission::{admit_proxied, Admission};
 
 /// Connections the kernel may hold completed for us before `accept`
 /// (capped by `net.core.somaxconn`, 4096 by default on Linux). tokio's
@@ -140,7 +142,7 @@ impl Listener {
         done: mpsc::Sender<()>,
     ) {
         let global_max = broker.config.limits.max_connections;
-        let mut refusal_logged_at: Option<std::time::Instant> = None;
+        let refusals = Arc::new(RefusalLog::default());
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
@@ -157,18 +159,19 @@ impl Listener {
                     continue;
                 }
             };
-            let peer_slot = match peers.admit(peer.ip(), std::time::Instant::now()) {
-                Ok(slot) => slot,
-                Err(refusal) => {
-                    broker.stats.connection_refused();
-                    let quiet =
-                        refusal_logged_at.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL);
-                    if !quiet {
-                        refusal_logged_at = Some(std::time::Instant::now());
-                        tracing::warn!(listener = %self.name, peer = %peer, "Refusing connections from {} on listener \"{}\": {} (further refusals are counted in $SYS/broker/connections/refused, logged at most every {}s).", peer.ip(), self.name, refusal.describe(), REFUSAL_LOG_INTERVAL.as_secs());
+            // Behind a balancer the address to admit is in the header,
+            // read on the connection's task (`serve_tcp`).
+            let peer_slot = if self.config.proxy_protocol.is_on() {
+                None
+            } else {
+                match peers.admit(peer.ip(), std::time::Instant::now()) {
+                    Ok(slot) => Some(slot),
+                    Err(refusal) => {
+                        broker.stats.connection_refused();
+                        refusals.log(&self.name, peer, refusal);
+                        drop(stream);
+                        continue;
                     }
-                    drop(stream);
-                    continue;
                 }
             };
             let listener_open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
@@ -196,11 +199,13 @@ impl Listener {
                 tls: self.tls.clone(),
                 broker: Arc::clone(&broker),
                 shutdown: shutdown.clone(),
+                peers: Arc::clone(&peers),
+                refusals: Arc::clone(&refusals),
             });
-            let held = (slot, peer_slot, done.clone());
+            let held = (slot, done.clone());
             tokio::spawn(async move {
-                let held = held;
-                serve_tcp(incoming, &held.1).await;
+                let _held = held;
+                serve_tcp(incoming, peer_slot).await;
             });
         }
     }
@@ -213,25 +218,47 @@ struct Incoming {
     tls: Option<Arc<TlsListener>>,
     broker: Arc<Engine>,
     shutdown: watch::Receiver<bool>,
+    /// For admission by the PROXY header's address.
+    peers: Arc<PeerLimits>,
+    refusals: Arc<RefusalLog>,
 }
 
 /// Runs TLS (on TLS listeners) and then the MQTT connection. Its future
 /// lives as long as the connection, so everything only the first
 /// milliseconds need is boxed and freed when done: what a held connection
 /// costs is its `Client`, its buffers and the TLS session.
-async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
+async fn serve_tcp(incoming: Box<Incoming>, peer_slot: Option<PeerSlot>) {
     // Unboxed inside a block so the box is freed now, not when the
     // connection ends (see `connection::serve`).
     let Incoming {
-        stream,
+        mut stream,
         mut origin,
         tls,
         broker,
-        shutdown,
+        mut shutdown,
+        peers,
+        refusals,
     } = {
         let incoming = incoming;
         *incoming
     };
+    let admission = Admission {
+        broker: &broker,
+        peers: &peers,
+        refusals: &refusals,
+        tls: tls.as_deref(),
+    };
+    // A wait for a header must not hold up the broker's shutdown.
+    let admit = Box::pin(admit_proxied(&mut stream, &mut origin, admission));
+    let admitted = tokio::select! {
+        admitted = admit => admitted,
+        _ = shutdown.changed() => None,
+    };
+    let Some(admitted) = admitted else {
+        return;
+    };
+    let peer_slot = peer_slot.or(admitted);
+    drop((peers, refusals));
     // Small MQTT packets must not wait for Nagle's algorithm.
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
@@ -278,8 +305,8 @@ async fn serve_tcp(incoming: Box<Incoming>, peer_slot: &PeerSlot) {
                 reason: failure.reason(),
                 detail: failure.describe(),
             });
-            if matches!(failure, tls::HandshakeFailure::ReplyTimeout(_)) {
-                peer_slot.charge_stalled_handshake();
+            if let (tls::HandshakeFailure::ReplyTimeout(_), Some(slot)) = (failure, &peer_slot) {
+                slot.charge_stalled_handshake();
             }
             Err(refused.socket)
         }
@@ -311,7 +338,7 @@ mod tests {
     /// large states are boxed so it stays small (memory per device).
     #[test]
     fn a_held_connection_task_is_small() {
-        let size = future_size::<_, &'static PeerSlot, _, _>(&serve_tcp);
+        let size = future_size::<_, Option<PeerSlot>, _, _>(&serve_tcp);
         eprintln!("serve_tcp future: {size} bytes");
         assert!(size < 2048, "serve_tcp future is {size} bytes");
     }

@@ -54,8 +54,12 @@ where
     let limits = &broker.config.limits;
     let mut read_buf = BytesMut::with_capacity(1024);
     let wait = Duration::from_secs(limits.connect_timeout_secs);
+    // From when the transport was ready (TCP accept or TLS done), so time
+    // spent before, such as waiting for a PROXY header, is not given twice.
+    let ready = origin.clock.tls_done.unwrap_or(origin.clock.accepted);
+    let deadline = tokio::time::Instant::from_std(ready) + wait;
     let first = tokio::select! {
-        read = tokio::time::timeout(wait, read_connect(&mut stream, &mut read_buf, limits.max_packet_size, &broker)) => read,
+        read = tokio::time::timeout_at(deadline, read_connect(&mut stream, &mut read_buf, limits.max_packet_size, &broker)) => read,
         _ = shutdown.changed() => return None,
     };
     let connect = match first {

@@ -18,7 +18,7 @@
 //! across an `.await`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +41,39 @@ impl Refusal {
             Refusal::TooManyOpen => "too many open connections from this address",
             Refusal::TooFast => "too many new connections per second from this address",
         }
+    }
+}
+
+/// Least time between two "refusing connections" warnings, so that a flood
+/// of refused connections cannot become a flood of log lines.
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The "refusing connections" warning, at most once per
+/// [`REFUSAL_LOG_INTERVAL`] per listener, so that a flood of refused
+/// connections cannot become a flood of log lines.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    logged_at: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl RefusalLog {
+    pub fn log(&self, listener: &str, peer: SocketAddr, refusal: Refusal) {
+        {
+            let mut logged_at = self.logged_at.lock();
+            if logged_at.is_some_and(|at| at.elapsed() < REFUSAL_LOG_INTERVAL) {
+                return;
+            }
+            *logged_at = Some(std::time::Instant::now());
+        }
+        tracing::warn!(
+            listener = %listener,
+            peer = %peer,
+            "Refusing connections from {} on listener \"{}\": {} (further refusals are counted in $SYS/broker/connections/refused, logged at most every {}s).",
+            peer.ip(),
+            listener,
+            refusal.describe(),
+            REFUSAL_LOG_INTERVAL.as_secs()
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::parse::Line;
 use super::{Note, Source};
 use fleetmq_core::config::{
-    ClientCertPolicy, ListenerConfig, ListenerProtocol, TlsConfig, TlsVersion,
+    ClientCertPolicy, ListenerConfig, ListenerProtocol, ProxyProtocol, TlsConfig, TlsVersion,
 };
 
 /// A listener being read: the default listener (`port`, `bind_address`
@@ -40,6 +40,8 @@ pub(crate) struct ListenerDraft {
     pub mount_point: Option<String>,
     /// `protocol websockets`: MQTT over WebSockets (any request path).
     pub protocol: ListenerProtocol,
+    /// `enable_proxy_protocol 1|2` (Mosquitto 2.1).
+    pub proxy_protocol: ProxyProtocol,
     /// With `per_listener_settings true` (or `listener_allow_anonymous`).
     pub allow_anonymous: Option<bool>,
     /// Per-listener `password_file` / `acl_file` (`per_listener_settings`).
@@ -170,6 +172,7 @@ pub(crate) fn finish(
             use_subject_as_username: draft.use_subject_as_username,
             accept_protocol_versions: draft.accept_protocol_versions,
             mount_point: draft.mount_point,
+            proxy_protocol: draft.proxy_protocol,
             ..ListenerConfig::default()
         },
         provenance,

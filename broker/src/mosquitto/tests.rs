@@ -283,3 +283,19 @@ fn max_topic_alias_broker_bounds_outbound_aliases() {
     let config = translate("max_topic_alias 5\n").unwrap().config;
     assert_eq!(config.limits.max_outbound_topic_aliases, 0);
 }
+
+#[test]
+fn enable_proxy_protocol_sets_the_listener_above_it() {
+    use fleetmq_core::config::ProxyProtocol;
+    let config = translate("listener 1883\nenable_proxy_protocol 2\nlistener 1884\nenable_proxy_protocol 1\nlistener 1885\n")
+        .unwrap()
+        .config;
+    let modes: Vec<ProxyProtocol> = config.listeners.iter().map(|l| l.proxy_protocol).collect();
+    assert_eq!(
+        modes,
+        [ProxyProtocol::V2, ProxyProtocol::V1, ProxyProtocol::Off]
+    );
+    let refused = problems("listener 1883\nenable_proxy_protocol 3\n");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains("enable_proxy_protocol"), "{refused:?}");
+}

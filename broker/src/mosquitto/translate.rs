@@ -11,7 +11,7 @@ use super::directives;
 use super::listener::{source, ListenerDraft};
 use super::parse::Line;
 use super::{MosquittoError, Note, Provenance, Translation};
-use fleetmq_core::config::{Config, FsyncPolicy, ListenerProtocol, TlsVersion};
+use fleetmq_core::config::{Config, FsyncPolicy, ListenerProtocol, ProxyProtocol, TlsVersion};
 
 /// Translates directive lines; `notes` holds what reading already noted.
 pub(crate) fn translate(
@@ -251,6 +251,14 @@ impl Translator {
                     other => return Err(format!("{other:?} is not a TLS version (write tlsv1.2 or tlsv1.3)")),
                 };
                 self.listener_value(line, "tls.min_version", |l| l.tls_version = Some(version))
+            }
+            "enable_proxy_protocol" => {
+                let version = match value {
+                    "1" => ProxyProtocol::V1,
+                    "2" => ProxyProtocol::V2,
+                    other => return Err(format!("{other:?} is not a PROXY protocol version (write 1 or 2)")),
+                };
+                self.listener_value(line, "proxy_protocol", |l| l.proxy_protocol = version)
             }
             "max_connections" => {
                 let limit: i64 = number(line)?;

@@ -151,6 +151,39 @@ pub struct ListenerConfig {
     /// `mount_point`): added to what they publish and subscribe to
     /// (ACLs see the prefixed topic), removed from what they receive.
     pub mount_point: Option<String>,
+    /// Which PROXY protocol header (HAProxy's, v1 text or v2 binary) each
+    /// connection must start with; its client address then replaces the
+    /// socket's everywhere (logs, per-IP limits, dashboard). Off by
+    /// default: a header is only trustworthy from the balancer, so bind
+    /// such a listener where only the balancer reaches it (decision 0123).
+    pub proxy_protocol: ProxyProtocol,
+    /// With TLS terminated at the balancer: take the client-certificate
+    /// identity from the v2 header's SSL TLVs (the CN of a certificate the
+    /// balancer verified). Off by default; needs `proxy_protocol` on and a
+    /// plain listener (decision 0124).
+    pub proxy_protocol_tls_identity: bool,
+}
+
+/// The PROXY protocol versions a listener expects (decision 0123).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyProtocol {
+    /// No header is read; a connection that starts with one is refused.
+    #[default]
+    Off,
+    /// Every connection starts with a v1 (text) header.
+    V1,
+    /// Every connection starts with a v2 (binary) header.
+    V2,
+    /// Every connection starts with a v1 or a v2 header.
+    Any,
+}
+
+impl ProxyProtocol {
+    /// Whether connections must start with a header.
+    pub fn is_on(self) -> bool {
+        self != ProxyProtocol::Off
+    }
 }
 
 impl Default for ListenerConfig {
@@ -170,6 +203,8 @@ impl Default for ListenerConfig {
             identity_as_clientid: false,
             accept_protocol_versions: Vec::new(),
             mount_point: None,
+            proxy_protocol: ProxyProtocol::Off,
+            proxy_protocol_tls_identity: false,
         }
     }
 }

@@ -140,6 +140,43 @@ fn validate_listeners(listeners: &[ListenerConfig], errors: &mut Vec<ValidationE
             }
         }
         binds.push((index, addr));
+        validate_proxy_protocol(listener, &key, errors);
+    }
+}
+
+/// `proxy_protocol_tls_identity` trusts the balancer's word for a client
+/// certificate: only where headers are read, and never next to a TLS
+/// handshake of fleetmq's own (decision 0124).
+fn validate_proxy_protocol(
+    listener: &ListenerConfig,
+    key: &str,
+    errors: &mut Vec<ValidationError>,
+) {
+    if !listener.proxy_protocol_tls_identity {
+        return;
+    }
+    if !listener.proxy_protocol.is_on() {
+        errors.push(ValidationError::new(
+            format!("{key}.proxy_protocol_tls_identity"),
+            "needs proxy_protocol = \"v2\" or \"any\": the identity comes from the \
+             balancer's PROXY v2 header, which this listener does not read"
+                .to_string(),
+        ));
+    } else if listener.proxy_protocol == super::model::ProxyProtocol::V1 {
+        errors.push(ValidationError::new(
+            format!("{key}.proxy_protocol_tls_identity"),
+            "needs proxy_protocol = \"v2\" or \"any\": a v1 header carries no TLS \
+             information"
+                .to_string(),
+        ));
+    }
+    if listener.tls.is_some() {
+        errors.push(ValidationError::new(
+            format!("{key}.proxy_protocol_tls_identity"),
+            "is for listeners whose TLS the balancer terminates; this one runs TLS itself, \
+             so its client certificates are checked here (remove [listener.tls] or the option)"
+                .to_string(),
+        ));
     }
 }
 
@@ -486,6 +523,35 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(keys(&config), ["listener[0].path", "listener[1].path"]);
+    }
+
+    #[test]
+    fn proxy_tls_identity_needs_a_v2_header_on_a_plain_listener() {
+        use crate::config::ProxyProtocol;
+        let with = |proxy_protocol, tls: bool| ListenerConfig {
+            proxy_protocol,
+            proxy_protocol_tls_identity: true,
+            tls: tls.then(Default::default),
+            ..listener("", "127.0.0.1:0")
+        };
+        let config = Config {
+            listeners: vec![
+                with(ProxyProtocol::V2, false),
+                with(ProxyProtocol::Any, false),
+                with(ProxyProtocol::Off, false),
+                with(ProxyProtocol::V1, false),
+                with(ProxyProtocol::V2, true),
+            ],
+            ..Config::default()
+        };
+        assert_eq!(
+            keys(&config),
+            [
+                "listener[2].proxy_protocol_tls_identity",
+                "listener[3].proxy_protocol_tls_identity",
+                "listener[4].proxy_protocol_tls_identity"
+            ]
+        );
     }
 
     #[test]
