@@ -75,7 +75,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("memory_limit", "fleetmq has no global heap limit; limits.max_queued_bytes bounds each session's queue"),
     ("mount_point", "fleetmq has no mount points: clients of this listener share the one topic tree"),
     ("mptcp", "fleetmq listens with plain TCP"),
-    ("persistence_file", "fleetmq keeps its own store (store.path in data_dir) and cannot read mosquitto.db: retained messages and sessions saved by Mosquitto are not carried over"),
+    ("persistence_file", "fleetmq keeps its own store (store.path in data_dir): carry Mosquitto's retained messages and sessions over once with `fleetmq migrate mosquitto --db FILE`"),
     ("pid_file", "fleetmq writes no pid file: systemd tracks the main process (Type=notify)"),
     ("plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
     ("plugin_load", "fleetmq cannot load Mosquitto plugins"),
