@@ -78,7 +78,17 @@ fn lab_state(addr: SocketAddr) {
             .clean(false)
             .property(prop::u32(prop::SESSION_EXPIRY, 3600)),
     );
-    assert_eq!(dash.subscribe(1, "alerts/#", 2), vec![ReasonCode(2)]);
+    // QoS 2, no local, subscription identifier 7.
+    dash.send(&subscribe(
+        1,
+        &[("alerts/#", 2 | 0x04)],
+        true,
+        &prop::varint(prop::SUBSCRIPTION_ID, 7),
+    ));
+    match dash.expect_packet("SUBACK") {
+        Packet::SubAck(suback) => assert_eq!(suback.reasons, vec![ReasonCode(2)]),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
     dash.send(&disconnect(Some(0)));
     std::thread::sleep(Duration::from_millis(200));
     let (mut publisher, _) = RawClient::connect_v311(addr, "db-pub", true);
@@ -210,6 +220,11 @@ fn a_mosquitto_db_is_imported_and_served_after_the_switch() {
     assert!(dash.session_present);
     assert_eq!(payloads(&dash), ["alert-1"]);
     assert_eq!(dash.publishes[0].qos, QoS::ExactlyOnce);
+    assert_eq!(
+        dash.publishes[0].properties.subscription_identifiers,
+        vec![7],
+        "the queued message keeps its subscription identifier"
+    );
 
     // The subscriptions were carried over too: new messages reach them.
     let (mut device, connack) = RawClient::connect_v311(addr, "db-dev", false);
@@ -220,6 +235,29 @@ fn a_mosquitto_db_is_imported_and_served_after_the_switch() {
         ReasonCode::SUCCESS
     );
     assert_eq!(&device.expect_app_publish().payload[..], b"after");
+
+    // The 5.0 subscription kept its identifier and options.
+    let (mut dash, connack) = RawClient::connect_with(
+        addr,
+        ConnectBuilder::v5("db-dash")
+            .clean(false)
+            .property(prop::u32(prop::SESSION_EXPIRY, 3600)),
+    );
+    assert!(connack.session_present);
+    assert_eq!(
+        publisher.publish("alerts/smoke", b"alert-2", 1, false),
+        ReasonCode::SUCCESS
+    );
+    let alert = dash.expect_app_publish();
+    assert_eq!(&alert.payload[..], b"alert-2");
+    assert_eq!(alert.properties.subscription_identifiers, vec![7]);
+    // No local: its own message does not come back (it matched no one).
+    assert_eq!(
+        dash.publish("alerts/self", b"own", 1, false),
+        ReasonCode(0x10),
+        "no local was lost"
+    );
+    assert!(dash.recv_packet(QUIET).is_none());
 }
 
 #[test]
