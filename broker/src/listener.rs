@@ -11,8 +11,8 @@
 
 mod admission;
 pub mod per_ip;
-pub mod websocket;
 pub mod proxy_protocol;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,6 +13,9 @@
 //! - `fleetmq migrate mosquitto FILE` prints the equivalent `fleetmq.toml`
 //!   on stdout and every directive it could not carry over on stderr, one
 //!   per line as `FILE:LINE: directive: why`.
+//! - `fleetmq migrate mosquitto --db FILE [--config FILE] [--dry-run]`
+//!   imports Mosquitto's persistence file into the store
+//!   (`fleetmq::mosquitto::db`).
 //! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
 //!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
 //! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
@@ -93,12 +96,33 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum MigrateFrom {
     /// Translate a mosquitto.conf: the fleetmq.toml goes to stdout, every
-    /// directive that could not be carried over to stderr.
+    /// directive that could not be carried over to stderr. With --db,
+    /// import Mosquitto's persistence file into fleetmq's store instead.
     Mosquitto {
         /// The Mosquitto configuration, e.g. /etc/mosquitto/mosquitto.conf.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        #[arg(value_name = "FILE", required_unless_present = "db")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbImportArgs,
     },
+}
+
+/// `fleetmq migrate mosquitto --db FILE`: Mosquitto's state carried over.
+#[derive(Debug, Args)]
+struct DbImportArgs {
+    /// Import Mosquitto's persistence file (e.g. /var/lib/mosquitto/mosquitto.db,
+    /// written when Mosquitto stops): retained messages, persistent sessions,
+    /// their subscriptions and queued QoS 1/2 messages, in one commit. Stop
+    /// fleetmq first; a damaged file imports nothing.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    db: Option<PathBuf>,
+    /// The fleetmq configuration whose store receives the import
+    /// (fleetmq.toml or mosquitto.conf); without it, the defaults' store.
+    #[arg(long, value_name = "FILE", requires = "db")]
+    config: Option<PathBuf>,
+    /// Print what would be imported, and write nothing.
+    #[arg(long, requires = "db")]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -140,8 +164,12 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run(&args),
         Some(Command::CheckConfig { mosquitto, file }) => check_config(&file, mosquitto),
         Some(Command::Migrate {
-            from: MigrateFrom::Mosquitto { file },
-        }) => migrate_mosquitto(&file),
+            from: MigrateFrom::Mosquitto { file, db },
+        }) => match (file, db.db) {
+            (_, Some(path)) => import_mosquitto_db(&path, db.config, db.dry_run),
+            (Some(file), None) => migrate_mosquitto(&file),
+            (None, None) => ExitCode::from(EXIT_CONFIG),
+        },
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
@@ -220,6 +248,37 @@ fn migrate_mosquitto(file: &Path) -> ExitCode {
         }
         Err(error) => {
             eprintln!("{error}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn import_mosquitto_db(db: &Path, config: Option<PathBuf>, dry_run: bool) -> ExitCode {
+    let source = config.map_or(ConfigSource::Defaults, |path| ConfigSource::detect(&path));
+    let loaded = match source.load() {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match mosquitto::db::import(db, &loaded.config, dry_run) {
+        Ok(report) => {
+            for line in &report.lines {
+                println!("{line}");
+            }
+            println!(
+                "{}{} retained message(s), {} session(s), {} queued message(s); {} record(s) skipped",
+                if dry_run { "would import " } else { "imported " },
+                report.retained,
+                report.sessions,
+                report.deliveries,
+                report.skipped
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fleetmq: {error}");
             ExitCode::from(EXIT_FAILURE)
         }
     }

@@ -76,7 +76,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("log_timestamp", "timestamps follow log.format: none under journald (which adds its own), otherwise always"),
     ("memory_limit", "fleetmq has no process-wide heap limit: bound memory with limits.max_queued_bytes (per session), limits.max_retained_bytes and limits.max_connections, or MemoryMax= in the systemd unit"),
     ("mptcp", "fleetmq listens with plain TCP"),
-    ("persistence_file", "fleetmq keeps its own store (store.path in data_dir) and cannot read mosquitto.db: retained messages and sessions saved by Mosquitto are not carried over"),
+    ("persistence_file", "fleetmq keeps its own store (store.path in data_dir): carry Mosquitto's retained messages and sessions over once with `fleetmq migrate mosquitto --db FILE`"),
     ("pid_file", "fleetmq writes no pid file: systemd tracks the main process (Type=notify)"),
     ("plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
     ("plugin_load", "fleetmq cannot load Mosquitto plugins"),

@@ -33,6 +33,7 @@ mod dashboard_api;
 mod firmware_e2e;
 mod hostile_load;
 mod hostile_protocol;
+mod mosquitto_db;
 mod mosquitto_directives;
 mod mosquitto_migration;
 mod props_qos2;

@@ -221,7 +221,7 @@ impl Engine {
                 if let (Some(owner), true) = (claimed, session_present) {
                     tracing::info!(
                         client = %client_id,
-                        "Session {client_id} had no recorded owner (stored by an older fleetmq); it now belongs to {owner}."
+                        "Session {client_id} had no recorded owner (stored by an older fleetmq, or imported from Mosquitto); it now belongs to {owner}."
                     );
                 }
                 self.record(op);
