@@ -90,6 +90,12 @@ impl ConfBroker {
     pub fn logs(&self) -> String {
         self.process.logs()
     }
+
+    /// Waits until the logs contain `needle` (a refusal's line may be
+    /// written after its CONNACK reached the client).
+    pub fn expect_log(&self, needle: &str) {
+        self.process.expect_log(needle)
+    }
 }
 
 /// Runs a mosquitto client tool with a bounded wait; its output.
