@@ -42,6 +42,11 @@ use fleetmq::auth_cli::{self, AclCommand, PasswdArgs};
 use fleetmq::mosquitto;
 use fleetmq::service::{self, ConfigSource};
 
+/// The system allocator, counted, so `limits.memory_limit` (Mosquitto's
+/// `memory_limit`) and `$SYS/broker/heap/current` know the heap in use.
+#[global_allocator]
+static HEAP: fleetmq_heap::Counting = fleetmq_heap::Counting;
+
 /// An MQTT 3.1.1 / 5.0 broker for fleets of ESP32 devices.
 #[derive(Debug, Parser)]
 #[command(

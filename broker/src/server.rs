@@ -49,6 +49,9 @@ pub enum ServerError {
     Http(#[from] HttpError),
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The pid file or the user switch (`pid_file`, `user`).
+    #[error("{0}")]
+    Process(String),
 }
 
 /// How long shutdown waits for connections to finish.
@@ -71,6 +74,8 @@ pub struct Running {
     pub http: Option<SocketAddr>,
     /// `/readyz` answers 200 while this is true.
     ready: Arc<AtomicBool>,
+    /// Removed at a clean stop (`pid_file`).
+    _pid_file: Option<crate::service::process::PidFile>,
 }
 
 /// Binds every listener and starts serving.
@@ -198,6 +203,17 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         );
         None
     };
+    // Listeners and the dashboard are bound: write the pid file and leave
+    // root (Mosquitto's `pid_file` and `user`) before accepting anyone.
+    let pid_file = match &broker.config.pid_file {
+        Some(path) => Some(
+            crate::service::process::PidFile::write(path).map_err(ServerError::Process)?,
+        ),
+        None => None,
+    };
+    if let Some(user) = &broker.config.user {
+        crate::service::process::switch_user(user).map_err(ServerError::Process)?;
+    }
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
@@ -207,9 +223,17 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             done_tx.clone(),
         ));
     }
+    crate::service::log_topic::spawn(Arc::clone(&broker), shutdown_rx.clone());
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
     ready.store(true, Ordering::Release);
     tracing::info!("fleetmq version {} running.", env!("CARGO_PKG_VERSION"));
+    let memory_limit = broker.config.limits.memory_limit;
+    if memory_limit != 0 {
+        tracing::info!(
+            "Memory limit {memory_limit} bytes (limits.memory_limit); heap in use now {} bytes.",
+            fleetmq_heap::in_use()
+        );
+    }
     Ok(Running {
         broker,
         listeners,
@@ -219,6 +243,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         registry,
         http,
         ready,
+        _pid_file: pid_file,
     })
 }
 

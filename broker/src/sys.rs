@@ -47,7 +47,7 @@ fn snapshot(broker: &Engine) -> Vec<(&'static str, String)> {
     let stats = &broker.stats;
     let connected = Stats::get(&stats.clients_connected);
     let total = broker.session_count() as u64;
-    vec![
+    let mut values = vec![
         (
             "$SYS/broker/version",
             format!("fleetmq version {}", env!("CARGO_PKG_VERSION")),
@@ -119,7 +119,17 @@ fn snapshot(broker: &Engine) -> Vec<(&'static str, String)> {
             "$SYS/broker/subscriptions/refused",
             Stats::get(&stats.subscriptions_refused).to_string(),
         ),
-    ]
+    ];
+    // As Mosquitto's: the heap in use and its high-water mark, in bytes
+    // (what `limits.memory_limit` is compared with).
+    if fleetmq_heap::installed() {
+        values.push((
+            "$SYS/broker/heap/current",
+            fleetmq_heap::in_use().to_string(),
+        ));
+        values.push(("$SYS/broker/heap/maximum", fleetmq_heap::peak().to_string()));
+    }
+    values
 }
 
 fn publish(broker: &Engine, topic: &'static str, value: String) {

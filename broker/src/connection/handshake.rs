@@ -391,6 +391,14 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Engine) -> Verdict {
         }
         client_id = replacement;
     }
+    if broker.memory_exhausted() {
+        // Above `limits.memory_limit`: a new session would only add to it.
+        Stats::add(&broker.stats.memory_refusals, 1);
+        return Verdict::Refuse(
+            Some(ReasonCode::QUOTA_EXCEEDED),
+            "the broker's heap is above limits.memory_limit".into(),
+        );
+    }
     let negotiated = match negotiate(connect, config, &broker.topic_limits) {
         Ok(negotiated) => negotiated,
         Err(refusal) => return Verdict::Refuse(refusal.reason, refusal.why),

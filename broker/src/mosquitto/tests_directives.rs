@@ -142,3 +142,16 @@ fn max_inflight_bytes_carries_over() {
     assert!(translation.notes.is_empty(), "{:?}", translation.notes);
     round_trip(&translation);
 }
+
+#[test]
+fn memory_limit_and_log_dest_topic_carry_over() {
+    let translation =
+        translate("listener 1883\nmemory_limit 104857600\nlog_dest topic\nlog_dest stderr\n")
+            .unwrap();
+    assert_eq!(translation.config.limits.memory_limit, 104_857_600);
+    assert!(translation.config.log.topic);
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    round_trip(&translation);
+    let error = problem("listener 1883\nmemory_limit lots\n");
+    assert!(error.contains(":2: memory_limit:"), "{error}");
+}

@@ -293,6 +293,7 @@ impl Translator {
                 self.record("limits.max_inflight", line);
                 Ok(())
             }
+            "memory_limit" => self.global(line, "limits.memory_limit", |c, v| c.limits.memory_limit = v),
             "max_inflight_bytes" => self.global(line, "limits.max_inflight_bytes", |c, v| c.limits.max_inflight_bytes = v),
             "max_queued_messages" => self.global(line, "limits.max_queued_messages", |c, v| c.limits.max_queued_messages = v),
             "max_queued_bytes" => self.global(line, "limits.max_queued_bytes", |c, v| c.limits.max_queued_bytes = v),
@@ -443,7 +444,10 @@ impl Translator {
                 self.config.log.file = Some(PathBuf::from(path));
                 self.record("log.file", line);
             }
-            Some("topic") => self.note(line, "fleetmq does not publish its log on $SYS/broker/log (a log line about a publish would be a publish): read it with journalctl -u fleetmq or log.file"),
+            Some("topic") => {
+                self.config.log.topic = true;
+                self.record("log.topic", line);
+            }
             Some("none") => {
                 self.config.log.level = "off".into();
                 self.record("log.level", line);

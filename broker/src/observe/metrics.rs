@@ -265,7 +265,7 @@ impl Collector for BrokerCollector {
             .collect();
         connections.extend(self.registry.connections_by_listener());
         families.extend(connections_gauge(&self.listeners, connections));
-        let counters: [(&str, &str, u64); 7] = [
+        let counters: [(&str, &str, u64); 8] = [
             (
                 "fleetmq_messages_received_total",
                 "PUBLISH packets received from clients.",
@@ -300,6 +300,11 @@ impl Collector for BrokerCollector {
                 "fleetmq_revoked_disconnects_total",
                 "Connections closed because a reloaded CRL revokes their client certificate.",
                 Stats::get(&stats.revoked_disconnects),
+            ),
+            (
+                "fleetmq_memory_refusals_total",
+                "PUBLISHes and connections refused because the heap was above limits.memory_limit.",
+                Stats::get(&stats.memory_refusals),
             ),
         ];
         for (name, help, value) in counters {
@@ -353,6 +358,13 @@ impl Collector for BrokerCollector {
         ];
         for (name, help, value) in gauges {
             families.extend(gauge(name, help, value as i64));
+        }
+        if fleetmq_heap::installed() {
+            families.extend(gauge(
+                "fleetmq_heap_bytes",
+                "Heap bytes in use by the broker (limits.memory_limit applies to this).",
+                i64::try_from(fleetmq_heap::in_use()).unwrap_or(i64::MAX),
+            ));
         }
         if let Some(secs) = self.registry.min_cert_expiry_secs() {
             families.extend(gauge(

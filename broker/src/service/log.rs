@@ -143,10 +143,14 @@ pub fn init(config: &Config) -> Result<LogStyle, String> {
         }
         None => None,
     };
+    // `log.topic` (Mosquitto's `log_dest topic`): published once the
+    // engine runs (`log_topic::spawn`).
+    let topic_layer = config.log.topic.then(super::log_topic::layer);
     let result = tracing_subscriber::registry()
         .with(filter)
         .with(stderr_layer)
         .with(file_layer)
+        .with(topic_layer)
         .try_init();
     result.map_err(|error| format!("cannot set up logging: {error}"))?;
     Ok(style)
@@ -183,7 +187,7 @@ impl<W: Write> Write for EscapingWriter<W> {
 
 /// `event` with every control character (C0, DEL, C1, U+2028, U+2029) but
 /// a final `\n` and tabs written as `\n`, `\r` or `\u{..}`.
-fn escape_controls(event: &str, keep_escape: bool) -> Cow<'_, str> {
+pub(super) fn escape_controls(event: &str, keep_escape: bool) -> Cow<'_, str> {
     let body = event.strip_suffix('\n').unwrap_or(event);
     let needs = |c: char| {
         c != '\t'

@@ -5,7 +5,9 @@
 //!   listeners are bound, `STATUS=` lines, `WATCHDOG=1` keep-alives when
 //!   `WatchdogSec=` is set, `STOPPING=1` at shutdown.
 //! - [`log`] shapes log lines for a terminal or for journald (which adds
-//!   its own timestamps).
+//!   its own timestamps); [`log_file`] and [`log_topic`] are the other
+//!   destinations (a file, `$SYS/broker/log/...`).
+//! - [`process`] is the pid file and the switch to an unprivileged user.
 //! - [`source`] is where the configuration comes from (`fleetmq.toml` or a
 //!   Mosquitto file), so start-up and SIGHUP read it the same way.
 //! - [`reload`] compares a re-read configuration with the running one and
@@ -16,7 +18,9 @@
 
 pub mod log;
 pub mod log_file;
+pub mod log_topic;
 pub mod notify;
+pub mod process;
 pub mod reload;
 pub mod source;
 

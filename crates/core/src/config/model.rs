@@ -33,6 +33,13 @@ pub struct Config {
     /// Folder for the broker's own files: the lab PKI that TLS listeners
     /// without `cert`/`key` use (`<data_dir>/pki`), and durable state.
     pub data_dir: PathBuf,
+    /// When started as root, switch to this user and its primary group once
+    /// the listeners are bound (Mosquitto's `user`); ignored otherwise.
+    /// Absent: no switch (Mosquitto's default is `mosquitto`).
+    pub user: Option<String>,
+    /// Write the process id to this file at start and remove it at a clean
+    /// stop (Mosquitto's `pid_file`).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -47,6 +54,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             http: HttpConfig::default(),
             data_dir: PathBuf::from("fleetmq-data"),
+            user: None,
+            pid_file: None,
         }
     }
 }
@@ -72,6 +81,8 @@ impl Config {
             mount_point: Some(String::new()),
             ..ListenerConfig::default()
         }];
+        config.user = Some(String::new());
+        config.pid_file = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());
         config.log.timestamp_format = Some(String::new());
         config.auth.password_file = Some(PathBuf::new());
@@ -452,6 +463,12 @@ pub struct LimitsConfig {
     /// the next waits for an acknowledgement (Mosquitto's
     /// `max_inflight_bytes`: the last one sent may cross it). 0: no limit.
     pub max_inflight_bytes: usize,
+    /// Heap bytes the whole broker may have in use (Mosquitto's
+    /// `memory_limit`); 0: no limit. Above it, PUBLISHes are refused (5.0
+    /// QoS 1/2: 0x97 Quota exceeded; 3.1.1 QoS 1/2: disconnected, as
+    /// Mosquitto does; QoS 0: dropped and counted) and new connections are
+    /// refused (0x97; 3.1.1: server unavailable) until usage falls back.
+    pub memory_limit: u64,
     /// Messages queued for one session beyond the inflight window; 0 means
     /// no count limit. When the queue of a connected subscriber is full,
     /// new messages for it are still queued past the bound and its
@@ -533,6 +550,7 @@ impl Default for LimitsConfig {
             max_packet_size: 1024 * 1024,
             max_inflight: 20,
             max_inflight_bytes: 0,
+            memory_limit: 0,
             max_queued_messages: 1000,
             max_queued_bytes: 16 * 1024 * 1024,
             queue_full_wait_ms: 1000,
@@ -663,6 +681,10 @@ pub struct LogConfig {
     /// strftime format of timestamps (Mosquitto's `log_timestamp_format`),
     /// in UTC: `%Y %m %d %H %M %S %j %s %F %T %z %Z %%`. Absent: RFC 3339.
     pub timestamp_format: Option<String>,
+    /// Also publish error, warning and info lines on
+    /// `$SYS/broker/log/E|W|N` (Mosquitto's `log_dest topic`; debug lines
+    /// never, as in Mosquitto). Set at start; a change needs a restart.
+    pub topic: bool,
 }
 
 /// Shape of log lines.
@@ -683,6 +705,7 @@ impl Default for LogConfig {
             connection_messages: true,
             file: None,
             timestamp_format: None,
+            topic: false,
         }
     }
 }

@@ -334,6 +334,13 @@ impl Engine {
         sessions.iter().map(|s| s.lock().queue_len()).sum()
     }
 
+    /// Whether the heap is above `limits.memory_limit` now (never without
+    /// a limit, or without the counting allocator of `fleetmq-heap`).
+    /// One relaxed load: cheap enough for every PUBLISH.
+    pub fn memory_exhausted(&self) -> bool {
+        fleetmq_heap::exceeds(self.config.limits.memory_limit)
+    }
+
     /// Topic and payload bytes of the retained messages outside `$SYS/`.
     pub fn retained_bytes(&self) -> usize {
         self.retained.read().bytes()

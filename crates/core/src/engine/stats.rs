@@ -41,6 +41,9 @@ pub struct Stats {
     /// Connections closed because a reloaded CRL revokes their client
     /// certificate.
     pub revoked_disconnects: AtomicU64,
+    /// PUBLISHes and connections refused because the heap was above
+    /// `limits.memory_limit`.
+    pub memory_refusals: AtomicU64,
 }
 
 impl Stats {

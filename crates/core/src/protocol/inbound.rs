@@ -189,6 +189,12 @@ impl ClientProtocol {
         } else if publish.qos != QoS::AtMostOnce && self.store_refuses_publishes() {
             // Not routed: nothing of it exists anywhere to be lost.
             self.refuse_publish()?
+        } else if self.broker.memory_exhausted() && !(publish.retain && publish.payload.is_empty())
+        {
+            // Above `limits.memory_limit`: not routed, so nothing new is
+            // held; the publisher is told (5.0) or may resend later. A
+            // retained message's deletion frees memory: it goes through.
+            self.refuse_for_memory(publish.qos)?
         } else {
             let mut properties = publish.properties;
             properties.topic_alias = None;

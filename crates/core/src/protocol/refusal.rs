@@ -9,11 +9,17 @@
 //! PUBACK, PUBREL/PUBCOMP cannot refuse, and a SUBACK's subscription has
 //! already taken effect (and will be stored once the store recovers), so a
 //! 0x80 there would lie. The client resends after reconnecting, so nothing
-//! it was told is durable is lost. This module owns no state; it must not
-//! decide health.
+//! it was told is durable is lost.
+//!
+//! Also a PUBLISH that arrives while the heap is above
+//! `limits.memory_limit`: there 0x97 is the truth (an administrative
+//! limit), and QoS 0 is dropped and counted.
+//!
+//! This module owns no state; it must not decide health.
 
 use super::{ClientProtocol, Exit};
-use fleetmq_codec::{Packet, ReasonCode};
+use crate::engine::Stats;
+use fleetmq_codec::{Packet, QoS, ReasonCode};
 
 impl ClientProtocol {
     /// True when a QoS 1/2 PUBLISH must be refused before it is routed:
@@ -32,6 +38,26 @@ impl ClientProtocol {
             Ok(ReasonCode::UNSPECIFIED_ERROR)
         } else {
             Err(Exit::StoreFailed("PUBLISH"))
+        }
+    }
+
+    /// The reason a 5.0 PUBACK/PUBREC gets for a PUBLISH refused while the
+    /// heap is above `limits.memory_limit` (QoS 0: dropped and counted);
+    /// 3.1.1 QoS 1/2 clients are disconnected, as Mosquitto does when it
+    /// cannot allocate, and resend after reconnecting.
+    pub(super) fn refuse_for_memory(&self, qos: QoS) -> Result<ReasonCode, Exit> {
+        Stats::add(&self.broker.stats.memory_refusals, 1);
+        if qos == QoS::AtMostOnce {
+            Stats::add(&self.broker.stats.publish_dropped, 1);
+            return Ok(ReasonCode::QUOTA_EXCEEDED);
+        }
+        if self.version.is_v5() {
+            Ok(ReasonCode::QUOTA_EXCEEDED)
+        } else {
+            Err(Exit::violation(
+                ReasonCode::QUOTA_EXCEEDED,
+                "PUBLISH refused: the broker is above limits.memory_limit",
+            ))
         }
     }
 
