@@ -206,13 +206,17 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     // Listeners and the dashboard are bound: write the pid file and leave
     // root (Mosquitto's `pid_file` and `user`) before accepting anyone.
     let pid_file = match &broker.config.pid_file {
-        Some(path) => Some(
-            crate::service::process::PidFile::write(path).map_err(ServerError::Process)?,
-        ),
+        Some(path) => {
+            Some(crate::service::process::PidFile::write(path).map_err(ServerError::Process)?)
+        }
         None => None,
     };
     if let Some(user) = &broker.config.user {
         crate::service::process::switch_user(user).map_err(ServerError::Process)?;
+        if broker.config.data_dir.is_dir() {
+            crate::service::process::check_writable(&broker.config.data_dir)
+                .map_err(ServerError::Process)?;
+        }
     }
     for listener in bound {
         tokio::spawn(listener.run(

@@ -43,6 +43,7 @@ const TRANSLATED: &[&str] = &[
     "persistence",
     "persistence_location",
     "persistent_client_expiration",
+    "pid_file",
     "port",
     "protocol",
     "queue_qos0_messages",
@@ -53,6 +54,7 @@ const TRANSLATED: &[&str] = &[
     "tls_version",
     "use_identity_as_username",
     "use_subject_as_username",
+    "user",
     "include_dir",
 ];
 
@@ -77,7 +79,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("log_timestamp", "timestamps follow log.format: none under journald (which adds its own), otherwise always"),
     ("mptcp", "fleetmq listens with plain TCP"),
     ("persistence_file", "fleetmq keeps its own store (store.path in data_dir): carry Mosquitto's retained messages and sessions over once with `fleetmq migrate mosquitto --db FILE`"),
-    ("pid_file", "fleetmq writes no pid file: systemd tracks the main process (Type=notify)"),
     ("plugin", "fleetmq cannot load Mosquitto plugins; use password_file, acl_file or [[acl]] rules"),
     ("plugin_load", "fleetmq cannot load Mosquitto plugins"),
     ("plugin_use", "fleetmq cannot load Mosquitto plugins"),
@@ -92,7 +93,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("tls_keyform", "rustls has no OpenSSL engines: the key must be a PEM file"),
     ("upgrade_outgoing_qos", "not supported: messages go out at the lower of the publish and subscription QoS, as MQTT specifies"),
     ("use_username_as_clientid", "not supported; identity_as_clientid does this for certificate identities"),
-    ("user", "fleetmq does not switch users itself: the systemd unit runs it as its own user"),
     ("websockets_headers_size", "fleetmq caps WebSocket upgrade requests at 16 KiB; the size is not configurable"),
     ("websockets_log_level", "fleetmq filters logs by level only: WebSocket upgrades are logged at info (refused) and debug (accepted)"),
 ];

@@ -155,3 +155,22 @@ fn memory_limit_and_log_dest_topic_carry_over() {
     let error = problem("listener 1883\nmemory_limit lots\n");
     assert!(error.contains(":2: memory_limit:"), "{error}");
 }
+
+#[test]
+fn user_and_pid_file_carry_over_and_root_stays_root() {
+    let translation =
+        translate("listener 1883\nuser mosquitto\npid_file /run/mosquitto/mosquitto.pid\n")
+            .unwrap();
+    assert_eq!(translation.config.user.as_deref(), Some("mosquitto"));
+    assert_eq!(
+        translation.config.pid_file.as_deref(),
+        Some(std::path::Path::new("/run/mosquitto/mosquitto.pid"))
+    );
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    round_trip(&translation);
+    let root = translate("listener 1883\nuser root\n").unwrap();
+    assert_eq!(root.config.user, None);
+    assert_eq!(root.notes.len(), 1, "{:?}", root.notes);
+    let none = translate("listener 1883\n").unwrap();
+    assert_eq!(none.config.user, None);
+}

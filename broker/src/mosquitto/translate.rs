@@ -361,6 +361,20 @@ impl Translator {
                 self.persistence_set = true;
                 self.flag(line, "store.enabled", |c, v| c.store.enabled = v)
             }
+            "user" => {
+                if value == "root" {
+                    self.note(line, "fleetmq stays root, as Mosquitto does with `user root`");
+                } else {
+                    self.config.user = Some(value.to_string());
+                    self.record("user", line);
+                }
+                Ok(())
+            }
+            "pid_file" => {
+                self.config.pid_file = Some(PathBuf::from(value));
+                self.record("pid_file", line);
+                Ok(())
+            }
             "persistence_location" => {
                 self.config.data_dir = PathBuf::from(value);
                 self.record("data_dir", line);

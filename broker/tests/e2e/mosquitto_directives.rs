@@ -12,6 +12,7 @@ mod connection;
 mod files;
 mod logs;
 mod mount;
+mod process;
 mod queue;
 
 use std::net::{SocketAddr, TcpStream};
