@@ -33,6 +33,10 @@ pub(crate) struct ListenerDraft {
     pub use_identity_as_username: bool,
     pub use_subject_as_username: bool,
     pub tls_version: Option<TlsVersion>,
+    /// `ciphers`: TLS 1.2 suites (IANA names) when written.
+    pub ciphers: Option<Vec<String>>,
+    /// `ciphers_tls1.3`: TLS 1.3 suites when written.
+    pub ciphers_tls13: Option<Vec<String>>,
     pub max_connections: usize,
     /// Mosquitto 2.1 `accept_protocol_versions` (protocol levels).
     pub accept_protocol_versions: Vec<u8>,
@@ -259,6 +263,7 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         key: Some(PathBuf::from(key)),
         client_certs,
         min_version: draft.tls_version.unwrap_or_default(),
+        cipher_suites: cipher_suites(draft),
         // Mosquitto (OpenSSL) accepts v1 client certificates; devices
         // made with `openssl x509 -req` must keep connecting (0090).
         accept_v1_client_certificates: client_certs == ClientCertPolicy::Required,
@@ -304,4 +309,23 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         }
     }
     Ok(Some(settings))
+}
+
+/// `tls.cipher_suites` from `ciphers` and `ciphers_tls1.3`: each replaces
+/// its own version's suites; empty (all suites) when neither is written.
+fn cipher_suites(draft: &ListenerDraft) -> Vec<String> {
+    if draft.ciphers.is_none() && draft.ciphers_tls13.is_none() {
+        return Vec::new();
+    }
+    let tls13 = draft.ciphers_tls13.clone().unwrap_or_else(|| {
+        super::ciphers::TLS13
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect()
+    });
+    let tls12 = draft
+        .ciphers
+        .clone()
+        .unwrap_or_else(super::ciphers::all_tls12);
+    tls13.into_iter().chain(tls12).collect()
 }

@@ -174,3 +174,35 @@ fn user_and_pid_file_carry_over_and_root_stays_root() {
     let none = translate("listener 1883\n").unwrap();
     assert_eq!(none.config.user, None);
 }
+
+#[test]
+fn ciphers_become_cipher_suites_of_their_listener() {
+    let translation = translate(
+        "listener 8883\ncertfile /c/s.crt\nkeyfile /c/s.key\nciphers HIGH:!CHACHA20:!ECDSA:AES128-SHA\n",
+    )
+    .unwrap();
+    let tls = translation.config.listeners[0].tls.clone().unwrap();
+    assert_eq!(
+        tls.cipher_suites,
+        [
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_CHACHA20_POLY1305_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        ]
+    );
+    assert_eq!(translation.notes.len(), 1, "{:?}", translation.notes);
+    assert!(translation.notes[0].to_string().contains("AES128-SHA"));
+    round_trip(&translation);
+    let error =
+        problem("listener 8883\ncertfile /c/s.crt\nkeyfile /c/s.key\nciphers DES-CBC3-SHA\n");
+    assert!(error.contains(":4: ciphers:"), "{error}");
+    let plain = translate("listener 8883\ncertfile /c/s.crt\nkeyfile /c/s.key\n").unwrap();
+    assert!(plain.config.listeners[0]
+        .tls
+        .clone()
+        .unwrap()
+        .cipher_suites
+        .is_empty());
+}

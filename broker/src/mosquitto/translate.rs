@@ -252,6 +252,26 @@ impl Translator {
                 };
                 self.listener_value(line, "tls.min_version", |l| l.tls_version = Some(version))
             }
+            "ciphers" => {
+                let (suites, unread) = super::ciphers::tls12(value);
+                if suites.is_empty() {
+                    return Err("names no TLS 1.2 suite rustls has (it offers ECDHE with AES-GCM or ChaCha20-Poly1305, e.g. ECDHE-ECDSA-AES128-GCM-SHA256); devices limited to these could not connect".to_string());
+                }
+                if !unread.is_empty() {
+                    self.note(line, format!("not offered (rustls has no such suite, or the token is not understood): {}; TLS 1.2 suites offered: {}", unread.join(" "), suites.join(" ")));
+                }
+                self.listener_value(line, "tls.cipher_suites", |l| l.ciphers = Some(suites))
+            }
+            "ciphers_tls1.3" => {
+                let (suites, unread) = super::ciphers::tls13(value);
+                if suites.is_empty() {
+                    return Err("names no TLS 1.3 suite rustls has (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)".to_string());
+                }
+                if !unread.is_empty() {
+                    self.note(line, format!("not offered (rustls has no such suite): {}", unread.join(" ")));
+                }
+                self.listener_value(line, "tls.cipher_suites", |l| l.ciphers_tls13 = Some(suites))
+            }
             "enable_proxy_protocol" => {
                 let version = match value {
                     "1" => ProxyProtocol::V1,

@@ -70,6 +70,8 @@ pub enum TlsError {
     CertWithoutKey,
     #[error("lab PKI: {0}")]
     LabPki(String),
+    #[error("{0}")]
+    CipherSuites(String),
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -232,7 +234,14 @@ fn build(
     ticketer: Option<&Arc<dyn rustls::server::ProducesTickets>>,
     chain_counters: &Arc<ChainCacheCounters>,
 ) -> Result<ActiveConfig, TlsError> {
-    let provider = provider();
+    let provider = Arc::new(
+        super::cipher_suites::narrow(
+            (*provider()).clone(),
+            &settings.cipher_suites,
+            settings.min_version == TlsVersion::Tls12,
+        )
+        .map_err(TlsError::CipherSuites)?,
+    );
     let versions: &[&'static rustls::SupportedProtocolVersion] = match settings.min_version {
         TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],

@@ -426,6 +426,11 @@ pub struct TlsConfig {
     /// listener is the stricter one. On for listeners translated from a
     /// mosquitto.conf, which accepts them.
     pub accept_v1_client_certificates: bool,
+    /// Cipher suites offered, by IANA name (`TLS_AES_128_GCM_SHA256`,
+    /// `TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256`, ...); only suites rustls
+    /// has (AES-GCM and ChaCha20-Poly1305 with ECDHE). Empty: all of them.
+    /// Mosquitto's `ciphers` and `ciphers_tls1.3` translate into it.
+    pub cipher_suites: Vec<String>,
 }
 
 impl Default for TlsConfig {
@@ -444,6 +449,7 @@ impl Default for TlsConfig {
             session_cache_size: 4096,
             session_tickets: true,
             accept_v1_client_certificates: false,
+            cipher_suites: Vec::new(),
         }
     }
 }
