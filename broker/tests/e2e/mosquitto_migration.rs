@@ -176,7 +176,9 @@ fn localize(example: &str, dir: &Path, pki: &Pki) -> Localized {
         )
         .replace("/etc/mosquitto/acl", &dir.join("acl").display().to_string())
         .replace("/var/lib/mosquitto/", &format!("{}/data/", dir.display()))
-        .replace("/var/log/mosquitto/", &format!("{}/", dir.display()));
+        .replace("/var/log/mosquitto/", &format!("{}/", dir.display()))
+        .replace("/var/run/", &format!("{}/", dir.display()))
+        .replace("/run/mosquitto/", &format!("{}/", dir.display()));
     let mut ports = HashMap::new();
     let lines: Vec<String> = text
         .lines()
@@ -347,8 +349,20 @@ fn config_with_unsupported_directives_runs_what_it_can_and_logs_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::generate(&dir.path().join("certs"));
     let conf = localize("unsupported", dir.path(), &pki);
+    // `user mosquitto`: started as root (as in CI), fleetmq switches to
+    // Debian's mosquitto user, which must reach and write the data folder.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("data"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
     let broker = run_mosquitto_conf(&conf.path, dir.path());
     broker.expect_log(" running.");
+    let pid_file = std::fs::read_to_string(dir.path().join("mosquitto.pid")).unwrap();
+    assert_eq!(pid_file.trim(), broker.pid().to_string());
     let opened = harness::service::opened_listeners(&broker.logs());
     let port = conf.ports[&8883];
     let ws_port = conf.ports[&9001];
