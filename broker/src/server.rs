@@ -49,6 +49,9 @@ pub enum ServerError {
     Http(#[from] HttpError),
     #[error("cannot set up the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The Mosquitto persistence file imported at the first start.
+    #[error("{0}")]
+    Import(String),
     /// The pid file or the user switch (`pid_file`, `user`).
     #[error("{0}")]
     Process(String),
@@ -82,6 +85,8 @@ pub struct Running {
 pub async fn start(config: Config) -> Result<Running, ServerError> {
     let config = Arc::new(config);
     let (store, restored) = if config.store.enabled {
+        crate::mosquitto::db::at_start::import_on_first_start(&config)
+            .map_err(ServerError::Import)?;
         let (store, restored) =
             crate::store::open(&config.data_dir, &config.store).map_err(ServerError::Store)?;
         (Some(store), Some(restored))

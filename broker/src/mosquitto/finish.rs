@@ -47,6 +47,20 @@ impl Translator {
     pub(super) fn finish(mut self, main_file: &str) -> Result<Translation, MosquittoError> {
         self.log_level();
         let main: Arc<str> = Arc::from(main_file);
+        if self.config.store.enabled
+            && self.persistence_set
+            && self.config.store.import_mosquitto_db.is_none()
+        {
+            // Mosquitto loads persistence_location/mosquitto.db by default.
+            self.config.store.import_mosquitto_db = Some(PathBuf::from("mosquitto.db"));
+            self.provenance
+                .entry("store.import_mosquitto_db".into())
+                .or_default()
+                .push(Source::Default(
+                    "Mosquitto default: persistence_file mosquitto.db (imported at the first start)"
+                        .into(),
+                ));
+        }
         if !self.persistence_set {
             self.config.store.enabled = false;
             self.provenance

@@ -400,6 +400,12 @@ impl Translator {
                 self.record("data_dir", line);
                 Ok(())
             }
+            "persistence_file" => {
+                self.config.store.import_mosquitto_db = Some(PathBuf::from(value));
+                self.record("store.import_mosquitto_db", line);
+                self.note(line, "fleetmq keeps its own store (store.path in data_dir); this file is imported into it at the first start, while the store does not exist yet, and left as it is");
+                Ok(())
+            }
             "autosave_interval" => {
                 let seconds: u64 = number(line)?;
                 if seconds == 0 {

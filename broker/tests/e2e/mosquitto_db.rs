@@ -315,3 +315,105 @@ fn a_truncated_mosquitto_db_is_reported_and_imports_nothing() {
         "no session may come from the truncated file"
     );
 }
+
+/// `fleetmq run --mosquitto-conf` on the conf Mosquitto ran with, in the
+/// same folder.
+fn run_on_conf(dir: &Path) -> crate::harness::service::Process {
+    let mut command = crate::harness::service::fleetmq();
+    command
+        .arg("run")
+        .arg("--mosquitto-conf")
+        .arg(dir.join("mosquitto.conf"))
+        .current_dir(dir);
+    crate::harness::service::Process::spawn(command)
+}
+
+/// The conf's listener address (written by [`mosquitto_db`]).
+fn conf_addr(dir: &Path) -> SocketAddr {
+    let conf = std::fs::read_to_string(dir.join("mosquitto.conf")).unwrap();
+    let port: u16 = conf
+        .lines()
+        .find_map(|line| line.strip_prefix("listener "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+#[test]
+fn the_persistence_file_is_imported_at_the_first_start_from_mosquitto_conf() {
+    if skip_on_mosquitto("imports into fleetmq's store") {
+        return;
+    }
+    let lab = tempfile::tempdir().unwrap();
+    let db = mosquitto_db(lab.path(), lab_state);
+    let db_bytes = std::fs::read(&db).unwrap();
+    let addr = conf_addr(lab.path());
+
+    let mut broker = run_on_conf(lab.path());
+    broker.expect_log("Imported the Mosquitto persistence file");
+    broker.expect_log(" running.");
+    assert!(
+        broker
+            .logs()
+            .contains("2 retained messages, 2 sessions, 4 queued or in-flight messages"),
+        "{}",
+        broker.logs()
+    );
+    let retained = retained_under(addr, "status/#", QUIET);
+    assert_eq!(retained.len(), 2, "{retained:?}");
+    let device = drain_session(
+        addr,
+        ConnectBuilder::v311("db-dev").clean(false),
+        QUIET,
+        Duration::from_secs(10),
+    );
+    assert!(device.session_present);
+    assert_eq!(payloads(&device), ["cmd-1", "cmd-2", "cmd-3"]);
+    broker.signal("TERM");
+    assert!(broker.wait_exit().success());
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        db_bytes,
+        "mosquitto.db changed"
+    );
+
+    // The store exists now: no second import (the delivered commands
+    // would come back), and what the store holds is served.
+    let broker = run_on_conf(lab.path());
+    broker.expect_log(" running.");
+    assert!(!broker.logs().contains("Imported"), "{}", broker.logs());
+    let device = drain_session(
+        addr,
+        ConnectBuilder::v311("db-dev").clean(false),
+        QUIET,
+        Duration::from_secs(10),
+    );
+    assert!(device.session_present);
+    assert!(payloads(&device).is_empty(), "{:?}", payloads(&device));
+    assert_eq!(retained_under(addr, "status/#", QUIET).len(), 2);
+}
+
+#[test]
+fn a_damaged_persistence_file_stops_the_first_start_and_leaves_no_store() {
+    if skip_on_mosquitto("imports into fleetmq's store") {
+        return;
+    }
+    let lab = tempfile::tempdir().unwrap();
+    let db = mosquitto_db(lab.path(), lab_state);
+    let bytes = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &bytes[..bytes.len() - 1]).unwrap();
+    let mut broker = run_on_conf(lab.path());
+    let status = broker.wait_exit();
+    assert!(!status.success(), "{}", broker.logs());
+    let logs = broker.logs();
+    assert!(logs.contains("nothing was imported"), "{logs}");
+    assert!(logs.contains("Move the file aside"), "{logs}");
+    let left: Vec<String> = std::fs::read_dir(lab.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("redb"))
+        .collect();
+    assert!(left.is_empty(), "store files left: {left:?}");
+}

@@ -9,9 +9,13 @@
 //!   deliveries, and says what it leaves behind and why.
 //! - `import` writes a plan into the store in one transaction.
 //!
+//! - `at_start` runs `import` once at the first start, before the broker
+//!   opens its store (`store.import_mosquitto_db`).
+//!
 //! It must not be used by the running broker: it is a command, run while
-//! the broker is stopped.
+//! the broker is stopped, or before the broker opens its store.
 
+pub mod at_start;
 pub mod import;
 pub mod plan;
 pub mod reader;

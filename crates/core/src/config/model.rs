@@ -83,6 +83,7 @@ impl Config {
         }];
         config.user = Some(String::new());
         config.pid_file = Some(PathBuf::new());
+        config.store.import_mosquitto_db = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());
         config.log.timestamp_format = Some(String::new());
         config.auth.password_file = Some(PathBuf::new());
@@ -653,6 +654,13 @@ pub struct StoreConfig {
     pub batch_interval_ms: u64,
     /// Commit period for `periodic`, in seconds.
     pub periodic_interval_secs: u64,
+    /// A Mosquitto persistence file (`mosquitto.db`; relative to
+    /// `data_dir` when relative) imported at the first start, when the
+    /// store file does not exist yet: retained messages, sessions and
+    /// queued messages carry over as `fleetmq migrate mosquitto --db`
+    /// would. A damaged file stops the start. Translated from
+    /// `persistence_file` (default `mosquitto.db`) when `persistence` is on.
+    pub import_mosquitto_db: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -663,6 +671,7 @@ impl Default for StoreConfig {
             fsync: FsyncPolicy::Batch,
             batch_interval_ms: 5,
             periodic_interval_secs: 30,
+            import_mosquitto_db: None,
         }
     }
 }
