@@ -68,6 +68,8 @@ pub struct Metrics {
     registry: prometheus::Registry,
     connects: IntCounterVec,
     tls_handshake: HistogramVec,
+    /// The handshake's parts (decision 0134), by `part`.
+    tls_parts: HistogramVec,
     tls_failures: IntCounterVec,
     /// Connects with a client certificate, by its X.509 version.
     client_cert_versions: IntCounterVec,
@@ -102,6 +104,14 @@ impl Metrics {
             )
             .buckets(DURATION_BUCKETS.to_vec()),
             &["listener", "auth", "resumed"],
+        )?;
+        let tls_parts = HistogramVec::new(
+            HistogramOpts::new(
+                "fleetmq_tls_handshake_part_seconds",
+                "Where TLS handshakes of clients that connected spent their time: part is broker_flight (the broker's work up to its flight), client_wait (its flight to the client's reply), network_rtt (the kernel's smoothed round trip), device (client_wait less one round trip) or broker_verify (the broker's work on the reply).",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["listener", "auth", "resumed", "version", "part"],
         )?;
         let tls_failures = IntCounterVec::new(
             Opts::new(
@@ -154,6 +164,7 @@ impl Metrics {
         let prometheus = prometheus::Registry::new();
         prometheus.register(Box::new(connects.clone()))?;
         prometheus.register(Box::new(tls_handshake.clone()))?;
+        prometheus.register(Box::new(tls_parts.clone()))?;
         prometheus.register(Box::new(tls_failures.clone()))?;
         prometheus.register(Box::new(client_cert_versions.clone()))?;
         prometheus.register(Box::new(connect_to_connack.clone()))?;
@@ -178,6 +189,7 @@ impl Metrics {
             registry: prometheus,
             connects,
             tls_handshake,
+            tls_parts,
             tls_failures,
             client_cert_versions,
             connect_to_connack,
@@ -205,6 +217,28 @@ impl Metrics {
                     self.tls_handshake
                         .with_label_values(&[listener, auth.as_str(), resumed])
                         .observe(duration.as_secs_f64());
+                }
+                if let (Some(tls), Some(split)) = (&connected.tls, connected.timing.split) {
+                    let resumed = if tls.resumed { "true" } else { "false" };
+                    for (part, duration) in [
+                        ("broker_flight", Some(split.broker_flight)),
+                        ("client_wait", Some(split.client_wait)),
+                        ("network_rtt", split.network_rtt),
+                        ("device", split.device()),
+                        ("broker_verify", Some(split.broker_verify)),
+                    ] {
+                        if let Some(duration) = duration {
+                            self.tls_parts
+                                .with_label_values(&[
+                                    listener,
+                                    auth.as_str(),
+                                    resumed,
+                                    &tls.version,
+                                    part,
+                                ])
+                                .observe(duration.as_secs_f64());
+                        }
+                    }
                 }
                 if let Some(duration) = connected.timing.connack {
                     self.connect_to_connack

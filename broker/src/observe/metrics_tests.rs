@@ -61,6 +61,7 @@ fn tls_connect(id: &str, connection: u64, auth: AuthMode, resumed: bool, ms: u64
             client_hello: Some(Duration::from_millis(1)),
             tls_handshake: Some(Duration::from_millis(ms - 1)),
             tls_total: Some(Duration::from_millis(ms)),
+            split: None,
             connect: Some(Duration::from_millis(1)),
             connack: Some(Duration::from_micros(300)),
             total: Some(Duration::from_millis(ms + 2)),

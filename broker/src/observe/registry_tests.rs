@@ -60,6 +60,7 @@ fn connected(id: &str, connection: u64, tls: Option<TlsInfo>) -> Event {
             client_hello: tls.as_ref().map(|_| ms(1)),
             tls_handshake: tls.as_ref().map(|_| ms(20)),
             tls_total: tls.as_ref().map(|_| ms(21)),
+            split: None,
             connect: Some(ms(2)),
             connack: Some(ms(1)),
             total: Some(ms(24)),

@@ -50,6 +50,17 @@ pub struct TimingsView {
     pub connect_to_connack: Option<f64>,
     /// TCP accept -> CONNACK written.
     pub total: Option<f64>,
+    /// Where the TLS handshake went (TLS only; decision 0134): the
+    /// broker's work up to its flight, the wait for the client's reply (a
+    /// network round trip plus the device's own work), the kernel's round
+    /// trip for the socket, the device's part (the wait less one round
+    /// trip), and the broker's work on the reply (for mutual TLS: the
+    /// client's chain and CertificateVerify).
+    pub broker_flight: Option<f64>,
+    pub client_wait: Option<f64>,
+    pub network_rtt: Option<f64>,
+    pub device: Option<f64>,
+    pub broker_verify: Option<f64>,
 }
 
 impl From<&HandshakeTiming> for TimingsView {
@@ -61,6 +72,11 @@ impl From<&HandshakeTiming> for TimingsView {
             tls_to_connect: ms(timing.connect),
             connect_to_connack: ms(timing.connack),
             total: ms(timing.total),
+            broker_flight: ms(timing.split.map(|s| s.broker_flight)),
+            client_wait: ms(timing.split.map(|s| s.client_wait)),
+            network_rtt: ms(timing.split.and_then(|s| s.network_rtt)),
+            device: ms(timing.split.and_then(|s| s.device())),
+            broker_verify: ms(timing.split.map(|s| s.broker_verify)),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::refusal::{self, CertificateRefused};
 use super::seen;
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
-use fleetmq_core::peer::{AuthMode, ConnectClock};
+use fleetmq_core::peer::{AuthMode, ConnectClock, HandshakeSplit};
 use fleetmq_core::peer::{PeerCertificate, TlsInfo};
 
 /// Why a TLS handshake failed, in the words a lab engineer searches for.
@@ -177,6 +177,25 @@ fn spread(timeout: Duration, clock: &ConnectClock) -> Duration {
     timeout / 4 * (nanos % 1024) / 1024
 }
 
+/// Where the handshake's time went: the broker's poll time before and
+/// after the client's reply, the wait for that reply, and the kernel's
+/// round trip for the socket.
+fn split(tls: &TlsStream<SlotStream>, polls: &super::poll_timer::PollLog) -> HandshakeSplit {
+    let socket = tls.get_ref().0;
+    let marks = socket.marks();
+    let (broker_flight, broker_verify) = polls.split(marks.reply_started);
+    let client_wait = match (marks.flight_sent, marks.reply_started) {
+        (Some(sent), Some(reply)) => reply.saturating_duration_since(sent),
+        _ => Duration::ZERO,
+    };
+    HandshakeSplit {
+        broker_flight,
+        client_wait,
+        network_rtt: fleetmq_tcp_info::read(socket.tcp()).map(|info| info.rtt),
+        broker_verify,
+    }
+}
+
 /// A handshake that did not finish.
 #[derive(Debug)]
 pub struct Refused {
@@ -251,23 +270,29 @@ pub async fn handshake(
     let accept = start
         .into_stream(Arc::clone(&active.config))
         .into_fallible();
-    let mut tls = match tokio::time::timeout_at(flight_deadline, accept).await {
-        Err(_) => return Err(timed_out().into()),
-        Ok(Ok(tls)) => tls,
-        Ok(Err((error, mut socket))) => {
-            socket.finish();
-            // Taken on this thread, in the poll the verifier ran in (see
-            // `refusal`); before `from_io`, which takes the refusal.
-            let refused_leaf = seen::take_refused_leaf();
-            let failure = HandshakeFailure::from_io(error);
-            if let (Some(store), Some(leaf)) = (&listener.seen, refused_leaf) {
-                store.record_refused(&leaf);
+    let mut tls =
+        match tokio::time::timeout_at(flight_deadline, super::poll_timer::PollTimed::new(accept))
+            .await
+        {
+            Err(_) => return Err(timed_out().into()),
+            Ok((Ok(tls), polls)) => {
+                clock.split = Some(split(&tls, &polls));
+                tls
             }
-            // rustls has written its alert, if the failure has one.
-            let socket = failure.is_alert().then_some(socket);
-            return Err(Refused { failure, socket });
-        }
-    };
+            Ok((Err((error, mut socket)), _)) => {
+                socket.finish();
+                // Taken on this thread, in the poll the verifier ran in (see
+                // `refusal`); before `from_io`, which takes the refusal.
+                let refused_leaf = seen::take_refused_leaf();
+                let failure = HandshakeFailure::from_io(error);
+                if let (Some(store), Some(leaf)) = (&listener.seen, refused_leaf) {
+                    store.record_refused(&leaf);
+                }
+                // rustls has written its alert, if the failure has one.
+                let socket = failure.is_alert().then_some(socket);
+                return Err(Refused { failure, socket });
+            }
+        };
     tls.get_mut().0.finish();
     clock.tls_done = Some(Instant::now());
     let (_, connection) = tls.get_ref();

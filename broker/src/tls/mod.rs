@@ -22,6 +22,7 @@ pub mod cipher_suites;
 mod crl;
 mod fair_slots;
 mod files;
+mod poll_timer;
 mod refusal;
 mod seen;
 mod server_config;

@@ -13,14 +13,20 @@
 //! (or a write) would wait for the peer again: stalled peers hold a socket until
 //! `tls.client_flight_timeout_secs`, never a slot.
 //!
-//! It must not know TLS records: it only watches read readiness. After the
-//! handshake, [`SlotStream::finish`] makes it a plain pass-through.
+//! It also notes when the broker's flight went out and the peer's reply
+//! began ([`FlightMarks`]), which divide the handshake between the two
+//! sides (decision 0134).
+//!
+//! It must not know TLS records: it only watches read readiness and byte
+//! counts. After the handshake, [`SlotStream::finish`] makes it a plain
+//! pass-through.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use std::net::IpAddr;
 
@@ -49,6 +55,18 @@ pub struct SlotStream {
     tcp: TcpStream,
     /// `None` outside the part of the handshake that slots bound.
     slot: Option<Slot>,
+    /// When the broker's flight and the peer's reply went by.
+    marks: FlightMarks,
+}
+
+/// The instants that divide a handshake between the two sides: the last
+/// write of the broker's flight before the peer answered, and the first
+/// bytes of that answer. Recorded only while a slot is held or awaited
+/// (the part of the handshake after the ClientHello).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlightMarks {
+    pub flight_sent: Option<Instant>,
+    pub reply_started: Option<Instant>,
 }
 
 impl std::fmt::Debug for SlotStream {
@@ -66,7 +84,11 @@ impl std::fmt::Debug for SlotStream {
 impl SlotStream {
     /// A stream that holds no slot (reading the ClientHello needs none).
     pub fn new(tcp: TcpStream) -> SlotStream {
-        SlotStream { tcp, slot: None }
+        SlotStream {
+            tcp,
+            slot: None,
+            marks: FlightMarks::default(),
+        }
     }
 
     /// From now until [`finish`](Self::finish), reads of the peer's bytes
@@ -93,6 +115,22 @@ impl SlotStream {
     fn waiting_for_peer(&mut self, pending: bool) {
         if let (true, Some(slot)) = (pending, self.slot.as_mut()) {
             slot.permit = None;
+        }
+    }
+
+    /// When the broker's flight went out and the reply began.
+    pub fn marks(&self) -> FlightMarks {
+        self.marks
+    }
+
+    /// A write of the handshake: part of the broker's flight until the
+    /// peer has answered.
+    fn wrote(&mut self, written: &Poll<io::Result<usize>>) {
+        if self.slot.is_some()
+            && self.marks.reply_started.is_none()
+            && matches!(written, Poll::Ready(Ok(n)) if *n > 0)
+        {
+            self.marks.flight_sent = Some(Instant::now());
         }
     }
 
@@ -130,9 +168,16 @@ impl AsyncRead for SlotStream {
             slot.acquiring = None;
             slot.permit = Some(permit);
         }
+        let before = buf.filled().len();
         let read = Pin::new(&mut this.tcp).poll_read(cx, buf);
         if read.is_pending() {
             slot.permit = None;
+        }
+        if this.marks.flight_sent.is_some()
+            && this.marks.reply_started.is_none()
+            && buf.filled().len() > before
+        {
+            this.marks.reply_started = Some(Instant::now());
         }
         read
     }
@@ -147,6 +192,7 @@ impl AsyncWrite for SlotStream {
         let this = self.get_mut();
         let written = Pin::new(&mut this.tcp).poll_write(cx, buf);
         this.waiting_for_peer(written.is_pending());
+        this.wrote(&written);
         written
     }
 
@@ -158,6 +204,7 @@ impl AsyncWrite for SlotStream {
         let this = self.get_mut();
         let written = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
         this.waiting_for_peer(written.is_pending());
+        this.wrote(&written);
         written
     }
 

@@ -48,6 +48,7 @@ mod store_qos2_inflight;
 mod store_restart;
 mod tls_chain_cache;
 mod tls_clients;
+mod tls_handshake_split;
 mod tls_policies;
 mod tls_reload;
 mod tls_resumption;

@@ -289,8 +289,15 @@ function renderDetail() {
     span.style.width = total > 0 && t[key] ? Math.max(0.5, (t[key] / total) * 100) + "%" : "0";
     return span;
   }));
+  // Where the TLS handshake went (decision 0134): shown under its segment.
+  const split = t.client_wait != null ? [
+    ["· broker: key exchange and signing", fmtMs(t.broker_flight), "num split-broker-flight"],
+    ["· network round trip", fmtMs(t.network_rtt), "num split-network"],
+    ["· device (its checks, key share, signature)", fmtMs(t.device), "num split-device"],
+    ["· broker: checking the reply", fmtMs(t.broker_verify), "num split-broker-verify"],
+  ] : [];
   dl($("detail-timing"), [
-    ...SEGMENTS.map(([name, key], i) => [name, fmtMs(t[key]), "num", "seg" + i]),
+    ...SEGMENTS.flatMap(([name, key], i) => [[name, fmtMs(t[key]), "num", "seg" + i], ...(key === "client_hello_to_tls_done" ? split : [])]),
     ["TLS handshake (accept → TLS done)", fmtMs(t.tls_handshake), "num timing-tls"],
     ["Total (accept → CONNACK)", fmtMs(t.total), "num timing-total"],
   ]);

@@ -74,6 +74,10 @@ def test_live_table_detail_and_kick(pki, start_fleetmq, browser, screenshots):
     assert browser.find_element(By.CSS_SELECTOR, "#detail-cert dd.cert-serial").text == serial
     tls_time = browser.find_element(By.CSS_SELECTOR, "#detail-timing dd.timing-tls").text
     assert tls_time.endswith("ms") or tls_time.endswith(" s"), tls_time
+    # Where the handshake went: the device's part and the network's.
+    for part in ("split-broker-flight", "split-network", "split-device", "split-broker-verify"):
+        text = browser.find_element(By.CSS_SELECTOR, f"#detail-timing dd.{part}").text
+        assert text.endswith("ms") or text.endswith(" s"), (part, text)
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "detail-subs"), "cmd/esp32_a1b2c3/#"))
     history = browser.find_elements(By.CSS_SELECTOR, "#detail-history tbody tr")
     assert len(history) == 1 and "mutual TLS" in history[0].text

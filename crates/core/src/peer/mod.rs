@@ -16,5 +16,5 @@ mod tls_info;
 
 pub use certificate::{CertificateParseError, PeerCertificate};
 pub use revoked::{CertificateSerial, RevokedSerials};
-pub use timing::{millis, AuthMode, ConnectClock, HandshakeTiming};
+pub use timing::{millis, AuthMode, ConnectClock, HandshakeSplit, HandshakeTiming};
 pub use tls_info::TlsInfo;

@@ -47,6 +47,40 @@ pub struct ConnectClock {
     pub connect: Option<Instant>,
     /// The CONNACK was written to the socket.
     pub connack: Option<Instant>,
+    /// Where the TLS handshake's time went (TLS only).
+    pub split: Option<HandshakeSplit>,
+}
+
+/// One TLS handshake's time divided between the network, the device and
+/// the broker, as the broker sees it (decision 0134):
+///
+/// ```text
+/// ClientHello ─ broker_flight ─> flight sent ─ client_wait ─> reply ─ broker_verify ─> done
+///                                             = network_rtt + device
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HandshakeSplit {
+    /// The broker's own work from the ClientHello to its flight (key
+    /// exchange, signing): time spent computing, not waiting.
+    pub broker_flight: Duration,
+    /// From the broker's flight to the first bytes of the client's reply.
+    pub client_wait: Duration,
+    /// The kernel's smoothed round trip of the socket (`TCP_INFO`) at the
+    /// end of the handshake; None where the kernel does not say.
+    pub network_rtt: Option<Duration>,
+    /// The broker's work after the reply arrived (for mutual TLS: the
+    /// client chain and its CertificateVerify) until the handshake ended.
+    pub broker_verify: Duration,
+}
+
+impl HandshakeSplit {
+    /// What the device spent beyond the network: `client_wait` less one
+    /// round trip (its certificate checks, key share and, for mutual TLS,
+    /// signing CertificateVerify). None without a round trip.
+    pub fn device(&self) -> Option<Duration> {
+        self.network_rtt
+            .map(|rtt| self.client_wait.saturating_sub(rtt))
+    }
 }
 
 impl ConnectClock {
@@ -59,6 +93,7 @@ impl ConnectClock {
             tls_done: None,
             connect: None,
             connack: None,
+            split: None,
         }
     }
 
@@ -79,6 +114,7 @@ impl ConnectClock {
                 .connect
                 .and_then(|connect| since(connect, self.connack)),
             total: since(self.accepted, self.connack),
+            split: self.split,
         }
     }
 }
@@ -100,6 +136,8 @@ pub struct HandshakeTiming {
     pub connack: Option<Duration>,
     /// TCP accept -> CONNACK written.
     pub total: Option<Duration>,
+    /// The TLS handshake divided between network, device and broker.
+    pub split: Option<HandshakeSplit>,
 }
 
 /// Milliseconds with microsecond precision, for log lines.
