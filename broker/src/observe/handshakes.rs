@@ -1,6 +1,8 @@
 //! Handshake statistics for the dashboard's handshake panel: durations of
 //! TLS handshakes (TCP accept -> TLS done) split one-way vs mutual and full
-//! vs resumed, and failed handshakes by reason.
+//! vs resumed, the median of each part of them (decision 0134) with the
+//! mutual-vs-one-way and full-vs-resumed comparison, and failed handshakes
+//! by reason.
 //!
 //! Percentiles are exact over a bounded window of the most recent
 //! handshakes per group (what a lab engineer tuning a device looks at);
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use fleetmq_core::peer::AuthMode;
+use fleetmq_core::peer::{AuthMode, HandshakeSplit};
 
 /// Histogram bucket upper bounds, in seconds. From half a millisecond (a
 /// resumed handshake on loopback) to 30 s (a mutual handshake of a classic
@@ -34,6 +36,29 @@ struct Series {
     /// Handshakes since start per bucket of [`DURATION_BUCKETS`], plus one
     /// for longer ones.
     buckets: Vec<u64>,
+    /// The most recent handshakes' parts (decision 0134), in seconds, in
+    /// the order of [`PART_NAMES`]; a part the kernel did not give is left
+    /// out of its window.
+    parts: [VecDeque<f64>; 5],
+}
+
+/// The parts of a handshake, as the API names them.
+const PART_NAMES: [&str; 5] = [
+    "broker_flight",
+    "client_wait",
+    "network_rtt",
+    "device",
+    "broker_verify",
+];
+
+fn part_values(split: &HandshakeSplit) -> [Option<Duration>; 5] {
+    [
+        Some(split.broker_flight),
+        Some(split.client_wait),
+        split.network_rtt,
+        split.device(),
+        Some(split.broker_verify),
+    ]
 }
 
 impl Series {
@@ -54,6 +79,30 @@ impl Series {
             *bucket += 1;
         }
     }
+
+    fn record_split(&mut self, split: &HandshakeSplit) {
+        for (window, value) in self.parts.iter_mut().zip(part_values(split)) {
+            if let Some(value) = value {
+                if window.len() == WINDOW {
+                    window.pop_front();
+                }
+                window.push_back(value.as_secs_f64());
+            }
+        }
+    }
+
+    /// The median of each part over its window.
+    fn parts_p50(&self) -> BTreeMap<&'static str, Option<f64>> {
+        PART_NAMES
+            .iter()
+            .zip(&self.parts)
+            .map(|(name, window)| {
+                let mut sorted: Vec<f64> = window.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                (*name, percentile_ms(&sorted, 0.50))
+            })
+            .collect()
+    }
 }
 
 /// One group's numbers, as the API shows them.
@@ -73,6 +122,27 @@ pub struct HandshakeGroup {
     /// Handshakes since start per bucket of `buckets_ms` (upper bounds),
     /// the last entry counting longer ones.
     pub histogram: Vec<u64>,
+    /// Median of each part of the handshake over the window: the broker's
+    /// flight, the wait for the client, the network round trip, the
+    /// device's own time, the broker's checks of the reply.
+    pub parts_p50_ms: BTreeMap<&'static str, Option<f64>>,
+}
+
+/// The fleet's answer to "what does mutual TLS cost, and what does
+/// resumption save", from the medians of the groups (full handshakes only
+/// for the first; mutual ones for the second).
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct HandshakeComparison {
+    /// Median handshake, mutual full less one-way full.
+    pub mutual_extra_ms: Option<f64>,
+    /// Median device part, mutual full less one-way full.
+    pub mutual_extra_device_ms: Option<f64>,
+    /// Median handshake, mutual full less mutual resumed.
+    pub resumption_saves_ms: Option<f64>,
+    /// Median device part, mutual full less mutual resumed.
+    pub resumption_saves_device_ms: Option<f64>,
+    /// The same in one sentence, for the dashboard; None without data.
+    pub text: Option<String>,
 }
 
 /// `GET /api/handshakes/summary`, without the certificate list (the
@@ -89,6 +159,8 @@ pub struct HandshakeSummary {
     /// The last failed handshakes, newest first, each in the lab's words
     /// (which certificate, what is wrong, what to do).
     pub recent_failures: Vec<FailedHandshake>,
+    /// Mutual vs one-way, full vs resumed.
+    pub comparison: HandshakeComparison,
 }
 
 /// Failed handshakes the panel lists.
@@ -126,10 +198,26 @@ fn group_index(auth: AuthMode, resumed: bool) -> Option<usize> {
 }
 
 impl HandshakeStats {
-    /// Records a finished TLS handshake; plain connections are ignored.
+    /// Records a finished TLS handshake without its parts.
+    #[cfg(test)]
     pub fn record(&mut self, auth: AuthMode, resumed: bool, duration: Duration) {
+        self.record_with_split(auth, resumed, duration, None);
+    }
+
+    /// Records a finished TLS handshake with its parts, if known; plain
+    /// connections are ignored.
+    pub fn record_with_split(
+        &mut self,
+        auth: AuthMode,
+        resumed: bool,
+        duration: Duration,
+        split: Option<&HandshakeSplit>,
+    ) {
         if let Some(series) = group_index(auth, resumed).and_then(|i| self.series.get_mut(i)) {
             series.record(duration.as_secs_f64());
+            if let Some(split) = split {
+                series.record_split(split);
+            }
         }
     }
 
@@ -167,16 +255,67 @@ impl HandshakeStats {
                     } else {
                         series.buckets.clone()
                     },
+                    parts_p50_ms: series.parts_p50(),
                 }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let comparison = compare(&groups);
         HandshakeSummary {
             buckets_ms: DURATION_BUCKETS.iter().map(|s| s * 1000.0).collect(),
             groups,
             failures_total: self.failures.values().sum(),
             failures: self.failures.clone(),
             recent_failures: self.recent_failures.iter().rev().cloned().collect(),
+            comparison,
         }
+    }
+}
+
+/// [`HandshakeComparison`] from the four groups (in [`GROUPS`] order).
+fn compare(groups: &[HandshakeGroup]) -> HandshakeComparison {
+    let (Some(one_way), Some(mutual), Some(resumed)) =
+        (groups.first(), groups.get(2), groups.get(3))
+    else {
+        return HandshakeComparison::default();
+    };
+    let less = |a: Option<f64>, b: Option<f64>| Some(round_ms((a? - b?) / 1000.0));
+    let device = |g: &HandshakeGroup| g.parts_p50_ms.get("device").copied().flatten();
+    let mut comparison = HandshakeComparison {
+        mutual_extra_ms: less(mutual.p50_ms, one_way.p50_ms),
+        mutual_extra_device_ms: less(device(mutual), device(one_way)),
+        resumption_saves_ms: less(mutual.p50_ms, resumed.p50_ms),
+        resumption_saves_device_ms: less(device(mutual), device(resumed)),
+        text: None,
+    };
+    let mut sentences = Vec::new();
+    match (comparison.mutual_extra_ms, comparison.mutual_extra_device_ms) {
+        (Some(extra), Some(device)) => sentences.push(format!(
+            "Mutual TLS costs your devices {} per connect over one-way TLS, {} of it their own work (median, full handshakes).",
+            fmt_ms(extra),
+            fmt_ms(device)
+        )),
+        (Some(extra), None) => sentences.push(format!(
+            "Mutual TLS costs your devices {} per connect over one-way TLS (median, full handshakes).",
+            fmt_ms(extra)
+        )),
+        _ => {}
+    }
+    if let Some(saves) = comparison.resumption_saves_ms {
+        sentences.push(format!(
+            "Resuming a mutual TLS session saves {} of it.",
+            fmt_ms(saves)
+        ));
+    }
+    comparison.text = (!sentences.is_empty()).then(|| sentences.join(" "));
+    comparison
+}
+
+/// "12.3 ms" or "1.40 s".
+fn fmt_ms(ms: f64) -> String {
+    if ms.abs() >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else {
+        format!("{ms:.1} ms")
     }
 }
 
@@ -224,6 +363,52 @@ mod tests {
         assert_eq!(summary.groups[0].p50_ms, None);
         let total: u64 = summary.groups.iter().map(|g| g.count).sum();
         assert_eq!(total, 101, "plain connections are not TLS handshakes");
+    }
+
+    #[test]
+    fn parts_and_the_comparison_come_from_the_medians() {
+        let mut stats = HandshakeStats::default();
+        let split = |device_ms: u64| HandshakeSplit {
+            broker_flight: Duration::from_millis(2),
+            client_wait: Duration::from_millis(device_ms + 10),
+            network_rtt: Some(Duration::from_millis(10)),
+            broker_verify: Duration::from_millis(1),
+        };
+        for _ in 0..3 {
+            stats.record_with_split(
+                AuthMode::OneWay,
+                false,
+                Duration::from_millis(300),
+                Some(&split(200)),
+            );
+            stats.record_with_split(
+                AuthMode::Mutual,
+                false,
+                Duration::from_millis(1700),
+                Some(&split(1600)),
+            );
+            stats.record_with_split(
+                AuthMode::Mutual,
+                true,
+                Duration::from_millis(100),
+                Some(&split(50)),
+            );
+        }
+        let summary = stats.summary();
+        let mutual = &summary.groups[2];
+        assert_eq!(mutual.parts_p50_ms["device"], Some(1600.0));
+        assert_eq!(mutual.parts_p50_ms["network_rtt"], Some(10.0));
+        assert_eq!(summary.groups[0].parts_p50_ms["broker_flight"], Some(2.0));
+        let comparison = &summary.comparison;
+        assert_eq!(comparison.mutual_extra_ms, Some(1400.0));
+        assert_eq!(comparison.mutual_extra_device_ms, Some(1400.0));
+        assert_eq!(comparison.resumption_saves_ms, Some(1600.0));
+        assert_eq!(comparison.resumption_saves_device_ms, Some(1550.0));
+        assert_eq!(
+            comparison.text.as_deref(),
+            Some("Mutual TLS costs your devices 1.40 s per connect over one-way TLS, 1.40 s of it their own work (median, full handshakes). Resuming a mutual TLS session saves 1.60 s of it.")
+        );
+        assert_eq!(HandshakeStats::default().summary().comparison.text, None);
     }
 
     #[test]

@@ -151,7 +151,12 @@ impl Registry {
     fn connected(&self, state: &mut State, info: Arc<Connected>) {
         let connected_at = info.timing.accepted_at + info.timing.total.unwrap_or_default();
         if let (Some(tls), Some(duration)) = (&info.tls, info.timing.tls_total) {
-            state.handshakes.record(tls.auth, tls.resumed, duration);
+            state.handshakes.record_with_split(
+                tls.auth,
+                tls.resumed,
+                duration,
+                info.timing.split.as_ref(),
+            );
         }
         let device = Device {
             info: Arc::clone(&info),

@@ -356,6 +356,12 @@ const GROUP_LABEL = (g) => (g.auth === "mutual" ? "mutual" : "one-way") + ", " +
 const GROUP_CLASS = ["seg1", "seg0", "seg3", "seg2"];
 const GROUP_COLOR = ["--c1", "--c2", "--c3", "--c4"];
 
+// The broker's own work: its flight plus its checks of the reply.
+function brokerMs(parts) {
+  if (parts.broker_flight == null || parts.broker_verify == null) return fmtMs(null);
+  return fmtMs(Math.round((parts.broker_flight + parts.broker_verify) * 1000) / 1000);
+}
+
 function bucketLabel(ms) {
   return ms < 1000 ? "≤" + ms + "ms" : "≤" + ms / 1000 + "s";
 }
@@ -367,7 +373,11 @@ function renderHandshakes() {
     el("td", {}, el("span", { class: "swatch " + GROUP_CLASS[i] }), GROUP_LABEL(g)),
     el("td", { class: "num", text: g.count }), el("td", { class: "num", text: fmtMs(g.p50_ms) }),
     el("td", { class: "num opt", text: fmtMs(g.p90_ms) }), el("td", { class: "num", text: fmtMs(g.p99_ms) }),
-    el("td", { class: "num opt", text: fmtMs(g.max_ms) }))));
+    el("td", { class: "num opt", text: fmtMs(g.max_ms) }),
+    el("td", { class: "num hs-device", text: fmtMs(g.parts_p50_ms.device) }),
+    el("td", { class: "num opt hs-network", text: fmtMs(g.parts_p50_ms.network_rtt) }),
+    el("td", { class: "num opt hs-broker", text: brokerMs(g.parts_p50_ms) }))));
+  $("hs-comparison").textContent = summary.comparison.text || "";
   drawHistogram(summary);
   const failures = Object.entries(summary.failures).filter(([, n]) => n > 0);
   $("hs-fail-total").textContent = summary.failures_total;

@@ -91,6 +91,17 @@ def test_handshake_histogram_counts_every_connection(pki, start_fleetmq, tmp_pat
         seconds = value(families, "fleetmq_tls_handshake_seconds_sum", **key)
         assert (seconds > 0) == (total > 0), (key, seconds, total)
 
+    # Where each handshake went (decision 0134): every part once per handshake.
+    parts = "fleetmq_tls_handshake_part_seconds_count"
+    for part in ("broker_flight", "client_wait", "network_rtt", "device", "broker_verify"):
+        assert value(families, parts, part=part) == 8, part
+    assert value(families, parts, part="device", listener="mtls", auth="mutual", resumed="true") == 2
+    summary = get_json(broker.http + "/api/handshakes/summary")
+    mutual = next(g for g in summary["groups"] if g["auth"] == "mutual" and not g["resumed"])
+    assert mutual["parts_p50_ms"]["device"] is not None, mutual
+    assert summary["comparison"]["text"].startswith("Mutual TLS costs your devices"), summary["comparison"]
+    assert summary["comparison"]["resumption_saves_ms"] is not None, summary["comparison"]
+
     assert value(families, "fleetmq_connects_total") == 8
     assert value(families, "fleetmq_connects_total", listener="mtls", auth="mutual") == 6
     assert value(families, "fleetmq_connect_to_connack_seconds_count") == 8
