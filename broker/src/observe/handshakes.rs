@@ -373,6 +373,8 @@ mod tests {
             client_wait: Duration::from_millis(device_ms + 10),
             network_rtt: Some(Duration::from_millis(10)),
             broker_verify: Duration::from_millis(1),
+            broker_queue: Duration::ZERO,
+            broker_scheduling: Duration::ZERO,
         };
         for _ in 0..3 {
             stats.record_with_split(

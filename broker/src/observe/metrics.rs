@@ -108,7 +108,7 @@ impl Metrics {
         let tls_parts = HistogramVec::new(
             HistogramOpts::new(
                 "fleetmq_tls_handshake_part_seconds",
-                "Where TLS handshakes of clients that connected spent their time: part is broker_flight (the broker's work up to its flight), client_wait (its flight to the client's reply), network_rtt (the kernel's smoothed round trip), device (client_wait less one round trip) or broker_verify (the broker's work on the reply).",
+                "Where TLS handshakes of clients that connected spent their time: part is broker_flight (the broker's work up to its flight), client_wait (its flight to the client's reply), network_rtt (the kernel's smoothed round trip), device (client_wait less one round trip) broker_verify (the broker's work on the reply) broker_queue (waiting for a handshake slot) or broker_scheduling (the broker's task waiting to run before its flight).",
             )
             .buckets(DURATION_BUCKETS.to_vec()),
             &["listener", "auth", "resumed", "version", "part"],
@@ -226,6 +226,8 @@ impl Metrics {
                         ("network_rtt", split.network_rtt),
                         ("device", split.device()),
                         ("broker_verify", Some(split.broker_verify)),
+                        ("broker_queue", Some(split.broker_queue)),
+                        ("broker_scheduling", Some(split.broker_scheduling)),
                     ] {
                         if let Some(duration) = duration {
                             self.tls_parts

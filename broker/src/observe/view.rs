@@ -61,6 +61,10 @@ pub struct TimingsView {
     pub network_rtt: Option<f64>,
     pub device: Option<f64>,
     pub broker_verify: Option<f64>,
+    /// Waiting for a handshake slot (`tls.max_concurrent_handshakes`).
+    pub broker_queue: Option<f64>,
+    /// Before the broker's flight, its task waiting to run (a busy machine).
+    pub broker_scheduling: Option<f64>,
 }
 
 impl From<&HandshakeTiming> for TimingsView {
@@ -77,6 +81,8 @@ impl From<&HandshakeTiming> for TimingsView {
             network_rtt: ms(timing.split.and_then(|s| s.network_rtt)),
             device: ms(timing.split.and_then(|s| s.device())),
             broker_verify: ms(timing.split.map(|s| s.broker_verify)),
+            broker_queue: ms(timing.split.map(|s| s.broker_queue)),
+            broker_scheduling: ms(timing.split.map(|s| s.broker_scheduling)),
         }
     }
 }

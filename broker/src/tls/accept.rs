@@ -177,22 +177,38 @@ fn spread(timeout: Duration, clock: &ConnectClock) -> Duration {
     timeout / 4 * (nanos % 1024) / 1024
 }
 
-/// Where the handshake's time went: the broker's poll time before and
-/// after the client's reply, the wait for that reply, and the kernel's
-/// round trip for the socket.
-fn split(tls: &TlsStream<SlotStream>, polls: &super::poll_timer::PollLog) -> HandshakeSplit {
+/// Where the handshake's time went: the broker's work answering the
+/// ClientHello and its poll time before and after the client's reply began, its queueing for slots, and the rest of
+/// the time after its flight, which is the client's (with the network);
+/// the kernel gives the round trip for the socket.
+fn split(
+    tls: &TlsStream<SlotStream>,
+    polls: &super::poll_timer::PollLog,
+    hello_at: Instant,
+    queued_for_first_slot: Duration,
+    answered_in: Duration,
+) -> HandshakeSplit {
+    let done = Instant::now();
     let socket = tls.get_ref().0;
     let marks = socket.marks();
-    let (broker_flight, broker_verify) = polls.split(marks.reply_started);
-    let client_wait = match (marks.flight_sent, marks.reply_started) {
-        (Some(sent), Some(reply)) => reply.saturating_duration_since(sent),
-        _ => Duration::ZERO,
-    };
+    let (polled_before_reply, broker_verify) = polls.split(marks.reply_started);
+    let broker_flight = answered_in + polled_before_reply;
+    let client_wait = marks.flight_sent.map_or(Duration::ZERO, |sent| {
+        done.saturating_duration_since(sent)
+            .saturating_sub(broker_verify)
+            .saturating_sub(marks.slot_wait)
+    });
     HandshakeSplit {
         broker_flight,
         client_wait,
         network_rtt: fleetmq_tcp_info::read(socket.tcp()).map(|info| info.rtt),
         broker_verify,
+        broker_queue: queued_for_first_slot + marks.slot_wait,
+        broker_scheduling: marks.flight_sent.map_or(Duration::ZERO, |sent| {
+            sent.saturating_duration_since(hello_at)
+                .saturating_sub(broker_flight)
+                .saturating_sub(queued_for_first_slot)
+        }),
     }
 }
 
@@ -257,6 +273,7 @@ pub async fn handshake(
     // certificate checks). It is taken only once a whole ClientHello has
     // arrived, so silent or dribbling peers cannot hold slots, and given
     // back while the client works on its answer (`SlotStream`).
+    let queued = Instant::now();
     let permit = tokio::time::timeout_at(
         flight_deadline,
         Arc::clone(&listener.handshakes).acquire(peer.ip()),
@@ -264,19 +281,24 @@ pub async fn handshake(
     .await
     .map_err(|_| timed_out())?
     .ok_or_else(|| HandshakeFailure::Io("handshake limiter closed".into()))?;
+    let queued_for_first_slot = queued.elapsed();
     start.io.hold(&listener.handshakes, peer.ip(), permit);
     let server_name = start.client_hello().server_name().map(str::to_string);
     let active = listener.active();
+    // rustls answers the ClientHello (key exchange, signing, the flight
+    // into its buffer) right here, synchronously: broker work too.
+    let answering = Instant::now();
     let accept = start
         .into_stream(Arc::clone(&active.config))
         .into_fallible();
+    let answered_in = answering.elapsed();
     let mut tls =
         match tokio::time::timeout_at(flight_deadline, super::poll_timer::PollTimed::new(accept))
             .await
         {
             Err(_) => return Err(timed_out().into()),
             Ok((Ok(tls), polls)) => {
-                clock.split = Some(split(&tls, &polls));
+                clock.split = Some(split(&tls, &polls, hello_at, queued_for_first_slot, answered_in));
                 tls
             }
             Ok((Err((error, mut socket)), _)) => {

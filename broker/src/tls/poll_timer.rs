@@ -1,5 +1,6 @@
 //! The broker's own time on a handshake: how long each poll of the
-//! handshake future ran. rustls does its cryptography (key exchange,
+//! handshake future ran (the answer to the ClientHello is computed before
+//! the future exists, in `into_stream`, and timed there). rustls does its cryptography (key exchange,
 //! signing, chain and CertificateVerify checks) synchronously inside those
 //! polls, and the future yields whenever it waits for the peer or for a
 //! handshake slot, so the sum of poll durations is the time the broker

@@ -46,8 +46,8 @@ struct Slot {
     peer: IpAddr,
     /// Held while the handshake works on bytes the peer sent.
     permit: Option<SlotPermit>,
-    /// Waiting for a slot, the peer's bytes being ready.
-    acquiring: Option<Acquiring>,
+    /// Waiting for a slot since then, the peer's bytes being ready.
+    acquiring: Option<(Instant, Acquiring)>,
 }
 
 /// A TLS connection's TCP stream; see the module doc.
@@ -67,6 +67,9 @@ pub struct SlotStream {
 pub struct FlightMarks {
     pub flight_sent: Option<Instant>,
     pub reply_started: Option<Instant>,
+    /// Time the peer's bytes waited for a handshake slot once the flight
+    /// was out: the broker's queue, not the peer's time.
+    pub slot_wait: std::time::Duration,
 }
 
 impl std::fmt::Debug for SlotStream {
@@ -162,10 +165,14 @@ impl AsyncRead for SlotStream {
             let (slots, peer) = (Arc::clone(&slot.slots), slot.peer);
             let acquiring = slot
                 .acquiring
-                .get_or_insert_with(|| Box::pin(slots.acquire(peer)));
-            let permit = ready!(acquiring.as_mut().poll(cx))
+                .get_or_insert_with(|| (Instant::now(), Box::pin(slots.acquire(peer))));
+            let permit = ready!(acquiring.1.as_mut().poll(cx))
                 .ok_or_else(|| io::Error::other("the listener's handshake slots are closed"))?;
-            slot.acquiring = None;
+            if let Some((since, _)) = slot.acquiring.take() {
+                if this.marks.flight_sent.is_some() {
+                    this.marks.slot_wait += since.elapsed();
+                }
+            }
             slot.permit = Some(permit);
         }
         let before = buf.filled().len();

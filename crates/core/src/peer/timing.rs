@@ -55,22 +55,38 @@ pub struct ConnectClock {
 /// the broker, as the broker sees it (decision 0134):
 ///
 /// ```text
-/// ClientHello ─ broker_flight ─> flight sent ─ client_wait ─> reply ─ broker_verify ─> done
-///                                             = network_rtt + device
+/// ClientHello ─────────────────> flight sent ─────────────────────────> done
+///   = broker_flight + broker_queue   = client_wait + broker_verify
+///     + broker_scheduling              (+ broker_queue)
+///                                    client_wait = network_rtt + device
 /// ```
+///
+/// After its flight the broker is either computing (its polls: the
+/// client's certificate chain and CertificateVerify), queueing for a
+/// handshake slot, or waiting for the client; the client's reply may come
+/// in pieces (mbedTLS sends its Certificate before computing its
+/// signature), so every wait up to the end counts as the client's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HandshakeSplit {
     /// The broker's own work from the ClientHello to its flight (key
     /// exchange, signing): time spent computing, not waiting.
     pub broker_flight: Duration,
-    /// From the broker's flight to the first bytes of the client's reply.
+    /// From the broker's flight to the end of the handshake, less the
+    /// broker's work and queueing in that time: what the client (and the
+    /// network between) took.
     pub client_wait: Duration,
     /// The kernel's smoothed round trip of the socket (`TCP_INFO`) at the
     /// end of the handshake; None where the kernel does not say.
     pub network_rtt: Option<Duration>,
-    /// The broker's work after the reply arrived (for mutual TLS: the
+    /// The broker's work after the reply began (for mutual TLS: the
     /// client chain and its CertificateVerify) until the handshake ended.
     pub broker_verify: Duration,
+    /// Time the handshake waited for a slot (`max_concurrent_handshakes`)
+    /// after the ClientHello: the broker's queue.
+    pub broker_queue: Duration,
+    /// Before its flight, time the broker neither computed nor queued for
+    /// a slot: its task waiting to run (a busy or starved machine).
+    pub broker_scheduling: Duration,
 }
 
 impl HandshakeSplit {
