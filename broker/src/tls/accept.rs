@@ -298,7 +298,13 @@ pub async fn handshake(
         {
             Err(_) => return Err(timed_out().into()),
             Ok((Ok(tls), polls)) => {
-                clock.split = Some(split(&tls, &polls, hello_at, queued_for_first_slot, answered_in));
+                clock.split = Some(split(
+                    &tls,
+                    &polls,
+                    hello_at,
+                    queued_for_first_slot,
+                    answered_in,
+                ));
                 tls
             }
             Ok((Err((error, mut socket)), _)) => {

@@ -551,3 +551,61 @@ fn a_fleet_of_simulated_devices_each_with_its_own_certificate_and_mac() {
         fleet.text()
     );
 }
+
+/// The `timings_ms` the dashboard's API gives for `client_id`, once there.
+fn api_timings(broker: &Broker, client_id: &str) -> serde_json::Value {
+    crate::harness::web::eventually(WAIT, client_id, || {
+        let response = crate::harness::web::get(broker.http_addr(), "/api/clients", None);
+        response
+            .json()
+            .as_array()?
+            .iter()
+            .find(|c| c["client_id"] == client_id)
+            .map(|c| c["timings_ms"].clone())
+    })
+}
+
+#[test]
+fn a_device_slow_to_sign_shows_its_signing_time_as_device_time() {
+    if skip_on_mosquitto("the handshake split is fleetmq's") {
+        return;
+    }
+    // 700 ms before each CertificateVerify stands in for a slower chip's
+    // signing; the same device without it is the baseline (the simulation's
+    // own mbedTLS work on this machine).
+    const DELAY_MS: f64 = 700.0;
+    const TOLERANCE_MS: f64 = 200.0;
+    let pki = Pki::new();
+    pki.device("ca", "lab-device");
+    let broker = Broker::start_with(&pki.listener("required"));
+    let port = tls_port(&broker);
+    let config = pki.device_config(port, Some("lab-device"));
+    let quick = sim(&config, &["--mac", "24:0A:C4:00:00:01"]);
+    quick.expect("MQTT connected");
+    let slow_sim = sim(
+        &config,
+        &["--mac", "24:0A:C4:00:00:02", "--sign-delay-ms", "700"],
+    );
+    slow_sim.expect("MQTT connected");
+    let quick = api_timings(&broker, "esp32_000001");
+    let slow = api_timings(&broker, "esp32_000002");
+    eprintln!("baseline {quick}\nslowed {slow}");
+    let ms = |timings: &serde_json::Value, part: &str| {
+        timings[part]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {part} in {timings:#}"))
+    };
+    let extra = ms(&slow, "device") - ms(&quick, "device");
+    assert!(
+        (DELAY_MS - TOLERANCE_MS / 4.0..=DELAY_MS + TOLERANCE_MS).contains(&extra),
+        "the device part grew by {extra} ms for {DELAY_MS} ms of signing:\n{quick:#}\n{slow:#}"
+    );
+    // Not the network's, not the broker's.
+    assert!(ms(&slow, "network_rtt") < TOLERANCE_MS, "{slow:#}");
+    for part in ["broker_flight", "broker_verify", "broker_queue"] {
+        assert!(
+            ms(&slow, part) < TOLERANCE_MS,
+            "{part} took the device's time: {slow:#}"
+        );
+    }
+}

@@ -6,14 +6,16 @@ use fleetmq_firmware::topic::Mac;
 
 pub const USAGE: &str =
     "usage: fleetmq-sim --config device.toml [--fs DIR] [--mac AA:BB:CC:DD:EE:FF]
-                   [--devices N] [--device-certs DIR]
+                   [--devices N] [--device-certs DIR] [--sign-delay-ms MS]
 
   --config FILE        device configuration (mos.yml keys in TOML)
   --fs DIR             folder of the certificate files it names
                        (default: `fs` next to the configuration)
   --mac MAC            station MAC of the (first) device (default 24:0A:C4:80:7A:98)
   --devices N          simulate N devices with consecutive MACs (default 1)
-  --device-certs DIR   each device presents DIR/<client id>.crt and .key";
+  --device-certs DIR   each device presents DIR/<client id>.crt and .key
+  --sign-delay-ms MS   wait MS before sending the TLS CertificateVerify, as a
+                       slower chip signs (a classic ESP32: about 1500)";
 
 /// Parsed options.
 #[derive(Debug)]
@@ -23,6 +25,8 @@ pub struct Options {
     pub mac: Mac,
     pub devices: u32,
     pub device_certs: Option<PathBuf>,
+    /// Extra time before each CertificateVerify, in milliseconds.
+    pub sign_delay_ms: u64,
 }
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -31,6 +35,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut mac = Mac([0x24, 0x0A, 0xC4, 0x80, 0x7A, 0x98]);
     let mut devices = 1;
     let mut device_certs = None;
+    let mut sign_delay_ms = 0;
     let mut args = args;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -46,6 +51,13 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .ok_or("--devices takes a number from 1 to 10000")?;
             }
             "--device-certs" => device_certs = Some(PathBuf::from(value()?)),
+            "--sign-delay-ms" => {
+                sign_delay_ms = value()?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= 60_000)
+                    .ok_or("--sign-delay-ms takes milliseconds from 0 to 60000")?;
+            }
             "-h" | "--help" => return Err(String::from("help")),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -63,6 +75,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         mac,
         devices,
         device_certs,
+        sign_delay_ms,
     })
 }
 

@@ -16,6 +16,7 @@ mod cli;
 mod platform;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use critical_section as _;
 use fleetmq_firmware::config::{self, DeviceConfig, FileSource};
@@ -57,7 +58,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match simulate(devices) {
+    match simulate(devices, Duration::from_millis(options.sign_delay_ms)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("fleetmq-sim: {message}");
@@ -97,7 +98,7 @@ fn prepare(options: &Options) -> Result<Vec<(Device, Mac)>, String> {
 }
 
 /// Runs every device until the process is killed.
-fn simulate(devices: Vec<(Device, Mac)>) -> Result<(), String> {
+fn simulate(devices: Vec<(Device, Mac)>, sign_delay: Duration) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -124,6 +125,7 @@ fn simulate(devices: Vec<(Device, Mac)>) -> Result<(), String> {
             let mut net = HostNet {
                 mac,
                 log: HostLog { prefix },
+                sign_delay,
             };
             runner::run(&mut net, clock, &log, &device, tls).await
         });

@@ -63,6 +63,8 @@ pub struct HostNet {
     pub mac: Mac,
     /// Where to print.
     pub log: HostLog,
+    /// Extra time before each CertificateVerify (`--sign-delay-ms`).
+    pub sign_delay: Duration,
 }
 
 impl Net for HostNet {
@@ -102,12 +104,40 @@ impl Net for HostNet {
             })?
             .map_err(|e| fail(format!("{host}:{port}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        Ok(HostSocket(FromTokio::new(stream)))
+        Ok(HostSocket {
+            stream: FromTokio::new(stream),
+            sign_delay: self.sign_delay,
+            signing: Signing::Ahead,
+        })
     }
 }
 
 /// A TCP connection as an `embedded-io-async` stream mbedTLS can split.
-pub struct HostSocket(FromTokio<TcpStream>);
+pub struct HostSocket {
+    stream: FromTokio<TcpStream>,
+    /// Waited before writing a CertificateVerify: a stand-in for a slower
+    /// chip's signing time, so tests can check that the broker attributes
+    /// it to the device (decision 0134).
+    sign_delay: Duration,
+    /// Where the CertificateVerify delay stands.
+    signing: Signing,
+}
+
+/// Where in `buf` a TLS 1.2 handshake record holding a CertificateVerify
+/// starts (content type 22, handshake type 15; in the clear before
+/// ChangeCipherSpec), walking the records `buf` begins with. mbedTLS may
+/// hand over its whole flight in one write.
+fn certificate_verify_at(buf: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(header) = buf.get(at..at + 6) {
+        if header[0] == 22 && header[5] == 15 {
+            return Some(at);
+        }
+        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        at += 5 + length;
+    }
+    None
+}
 
 impl ErrorType for HostSocket {
     type Error = std::io::Error;
@@ -115,26 +145,92 @@ impl ErrorType for HostSocket {
 
 impl Read for HostSocket {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.0.read(buf).await
+        self.stream.read(buf).await
     }
+}
+
+/// Where a connection is with its CertificateVerify delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    /// No CertificateVerify seen yet.
+    Ahead,
+    /// Seen: nothing more is written before this instant.
+    Until(tokio::time::Instant),
+    /// Served (once per connection).
+    Done,
+}
+
+/// Holds a CertificateVerify back by `--sign-delay-ms`, once per
+/// connection; everything else is written as it comes. The hold is a
+/// deadline kept in `signing`, not a sleep: mbedTLS drops a pending write
+/// and asks again later, and each ask waits for the same deadline.
+async fn write_signing<W: Write>(
+    stream: &mut W,
+    sign_delay: Duration,
+    signing: &mut Signing,
+    buf: &[u8],
+) -> Result<usize, W::Error> {
+    if !sign_delay.is_zero() && *signing == Signing::Ahead {
+        match certificate_verify_at(buf) {
+            // What comes before it goes now; the caller writes the rest
+            // next, starting with the CertificateVerify.
+            Some(at) if at > 0 => return stream.write(&buf[..at]).await,
+            Some(_) => *signing = Signing::Until(tokio::time::Instant::now() + sign_delay),
+            None => {}
+        }
+    }
+    if let Signing::Until(deadline) = *signing {
+        tokio::time::sleep_until(deadline).await;
+        *signing = Signing::Done;
+    }
+    stream.write(buf).await
 }
 
 impl Write for HostSocket {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-        self.0.write(buf).await
+        write_signing(&mut self.stream, self.sign_delay, &mut self.signing, buf).await
     }
 
     async fn flush(&mut self) -> Result<(), Self::Error> {
-        self.0.flush().await
+        self.stream.flush().await
+    }
+}
+
+/// The write half mbedTLS uses once it splits the socket (it does for the
+/// handshake too).
+pub struct SigningWriteHalf<'a> {
+    half: FromTokio<WriteHalf<'a>>,
+    sign_delay: Duration,
+    signing: &'a mut Signing,
+}
+
+impl ErrorType for SigningWriteHalf<'_> {
+    type Error = std::io::Error;
+}
+
+impl Write for SigningWriteHalf<'_> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        write_signing(&mut self.half, self.sign_delay, self.signing, buf).await
+    }
+
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        self.half.flush().await
     }
 }
 
 impl Split for HostSocket {
     type Read<'a> = FromTokio<ReadHalf<'a>>;
-    type Write<'a> = FromTokio<WriteHalf<'a>>;
+    type Write<'a> = SigningWriteHalf<'a>;
 
     fn split(&mut self) -> (Self::Read<'_>, Self::Write<'_>) {
-        let (read, write) = self.0.inner_mut().split();
-        (FromTokio::new(read), FromTokio::new(write))
+        let (read, write) = self.stream.inner_mut().split();
+        (
+            FromTokio::new(read),
+            SigningWriteHalf {
+                half: FromTokio::new(write),
+                sign_delay: self.sign_delay,
+                signing: &mut self.signing,
+            },
+        )
     }
 }
