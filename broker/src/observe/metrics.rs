@@ -254,7 +254,10 @@ impl Metrics {
                 .tls_failures
                 .with_label_values(&[&**listener, reason])
                 .inc(),
-            Event::Disconnected { .. } | Event::Subscribed { .. } | Event::Unsubscribed { .. } => {}
+            Event::Disconnected { .. }
+            | Event::Subscribed { .. }
+            | Event::Unsubscribed { .. }
+            | Event::DeviceReport { .. } => {}
         }
     }
 

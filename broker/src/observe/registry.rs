@@ -127,6 +127,24 @@ impl Registry {
                         device.subscriptions.remove(filter);
                     }
                 }
+                Event::DeviceReport {
+                    client_id,
+                    connection,
+                    payload,
+                } => {
+                    if let Some(device) = state
+                        .connected
+                        .get_mut(client_id)
+                        .filter(|device| device.info.connection == *connection)
+                    {
+                        match super::device_report::parse(payload) {
+                            Ok(report) => device.report = Some(report),
+                            Err(error) => tracing::debug!(
+                                "Report of {client_id} on $fleetmq/device/handshake ignored: {error}."
+                            ),
+                        }
+                    }
+                }
                 Event::HandshakeFailed {
                     listener,
                     peer,
@@ -163,6 +181,7 @@ impl Registry {
             connected_at,
             subscriptions: BTreeMap::new(),
             departure: None,
+            report: None,
         };
         // Room for one record at first: most devices connect once per
         // broker run, and a default deque would reserve four.

@@ -27,6 +27,8 @@ pub(super) struct Device {
     pub subscriptions: BTreeMap<String, u8>,
     /// Set once the connection ended.
     pub departure: Option<Departure>,
+    /// What the device said about its connection (decision 0135).
+    pub report: Option<super::device_report::DeviceReport>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +193,9 @@ pub struct ClientView {
     /// Null on plain TCP listeners.
     pub tls: Option<TlsView>,
     pub timings_ms: TimingsView,
+    /// The device's own view of its connection, if it sent one
+    /// (`$fleetmq/device/handshake`): what it says, shown as such.
+    pub device_report: Option<super::device_report::DeviceReport>,
     pub subscriptions: Vec<SubscriptionView>,
     pub messages_in: u64,
     pub messages_out: u64,
@@ -280,6 +285,7 @@ impl Device {
             connected_at_ms: unix_ms(self.connected_at),
             tls: info.tls.as_ref().map(TlsView::from),
             timings_ms: TimingsView::from(&info.timing),
+            device_report: self.report.clone(),
             subscriptions: self
                 .subscriptions
                 .iter()

@@ -600,6 +600,26 @@ fn a_device_slow_to_sign_shows_its_signing_time_as_device_time() {
         (DELAY_MS - TOLERANCE_MS / 4.0..=DELAY_MS + TOLERANCE_MS).contains(&extra),
         "the device part grew by {extra} ms for {DELAY_MS} ms of signing:\n{quick:#}\n{slow:#}"
     );
+    // The device's own view sits beside the broker's (its report on
+    // $fleetmq/device/handshake): it timed the same handshake.
+    let report = crate::harness::web::eventually(WAIT, "the device report", || {
+        let response = crate::harness::web::get(broker.http_addr(), "/api/clients", None);
+        response
+            .json()
+            .as_array()?
+            .iter()
+            .find(|c| c["client_id"] == "esp32_000002")
+            .map(|c| c["device_report"].clone())
+            .filter(|report| !report.is_null())
+    });
+    assert_eq!(report["chip"], "host-sim", "{report:#}");
+    assert_eq!(report["tls_library"], "mbedTLS", "{report:#}");
+    assert_eq!(report["mutual"], true, "{report:#}");
+    let device_says = report["tls_handshake_ms"].as_f64().unwrap_or_default();
+    assert!(
+        device_says >= DELAY_MS && device_says <= ms(&slow, "tls_handshake") + TOLERANCE_MS,
+        "the device timed {device_says} ms: {report:#}\n{slow:#}"
+    );
     // Not the network's, not the broker's.
     assert!(ms(&slow, "network_rtt") < TOLERANCE_MS, "{slow:#}");
     for part in ["broker_flight", "broker_verify", "broker_queue"] {

@@ -30,6 +30,7 @@ mod certs_cli;
 mod conformance_v311;
 mod conformance_v5;
 mod dashboard_api;
+mod device_report;
 mod firmware_e2e;
 mod hostile_load;
 mod hostile_protocol;

@@ -106,6 +106,15 @@ pub enum Event {
         client_id: Arc<str>,
         filter: String,
     },
+    /// A device's own view of its connection (`protocol::device_report`),
+    /// as it sent it: the observer parses it.
+    DeviceReport {
+        client_id: Arc<str>,
+        /// The generation of the connection it describes.
+        connection: u64,
+        #[serde(serialize_with = "lossy_text")]
+        payload: bytes::Bytes,
+    },
     HandshakeFailed {
         listener: Arc<str>,
         peer: SocketAddr,
@@ -190,4 +199,9 @@ impl Events {
             AclAction::Receive => &self.acl_denied_receive,
         }
     }
+}
+
+/// A device report's payload as text (it is JSON when well formed).
+fn lossy_text<S: serde::Serializer>(payload: &bytes::Bytes, out: S) -> Result<S::Ok, S::Error> {
+    out.serialize_str(&String::from_utf8_lossy(payload))
 }

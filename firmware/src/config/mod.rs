@@ -111,6 +111,10 @@ pub struct DeviceConfig {
     pub wifi_pass: Option<String>,
     /// `sntp.server` (default `pool.ntp.org`).
     pub sntp_server: String,
+    /// `fleetmq.report_connection` (default true): after connecting, send
+    /// the broker this device's view of its TLS handshake on
+    /// `$fleetmq/device/handshake` (QoS 0).
+    pub report_connection: bool,
 }
 
 /// Why a configuration is refused.
@@ -201,6 +205,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "fleetmq.topic",
     "fleetmq.command_topic",
     "fleetmq.response_topic",
+    "fleetmq.report_connection",
 ];
 
 /// Reads `device.toml` text and the files it names.
@@ -334,6 +339,7 @@ pub fn parse(text: &str, files: &dyn FileSource) -> Result<DeviceConfig, ConfigE
         sntp_server: keys
             .string("sntp.server")?
             .unwrap_or_else(|| String::from("pool.ntp.org")),
+        report_connection: keys.bool("fleetmq.report_connection")?.unwrap_or(true),
     })
 }
 

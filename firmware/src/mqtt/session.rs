@@ -7,7 +7,8 @@
 //! shape the lab knows from Mongoose-OS (`MQTT0 CONNACK 0`, `MQTT
 //! connected`, `Published:OK topic:... msg:CONNECTED!`).
 //!
-//! On CONNACK it publishes the retained `online` status (the will publishes
+//! On CONNACK it sends its report on the connection (if any, QoS 0, on
+//! [`REPORT_TOPIC`]), publishes the retained `online` status (the will publishes
 //! the retained `offline`), subscribes to the command topic and publishes
 //! `CONNECTED!`. A `ping` on the command topic is answered with `pong` on the
 //! response topic; `reconnect` answers `reconnecting`, sends DISCONNECT and
@@ -85,7 +86,14 @@ pub struct SessionSettings {
     pub user: Option<String>,
     /// Password.
     pub pass: Option<String>,
+    /// The device's view of its connection (JSON), published once at QoS 0
+    /// on [`REPORT_TOPIC`] after CONNACK, for the broker's dashboard.
+    pub report: Option<String>,
 }
+
+/// Where fleetmq takes a device's report on its own connection (decision
+/// 0135). Other brokers route or refuse it; either is harmless at QoS 0.
+pub const REPORT_TOPIC: &str = "$fleetmq/device/handshake";
 
 /// One connection's MQTT state.
 #[derive(Debug)]
@@ -207,6 +215,13 @@ impl MqttSession {
                 out.push(Output::Log(String::from("MQTT connected")));
                 out.push(Output::Online);
                 let names = self.settings.names.clone();
+                if let Some(report) = self.settings.report.take() {
+                    self.send(
+                        codec::publish(REPORT_TOPIC, report.as_bytes(), 0, false, 0),
+                        now_ms,
+                        out,
+                    );
+                }
                 self.publish_confirmed(names.status, "online", true, now_ms, out);
                 let id = self.next_packet_id();
                 self.pending.push((id, Pending::Subscribe));

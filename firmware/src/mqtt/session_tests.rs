@@ -20,6 +20,7 @@ fn session(keep_alive_secs: u16) -> MqttSession {
         will_message: String::from("offline"),
         user: None,
         pass: None,
+        report: None,
     })
 }
 
@@ -224,4 +225,24 @@ fn reconnect_command_disconnects_and_asks_to_close() {
     assert_eq!(decode_owned(&packets[0]).2, b"reconnecting");
     assert_eq!(packets[1], [0xE0, 0]);
     assert!(matches!(out.last(), Some(Output::Close(_))));
+}
+
+#[test]
+fn the_report_goes_out_once_right_after_connack() {
+    let mut s = session(30);
+    s.settings.report = Some(String::from(r#"{"tls_handshake_ms":12}"#));
+    let _ = s.start(0);
+    let out = feed(&mut s, &[0x20, 2, 0, 0], 5).unwrap();
+    let sent: Vec<&Vec<u8>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(bytes) => Some(bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent[0],
+        &publish(REPORT_TOPIC, br#"{"tls_handshake_ms":12}"#, 0, false, 0)
+    );
+    assert!(s.settings.report.is_none(), "sent once per session");
 }

@@ -81,6 +81,28 @@ pub struct Device {
     pub names: DeviceNames,
     /// Certificates and key parsed by mbedTLS.
     pub tls: TlsSetup,
+    /// What it runs on, for its report to the broker.
+    pub chip: ChipInfo,
+}
+
+/// The chip a device runs on, as its connection report tells the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChipInfo {
+    /// `esp32c3`, `esp32`, `esp32s3`, `host-sim`.
+    pub name: &'static str,
+    /// CPU clock, where known.
+    pub cpu_mhz: Option<u16>,
+    /// mbedTLS uses the chip's SHA/AES/RSA accelerators.
+    pub hw_crypto: bool,
+}
+
+impl ChipInfo {
+    /// Until the platform says.
+    pub const UNKNOWN: ChipInfo = ChipInfo {
+        name: "unknown",
+        cpu_mhz: None,
+        hw_crypto: false,
+    };
 }
 
 impl Device {
@@ -88,8 +110,34 @@ impl Device {
     pub fn new(config: DeviceConfig, mac: Mac) -> Result<Device, String> {
         let names = DeviceNames::new(&config.client_id, &config.topics, mac);
         let tls = TlsSetup::new(&config.tls)?;
-        Ok(Device { config, names, tls })
+        Ok(Device {
+            config,
+            names,
+            tls,
+            chip: ChipInfo::UNKNOWN,
+        })
     }
+
+    /// The same device, on `chip`.
+    pub fn on_chip(mut self, chip: ChipInfo) -> Device {
+        self.chip = chip;
+        self
+    }
+}
+
+/// The device's view of one connection, as JSON for the broker
+/// (`$fleetmq/device/handshake`, decision 0135).
+fn report(device: &Device, handshake_ms: u64, tcp_ms: u64, version: &str, resumed: bool) -> String {
+    let chip = device.chip;
+    let cpu_mhz = chip
+        .cpu_mhz
+        .map_or_else(|| String::from("null"), |mhz| format!("{mhz}"));
+    format!(
+        "{{\"tls_handshake_ms\":{handshake_ms},\"tcp_connect_ms\":{tcp_ms},\"version\":\"{version}\",\"resumed\":{resumed},\"mutual\":{},\"chip\":\"{}\",\"cpu_mhz\":{cpu_mhz},\"hw_crypto\":{},\"tls_library\":\"mbedTLS\"}}",
+        device.tls.is_mutual(),
+        chip.name,
+        chip.hw_crypto
+    )
 }
 
 /// Runs the device forever.
@@ -232,6 +280,9 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
         will_message: config.will_message.clone(),
         user: config.user.clone(),
         pass: config.pass.clone(),
+        report: config
+            .report_connection
+            .then(|| report(device, handshake_ms, tcp_ms, version, resumed)),
     });
     let failure = match session.split().await {
         Ok((mut reader, mut writer)) => {

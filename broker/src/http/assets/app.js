@@ -296,6 +296,14 @@ function renderDetail() {
     ["· device (its checks, key share, signature)", fmtMs(t.device), "num split-device"],
     ["· broker: checking the reply", fmtMs(t.broker_verify), "num split-broker-verify"],
   ] : [];
+  // The device's own view of the same connect, if it reported one.
+  const r = detail.device_report;
+  if (r) {
+    split.push(["Device's own view: TLS handshake", fmtMs(r.tls_handshake_ms), "num report-tls"]);
+    split.push(["Device's own view: chip", [r.chip, r.cpu_mhz ? r.cpu_mhz + " MHz" : null,
+      r.hw_crypto ? "hardware crypto" : (r.hw_crypto === false ? "software crypto" : null), r.tls_library]
+      .filter((x) => x).join(", "), "report-chip"]);
+  }
   dl($("detail-timing"), [
     ...SEGMENTS.flatMap(([name, key], i) => [[name, fmtMs(t[key]), "num", "seg" + i], ...(key === "client_hello_to_tls_done" ? split : [])]),
     ["TLS handshake (accept → TLS done)", fmtMs(t.tls_handshake), "num timing-tls"],

@@ -164,8 +164,21 @@ impl ClientProtocol {
             ));
         }
         let topic = self.resolve_topic(&publish)?;
-        let topic = self.mount_topic(topic);
         let packet_id = publish.packet_id.unwrap_or(0);
+        if self.take_device_report(&topic, &publish.payload) {
+            // The broker's own topic: acknowledged, never routed.
+            return match publish.qos {
+                QoS::AtMostOnce => Ok(()),
+                QoS::AtLeastOnce => {
+                    self.send_ack(0, Packet::PubAck(PubResponse::success(packet_id)))
+                }
+                QoS::ExactlyOnce => {
+                    self.session.lock().accept_incoming(packet_id);
+                    self.send_ack(0, Packet::PubRec(PubResponse::success(packet_id)))
+                }
+            };
+        }
+        let topic = self.mount_topic(topic);
         if publish.qos == QoS::ExactlyOnce {
             let state = self.session.lock();
             if state.has_incoming(packet_id) {

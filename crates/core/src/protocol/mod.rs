@@ -25,6 +25,7 @@
 mod acks;
 mod close;
 pub mod connect;
+pub mod device_report;
 mod exit;
 mod inbound;
 mod mount;
@@ -120,6 +121,8 @@ pub struct ClientProtocol {
     pressure: Vec<Arc<Session>>,
     /// Topic prefix of this listener's clients (see `mount.rs`).
     mount_point: Option<Arc<str>>,
+    /// The device sent its report already (see `device_report.rs`).
+    reported: bool,
 }
 
 impl ClientProtocol {
@@ -163,6 +166,7 @@ impl ClientProtocol {
             committed: setup.committed,
             pressure: Vec::new(),
             mount_point: setup.mount_point,
+            reported: false,
         }
     }
 

@@ -26,7 +26,7 @@ use esp_radio::wifi::{
     AuthenticationMethodConfig, Config, ControllerConfig, Interface, Password, Ssid, WifiController,
 };
 use fleetmq_firmware::config::{self, EmbeddedFiles};
-use fleetmq_firmware::runner::{self, Device};
+use fleetmq_firmware::runner::{self, ChipInfo, Device};
 use fleetmq_firmware::topic::Mac;
 use mbedtls_rs::Tls;
 use static_cell::StaticCell;
@@ -113,12 +113,33 @@ async fn main(spawner: Spawner) -> ! {
     };
 
     let device = match Device::new(config, mac) {
-        Ok(device) => device,
+        Ok(device) => device.on_chip(CHIP),
         Err(e) => halt(e).await,
     };
     let mut net = DeviceNet::new(stack);
     runner::run(&mut net, &DeviceClock, &log, &device, tls.reference()).await
 }
+
+/// The chip this image is built for, at the clock `CpuClock::max()` sets,
+/// with mbedTLS on its SHA/AES/RSA accelerators (the device's report).
+#[cfg(feature = "esp32c3")]
+const CHIP: ChipInfo = ChipInfo {
+    name: "esp32c3",
+    cpu_mhz: Some(160),
+    hw_crypto: true,
+};
+#[cfg(feature = "esp32")]
+const CHIP: ChipInfo = ChipInfo {
+    name: "esp32",
+    cpu_mhz: Some(240),
+    hw_crypto: true,
+};
+#[cfg(feature = "esp32s3")]
+const CHIP: ChipInfo = ChipInfo {
+    name: "esp32s3",
+    cpu_mhz: Some(240),
+    hw_crypto: true,
+};
 
 /// WiFi credentials from `wifi.sta.ssid` / `wifi.sta.pass`.
 fn station_config(config: &config::DeviceConfig) -> Result<Config, String> {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use critical_section as _;
 use fleetmq_firmware::config::{self, DeviceConfig, FileSource};
-use fleetmq_firmware::runner::{self, Device};
+use fleetmq_firmware::runner::{self, ChipInfo, Device};
 use fleetmq_firmware::topic::{self, Mac};
 use mbedtls_rs::Tls;
 
@@ -91,7 +91,13 @@ fn prepare(options: &Options) -> Result<Vec<(Device, Mac)>, String> {
                 key_pem: read("key")?,
             });
         }
-        let device = Device::new(config, mac).map_err(|e| format!("device {mac}: {e}"))?;
+        let device = Device::new(config, mac)
+            .map_err(|e| format!("device {mac}: {e}"))?
+            .on_chip(ChipInfo {
+                name: "host-sim",
+                cpu_mhz: None,
+                hw_crypto: false,
+            });
         devices.push((device, mac));
     }
     Ok(devices)
