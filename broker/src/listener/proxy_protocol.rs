@@ -362,6 +362,7 @@ fn balancer_certificate(cn: String) -> PeerCertificate {
         not_after: 0,
         version: 3,
         weakness: None,
+        key_type: "unknown".to_string(),
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use fleetmq_core::peer::{AuthMode, HandshakeSplit};
+use fleetmq_core::peer::{AuthMode, HandshakeSplit, PeerCertificate};
 
 /// Histogram bucket upper bounds, in seconds. From half a millisecond (a
 /// resumed handshake on loopback) to 30 s (a mutual handshake of a classic
@@ -161,6 +161,62 @@ pub struct HandshakeSummary {
     pub recent_failures: Vec<FailedHandshake>,
     /// Mutual vs one-way, full vs resumed.
     pub comparison: HandshakeComparison,
+    /// Full mutual handshakes by the client certificate's key type
+    /// (`ECDSA P-256`, `RSA-2048`, ...): what the device signs with.
+    pub mutual_full_by_key_type: Vec<KeyedGroup>,
+    /// Full mutual handshakes by device group (the certificate's first
+    /// OU; `(no OU)` without one).
+    pub mutual_full_by_device_group: Vec<KeyedGroup>,
+}
+
+/// Full mutual handshakes of one key type or device group.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct KeyedGroup {
+    pub name: String,
+    pub count: u64,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub parts_p50_ms: BTreeMap<&'static str, Option<f64>>,
+}
+
+/// Key types or device groups tracked one by one; more share "other",
+/// so a fleet of a thousand OUs cannot grow the broker's memory.
+const MAX_KEYED: usize = 32;
+
+/// Handshakes by a name (key type, device group), bounded.
+#[derive(Debug, Default)]
+struct Keyed(BTreeMap<String, Series>);
+
+impl Keyed {
+    fn record(&mut self, name: &str, seconds: f64, split: Option<&HandshakeSplit>) {
+        let name = if self.0.contains_key(name) || self.0.len() < MAX_KEYED {
+            name
+        } else {
+            "other"
+        };
+        let series = self.0.entry(name.to_string()).or_default();
+        series.record(seconds);
+        if let Some(split) = split {
+            series.record_split(split);
+        }
+    }
+
+    fn groups(&self) -> Vec<KeyedGroup> {
+        self.0
+            .iter()
+            .map(|(name, series)| {
+                let mut sorted: Vec<f64> = series.recent.iter().copied().collect();
+                sorted.sort_by(f64::total_cmp);
+                KeyedGroup {
+                    name: name.clone(),
+                    count: series.count,
+                    p50_ms: percentile_ms(&sorted, 0.50),
+                    p90_ms: percentile_ms(&sorted, 0.90),
+                    parts_p50_ms: series.parts_p50(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// Failed handshakes the panel lists.
@@ -184,6 +240,9 @@ pub struct HandshakeStats {
     failures: BTreeMap<&'static str, u64>,
     /// Newest last, at most [`RECENT_FAILURES`].
     recent_failures: VecDeque<FailedHandshake>,
+    /// Full mutual handshakes by key type and by device group.
+    by_key_type: Keyed,
+    by_device_group: Keyed,
 }
 
 const GROUPS: [(AuthMode, bool); 4] = [
@@ -204,8 +263,9 @@ impl HandshakeStats {
         self.record_with_split(auth, resumed, duration, None);
     }
 
-    /// Records a finished TLS handshake with its parts, if known; plain
-    /// connections are ignored.
+    /// Records a finished TLS handshake with its parts, without a
+    /// certificate.
+    #[cfg(test)]
     pub fn record_with_split(
         &mut self,
         auth: AuthMode,
@@ -213,11 +273,33 @@ impl HandshakeStats {
         duration: Duration,
         split: Option<&HandshakeSplit>,
     ) {
+        self.record_handshake(auth, resumed, duration, split, None);
+    }
+
+    /// Records a finished TLS handshake with its parts, if known, and the
+    /// client certificate it verified; plain connections are ignored.
+    pub fn record_handshake(
+        &mut self,
+        auth: AuthMode,
+        resumed: bool,
+        duration: Duration,
+        split: Option<&HandshakeSplit>,
+        cert: Option<&PeerCertificate>,
+    ) {
+        let seconds = duration.as_secs_f64();
         if let Some(series) = group_index(auth, resumed).and_then(|i| self.series.get_mut(i)) {
-            series.record(duration.as_secs_f64());
+            series.record(seconds);
             if let Some(split) = split {
                 series.record_split(split);
             }
+        }
+        if let (AuthMode::Mutual, false, Some(cert)) = (auth, resumed, cert) {
+            self.by_key_type.record(&cert.key_type, seconds, split);
+            let group = cert
+                .organizational_units
+                .first()
+                .map_or("(no OU)", String::as_str);
+            self.by_device_group.record(group, seconds, split);
         }
     }
 
@@ -267,6 +349,8 @@ impl HandshakeStats {
             failures: self.failures.clone(),
             recent_failures: self.recent_failures.iter().rev().cloned().collect(),
             comparison,
+            mutual_full_by_key_type: self.by_key_type.groups(),
+            mutual_full_by_device_group: self.by_device_group.groups(),
         }
     }
 }
@@ -411,6 +495,83 @@ mod tests {
             Some("Mutual TLS costs your devices 1.40 s per connect over one-way TLS, 1.40 s of it their own work (median, full handshakes). Resuming a mutual TLS session saves 1.60 s of it.")
         );
         assert_eq!(HandshakeStats::default().summary().comparison.text, None);
+    }
+
+    #[test]
+    fn mutual_handshakes_are_grouped_by_key_type_and_ou_within_bounds() {
+        let mut stats = HandshakeStats::default();
+        let cert = |key: &str, ou: Option<&str>| PeerCertificate {
+            key_type: key.to_string(),
+            organizational_units: ou.map(|ou| vec![ou.to_string()]).unwrap_or_default(),
+            ..blank()
+        };
+        for (key, ou, ms) in [
+            ("ECDSA P-256", Some("sensors"), 300),
+            ("ECDSA P-256", Some("sensors"), 310),
+            ("RSA-2048", Some("gateways"), 900),
+            ("RSA-2048", None, 950),
+        ] {
+            stats.record_handshake(
+                AuthMode::Mutual,
+                false,
+                Duration::from_millis(ms),
+                None,
+                Some(&cert(key, ou)),
+            );
+        }
+        // Resumed and one-way handshakes sign nothing: not grouped.
+        stats.record_handshake(
+            AuthMode::Mutual,
+            true,
+            Duration::from_millis(5),
+            None,
+            Some(&cert("RSA-2048", None)),
+        );
+        let summary = stats.summary();
+        let keys: Vec<(&str, u64)> = summary
+            .mutual_full_by_key_type
+            .iter()
+            .map(|g| (g.name.as_str(), g.count))
+            .collect();
+        assert_eq!(keys, [("ECDSA P-256", 2), ("RSA-2048", 2)]);
+        assert_eq!(summary.mutual_full_by_key_type[1].p50_ms, Some(900.0));
+        let groups: Vec<&str> = summary
+            .mutual_full_by_device_group
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(groups, ["(no OU)", "gateways", "sensors"]);
+        for n in 0..100 {
+            stats.record_handshake(
+                AuthMode::Mutual,
+                false,
+                Duration::from_millis(1),
+                None,
+                Some(&cert("RSA-2048", Some(&format!("ou-{n}")))),
+            );
+        }
+        let groups = stats.summary().mutual_full_by_device_group;
+        assert_eq!(groups.len(), MAX_KEYED + 1, "bounded, the rest under other");
+        assert!(groups.iter().any(|g| g.name == "other" && g.count > 0));
+    }
+
+    fn blank() -> PeerCertificate {
+        PeerCertificate {
+            cn: None,
+            subject: String::new(),
+            organizational_units: Vec::new(),
+            san_dns: Vec::new(),
+            san_uri: Vec::new(),
+            san_email: Vec::new(),
+            serial: String::new(),
+            fingerprint_sha256: String::new(),
+            issuer: String::new(),
+            not_before: 0,
+            not_after: 0,
+            version: 3,
+            weakness: None,
+            key_type: String::new(),
+        }
     }
 
     #[test]

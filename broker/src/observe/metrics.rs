@@ -111,7 +111,7 @@ impl Metrics {
                 "Where TLS handshakes of clients that connected spent their time: part is broker_flight (the broker's work up to its flight), client_wait (its flight to the client's reply), network_rtt (the kernel's smoothed round trip), device (client_wait less one round trip) broker_verify (the broker's work on the reply) broker_queue (waiting for a handshake slot) or broker_scheduling (the broker's task waiting to run before its flight).",
             )
             .buckets(DURATION_BUCKETS.to_vec()),
-            &["listener", "auth", "resumed", "version", "part"],
+            &["listener", "auth", "resumed", "version", "key_type", "part"],
         )?;
         let tls_failures = IntCounterVec::new(
             Opts::new(
@@ -220,6 +220,11 @@ impl Metrics {
                 }
                 if let (Some(tls), Some(split)) = (&connected.tls, connected.timing.split) {
                     let resumed = if tls.resumed { "true" } else { "false" };
+                    // What the device signs with; few values in a fleet.
+                    let key_type = tls
+                        .client_cert
+                        .as_ref()
+                        .map_or("none", |cert| cert.key_type.as_str());
                     for (part, duration) in [
                         ("broker_flight", Some(split.broker_flight)),
                         ("client_wait", Some(split.client_wait)),
@@ -236,6 +241,7 @@ impl Metrics {
                                     auth.as_str(),
                                     resumed,
                                     &tls.version,
+                                    key_type,
                                     part,
                                 ])
                                 .observe(duration.as_secs_f64());

@@ -169,11 +169,12 @@ impl Registry {
     fn connected(&self, state: &mut State, info: Arc<Connected>) {
         let connected_at = info.timing.accepted_at + info.timing.total.unwrap_or_default();
         if let (Some(tls), Some(duration)) = (&info.tls, info.timing.tls_total) {
-            state.handshakes.record_with_split(
+            state.handshakes.record_handshake(
                 tls.auth,
                 tls.resumed,
                 duration,
                 info.timing.split.as_ref(),
+                tls.client_cert.as_ref(),
             );
         }
         let device = Device {

@@ -108,6 +108,8 @@ pub struct CertView {
     pub version: u32,
     /// Weak RSA key or SHA-1 signature; the dashboard marks it.
     pub weakness: Option<String>,
+    /// `ECDSA P-256`, `RSA-2048`, ...
+    pub key_type: String,
 }
 
 impl From<&PeerCertificate> for CertView {
@@ -125,6 +127,7 @@ impl From<&PeerCertificate> for CertView {
             san_dns: cert.san_dns.clone(),
             version: cert.version,
             weakness: cert.weakness.clone(),
+            key_type: cert.key_type.clone(),
         }
     }
 }

@@ -386,6 +386,17 @@ function renderHandshakes() {
     el("td", { class: "num opt hs-network", text: fmtMs(g.parts_p50_ms.network_rtt) }),
     el("td", { class: "num opt hs-broker", text: brokerMs(g.parts_p50_ms) }))));
   $("hs-comparison").textContent = summary.comparison.text || "";
+  // Full mutual handshakes by the device's key type and by its group (OU).
+  const keyed = [
+    ...summary.mutual_full_by_key_type.map((g) => ["key " + g.name, g]),
+    ...summary.mutual_full_by_device_group.map((g) => ["group " + g.name, g]),
+  ];
+  $("hs-keys").tBodies[0].replaceChildren(...keyed.map(([label, g]) => el("tr", { "data-keyed": label },
+    el("td", { text: label }), el("td", { class: "num", text: g.count }),
+    el("td", { class: "num", text: fmtMs(g.p50_ms) }),
+    el("td", { class: "num hs-device", text: fmtMs(g.parts_p50_ms.device) }),
+    el("td", { class: "num opt", text: fmtMs(g.parts_p50_ms.network_rtt) }),
+    el("td", { class: "num opt", text: brokerMs(g.parts_p50_ms) }))));
   drawHistogram(summary);
   const failures = Object.entries(summary.failures).filter(([, n]) => n > 0);
   $("hs-fail-total").textContent = summary.failures_total;

@@ -86,6 +86,11 @@ def test_live_table_detail_and_kick(pki, start_fleetmq, browser, screenshots):
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "hs-comparison"), "Mutual TLS costs your devices"))
     device_p50 = browser.find_element(By.CSS_SELECTOR, '#hs-groups tr[data-group="mutual-false"] td.hs-device').text
     assert device_p50.endswith("ms") or device_p50.endswith(" s"), device_p50
+    # By key type and device group (the device's certificate: ECDSA P-256, OU sensors).
+    wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, '#hs-keys tr[data-keyed^="key ECDSA"]')))
+    assert browser.find_elements(By.CSS_SELECTOR, '#hs-keys tr[data-keyed^="group "]'), "no device group row"
+    browser.execute_script("document.getElementById('hs-keys').scrollIntoView()")
+    browser.save_screenshot(str(screenshots / "dashboard-handshake-comparison.png"))
     browser.save_screenshot(str(screenshots / "dashboard-detail.png"))
 
     # Kick it: the device is disconnected and leaves the table.

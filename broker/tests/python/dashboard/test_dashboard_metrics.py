@@ -96,11 +96,15 @@ def test_handshake_histogram_counts_every_connection(pki, start_fleetmq, tmp_pat
     for part in ("broker_flight", "client_wait", "network_rtt", "device", "broker_verify"):
         assert value(families, parts, part=part) == 8, part
     assert value(families, parts, part="device", listener="mtls", auth="mutual", resumed="true") == 2
+    assert value(families, parts, part="device", auth="one_way", key_type="none") == 2
     summary = get_json(broker.http + "/api/handshakes/summary")
     mutual = next(g for g in summary["groups"] if g["auth"] == "mutual" and not g["resumed"])
     assert mutual["parts_p50_ms"]["device"] is not None, mutual
     assert summary["comparison"]["text"].startswith("Mutual TLS costs your devices"), summary["comparison"]
     assert summary["comparison"]["resumption_saves_ms"] is not None, summary["comparison"]
+    by_key = {g["name"]: g for g in summary["mutual_full_by_key_type"]}
+    assert sum(g["count"] for g in by_key.values()) == 4, by_key
+    assert all(name.startswith(("ECDSA", "RSA")) for name in by_key), by_key
 
     assert value(families, "fleetmq_connects_total") == 8
     assert value(families, "fleetmq_connects_total", listener="mtls", auth="mutual") == 6

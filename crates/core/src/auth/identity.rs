@@ -172,6 +172,7 @@ pub(crate) mod tests {
             not_after: i64::MAX,
             version: 3,
             weakness: None,
+            key_type: String::new(),
         }
     }
 

@@ -36,6 +36,9 @@ pub struct PeerCertificate {
     /// What makes it weak, if anything: an RSA key under 2048 bits or a
     /// SHA-1 signature (the dashboard marks such devices).
     pub weakness: Option<String>,
+    /// The key's algorithm and size: `ECDSA P-256`, `RSA-2048`, `Ed25519`
+    /// (what the device signs its handshakes with, which sets its time).
+    pub key_type: String,
 }
 
 /// Why a certificate could not be read (after rustls accepted it, this
@@ -88,7 +91,37 @@ impl PeerCertificate {
             not_after: cert.validity().not_after.timestamp(),
             version: cert.version().0.saturating_add(1),
             weakness: weakness(&cert),
+            key_type: key_type(&cert),
         })
+    }
+}
+
+/// The certificate key's algorithm and size, as a lab names it.
+fn key_type(cert: &X509Certificate<'_>) -> String {
+    use x509_parser::public_key::PublicKey;
+    let key = cert.public_key();
+    match key.parsed() {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA-{}", rsa.key_size()),
+        Ok(PublicKey::EC(_)) => {
+            let curve = key
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|parameters| parameters.as_oid().ok())
+                .map(|oid| oid.to_id_string());
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => "ECDSA P-256".to_string(),
+                Some("1.3.132.0.34") => "ECDSA P-384".to_string(),
+                Some("1.3.132.0.35") => "ECDSA P-521".to_string(),
+                Some(other) => format!("ECDSA {other}"),
+                None => "ECDSA".to_string(),
+            }
+        }
+        _ => match key.algorithm.algorithm.to_id_string().as_str() {
+            "1.3.101.112" => "Ed25519".to_string(),
+            "1.3.101.113" => "Ed448".to_string(),
+            other => other.to_string(),
+        },
     }
 }
 
