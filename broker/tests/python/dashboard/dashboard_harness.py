@@ -91,7 +91,7 @@ class Pki:
 class Fleetmq:
     """A fleetmq process; `http` is its dashboard's base URL."""
 
-    def __init__(self, workdir, toml):
+    def __init__(self, workdir, toml, prefix=()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "fleetmq.toml"
@@ -102,7 +102,7 @@ class Fleetmq:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETMQ_")}
         env.update(NO_COLOR="1", RUST_LOG="info")
         self._proc = subprocess.Popen(
-            [binary(), "run", "--config", str(config)], cwd=self.workdir,
+            [*prefix, binary(), "run", "--config", str(config)], cwd=self.workdir,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             env=env)
         threading.Thread(target=self._read, daemon=True).start()
@@ -194,8 +194,8 @@ def tls_context(pki, cert=None, key=None):
 class TlsClient:
     """An MQTT 3.1.1 client over TLS."""
 
-    def __init__(self, port, context, client_id, session=None, keepalive=60):
-        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port, context, client_id, session=None, keepalive=60, host="127.0.0.1"):
+        raw = socket.create_connection((host, port), timeout=5)
         self.sock = context.wrap_socket(raw, server_hostname="localhost", session=session)
         self.local = "%s:%d" % self.sock.getsockname()[:2]
         body = _utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive) + _utf8(client_id)
