@@ -373,22 +373,29 @@ fn compare(groups: &[HandshakeGroup]) -> HandshakeComparison {
     };
     let mut sentences = Vec::new();
     match (comparison.mutual_extra_ms, comparison.mutual_extra_device_ms) {
-        (Some(extra), Some(device)) => sentences.push(format!(
+        (Some(extra), _) if extra <= 0.0 => sentences.push(
+            "Mutual TLS costs your devices no measurable time over one-way TLS (median, full handshakes).".to_string(),
+        ),
+        (Some(extra), Some(device)) if device > 0.0 => sentences.push(format!(
             "Mutual TLS costs your devices {} per connect over one-way TLS, {} of it their own work (median, full handshakes).",
             fmt_ms(extra),
-            fmt_ms(device)
+            fmt_ms(device.min(extra))
         )),
-        (Some(extra), None) => sentences.push(format!(
+        (Some(extra), _) => sentences.push(format!(
             "Mutual TLS costs your devices {} per connect over one-way TLS (median, full handshakes).",
             fmt_ms(extra)
         )),
-        _ => {}
+        (None, _) => {}
     }
-    if let Some(saves) = comparison.resumption_saves_ms {
-        sentences.push(format!(
-            "Resuming a mutual TLS session saves {} of it.",
+    match comparison.resumption_saves_ms {
+        Some(saves) if saves > 0.0 => sentences.push(format!(
+            "Resuming a mutual TLS session saves {} per connect.",
             fmt_ms(saves)
-        ));
+        )),
+        Some(_) => {
+            sentences.push("Resuming a mutual TLS session saves no measurable time.".to_string())
+        }
+        None => {}
     }
     comparison.text = (!sentences.is_empty()).then(|| sentences.join(" "));
     comparison
@@ -492,7 +499,7 @@ mod tests {
         assert_eq!(comparison.resumption_saves_device_ms, Some(1550.0));
         assert_eq!(
             comparison.text.as_deref(),
-            Some("Mutual TLS costs your devices 1.40 s per connect over one-way TLS, 1.40 s of it their own work (median, full handshakes). Resuming a mutual TLS session saves 1.60 s of it.")
+            Some("Mutual TLS costs your devices 1.40 s per connect over one-way TLS, 1.40 s of it their own work (median, full handshakes). Resuming a mutual TLS session saves 1.60 s per connect.")
         );
         assert_eq!(HandshakeStats::default().summary().comparison.text, None);
     }

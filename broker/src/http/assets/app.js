@@ -284,17 +284,28 @@ function renderDetail() {
   ]);
   const t = detail.timings_ms;
   const total = t.total || 0;
-  $("timing-bar").replaceChildren(...SEGMENTS.map(([, key], i) => {
-    const span = el("span", { class: "seg" + i, title: SEGMENTS[i][0] + ": " + fmtMs(t[key]) });
-    span.style.width = total > 0 && t[key] ? Math.max(0.5, (t[key] / total) * 100) + "%" : "0";
+  // The waterfall: with the handshake's parts (decision 0134), the TLS
+  // segment is drawn as broker, network, device, broker.
+  const bar = t.client_wait != null ? [
+    ["TCP accept → ClientHello", t.tcp_to_client_hello, "seg0"],
+    ["broker: its flight (and queue)", (t.broker_flight || 0) + (t.broker_queue || 0) + (t.broker_scheduling || 0), "seg-broker"],
+    ["network round trip", t.network_rtt, "seg-network"],
+    ["device", t.device, "seg-device"],
+    ["broker: checking the reply", t.broker_verify, "seg-broker"],
+    ["TLS done → CONNECT", t.tls_to_connect, "seg2"],
+    ["CONNECT → CONNACK", t.connect_to_connack, "seg3"],
+  ] : SEGMENTS.map(([name, key], i) => [name, t[key], "seg" + i]);
+  $("timing-bar").replaceChildren(...bar.map(([name, value, cls]) => {
+    const span = el("span", { class: cls, title: name + ": " + fmtMs(value) });
+    span.style.width = total > 0 && value ? Math.max(0.5, (value / total) * 100) + "%" : "0";
     return span;
   }));
   // Where the TLS handshake went (decision 0134): shown under its segment.
   const split = t.client_wait != null ? [
-    ["· broker: key exchange and signing", fmtMs(t.broker_flight), "num split-broker-flight"],
-    ["· network round trip", fmtMs(t.network_rtt), "num split-network"],
-    ["· device (its checks, key share, signature)", fmtMs(t.device), "num split-device"],
-    ["· broker: checking the reply", fmtMs(t.broker_verify), "num split-broker-verify"],
+    ["· broker: key exchange and signing", fmtMs(t.broker_flight), "num split-broker-flight", "seg-broker"],
+    ["· network round trip", fmtMs(t.network_rtt), "num split-network", "seg-network"],
+    ["· device (its checks, key share, signature)", fmtMs(t.device), "num split-device", "seg-device"],
+    ["· broker: checking the reply", fmtMs(t.broker_verify), "num split-broker-verify", "seg-broker"],
   ] : [];
   // The device's own view of the same connect, if it reported one.
   const r = detail.device_report;

@@ -81,7 +81,10 @@ def test_live_table_detail_and_kick(pki, start_fleetmq, browser, screenshots):
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "detail-subs"), "cmd/esp32_a1b2c3/#"))
     history = browser.find_elements(By.CSS_SELECTOR, "#detail-history tbody tr")
     assert len(history) == 1 and "mutual TLS" in history[0].text
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#timing-bar span")) == 4
+    # The waterfall: TCP, broker flight, network, device, broker verify,
+    # CONNECT, CONNACK.
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#timing-bar span")) == 7
+    assert browser.find_elements(By.CSS_SELECTOR, "#timing-bar span.seg-device")
     # The fleet comparison: one-way and mutual devices are both connected.
     wait(browser).until(EC.text_to_be_present_in_element((By.ID, "hs-comparison"), "Mutual TLS costs your devices"))
     device_p50 = browser.find_element(By.CSS_SELECTOR, '#hs-groups tr[data-group="mutual-false"] td.hs-device').text
