@@ -1,4 +1,4 @@
-//! A device's own view of its connection (decision 0135), as it published
+//! A device's own view of its connection (decision 0143), as it published
 //! it on `$fleetmq/device/handshake`: parsed here, shown beside the
 //! broker's view of the same handshake.
 //!

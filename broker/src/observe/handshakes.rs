@@ -1,6 +1,6 @@
 //! Handshake statistics for the dashboard's handshake panel: durations of
 //! TLS handshakes (TCP accept -> TLS done) split one-way vs mutual and full
-//! vs resumed, the median of each part of them (decision 0134) with the
+//! vs resumed, the median of each part of them (decision 0142) with the
 //! mutual-vs-one-way and full-vs-resumed comparison, and failed handshakes
 //! by reason.
 //!
@@ -36,7 +36,7 @@ struct Series {
     /// Handshakes since start per bucket of [`DURATION_BUCKETS`], plus one
     /// for longer ones.
     buckets: Vec<u64>,
-    /// The most recent handshakes' parts (decision 0134), in seconds, in
+    /// The most recent handshakes' parts (decision 0142), in seconds, in
     /// the order of [`PART_NAMES`]; a part the kernel did not give is left
     /// out of its window.
     parts: [VecDeque<f64>; 5],

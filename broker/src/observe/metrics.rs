@@ -68,7 +68,7 @@ pub struct Metrics {
     registry: prometheus::Registry,
     connects: IntCounterVec,
     tls_handshake: HistogramVec,
-    /// The handshake's parts (decision 0134), by `part`.
+    /// The handshake's parts (decision 0142), by `part`.
     tls_parts: HistogramVec,
     tls_failures: IntCounterVec,
     /// Connects with a client certificate, by its X.509 version.

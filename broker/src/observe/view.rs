@@ -27,7 +27,7 @@ pub(super) struct Device {
     pub subscriptions: BTreeMap<String, u8>,
     /// Set once the connection ended.
     pub departure: Option<Departure>,
-    /// What the device said about its connection (decision 0135).
+    /// What the device said about its connection (decision 0143).
     pub report: Option<super::device_report::DeviceReport>,
 }
 
@@ -52,7 +52,7 @@ pub struct TimingsView {
     pub connect_to_connack: Option<f64>,
     /// TCP accept -> CONNACK written.
     pub total: Option<f64>,
-    /// Where the TLS handshake went (TLS only; decision 0134): the
+    /// Where the TLS handshake went (TLS only; decision 0142): the
     /// broker's work up to its flight, the wait for the client's reply (a
     /// network round trip plus the device's own work), the kernel's round
     /// trip for the socket, the device's part (the wait less one round

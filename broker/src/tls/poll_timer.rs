@@ -4,7 +4,7 @@
 //! signing, chain and CertificateVerify checks) synchronously inside those
 //! polls, and the future yields whenever it waits for the peer or for a
 //! handshake slot, so the sum of poll durations is the time the broker
-//! spent working on the handshake, not waiting (decision 0134).
+//! spent working on the handshake, not waiting (decision 0142).
 //!
 //! Owns: timing polls. Must not: change what the inner future does or
 //! when it is woken.

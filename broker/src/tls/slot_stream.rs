@@ -15,7 +15,7 @@
 //!
 //! It also notes when the broker's flight went out and the peer's reply
 //! began ([`FlightMarks`]), which divide the handshake between the two
-//! sides (decision 0134).
+//! sides (decision 0142).
 //!
 //! It must not know TLS records: it only watches read readiness and byte
 //! counts. After the handshake, [`SlotStream::finish`] makes it a plain

@@ -1,4 +1,4 @@
-//! `$fleetmq/device/handshake` (decision 0135): a device's report on its
+//! `$fleetmq/device/handshake` (decision 0143): a device's report on its
 //! own connection is taken by the broker, shown in the API, never routed;
 //! a second, an oversized or a malformed one changes nothing and
 //! disconnects no one.

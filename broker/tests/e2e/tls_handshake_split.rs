@@ -1,4 +1,4 @@
-//! Where a TLS handshake's time goes (decision 0134): a client that waits
+//! Where a TLS handshake's time goes (decision 0142): a client that waits
 //! on purpose before sending its reply to the broker's flight (standing in
 //! for an ESP32 signing its CertificateVerify) must show that wait as the
 //! device's part in the dashboard's API, not as network or broker time.

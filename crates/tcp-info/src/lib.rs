@@ -1,6 +1,6 @@
 //! fleetmq-tcp-info: what the kernel knows about one TCP connection
 //! (`getsockopt(TCP_INFO)`), for splitting a TLS handshake's time into
-//! network, device and broker (decision 0134).
+//! network, device and broker (decision 0142).
 //!
 //! Owns: the one `getsockopt` call and reading its answer. Must not: keep
 //! state, log, or decide what the figures mean.

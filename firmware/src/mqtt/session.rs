@@ -92,7 +92,7 @@ pub struct SessionSettings {
 }
 
 /// Where fleetmq takes a device's report on its own connection (decision
-/// 0135). Other brokers route or refuse it; either is harmless at QoS 0.
+/// 0143). Other brokers route or refuse it; either is harmless at QoS 0.
 pub const REPORT_TOPIC: &str = "$fleetmq/device/handshake";
 
 /// One connection's MQTT state.

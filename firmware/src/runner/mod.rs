@@ -126,7 +126,7 @@ impl Device {
 }
 
 /// The device's view of one connection, as JSON for the broker
-/// (`$fleetmq/device/handshake`, decision 0135).
+/// (`$fleetmq/device/handshake`, decision 0143).
 fn report(device: &Device, handshake_ms: u64, tcp_ms: u64, version: &str, resumed: bool) -> String {
     let chip = device.chip;
     let cpu_mhz = chip

@@ -284,7 +284,7 @@ function renderDetail() {
   ]);
   const t = detail.timings_ms;
   const total = t.total || 0;
-  // The waterfall: with the handshake's parts (decision 0134), the TLS
+  // The waterfall: with the handshake's parts (decision 0142), the TLS
   // segment is drawn as broker, network, device, broker.
   const bar = t.client_wait != null ? [
     ["TCP accept → ClientHello", t.tcp_to_client_hello, "seg0"],
@@ -300,7 +300,7 @@ function renderDetail() {
     span.style.width = total > 0 && value ? Math.max(0.5, (value / total) * 100) + "%" : "0";
     return span;
   }));
-  // Where the TLS handshake went (decision 0134): shown under its segment.
+  // Where the TLS handshake went (decision 0142): shown under its segment.
   const split = t.client_wait != null ? [
     ["· broker: key exchange and signing", fmtMs(t.broker_flight), "num split-broker-flight", "seg-broker"],
     ["· network round trip", fmtMs(t.network_rtt), "num split-network", "seg-network"],

@@ -91,7 +91,7 @@ def test_handshake_histogram_counts_every_connection(pki, start_fleetmq, tmp_pat
         seconds = value(families, "fleetmq_tls_handshake_seconds_sum", **key)
         assert (seconds > 0) == (total > 0), (key, seconds, total)
 
-    # Where each handshake went (decision 0134): every part once per handshake.
+    # Where each handshake went (decision 0142): every part once per handshake.
     parts = "fleetmq_tls_handshake_part_seconds_count"
     for part in ("broker_flight", "client_wait", "network_rtt", "device", "broker_verify"):
         assert value(families, parts, part=part) == 8, part

@@ -1,5 +1,5 @@
 """Where a handshake's time goes over a real, slow network (decision
-0134): the broker runs in one network namespace, the device in another,
+0142): the broker runs in one network namespace, the device in another,
 every packet between them delayed 40 ms each way by a userspace link
 (netdelay.py; this machine's kernel has no netem). The dashboard's API
 must put the 80 ms round trip under network_rtt, not under the device."""

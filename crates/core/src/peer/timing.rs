@@ -52,7 +52,7 @@ pub struct ConnectClock {
 }
 
 /// One TLS handshake's time divided between the network, the device and
-/// the broker, as the broker sees it (decision 0134):
+/// the broker, as the broker sees it (decision 0142):
 ///
 /// ```text
 /// ClientHello ─────────────────> flight sent ─────────────────────────> done

@@ -2,7 +2,7 @@
 //! [`DEVICE_REPORT_TOPIC`] right after it connected (its TLS handshake as
 //! its TLS library timed it, its chip and clock, hardware crypto): the
 //! broker folds it into the connection's record beside its own view of the
-//! same handshake (decision 0135).
+//! same handshake (decision 0143).
 //!
 //! The topic belongs to the broker: a report is never routed to
 //! subscribers or retained, and needs no ACL rule (it only describes the

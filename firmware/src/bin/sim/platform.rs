@@ -117,7 +117,7 @@ pub struct HostSocket {
     stream: FromTokio<TcpStream>,
     /// Waited before writing a CertificateVerify: a stand-in for a slower
     /// chip's signing time, so tests can check that the broker attributes
-    /// it to the device (decision 0134).
+    /// it to the device (decision 0142).
     sign_delay: Duration,
     /// Where the CertificateVerify delay stands.
     signing: Signing,
