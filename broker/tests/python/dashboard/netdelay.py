@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 import struct
 import subprocess
 import threading
@@ -89,14 +90,22 @@ class DelayedLink:
             _ip("-n", ns, "addr", "add", f"{mine}/32", "dev", dev)
             _ip("-n", ns, "link", "set", dev, "up")
             _ip("-n", ns, "route", "add", f"{other}/32", "dev", dev)
+        self._threads = []
         for source, target in ((self._fd_a, self._fd_b), (self._fd_b, self._fd_a)):
             queue = collections.deque()
             ready = threading.Condition()
-            threading.Thread(target=self._read, args=(source, queue, ready), daemon=True).start()
-            threading.Thread(target=self._write, args=(target, queue, ready), daemon=True).start()
+            self._threads.append(threading.Thread(target=self._read, args=(source, queue, ready), daemon=True))
+            self._threads.append(threading.Thread(target=self._write, args=(target, queue, ready), daemon=True))
+        for thread in self._threads:
+            thread.start()
 
     def _read(self, fd, queue, ready):
         while self._open:
+            # Never block in read(2): close() must be able to stop this
+            # thread before the descriptor is closed (see close()).
+            readable, _, _ = select.select([fd], [], [], 0.2)
+            if not readable:
+                continue
             try:
                 packet = os.read(fd, 65535)
             except OSError:
@@ -116,11 +125,22 @@ class DelayedLink:
             pause = due - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+            if not self._open:
+                return
             with contextlib.suppress(OSError):
                 os.write(fd, packet)
 
     def close(self):
+        # Every thread stops before its descriptor is closed: a thread still
+        # holding a number after close(2) would read from, or write an IP
+        # packet into, whatever the process opens next under that number (a
+        # later test's MQTT socket saw a stray 0x45 byte that way).
         self._open = False
+        for thread in self._threads:
+            thread.join(self.delay + 5)
+        stuck = [t for t in self._threads if t.is_alive()]
+        if stuck:  # leave the descriptors open rather than let them be reused
+            raise RuntimeError(f"{len(stuck)} link threads did not stop")
         for fd in (self._fd_a, self._fd_b):
             with contextlib.suppress(OSError):
                 os.close(fd)
