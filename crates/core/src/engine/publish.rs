@@ -110,7 +110,7 @@ impl Engine {
     }
 
     /// The sessions (and per-session route facts) a message goes to.
-    fn targets(&self, message: &Message) -> Vec<(Arc<Session>, Route)> {
+    pub(super) fn targets(&self, message: &Message) -> Vec<(Arc<Session>, Route)> {
         let mut routes = Vec::new();
         let router = self.router.read();
         let sessions = self.sessions.read();
@@ -121,8 +121,7 @@ impl Engine {
         let is_online = |client: &str| {
             sessions.get(client).is_some_and(|session| {
                 session.lock().attachment().is_some_and(|attachment| {
-                    auth.acl
-                        .check(&attachment.identity, Action::Receive, &message.topic)
+                    auth.check(&attachment.identity, Action::Receive, &message.topic)
                         .allowed
                 })
             })

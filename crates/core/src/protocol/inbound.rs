@@ -199,6 +199,12 @@ impl ClientProtocol {
         let mut ticket = 0;
         let reason = if denied {
             ReasonCode::NOT_AUTHORIZED
+        } else if &*topic == crate::auth::dynsec::command::CONTROL_TOPIC
+            && self.broker.dynsec_command(&self.identity, &publish.payload)
+        {
+            // A dynsec command: answered on the response topic, never
+            // routed (decision 0140).
+            ReasonCode::SUCCESS
         } else if publish.qos != QoS::AtMostOnce && self.store_refuses_publishes() {
             // Not routed: nothing of it exists anywhere to be lost.
             self.refuse_publish()?

@@ -20,6 +20,7 @@
 pub mod acl;
 pub mod client;
 pub mod command;
+pub mod connect;
 pub mod decide;
 pub mod file;
 pub mod group;

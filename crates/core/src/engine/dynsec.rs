@@ -1,0 +1,122 @@
+//! The engine's side of dynamic security: running a command payload from a
+//! client, answering it on `$CONTROL/dynamic-security/v1/response` to that
+//! client only (as Mosquitto's plugin does), and disconnecting the clients
+//! a change concerns so it takes effect at once (decision 0140).
+//!
+//! The decisions and the command protocol are in `auth::dynsec`; this file
+//! only connects them to sessions. No lock is held while another is taken
+//! out of order: the dynsec lock is released before any session is looked
+//! at.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fleetmq_codec::{QoS, ReasonCode};
+
+use super::Engine;
+use crate::auth::dynsec::command::RESPONSE_TOPIC;
+use crate::auth::dynsec::Kick;
+use crate::auth::Identity;
+use crate::message::Message;
+use crate::session::{Control, EnqueueOutcome, Queued, Session};
+use crate::store::Op;
+
+impl Engine {
+    /// Whether dynamic security is configured.
+    pub fn has_dynsec(&self) -> bool {
+        self.auth().dynsec.is_some()
+    }
+
+    /// Runs the dynsec commands in `payload` sent by `identity` (whose
+    /// publish to the control topic the ACL already allowed), answers on
+    /// the response topic, and disconnects whom the changes concern.
+    /// Returns false when dynsec is not configured (nothing was done).
+    pub fn dynsec_command(&self, identity: &Identity, payload: &[u8]) -> bool {
+        let Some(dynsec) = self.auth().dynsec.clone() else {
+            return false;
+        };
+        let outcome = dynsec.command(payload);
+        tracing::info!(
+            client = %identity.client_id,
+            "dynsec: {}/{} | {} bytes of commands | configuration {}.",
+            identity.client_id,
+            identity.username.as_deref().unwrap_or(""),
+            payload.len(),
+            if outcome.changed { "changed" } else { "unchanged" },
+        );
+        self.reply_to(&identity.client_id, Bytes::from(outcome.response));
+        self.kick(&outcome.kicks);
+        true
+    }
+
+    /// Queues the response for `client_id`'s matching subscriptions only.
+    fn reply_to(&self, client_id: &str, payload: Bytes) {
+        let message = Arc::new(Message {
+            topic: Arc::from(RESPONSE_TOPIC),
+            payload,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: Default::default(),
+            expires_at: None,
+            publisher: None,
+        });
+        let mut ops: Vec<Op> = Vec::new();
+        for (session, route) in self.targets(&message) {
+            if &*session.client_id != client_id {
+                continue;
+            }
+            let item = Queued {
+                qos: QoS::AtMostOnce,
+                retain: false,
+                subscription_ids: route.subscription_identifiers,
+                message: Arc::clone(&message),
+                seq: None,
+            };
+            // An admin's response holds nobody back.
+            if session.enqueue(item, self.store.as_deref(), &mut ops, false)
+                == EnqueueOutcome::Dropped
+            {
+                tracing::debug!(client = %client_id, "dynsec response dropped: queue full");
+            }
+        }
+        if !ops.is_empty() {
+            self.persist(|| Op::Batch(ops));
+        }
+    }
+
+    /// Asks the connections of the given usernames (or the anonymous
+    /// ones) to close: 5.0 DISCONNECT 0x98 Administrative action. Returns
+    /// how many were asked.
+    pub fn kick(&self, kicks: &[Kick]) -> usize {
+        if kicks.is_empty() {
+            return 0;
+        }
+        let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
+        let mut closed = 0;
+        for session in sessions {
+            let state = session.lock();
+            let Some(attachment) = state.attachment() else {
+                continue;
+            };
+            let username = attachment.identity.username.as_deref();
+            let concerned = kicks.iter().any(|kick| match kick {
+                Kick::Username(name) => username == Some(name.as_str()),
+                Kick::Anonymous => username.is_none(),
+            });
+            if concerned
+                && attachment
+                    .control
+                    .send(Control::Disconnect(ReasonCode::ADMINISTRATIVE_ACTION))
+                    .is_ok()
+            {
+                closed += 1;
+                tracing::info!(
+                    client = %session.client_id,
+                    "Client {} disconnected: its dynamic security configuration changed.",
+                    session.client_id
+                );
+            }
+        }
+        closed
+    }
+}
