@@ -98,12 +98,14 @@ impl Dynsec {
         }
     }
 
-    /// Whether the client (`username`, `client_id`) may do `access` on
+    /// Whether the client (`username`, `_client_id`) may do `access` on
     /// `topic` (a topic name, or a filter for subscribe and unsubscribe).
+    /// The client id is not used by 2.0.11's rules (no `%c`); it is part
+    /// of the question so later plugin rules can use it.
     pub fn check(
         &self,
         username: Option<&str>,
-        client_id: &str,
+        _client_id: &str,
         access: Access,
         topic: &str,
     ) -> Verdict {
@@ -112,17 +114,16 @@ impl Dynsec {
                 let Some(client) = self.client(user) else {
                     return Verdict::Defer;
                 };
-                self.check_links(&client.roles, username, client_id, access, topic)
-                    .or_else(|| {
-                        client.groups.iter().find_map(|link| {
-                            let group = self.group(&link.name)?;
-                            self.check_links(&group.roles, username, client_id, access, topic)
-                        })
+                self.check_links(&client.roles, access, topic).or_else(|| {
+                    client.groups.iter().find_map(|link| {
+                        let group = self.group(&link.name)?;
+                        self.check_links(&group.roles, access, topic)
                     })
+                })
             }
             None => self
                 .anonymous_group()
-                .and_then(|group| self.check_links(&group.roles, None, client_id, access, topic)),
+                .and_then(|group| self.check_links(&group.roles, access, topic)),
         };
         if let Some(verdict) = decided {
             return verdict;
@@ -140,14 +141,7 @@ impl Dynsec {
         }
     }
 
-    fn check_links(
-        &self,
-        links: &Links,
-        username: Option<&str>,
-        client_id: &str,
-        access: Access,
-        topic: &str,
-    ) -> Option<Verdict> {
+    fn check_links(&self, links: &Links, access: Access, topic: &str) -> Option<Verdict> {
         links.iter().find_map(|link| {
             let role = self.role(&link.name)?;
             let hit = match access {
@@ -158,7 +152,7 @@ impl Dynsec {
                         AclType::PublishClientReceive
                     };
                     role.acls_of(kind)
-                        .find(|acl| matches_topic(&acl.topic, topic, client_id, username))
+                        .find(|acl| matches_topic(&acl.topic, topic))
                 }
                 Access::Subscribe | Access::Unsubscribe => {
                     let (literal, pattern) = if access == Access::Subscribe {

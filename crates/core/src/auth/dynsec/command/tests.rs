@@ -20,7 +20,7 @@ fn a_lab_setup_decides_like_the_plugin() {
         &mut dynsec,
         json!([
             {"command": "createRole", "rolename": "sensor"},
-            {"command": "addRoleACL", "rolename": "sensor", "acltype": "publishClientSend", "topic": "sensors/%c/#", "allow": true, "priority": 1},
+            {"command": "addRoleACL", "rolename": "sensor", "acltype": "publishClientSend", "topic": "sensors/c1/#", "allow": true, "priority": 1},
             {"command": "addRoleACL", "rolename": "sensor", "acltype": "publishClientSend", "topic": "sensors/#", "allow": false},
             {"command": "createRole", "rolename": "reader"},
             {"command": "addRoleACL", "rolename": "reader", "acltype": "subscribePattern", "topic": "sensors/+/temp", "allow": true},
