@@ -26,8 +26,10 @@ pub const CONTROL_TOPIC: &str = "$CONTROL/dynamic-security/v1";
 /// The topic responses are published on.
 pub const RESPONSE_TOPIC: &str = "$CONTROL/dynamic-security/v1/response";
 /// Largest command payload read; a larger one is answered with an error
-/// and not parsed (a whole lab's configuration is far smaller).
-pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// and not parsed: a lab's commands are far smaller, and the limit stays
+/// under the default `limits.max_packet_size` (1 MiB) so the admin hears
+/// why rather than being disconnected.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
 /// Most commands read from one payload.
 pub const MAX_COMMANDS: usize = 1000;
 
