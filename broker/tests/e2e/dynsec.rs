@@ -67,10 +67,9 @@ pub fn init_file(dir: &Path) -> PathBuf {
 
 /// A broker started from a mosquitto.conf naming the dynsec plugin.
 pub struct DynsecBroker {
-    pub process: Process,
+    /// Killed on drop.
+    _process: Process,
     pub port: u16,
-    /// The `dynamic-security.json` it reads and writes.
-    pub file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -128,9 +127,8 @@ impl DynsecBroker {
             std::thread::sleep(Duration::from_millis(20));
         }
         DynsecBroker {
-            process,
+            _process: process,
             port,
-            file,
             _dir: dir,
         }
     }

@@ -114,8 +114,11 @@ fn sequence() -> Vec<Value> {
     ]
 }
 
+/// A username and password, or none (anonymous).
+type Credentials = Option<(&'static str, &'static str)>;
+
 /// Who connects for the decision table: (label, client id, credentials).
-const CLIENTS: &[(&str, &str, Option<(&str, &str)>)] = &[
+const CLIENTS: &[(&str, &str, Credentials)] = &[
     ("dev1", "dev1", Some(("dev1", "pw1"))),
     ("dev1 wrong password", "dev1", Some(("dev1", "nope"))),
     ("dev2", "dev2-id2", Some(("dev2", "pw2b"))),

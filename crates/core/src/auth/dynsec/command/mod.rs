@@ -158,4 +158,5 @@ fn run(dynsec: &mut Dynsec, payload: &[u8], replies: &mut Replies) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
