@@ -55,8 +55,21 @@ pub struct DynsecStore {
 impl DynsecStore {
     /// Reads `path` (a `dynamic-security.json`, e.g. written by
     /// `mosquitto_ctrl dynsec init`) and starts its writer.
+    /// A missing file gives an empty state (logged as an error), as
+    /// Mosquitto 2.0.11's plugin does; an unreadable or malformed one is
+    /// an error.
     pub fn load(path: &Path) -> Result<DynsecStore, AuthError> {
-        let state = DynsecStore::read(path)?;
+        let state = match DynsecStore::read(path) {
+            Err(AuthError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                tracing::error!(
+                    "Error loading dynamic security config {}: no such file; starting with no clients, groups or roles (create it with `mosquitto_ctrl dynsec init {} ADMIN`).",
+                    path.display(),
+                    path.display()
+                );
+                Dynsec::default()
+            }
+            other => other?,
+        };
         let saver = save::Saver::start(path.to_path_buf()).map_err(|source| AuthError::Io {
             action: "cannot start the writer of dynsec file",
             path: path.to_path_buf(),

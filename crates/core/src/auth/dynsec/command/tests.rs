@@ -144,3 +144,16 @@ fn reads_the_file_mosquitto_ctrl_init_writes() {
         .check(admin, "c", Access::Subscribe, "$SYS/#")
         .allowed());
 }
+
+#[test]
+fn a_missing_file_starts_empty_and_a_malformed_one_is_refused() {
+    use crate::auth::dynsec::DynsecStore;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("dynamic-security.json");
+    let store = DynsecStore::load(&missing).unwrap();
+    assert_eq!(store.snapshot().clients().count(), 0);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"clients\": 3}").unwrap();
+    let error = DynsecStore::load(&bad).unwrap_err().to_string();
+    assert!(error.contains("\"clients\" is not an array"), "{error}");
+}
