@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{missing_tools, DynsecBroker, Kind};
-use crate::harness::{RawClient, ReasonCode};
+use crate::harness::{unsubscribe, Packet, RawClient, ReasonCode};
 
 /// Every command of the API, with the errors a lab meets.
 fn sequence() -> Vec<Value> {
@@ -153,6 +153,8 @@ const SUBSCRIBE: &[&str] = &[
     "$CONTROL/dynamic-security/v1/response",
 ];
 
+const UNSUBSCRIBE: &[&str] = &["x", "sensors/+/temp", "public/#", "y/z"];
+
 fn decisions(broker: &DynsecBroker) -> Vec<String> {
     let mut out = Vec::new();
     for (label, client_id, user) in CLIENTS {
@@ -178,6 +180,19 @@ fn decisions(broker: &DynsecBroker) -> Vec<String> {
                 "allow"
             };
             out.push(format!("{label}: subscribe {filter} {verdict}"));
+        }
+        for (index, filter) in UNSUBSCRIBE.iter().enumerate() {
+            client.send(&unsubscribe(40 + index as u16, &[filter], true));
+            let reasons = match client.expect_packet("UNSUBACK") {
+                Packet::UnsubAck(ack) => ack.reasons,
+                other => panic!("expected UNSUBACK, got {other:?}"),
+            };
+            let verdict = if reasons == vec![ReasonCode::NOT_AUTHORIZED] {
+                "deny"
+            } else {
+                "allow"
+            };
+            out.push(format!("{label}: unsubscribe {filter} {verdict}"));
         }
     }
     out

@@ -15,7 +15,7 @@ use fleetmq_codec::{QoS, ReasonCode};
 
 use super::Engine;
 use crate::auth::dynsec::command::RESPONSE_TOPIC;
-use crate::auth::dynsec::Kick;
+use crate::auth::dynsec::{Access, Kick};
 use crate::auth::Identity;
 use crate::message::Message;
 use crate::session::{Control, EnqueueOutcome, Queued, Session};
@@ -25,6 +25,32 @@ impl Engine {
     /// Whether dynamic security is configured.
     pub fn has_dynsec(&self) -> bool {
         self.auth().dynsec.is_some()
+    }
+
+    /// Whether `identity` may unsubscribe from `filter`: dynsec's
+    /// `unsubscribe*` ACLs and default access where dynsec is configured;
+    /// always otherwise (ACL rules have no unsubscribe right).
+    pub fn may_unsubscribe(&self, identity: &Identity, filter: &str) -> bool {
+        let Some(dynsec) = self.auth().dynsec.clone() else {
+            return true;
+        };
+        let filter = crate::router::parse_filter(filter).filter();
+        let verdict = dynsec.check(
+            identity.username.as_deref(),
+            &identity.client_id,
+            Access::Unsubscribe,
+            filter,
+        );
+        if !verdict.allowed() {
+            tracing::info!(
+                client = %identity.client_id,
+                "Denied unsubscribe from '{}' for client {}: {}.",
+                filter.escape_debug(),
+                identity.client_id,
+                verdict.describe(),
+            );
+        }
+        verdict.allowed()
     }
 
     /// Runs the dynsec commands in `payload` sent by `identity` (whose

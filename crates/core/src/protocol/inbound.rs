@@ -354,6 +354,9 @@ impl ClientProtocol {
                 let mounted = self.mount_filter(filter);
                 if validate_topic_filter(filter, &self.broker.topic_limits).is_err() {
                     ReasonCode::TOPIC_FILTER_INVALID
+                } else if !self.broker.may_unsubscribe(&self.identity, &mounted) {
+                    // Only dynsec has unsubscribe rights (decision 0138).
+                    ReasonCode::NOT_AUTHORIZED
                 } else if self.broker.unsubscribe(&self.session, &mounted) {
                     self.broker.events.emit(Event::Unsubscribed {
                         client_id: Arc::clone(&self.client_id),
