@@ -9,6 +9,7 @@
 //! in one test), so under `FLEETMQ_TEST_BROKER=mosquitto` they run as they
 //! are. Each skips, saying so, where Debian's tools are missing.
 
+mod acl_check;
 mod bad_input;
 mod ctrl;
 mod differential;
