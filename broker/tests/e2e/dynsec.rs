@@ -13,6 +13,7 @@ mod acl_check;
 mod bad_input;
 mod ctrl;
 mod differential;
+mod recheck;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

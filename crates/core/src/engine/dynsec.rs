@@ -71,8 +71,60 @@ impl Engine {
             if outcome.changed { "changed" } else { "unchanged" },
         );
         self.reply_to(&identity.client_id, Bytes::from(outcome.response));
+        self.recheck_subscriptions(&outcome.kicks);
         self.kick(&outcome.kicks);
         true
+    }
+
+    /// Drops the subscriptions the clients a change concerns may no longer
+    /// hold, so a resumed session does not keep what its roles now deny
+    /// (attached sessions only: an offline session's username is not
+    /// known here).
+    fn recheck_subscriptions(&self, kicks: &[Kick]) {
+        let Some(dynsec) = self.auth().dynsec.clone() else {
+            return;
+        };
+        if kicks.is_empty() {
+            return;
+        }
+        let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
+        for session in sessions {
+            let denied: Vec<String> = {
+                let state = session.lock();
+                let Some(attachment) = state.attachment() else {
+                    continue;
+                };
+                let identity = &attachment.identity;
+                let username = identity.username.as_deref();
+                let concerned = kicks.iter().any(|kick| match kick {
+                    Kick::Username(name) => username == Some(name.as_str()),
+                    Kick::Anonymous => username.is_none(),
+                });
+                if !concerned {
+                    continue;
+                }
+                state
+                    .subscriptions()
+                    .map(|(filter, _)| filter)
+                    .filter(|filter| {
+                        let plain = crate::router::parse_filter(filter).filter();
+                        !dynsec
+                            .check(username, &identity.client_id, Access::Subscribe, plain)
+                            .allowed()
+                    })
+                    .cloned()
+                    .collect()
+            };
+            for filter in denied {
+                self.unsubscribe(&session, &filter);
+                tracing::info!(
+                    client = %session.client_id,
+                    "Client {} lost its subscription to '{}': its dynamic security roles no longer allow it.",
+                    session.client_id,
+                    filter.escape_debug()
+                );
+            }
+        }
     }
 
     /// Queues the response for `client_id`'s matching subscriptions only.
