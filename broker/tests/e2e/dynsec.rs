@@ -12,6 +12,7 @@
 mod acl_check;
 mod bad_input;
 mod ctrl;
+mod dashboard;
 mod differential;
 mod recheck;
 

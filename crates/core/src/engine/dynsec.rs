@@ -58,22 +58,36 @@ impl Engine {
     /// the response topic, and disconnects whom the changes concern.
     /// Returns false when dynsec is not configured (nothing was done).
     pub fn dynsec_command(&self, identity: &Identity, payload: &[u8]) -> bool {
-        let Some(dynsec) = self.auth().dynsec.clone() else {
+        let by = format!(
+            "{}/{}",
+            identity.client_id,
+            identity.username.as_deref().unwrap_or("")
+        );
+        let Some(response) = self.dynsec_run(&by, payload) else {
             return false;
         };
+        self.reply_to(&identity.client_id, Bytes::from(response));
+        true
+    }
+
+    /// Runs a dynsec command payload on behalf of `by` (for the log: an
+    /// MQTT client, or the dashboard), enforces it, and returns the JSON
+    /// response; `None` when dynsec is not configured.
+    pub fn dynsec_run(&self, by: &str, payload: &[u8]) -> Option<String> {
+        let dynsec = self.auth().dynsec.clone()?;
         let outcome = dynsec.command(payload);
         tracing::info!(
-            client = %identity.client_id,
-            "dynsec: {}/{} | {} bytes of commands | configuration {}.",
-            identity.client_id,
-            identity.username.as_deref().unwrap_or(""),
+            "dynsec: {by} | {} bytes of commands | configuration {}.",
             payload.len(),
-            if outcome.changed { "changed" } else { "unchanged" },
+            if outcome.changed {
+                "changed"
+            } else {
+                "unchanged"
+            },
         );
-        self.reply_to(&identity.client_id, Bytes::from(outcome.response));
         self.recheck_subscriptions(&outcome.kicks);
         self.kick(&outcome.kicks);
-        true
+        Some(outcome.response)
     }
 
     /// Drops the subscriptions the clients a change concerns may no longer
