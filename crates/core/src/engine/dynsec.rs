@@ -22,11 +22,6 @@ use crate::session::{Control, EnqueueOutcome, Queued, Session};
 use crate::store::Op;
 
 impl Engine {
-    /// Whether dynamic security is configured.
-    pub fn has_dynsec(&self) -> bool {
-        self.auth().dynsec.is_some()
-    }
-
     /// Whether `identity` may unsubscribe from `filter`: dynsec's
     /// `unsubscribe*` ACLs and default access where dynsec is configured;
     /// always otherwise (ACL rules have no unsubscribe right).

@@ -15,6 +15,7 @@
 
 use super::acl::{covers_filter, matches_topic, AclType};
 use super::links::Links;
+use super::password::DynsecPassword;
 use super::state::Dynsec;
 
 /// What a client wants to do, in the plugin's four kinds.
@@ -80,6 +81,7 @@ impl Dynsec {
     /// Whether `username` may connect with `password` as `client_id`.
     pub fn login(&self, username: &str, password: Option<&[u8]>, client_id: &str) -> Login {
         let Some(client) = self.client(username) else {
+            DynsecPassword::decoy_verify(password.unwrap_or_default());
             return Login::Unknown;
         };
         if client.disabled {

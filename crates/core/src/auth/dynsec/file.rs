@@ -189,8 +189,10 @@ fn put_text(object: &mut Map<String, Value>, key: &str, value: &Option<String>) 
     }
 }
 
-/// The file's text for `dynsec`, in the plugin's shape.
-pub fn render(dynsec: &Dynsec) -> String {
+/// The file's text for `dynsec`, in the plugin's shape. An error (which
+/// serde_json gives only for values JSON cannot hold) means nothing must
+/// be written: an empty or partial file would lose every client.
+pub fn render(dynsec: &Dynsec) -> Result<String, serde_json::Error> {
     let clients: Vec<Value> = dynsec
         .clients()
         .map(|client| {
@@ -264,5 +266,5 @@ pub fn render(dynsec: &Dynsec) -> String {
         root.insert("anonymousGroup".into(), json!(group.groupname));
     }
     // Pretty, as the plugin writes it: the file is read by people too.
-    serde_json::to_string_pretty(&Value::Object(root)).unwrap_or_default()
+    serde_json::to_string_pretty(&Value::Object(root))
 }

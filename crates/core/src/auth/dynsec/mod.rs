@@ -130,7 +130,12 @@ impl DynsecStore {
         let outcome = command::handle(&mut state, payload);
         if outcome.changed {
             if let Some(saver) = &self.saver {
-                saver.save(file::render(&state));
+                match file::render(&state) {
+                    Ok(text) => saver.save(text),
+                    Err(error) => tracing::error!(
+                        "dynsec: cannot render the configuration ({error}); the file keeps the previous one."
+                    ),
+                }
             }
         }
         outcome

@@ -70,6 +70,18 @@ impl DynsecPassword {
         })
     }
 
+    /// Costs what a verification costs and matches nothing: checked for
+    /// unknown usernames, so response times do not tell which exist.
+    pub fn decoy_verify(password: &[u8]) -> bool {
+        let decoy = DynsecPassword {
+            hash: [0; HASH_LEN],
+            salt: vec![0x5a; SALT_LEN],
+            iterations: ITERATIONS,
+        };
+        let _ = decoy.verify(password);
+        false
+    }
+
     /// Whether `password` is this one (constant-time comparison).
     pub fn verify(&self, password: &[u8]) -> bool {
         let computed = DynsecPassword::with_salt(password, &self.salt, self.iterations);

@@ -68,7 +68,7 @@ fn a_lab_setup_decides_like_the_plugin() {
     assert_eq!(dynsec.login("dev1", Some(b"pw"), "c1"), Login::Refused);
 
     // The file round-trips to the same decisions.
-    let reread = file::parse(&file::render(&dynsec)).unwrap();
+    let reread = file::parse(&file::render(&dynsec).unwrap()).unwrap();
     assert_eq!(
         reread.check(user, "c1", Access::Send, "sensors/c1/t"),
         dynsec.check(user, "c1", Access::Send, "sensors/c1/t")
