@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{missing_tools, DynsecBroker, Kind};
-use crate::harness::{unsubscribe, Packet, RawClient, ReasonCode};
+use crate::harness::{unsubscribe, Packet, RawClient, ReasonCode, QUIET};
 
 /// Every command of the API, with the errors a lab meets.
 fn sequence() -> Vec<Value> {
@@ -109,6 +109,9 @@ fn sequence() -> Vec<Value> {
         acl("opener", "publishClientSend", "open/closed", false, 2),
         json!({"command": "addClientRole", "username": "blocked", "rolename": "opener", "priority": 1}),
         json!({"command": "addClientRole", "username": "dev1", "rolename": "opener", "priority": 0}),
+        json!({"command": "createRole", "rolename": "feed", "acls": [
+            {"acltype": "publishClientSend", "topic": "#", "allow": true}]}),
+        json!({"command": "createClient", "username": "feeder", "password": "pw5", "roles": [{"rolename": "feed"}]}),
         json!({"command": "noSuchCommand", "correlationData": "c-2"}),
         json!({"command": "getRole", "rolename": "sensor"}),
     ]
@@ -155,8 +158,33 @@ const SUBSCRIBE: &[&str] = &[
 
 const UNSUBSCRIBE: &[&str] = &["x", "sensors/+/temp", "public/#", "y/z"];
 
+/// Topics the feeder publishes on after each client subscribed to them:
+/// which arrive is the receive decision (plus the subscribe one).
+const RECEIVE: &[&str] = &["sensors/r1", "public/r1", "other/r1"];
+
+/// The topics of RECEIVE that reach `client` within a quiet window.
+fn received(client: &mut RawClient, feeder: &mut RawClient) -> Vec<String> {
+    for (index, topic) in RECEIVE.iter().enumerate() {
+        client.subscribe(60 + index as u16, topic, 0);
+    }
+    for topic in RECEIVE {
+        feeder.publish(topic, b"r", 1, false);
+    }
+    let mut got = Vec::new();
+    while let Some(packet) = client.recv_packet(QUIET) {
+        if let Packet::Publish(publish) = packet {
+            if RECEIVE.contains(&&*publish.topic) {
+                got.push(publish.topic.to_string());
+            }
+        }
+    }
+    got
+}
+
 fn decisions(broker: &DynsecBroker) -> Vec<String> {
     let mut out = Vec::new();
+    let (mut feeder, connack) = broker.connect("feeder", Some(("feeder", "pw5")));
+    assert_eq!(connack.reason, ReasonCode::SUCCESS, "feeder refused");
     for (label, client_id, user) in CLIENTS {
         let (mut client, connack): (RawClient, _) = broker.connect(client_id, *user);
         out.push(format!("{label}: connect {:#04x}", connack.reason.0));
@@ -193,6 +221,15 @@ fn decisions(broker: &DynsecBroker) -> Vec<String> {
                 "allow"
             };
             out.push(format!("{label}: unsubscribe {filter} {verdict}"));
+        }
+        let got = received(&mut client, &mut feeder);
+        for topic in RECEIVE {
+            let verdict = if got.iter().any(|t| t == topic) {
+                "allow"
+            } else {
+                "deny"
+            };
+            out.push(format!("{label}: receive {topic} {verdict}"));
         }
     }
     out
@@ -248,7 +285,15 @@ fn fleetmq_answers_and_decides_as_mosquitto_with_its_plugin() {
         differences.len(),
         differences.join("\n")
     );
-    // The table is not trivially uniform: both answers occur.
-    assert!(fleetmq_decisions.iter().any(|d| d.ends_with(" deny")));
-    assert!(fleetmq_decisions.iter().any(|d| d.ends_with(" allow")));
+    // The table is not trivially uniform: each kind has both answers.
+    for kind in [": publish ", ": subscribe ", ": unsubscribe ", ": receive "] {
+        for answer in [" allow", " deny"] {
+            assert!(
+                fleetmq_decisions
+                    .iter()
+                    .any(|d| d.contains(kind) && d.ends_with(answer)),
+                "no{answer} for{kind}in {fleetmq_decisions:#?}"
+            );
+        }
+    }
 }
