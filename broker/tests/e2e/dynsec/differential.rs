@@ -297,3 +297,49 @@ fn fleetmq_answers_and_decides_as_mosquitto_with_its_plugin() {
         }
     }
 }
+
+/// The `dynamic-security.json` Mosquitto saved after the sequence, read
+/// by fleetmq: the same configuration and the same decisions.
+#[test]
+fn fleetmq_reads_the_file_mosquitto_saved_with_the_same_decisions() {
+    if missing_tools() {
+        return;
+    }
+    let listing = |broker: &DynsecBroker| {
+        let mut admin = broker.admin();
+        [
+            "listClients",
+            "listGroups",
+            "listRoles",
+            "getDefaultACLAccess",
+            "getAnonymousGroup",
+        ]
+        .iter()
+        .map(|command| admin.command(json!({"command": command, "verbose": true})))
+        .collect::<Vec<_>>()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = super::init_file(dir.path());
+    let mosquitto = DynsecBroker::start_on(Kind::Mosquitto, true, dir, file.clone());
+    let mut admin = mosquitto.admin();
+    for command in sequence() {
+        admin.command(command);
+    }
+    drop(admin);
+    let theirs = (listing(&mosquitto), decisions(&mosquitto));
+    // Mosquitto saves before it answers.
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("\"feeder\""),
+        "Mosquitto did not save: {text}"
+    );
+    drop(mosquitto);
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("dynamic-security.json");
+    std::fs::write(&copy, &text).unwrap();
+    let fleetmq = DynsecBroker::start_on(Kind::Fleetmq, true, dir, copy);
+    let ours = (listing(&fleetmq), decisions(&fleetmq));
+    assert_eq!(theirs.0, ours.0, "the configuration read differs");
+    assert_eq!(theirs.1, ours.1, "decisions differ");
+}

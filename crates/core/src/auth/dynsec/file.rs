@@ -1,7 +1,8 @@
 //! `dynamic-security.json` as Mosquitto's plugin reads and writes it
 //! (`clients`, `groups`, `roles`, `defaultACLAccess`, `anonymousGroup`;
-//! `textName`/`textDescription` in camel case; hashes as `password`,
-//! `salt`, `iterations`), so a file written by Mosquitto or by
+//! `textname`/`textdescription`, member names read ignoring case as the
+//! plugin does; hashes as `password`, `salt`, `iterations`), so a file
+//! written by Mosquitto or by
 //! `mosquitto_ctrl dynsec init` is read unchanged and the file fleetmq
 //! writes can be read by Mosquitto again.
 //!
@@ -21,8 +22,20 @@ use super::password::DynsecPassword;
 use super::role::Role;
 use super::state::Dynsec;
 
+/// A member by name, ignoring ASCII case as the plugin's JSON library
+/// does (`mosquitto_ctrl dynsec init` writes `textName`, the plugin
+/// `textname`).
+fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    object.get(key).or_else(|| {
+        object
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, value)| value)
+    })
+}
+
 fn text(object: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>, String> {
-    match object.get(key) {
+    match field(object, key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(value)) => Ok(Some(value.clone())),
         Some(_) => Err(format!("{what}: \"{key}\" is not a string")),
@@ -30,14 +43,16 @@ fn text(object: &Map<String, Value>, key: &str, what: &str) -> Result<Option<Str
 }
 
 fn int(object: &Map<String, Value>, key: &str, default: i64) -> i64 {
-    object.get(key).and_then(Value::as_i64).unwrap_or(default)
+    field(object, key)
+        .and_then(Value::as_i64)
+        .unwrap_or(default)
 }
 
 fn objects<'a>(
     root: &'a Map<String, Value>,
     key: &str,
 ) -> Result<Vec<&'a Map<String, Value>>, String> {
-    match root.get(key) {
+    match field(root, key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
@@ -76,7 +91,7 @@ pub fn parse(text_of_file: &str) -> Result<Dynsec, String> {
         .as_object()
         .ok_or("the top level is not a JSON object")?;
     let mut dynsec = Dynsec::default();
-    if let Some(access) = root.get("defaultACLAccess") {
+    if let Some(access) = field(root, "defaultACLAccess") {
         let access = access
             .as_object()
             .ok_or("\"defaultACLAccess\" is not an object")?;
@@ -90,8 +105,8 @@ pub fn parse(text_of_file: &str) -> Result<Dynsec, String> {
         let rolename = text(role, "rolename", "a role")?.ok_or("a role has no \"rolename\"")?;
         let what = format!("role {rolename:?}");
         let mut held = Role::new(&rolename);
-        held.textname = text(role, "textName", &what)?;
-        held.textdescription = text(role, "textDescription", &what)?;
+        held.textname = text(role, "textname", &what)?;
+        held.textdescription = text(role, "textdescription", &what)?;
         for acl in objects(role, "acls").map_err(|e| format!("{what}: {e}"))? {
             let kind = text(acl, "acltype", &what)?.unwrap_or_default();
             let acltype =
@@ -102,7 +117,9 @@ pub fn parse(text_of_file: &str) -> Result<Dynsec, String> {
                 acltype,
                 topic,
                 priority: int(acl, "priority", 0),
-                allow: acl.get("allow").and_then(Value::as_bool).unwrap_or(false),
+                allow: field(acl, "allow")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             });
         }
         if !dynsec.insert_role(held) {
@@ -114,11 +131,10 @@ pub fn parse(text_of_file: &str) -> Result<Dynsec, String> {
             text(client, "username", "a client")?.ok_or("a client has no \"username\"")?;
         let what = format!("client {username:?}");
         let mut held = Client::new(&username);
-        held.textname = text(client, "textName", &what)?;
-        held.textdescription = text(client, "textDescription", &what)?;
+        held.textname = text(client, "textname", &what)?;
+        held.textdescription = text(client, "textdescription", &what)?;
         held.clientid = text(client, "clientid", &what)?.filter(|id| !id.is_empty());
-        held.disabled = client
-            .get("disabled")
+        held.disabled = field(client, "disabled")
             .and_then(Value::as_bool)
             .unwrap_or(false);
         let hash = text(client, "password", &what)?;
@@ -144,8 +160,8 @@ pub fn parse(text_of_file: &str) -> Result<Dynsec, String> {
             text(group, "groupname", "a group")?.ok_or("a group has no \"groupname\"")?;
         let what = format!("group {groupname:?}");
         let mut held = Group::new(&groupname);
-        held.textname = text(group, "textName", &what)?;
-        held.textdescription = text(group, "textDescription", &what)?;
+        held.textname = text(group, "textname", &what)?;
+        held.textdescription = text(group, "textdescription", &what)?;
         for (role, priority) in links(group, "roles", "rolename", &what)? {
             if dynsec.role(&role).is_some() {
                 held.roles.insert(&role, priority);
@@ -198,8 +214,8 @@ pub fn render(dynsec: &Dynsec) -> Result<String, serde_json::Error> {
         .map(|client| {
             let mut entry = Map::new();
             entry.insert("username".into(), json!(client.username));
-            put_text(&mut entry, "textName", &client.textname);
-            put_text(&mut entry, "textDescription", &client.textdescription);
+            put_text(&mut entry, "textname", &client.textname);
+            put_text(&mut entry, "textdescription", &client.textdescription);
             put_text(&mut entry, "clientid", &client.clientid);
             if let Some(password) = &client.password {
                 entry.insert("password".into(), json!(password.hash_base64()));
@@ -218,8 +234,8 @@ pub fn render(dynsec: &Dynsec) -> Result<String, serde_json::Error> {
         .map(|group| {
             let mut entry = Map::new();
             entry.insert("groupname".into(), json!(group.groupname));
-            put_text(&mut entry, "textName", &group.textname);
-            put_text(&mut entry, "textDescription", &group.textdescription);
+            put_text(&mut entry, "textname", &group.textname);
+            put_text(&mut entry, "textdescription", &group.textdescription);
             entry.insert("roles".into(), links_json(&group.roles, "rolename"));
             entry.insert("clients".into(), links_json(&group.clients, "username"));
             Value::Object(entry)
@@ -230,8 +246,8 @@ pub fn render(dynsec: &Dynsec) -> Result<String, serde_json::Error> {
         .map(|role| {
             let mut entry = Map::new();
             entry.insert("rolename".into(), json!(role.rolename));
-            put_text(&mut entry, "textName", &role.textname);
-            put_text(&mut entry, "textDescription", &role.textdescription);
+            put_text(&mut entry, "textname", &role.textname);
+            put_text(&mut entry, "textdescription", &role.textdescription);
             let acls: Vec<Value> = role
                 .acls()
                 .iter()
