@@ -196,3 +196,27 @@ fn the_file_fleetmq_keeps_is_read_back_by_mosquitto() {
     assert_eq!(connack.reason, ReasonCode::SUCCESS);
     assert!(!dev1.publish("sensors/x", b"1", 1, false).is_error());
 }
+
+/// Both brokers publish a response to every client that subscribed to
+/// the response topic (and may read it), not only to the sender.
+#[test]
+fn responses_reach_every_subscriber_with_the_right() {
+    if missing_tools() {
+        return;
+    }
+    for kind in [Kind::Mosquitto, Kind::Fleetmq] {
+        let broker = DynsecBroker::start(kind, false);
+        let mut sender = broker.admin();
+        let (mut listener, connack) = broker.connect("listener", Some((ADMIN, ADMIN_PASSWORD)));
+        assert_eq!(connack.reason, ReasonCode::SUCCESS);
+        assert_eq!(
+            listener.subscribe(1, "$CONTROL/dynamic-security/v1/response", 0),
+            vec![ReasonCode(0)]
+        );
+        let answer = sender.command(json!({"command": "listRoles"}));
+        let heard = super::Admin { client: listener }
+            .response(WAIT)
+            .unwrap_or_else(|| panic!("{kind:?}: the other subscriber heard nothing"));
+        assert_eq!(heard["responses"][0], answer, "{kind:?}");
+    }
+}

@@ -112,6 +112,8 @@ fn sequence() -> Vec<Value> {
         json!({"command": "createRole", "rolename": "feed", "acls": [
             {"acltype": "publishClientSend", "topic": "#", "allow": true}]}),
         json!({"command": "createClient", "username": "feeder", "password": "pw5", "roles": [{"rolename": "feed"}]}),
+        json!({"command": "LISTGROUPS"}),
+        json!({"Command": "getGroup", "GroupName": "lab", "correlationData": "case"}),
         json!({"command": "noSuchCommand", "correlationData": "c-2"}),
         json!({"command": "getRole", "rolename": "sensor"}),
     ]

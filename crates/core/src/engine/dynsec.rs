@@ -1,6 +1,6 @@
 //! The engine's side of dynamic security: running a command payload from a
-//! client, answering it on `$CONTROL/dynamic-security/v1/response` to that
-//! client only (as Mosquitto's plugin does), and disconnecting the clients
+//! client, answering it on `$CONTROL/dynamic-security/v1/response` (to its
+//! subscribers, as Mosquitto 2.0.11 does), and disconnecting the clients
 //! a change concerns so it takes effect at once (decision 0140).
 //!
 //! The decisions and the command protocol are in `auth::dynsec`; this file
@@ -18,8 +18,7 @@ use crate::auth::dynsec::command::RESPONSE_TOPIC;
 use crate::auth::dynsec::{Access, Kick};
 use crate::auth::Identity;
 use crate::message::Message;
-use crate::session::{Control, EnqueueOutcome, Queued, Session};
-use crate::store::Op;
+use crate::session::{Control, Session};
 
 impl Engine {
     /// Whether `identity` may unsubscribe from `filter`: dynsec's
@@ -61,7 +60,7 @@ impl Engine {
         let Some(response) = self.dynsec_run(&by, payload) else {
             return false;
         };
-        self.reply_to(&identity.client_id, Bytes::from(response));
+        self.publish_response(Bytes::from(response));
         true
     }
 
@@ -136,8 +135,10 @@ impl Engine {
         }
     }
 
-    /// Queues the response for `client_id`'s matching subscriptions only.
-    fn reply_to(&self, client_id: &str, payload: Bytes) {
+    /// Publishes a response on the response topic to every subscriber
+    /// (as Mosquitto 2.0.11 does: whoever may subscribe to it and read it
+    /// hears every answer; the admin role grants both).
+    fn publish_response(&self, payload: Bytes) {
         let message = Arc::new(Message {
             topic: Arc::from(RESPONSE_TOPIC),
             payload,
@@ -147,28 +148,7 @@ impl Engine {
             expires_at: None,
             publisher: None,
         });
-        let mut ops: Vec<Op> = Vec::new();
-        for (session, route) in self.targets(&message) {
-            if &*session.client_id != client_id {
-                continue;
-            }
-            let item = Queued {
-                qos: QoS::AtMostOnce,
-                retain: false,
-                subscription_ids: route.subscription_identifiers,
-                message: Arc::clone(&message),
-                seq: None,
-            };
-            // An admin's response holds nobody back.
-            if session.enqueue(item, self.store.as_deref(), &mut ops, false)
-                == EnqueueOutcome::Dropped
-            {
-                tracing::debug!(client = %client_id, "dynsec response dropped: queue full");
-            }
-        }
-        if !ops.is_empty() {
-            self.persist(|| Op::Batch(ops));
-        }
+        self.publish(message);
     }
 
     /// Asks the connections of the given usernames (or the anonymous

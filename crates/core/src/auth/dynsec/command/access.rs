@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Command, Replies};
+use super::{args, Command, Replies};
 use crate::auth::dynsec::acl::DefaultAccess;
 use crate::auth::dynsec::state::Dynsec;
 
@@ -23,14 +23,14 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
             replies.data(name, json!({ "acls": acls }), correlation);
         }
         "setDefaultACLAccess" => {
-            let Some(acls) = body.get("acls").and_then(Value::as_array) else {
+            let Some(acls) = args::field(body, "acls").and_then(Value::as_array) else {
                 replies.reply(name, Some("Missing/invalid actions array"), correlation);
                 return true;
             };
             let mut access = dynsec.default_access;
             for acl in acls {
-                let kind = acl.get("acltype").and_then(Value::as_str);
-                let allow = acl.get("allow").and_then(Value::as_bool);
+                let kind = args::member(acl, "acltype").and_then(Value::as_str);
+                let allow = args::member(acl, "allow").and_then(Value::as_bool);
                 if let (Some(kind), Some(allow)) = (kind, allow) {
                     access.set(kind, allow);
                 }

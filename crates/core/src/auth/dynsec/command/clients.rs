@@ -183,9 +183,9 @@ fn create(dynsec: &mut Dynsec, command: &Command, username: &str, replies: &mut 
         Err(error) => return fail(error),
     }
     let mut groups = Vec::new();
-    if let Some(Value::Array(items)) = body.get("groups") {
+    if let Some(Value::Array(items)) = args::field(body, "groups") {
         for item in items {
-            let Some(group) = item.get("groupname").and_then(Value::as_str) else {
+            let Some(group) = args::member(item, "groupname").and_then(Value::as_str) else {
                 continue;
             };
             if dynsec.group(group).is_none() {
@@ -193,7 +193,7 @@ fn create(dynsec: &mut Dynsec, command: &Command, username: &str, replies: &mut 
             }
             groups.push((
                 group.to_string(),
-                item.get("priority")
+                args::member(item, "priority")
                     .and_then(Value::as_i64)
                     .unwrap_or(NO_PRIORITY),
             ));
@@ -212,7 +212,7 @@ pub(super) fn role_links(
     dynsec: &Dynsec,
     body: &serde_json::Map<String, Value>,
 ) -> Result<Vec<(String, i64)>, &'static str> {
-    let Some(roles) = body.get("roles") else {
+    let Some(roles) = args::field(body, "roles") else {
         return Ok(Vec::new());
     };
     let Some(roles) = roles.as_array() else {
@@ -220,7 +220,7 @@ pub(super) fn role_links(
     };
     let mut links = Vec::new();
     for role in roles {
-        let Some(rolename) = role.get("rolename").and_then(Value::as_str) else {
+        let Some(rolename) = args::member(role, "rolename").and_then(Value::as_str) else {
             return Err("'roles' not an array or missing/invalid rolename");
         };
         if dynsec.role(rolename).is_none() {
@@ -228,7 +228,7 @@ pub(super) fn role_links(
         }
         links.push((
             rolename.to_string(),
-            role.get("priority")
+            args::member(role, "priority")
                 .and_then(Value::as_i64)
                 .unwrap_or(NO_PRIORITY),
         ));

@@ -119,7 +119,7 @@ fn run(dynsec: &mut Dynsec, payload: &[u8], replies: &mut Replies) {
         replies.reply(UNKNOWN, Some("Payload not valid JSON"), None);
         return;
     };
-    let Some(commands) = tree.get("commands").and_then(Value::as_array) else {
+    let Some(commands) = args::member(&tree, "commands").and_then(Value::as_array) else {
         replies.reply(UNKNOWN, Some("Invalid/missing commands"), None);
         return;
     };
@@ -127,11 +127,12 @@ fn run(dynsec: &mut Dynsec, payload: &[u8], replies: &mut Replies) {
         let Some(body) = item.as_object() else {
             continue;
         };
-        let Some(name) = body.get("command").and_then(Value::as_str) else {
+        let Some(name) = args::field(body, "command").and_then(Value::as_str) else {
             replies.reply(UNKNOWN, Some("Missing command"), None);
             continue;
         };
-        let correlation = match body.get("correlationData") {
+        let name = canonical(name);
+        let correlation = match args::field(body, "correlationData") {
             None => None,
             Some(Value::String(text)) => Some(text.as_str()),
             Some(_) => {
@@ -155,6 +156,48 @@ fn run(dynsec: &mut Dynsec, payload: &[u8], replies: &mut Replies) {
     if commands.len() > MAX_COMMANDS {
         replies.reply(UNKNOWN, Some("Too many commands"), None);
     }
+}
+
+/// Every command, as the plugin names it in responses.
+const COMMANDS: [&str; 28] = [
+    "createClient",
+    "deleteClient",
+    "setClientPassword",
+    "setClientId",
+    "enableClient",
+    "disableClient",
+    "addClientRole",
+    "removeClientRole",
+    "getClient",
+    "listClients",
+    "createGroup",
+    "deleteGroup",
+    "addGroupClient",
+    "removeGroupClient",
+    "addGroupRole",
+    "removeGroupRole",
+    "getGroup",
+    "listGroups",
+    "setAnonymousGroup",
+    "getAnonymousGroup",
+    "createRole",
+    "deleteRole",
+    "addRoleACL",
+    "removeRoleACL",
+    "getRole",
+    "listRoles",
+    "setDefaultACLAccess",
+    "getDefaultACLAccess",
+];
+
+/// The command's own spelling when `name` is one ignoring ASCII case (the
+/// plugin matches names that way and answers with its spelling).
+fn canonical(name: &str) -> &str {
+    COMMANDS
+        .iter()
+        .find(|known| known.eq_ignore_ascii_case(name))
+        .copied()
+        .unwrap_or(name)
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
             let mut role = Role::new(rolename);
             role.textname = textname.map(str::to_string);
             role.textdescription = textdescription.map(str::to_string);
-            if let Some(Value::Array(acls)) = body.get("acls") {
+            if let Some(Value::Array(acls)) = args::field(body, "acls") {
                 for acl in acls.iter().filter_map(Value::as_object) {
                     if let Some(entry) = acl_from(acl) {
                         role.add_acl(entry);
@@ -83,7 +83,7 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
                 fail("Role not found");
                 return true;
             }
-            let Some(kind) = body.get("acltype").and_then(Value::as_str) else {
+            let Some(kind) = args::field(body, "acltype").and_then(Value::as_str) else {
                 fail("Invalid/missing acltype");
                 return true;
             };
@@ -91,7 +91,7 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
                 fail("Unknown acltype");
                 return true;
             };
-            let Some(topic) = body.get("topic").and_then(Value::as_str) else {
+            let Some(topic) = args::field(body, "topic").and_then(Value::as_str) else {
                 fail("Invalid/missing topic");
                 return true;
             };
@@ -135,8 +135,8 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
 
 /// One ACL of a createRole `acls` array; malformed entries are skipped.
 fn acl_from(acl: &Map<String, Value>) -> Option<AclEntry> {
-    let acltype = AclType::parse(acl.get("acltype")?.as_str()?)?;
-    let topic = acl.get("topic")?.as_str()?;
+    let acltype = AclType::parse(args::field(acl, "acltype")?.as_str()?)?;
+    let topic = args::field(acl, "topic")?.as_str()?;
     if !valid_utf8(topic) || !valid_filter(topic) {
         return None;
     }
