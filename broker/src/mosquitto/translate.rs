@@ -41,6 +41,7 @@ pub(crate) fn translate(
             translator.problems.push(line.note(why));
         }
     }
+    translator.finish_dynsec();
     let mut translation = translator.finish(main_file)?;
     // Notes in reading order: files as they were read, then by line.
     let mut files: Vec<&Arc<str>> = Vec::new();
