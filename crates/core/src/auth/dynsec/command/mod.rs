@@ -30,7 +30,7 @@ pub const RESPONSE_TOPIC: &str = "$CONTROL/dynamic-security/v1/response";
 /// under the default `limits.max_packet_size` (1 MiB) so the admin hears
 /// why rather than being disconnected.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
-/// Most commands read from one payload.
+/// Most commands in one payload; more are refused, none run.
 pub const MAX_COMMANDS: usize = 1000;
 
 /// What one payload did.
@@ -123,7 +123,11 @@ fn run(dynsec: &mut Dynsec, payload: &[u8], replies: &mut Replies) {
         replies.reply(UNKNOWN, Some("Invalid/missing commands"), None);
         return;
     };
-    for item in commands.iter().take(MAX_COMMANDS) {
+    if commands.len() > MAX_COMMANDS {
+        replies.reply(UNKNOWN, Some("Too many commands"), None);
+        return;
+    }
+    for item in commands {
         let Some(body) = item.as_object() else {
             continue;
         };
@@ -152,9 +156,6 @@ fn run(dynsec: &mut Dynsec, payload: &[u8], replies: &mut Replies) {
         if !handled {
             replies.reply(name, Some(UNKNOWN), correlation);
         }
-    }
-    if commands.len() > MAX_COMMANDS {
-        replies.reply(UNKNOWN, Some("Too many commands"), None);
     }
 }
 

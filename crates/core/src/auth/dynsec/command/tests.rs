@@ -157,3 +157,18 @@ fn a_missing_file_starts_empty_and_a_malformed_one_is_refused() {
     let error = DynsecStore::load(&bad).unwrap_err().to_string();
     assert!(error.contains("\"clients\" is not an array"), "{error}");
 }
+
+#[test]
+fn too_many_commands_run_none() {
+    let mut dynsec = Dynsec::default();
+    let mut commands = vec![json!({"command": "createRole", "rolename": "r"})];
+    commands.extend(std::iter::repeat_n(
+        json!({"command": "listRoles"}),
+        MAX_COMMANDS,
+    ));
+    let (responses, outcome) = send(&mut dynsec, Value::Array(commands));
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0]["error"], "Too many commands");
+    assert!(!outcome.changed);
+    assert!(dynsec.role("r").is_none());
+}
