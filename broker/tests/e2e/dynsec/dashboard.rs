@@ -1,6 +1,7 @@
-//! The dashboard's dynsec actions: disabling a client through the API
-//! (with the dashboard token) disconnects it and refuses it, enabling it
-//! lets it back; both are saved like an MQTT admin's commands.
+//! dynsec on a native `fleetmq.toml` (`auth.dynsec_file`): the dashboard's
+//! actions (disabling a client through the API, with the dashboard token,
+//! disconnects and refuses it; enabling lets it back; both saved like an
+//! MQTT admin's commands), and the state kept across a SIGHUP reload.
 
 use serde_json::json;
 
@@ -9,6 +10,7 @@ use crate::harness::web::request;
 use crate::harness::{skip_on_mosquitto, Broker, ConnectBuilder, RawClient, ReasonCode, WAIT};
 
 const TOKEN: &str = "dynsec-dashboard-token-7c1";
+const RELOADED: &str = "Reloaded password file and ACL rules.";
 
 fn connect(broker: &Broker, user: &str, password: &str) -> (RawClient, ReasonCode) {
     let mut connect = ConnectBuilder::v5(user);
@@ -74,4 +76,33 @@ fn the_dashboard_disables_and_enables_a_dynsec_client() {
     let (status, body) = post(&broker, "/api/dynsec/clients/nobody/disable", Some(TOKEN));
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("Client not found"), "{body}");
+}
+
+/// SIGHUP re-reads passwords and ACL rules but keeps the running dynsec
+/// state (newer than or equal to its file): a client created at run time
+/// still connects after a reload.
+#[test]
+fn a_reload_keeps_the_dynsec_state() {
+    if skip_on_mosquitto("fleetmq's reload") || missing_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = init_file(dir.path());
+    let broker = Broker::start_with(&format!("[auth]\ndynsec_file = \"{}\"\n", file.display()));
+    let (client, reason) = connect(&broker, ADMIN, ADMIN_PASSWORD);
+    assert_eq!(reason, ReasonCode::SUCCESS);
+    let mut admin = Admin { client };
+    admin
+        .client
+        .subscribe(1, "$CONTROL/dynamic-security/v1/response", 0);
+    let answer =
+        admin.command(json!({"command": "createClient", "username": "dev1", "password": "pw1"}));
+    assert!(answer.get("error").is_none(), "{answer}");
+    broker.sighup();
+    broker.assert_log(RELOADED, WAIT);
+    assert_eq!(connect(&broker, "dev1", "pw1").1, ReasonCode::SUCCESS);
+    assert_eq!(
+        connect(&broker, "dev1", "nope").1,
+        ReasonCode::NOT_AUTHORIZED
+    );
 }
