@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{missing_tools, DynsecBroker, Kind};
+use super::{missing_tools, Admin, DynsecBroker, Kind};
 use crate::harness::{prop, ConnectBuilder, RawClient, ReasonCode, QUIET};
 
 fn persistent(broker: &DynsecBroker) -> (RawClient, bool) {
@@ -19,11 +19,10 @@ fn persistent(broker: &DynsecBroker) -> (RawClient, bool) {
     (client, connack.session_present)
 }
 
-#[test]
-fn a_revoked_subscribe_right_drops_the_held_subscription() {
-    if missing_tools() {
-        return;
-    }
+/// Starts fleetmq with a reader (dev1, may subscribe to `sensors/#`) and
+/// a writer (pub); returns the broker, the admin, dev1 subscribed with a
+/// persistent session, and the publisher.
+fn setup() -> (DynsecBroker, Admin, RawClient, RawClient) {
     let broker = DynsecBroker::start(Kind::Fleetmq, false);
     let mut admin = broker.admin();
     for command in [
@@ -43,17 +42,47 @@ fn a_revoked_subscribe_right_drops_the_held_subscription() {
     let (mut publisher, _) = broker.connect("pub", Some(("pub", "pw2")));
     assert!(!publisher.publish("sensors/a", b"1", 1, false).is_error());
     assert_eq!(&*dev1.expect_app_publish().topic, "sensors/a");
+    (broker, admin, dev1, publisher)
+}
 
-    // The right goes: dev1 is disconnected and its subscription with it.
+fn revoke(admin: &mut Admin) {
     let answer = admin.command(json!({"command": "removeRoleACL", "rolename": "reader",
         "acltype": "subscribePattern", "topic": "sensors/#"}));
     assert!(answer.get("error").is_none(), "{answer}");
-    dev1.expect_disconnect(ReasonCode::ADMINISTRATIVE_ACTION);
-    let (mut dev1, session_present) = persistent(&broker);
+}
+
+/// After the change: dev1 resumes its session and hears nothing more.
+fn resumed_hears_nothing(broker: &DynsecBroker, publisher: &mut RawClient) {
+    let (mut dev1, session_present) = persistent(broker);
     assert!(session_present, "the session itself stays");
     assert!(!publisher.publish("sensors/b", b"2", 1, false).is_error());
     assert!(
         dev1.expect_silence(QUIET).is_ok(),
         "a message reached a subscription the roles no longer allow"
     );
+}
+
+#[test]
+fn a_revoked_subscribe_right_drops_the_held_subscription() {
+    if missing_tools() {
+        return;
+    }
+    let (broker, mut admin, mut dev1, mut publisher) = setup();
+    // The right goes: dev1 is disconnected and its subscription with it.
+    revoke(&mut admin);
+    dev1.expect_disconnect(ReasonCode::ADMINISTRATIVE_ACTION);
+    resumed_hears_nothing(&broker, &mut publisher);
+}
+
+#[test]
+fn an_offline_session_loses_the_subscription_too() {
+    if missing_tools() {
+        return;
+    }
+    let (broker, mut admin, dev1, mut publisher) = setup();
+    dev1.drop_connection();
+    // Offline when the right goes: judged by its owner's username.
+    std::thread::sleep(QUIET);
+    revoke(&mut admin);
+    resumed_hears_nothing(&broker, &mut publisher);
 }

@@ -16,7 +16,7 @@ use fleetmq_codec::{QoS, ReasonCode};
 use super::Engine;
 use crate::auth::dynsec::command::RESPONSE_TOPIC;
 use crate::auth::dynsec::{Access, Kick};
-use crate::auth::Identity;
+use crate::auth::{Identity, SessionOwner};
 use crate::message::Message;
 use crate::session::{Control, Session};
 
@@ -85,9 +85,10 @@ impl Engine {
     }
 
     /// Drops the subscriptions the clients a change concerns may no longer
-    /// hold, so a resumed session does not keep what its roles now deny
-    /// (attached sessions only: an offline session's username is not
-    /// known here).
+    /// hold, so a resumed session does not keep what its roles now deny.
+    /// A connected session is judged by its connection's identity, an
+    /// offline one by its owner (a username, or anonymous); sessions of
+    /// certificate clients offline are left alone (no username to judge).
     fn recheck_subscriptions(&self, kicks: &[Kick]) {
         let Some(dynsec) = self.auth().dynsec.clone() else {
             return;
@@ -99,13 +100,14 @@ impl Engine {
         for session in sessions {
             let denied: Vec<String> = {
                 let state = session.lock();
-                let Some(attachment) = state.attachment() else {
-                    continue;
+                let username: Option<String> = match (state.attachment(), state.owner()) {
+                    (Some(attachment), _) => attachment.identity.username.clone(),
+                    (None, Some(SessionOwner::Username(name))) => Some(name.clone()),
+                    (None, Some(SessionOwner::Anonymous)) => None,
+                    (None, _) => continue,
                 };
-                let identity = &attachment.identity;
-                let username = identity.username.as_deref();
                 let concerned = kicks.iter().any(|kick| match kick {
-                    Kick::Username(name) => username == Some(name.as_str()),
+                    Kick::Username(name) => username.as_deref() == Some(name.as_str()),
                     Kick::Anonymous => username.is_none(),
                 });
                 if !concerned {
@@ -117,7 +119,12 @@ impl Engine {
                     .filter(|filter| {
                         let plain = crate::router::parse_filter(filter).filter();
                         !dynsec
-                            .check(username, &identity.client_id, Access::Subscribe, plain)
+                            .check(
+                                username.as_deref(),
+                                &session.client_id,
+                                Access::Subscribe,
+                                plain,
+                            )
                             .allowed()
                     })
                     .cloned()
