@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use fleetmq_core::auth::dynsec::DynsecStore;
 use fleetmq_core::auth::{hash_password, Acl, Action, Identity};
 use fleetmq_core::config::{self as config, Config, ListenerConfig};
+use fleetmq_core::engine::AuthState;
 use fleetmq_core::router::{validate_topic_filter, validate_topic_name, TopicLimits};
 
 /// Arguments of `fleetmq passwd`.
@@ -291,7 +293,20 @@ fn run_acl_check(args: &AclCheckArgs) -> Result<bool, String> {
     let identity = simulated_identity(&config, listener, args)?;
     let action = Action::from(args.action);
     check_topic(&config, action, &args.topic)?;
-    let decision = acl.check(&identity, action, &args.topic);
+    // With dynamic security its roles decide, as in the running broker.
+    let dynsec = match &config.auth.dynsec_file {
+        Some(path) => Some(Arc::new(DynsecStore::in_memory(
+            DynsecStore::read(path).map_err(|e| e.to_string())?,
+        ))),
+        None => None,
+    };
+    let rules = AuthState {
+        acl,
+        passwords: None,
+        groups: config.auth.groups.clone(),
+        dynsec,
+    };
+    let decision = rules.check(&identity, action, &args.topic);
     println!(
         "{} {action} {}",
         if decision.allowed { "ALLOW" } else { "DENY" },

@@ -350,12 +350,25 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Engine) -> Verdict {
         &client_id,
         connect.username.as_deref(),
     );
-    let (outcome, replacement) = authenticate(
-        &origin.settings,
-        auth.passwords.as_ref(),
-        &mut identity,
-        connect.password.as_deref(),
-    );
+    // Mosquitto's dynamic security decides first where it is configured.
+    let by_dynsec = auth.dynsec.as_deref().and_then(|dynsec| {
+        fleetmq_core::auth::dynsec::connect::authenticate(
+            &origin.settings,
+            dynsec,
+            auth.passwords.is_some(),
+            &mut identity,
+            connect.password.as_deref(),
+        )
+    });
+    let (outcome, replacement) = match by_dynsec {
+        Some(outcome) => (outcome, None),
+        None => authenticate(
+            &origin.settings,
+            auth.passwords.as_ref(),
+            &mut identity,
+            connect.password.as_deref(),
+        ),
+    };
     let refusal = match outcome {
         AuthOutcome::Allowed { .. } => None,
         AuthOutcome::BadCredentials => Some((

@@ -159,6 +159,6 @@ pub(super) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such page")
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": code, "message": message }))).into_response()
 }

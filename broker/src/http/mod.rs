@@ -20,6 +20,7 @@
 mod api;
 mod assets;
 mod auth;
+mod dynsec;
 mod host;
 mod live;
 mod serve;
@@ -150,6 +151,10 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
         .route(
             "/api/clients/{client_id}",
             get(api::client).delete(api::kick),
+        )
+        .route(
+            "/api/dynsec/clients/{username}/{action}",
+            post(dynsec::client_action),
         )
         .route("/api/disconnected", get(api::disconnected))
         .route("/api/handshakes/summary", get(api::handshake_summary))

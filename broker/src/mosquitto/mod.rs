@@ -19,6 +19,7 @@
 mod ciphers;
 pub mod db;
 mod directives;
+mod dynsec;
 mod finish;
 mod listener;
 mod parse;

@@ -34,12 +34,14 @@ pub(crate) fn translate(
         acl_file: None,
         log_types: Vec::new(),
         persistence_set: false,
+        dynsec_plugin: None,
     };
     for line in lines {
         if let Err(why) = translator.directive(line) {
             translator.problems.push(line.note(why));
         }
     }
+    translator.finish_dynsec();
     let mut translation = translator.finish(main_file)?;
     // Notes in reading order: files as they were read, then by line.
     let mut files: Vec<&Arc<str>> = Vec::new();
@@ -73,6 +75,8 @@ pub(super) struct Translator {
     pub(super) acl_file: Option<(String, Line)>,
     pub(super) log_types: Vec<(String, Line)>,
     pub(super) persistence_set: bool,
+    /// `plugin .../mosquitto_dynamic_security.so`, whose options follow.
+    pub(super) dynsec_plugin: Option<Line>,
 }
 
 impl Translator {
@@ -93,6 +97,9 @@ impl Translator {
             };
             self.note(line, why);
             return Ok(());
+        }
+        if let Some(done) = self.dynsec_directive(line) {
+            return done;
         }
         if let Some(why) = directives::unsupported(name) {
             self.unsupported(line, why);

@@ -31,6 +31,7 @@ mod conformance_v311;
 mod conformance_v5;
 mod dashboard_api;
 mod device_report;
+mod dynsec;
 mod firmware_e2e;
 mod hostile_load;
 mod hostile_protocol;

@@ -32,6 +32,9 @@ pub enum AuthError {
     /// An `[[acl]]` rule of `fleetmq.toml` is malformed (1-based number).
     #[error("[[acl]] rule #{number}: {problem}")]
     AclRule { number: usize, problem: String },
+    /// A `dynamic-security.json` is malformed.
+    #[error("{path}: {problem} (fix the file, or re-create it with `mosquitto_ctrl dynsec init FILE ADMIN`)")]
+    Dynsec { path: PathBuf, problem: String },
     /// The operating system gave no random bytes for a password salt.
     #[error("cannot get random bytes for a password salt: {0}")]
     Random(String),

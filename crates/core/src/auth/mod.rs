@@ -14,6 +14,8 @@
 //! - `owner` ([`SessionOwner`]) names the principal a session belongs to
 //!   and decides who may attach to it later (decision 0088); the session
 //!   keeps one and the store records it, so it lives here, below both.
+//! - [`dynsec`] is Mosquitto's dynamic security: clients, groups and
+//!   roles changed at run time through `$CONTROL/dynamic-security/v1`.
 //! - [`acl`] evaluates topic rules from `fleetmq.toml` and from a Mosquitto
 //!   `acl_file` (docs/decisions/0030-acl-semantics.md).
 //! - `fleetmq passwd` and `fleetmq acl check` are fleetmq's `auth_cli`
@@ -26,6 +28,7 @@
 
 pub mod acl;
 pub mod authenticate;
+pub mod dynsec;
 mod error;
 pub mod identity;
 mod owner;

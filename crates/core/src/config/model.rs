@@ -88,6 +88,7 @@ impl Config {
         config.log.timestamp_format = Some(String::new());
         config.auth.password_file = Some(PathBuf::new());
         config.auth.acl_file = Some(PathBuf::new());
+        config.auth.dynsec_file = Some(PathBuf::new());
         config.auth.groups = vec![GroupConfig {
             name: String::new(),
             identities: vec![String::new()],
@@ -291,6 +292,11 @@ pub struct AuthConfig {
     /// A Mosquitto `acl_file`, read as it is (`user`, `topic`, `pattern`).
     /// Its rules apply after the `[[acl]]` rules of this file.
     pub acl_file: Option<PathBuf>,
+    /// A Mosquitto `dynamic-security.json` (the dynamic-security plugin's
+    /// `plugin_opt_config_file`): clients, groups and roles, changed at run
+    /// time on `$CONTROL/dynamic-security/v1` and saved back to this file.
+    /// With it, dynsec decides connects and topic access (decision 0138).
+    pub dynsec_file: Option<PathBuf>,
     /// Certificate groups beyond the OU values of certificates.
     #[serde(rename = "group")]
     pub groups: Vec<GroupConfig>,

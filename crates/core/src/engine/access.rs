@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::Engine;
+use crate::auth::acl::Decision;
+use crate::auth::dynsec::{Access, DynsecStore};
 use crate::auth::{Acl, Action, AuthError, Identity, PasswordFile};
 use crate::config::{Config, GroupConfig};
 use crate::events::AclAction;
@@ -27,11 +29,27 @@ pub struct AuthState {
     pub acl: Acl,
     pub passwords: Option<PasswordFile>,
     pub groups: Vec<GroupConfig>,
+    /// Mosquitto's dynamic security, when `auth.dynsec_file` is set: it
+    /// then decides topic access instead of `acl`. Kept across reloads
+    /// (the running state is never older than its file).
+    pub dynsec: Option<Arc<DynsecStore>>,
 }
 
 impl AuthState {
     /// Reads the password file and the ACL rules (`[[acl]]` and acl_file).
     pub fn load(config: &Config) -> Result<AuthState, AuthError> {
+        let dynsec = match &config.auth.dynsec_file {
+            Some(path) => Some(Arc::new(DynsecStore::load(path)?)),
+            None => None,
+        };
+        AuthState::load_keeping(config, dynsec)
+    }
+
+    /// Reads password file and ACL rules, with `dynsec` already loaded.
+    fn load_keeping(
+        config: &Config,
+        dynsec: Option<Arc<DynsecStore>>,
+    ) -> Result<AuthState, AuthError> {
         let passwords = match &config.auth.password_file {
             Some(path) => Some(PasswordFile::load(path)?),
             None => None,
@@ -41,7 +59,43 @@ impl AuthState {
             acl,
             passwords,
             groups: config.auth.groups.clone(),
+            dynsec,
         })
+    }
+
+    /// Whether `identity` may do `action` on `topic`: dynsec's decision
+    /// when it is configured (publishing to `$SYS` is refused first, as
+    /// Mosquitto does), else the ACL rules'.
+    pub fn check(&self, identity: &Identity, action: Action, topic: &str) -> Decision {
+        let Some(dynsec) = &self.dynsec else {
+            return self.acl.check(identity, action, topic);
+        };
+        if action == Action::Publish && (topic == "$SYS" || topic.starts_with("$SYS/")) {
+            return Decision {
+                allowed: false,
+                rule: None,
+                reason: crate::auth::acl::REASON_SYS_PUBLISH,
+            };
+        }
+        let (access, topic) = match action {
+            Action::Publish => (Access::Send, topic),
+            Action::Receive => (Access::Receive, topic),
+            Action::Subscribe => (
+                Access::Subscribe,
+                crate::router::parse_filter(topic).filter(),
+            ),
+        };
+        let verdict = dynsec.check(
+            identity.username.as_deref(),
+            &identity.client_id,
+            access,
+            topic,
+        );
+        Decision {
+            allowed: verdict.allowed(),
+            rule: Some(Arc::from(verdict.describe())),
+            reason: "dynsec",
+        }
     }
 }
 
@@ -82,7 +136,8 @@ impl Engine {
     /// Re-reads password file and ACL rules from `config`; on error the
     /// rules in force stay and the error is returned.
     pub fn reload_auth(&self, config: &Config) -> Result<(), AuthError> {
-        let state = AuthState::load(config)?;
+        let dynsec = self.auth().dynsec.clone();
+        let state = AuthState::load_keeping(config, dynsec)?;
         *self.auth.write() = Arc::new(state);
         Ok(())
     }
@@ -90,7 +145,7 @@ impl Engine {
     /// Whether `identity` may do `action` on `topic`; a denial is counted
     /// and logged (at most once a minute per client and topic).
     pub fn allows(&self, identity: &Identity, action: Action, topic: &str) -> bool {
-        let decision = self.auth.read().acl.check(identity, action, topic);
+        let decision = self.auth.read().check(identity, action, topic);
         if decision.allowed {
             return true;
         }

@@ -121,8 +121,7 @@ impl Engine {
         let is_online = |client: &str| {
             sessions.get(client).is_some_and(|session| {
                 session.lock().attachment().is_some_and(|attachment| {
-                    auth.acl
-                        .check(&attachment.identity, Action::Receive, &message.topic)
+                    auth.check(&attachment.identity, Action::Receive, &message.topic)
                         .allowed
                 })
             })

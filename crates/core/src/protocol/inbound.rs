@@ -199,6 +199,12 @@ impl ClientProtocol {
         let mut ticket = 0;
         let reason = if denied {
             ReasonCode::NOT_AUTHORIZED
+        } else if &*topic == crate::auth::dynsec::command::CONTROL_TOPIC
+            && self.broker.dynsec_command(&self.identity, &publish.payload)
+        {
+            // A dynsec command: answered on the response topic, never
+            // routed (decision 0140).
+            ReasonCode::SUCCESS
         } else if publish.qos != QoS::AtMostOnce && self.store_refuses_publishes() {
             // Not routed: nothing of it exists anywhere to be lost.
             self.refuse_publish()?
@@ -348,6 +354,9 @@ impl ClientProtocol {
                 let mounted = self.mount_filter(filter);
                 if validate_topic_filter(filter, &self.broker.topic_limits).is_err() {
                     ReasonCode::TOPIC_FILTER_INVALID
+                } else if !self.broker.may_unsubscribe(&self.identity, &mounted) {
+                    // Only dynsec has unsubscribe rights (decision 0138).
+                    ReasonCode::NOT_AUTHORIZED
                 } else if self.broker.unsubscribe(&self.session, &mounted) {
                     self.broker.events.emit(Event::Unsubscribed {
                         client_id: Arc::clone(&self.client_id),

@@ -55,10 +55,7 @@ impl ClientProtocol {
     /// through [`crate::engine::Engine::allows`] again for its event and
     /// log line.
     fn may_read(&self, rules: &AuthState, topic: &str) -> bool {
-        rules
-            .acl
-            .check(&self.identity, Action::Receive, topic)
-            .allowed
+        rules.check(&self.identity, Action::Receive, topic).allowed
             || self.broker.allows(&self.identity, Action::Receive, topic)
     }
 

@@ -50,6 +50,12 @@ impl SessionState {
         self.attached.as_ref()
     }
 
+    /// The principal the session belongs to (`None`: restored from an
+    /// older record and not attached since).
+    pub fn owner(&self) -> Option<&SessionOwner> {
+        self.owner.as_ref()
+    }
+
     /// The generation of the last connection that attached (0: none since
     /// the session was created or restored).
     pub fn generation(&self) -> u64 {
