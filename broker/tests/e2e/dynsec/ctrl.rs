@@ -162,12 +162,25 @@ fn the_file_fleetmq_keeps_is_read_back_by_mosquitto() {
         ])
         .map(|(command, (key, value))| admin.command(json!({"command": command, key: value})))
         .collect();
-    // The file is written off the data path: wait (bounded) for it.
+    // The file is written off the data path, after each change: wait
+    // (bounded) for the save of the last one, dev1 in group lab.
+    let saved_last = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| {
+                v["groups"].as_array().map(|groups| {
+                    groups.iter().any(|g| {
+                        g["groupname"] == "lab"
+                            && g["clients"]
+                                .as_array()
+                                .is_some_and(|c| c.iter().any(|c| c["username"] == "dev1"))
+                    })
+                })
+            })
+            .unwrap_or(false)
+    };
     let deadline = std::time::Instant::now() + WAIT;
-    while !std::fs::read_to_string(&file)
-        .unwrap_or_default()
-        .contains("\"lab\"")
-    {
+    while !saved_last(&std::fs::read_to_string(&file).unwrap_or_default()) {
         assert!(std::time::Instant::now() < deadline, "file never saved");
         std::thread::sleep(Duration::from_millis(20));
     }
