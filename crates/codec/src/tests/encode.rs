@@ -229,3 +229,16 @@ fn v5_connack_properties_are_in_mosquittos_order() {
     ];
     assert_eq!(&encode(&connack, V5)[..], expected);
 }
+
+#[test]
+fn v3_1_connack_has_no_session_present_flag() {
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    });
+    assert_eq!(
+        &encode(&connack, ProtocolVersion::V3_1)[..],
+        &[0x20, 0x02, 0x00, 0x00]
+    );
+    assert_eq!(&encode(&connack, V3)[..], &[0x20, 0x02, 0x01, 0x00]);
+}

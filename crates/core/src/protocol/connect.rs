@@ -52,16 +52,18 @@ pub fn negotiate(
             let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
             return refuse(reason, format!("invalid will topic: {error}"));
         }
-        if will.qos as u8 > config.mqtt.max_qos {
-            return refuse(
-                Some(ReasonCode::QOS_NOT_SUPPORTED),
-                "will QoS above mqtt.max_qos",
-            );
-        }
+        // Retain first, then QoS: Mosquitto 2.0's order, so a will that is
+        // both gets the same reason code.
         if will.retain && !config.mqtt.retain_available {
             return refuse(
                 Some(ReasonCode::RETAIN_NOT_SUPPORTED),
                 "retained will while retain is not available",
+            );
+        }
+        if will.qos as u8 > config.mqtt.max_qos {
+            return refuse(
+                Some(ReasonCode::QOS_NOT_SUPPORTED),
+                "will QoS above mqtt.max_qos",
             );
         }
     }
@@ -125,6 +127,18 @@ pub fn connack_properties(
         topic_alias_maximum: (config.limits.topic_alias_maximum > 0)
             .then_some(config.limits.topic_alias_maximum),
         server_keep_alive: negotiated.server_keep_alive,
+        ..ConnAckProperties::default()
+    }
+}
+
+/// CONNACK properties of a refusal (5.0): Maximum QoS when below 2, as
+/// Mosquitto 2.0 sends it with every CONNACK; nothing else is promised to a
+/// client that is not admitted (decision 0135).
+pub fn refusal_properties(config: &Config) -> ConnAckProperties {
+    ConnAckProperties {
+        maximum_qos: (config.mqtt.max_qos < 2)
+            .then(|| QoS::from_u8(config.mqtt.max_qos))
+            .flatten(),
         ..ConnAckProperties::default()
     }
 }
