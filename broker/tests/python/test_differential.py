@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from differential.brokers import fleetmq_binary
 from differential.run import run
 
 
@@ -19,6 +20,12 @@ from differential.run import run
                     not os.path.exists("/usr/sbin/mosquitto"),
                     reason="needs Debian's mosquitto 2.0.11")
 def test_fleetmq_answers_as_mosquitto_does(capsys):
+    if not os.path.exists(fleetmq_binary()):
+        # The reference run (FLEETMQ_TEST_BROKER=mosquitto) may have no
+        # fleetmq build; the fleetmq run must.
+        if os.environ.get("FLEETMQ_TEST_BROKER", "fleetmq") == "mosquitto":
+            pytest.skip(f"no fleetmq binary at {fleetmq_binary()}")
+        pytest.fail(f"no fleetmq binary at {fleetmq_binary()} (build it or set FLEETMQ_BIN)")
     summary, undocumented, details = run()
     with capsys.disabled():
         print("\n" + summary)
