@@ -61,6 +61,10 @@ _RETAINED_ORDER = (
     "several retained messages matching one wildcard filter: Mosquitto sends "
     "them in its topic tree's order, fleetmq in its retained index's; MQTT "
     "defines no order")
+_EMPTY_ID_5 = (
+    "an empty client id with allow_zero_length_clientid false (5.0): fleetmq "
+    "refuses with CONNACK 0x85 (Client Identifier not valid), Mosquitto "
+    "2.0.11 with 0x80 (unspecified error); 3.1.1 gets return code 2 from both")
 _KEEPALIVE_311 = (
     "max_keepalive with a 3.1/3.1.1 client asking for more: refused with "
     "identifier rejected as Mosquitto 2.0.12 and later do (CVE-2020-13849); "
@@ -118,4 +122,5 @@ DOCUMENTED = {
     "*/publish/v5/alias-0": _ACK_REASONS,
     "*/subscribe/v*/sys": _SYS,
     "*/retained/v*/wildcard": _RETAINED_ORDER,
+    "legacy/connect/v5/empty-id-*": _EMPTY_ID_5,
 }

@@ -24,6 +24,9 @@ CONFIGS = {
     "limits": ["max_qos 1", "retain_available false", "max_keepalive 120",
                "max_packet_size 2000", "max_inflight_messages 2",
                "max_topic_alias 4"],
+    "legacy": ["max_queued_messages 2",
+               "queue_qos0_messages true", "allow_zero_length_clientid false",
+               "auto_id_prefix lab-"],
 }
 WORKERS = 24
 
