@@ -21,6 +21,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 const MAX_DEPTH: usize = 8;
 
 /// The names and key ids of one certificate that linking needs.
+#[derive(Clone)]
 struct Link<'a> {
     der: &'a CertificateDer<'static>,
     subject: Vec<u8>,
@@ -88,13 +89,7 @@ pub fn complete(
             break;
         };
         chain.push(next.der.clone());
-        current = Link {
-            der: next.der,
-            subject: next.subject.clone(),
-            issuer: next.issuer.clone(),
-            subject_key_id: next.subject_key_id.clone(),
-            authority_key_id: next.authority_key_id.clone(),
-        };
+        current = next.clone();
     }
     chain
 }
