@@ -9,7 +9,6 @@ docs/mosquitto-differences.md "Closing after the broker's last word").
 """
 
 import fnmatch
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,7 +102,7 @@ def compare_config(config, lines, script_list, workdir):
     return results
 
 
-def run(out=sys.stdout):
+def run():
     """Plays everything; returns (summary line, undocumented names, details)."""
     script_list = all_scripts()
     identical, documented, undocumented, details = 0, 0, [], []
