@@ -9,6 +9,7 @@ docs/mosquitto-differences.md "Closing after the broker's last word").
 """
 
 import fnmatch
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -102,7 +103,7 @@ def compare_config(config, lines, script_list, workdir):
     return results
 
 
-def run():
+def run(out=sys.stdout):
     """Plays everything; returns (summary line, undocumented names, details)."""
     script_list = all_scripts()
     identical, documented, undocumented, details = 0, 0, [], []

@@ -249,12 +249,6 @@ impl ClientProtocol {
         // acknowledged and dropped, as Mosquitto does.
         let mut ack = PubResponse::success(packet_id);
         ack.reason = reason;
-        if publish.qos != QoS::AtMostOnce && self.pending_acks.is_empty() {
-            // The copy routed back to a subscribed sender goes before the
-            // answer to its PUBLISH, as Mosquitto 2.0 writes them (both
-            // orders are valid MQTT; decision 0137).
-            self.drain(now);
-        }
         match publish.qos {
             QoS::AtMostOnce => Ok(()),
             QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
