@@ -14,8 +14,7 @@ use tokio::sync::watch;
 
 use super::{lingering_close, Client, Origin};
 use fleetmq_codec::{
-    self as codec, ConnAck, ConnAckProperties, Connect, DecodeError, Packet, ProtocolVersion,
-    ReasonCode,
+    self as codec, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
 use fleetmq_core::auth::{authenticate, AuthOutcome, Identity};
 use fleetmq_core::engine::{Engine, Stats};
@@ -86,7 +85,7 @@ where
                 } else {
                     ProtocolVersion::V3_1_1
                 };
-                let connack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+                let connack = refusal(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION, &broker.config);
                 refuse(stream, &connack, version).await;
             }
             return None;
@@ -105,7 +104,7 @@ where
                 display_id(&connect.client_id)
             );
             if let Some(reason) = reason {
-                refuse(stream, &refusal(reason), version).await;
+                refuse(stream, &refusal(reason, &broker.config), version).await;
             }
             return None;
         }
@@ -135,7 +134,12 @@ where
                 foreign.owner,
                 foreign.claimant,
             );
-            refuse(stream, &refusal(ReasonCode::NOT_AUTHORIZED), version).await;
+            refuse(
+                stream,
+                &refusal(ReasonCode::NOT_AUTHORIZED, &broker.config),
+                version,
+            )
+            .await;
             return None;
         }
     };
@@ -424,11 +428,11 @@ fn judge(connect: &Connect, origin: &Origin, broker: &Engine) -> Verdict {
     })
 }
 
-fn refusal(reason: ReasonCode) -> Packet {
+fn refusal(reason: ReasonCode, config: &fleetmq_core::config::Config) -> Packet {
     Packet::ConnAck(ConnAck {
         session_present: false,
         reason,
-        properties: ConnAckProperties::default(),
+        properties: fleetmq_core::protocol::connect::refusal_properties(config),
     })
 }
 

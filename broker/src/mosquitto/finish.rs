@@ -70,21 +70,7 @@ impl Translator {
                     "Mosquitto default: persistence false (no persistence line)".into(),
                 ));
         }
-        if !self
-            .provenance
-            .contains_key("limits.max_outbound_topic_aliases")
-        {
-            // Mosquitto 2.0 sends no topic aliases, and clients that announce a
-            // maximum do not all resolve them (libmosquitto 2.0.11, paho-mqtt
-            // 2.2): only 2.1's `max_topic_alias_broker` turns them on (0129).
-            self.config.limits.max_outbound_topic_aliases = 0;
-            self.provenance
-                .entry("limits.max_outbound_topic_aliases".into())
-                .or_default()
-                .push(Source::Default(
-                    "Mosquitto 2.0 default: no topic aliases towards clients (no max_topic_alias_broker line)".into(),
-                ));
-        }
+        super::defaults::apply(&mut self.config, &mut self.provenance);
         let explicit = self
             .listeners
             .iter()

@@ -267,8 +267,23 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
         // Mosquitto (OpenSSL) accepts v1 client certificates; devices
         // made with `openssl x509 -req` must keep connecting (0090).
         accept_v1_client_certificates: client_certs == ClientCertPolicy::Required,
+        // OpenSSL completes a leaf-only certfile from cafile and capath,
+        // whether or not client certificates are asked for (0136).
+        complete_chain_from: draft
+            .cafile
+            .iter()
+            .chain(&draft.capath)
+            .map(|line| PathBuf::from(&line.value))
+            .collect(),
         ..TlsConfig::default()
     };
+    for line in draft.cafile.iter().chain(&draft.capath) {
+        draft
+            .provenance
+            .entry("tls.complete_chain_from")
+            .or_default()
+            .push(source(line));
+    }
     if client_certs == ClientCertPolicy::Required {
         draft
             .provenance
@@ -292,19 +307,13 @@ fn tls(draft: &mut ListenerDraft, notes: &mut Vec<Note>) -> Result<Option<TlsCon
             .collect();
     } else {
         // With no client certificate requested, cafile and crlfile check
-        // nothing; keep them out so the listener does not need them.
+        // nothing; cafile and capath only complete the server's chain.
         draft.provenance.remove("tls.client_ca");
         draft.provenance.remove("tls.crl");
-        for line in draft
-            .cafile
-            .iter()
-            .chain(&draft.capath)
-            .chain(&draft.crlfile)
-        {
+        if let Some(line) = &draft.crlfile {
             notes.push(line.note(
                 "not needed: without require_certificate no client certificate is asked for \
-                 (one-way TLS); if clients need intermediate CA certificates to verify the \
-                 server, append them to certfile or name them in tls.chain",
+                 (one-way TLS)",
             ));
         }
     }

@@ -18,6 +18,7 @@
 
 mod ciphers;
 pub mod db;
+mod defaults;
 mod directives;
 mod dynsec;
 mod finish;

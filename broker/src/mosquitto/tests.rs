@@ -73,8 +73,21 @@ fn cafile_without_require_certificate_is_one_way_tls() {
     let tls = translation.config.listeners[0].tls.as_ref().unwrap();
     assert_eq!(tls.client_certs, ClientCertPolicy::None);
     assert_eq!(tls.client_ca, None);
-    assert_eq!(translation.notes.len(), 1);
-    assert!(translation.notes[0].why.contains("one-way TLS"));
+    // The cafile still completes a leaf-only certfile, as OpenSSL does (0136).
+    assert_eq!(
+        tls.complete_chain_from,
+        vec![std::path::PathBuf::from("/c/ca.crt")]
+    );
+    assert!(translation.notes.is_empty(), "{:?}", translation.notes);
+    let with_crl = translate(&format!(
+        "listener 8883
+cafile /c/ca.crt
+crlfile /c/crl.pem
+{TLS}"
+    ))
+    .unwrap();
+    assert_eq!(with_crl.notes.len(), 1);
+    assert!(with_crl.notes[0].why.contains("one-way TLS"));
 }
 
 #[test]

@@ -85,12 +85,14 @@ fn capath_becomes_the_client_ca_folder() {
         error.contains(":5: capath: fleetmq reads client CAs from one place"),
         "{error}"
     );
-    // Without require_certificate nothing is asked of clients: noted.
+    // Without require_certificate nothing is asked of clients; the folder
+    // still completes the server's chain (decision 0136).
     let one_way = translate(&format!("listener 8883\n{tls}capath /etc/ssl/lab\n")).unwrap();
-    assert!(
-        one_way.notes.iter().any(|n| n.directive == "capath"),
-        "{:?}",
-        one_way.notes
+    let settings = one_way.config.listeners[0].tls.clone().unwrap();
+    assert_eq!(settings.client_ca, None);
+    assert_eq!(
+        settings.complete_chain_from,
+        vec![std::path::PathBuf::from("/etc/ssl/lab")]
     );
 }
 

@@ -1,7 +1,7 @@
 //! Which files a TLS listener uses: those its configuration names, and for
 //! what it leaves out, the broker's own lab PKI in `<data_dir>/pki`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::server_config::{TlsError, TlsFiles};
 use fleetmq_core::config::{ClientCertPolicy, TlsConfig};
@@ -25,6 +25,7 @@ pub fn resolve_files(data_dir: &Path, settings: &TlsConfig) -> Result<TlsFiles, 
                 cert: cert.clone(),
                 key: key.clone(),
                 chain: settings.chain.clone(),
+                complete_chain_from: chain_pool(settings, settings.client_ca.as_ref()),
                 client_ca: settings.client_ca.clone(),
                 crls: settings.crl.clone(),
             })
@@ -43,6 +44,7 @@ pub fn resolve_files(data_dir: &Path, settings: &TlsConfig) -> Result<TlsFiles, 
                 cert: pki.server_cert,
                 key: pki.server_key,
                 chain: settings.chain.clone(),
+                complete_chain_from: chain_pool(settings, Some(&pki.ca_cert)),
                 client_ca: Some(settings.client_ca.clone().unwrap_or(pki.ca_cert)),
                 crls: if settings.crl.is_empty() {
                     vec![pki.crl]
@@ -52,5 +54,15 @@ pub fn resolve_files(data_dir: &Path, settings: &TlsConfig) -> Result<TlsFiles, 
             })
         }
         _ => Err(TlsError::CertWithoutKey),
+    }
+}
+
+/// Where a leaf-only certificate's chain is completed from: the files the
+/// listener names, else its client CA (decision 0136).
+fn chain_pool(settings: &TlsConfig, client_ca: Option<&PathBuf>) -> Vec<PathBuf> {
+    if settings.complete_chain_from.is_empty() {
+        client_ca.cloned().into_iter().collect()
+    } else {
+        settings.complete_chain_from.clone()
     }
 }

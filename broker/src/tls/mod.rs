@@ -18,6 +18,7 @@
 mod accept;
 mod ca_dir;
 mod chain_cache;
+mod chain_completion;
 pub mod cipher_suites;
 mod crl;
 mod fair_slots;

@@ -35,6 +35,8 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub chain: Option<PathBuf>,
+    /// CA certificates completing a leaf-only `cert` (decision 0136).
+    pub complete_chain_from: Vec<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub crls: Vec<PathBuf>,
 }
@@ -274,6 +276,15 @@ fn build(
     let mut chain = read_certs(&files.cert)?;
     if let Some(extra) = &files.chain {
         chain.extend(read_certs(extra)?);
+    } else if let [leaf] = chain.as_slice() {
+        // As OpenSSL: only a certificate file without intermediates is
+        // completed, and only when no chain file is named.
+        let mut pool = Vec::new();
+        for path in &files.complete_chain_from {
+            pool.extend(super::ca_dir::read_ca_certs(path)?);
+        }
+        let completion = super::chain_completion::complete(leaf, &pool);
+        chain.extend(completion);
     }
     let key = read_key(&files.key)?;
     let mut config = builder

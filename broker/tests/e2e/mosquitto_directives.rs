@@ -8,6 +8,7 @@
 //! `listener_allow_anonymous`, `global_max_connections`) are fleetmq only:
 //! 2.0.11 refuses them as unknown.
 
+mod chain;
 mod ciphers;
 mod connection;
 mod files;

@@ -72,7 +72,7 @@ fn put_body<S: Sink>(
     let v5 = version.is_v5();
     match packet {
         Packet::Connect(connect) => put_connect(connect, version, sink),
-        Packet::ConnAck(connack) => put_connack(connack, v5, sink),
+        Packet::ConnAck(connack) => put_connack(connack, version, sink),
         Packet::Publish(publish) => put_publish(publish, v5, sink),
         Packet::PubAck(response)
         | Packet::PubRec(response)
@@ -157,11 +157,19 @@ fn put_connect<S: Sink>(
     Ok(())
 }
 
-fn put_connack<S: Sink>(connack: &ConnAck, v5: bool, sink: &mut S) -> Result<(), EncodeError> {
+fn put_connack<S: Sink>(
+    connack: &ConnAck,
+    version: ProtocolVersion,
+    sink: &mut S,
+) -> Result<(), EncodeError> {
     // A refused connection never has a session [MQTT-3.2.2-4] (5.0: -6).
-    let session_present = connack.session_present && connack.reason == ReasonCode::SUCCESS;
+    // MQTT 3.1's CONNACK has no Session Present flag: its first byte is
+    // reserved (0), as Mosquitto sends it.
+    let session_present = connack.session_present
+        && connack.reason == ReasonCode::SUCCESS
+        && version != ProtocolVersion::V3_1;
     sink.put_u8(u8::from(session_present));
-    if v5 {
+    if version.is_v5() {
         sink.put_u8(connack.reason.0);
         put_properties(sink, &connack.properties)
     } else {

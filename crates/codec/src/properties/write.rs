@@ -119,20 +119,30 @@ impl Properties for ConnectProperties {
     }
 }
 
+/// CONNACK properties in the order Mosquitto 2.0 writes them (captured
+/// from Debian's 2.0.11, decision 0135): what `handle_connect.c` adds
+/// (Topic Alias Maximum, Server Keep Alive, Assigned Client Identifier,
+/// authentication), then what `send_connack.c` adds (Retain Available,
+/// Maximum Packet Size, Receive Maximum, Maximum QoS), then the rest.
+/// MQTT 5.0 defines no order; one order everywhere keeps fleetmq's answers
+/// byte for byte equal to Mosquitto's under either configuration format.
 impl Properties for ConnAckProperties {
     fn put<S: Sink>(&self, sink: &mut S) -> Result<(), EncodeError> {
-        put_u32(sink, SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
-        put_u16(sink, RECEIVE_MAXIMUM, self.receive_maximum);
-        let maximum_qos = self.maximum_qos.map(|qos| qos as u8);
-        put_u8(sink, MAXIMUM_QOS, maximum_qos);
-        put_bool(sink, RETAIN_AVAILABLE, self.retain_available);
-        put_u32(sink, MAXIMUM_PACKET_SIZE, self.maximum_packet_size);
+        put_u16(sink, TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
+        put_u16(sink, SERVER_KEEP_ALIVE, self.server_keep_alive);
         put_string(
             sink,
             ASSIGNED_CLIENT_IDENTIFIER,
             &self.assigned_client_identifier,
         )?;
-        put_u16(sink, TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
+        put_string(sink, AUTHENTICATION_METHOD, &self.authentication_method)?;
+        put_binary(sink, AUTHENTICATION_DATA, &self.authentication_data)?;
+        put_bool(sink, RETAIN_AVAILABLE, self.retain_available);
+        put_u32(sink, MAXIMUM_PACKET_SIZE, self.maximum_packet_size);
+        put_u16(sink, RECEIVE_MAXIMUM, self.receive_maximum);
+        let maximum_qos = self.maximum_qos.map(|qos| qos as u8);
+        put_u8(sink, MAXIMUM_QOS, maximum_qos);
+        put_u32(sink, SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_string(sink, REASON_STRING, &self.reason_string)?;
         put_users(sink, &self.user_properties)?;
         put_bool(
@@ -150,11 +160,8 @@ impl Properties for ConnAckProperties {
             SHARED_SUBSCRIPTION_AVAILABLE,
             self.shared_subscription_available,
         );
-        put_u16(sink, SERVER_KEEP_ALIVE, self.server_keep_alive);
         put_string(sink, RESPONSE_INFORMATION, &self.response_information)?;
-        put_string(sink, SERVER_REFERENCE, &self.server_reference)?;
-        put_string(sink, AUTHENTICATION_METHOD, &self.authentication_method)?;
-        put_binary(sink, AUTHENTICATION_DATA, &self.authentication_data)
+        put_string(sink, SERVER_REFERENCE, &self.server_reference)
     }
 }
 

@@ -197,3 +197,48 @@ fn encoded_len_counts_the_fixed_header() {
     assert_eq!(encoded_len(&packet, V3).unwrap(), 1 + 2 + 214);
     assert_eq!(encoded_len(&Packet::PingReq, V5).unwrap(), 2);
 }
+
+#[test]
+fn v5_connack_properties_are_in_mosquittos_order() {
+    // Captured from Debian's Mosquitto 2.0.11 (max_packet_size 2000,
+    // retain_available false, max_qos 1, max_keepalive 30, empty client id),
+    // with a shorter assigned identifier.
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason: ReasonCode::SUCCESS,
+        properties: ConnAckProperties {
+            receive_maximum: Some(20),
+            maximum_qos: Some(QoS::AtLeastOnce),
+            retain_available: Some(false),
+            maximum_packet_size: Some(2000),
+            assigned_client_identifier: Some("auto-A".into()),
+            topic_alias_maximum: Some(10),
+            server_keep_alive: Some(30),
+            ..ConnAckProperties::default()
+        },
+    });
+    let expected: &[u8] = &[
+        0x20, 0x1e, 0x00, 0x00, 0x1b, // header, flags, reason, properties
+        0x22, 0x00, 0x0a, // Topic Alias Maximum 10
+        0x13, 0x00, 0x1e, // Server Keep Alive 30
+        0x12, 0x00, 0x06, b'a', b'u', b't', b'o', b'-', b'A', // Assigned Client Identifier
+        0x25, 0x00, // Retain Available 0
+        0x27, 0x00, 0x00, 0x07, 0xd0, // Maximum Packet Size 2000
+        0x21, 0x00, 0x14, // Receive Maximum 20
+        0x24, 0x01, // Maximum QoS 1
+    ];
+    assert_eq!(&encode(&connack, V5)[..], expected);
+}
+
+#[test]
+fn v3_1_connack_has_no_session_present_flag() {
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    });
+    assert_eq!(
+        &encode(&connack, ProtocolVersion::V3_1)[..],
+        &[0x20, 0x02, 0x00, 0x00]
+    );
+    assert_eq!(&encode(&connack, V3)[..], &[0x20, 0x02, 0x01, 0x00]);
+}

@@ -10,4 +10,6 @@ mod validate;
 
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
-pub use validate::{validate, weak_token, ValidationError, MIN_REMOTE_TOKEN_CHARS};
+pub use validate::{
+    validate, weak_token, ValidationError, MIN_REMOTE_TOKEN_CHARS, MQTT_MAX_PACKET_SIZE,
+};

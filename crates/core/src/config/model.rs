@@ -70,6 +70,7 @@ impl Config {
             cert: Some(PathBuf::new()),
             key: Some(PathBuf::new()),
             chain: Some(PathBuf::new()),
+            complete_chain_from: vec![PathBuf::new()],
             client_ca: Some(PathBuf::new()),
             crl: vec![PathBuf::new()],
             ..TlsConfig::default()
@@ -397,6 +398,12 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Extra intermediate certificates sent after `cert` (PEM).
     pub chain: Option<PathBuf>,
+    /// CA certificates (PEM files, or folders as `client_ca`) from which the
+    /// chain is completed when `cert` holds only the leaf and `chain` is
+    /// absent: the certificates linking the leaf to its root are sent after
+    /// it, root included, as OpenSSL does with Mosquitto's `cafile` and
+    /// `capath`. Empty: `client_ca`, when set (decision 0136).
+    pub complete_chain_from: Vec<PathBuf>,
     /// CA certificates that client certificates must chain to (PEM), or a
     /// folder of them (Mosquitto's `capath`: its `*.pem`, `*.crt` and
     /// `openssl rehash` files). Absent with the lab PKI: its CA.
@@ -446,6 +453,7 @@ impl Default for TlsConfig {
             cert: None,
             key: None,
             chain: None,
+            complete_chain_from: Vec::new(),
             client_ca: None,
             client_certs: ClientCertPolicy::Required,
             crl: Vec::new(),

@@ -15,7 +15,7 @@ use super::model::{Config, HttpConfig, LimitsConfig, ListenerConfig, ListenerPro
 
 /// Largest packet MQTT can express: a 268,435,455-byte remaining length
 /// plus a 5-byte fixed header.
-const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
+pub const MQTT_MAX_PACKET_SIZE: u32 = 268_435_460;
 /// Smallest `max_packet_size` we accept: below this even a CONNECT with a
 /// short client id and a will does not fit, so every client would be refused.
 const MIN_PACKET_SIZE: u32 = 64;

@@ -141,14 +141,27 @@ impl Engine {
     }
 
     /// A client identifier for a client that sent an empty one: the
-    /// configured prefix, the start time and a counter, unique per broker.
+    /// configured prefix, then the time in microseconds and a counter
+    /// (unique per broker) written in the shape of Mosquitto's UUID
+    /// (`8-4-4-4-12` upper-case hex digits), so the assigned identifier is
+    /// as long as Mosquitto's and a device's buffer sized for one fits the
+    /// other (decision 0135).
     pub fn assign_client_id(&self) -> String {
         let n = self.next_assigned_id.fetch_add(1, Ordering::Relaxed);
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())
             .unwrap_or(0);
-        format!("{}{:x}-{:x}", self.config.mqtt.auto_id_prefix, epoch, n)
+        let digits = format!("{:016X}{:016X}", epoch as u64, n);
+        format!(
+            "{}{}-{}-{}-{}-{}",
+            self.config.mqtt.auto_id_prefix,
+            &digits[0..8],
+            &digits[8..12],
+            &digits[12..16],
+            &digits[16..20],
+            &digits[20..32]
+        )
     }
 
     /// Attaches a new connection to the session of `client_id`: takes over

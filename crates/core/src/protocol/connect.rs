@@ -7,7 +7,7 @@
 //! TLS layer's) and attaching its session stay in `connection::handshake`,
 //! which calls [`negotiate`] once the client is known.
 
-use crate::config::Config;
+use crate::config::{Config, MQTT_MAX_PACKET_SIZE};
 use crate::router::{validate_topic_name, TopicLimits};
 use fleetmq_codec::{ConnAckProperties, Connect, QoS, ReasonCode};
 
@@ -52,33 +52,36 @@ pub fn negotiate(
             let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
             return refuse(reason, format!("invalid will topic: {error}"));
         }
-        if will.qos as u8 > config.mqtt.max_qos {
-            return refuse(
-                Some(ReasonCode::QOS_NOT_SUPPORTED),
-                "will QoS above mqtt.max_qos",
-            );
-        }
+        // Retain first, then QoS: Mosquitto 2.0's order, so a will that is
+        // both gets the same reason code.
         if will.retain && !config.mqtt.retain_available {
             return refuse(
                 Some(ReasonCode::RETAIN_NOT_SUPPORTED),
                 "retained will while retain is not available",
             );
         }
+        if will.qos as u8 > config.mqtt.max_qos {
+            return refuse(
+                Some(ReasonCode::QOS_NOT_SUPPORTED),
+                "will QoS above mqtt.max_qos",
+            );
+        }
     }
     let max_keepalive = config.limits.max_keepalive;
     let mut keep_alive = connect.keep_alive;
     let mut server_keep_alive = None;
-    if max_keepalive < u16::MAX && (keep_alive == 0 || keep_alive > max_keepalive) {
-        if version.is_v5() {
-            keep_alive = max_keepalive;
-            server_keep_alive = Some(max_keepalive);
-        } else if keep_alive > max_keepalive {
-            // As Mosquitto: 3.1.1 cannot be told another keep alive.
-            return refuse(
-                Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
-                format!("keep alive {keep_alive}s above limits.max_keepalive {max_keepalive}s"),
-            );
-        }
+    if version.is_v5() && (keep_alive == 0 || keep_alive > max_keepalive) {
+        // As Mosquitto 2.0, also at 65535: a 5.0 client without keep alive
+        // is told the largest one (decision 0135), so a dead client is
+        // eventually noticed.
+        keep_alive = max_keepalive;
+        server_keep_alive = Some(max_keepalive);
+    } else if !version.is_v5() && keep_alive > max_keepalive {
+        // As Mosquitto: 3.1.1 cannot be told another keep alive.
+        return refuse(
+            Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID),
+            format!("keep alive {keep_alive}s above limits.max_keepalive {max_keepalive}s"),
+        );
     }
     let (expiry_interval, expiry_capped) = if version.is_v5() {
         let asked = connect.properties.session_expiry_interval.unwrap_or(0);
@@ -110,15 +113,32 @@ pub fn connack_properties(
         session_expiry_interval: negotiated
             .expiry_capped
             .then_some(negotiated.expiry_interval),
-        receive_maximum: Some(config.limits.max_inflight),
+        // Each property is left out where its absence means the same value
+        // (65535, no limit, 0), as Mosquitto leaves them out.
+        receive_maximum: (config.limits.max_inflight < u16::MAX)
+            .then_some(config.limits.max_inflight),
         maximum_qos: (config.mqtt.max_qos < 2)
             .then(|| QoS::from_u8(config.mqtt.max_qos))
             .flatten(),
         retain_available: (!config.mqtt.retain_available).then_some(false),
-        maximum_packet_size: Some(config.limits.max_packet_size),
+        maximum_packet_size: (config.limits.max_packet_size < MQTT_MAX_PACKET_SIZE)
+            .then_some(config.limits.max_packet_size),
         assigned_client_identifier: assigned_client_id,
-        topic_alias_maximum: Some(config.limits.topic_alias_maximum),
+        topic_alias_maximum: (config.limits.topic_alias_maximum > 0)
+            .then_some(config.limits.topic_alias_maximum),
         server_keep_alive: negotiated.server_keep_alive,
+        ..ConnAckProperties::default()
+    }
+}
+
+/// CONNACK properties of a refusal (5.0): Maximum QoS when below 2, as
+/// Mosquitto 2.0 sends it with every CONNACK; nothing else is promised to a
+/// client that is not admitted (decision 0135).
+pub fn refusal_properties(config: &Config) -> ConnAckProperties {
+    ConnAckProperties {
+        maximum_qos: (config.mqtt.max_qos < 2)
+            .then(|| QoS::from_u8(config.mqtt.max_qos))
+            .flatten(),
         ..ConnAckProperties::default()
     }
 }

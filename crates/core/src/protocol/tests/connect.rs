@@ -103,3 +103,50 @@ fn a_will_above_the_brokers_qos_or_on_a_bad_topic_is_refused() {
     let refused = negotiate(&connect, &broker.config, &broker.topic_limits).unwrap_err();
     assert_eq!(refused.reason, Some(ReasonCode::TOPIC_NAME_INVALID));
 }
+
+#[test]
+fn a_5_0_client_without_keep_alive_is_told_the_largest_as_mosquitto_does() {
+    let broker = broker_with(|config| config.limits.max_keepalive = u16::MAX);
+    let config = &broker.config;
+    let got = negotiate(
+        &connect_packet(ProtocolVersion::V5, 0, true),
+        config,
+        &broker.topic_limits,
+    )
+    .unwrap();
+    assert_eq!(
+        (got.keep_alive, got.server_keep_alive),
+        (65535, Some(65535))
+    );
+    let within = negotiate(
+        &connect_packet(ProtocolVersion::V5, 60, true),
+        config,
+        &broker.topic_limits,
+    )
+    .unwrap();
+    assert_eq!((within.keep_alive, within.server_keep_alive), (60, None));
+    let v311 = negotiate(
+        &connect_packet(ProtocolVersion::V3_1_1, 0, true),
+        config,
+        &broker.topic_limits,
+    )
+    .unwrap();
+    assert_eq!((v311.keep_alive, v311.server_keep_alive), (0, None));
+}
+
+#[test]
+fn maximum_packet_size_is_left_out_at_the_protocol_maximum() {
+    let limited = broker_with(|config| config.limits.max_packet_size = 2000);
+    let negotiated = negotiate(
+        &connect_packet(ProtocolVersion::V5, 60, true),
+        &limited.config,
+        &limited.topic_limits,
+    )
+    .unwrap();
+    let props = connack_properties(&limited.config, &negotiated, None);
+    assert_eq!(props.maximum_packet_size, Some(2000));
+    let unlimited =
+        broker_with(|config| config.limits.max_packet_size = crate::config::MQTT_MAX_PACKET_SIZE);
+    let props = connack_properties(&unlimited.config, &negotiated, None);
+    assert_eq!(props.maximum_packet_size, None);
+}
