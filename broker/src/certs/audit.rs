@@ -186,7 +186,7 @@ fn row(
     Some(AuditRow {
         file: file.to_string(),
         subject: cert.subject().to_string(),
-        serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+        serial: fleetmq_core::peer::serial_hex(cert.raw_serial()),
         version: format!("v{}", cert.version().0 + 1),
         key,
         signature,

@@ -44,11 +44,7 @@ fn add_der(revoked: &mut Vec<CertificateSerial>, der: &[u8]) -> Result<(), Strin
     for entry in crl.iter_revoked_certificates() {
         revoked.push(CertificateSerial {
             issuer: issuer.clone(),
-            serial: entry
-                .raw_serial_as_string()
-                .replace(':', "")
-                .to_uppercase()
-                .into(),
+            serial: fleetmq_core::peer::serial_hex(entry.raw_serial()).into(),
         });
     }
     Ok(())

@@ -192,7 +192,7 @@ pub fn verify_v1_leaf(
 fn refusal(cert: &X509Certificate<'_>, problem: CertificateProblem) -> CertificateRefused {
     CertificateRefused {
         subject: cert.subject().to_string(),
-        serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+        serial: fleetmq_core::peer::serial_hex(cert.raw_serial()),
         problem,
     }
 }

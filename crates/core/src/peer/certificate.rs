@@ -84,7 +84,7 @@ impl PeerCertificate {
             san_dns,
             san_uri,
             san_email,
-            serial: cert.raw_serial_as_string().replace(':', "").to_uppercase(),
+            serial: serial_hex(cert.raw_serial()),
             fingerprint_sha256: hex(&fingerprint),
             issuer: cert.issuer().to_string(),
             not_before: cert.validity().not_before.timestamp(),
@@ -152,4 +152,34 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(out, "{b:02x}");
             out
         })
+}
+
+/// A certificate serial as `openssl x509 -serial` prints it: upper-case
+/// hex, whole bytes, without the zero byte DER puts before a serial whose
+/// top bit is set. Every place that shows or matches a serial (the peer,
+/// CRL entries, logs, the certificate audit) uses this one form.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let first = raw
+        .iter()
+        .position(|&byte| byte != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    raw.get(first..)
+        .unwrap_or(raw)
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::serial_hex;
+
+    #[test]
+    fn serials_print_as_openssl_prints_them() {
+        // DER's sign byte before a serial whose top bit is set goes.
+        assert_eq!(serial_hex(&[0x00, 0xE0, 0x06, 0x7D]), "E0067D");
+        assert_eq!(serial_hex(&[0x0A, 0xBC]), "0ABC");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[]), "");
+    }
 }

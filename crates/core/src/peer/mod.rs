@@ -14,7 +14,7 @@ mod revoked;
 mod timing;
 mod tls_info;
 
-pub use certificate::{CertificateParseError, PeerCertificate};
+pub use certificate::{serial_hex, CertificateParseError, PeerCertificate};
 pub use revoked::{CertificateSerial, RevokedSerials};
 pub use timing::{millis, AuthMode, ConnectClock, HandshakeSplit, HandshakeTiming};
 pub use tls_info::TlsInfo;
