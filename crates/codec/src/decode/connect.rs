@@ -131,7 +131,9 @@ pub(super) fn decode_connack(
     }
     let code = reader.u8()?;
     let mut connack = ConnAck {
-        session_present: flags & 1 != 0,
+        // MQTT 3.1 has no Session Present flag: its first byte is reserved,
+        // and the encoder writes 0 there, so bit 0 is read as "no session".
+        session_present: flags & 1 != 0 && version != ProtocolVersion::V3_1,
         ..ConnAck::default()
     };
     if version.is_v5() {

@@ -241,4 +241,13 @@ fn v3_1_connack_has_no_session_present_flag() {
         &[0x20, 0x02, 0x00, 0x00]
     );
     assert_eq!(&encode(&connack, V3)[..], &[0x20, 0x02, 0x01, 0x00]);
+    // Read back the same way: bit 0 of 3.1's reserved byte is no session
+    // (the codec_roundtrip fuzz target found the encoder and decoder
+    // disagreeing on [0x20, 0x02, 0x01, 0x00] under 3.1).
+    let read = |version| match decode(&[0x20, 0x02, 0x01, 0x00], Some(version)) {
+        Ok(Packet::ConnAck(connack)) => connack.session_present,
+        other => panic!("{other:?}"),
+    };
+    assert!(!read(ProtocolVersion::V3_1));
+    assert!(read(V3));
 }
