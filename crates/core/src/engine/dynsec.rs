@@ -18,7 +18,7 @@ use crate::auth::dynsec::command::RESPONSE_TOPIC;
 use crate::auth::dynsec::{Access, Kick};
 use crate::auth::{Identity, SessionOwner};
 use crate::message::Message;
-use crate::session::{Control, Session};
+use crate::session::Session;
 
 impl Engine {
     /// Whether `identity` may unsubscribe from `filter`: dynsec's
@@ -165,32 +165,22 @@ impl Engine {
         if kicks.is_empty() {
             return 0;
         }
-        let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
-        let mut closed = 0;
-        for session in sessions {
-            let state = session.lock();
-            let Some(attachment) = state.attachment() else {
-                continue;
-            };
-            let username = attachment.identity.username.as_deref();
-            let concerned = kicks.iter().any(|kick| match kick {
-                Kick::Username(name) => username == Some(name.as_str()),
-                Kick::Anonymous => username.is_none(),
-            });
-            if concerned
-                && attachment
-                    .control
-                    .send(Control::Disconnect(ReasonCode::ADMINISTRATIVE_ACTION))
-                    .is_ok()
-            {
-                closed += 1;
+        self.disconnect_where(
+            ReasonCode::ADMINISTRATIVE_ACTION,
+            |attachment| {
+                let username = attachment.identity.username.as_deref();
+                kicks.iter().any(|kick| match kick {
+                    Kick::Username(name) => username == Some(name.as_str()),
+                    Kick::Anonymous => username.is_none(),
+                })
+            },
+            |session, _| {
                 tracing::info!(
                     client = %session.client_id,
                     "Client {} disconnected: its dynamic security configuration changed.",
                     session.client_id
                 );
-            }
-        }
-        closed
+            },
+        )
     }
 }

@@ -7,6 +7,7 @@
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
 mod access;
+mod disconnect;
 mod dynsec;
 #[cfg(test)]
 mod ownership_tests;

@@ -8,11 +8,8 @@
 //! session expires as usual; the device cannot come back with a revoked
 //! certificate, and a new certificate of the same identity is its owner).
 
-use std::sync::Arc;
-
 use super::{Engine, Stats};
 use crate::peer::RevokedSerials;
-use crate::session::{Control, Session};
 use fleetmq_codec::ReasonCode;
 
 impl Engine {
@@ -23,40 +20,27 @@ impl Engine {
         if revoked.is_empty() {
             return 0;
         }
-        // Sessions are copied out so no session lock is taken under the
-        // table's lock for longer than one look.
-        let sessions: Vec<Arc<Session>> = self.sessions.read().values().cloned().collect();
-        let mut closed = 0;
-        for session in sessions {
-            let state = session.lock();
-            let Some(attachment) = state.attachment() else {
-                continue;
-            };
-            let Some(certificate) = &attachment.certificate else {
-                continue;
-            };
-            if !revoked.contains(certificate) {
-                continue;
-            }
-            if attachment
-                .control
-                .send(Control::Disconnect(ReasonCode::NOT_AUTHORIZED))
-                .is_err()
-            {
-                // Already closing on its own.
-                continue;
-            }
-            closed += 1;
-            Stats::add(&self.stats.revoked_disconnects, 1);
-            tracing::info!(
-                client = %session.client_id,
-                serial = %certificate.serial,
-                "Client {} disconnected: certificate revoked (serial {}, issuer {}).",
-                session.client_id,
-                certificate.serial,
-                certificate.issuer,
-            );
-        }
-        closed
+        self.disconnect_where(
+            ReasonCode::NOT_AUTHORIZED,
+            |attachment| {
+                attachment
+                    .certificate
+                    .as_ref()
+                    .is_some_and(|certificate| revoked.contains(certificate))
+            },
+            |session, attachment| {
+                Stats::add(&self.stats.revoked_disconnects, 1);
+                if let Some(certificate) = &attachment.certificate {
+                    tracing::info!(
+                        client = %session.client_id,
+                        serial = %certificate.serial,
+                        "Client {} disconnected: certificate revoked (serial {}, issuer {}).",
+                        session.client_id,
+                        certificate.serial,
+                        certificate.issuer,
+                    );
+                }
+            },
+        )
     }
 }

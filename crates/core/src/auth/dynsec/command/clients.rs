@@ -19,25 +19,14 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
         "createClient" | "deleteClient" | "setClientPassword" | "setClientId" | "enableClient"
         | "disableClient" | "addClientRole" | "removeClientRole" | "getClient" => name,
         "listClients" => {
-            let verbose = args::boolean(body, "verbose", false);
-            let count = args::int(body, "count", -1);
-            let offset = args::int(body, "offset", 0);
-            let clients: Vec<Value> = views::page(dynsec.clients(), count, offset)
-                .into_iter()
-                .map(|client| {
-                    if verbose {
-                        views::client(client)
-                    } else {
-                        json!(client.username)
-                    }
-                })
-                .collect();
-            let total = dynsec.clients().count();
-            replies.data(
-                name,
-                json!({ "totalCount": total, "clients": clients }),
-                correlation,
+            let data = views::listing(
+                body,
+                || dynsec.clients(),
+                "clients",
+                |item| &item.username,
+                views::client,
             );
+            replies.data(name, data, correlation);
             return true;
         }
         _ => return false,

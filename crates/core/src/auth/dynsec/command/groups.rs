@@ -2,7 +2,7 @@
 //! removeGroupClient, addGroupRole, removeGroupRole, getGroup, listGroups,
 //! setAnonymousGroup, getAnonymousGroup.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::args::{self, valid_utf8};
 use super::clients::role_links;
@@ -16,25 +16,14 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
     let (name, body, correlation) = (command.name, command.body, command.correlation);
     match name {
         "listGroups" => {
-            let verbose = args::boolean(body, "verbose", false);
-            let count = args::int(body, "count", -1);
-            let offset = args::int(body, "offset", 0);
-            let groups: Vec<Value> = views::page(dynsec.groups(), count, offset)
-                .into_iter()
-                .map(|group| {
-                    if verbose {
-                        views::group(group)
-                    } else {
-                        json!(group.groupname)
-                    }
-                })
-                .collect();
-            let total = dynsec.groups().count();
-            replies.data(
-                name,
-                json!({ "totalCount": total, "groups": groups }),
-                correlation,
+            let data = views::listing(
+                body,
+                || dynsec.groups(),
+                "groups",
+                |item| &item.groupname,
+                views::group,
             );
+            replies.data(name, data, correlation);
             return true;
         }
         "getAnonymousGroup" => {

@@ -14,25 +14,14 @@ pub fn run(dynsec: &mut Dynsec, command: &Command, replies: &mut Replies) -> boo
     let (name, body, correlation) = (command.name, command.body, command.correlation);
     match name {
         "listRoles" => {
-            let verbose = args::boolean(body, "verbose", false);
-            let count = args::int(body, "count", -1);
-            let offset = args::int(body, "offset", 0);
-            let roles: Vec<Value> = views::page(dynsec.roles(), count, offset)
-                .into_iter()
-                .map(|role| {
-                    if verbose {
-                        views::role(role)
-                    } else {
-                        json!(role.rolename)
-                    }
-                })
-                .collect();
-            let total = dynsec.roles().count();
-            replies.data(
-                name,
-                json!({ "totalCount": total, "roles": roles }),
-                correlation,
+            let data = views::listing(
+                body,
+                || dynsec.roles(),
+                "roles",
+                |item| &item.rolename,
+                views::role,
             );
+            replies.data(name, data, correlation);
             return true;
         }
         "createRole" | "deleteRole" | "addRoleACL" | "removeRoleACL" | "getRole" => {}

@@ -78,6 +78,36 @@ pub fn role(role: &Role) -> Value {
     Value::Object(entry)
 }
 
+/// The data of a `list*` command: `{"totalCount": N, key: [...]}` where
+/// each listed item is its `name` or, with `verbose`, its whole `view`;
+/// paged by the command's `count` and `offset` (see [`page`]).
+pub fn listing<'a, T: 'a, I: Iterator<Item = &'a T>>(
+    body: &Map<String, Value>,
+    items: impl Fn() -> I,
+    key: &str,
+    name: impl Fn(&T) -> &str,
+    view: impl Fn(&T) -> Value,
+) -> Value {
+    let verbose = super::args::boolean(body, "verbose", false);
+    let count = super::args::int(body, "count", -1);
+    let offset = super::args::int(body, "offset", 0);
+    let total = items().count();
+    let listed: Vec<Value> = page(items(), count, offset)
+        .into_iter()
+        .map(|item| {
+            if verbose {
+                view(item)
+            } else {
+                json!(name(item))
+            }
+        })
+        .collect();
+    let mut data = Map::new();
+    data.insert("totalCount".into(), json!(total));
+    data.insert(key.into(), Value::Array(listed));
+    Value::Object(data)
+}
+
 /// A `list*` page: from `offset`, at most `count` items when `count` is
 /// not negative (the plugin stops after the first item when `count` is 0,
 /// and so does this).
