@@ -338,11 +338,8 @@ impl Translator {
             }
             "message_size_limit" => {
                 let size: u32 = number(line)?;
-                if size > 0 {
-                    self.config.limits.max_packet_size = size.saturating_add(1024).min(268_435_460);
-                    self.record("limits.max_packet_size", line);
-                    self.note(line, "fleetmq limits whole packets: limits.max_packet_size is this plus 1024 bytes for topic and headers, and a larger PUBLISH disconnects its sender instead of being dropped");
-                }
+                self.config.limits.max_payload_size = size;
+                self.record("limits.max_payload_size", line);
                 Ok(())
             }
             "max_keepalive" => {

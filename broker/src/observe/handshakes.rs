@@ -194,7 +194,12 @@ impl Keyed {
         } else {
             "other"
         };
-        let series = self.0.entry(name.to_string()).or_default();
+        // Looked up before inserting: a known name (nearly every
+        // handshake) costs no allocation.
+        let series = match self.0.get_mut(name) {
+            Some(series) => series,
+            None => self.0.entry(name.to_string()).or_default(),
+        };
         series.record(seconds);
         if let Some(split) = split {
             series.record_split(split);

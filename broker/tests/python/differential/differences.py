@@ -69,6 +69,20 @@ _KEEPALIVE_311 = (
     "max_keepalive with a 3.1/3.1.1 client asking for more: refused with "
     "identifier rejected as Mosquitto 2.0.12 and later do (CVE-2020-13849); "
     "2.0.11 accepted it (decision 0126)")
+_SUBSCRIBE_CHECKED = (
+    "a SUBSCRIBE filter that the ACL's read rules do not cover: fleetmq "
+    "refuses that filter in SUBACK (0x80, 5.0 0x87 Not authorized), "
+    "Mosquitto 2.0.11 grants every filter and filters each delivery; the "
+    "device learns of a wrong filter at once (decision 0030)")
+_BAD_CREDENTIALS = (
+    "a wrong password, an unknown user or a username without password: "
+    "fleetmq answers CONNACK 4 / 0x86 (Bad User Name or Password, the code "
+    "MQTT defines for it), Mosquitto 5 / 0x87 (Not authorized); both answer "
+    "an unknown user as a wrong password, so neither tells which names exist")
+_OVERLAP_ONE_COPY = (
+    "a 5.0 client whose two subscriptions with identifiers match one "
+    "message: fleetmq sends one copy carrying both Subscription Identifiers, "
+    "Mosquitto one copy per subscription; MQTT-3.3.4-2/-3 allow both")
 
 DOCUMENTED = {
     # QoS 1 echo order.
@@ -123,4 +137,16 @@ DOCUMENTED = {
     "*/subscribe/v*/sys": _SYS,
     "*/retained/v*/wildcard": _RETAINED_ORDER,
     "legacy/connect/v5/empty-id-*": _EMPTY_ID_5,
+    # Features, auth and size configurations.
+    "*/features/v[34]/other-client-gets-copy": _ECHO_ORDER,
+    "*/features/v5/overlapping-filters": _OVERLAP_ONE_COPY,
+    "*/features/v5/subscription-identifier-0": _DISCONNECT_REASON,
+    "auth/auth/v*/connect-wrong-password": _BAD_CREDENTIALS,
+    "auth/auth/v*/connect-unknown-user": _BAD_CREDENTIALS,
+    "auth/auth/v*/connect-username-only": _BAD_CREDENTIALS,
+    "auth/auth/v*/subscribe-denied": _SUBSCRIBE_CHECKED,
+    "auth/auth/v*/receive-filtered": _SUBSCRIBE_CHECKED,
+    "auth/auth/v*/pattern-own-and-other": _SUBSCRIBE_CHECKED,
+    "auth/auth/v5/publish-denied-q2": _ACK_REASONS,
+    "size/size/v5/q2-101": _ACK_REASONS,
 }

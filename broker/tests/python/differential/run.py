@@ -13,37 +13,44 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from . import flows, scripts
+from . import features, flows, scripts
 from .brokers import Broker
 from .differences import DOCUMENTED
 from .player import EOF_MARK, RESET_MARK, WRITE_FAILED, play
 
-# Configurations both brokers run; each pair of brokers plays every script.
+# Configurations both brokers run: their mosquitto.conf lines (or a
+# function of the work folder that writes the files they name and returns
+# them), and which scripts they play: "all" is every general script.
 CONFIGS = {
-    "default": [],
-    "limits": ["max_qos 1", "retain_available false", "max_keepalive 120",
-               "max_packet_size 2000", "max_inflight_messages 2",
-               "max_topic_alias 4"],
-    "legacy": ["max_queued_messages 2",
-               "queue_qos0_messages true", "allow_zero_length_clientid false",
-               "auto_id_prefix lab-"],
+    "default": ([], "all"),
+    "limits": (["max_qos 1", "retain_available false", "max_keepalive 120",
+                "max_packet_size 2000", "max_inflight_messages 2",
+                "max_topic_alias 4"], "all"),
+    "legacy": (["max_queued_messages 2",
+                "queue_qos0_messages true", "allow_zero_length_clientid false",
+                "auto_id_prefix lab-"], "all"),
+    "auth": (features.auth_files, "auth"),
+    "size": ([f"message_size_limit {features.SIZE_LIMIT}"], "size"),
 }
 WORKERS = 24
 
 
 def all_scripts():
+    """Script lists by name: "all" (every general script), "auth", "size"."""
     counter_state = [0]
 
     def counter():
         counter_state[0] += 1
         return f"d{counter_state[0]:04d}"
 
-    out = []
+    general = []
     for make in (scripts.connect_scripts, scripts.first_packet_scripts,
                  scripts.session_scripts, flows.pubsub_scripts, flows.retained_scripts,
-                 flows.will_scripts, flows.subscribe_scripts, flows.publish_error_scripts):
-        out.extend(make(counter))
-    return out
+                 flows.will_scripts, flows.subscribe_scripts, flows.publish_error_scripts,
+                 features.feature_scripts):
+        general.extend(make(counter))
+    return {"all": general, "auth": features.auth_scripts(counter),
+            "size": features.size_scripts(counter)}
 
 
 def _mask_connack(packet):
@@ -105,11 +112,15 @@ def compare_config(config, lines, script_list, workdir):
 
 def run(out=sys.stdout):
     """Plays everything; returns (summary line, undocumented names, details)."""
-    script_list = all_scripts()
+    lists = all_scripts()
     identical, documented, undocumented, details = 0, 0, [], []
+    names = []
     with tempfile.TemporaryDirectory() as workdir:
-        for config, lines in CONFIGS.items():
-            for name, want, got in compare_config(config, lines, script_list, workdir):
+        for config, (lines, which) in CONFIGS.items():
+            if callable(lines):
+                lines = lines(workdir)
+            names += [f"{config}/{script.name}" for script in lists[which]]
+            for name, want, got in compare_config(config, lines, lists[which], workdir):
                 if want == got:
                     identical += 1
                 elif documented_reason(name):
@@ -119,7 +130,6 @@ def run(out=sys.stdout):
                     details.append(f"{name}\n  mosquitto: {describe(want)}\n"
                                    f"  fleetmq:   {describe(got)}")
     total = identical + documented + len(undocumented)
-    names = [f"{config}/{script.name}" for config in CONFIGS for script in script_list]
     for pattern in DOCUMENTED:
         if not any(fnmatch.fnmatch(name, pattern) for name in names):
             # A stale entry would excuse a future script by accident.

@@ -477,6 +477,13 @@ pub struct LimitsConfig {
     /// larger incoming packet disconnects the client (5.0: 0x95). Bounds the
     /// per-connection read buffer.
     pub max_packet_size: u32,
+    /// Largest PUBLISH or will payload accepted, in bytes (Mosquitto's
+    /// `message_size_limit`); 0: no limit but `max_packet_size`. A larger
+    /// PUBLISH is acknowledged and dropped (5.0: PUBACK/PUBREC 0x95) and
+    /// its sender stays connected; a larger will refuses the CONNECT
+    /// (5.0: 0x95; 3.1.1: return code 5, as Mosquitto). Not announced in
+    /// CONNACK.
+    pub max_payload_size: u32,
     /// QoS 1 and 2 messages in flight to one client at a time (5.0: the
     /// Receive Maximum we grant, and the most we send unacknowledged).
     pub max_inflight: u16,
@@ -569,6 +576,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_packet_size: 1024 * 1024,
+            max_payload_size: 0,
             max_inflight: 20,
             max_inflight_bytes: 0,
             memory_limit: 0,

@@ -52,6 +52,22 @@ pub fn negotiate(
             let reason = version.is_v5().then_some(ReasonCode::TOPIC_NAME_INVALID);
             return refuse(reason, format!("invalid will topic: {error}"));
         }
+        let max_payload = config.limits.max_payload_size;
+        if max_payload > 0 && will.payload.len() > max_payload as usize {
+            // Mosquitto 2.0 answers 3.1.1 clients "not authorized" here.
+            let reason = if version.is_v5() {
+                ReasonCode::PACKET_TOO_LARGE
+            } else {
+                ReasonCode::NOT_AUTHORIZED
+            };
+            return refuse(
+                Some(reason),
+                format!(
+                    "will payload of {} bytes above limits.max_payload_size {max_payload}",
+                    will.payload.len()
+                ),
+            );
+        }
         // Retain first, then QoS: Mosquitto 2.0's order, so a will that is
         // both gets the same reason code.
         if will.retain && !config.mqtt.retain_available {

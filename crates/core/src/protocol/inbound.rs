@@ -194,10 +194,22 @@ impl ClientProtocol {
                 ));
             }
         }
-        // $SYS belongs to the broker, and the ACL decides the rest.
-        let denied = !self.broker.allows(&self.identity, Action::Publish, &topic);
+        let max_payload = self.broker.config.limits.max_payload_size;
+        let too_large = max_payload > 0 && publish.payload.len() > max_payload as usize;
+        // $SYS belongs to the broker, and the ACL decides the rest (after
+        // the size, as Mosquitto checks them).
+        let denied = !too_large && !self.broker.allows(&self.identity, Action::Publish, &topic);
         let mut ticket = 0;
-        let reason = if denied {
+        let reason = if too_large {
+            tracing::info!(
+                client = %self.client_id,
+                "Dropped PUBLISH of {} bytes on '{}' from {}: above limits.max_payload_size {max_payload}.",
+                publish.payload.len(),
+                topic.escape_debug(),
+                self.client_id,
+            );
+            ReasonCode::PACKET_TOO_LARGE
+        } else if denied {
             ReasonCode::NOT_AUTHORIZED
         } else if &*topic == crate::auth::dynsec::command::CONTROL_TOPIC
             && self.broker.dynsec_command(&self.identity, &publish.payload)
@@ -251,8 +263,8 @@ impl ClientProtocol {
                 ReasonCode::SUCCESS
             }
         };
-        // 3.1.1 cannot say "not authorized" in an ack: the message is
-        // acknowledged and dropped, as Mosquitto does.
+        // 3.1.1 cannot say "not authorized" or "too large" in an ack: the
+        // message is acknowledged and dropped, as Mosquitto does.
         let mut ack = PubResponse::success(packet_id);
         ack.reason = reason;
         match publish.qos {

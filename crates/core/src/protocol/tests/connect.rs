@@ -150,3 +150,29 @@ fn maximum_packet_size_is_left_out_at_the_protocol_maximum() {
     let props = connack_properties(&unlimited.config, &negotiated, None);
     assert_eq!(props.maximum_packet_size, None);
 }
+
+#[test]
+fn a_will_payload_above_max_payload_size_is_refused_as_mosquitto_does() {
+    let broker = broker_with(|config| config.limits.max_payload_size = 4);
+    for (version, reason) in [
+        (ProtocolVersion::V5, ReasonCode::PACKET_TOO_LARGE),
+        // 3.1.1 has no "too large": Mosquitto answers return code 5.
+        (ProtocolVersion::V3_1_1, ReasonCode::NOT_AUTHORIZED),
+    ] {
+        let mut connect = connect_packet(version, 30, true);
+        connect.will = Some(LastWill {
+            topic: "wills/dev".into(),
+            payload: bytes::Bytes::from_static(b"12345"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            delay_interval: None,
+            properties: Default::default(),
+        });
+        let refused = negotiate(&connect, &broker.config, &broker.topic_limits).unwrap_err();
+        assert_eq!(refused.reason, Some(reason), "{version:?}");
+        if let Some(will) = connect.will.as_mut() {
+            will.payload = bytes::Bytes::from_static(b"1234");
+        }
+        assert!(negotiate(&connect, &broker.config, &broker.topic_limits).is_ok());
+    }
+}

@@ -368,3 +368,25 @@ fn bytes_are_decoded_whole_and_a_partial_packet_waits() {
         .unwrap();
     assert_eq!(client.written().len(), 1);
 }
+
+#[test]
+fn a_payload_above_max_payload_size_is_acknowledged_and_dropped() {
+    let broker = broker_with(|config| config.limits.max_payload_size = 3);
+    let mut sub = connect(&broker, Connect::v5("sub"));
+    sub.subscribe("lab/#", QoS::AtLeastOnce);
+    let mut publisher = connect(&broker, Connect::v5("pub"));
+
+    publisher
+        .feed(publish("lab/t", QoS::AtLeastOnce, Some(7), b"four"))
+        .unwrap();
+    match &publisher.written()[..] {
+        [Packet::PubAck(ack)] => assert_eq!(ack.reason, ReasonCode::PACKET_TOO_LARGE),
+        other => panic!("expected PUBACK 0x95, got {other:?}"),
+    }
+    assert!(publishes(&sub.drain()).is_empty());
+    // At the limit it goes through, and the sender was kept.
+    publisher
+        .feed(publish("lab/t", QoS::AtLeastOnce, Some(8), b"abc"))
+        .unwrap();
+    assert_eq!(publishes(&sub.drain()).len(), 1);
+}
