@@ -30,8 +30,10 @@ def free_port():
 
 def conf_text(port, lines):
     """The mosquitto.conf both brokers read: one loopback listener."""
+    persistence = [] if any(line.startswith("persistence ") for line in lines) \
+        else ["persistence false"]
     return "\n".join([f"listener {port} 127.0.0.1", "allow_anonymous true",
-                      "persistence false", *lines, ""])
+                      *persistence, *lines, ""])
 
 
 class Broker:

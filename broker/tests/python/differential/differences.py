@@ -83,6 +83,12 @@ _OVERLAP_ONE_COPY = (
     "a 5.0 client whose two subscriptions with identifiers match one "
     "message: fleetmq sends one copy carrying both Subscription Identifiers, "
     "Mosquitto one copy per subscription; MQTT-3.3.4-2/-3 allow both")
+_QOS1_RESEND_AFTER_RESTART = (
+    "a QoS 1 message sent but not acknowledged when the broker restarted: "
+    "fleetmq sends it again without DUP (it records packet ids in its store "
+    "for QoS 2 deliveries only: one write less per QoS 1 delivery), "
+    "Mosquitto with DUP; a QoS 1 receiver treats both alike (MQTT 4.3.2: "
+    "DUP does not make it a duplicate), and the message still arrives")
 
 DOCUMENTED = {
     # QoS 1 echo order.
@@ -149,4 +155,5 @@ DOCUMENTED = {
     "auth/auth/v*/pattern-own-and-other": _SUBSCRIBE_CHECKED,
     "auth/auth/v5/publish-denied-q2": _ACK_REASONS,
     "size/size/v5/q2-101": _ACK_REASONS,
+    "persist/persist/v*/inflight-resent": _QOS1_RESEND_AFTER_RESTART,
 }

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from . import features, flows, scripts
+from . import features, flows, persist, scripts
 from .brokers import Broker
 from .differences import DOCUMENTED
 from .player import EOF_MARK, RESET_MARK, WRITE_FAILED, play
@@ -50,7 +50,8 @@ def all_scripts():
                  features.feature_scripts):
         general.extend(make(counter))
     return {"all": general, "auth": features.auth_scripts(counter),
-            "size": features.size_scripts(counter)}
+            "size": features.size_scripts(counter),
+            "persist": persist.persist_scripts(counter)}
 
 
 def _mask_connack(packet):
@@ -113,31 +114,39 @@ def compare_config(config, lines, script_list, workdir):
 def run(out=sys.stdout):
     """Plays everything; returns (summary line, undocumented names, details)."""
     lists = all_scripts()
-    identical, documented, undocumented, details = 0, 0, [], []
-    names = []
+    counts = {"identical": 0, "documented": 0}
+    undocumented, details, names = [], [], []
+
+    def tally(name, want, got):
+        if want == got:
+            counts["identical"] += 1
+        elif documented_reason(name):
+            counts["documented"] += 1
+        else:
+            undocumented.append(name)
+            details.append(f"{name}\n  mosquitto: {describe(want)}\n"
+                           f"  fleetmq:   {describe(got)}")
+
     with tempfile.TemporaryDirectory() as workdir:
         for config, (lines, which) in CONFIGS.items():
             if callable(lines):
                 lines = lines(workdir)
             names += [f"{config}/{script.name}" for script in lists[which]]
             for name, want, got in compare_config(config, lines, lists[which], workdir):
-                if want == got:
-                    identical += 1
-                elif documented_reason(name):
-                    documented += 1
-                else:
-                    undocumented.append(name)
-                    details.append(f"{name}\n  mosquitto: {describe(want)}\n"
-                                   f"  fleetmq:   {describe(got)}")
-    total = identical + documented + len(undocumented)
+                tally(name, want, got)
+        # Across a restart of both brokers (persistence true).
+        names += [f"persist/{before.name.split('#')[0]}" for before, _ in lists["persist"]]
+        for name, want, got in persist.compare(lists["persist"], workdir, WORKERS):
+            tally(f"persist/{name}", normalise(want), normalise(got))
+    total = counts["identical"] + counts["documented"] + len(undocumented)
     for pattern in DOCUMENTED:
         if not any(fnmatch.fnmatch(name, pattern) for name in names):
             # A stale entry would excuse a future script by accident.
             undocumented.append(f"differences.py entry {pattern!r} names no script")
             details.append(f"differences.py entry {pattern!r} names no script")
-    line = (f"differential: {total} scripts run, {identical} identical answers, "
-            f"{documented} documented differences, {len(undocumented)} undocumented "
-            f"differences")
+    line = (f"differential: {total} scripts run, {counts['identical']} identical answers, "
+            f"{counts['documented']} documented differences, {len(undocumented)} "
+            f"undocumented differences")
     return line, undocumented, details
 
 
