@@ -156,4 +156,5 @@ DOCUMENTED = {
     "auth/auth/v5/publish-denied-q2": _ACK_REASONS,
     "size/size/v5/q2-101": _ACK_REASONS,
     "persist/persist/v*/inflight-resent": _QOS1_RESEND_AFTER_RESTART,
+    "tls/tls/v*/pattern-u": _SUBSCRIBE_CHECKED,
 }

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
-from . import features, flows, persist, scripts
+from . import features, flows, persist, scripts, tls
 from .brokers import Broker
 from .differences import DOCUMENTED
 from .player import EOF_MARK, RESET_MARK, WRITE_FAILED, play
@@ -31,6 +31,7 @@ CONFIGS = {
                 "auto_id_prefix lab-"], "all"),
     "auth": (features.auth_files, "auth"),
     "size": ([f"message_size_limit {features.SIZE_LIMIT}"], "size"),
+    "tls": (tls.tls_files, "tls"),
 }
 WORKERS = 24
 
@@ -51,7 +52,7 @@ def all_scripts():
         general.extend(make(counter))
     return {"all": general, "auth": features.auth_scripts(counter),
             "size": features.size_scripts(counter),
-            "persist": persist.persist_scripts(counter)}
+            "persist": persist.persist_scripts(counter), "tls": tls.tls_scripts(counter)}
 
 
 def _mask_connack(packet):
@@ -89,7 +90,7 @@ def documented_reason(name):
     return None
 
 
-def compare_config(config, lines, script_list, workdir):
+def compare_config(config, lines, script_list, workdir, tls_clients=None):
     mosquitto = Broker("mosquitto", workdir, lines)
     try:
         fleetmq = Broker("fleetmq", workdir, lines)
@@ -100,8 +101,8 @@ def compare_config(config, lines, script_list, workdir):
     try:
         def one(script):
             return (script,
-                    normalise(play(mosquitto.port, script.steps)),
-                    normalise(play(fleetmq.port, script.steps)))
+                    normalise(play(mosquitto.port, script.steps, tls_clients)),
+                    normalise(play(fleetmq.port, script.steps, tls_clients)))
         with ThreadPoolExecutor(WORKERS) as pool:
             for script, want, got in pool.map(one, script_list):
                 results.append((f"{config}/{script.name}", want, got))
@@ -129,10 +130,14 @@ def run(out=sys.stdout):
 
     with tempfile.TemporaryDirectory() as workdir:
         for config, (lines, which) in CONFIGS.items():
+            tls_clients = None
             if callable(lines):
                 lines = lines(workdir)
+                if isinstance(lines, tuple):
+                    lines, tls_clients = lines
             names += [f"{config}/{script.name}" for script in lists[which]]
-            for name, want, got in compare_config(config, lines, lists[which], workdir):
+            for name, want, got in compare_config(config, lines, lists[which], workdir,
+                                                  tls_clients):
                 tally(name, want, got)
         # Across a restart of both brokers (persistence true).
         names += [f"persist/{before.name.split('#')[0]}" for before, _ in lists["persist"]]

@@ -26,8 +26,10 @@ class Script:
     def topic(self, suffix="t"):
         return f"{self.key}/{suffix}"
 
-    def open(self, conn="a"):
-        self.steps.append(("open", conn))
+    def open(self, conn="a", cert=None):
+        """A new connection; over TLS (configurations with a PKI) with the
+        named client certificate, or none."""
+        self.steps.append(("open", conn, cert))
         return self
 
     def send(self, data, conn="a"):
@@ -45,9 +47,9 @@ class Script:
         self.steps.append(("close", conn))
         return self
 
-    def connect(self, version, conn="a", **fields):
+    def connect(self, version, conn="a", cert=None, **fields):
         fields.setdefault("client_id", self.id(conn))
-        return self.open(conn).exchange(p.connect(version=version, **fields), conn)
+        return self.open(conn, cert).exchange(p.connect(version=version, **fields), conn)
 
     def alive(self, conn="a"):
         """A PINGREQ: answered while the connection lives."""
