@@ -250,3 +250,59 @@ def size_scripts(counter):
         s.connect(v, will={"topic": s.topic("w"), "payload": b"x" * (SIZE_LIMIT + 1)}).alive()
         out.append(s)
     return out
+
+
+def interrupted_scripts(counter):
+    """QoS 1 and 2 flows broken off at each step by the client's
+    disconnect, then resumed by the same persistent session."""
+    out = []
+    for v in VERSIONS:
+        props = [(0x11, 300)] if v == 5 else None
+
+        def resume(s):
+            return s.connect(v, conn="b", client_id=s.id("a"), clean=False, props=props)
+
+        # Broker to client.
+        for qos, steps in ((1, ("publish",)), (2, ("publish", "pubrec"))):
+            for cut in steps:
+                s = Script(f"interrupted/v{v}/out-q{qos}-after-{cut}", counter())
+                s.connect(v, clean=False, props=props)
+                s.exchange(p.subscribe(1, [(s.topic(), qos)], version=v))
+                s.connect(v, conn="pub")
+                s.exchange(p.publish(s.topic(), b"i", qos, packet_id=3, version=v), "pub")
+                if qos == 2:
+                    s.exchange(p.ack(r.PUBREL, 3, v), "pub")
+                s.read("a")
+                if cut == "pubrec":
+                    s.exchange(p.ack(r.PUBREC, 1, v))
+                s.close("a")
+                resume(s)
+                if qos == 1:
+                    s.exchange(p.ack(r.PUBACK, 1, v), "b")
+                elif cut == "publish":
+                    s.exchange(p.ack(r.PUBREC, 1, v), "b").exchange(p.ack(r.PUBCOMP, 1, v), "b")
+                else:
+                    s.exchange(p.ack(r.PUBCOMP, 1, v), "b")
+                s.alive("b")
+                out.append(s)
+
+        # Client to broker, QoS 2: PUBREL only after reconnecting.
+        s = Script(f"interrupted/v{v}/in-q2-before-pubrel", counter())
+        s.connect(v, conn="w").exchange(p.subscribe(1, [(s.topic(), 0)], version=v), "w")
+        s.connect(v, clean=False, props=props)
+        s.exchange(p.publish(s.topic(), b"q", 2, packet_id=8, version=v)).close("a")
+        resume(s).exchange(p.ack(r.PUBREL, 8, v), "b")
+        # The same packet id again: a new message now.
+        s.exchange(p.publish(s.topic(), b"q2", 2, packet_id=8, version=v), "b")
+        s.exchange(p.ack(r.PUBREL, 8, v), "b").read("w")
+        out.append(s)
+
+        # Client to broker, QoS 2: the PUBLISH resent with DUP after the cut.
+        s = Script(f"interrupted/v{v}/in-q2-resent-with-dup", counter())
+        s.connect(v, conn="w").exchange(p.subscribe(1, [(s.topic(), 0)], version=v), "w")
+        s.connect(v, clean=False, props=props)
+        s.exchange(p.publish(s.topic(), b"d", 2, packet_id=9, version=v)).close("a")
+        resume(s).exchange(p.publish(s.topic(), b"d", 2, packet_id=9, version=v, dup=True), "b")
+        s.exchange(p.ack(r.PUBREL, 9, v), "b").read("w")
+        out.append(s)
+    return out

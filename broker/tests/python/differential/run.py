@@ -48,7 +48,7 @@ def all_scripts():
     for make in (scripts.connect_scripts, scripts.first_packet_scripts,
                  scripts.session_scripts, flows.pubsub_scripts, flows.retained_scripts,
                  flows.will_scripts, flows.subscribe_scripts, flows.publish_error_scripts,
-                 features.feature_scripts):
+                 features.feature_scripts, features.interrupted_scripts):
         general.extend(make(counter))
     return {"all": general, "auth": features.auth_scripts(counter),
             "size": features.size_scripts(counter),
