@@ -403,12 +403,16 @@ fn simulated_identity(
     }
     // The broker admits a username with a password file only when its
     // password verifies; without a file the name is a claim.
-    let password_verified =
-        cert_identity.is_none() && username.is_some() && config.auth.password_file.is_some();
+    // dynsec admits a username it knows only with its password: the same.
+    let password_verified = cert_identity.is_none()
+        && username.is_some()
+        && (config.auth.password_file.is_some() || config.auth.dynsec_file.is_some());
+    let username_from_certificate = cert_identity.is_some() && listener.use_identity_as_username;
     Ok(Identity {
         client_id: Arc::from(client_id.as_str()),
         username,
         password_verified,
+        username_from_certificate,
         fingerprint: cert_identity.as_ref().map(|_| String::new()),
         cert_identity,
         groups,

@@ -11,6 +11,7 @@
 
 mod acl_check;
 mod bad_input;
+mod certificates;
 mod ctrl;
 mod dashboard;
 mod differential;
@@ -91,6 +92,18 @@ impl DynsecBroker {
         dir: tempfile::TempDir,
         file: PathBuf,
     ) -> DynsecBroker {
+        DynsecBroker::start_with(kind, allow_anonymous, dir, file, "")
+    }
+
+    /// Starts `kind` on `file` (kept in `dir`), with `extra` lines (more
+    /// listeners) at the end of its mosquitto.conf.
+    pub fn start_with(
+        kind: Kind,
+        allow_anonymous: bool,
+        dir: tempfile::TempDir,
+        file: PathBuf,
+        extra: &str,
+    ) -> DynsecBroker {
         let port = free_port();
         // Mosquitto started as root drops to its own user, which could
         // neither read nor save the file in the test's directory.
@@ -101,7 +114,7 @@ impl DynsecBroker {
         };
         let conf = format!(
             "{user}log_dest stderr\nlistener {port} 127.0.0.1\nallow_anonymous {allow_anonymous}\n\
-             plugin {PLUGIN}\nplugin_opt_config_file {}\n",
+             plugin {PLUGIN}\nplugin_opt_config_file {}\n{extra}",
             file.display()
         );
         let path = dir.path().join("mosquitto.conf");

@@ -8,7 +8,7 @@
 //!    `use_subject_as_username` the certificate alone authenticates and the
 //!    username comes from it (a sent password is ignored, as in Mosquitto).
 //!    Otherwise a password, if sent, must verify against the password file
-//!    when there is one; and a username that no password verified must be
+//!    when there is one (or dynamic security verified it before); and a username that no password verified must be
 //!    the certificate identity itself: a device may not present another
 //!    device's name (Mosquitto `user` lines and `%u` match the username).
 //! 2. **Password file.** Without a certificate, a username is checked
@@ -86,10 +86,11 @@ pub fn authenticate(
     // and a sent password is ignored (Mosquitto does the same).
     let certificate_names_client = identity.has_certificate()
         && (listener.use_identity_as_username || listener.use_subject_as_username);
-    identity.password_verified = passwords.is_some()
-        && identity.username.is_some()
-        && password.is_some()
-        && !certificate_names_client;
+    identity.password_verified = identity.password_verified
+        || (passwords.is_some()
+            && identity.username.is_some()
+            && password.is_some()
+            && !certificate_names_client);
     if listener.clientid_must_match_identity && identity.principal() != Some(&*identity.client_id) {
         return (AuthOutcome::ClientIdMismatch, None);
     }
@@ -129,17 +130,19 @@ fn check_credentials(
             };
         }
         let username = identity.username.as_deref();
-        let password_verified = match (passwords, username, password) {
-            (Some(_), Some(user), Some(password)) => {
-                if !verified(user, password) {
-                    return AuthOutcome::BadCredentials;
+        // Dynamic security may have verified the username already.
+        let password_verified = identity.password_verified
+            || match (passwords, username, password) {
+                (Some(_), Some(user), Some(password)) => {
+                    if !verified(user, password) {
+                        return AuthOutcome::BadCredentials;
+                    }
+                    true
                 }
-                true
-            }
-            // A password the file cannot check (no username to look up).
-            (Some(_), None, Some(_)) => return AuthOutcome::BadCredentials,
-            _ => false,
-        };
+                // A password the file cannot check (no username to look up).
+                (Some(_), None, Some(_)) => return AuthOutcome::BadCredentials,
+                _ => false,
+            };
         if let Some(user) = username {
             if !password_verified && user != cert_identity {
                 return AuthOutcome::BadCredentials;

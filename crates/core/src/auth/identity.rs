@@ -40,6 +40,9 @@ pub struct Identity {
     /// [`super::authenticate()`] only: a username nobody verified (an
     /// anonymous client's claim) names no one.
     pub password_verified: bool,
+    /// Whether `username` was taken from the certificate
+    /// (`use_identity_as_username` / `use_subject_as_username`).
+    pub username_from_certificate: bool,
 }
 
 impl Identity {
@@ -57,6 +60,8 @@ impl Identity {
         username: Option<&str>,
     ) -> Identity {
         let cert_identity = cert.and_then(|cert| identity_of(cert, listener.identity));
+        let username_from_certificate = cert.is_some()
+            && (listener.use_identity_as_username || listener.use_subject_as_username);
         let username = match cert {
             Some(_) if listener.use_identity_as_username => cert_identity.clone(),
             Some(cert) if listener.use_subject_as_username => Some(cert.subject.clone()),
@@ -77,6 +82,7 @@ impl Identity {
             listener: listener_name,
             fingerprint: cert.map(|cert| cert.fingerprint_sha256.to_ascii_lowercase()),
             password_verified: false,
+            username_from_certificate,
         }
     }
 
@@ -90,6 +96,20 @@ impl Identity {
             (Some(cert_identity), _) => Some(cert_identity),
             (None, Some(username)) if self.password_verified => Some(username),
             _ => None,
+        }
+    }
+
+    /// The name dynamic security knows this client by: a username the
+    /// certificate gave or a password check verified (dynsec's own, or the
+    /// password file's); else, for a certificate client, its certificate
+    /// identity (so a device certificate is a dynsec client of that name,
+    /// and a username it merely claims names no one); else the username
+    /// (of a client dynsec admitted without one it knows: anonymous).
+    pub fn dynsec_name(&self) -> Option<&str> {
+        if self.username_from_certificate || self.password_verified || !self.has_certificate() {
+            self.username.as_deref()
+        } else {
+            self.cert_identity.as_deref()
         }
     }
 

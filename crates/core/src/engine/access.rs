@@ -85,9 +85,10 @@ impl AuthState {
                 crate::router::parse_filter(topic).filter(),
             ),
         };
-        let verdict = dynsec.check(
-            identity.username.as_deref(),
+        let verdict = dynsec.check_units(
+            identity.dynsec_name(),
             &identity.client_id,
+            &identity.groups,
             access,
             topic,
         );

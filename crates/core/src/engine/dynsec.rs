@@ -29,9 +29,10 @@ impl Engine {
             return true;
         };
         let filter = crate::router::parse_filter(filter).filter();
-        let verdict = dynsec.check(
-            identity.username.as_deref(),
+        let verdict = dynsec.check_units(
+            identity.dynsec_name(),
             &identity.client_id,
+            &identity.groups,
             Access::Unsubscribe,
             filter,
         );
@@ -87,8 +88,9 @@ impl Engine {
     /// Drops the subscriptions the clients a change concerns may no longer
     /// hold, so a resumed session does not keep what its roles now deny.
     /// A connected session is judged by its connection's identity, an
-    /// offline one by its owner (a username, or anonymous); sessions of
-    /// certificate clients offline are left alone (no username to judge).
+    /// offline one by its owner (a username, a certificate identity, or
+    /// anonymous); sessions owned by a bare certificate fingerprint are
+    /// left alone (no name dynsec could know).
     fn recheck_subscriptions(&self, kicks: &[Kick]) {
         let Some(dynsec) = self.auth().dynsec.clone() else {
             return;
@@ -100,15 +102,24 @@ impl Engine {
         for session in sessions {
             let denied: Vec<String> = {
                 let state = session.lock();
-                let username: Option<String> = match (state.attachment(), state.owner()) {
-                    (Some(attachment), _) => attachment.identity.username.clone(),
-                    (None, Some(SessionOwner::Username(name))) => Some(name.clone()),
-                    (None, Some(SessionOwner::Anonymous)) => None,
-                    (None, _) => continue,
-                };
+                // Its dynsec name and certificate units (offline: none known).
+                let (username, units): (Option<String>, Vec<String>) =
+                    match (state.attachment(), state.owner()) {
+                        (Some(attachment), _) => (
+                            attachment.identity.dynsec_name().map(str::to_string),
+                            attachment.identity.groups.clone(),
+                        ),
+                        (None, Some(SessionOwner::Username(name)))
+                        | (None, Some(SessionOwner::Certificate(name))) => {
+                            (Some(name.clone()), Vec::new())
+                        }
+                        (None, Some(SessionOwner::Anonymous)) => (None, Vec::new()),
+                        (None, _) => continue,
+                    };
                 let concerned = kicks.iter().any(|kick| match kick {
                     Kick::Username(name) => username.as_deref() == Some(name.as_str()),
                     Kick::Anonymous => username.is_none(),
+                    Kick::Unit(unit) => units.contains(unit),
                 });
                 if !concerned {
                     continue;
@@ -119,9 +130,10 @@ impl Engine {
                     .filter(|filter| {
                         let plain = crate::router::parse_filter(filter).filter();
                         !dynsec
-                            .check(
+                            .check_units(
                                 username.as_deref(),
                                 &session.client_id,
+                                &units,
                                 Access::Subscribe,
                                 plain,
                             )
@@ -168,10 +180,14 @@ impl Engine {
         self.disconnect_where(
             ReasonCode::ADMINISTRATIVE_ACTION,
             |attachment| {
-                let username = attachment.identity.username.as_deref();
+                let identity = &attachment.identity;
+                let username = identity.dynsec_name();
                 kicks.iter().any(|kick| match kick {
                     Kick::Username(name) => username == Some(name.as_str()),
                     Kick::Anonymous => username.is_none(),
+                    Kick::Unit(unit) => {
+                        identity.has_certificate() && identity.groups.contains(unit)
+                    }
                 })
             },
             |session, _| {

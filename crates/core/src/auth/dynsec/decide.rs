@@ -13,10 +13,15 @@
 //!
 //! Pure functions of the state; no locks, no I/O.
 
+use std::ops::Bound;
+
 use super::acl::{covers_filter, matches_topic, AclType};
 use super::links::Links;
 use super::password::DynsecPassword;
 use super::state::Dynsec;
+
+/// Name prefix of the groups bound to a certificate OU (`ou:sensors`).
+pub const UNIT_PREFIX: &str = "ou:";
 
 /// What a client wants to do, in the plugin's four kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +105,25 @@ impl Dynsec {
         }
     }
 
+    /// The dynsec client named by a verified certificate: `Allowed` when
+    /// it exists, is enabled and its client id rule holds (no password:
+    /// the certificate proved who it is), `Refused` otherwise, `Unknown`
+    /// when dynsec has no client of that name.
+    pub fn certificate_login(&self, name: &str, client_id: &str) -> Login {
+        let Some(client) = self.client(name) else {
+            return Login::Unknown;
+        };
+        let wrong_id = client
+            .clientid
+            .as_deref()
+            .is_some_and(|wanted| wanted != client_id);
+        if client.disabled || wrong_id {
+            Login::Refused
+        } else {
+            Login::Allowed
+        }
+    }
+
     /// Whether the client (`username`, `_client_id`) may do `access` on
     /// `topic` (a topic name, or a filter for subscribe and unsubscribe).
     /// The client id is not used by 2.0.11's rules (no `%c`); it is part
@@ -107,21 +131,46 @@ impl Dynsec {
     pub fn check(
         &self,
         username: Option<&str>,
+        client_id: &str,
+        access: Access,
+        topic: &str,
+    ) -> Verdict {
+        self.check_units(username, client_id, &[], access, topic)
+    }
+
+    /// [`Dynsec::check`] for a client whose certificate puts it in
+    /// `units` (its OUs, then configured certificate groups): beyond
+    /// Mosquitto, a dynsec group named `ou:<unit>` applies to every such
+    /// certificate, after the client's own roles and groups; a certificate
+    /// without a dynsec client of its name but in such a group gets that
+    /// group's roles and then the default access (decision 0162).
+    pub fn check_units(
+        &self,
+        username: Option<&str>,
         _client_id: &str,
+        units: &[String],
         access: Access,
         topic: &str,
     ) -> Verdict {
         let decided = match username {
             Some(user) => {
-                let Some(client) = self.client(user) else {
+                let client = self.client(user);
+                if client.is_none() && self.unit_groups(units).next().is_none() {
                     return Verdict::Defer;
-                };
-                self.check_links(&client.roles, access, topic).or_else(|| {
-                    client.groups.iter().find_map(|link| {
-                        let group = self.group(&link.name)?;
-                        self.check_links(&group.roles, access, topic)
+                }
+                client
+                    .and_then(|client| {
+                        self.check_links(&client.roles, access, topic).or_else(|| {
+                            client.groups.iter().find_map(|link| {
+                                let group = self.group(&link.name)?;
+                                self.check_links(&group.roles, access, topic)
+                            })
+                        })
                     })
-                })
+                    .or_else(|| {
+                        self.unit_groups(units)
+                            .find_map(|group| self.check_links(&group.roles, access, topic))
+                    })
             }
             None => self
                 .anonymous_group()
@@ -141,6 +190,22 @@ impl Dynsec {
         } else {
             Verdict::Defer
         }
+    }
+
+    /// The `ou:<unit>` groups of any of `units`, in group name order.
+    fn unit_groups<'a>(
+        &'a self,
+        units: &'a [String],
+    ) -> impl Iterator<Item = &'a super::group::Group> + 'a {
+        let bound = !units.is_empty();
+        self.groups
+            .range::<str, _>((Bound::Included(UNIT_PREFIX), Bound::Unbounded))
+            .take_while(move |(name, _)| bound && name.starts_with(UNIT_PREFIX))
+            .filter(move |(name, _)| {
+                let unit = &name[UNIT_PREFIX.len()..];
+                units.iter().any(|held| held == unit)
+            })
+            .map(|(_, group)| group)
     }
 
     fn check_links(&self, links: &Links, access: Access, topic: &str) -> Option<Verdict> {

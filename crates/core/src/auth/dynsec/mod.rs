@@ -113,6 +113,25 @@ impl DynsecStore {
         self.state.read().login(username, password, client_id)
     }
 
+    /// See [`Dynsec::certificate_login`].
+    pub fn certificate_login(&self, name: &str, client_id: &str) -> Login {
+        self.state.read().certificate_login(name, client_id)
+    }
+
+    /// See [`Dynsec::check_units`].
+    pub fn check_units(
+        &self,
+        username: Option<&str>,
+        client_id: &str,
+        units: &[String],
+        access: Access,
+        topic: &str,
+    ) -> Verdict {
+        self.state
+            .read()
+            .check_units(username, client_id, units, access, topic)
+    }
+
     /// See [`Dynsec::check`].
     pub fn check(
         &self,

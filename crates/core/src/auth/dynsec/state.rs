@@ -21,6 +21,16 @@ pub enum Kick {
     Username(String),
     /// Every connection without a username (anonymous group changes).
     Anonymous,
+    /// Every certificate client in this unit (changes to an `ou:` group,
+    /// decision 0162).
+    Unit(String),
+}
+
+/// The kick for the certificate clients an `ou:` group binds, if it is one.
+fn unit_kick(group: &str) -> Option<Kick> {
+    group
+        .strip_prefix(super::decide::UNIT_PREFIX)
+        .map(|unit| Kick::Unit(unit.to_string()))
 }
 
 /// Why a membership change failed.
@@ -126,6 +136,7 @@ impl Dynsec {
             self.anonymous_group = None;
             kicks.push(Kick::Anonymous);
         }
+        kicks.extend(unit_kick(name));
         Some(kicks)
     }
 
@@ -170,6 +181,7 @@ impl Dynsec {
         if self.anonymous_group.as_deref() == Some(group.groupname.as_str()) {
             kicks.push(Kick::Anonymous);
         }
+        kicks.extend(unit_kick(&group.groupname));
         kicks
     }
 
