@@ -1,5 +1,7 @@
-//! The dashboard's dynamic-security actions (token-guarded like the rest
-//! of the API): `POST /api/dynsec/clients/{username}/disable` and
+//! The dashboard's dynamic-security view and actions (token-guarded like
+//! the rest of the API): `GET /api/dynsec/clients/{username}` (the
+//! client's roles, groups and whether it is disabled, as `getClient`
+//! answers), `POST /api/dynsec/clients/{username}/disable` and
 //! `/enable`. Each runs the same `disableClient` / `enableClient` command
 //! an MQTT admin would send, so the file is saved and the client is
 //! disconnected exactly as then; kicking a connection is
@@ -48,6 +50,31 @@ pub(super) async fn client_action(
             Json(json!({ "username": username, "disabled": action == "disable" })),
         )
             .into_response(),
+        Some(problem) => error(StatusCode::NOT_FOUND, "dynsec", problem),
+    }
+}
+
+/// `GET /api/dynsec/clients/{username}`: the `getClient` answer's client
+/// (username, roles, groups, disabled; never the password hash). 404: no
+/// such dynsec client, or no dynsec.
+pub(super) async fn client(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerAddr>,
+    Path(username): Path<String>,
+) -> Response {
+    let payload = json!({"commands": [{"command": "getClient", "username": username}]}).to_string();
+    let by = format!("dashboard {}", peer.0);
+    let Some(response) = state.broker.dynsec_run(&by, payload.as_bytes()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_dynsec",
+            "dynamic security is not configured (auth.dynsec_file)",
+        );
+    };
+    let mut answer: Value = serde_json::from_str(&response).unwrap_or(Value::Null);
+    let first = answer["responses"][0].take();
+    match first["error"].as_str() {
+        None => (StatusCode::OK, Json(first["data"]["client"].clone())).into_response(),
         Some(problem) => error(StatusCode::NOT_FOUND, "dynsec", problem),
     }
 }

@@ -152,6 +152,7 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
             "/api/clients/{client_id}",
             get(api::client).delete(api::kick),
         )
+        .route("/api/dynsec/clients/{username}", get(dynsec::client))
         .route(
             "/api/dynsec/clients/{username}/{action}",
             post(dynsec::client_action),

@@ -241,6 +241,45 @@ async function fetchDetail() {
   if (id !== state.detailId) return;
   state.detail = response.ok ? await response.json() : null;
   renderDetail();
+  fetchDynsec();
+}
+
+// The dynsec client a device is: its username, else its certificate
+// identity (decision 0162). Hidden where dynsec is off or knows no such
+// client.
+function dynsecName(detail) {
+  return detail ? (detail.username || detail.identity) : null;
+}
+
+async function fetchDynsec() {
+  const name = dynsecName(state.detail);
+  const card = $("dynsec-card");
+  if (!name) { card.hidden = true; return; }
+  const response = await api("/api/dynsec/clients/" + encodeURIComponent(name));
+  if (!state.detail || dynsecName(state.detail) !== name) return;
+  if (!response.ok) { card.hidden = true; return; }
+  const client = await response.json();
+  card.hidden = false;
+  const names = (list, key) => (list || []).map((item) => item[key]).join(", ") || null;
+  dl($("detail-dynsec"), [
+    ["Dynsec client", client.username, "dynsec-name"],
+    ["State", client.disabled ? "disabled (banned)" : "enabled", "dynsec-state"],
+    ["Roles", names(client.roles, "rolename"), "dynsec-roles"],
+    ["Groups", names(client.groups, "groupname"), "dynsec-groups"],
+  ]);
+  $("dynsec-ban").hidden = !!client.disabled;
+  $("dynsec-allow").hidden = !client.disabled;
+}
+
+async function dynsecAction(action) {
+  const name = dynsecName(state.detail);
+  if (!name) return;
+  const response = await api("/api/dynsec/clients/" + encodeURIComponent(name) + "/" + action, { method: "POST" });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    $("detail-status").textContent = "Could not " + action + ": " + (body.message || response.status);
+  }
+  fetchDynsec();
 }
 
 // pairs: [name, value, class of the value, class of a colour swatch]
@@ -491,6 +530,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("detail-close").addEventListener("click", closeDetail);
   $("kick").addEventListener("click", () => { $("kick").hidden = true; $("kick-confirm").hidden = false; });
   $("kick-confirm").addEventListener("click", kick);
+  $("dynsec-ban").addEventListener("click", () => dynsecAction("disable"));
+  $("dynsec-allow").addEventListener("click", () => dynsecAction("enable"));
   window.addEventListener("hashchange", onHashChange);
   loadStatus();
   onHashChange();

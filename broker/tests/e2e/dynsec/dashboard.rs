@@ -73,6 +73,28 @@ fn the_dashboard_disables_and_enables_a_dynsec_client() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(connect(&broker, "dev1", "pw1").1, ReasonCode::SUCCESS);
 
+    // The client as the dashboard shows it: no password hash.
+    let get = |path: &str, token: Option<&str>| {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        let response = request(broker.http_addr(), "GET", path, &headers, "");
+        (response.status, response.body)
+    };
+    assert_eq!(get("/api/dynsec/clients/dev1", None).0, 401);
+    let (status, body) = get("/api/dynsec/clients/dev1", Some(TOKEN));
+    assert_eq!(status, 200, "{body}");
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["username"], "dev1", "{body}");
+    assert!(shown["roles"].is_array(), "{body}");
+    assert!(
+        !body.contains("password") && !body.contains("salt"),
+        "{body}"
+    );
+    assert_eq!(get("/api/dynsec/clients/nobody", Some(TOKEN)).0, 404);
+
     let (status, body) = post(&broker, "/api/dynsec/clients/nobody/disable", Some(TOKEN));
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("Client not found"), "{body}");
