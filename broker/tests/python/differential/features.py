@@ -127,6 +127,45 @@ def feature_scripts(counter):
     s.exchange(p.publish("", b"4", props=[(0x23, 1)], version=5))
     out.append(s)
 
+    # 5.0 properties carried from publisher to subscriber.
+    for name, props in [
+        ("payload-format", [(0x01, 1)]),
+        ("content-type", [(0x03, "application/json")]),
+        ("response-topic", [(0x08, "replies/x")]),
+        ("correlation-data", [(0x09, b"\x00\x01corr")]),
+        ("user-properties", [(0x26, ("a", "1")), (0x26, ("b", "2")), (0x26, ("a", "3"))]),
+        ("all", [(0x01, 1), (0x02, 3600), (0x03, "text/plain"), (0x08, "r/t"),
+                 (0x09, b"c"), (0x26, ("k", "v"))]),
+    ]:
+        s = Script(f"features/v5/forwarded-{name}", counter())
+        s.connect(5).exchange(p.subscribe(1, [(s.topic(), 1)], version=5))
+        s.connect(5, conn="pub").exchange(
+            p.publish(s.topic(), b"{}", 1, packet_id=2, version=5, props=props), "pub")
+        s.read("a").exchange(p.ack(r.PUBACK, 1, 5))
+        out.append(s)
+
+    # A retained message that expires, and one that is kept with its
+    # remaining expiry.
+    s = Script("features/v5/retained-expired", counter())
+    s.connect(5).exchange(p.publish(s.topic(), b"x", 0, True, version=5, props=[(0x02, 1)]))
+    s.steps.append(("sleep", "a", 2.2))
+    s.exchange(p.subscribe(1, [(s.topic(), 0)], version=5))
+    out.append(s)
+    s = Script("features/v5/retained-expiry-kept", counter())
+    s.connect(5).exchange(p.publish(s.topic(), b"x", 0, True, version=5, props=[(0x02, 3600)]))
+    s.exchange(p.subscribe(1, [(s.topic(), 0)], version=5))
+    out.append(s)
+
+    # A will with a message expiry and properties, delivered to a watcher.
+    s = Script("features/v5/will-with-properties", counter())
+    will = {"topic": s.topic("will"), "payload": b"w", "qos": 1,
+            "props": [(0x02, 3600), (0x03, "text/plain"), (0x26, ("why", "gone"))]}
+    s.connect(5, conn="watch").exchange(p.subscribe(1, [(s.topic("will"), 1)], version=5),
+                                        "watch")
+    s.connect(5, will=will).close()
+    s.read("watch")
+    out.append(s)
+
     s = Script("features/v5/will-delay-cancelled-by-return", counter())
     will = {"topic": s.topic("will"), "payload": b"w", "props": [(0x18, 2)]}
     s.connect(5, conn="watch").exchange(p.subscribe(1, [(s.topic("will"), 0)], version=5),

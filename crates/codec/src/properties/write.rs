@@ -175,13 +175,24 @@ fn put_message<S: Sink>(sink: &mut S, p: &PublishProperties) -> Result<(), Encod
     put_users(sink, &p.user_properties)
 }
 
+/// PUBLISH in Mosquitto 2.0's order, so that byte-for-byte comparisons
+/// hold (issue 15): Subscription Identifiers first, the message's own
+/// properties in ascending id order (Mosquitto keeps the publisher's
+/// order; publishers that send them ascending, as client libraries do, get
+/// the same bytes), and the Message Expiry Interval, which the broker
+/// rewrites on the way out, last.
 impl Properties for PublishProperties {
     fn put<S: Sink>(&self, sink: &mut S) -> Result<(), EncodeError> {
-        put_message(sink, self)?;
-        put_u16(sink, TOPIC_ALIAS, self.topic_alias);
         for identifier in &self.subscription_identifiers {
             put_var_int(sink, SUBSCRIPTION_IDENTIFIER, *identifier)?;
         }
+        put_u8(sink, PAYLOAD_FORMAT_INDICATOR, self.payload_format_indicator);
+        put_string(sink, CONTENT_TYPE, &self.content_type)?;
+        put_string(sink, RESPONSE_TOPIC, &self.response_topic)?;
+        put_binary(sink, CORRELATION_DATA, &self.correlation_data)?;
+        put_u16(sink, TOPIC_ALIAS, self.topic_alias);
+        put_users(sink, &self.user_properties)?;
+        put_u32(sink, MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
         Ok(())
     }
 }
