@@ -309,10 +309,16 @@ fn publishes_to_sys_are_refused_and_never_delivered() {
 fn wildcards_in_publish_topics_disconnect() {
     let broker = Broker::start();
     let addr = broker.addr();
+    // Mosquitto says 0x82 Protocol error (docs/mosquitto-differences.md).
+    let reason = if crate::harness::is_mosquitto() {
+        ReasonCode::PROTOCOL_ERROR
+    } else {
+        ReasonCode::TOPIC_NAME_INVALID
+    };
     for topic in ["a/+", "a/#", "+", "#", "a/b+", "a/#/b"] {
         let mut v5 = connect_v5(addr, "wild5");
         v5.send(&publish(topic, b"x").qos(1).packet_id(1).v5(true).build());
-        v5.expect_disconnect(ReasonCode::TOPIC_NAME_INVALID);
+        v5.expect_disconnect(reason);
         let mut v311 = connect_v311(addr, "wild311");
         v311.send(&publish(topic, b"x").build());
         assert!(
@@ -450,6 +456,13 @@ fn topic_aliases_are_bounded() {
 
 #[test]
 fn duplicate_packet_ids_deliver_qos2_exactly_once() {
+    if skip_on_mosquitto(
+        "Mosquitto 2.0.11 closes a 3.1.1 connection (protocol error) that sends a QoS 2 \
+         packet id again without DUP after a DUP copy; MQTT-4.3.3 asks for one more PUBREC \
+         (docs/mosquitto-differences.md)",
+    ) {
+        return;
+    }
     let broker = Broker::start();
     let addr = broker.addr();
     let mut reader = subscriber(addr, "dup-reader", "dup/#", 2);

@@ -89,6 +89,10 @@ _QOS1_RESEND_AFTER_RESTART = (
     "for QoS 2 deliveries only: one write less per QoS 1 delivery), "
     "Mosquitto with DUP; a QoS 1 receiver treats both alike (MQTT 4.3.2: "
     "DUP does not make it a duplicate), and the message still arrives")
+_QOS2_REUSE_AFTER_DUP = (
+    "a QoS 2 packet id sent again without DUP after its DUP copy, before "
+    "PUBREL: fleetmq answers PUBREC again and delivers once (MQTT-4.3.3), "
+    "Mosquitto 2.0.11 closes the connection as a protocol error")
 
 DOCUMENTED = {
     # QoS 1 echo order.
@@ -161,4 +165,5 @@ DOCUMENTED = {
     # name an unknown packet id.
     "limits/interrupted/v5/out-q2-after-*": _ACK_REASONS,
     "limits/interrupted/v5/in-q2-before-pubrel": _ACK_REASONS,
+    "*/publish/v*/qos2-dup-then-new": _QOS2_REUSE_AFTER_DUP,
 }

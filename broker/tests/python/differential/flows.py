@@ -151,6 +151,9 @@ def publish_error_scripts(counter):
             ("reserved-type-0", bytes([0x00, 0])),
             ("length-overlong", bytes([0xC0, 0x80, 0x80, 0x80, 0x80, 0x01])),
             ("qos2-twice", p.publish(f"{k}/a/b", qos=2, packet_id=4, version=v) * 2),
+            ("qos2-dup-then-new", p.publish(f"{k}/a/b", qos=2, packet_id=4, version=v)
+             + p.publish(f"{k}/a/b", qos=2, packet_id=4, version=v, dup=True)
+             + p.publish(f"{k}/a/b", qos=2, packet_id=4, version=v)),
             ("big-payload", p.publish(f"{k}/a/b", b"x" * 5000, version=v)),
         ]
         if v == 5:

@@ -186,7 +186,11 @@ impl Properties for PublishProperties {
         for identifier in &self.subscription_identifiers {
             put_var_int(sink, SUBSCRIPTION_IDENTIFIER, *identifier)?;
         }
-        put_u8(sink, PAYLOAD_FORMAT_INDICATOR, self.payload_format_indicator);
+        put_u8(
+            sink,
+            PAYLOAD_FORMAT_INDICATOR,
+            self.payload_format_indicator,
+        );
         put_string(sink, CONTENT_TYPE, &self.content_type)?;
         put_string(sink, RESPONSE_TOPIC, &self.response_topic)?;
         put_binary(sink, CORRELATION_DATA, &self.correlation_data)?;
