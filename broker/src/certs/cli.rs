@@ -506,6 +506,8 @@ mod tests {
             days_left,
             revoked_at: revoked.then_some(at),
             cert_path: PathBuf::new(),
+            issued_by: None,
+            replaces: None,
         };
         let text = table(&[cert("esp32_long_name", 5, false), cert("b", -1, true)]);
         let lines: Vec<&str> = text.lines().collect();

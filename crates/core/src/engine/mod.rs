@@ -11,6 +11,7 @@ mod disconnect;
 mod dynsec;
 #[cfg(test)]
 mod ownership_tests;
+mod provision;
 mod publish;
 mod restore;
 mod retained;
@@ -73,6 +74,8 @@ pub struct Engine {
     auth: RwLock<Arc<AuthState>>,
     /// Suppression of repeated denial log lines.
     denials: DenialLog,
+    /// The certificate provisioning service, once the broker started one.
+    provision: std::sync::OnceLock<Arc<dyn crate::provision::ProvisionService>>,
 }
 
 /// What [`Engine::attach`] gives a connection that completed CONNECT.
@@ -115,6 +118,7 @@ impl Engine {
             store,
             auth: RwLock::new(Arc::new(auth)),
             denials: DenialLog::default(),
+            provision: std::sync::OnceLock::new(),
         }
     }
 
