@@ -239,8 +239,13 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .filter(|(config, _)| config.provision)
         .map(|(_, name)| Arc::clone(name))
         .collect();
-    crate::provision::start(&broker, provisioning, tls_for_provision, shutdown_rx.clone())
-        .map_err(ServerError::Process)?;
+    crate::provision::start(
+        &broker,
+        provisioning,
+        tls_for_provision,
+        shutdown_rx.clone(),
+    )
+    .map_err(ServerError::Process)?;
     crate::service::log_topic::spawn(Arc::clone(&broker), shutdown_rx.clone());
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
     ready.store(true, Ordering::Release);

@@ -32,6 +32,7 @@
 pub mod audit;
 pub mod audit_target;
 pub mod cli;
+mod cli_provision;
 mod dev;
 mod error;
 mod files;

@@ -58,6 +58,11 @@ impl Pki {
         let mut params =
             profile::device_params(&request.id, request.group.as_deref(), KeyType::EcdsaP256, 1)?;
         params.not_after = params.not_before + Duration::hours(1) + request.validity;
+        // rcgen derives the serial from the public key, and a renewal may
+        // keep its key: without a random serial the renewed certificate
+        // would share the replaced one's serial, and revoking the old
+        // would revoke the new.
+        params.serial_number = Some(random_serial()?);
         let cert = params
             .signed_by(public_key, self.issuer())
             .map_err(CertError::crypto("certificate"))?;
@@ -126,7 +131,11 @@ impl Pki {
     /// recorded, as [`Pki::issue_for_key`] returned it.
     pub fn chain_of(&self, cert: &IssuedCert) -> Result<String, CertError> {
         let path = self.dir().join(&cert.cert_path);
-        Ok(format!("{}{}", files::read_text(&path)?, self.ca_cert_pem()))
+        Ok(format!(
+            "{}{}",
+            files::read_text(&path)?,
+            self.ca_cert_pem()
+        ))
     }
 }
 
@@ -134,4 +143,16 @@ impl Pki {
 /// callers outside `certs` (the provisioning service, approvals).
 pub fn device_name_check(id: &str) -> Result<(), String> {
     profile::check_name("device", id).map_err(|error| error.to_string())
+}
+
+/// 16 random bytes, top bit clear (a positive DER integer).
+fn random_serial() -> Result<rcgen::SerialNumber, CertError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| CertError::Crypto {
+        what: "serial number",
+        source: rcgen::Error::RingUnspecified,
+    })?;
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x01;
+    Ok(rcgen::SerialNumber::from_slice(&bytes))
 }

@@ -87,8 +87,7 @@ impl Approvals {
 
     /// Whether the operator approved `id` for the key `key_sha256`.
     pub fn is_approved(&self, id: &str, key_sha256: &str) -> bool {
-        std::fs::read_to_string(self.approved_path(id))
-            .is_ok_and(|text| text.trim() == key_sha256)
+        std::fs::read_to_string(self.approved_path(id)).is_ok_and(|text| text.trim() == key_sha256)
     }
 
     /// Forgets `id` once its certificate was issued.
@@ -165,7 +164,7 @@ mod tests {
             requested_at: "2026-01-01T00:00:00Z".into(),
         };
         approvals.add(&request).unwrap();
-        assert_eq!(approvals.list().unwrap(), [request.clone()]);
+        assert_eq!(approvals.list().unwrap(), std::slice::from_ref(&request));
         assert!(!approvals.is_approved("esp32_1", "aa"));
         approvals.approve("esp32_1").unwrap();
         assert!(approvals.is_approved("esp32_1", "aa"));

@@ -122,9 +122,8 @@ fn decode(text: &str) -> Result<Vec<u8>, CsrRefusal> {
     let malformed = |detail: &str| (Refusal::MalformedCsr, detail.to_owned());
     let text = text.trim();
     let der = if text.starts_with("-----BEGIN") {
-        let pem = pem_block(text).ok_or_else(|| {
-            malformed("PEM without a CERTIFICATE REQUEST block")
-        })?;
+        let pem =
+            pem_block(text).ok_or_else(|| malformed("PEM without a CERTIFICATE REQUEST block"))?;
         base64::engine::general_purpose::STANDARD
             .decode(pem)
             .map_err(|_| malformed("PEM body is not base64"))?
@@ -173,7 +172,9 @@ mod tests {
         let der = pem_block(&pem).unwrap();
         check(&der, "esp32_1").unwrap();
         let own_san = csr("esp32_1", |p| {
-            p.subject_alt_names = vec![SanType::URI("urn:fleetmq:device:esp32_1".try_into().unwrap())];
+            p.subject_alt_names = vec![SanType::URI(
+                "urn:fleetmq:device:esp32_1".try_into().unwrap(),
+            )];
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         });
         check(&own_san, "esp32_1").unwrap();
@@ -183,11 +184,15 @@ mod tests {
     fn what_a_device_must_not_ask_for_is_refused() {
         let cases: Vec<(String, Refusal)> = vec![
             (
-                csr("esp32_1", |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)),
+                csr("esp32_1", |p| {
+                    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)
+                }),
                 Refusal::ForbiddenRequest,
             ),
             (
-                csr("esp32_1", |p| p.key_usages = vec![KeyUsagePurpose::KeyCertSign]),
+                csr("esp32_1", |p| {
+                    p.key_usages = vec![KeyUsagePurpose::KeyCertSign]
+                }),
                 Refusal::ForbiddenRequest,
             ),
             (
@@ -231,15 +236,11 @@ mod tests {
 
     #[test]
     fn rsa_keys_are_refused() {
-        let key = KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-            .unwrap();
+        let key =
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        let pem = params
-            .serialize_request(&key)
-            .unwrap()
-            .pem()
-            .unwrap();
+        let pem = params.serialize_request(&key).unwrap().pem().unwrap();
         let (reason, _) = check(&pem, "esp32_1").unwrap_err();
         assert_eq!(reason, Refusal::UnsupportedKey);
     }

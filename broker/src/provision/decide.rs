@@ -79,7 +79,10 @@ impl Decider {
                     "Provisioning request of client {client_id} refused ({}): {detail}.",
                     serde_json::to_string(&reason).unwrap_or_default().trim_matches('"'),
                 );
-                (Answer::refused(client_id, reason, detail), Effects::default())
+                (
+                    Answer::refused(client_id, reason, detail),
+                    Effects::default(),
+                )
             }
         }
     }
@@ -92,7 +95,10 @@ impl Decider {
         if !self.listeners.contains(&identity.listener) {
             return Err((
                 Refusal::NotOnThisListener,
-                format!("listener \"{}\" does not serve provisioning", identity.listener),
+                format!(
+                    "listener \"{}\" does not serve provisioning",
+                    identity.listener
+                ),
             ));
         }
         let request: Request = serde_json::from_slice(payload).map_err(|error| {
@@ -119,7 +125,7 @@ impl Decider {
                 "no client certificate: ask with a claim certificate or your own".to_owned(),
             ));
         };
-        let is_claim = identity.groups.iter().any(|g| *g == self.claim_group);
+        let is_claim = identity.groups.contains(&self.claim_group);
         if is_claim {
             self.first_certificate(identity, id, &request, &csr)
         } else {
@@ -144,7 +150,8 @@ impl Decider {
         }
         if let Some(current) = history.last() {
             // The same key asking again: its answer was lost. Send it again.
-            if current.days_left >= 0 && self.pki.public_key_of(current).map_err(internal)? == csr.raw_key
+            if current.days_left >= 0
+                && self.pki.public_key_of(current).map_err(internal)? == csr.raw_key
             {
                 return self.resend(current);
             }
@@ -156,7 +163,10 @@ impl Decider {
         if !policy::id_matches(&self.settings.id_pattern, id) {
             return Err((
                 Refusal::IdNotAllowed,
-                format!("{id} does not match id_pattern {:?}", self.settings.id_pattern),
+                format!(
+                    "{id} does not match id_pattern {:?}",
+                    self.settings.id_pattern
+                ),
             ));
         }
         let issued_by = match self.settings.policy {
@@ -255,7 +265,10 @@ impl Decider {
         if presented.revoked_at.is_some() {
             return Err((
                 Refusal::Revoked,
-                format!("the presented certificate (serial {}) is revoked", presented.serial),
+                format!(
+                    "the presented certificate (serial {}) is revoked",
+                    presented.serial
+                ),
             ));
         }
         let history = self.pki.device_history(id).map_err(internal)?;
@@ -273,7 +286,8 @@ impl Decider {
             ));
         }
         let left = presented.not_after - OffsetDateTime::now_utc();
-        let window = Duration::seconds(i64::try_from(self.settings.renew_before_secs).unwrap_or(i64::MAX));
+        let window =
+            Duration::seconds(i64::try_from(self.settings.renew_before_secs).unwrap_or(i64::MAX));
         if left > window {
             return Err((
                 Refusal::NotDue,
@@ -323,7 +337,8 @@ impl Decider {
         issued_by: &'static str,
         replaces: Option<String>,
     ) -> Result<Answer, (Refusal, String)> {
-        let validity = Duration::seconds(i64::try_from(self.settings.validity_secs).unwrap_or(i64::MAX));
+        let validity =
+            Duration::seconds(i64::try_from(self.settings.validity_secs).unwrap_or(i64::MAX));
         let issued = self
             .pki
             .issue_for_key(

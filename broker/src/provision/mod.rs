@@ -149,7 +149,10 @@ impl Worker {
         })
         .await;
         let Ok((answer, effects)) = decided else {
-            tracing::error!("Provisioning worker failed on a request of {}.", identity.client_id);
+            tracing::error!(
+                "Provisioning worker failed on a request of {}.",
+                identity.client_id
+            );
             return;
         };
         self.answer(&identity.client_id, answer.to_json());
@@ -201,10 +204,9 @@ impl Worker {
     async fn reload_crls(&self) {
         let tls = Arc::clone(&self.tls);
         let broker = Arc::clone(&self.broker);
-        let _ = tokio::task::spawn_blocking(move || {
-            crate::server::reload_tls_listeners(&tls, &broker)
-        })
-        .await;
+        let _ =
+            tokio::task::spawn_blocking(move || crate::server::reload_tls_listeners(&tls, &broker))
+                .await;
     }
 }
 

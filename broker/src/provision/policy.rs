@@ -116,7 +116,10 @@ impl Tokens {
                 file.sync_all()
             })
             .map_err(|error| {
-                internal(format!("cannot record the token as used in {}: {error}", self.used.display()))
+                internal(format!(
+                    "cannot record the token as used in {}: {error}",
+                    self.used.display()
+                ))
             })
     }
 }
@@ -165,10 +168,22 @@ mod tests {
             file,
             used: dir.path().join("state/used-tokens"),
         };
-        assert_eq!(again.consume(Some("T1"), "esp32_9").unwrap_err().0, Refusal::TokenUsed);
-        assert_eq!(again.consume(Some("T2"), "esp32_1").unwrap_err().0, Refusal::TokenInvalid);
-        assert_eq!(again.consume(Some("T3"), "esp32_1").unwrap_err().0, Refusal::TokenInvalid);
-        assert_eq!(again.consume(None, "esp32_1").unwrap_err().0, Refusal::TokenInvalid);
+        assert_eq!(
+            again.consume(Some("T1"), "esp32_9").unwrap_err().0,
+            Refusal::TokenUsed
+        );
+        assert_eq!(
+            again.consume(Some("T2"), "esp32_1").unwrap_err().0,
+            Refusal::TokenInvalid
+        );
+        assert_eq!(
+            again.consume(Some("T3"), "esp32_1").unwrap_err().0,
+            Refusal::TokenInvalid
+        );
+        assert_eq!(
+            again.consume(None, "esp32_1").unwrap_err().0,
+            Refusal::TokenInvalid
+        );
         again.consume(Some("T2"), "esp32_2").unwrap();
         let record = std::fs::read_to_string(dir.path().join("state/used-tokens")).unwrap();
         assert!(!record.contains("T1"), "only hashes are kept: {record}");

@@ -44,11 +44,7 @@ pub fn response_topic(client_id: &str) -> String {
 
 /// Whether `identity` presented a claim certificate.
 pub fn is_claim(config: &Config, identity: &Identity) -> bool {
-    identity.fingerprint.is_some()
-        && identity
-            .groups
-            .iter()
-            .any(|group| *group == config.provision.claim_group)
+    identity.fingerprint.is_some() && identity.groups.contains(&config.provision.claim_group)
 }
 
 /// The provisioning rules that come before the ACL: `Some(allowed)` when
@@ -65,10 +61,7 @@ pub fn access(
             .is_some_and(|id| id == &*identity.client_id);
         return Some(match action {
             Action::Subscribe | Action::Receive if own_response => (true, ""),
-            Action::Publish => (
-                false,
-                "provisioning topics are answered by the broker only",
-            ),
+            Action::Publish => (false, "provisioning topics are answered by the broker only"),
             _ => (false, "another device's provisioning topic"),
         });
     }
@@ -151,8 +144,13 @@ mod tests {
         let device = identity("esp32_1", &["lab"]);
         assert!(access(&config, &device, Action::Publish, "/this/test/esp32_1").is_none());
         assert_eq!(
-            access(&config, &device, Action::Subscribe, &response_topic("esp32_1"))
-                .map(|d| d.0),
+            access(
+                &config,
+                &device,
+                Action::Subscribe,
+                &response_topic("esp32_1")
+            )
+            .map(|d| d.0),
             Some(true)
         );
         let mut no_cert = identity("x", &["fleetmq-claim"]);

@@ -1,0 +1,157 @@
+//! A simulated device of the provisioning tests: it makes its own P-256
+//! key (never sent anywhere), asks over real mutual TLS with the claim
+//! certificate (or its own), keeps the answer as files and connects with
+//! them. The broker, TLS and MQTT are real; only the device's key and
+//! CSR come from rcgen instead of mbedTLS.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+
+use crate::harness::pki::Issued;
+use crate::harness::tls::{self, client_config, ANY_VERSION};
+use crate::harness::{ConnectBuilder, RawClient, WAIT};
+
+/// One device and its folder (key, certificate).
+pub struct Device {
+    pub id: String,
+    pub key: KeyPair,
+    pub dir: PathBuf,
+}
+
+impl Device {
+    pub fn new(root: &Path, id: &str) -> Device {
+        let dir = root.join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key_path = dir.join("device.key");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key_path)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, key.serialize_pem().as_bytes())
+            })
+            .unwrap();
+        Device {
+            id: id.to_owned(),
+            key,
+            dir,
+        }
+    }
+
+    /// A CSR for this device's key: CN = id, nothing else, unless `edit`
+    /// asks for more.
+    pub fn csr_with(&self, edit: impl FnOnce(&mut CertificateParams)) -> String {
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, self.id.as_str());
+        params.distinguished_name = name;
+        edit(&mut params);
+        params.serialize_request(&self.key).unwrap().pem().unwrap()
+    }
+
+    pub fn csr(&self) -> String {
+        self.csr_with(|_| {})
+    }
+
+    /// The device's own identity files, once it has a certificate.
+    pub fn own(&self) -> Issued {
+        let cert = self.dir.join("device.crt");
+        Issued {
+            der: Vec::new(),
+            serial: Vec::new(),
+            key: self.dir.join("device.key"),
+            cert,
+        }
+    }
+
+    /// The chain last issued (leaf then CA), as received.
+    pub fn chain_path(&self) -> PathBuf {
+        self.dir.join("chain.pem")
+    }
+
+    /// Keeps an issued chain: the leaf as the device's certificate.
+    pub fn store(&self, chain: &str) {
+        std::fs::write(self.chain_path(), chain).unwrap();
+        let leaf_end = chain
+            .find("-----END CERTIFICATE-----")
+            .map(|at| at + "-----END CERTIFICATE-----\n".len())
+            .unwrap();
+        std::fs::write(
+            self.dir.join("device.crt"),
+            &chain[..leaf_end.min(chain.len())],
+        )
+        .unwrap();
+    }
+}
+
+/// Connects over mutual TLS as `client_id` with `identity` (3.1.1 or 5.0).
+pub fn connect(
+    addr: SocketAddr,
+    ca: &Path,
+    identity: &Issued,
+    client_id: &str,
+    v5: bool,
+) -> std::io::Result<RawClient> {
+    let transport = tls::connect(addr, client_config(ca, Some(identity), ANY_VERSION))?;
+    let mut client = RawClient::over(transport);
+    let connect = if v5 {
+        ConnectBuilder::v5(client_id)
+    } else {
+        ConnectBuilder::v311(client_id)
+    };
+    client.send_connect(&connect);
+    match client.recv_packet(WAIT) {
+        Some(fleetmq_codec::Packet::ConnAck(ack)) if !ack.reason.is_error() => Ok(client),
+        other => Err(std::io::Error::other(format!(
+            "no CONNACK accepted: {other:?}"
+        ))),
+    }
+}
+
+/// Sends one request on an open connection and returns the answer.
+pub fn ask(
+    client: &mut RawClient,
+    client_id: &str,
+    request: &serde_json::Value,
+) -> serde_json::Value {
+    let response = format!("$fleetmq/provision/{client_id}/response");
+    let reasons = client.subscribe(1, &response, 1);
+    assert!(
+        !reasons[0].is_error(),
+        "subscribe to {response}: {reasons:?}"
+    );
+    let request_topic = format!("$fleetmq/provision/{client_id}/request");
+    client.publish(&request_topic, request.to_string().as_bytes(), 1, false);
+    let answer = client.expect_app_publish();
+    assert_eq!(&*answer.topic, response.as_str());
+    serde_json::from_slice(&answer.payload).unwrap()
+}
+
+/// `{"device_id", "csr", "token"?}`.
+pub fn request(id: &str, csr: &str, token: Option<&str>) -> serde_json::Value {
+    let mut request = serde_json::json!({ "device_id": id, "csr": csr });
+    if let Some(token) = token {
+        request["token"] = token.into();
+    }
+    request
+}
+
+/// `openssl verify` of an issued chain against the CA, for a TLS client.
+pub fn openssl_verify(ca: &Path, chain: &Path) -> (bool, String) {
+    let output = Command::new("/usr/bin/openssl")
+        .args(["verify", "-purpose", "sslclient", "-CAfile"])
+        .arg(ca)
+        .arg(chain)
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
