@@ -171,6 +171,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Arc::clone(&registry),
         &labels,
     )?);
+    let provision_metrics = Arc::clone(&metrics);
     crate::observe::spawn_watcher(
         Arc::clone(&broker),
         Arc::clone(&registry),
@@ -243,6 +244,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         &broker,
         provisioning,
         tls_for_provision,
+        &provision_metrics,
         shutdown_rx.clone(),
     )
     .map_err(ServerError::Process)?;

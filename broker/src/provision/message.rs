@@ -89,6 +89,18 @@ impl Answer {
         }
     }
 
+    /// The metrics label: `issued`, `pending`, or the refusal reason.
+    pub fn outcome(&self) -> String {
+        match self {
+            Answer::Issued { .. } => "issued".to_owned(),
+            Answer::Pending { .. } => "pending".to_owned(),
+            Answer::Refused { reason, .. } => serde_json::to_string(reason)
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned(),
+        }
+    }
+
     /// The JSON document.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{\"status\":\"refused\"}".to_owned())

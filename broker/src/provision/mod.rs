@@ -9,6 +9,7 @@
 //! - [`policy`]: id pattern, allow-list, one-time tokens (used ones kept on disk).
 //! - [`approvals`]: requests waiting for an operator, as files.
 //! - [`decide`]: one request to one answer, signing through `certs::Pki`.
+//! - [`gauges`]: certificates by state, expiring soon, pending approvals.
 //!
 //! This module owns the worker task: connections only queue requests
 //! (`fleetmq_core::provision::ProvisionService`); the worker decides them
@@ -21,6 +22,7 @@
 pub mod approvals;
 pub mod csr;
 pub mod decide;
+pub mod gauges;
 pub mod message;
 pub mod policy;
 
@@ -42,6 +44,9 @@ use decide::{Decider, Effects};
 /// asks again) rather than letting a burst hold memory.
 const QUEUE: usize = 256;
 
+/// How often the certificate gauges are recomputed from the index.
+const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What connections hand requests to.
 #[derive(Debug)]
 struct Queue {
@@ -61,6 +66,7 @@ pub fn start(
     broker: &Arc<Engine>,
     provisioning: HashSet<Arc<str>>,
     tls: Vec<Arc<TlsListener>>,
+    metrics: &crate::observe::Metrics,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     if !broker.config.provision.enabled {
@@ -68,6 +74,8 @@ pub fn start(
     }
     let decider = Arc::new(Decider::open(&broker.config, provisioning)?);
     let watching = awaiting_first_use(&decider);
+    let gauges =
+        gauges::Gauges::new(metrics).map_err(|error| format!("provisioning metrics: {error}"))?;
     let (sender, requests) = mpsc::channel(QUEUE);
     broker.set_provision_service(Arc::new(Queue { sender }));
     let events = broker.events.subscribe();
@@ -82,6 +90,7 @@ pub fn start(
             decider,
             tls: Arc::new(tls),
             watching,
+            gauges,
         }
         .run(requests, events, shutdown),
     );
@@ -96,6 +105,8 @@ struct Worker {
     /// Renewed certificates not yet presented (fingerprint), with the
     /// serial each replaces: revoked when the new one is first used.
     watching: HashMap<String, String>,
+    /// Certificate and provisioning metrics.
+    gauges: gauges::Gauges,
 }
 
 impl Worker {
@@ -105,8 +116,10 @@ impl Worker {
         mut events: broadcast::Receiver<Event>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let mut refresh = tokio::time::interval(GAUGE_INTERVAL);
         loop {
             tokio::select! {
+                _ = refresh.tick() => self.refresh_gauges().await,
                 request = requests.recv() => {
                     let Some(request) = request else { return };
                     self.handle(request).await;
@@ -155,8 +168,10 @@ impl Worker {
             );
             return;
         };
+        self.gauges.answered(&answer.outcome());
         self.answer(&identity.client_id, answer.to_json());
         self.apply(effects).await;
+        self.refresh_gauges().await;
     }
 
     fn answer(&self, client_id: &str, json: String) {
@@ -198,6 +213,24 @@ impl Worker {
             }
             Ok(Err(error)) => tracing::error!("Cannot revoke a replaced certificate: {error}."),
             Err(error) => tracing::error!("Cannot revoke a replaced certificate: {error}."),
+        }
+    }
+
+    async fn refresh_gauges(&self) {
+        let decider = Arc::clone(&self.decider);
+        let read = tokio::task::spawn_blocking(move || {
+            let certs = decider.pki.list().map_err(|error| error.to_string())?;
+            let pending = decider.approvals.list()?.len();
+            Ok::<_, String>((certs, pending))
+        })
+        .await;
+        match read {
+            Ok(Ok((certs, pending))) => {
+                self.gauges
+                    .refresh(&certs, pending, time::OffsetDateTime::now_utc())
+            }
+            Ok(Err(error)) => tracing::warn!("Certificate metrics not updated: {error}."),
+            Err(error) => tracing::warn!("Certificate metrics not updated: {error}."),
         }
     }
 

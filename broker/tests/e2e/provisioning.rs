@@ -208,6 +208,17 @@ fn fifty_devices_provision_themselves_and_connect_with_their_own_certificates() 
         assert!(ok, "{}: {text}", device.id);
     }
     assert_eq!(lab.issued_count(), FLEET);
+    let metrics = crate::harness::web::get(broker.http_addr(), "/metrics", None).body;
+    for line in [
+        format!("fleetmq_certificates{{state=\"valid\"}} {}", FLEET + 1),
+        format!("fleetmq_provision_answers_total{{outcome=\"issued\"}} {FLEET}"),
+        "fleetmq_certificates_expiring{within=\"7d\"} 0".to_owned(),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
     let pem = std::fs::read_to_string(devices[0].own().cert).unwrap();
     let issued = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap().1;
     let cert = issued.parse_x509().unwrap();
@@ -523,7 +534,24 @@ fn tokens_work_once_even_across_a_restart_and_approval_waits_for_an_operator() {
         answer["status"], "pending",
         "another key is not approved: {answer}"
     );
-    certs_ok(&lab.root, &["approve", "--data-dir", data_dir, "esp32_D"]);
+    // The dashboard's API approves the same way.
+    let http = approval.http_addr();
+    let listed = crate::harness::web::get(http, "/api/provision/pending", None);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(
+        listed.json()["pending"][0]["device_id"],
+        "esp32_D",
+        "{}",
+        listed.body
+    );
+    let approved = crate::harness::web::request(
+        http,
+        "POST",
+        "/api/provision/pending/esp32_D/approve",
+        &[],
+        "",
+    );
+    assert_eq!(approved.status, 200, "{}", approved.body);
     let answer = claim_ask(
         &lab,
         &approval,
