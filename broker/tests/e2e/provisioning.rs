@@ -389,8 +389,22 @@ fn renewal_revokes_the_old_certificate_once_the_new_one_is_used_and_revocation_b
         ),
         "not-due",
     );
-    // Due after a few seconds: a new certificate, same key or new.
+    // Due after a few seconds, as the firmware's threshold tells too.
+    let pem = std::fs::read_to_string(&old.cert).unwrap();
+    let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let ends = fleetmq_firmware::provision::renewal::not_after(&der).unwrap();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    assert!(!fleetmq_firmware::provision::renewal::due(ends, now(), 55));
     thread::sleep(Duration::from_secs(6));
+    assert!(fleetmq_firmware::provision::renewal::due(ends, now(), 55));
     let answer = ask(
         &mut own,
         &device.id,

@@ -1,14 +1,17 @@
 //! A simulated device of the provisioning tests: it makes its own P-256
 //! key (never sent anywhere), asks over real mutual TLS with the claim
 //! certificate (or its own), keeps the answer as files and connects with
-//! them. The broker, TLS and MQTT are real; only the device's key and
-//! CSR come from rcgen instead of mbedTLS.
+//! them. The broker, TLS and MQTT are real; the CSR, the request document
+//! and the reading of the answer are the firmware crate's
+//! (`fleetmq_firmware::provision`); only the key is rcgen's (aws-lc-rs)
+//! instead of mbedTLS's.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fleetmq_firmware::provision::message::Answer;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
 use crate::harness::pki::Issued;
@@ -56,8 +59,11 @@ impl Device {
         params.serialize_request(&self.key).unwrap().pem().unwrap()
     }
 
+    /// The CSR the firmware builds for this device's key.
     pub fn csr(&self) -> String {
-        self.csr_with(|_| {})
+        let der =
+            fleetmq_firmware::provision::csr::build(&self.id, &mut HostKey(&self.key)).unwrap();
+        fleetmq_firmware::provision::csr::pem(&der)
     }
 
     /// The device's own identity files, once it has a certificate.
@@ -131,16 +137,27 @@ pub fn ask(
     client.publish(&request_topic, request.to_string().as_bytes(), 1, false);
     let answer = client.expect_app_publish();
     assert_eq!(&*answer.topic, response.as_str());
-    serde_json::from_slice(&answer.payload).unwrap()
+    // The firmware reads what the device needs from the same bytes.
+    let read = fleetmq_firmware::provision::message::answer(&answer.payload);
+    let json: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    match (&read, json["status"].as_str()) {
+        (Some(Answer::Issued { chain }), Some("issued")) => {
+            assert_eq!(Some(chain.as_str()), json["chain"].as_str())
+        }
+        (Some(Answer::Pending), Some("pending")) => {}
+        (Some(Answer::Refused { reason, .. }), Some("refused")) => {
+            assert_eq!(Some(reason.as_str()), json["reason"].as_str())
+        }
+        other => panic!("the firmware read {other:?} from {json}"),
+    }
+    json
 }
 
 /// `{"device_id", "csr", "token"?}`.
+/// The request document as the firmware writes it.
 pub fn request(id: &str, csr: &str, token: Option<&str>) -> serde_json::Value {
-    let mut request = serde_json::json!({ "device_id": id, "csr": csr });
-    if let Some(token) = token {
-        request["token"] = token.into();
-    }
-    request
+    let text = fleetmq_firmware::provision::message::request(id, csr, token);
+    serde_json::from_str(&text).unwrap()
 }
 
 /// `openssl verify` of an issued chain against the CA, for a TLS client.
@@ -154,4 +171,19 @@ pub fn openssl_verify(ca: &Path, chain: &Path) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
     (output.status.success(), text)
+}
+
+/// The device's key as the firmware's signer.
+struct HostKey<'a>(&'a KeyPair);
+
+impl fleetmq_firmware::provision::csr::CsrSigner for HostKey<'_> {
+    type Error = rcgen::Error;
+    fn public_key(&self) -> [u8; 65] {
+        use rcgen::PublicKeyData;
+        self.0.der_bytes().try_into().unwrap()
+    }
+    fn sign_der(&mut self, message: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        use rcgen::SigningKey;
+        self.0.sign(message)
+    }
 }
