@@ -80,3 +80,54 @@ pub(super) fn validate_provision(config: &Config, errors: &mut Vec<ValidationErr
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::config::{ListenerConfig, ProvisionPolicy, TlsConfig};
+
+    fn keys(config: &Config) -> Vec<String> {
+        let mut errors = Vec::new();
+        validate_provision(config, &mut errors);
+        errors.into_iter().map(|error| error.key).collect()
+    }
+
+    #[test]
+    fn a_provisioning_listener_needs_the_service_tls_and_no_mount_point() {
+        let mut config = Config::default();
+        config.listeners = vec![ListenerConfig {
+            provision: true,
+            mount_point: Some("lab/".into()),
+            ..ListenerConfig::default()
+        }];
+        assert_eq!(
+            keys(&config),
+            [
+                "listener[0].provision",
+                "listener[0].provision",
+                "listener[0].provision"
+            ]
+        );
+        config.provision.enabled = true;
+        config.listeners[0].mount_point = None;
+        config.listeners[0].tls = Some(TlsConfig::default());
+        assert!(keys(&config).is_empty(), "{:?}", keys(&config));
+    }
+
+    #[test]
+    fn policies_need_their_files_and_windows_must_fit() {
+        let mut config = Config::default();
+        config.provision.enabled = true;
+        config.provision.policy = ProvisionPolicy::Token;
+        config.provision.renew_before_secs = config.provision.validity_secs;
+        assert_eq!(
+            keys(&config),
+            ["provision.renew_before_secs", "provision.tokens_file"]
+        );
+        config.provision.policy = ProvisionPolicy::AllowList;
+        config.provision.renew_before_secs = 1;
+        assert_eq!(keys(&config), ["provision.allow_list"]);
+    }
+}
