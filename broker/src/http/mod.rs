@@ -158,6 +158,7 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
             post(dynsec::client_action),
         )
         .route("/api/provision/pending", get(provision::pending))
+        .route("/api/provision/certificates", get(provision::certificates))
         .route(
             "/api/provision/pending/{id}/{action}",
             post(provision::decide),

@@ -1,6 +1,9 @@
-//! The dashboard's side of provisioning approvals (token-guarded like the
-//! rest of the API): `GET /api/provision/pending` lists the requests that
-//! wait, `POST /api/provision/pending/{id}/approve` and `/deny` decide one.
+//! The dashboard's side of provisioning (token-guarded like the rest of
+//! the API): `GET /api/provision/pending` lists the requests that wait,
+//! `POST /api/provision/pending/{id}/approve` and `/deny` decide one,
+//! `GET /api/provision/certificates` is every device certificate of the
+//! lab PKI index (how it was issued, when it ends, revoked, what it
+//! replaces): the per-device certificate state.
 //! The same files as `fleetmq certs pending|approve|deny`
 //! (`provision::approvals`), read and written off the async threads.
 
@@ -75,6 +78,53 @@ pub(super) async fn decide(
                 .into_response()
         }
         Ok(Err(problem)) => error(StatusCode::NOT_FOUND, "not_pending", &problem),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "provision",
+            "worker failed",
+        ),
+    }
+}
+
+/// `GET /api/provision/certificates`: `{"certificates": [...]}`, oldest
+/// first; 404 when the PKI folder has no CA.
+pub(super) async fn certificates(State(state): State<AppState>) -> Response {
+    let config = &state.broker.config;
+    let dir = config
+        .provision
+        .pki_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("pki"));
+    let listed = tokio::task::spawn_blocking(move || {
+        crate::certs::Pki::open(&dir).and_then(|pki| pki.list())
+    })
+    .await;
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match listed {
+        Ok(Ok(certs)) => {
+            let rows: Vec<_> = certs
+                .iter()
+                .filter(|cert| cert.kind == crate::certs::CertKind::Device)
+                .map(|cert| {
+                    json!({
+                        "id": cert.id,
+                        "group": cert.group,
+                        "serial": cert.serial,
+                        "issued_by": cert.issued_by.as_deref().unwrap_or("cli"),
+                        "issued_at": rfc3339(cert.issued_at),
+                        "not_after": rfc3339(cert.not_after),
+                        "days_left": cert.days_left,
+                        "revoked_at": cert.revoked_at.map(rfc3339),
+                        "replaces": cert.replaces,
+                    })
+                })
+                .collect();
+            Json(json!({ "certificates": rows })).into_response()
+        }
+        Ok(Err(problem)) => error(StatusCode::NOT_FOUND, "no_pki", &problem.to_string()),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "provision",

@@ -575,4 +575,14 @@ fn tokens_work_once_even_across_a_restart_and_approval_waits_for_an_operator() {
     assert_eq!(answer["status"], "issued", "{answer}");
     let listed = certs_ok(&lab.root, &["pending", "--data-dir", data_dir]);
     assert!(listed.contains("no provisioning request"), "{listed}");
+    // Per-device certificate state for the dashboard.
+    let certs = crate::harness::web::get(http, "/api/provision/certificates", None).json();
+    let d = certs["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cert| cert["id"] == "esp32_D")
+        .unwrap_or_else(|| panic!("{certs}"));
+    assert_eq!(d["issued_by"], "approval", "{certs}");
+    assert!(d["revoked_at"].is_null(), "{certs}");
 }
