@@ -96,12 +96,14 @@ mod tests {
 
     #[test]
     fn a_provisioning_listener_needs_the_service_tls_and_no_mount_point() {
-        let mut config = Config::default();
-        config.listeners = vec![ListenerConfig {
-            provision: true,
-            mount_point: Some("lab/".into()),
-            ..ListenerConfig::default()
-        }];
+        let mut config = Config {
+            listeners: vec![ListenerConfig {
+                provision: true,
+                mount_point: Some("lab/".into()),
+                ..ListenerConfig::default()
+            }],
+            ..Config::default()
+        };
         assert_eq!(
             keys(&config),
             [
