@@ -347,6 +347,21 @@ fn refusals_issue_nothing_and_affect_nobody() {
     ] {
         assert!(claim.subscribe(2, filter, 0)[0].is_error(), "{filter}");
     }
+    // Nor through its will.
+    let willing = device::connect_with(
+        broker.addr_of("prov"),
+        &lab.ca(),
+        &lab.claim,
+        crate::harness::ConnectBuilder::v311("esp32_WILL").will(
+            "/this/test/esp32_WILL",
+            b"bye",
+            0,
+            false,
+        ),
+    )
+    .unwrap();
+    willing.drop_connection();
+    broker.assert_log("Denied publish on '/this/test/esp32_WILL'", WAIT);
     // The bystander saw none of it and still works.
     assert!(bystander.expect_silence(Duration::from_millis(300)).is_ok());
     bystander.publish("/this/test/esp32_GOOD", b"still here", 0, false);

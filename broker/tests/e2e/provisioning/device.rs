@@ -105,13 +105,23 @@ pub fn connect(
     client_id: &str,
     v5: bool,
 ) -> std::io::Result<RawClient> {
-    let transport = tls::connect(addr, client_config(ca, Some(identity), ANY_VERSION))?;
-    let mut client = RawClient::over(transport);
     let connect = if v5 {
         ConnectBuilder::v5(client_id)
     } else {
         ConnectBuilder::v311(client_id)
     };
+    connect_with(addr, ca, identity, connect)
+}
+
+/// Connects over mutual TLS with `connect` as the CONNECT.
+pub fn connect_with(
+    addr: SocketAddr,
+    ca: &Path,
+    identity: &Issued,
+    connect: ConnectBuilder,
+) -> std::io::Result<RawClient> {
+    let transport = tls::connect(addr, client_config(ca, Some(identity), ANY_VERSION))?;
+    let mut client = RawClient::over(transport);
     client.send_connect(&connect);
     match client.recv_packet(WAIT) {
         Some(fleetmq_codec::Packet::ConnAck(ack)) if !ack.reason.is_error() => Ok(client),
