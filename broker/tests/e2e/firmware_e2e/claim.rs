@@ -63,7 +63,8 @@ fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
     let broker = Broker::start_with_listeners(
         &[ListenerSpec::tls("tls", &tls).with_settings("provision = true")],
         &format!(
-            "[provision]\nenabled = true\npki_dir = \"{dir}\"\npolicy = \"pattern\"\nid_pattern = \"esp32_*\"\n"
+            "[provision]\nenabled = true\npki_dir = \"{dir}\"\npolicy = \"pattern\"\nid_pattern = \"esp32_*\"\n\
+             validity_secs = 60\nrenew_before_secs = 58\n"
         ),
     );
     let mut watcher = RawClient::connect_v311(broker.addr(), "watcher", true).0;
@@ -91,6 +92,7 @@ fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
     let devices = DEVICES.to_string();
     let flash_arg = flash.to_str().unwrap();
 
+    let issued_at = Instant::now();
     let mut first = sim(
         &config,
         &["--devices", &devices, "--claim-state", flash_arg],
@@ -119,15 +121,52 @@ fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
     assert_eq!(issued, DEVICES, "{}", broker.logs());
 
     // Started again: the kept key and certificate, nothing asked.
-    let second = sim(
+    let mut second = sim(
         &config,
-        &["--devices", &devices, "--claim-state", flash_arg],
+        &[
+            "--devices",
+            &devices,
+            "--claim-state",
+            flash_arg,
+            "--renew-before-secs",
+            "0",
+        ],
     );
     let seen = connected(&mut watcher, DEVICES);
     assert_eq!(seen.len(), DEVICES, "{seen:?}\n{}", second.text());
     second.expect("PROV using the stored certificate");
+    second.kill();
     assert_eq!(
         broker.count_log_lines(&["Issued certificate", "(claim)"]),
+        DEVICES
+    );
+
+    // Within the renewal window (58 of 60 s left): each device renews with
+    // its own certificate at start, and the replaced one is revoked once
+    // the new one is used.
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(issued_at.elapsed()));
+    let third = sim(
+        &config,
+        &[
+            "--devices",
+            &devices,
+            "--claim-state",
+            flash_arg,
+            "--renew-before-secs",
+            "58",
+        ],
+    );
+    let seen = connected(&mut watcher, DEVICES);
+    assert_eq!(seen.len(), DEVICES, "{seen:?}\n{}", third.text());
+    third.expect("PROV certificate renewed");
+    assert_eq!(
+        broker.wait_for_log_lines(&["its renewal was first used"], DEVICES, WAIT),
+        DEVICES,
+        "{}",
+        broker.logs()
+    );
+    assert_eq!(
+        broker.count_log_lines(&["Issued certificate", "(renewal)"]),
         DEVICES
     );
 }

@@ -62,7 +62,10 @@ fn main() -> ExitCode {
     match simulate(
         devices,
         Duration::from_millis(options.sign_delay_ms),
-        options.claim_state.clone(),
+        options.claim_state.clone().map(|dir| claim::ClaimState {
+            dir,
+            renew_before_secs: options.renew_before_secs,
+        }),
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -112,7 +115,7 @@ fn prepare(options: &Options) -> Result<Vec<(Device, Mac)>, String> {
 fn simulate(
     devices: Vec<(Device, Mac)>,
     sign_delay: Duration,
-    claim_state: Option<std::path::PathBuf>,
+    claim_state: Option<claim::ClaimState>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -144,8 +147,9 @@ fn simulate(
                 sign_delay,
             };
             let device = match &claim_state {
-                Some(dir) => {
-                    match claim::own_identity(&mut net, clock, &log, device, mac, tls, dir).await {
+                Some(state) => {
+                    match claim::own_identity(&mut net, clock, &log, device, mac, tls, state).await
+                    {
                         Ok(device) => device,
                         Err(message) => {
                             log.line(&format!("PROV gave up: {message}"));
