@@ -150,7 +150,7 @@ impl Decider {
         }
         if let Some(current) = history.last() {
             // The same key asking again: its answer was lost. Send it again.
-            if current.days_left >= 0
+            if current.not_after > OffsetDateTime::now_utc()
                 && self.pki.public_key_of(current).map_err(internal)? == csr.raw_key
             {
                 return self.resend(current);
