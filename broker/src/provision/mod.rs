@@ -22,6 +22,8 @@
 pub mod approvals;
 pub mod csr;
 pub mod decide;
+#[cfg(test)]
+mod decide_tests;
 pub mod gauges;
 pub mod message;
 pub mod policy;
