@@ -106,7 +106,7 @@ fn claim_then_renewal_then_revocation() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let (answer, effects) = decider.decide(&own, &request("esp32_1", &key(), None));
     assert!(matches!(answer, Answer::Issued { .. }), "{answer:?}");
-    assert_eq!(effects.revoked, [serial.clone()]);
+    assert_eq!(effects.revoked, std::slice::from_ref(&serial));
     let history = decider.pki.device_history("esp32_1").unwrap();
     assert_eq!(history[1].replaces.as_deref(), Some(serial.as_str()));
     assert_ne!(history[1].serial, serial);
