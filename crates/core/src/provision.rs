@@ -47,6 +47,23 @@ pub fn is_claim(config: &Config, identity: &Identity) -> bool {
     identity.fingerprint.is_some() && identity.groups.contains(&config.provision.claim_group)
 }
 
+/// Whether `identity` may take over a session whose attached connection
+/// is `attached`, though the session's owner differs: a device's own
+/// certificate (identity = client id) replacing the connection its claim
+/// certificate opened to provision itself, which may not have closed yet
+/// when the device reconnects (decision 0150). The claim session is then
+/// discarded, never resumed.
+pub fn replaces_claim_session(
+    config: &Config,
+    attached: Option<&Identity>,
+    identity: &Identity,
+) -> bool {
+    attached.is_some_and(|claim| is_claim(config, claim))
+        && !is_claim(config, identity)
+        && identity.fingerprint.is_some()
+        && identity.cert_identity.as_deref() == Some(&*identity.client_id)
+}
+
 /// The provisioning rules that come before the ACL: `Some(allowed)` when
 /// they decide, `None` when the ACL does.
 pub fn access(
@@ -136,6 +153,23 @@ mod tests {
                 "{action} {topic}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_device_itself_replaces_its_claim_session() {
+        let config = Config::default();
+        let claim = identity("esp32_1", &["fleetmq-claim"]);
+        let mut own = identity("esp32_1", &[]);
+        own.cert_identity = Some("esp32_1".to_owned());
+        assert!(replaces_claim_session(&config, Some(&claim), &own));
+        // Not while nothing (or a device) is attached, not another device,
+        // not another claim holder.
+        assert!(!replaces_claim_session(&config, None, &own));
+        assert!(!replaces_claim_session(&config, Some(&own), &own));
+        let mut other = own.clone();
+        other.cert_identity = Some("esp32_2".to_owned());
+        assert!(!replaces_claim_session(&config, Some(&claim), &other));
+        assert!(!replaces_claim_session(&config, Some(&claim), &claim));
     }
 
     #[test]

@@ -198,8 +198,22 @@ impl Engine {
                 need_router = true;
                 continue;
             }
+            let mut replaces_claim = false;
             if let Some(old) = &existing {
-                old.lock().check_owner(&identity)?;
+                let state = old.lock();
+                if let Err(foreign) = state.check_owner(&identity) {
+                    let attached = state.attachment().map(|a| &*a.identity);
+                    if !crate::provision::replaces_claim_session(&self.config, attached, &identity)
+                    {
+                        return Err(foreign);
+                    }
+                    replaces_claim = true;
+                }
+            }
+            if replaces_claim && router.is_none() {
+                // The claim session is discarded, which needs the router.
+                need_router = true;
+                continue;
             }
             let mut took_over = false;
             if let Some(old) = &existing {
@@ -214,7 +228,7 @@ impl Engine {
                 }
             }
             let resumed = match (existing, router.as_mut()) {
-                (Some(old), _) if !clean_start => Some(old),
+                (Some(old), _) if !clean_start && !replaces_claim => Some(old),
                 (Some(old), Some(router)) => {
                     self.discard_locked(router, &old);
                     None
