@@ -31,7 +31,9 @@ impl ClientProtocol {
                 payload: payload.clone(),
             });
         if !taken {
-            tracing::info!(
+            // Debug, not info: a client repeating the request must not
+            // flood the log.
+            tracing::debug!(
                 client = %self.client_id,
                 "Client {} provisioning request dropped ({} bytes): no provisioning service \
                  on this broker, request too large, or too many requests waiting.",
