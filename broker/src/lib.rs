@@ -61,6 +61,7 @@ pub mod http;
 pub mod listener;
 pub mod mosquitto;
 pub mod observe;
+pub mod provision;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -150,7 +150,9 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         .iter()
         .map(|l| (Arc::clone(&l.name), l.local_addr))
         .collect();
-    let tls = bound.iter().filter_map(|l| l.tls.clone()).collect();
+    let tls: Vec<Arc<TlsListener>> = bound.iter().filter_map(|l| l.tls.clone()).collect();
+    let tls_for_provision = tls.clone();
+    let listeners_bound_names: Vec<Arc<str>> = bound.iter().map(|l| Arc::clone(&l.name)).collect();
     let labels: Vec<ListenerLabel> = bound
         .iter()
         .map(|l| ListenerLabel {
@@ -169,6 +171,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Arc::clone(&registry),
         &labels,
     )?);
+    let provision_metrics = Arc::clone(&metrics);
     crate::observe::spawn_watcher(
         Arc::clone(&broker),
         Arc::clone(&registry),
@@ -232,6 +235,19 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             done_tx.clone(),
         ));
     }
+    let provisioning = (broker.config.listeners.iter())
+        .zip(&listeners_bound_names)
+        .filter(|(config, _)| config.provision)
+        .map(|(_, name)| Arc::clone(name))
+        .collect();
+    crate::provision::start(
+        &broker,
+        provisioning,
+        tls_for_provision,
+        &provision_metrics,
+        shutdown_rx.clone(),
+    )
+    .map_err(ServerError::Process)?;
     crate::service::log_topic::spawn(Arc::clone(&broker), shutdown_rx.clone());
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
     ready.store(true, Ordering::Release);
@@ -261,32 +277,7 @@ impl Running {
     /// Existing connections keep their sessions; a listener whose new files
     /// are bad keeps its old configuration. Returns the number that failed.
     pub fn reload_tls(&self) -> usize {
-        let mut failed = 0;
-        let mut revoked = RevokedSerials::default();
-        for listener in &self.tls {
-            match listener.reload() {
-                Ok(()) => {
-                    tracing::info!(
-                        listener = %listener.name,
-                        "Reloaded TLS certificates of listener \"{}\".",
-                        listener.name
-                    );
-                    revoked.extend(listener_revocations(listener));
-                }
-                Err(error) => {
-                    failed += 1;
-                    tracing::error!(
-                        listener = %listener.name,
-                        "Reload of listener \"{}\" failed, keeping its current certificates: {error}.",
-                        listener.name
-                    );
-                }
-            }
-        }
-        // Connections made before the new CRLs are checked against them
-        // too (decision 0089).
-        self.broker.disconnect_revoked(&revoked);
-        failed
+        reload_tls_listeners(&self.tls, &self.broker)
     }
 
     /// Stops accepting, asks every client to leave (5.0: DISCONNECT 0x8B)
@@ -304,6 +295,38 @@ impl Running {
             );
         }
     }
+}
+
+/// Re-reads the TLS files of `tls` (see [`Running::reload_tls`]) and
+/// closes the connections the new CRLs revoke; also what the provisioning
+/// service calls after it revoked a replaced certificate.
+pub(crate) fn reload_tls_listeners(tls: &[Arc<TlsListener>], broker: &Engine) -> usize {
+    let mut failed = 0;
+    let mut revoked = RevokedSerials::default();
+    for listener in tls {
+        match listener.reload() {
+            Ok(()) => {
+                tracing::info!(
+                    listener = %listener.name,
+                    "Reloaded TLS certificates of listener \"{}\".",
+                    listener.name
+                );
+                revoked.extend(listener_revocations(listener));
+            }
+            Err(error) => {
+                failed += 1;
+                tracing::error!(
+                    listener = %listener.name,
+                    "Reload of listener \"{}\" failed, keeping its current certificates: {error}.",
+                    listener.name
+                );
+            }
+        }
+    }
+    // Connections made before the new CRLs are checked against them
+    // too (decision 0089).
+    broker.disconnect_revoked(&revoked);
+    failed
 }
 
 /// The certificates the CRLs of a just reloaded listener revoke; none when

@@ -107,6 +107,52 @@ pub enum CertsCommand {
         #[arg(value_name = "ID|SERIAL", required = true)]
         targets: Vec<String>,
     },
+    /// Issue a claim certificate for a batch of devices (CN = claim-BATCH,
+    /// OU = fleetmq-claim): flashed into every device of the batch, it
+    /// lets them ask the broker's provisioning service for their own
+    /// certificate, and nothing else (docs/provisioning.md).
+    Claim {
+        /// The batch name, e.g. 2026-12-lab.
+        #[arg(value_name = "BATCH")]
+        batch: String,
+        /// The claim group; must equal the broker's provision.claim_group.
+        #[arg(long, value_name = "OU", default_value = "fleetmq-claim")]
+        group: String,
+        /// Validity in days (a batch is flashed within weeks).
+        #[arg(long, value_name = "N", default_value_t = 90, value_parser = days())]
+        days: u32,
+        /// Also copy the certificate, key and ca.crt into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List provisioning requests waiting for approval.
+    Pending {
+        /// The broker's data_dir (holds provision/pending).
+        #[arg(long, value_name = "DIR", default_value = "fleetmq-data")]
+        data_dir: PathBuf,
+    },
+    /// Approve waiting provisioning requests: each device gets its
+    /// certificate the next time it asks with the same key.
+    Approve {
+        /// Device ids.
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+        /// The broker's data_dir.
+        #[arg(long, value_name = "DIR", default_value = "fleetmq-data")]
+        data_dir: PathBuf,
+    },
+    /// Drop waiting provisioning requests.
+    Deny {
+        /// Device ids.
+        #[arg(value_name = "ID", required = true)]
+        ids: Vec<String>,
+        /// The broker's data_dir.
+        #[arg(long, value_name = "DIR", default_value = "fleetmq-data")]
+        data_dir: PathBuf,
+    },
     /// List issued certificates with their expiry and revocation.
     List,
     /// Re-sign crl.pem with a fresh next update (30 days); run it before
@@ -193,6 +239,24 @@ pub fn run(args: &CertsArgs) -> ExitCode {
             *force,
         ),
         CertsCommand::Revoke { targets } => revoke(dir, targets),
+        CertsCommand::Claim {
+            batch,
+            group,
+            days,
+            out,
+            force,
+        } => device(
+            dir,
+            &[format!("claim-{batch}")],
+            Some(group),
+            KeyType::EcdsaP256,
+            *days,
+            out.as_deref(),
+            *force,
+        ),
+        CertsCommand::Pending { data_dir } => super::cli_provision::pending(data_dir),
+        CertsCommand::Approve { ids, data_dir } => super::cli_provision::approve(data_dir, ids),
+        CertsCommand::Deny { ids, data_dir } => super::cli_provision::deny(data_dir, ids),
         CertsCommand::List => list(dir),
         CertsCommand::Audit {
             folder,
@@ -506,6 +570,8 @@ mod tests {
             days_left,
             revoked_at: revoked.then_some(at),
             cert_path: PathBuf::new(),
+            issued_by: None,
+            replaces: None,
         };
         let text = table(&[cert("esp32_long_name", 5, false), cert("b", -1, true)]);
         let lines: Vec<&str> = text.lines().collect();

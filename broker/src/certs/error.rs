@@ -16,6 +16,10 @@ pub enum CertError {
     #[error("cannot audit: {0}")]
     AuditTarget(String),
 
+    /// `fleetmq certs approve|deny|pending`: the provisioning state.
+    #[error("provisioning: {0}")]
+    Provision(String),
+
     /// A file or folder could not be read, written or created.
     #[error("{path}: cannot {action}: {source}")]
     Io {

@@ -57,6 +57,14 @@ pub(crate) struct Entry {
     pub(crate) revoked_at: Option<OffsetDateTime>,
     /// The certificate file, relative to the PKI folder.
     pub(crate) cert: PathBuf,
+    /// How it was issued when not by `fleetmq certs`: `claim`, `token`,
+    /// `approval`, `renewal` (the provisioning service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) issued_by: Option<String>,
+    /// For a renewal: the serial of the certificate it replaces, revoked
+    /// per `provision.revoke_replaced`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replaces: Option<String>,
 }
 
 impl Entry {
@@ -74,6 +82,8 @@ impl Entry {
             days_left: (self.not_after - now).whole_days(),
             revoked_at: self.revoked_at,
             cert_path: self.cert.clone(),
+            issued_by: self.issued_by.clone(),
+            replaces: self.replaces.clone(),
         }
     }
 }
@@ -139,6 +149,8 @@ mod tests {
             not_after: at + time::Duration::days(10),
             revoked_at: revoked.then_some(at),
             cert: PathBuf::from(format!("devices/{id}/{id}.crt")),
+            issued_by: None,
+            replaces: None,
         }
     }
 

@@ -32,6 +32,7 @@
 pub mod audit;
 pub mod audit_target;
 pub mod cli;
+mod cli_provision;
 mod dev;
 mod error;
 mod files;
@@ -39,6 +40,7 @@ mod index;
 mod inspect;
 mod pki;
 mod profile;
+mod signing;
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +53,7 @@ use time::OffsetDateTime;
 pub use dev::{ensure_dev_pki, DevPki};
 pub use error::CertError;
 pub use pki::Pki;
+pub use signing::{device_name_check, IssuedForKey, KeyRequest};
 
 /// Where `fleetmq certs` keeps the lab PKI unless `--dir` says otherwise.
 pub const DEFAULT_PKI_DIR: &str = "fleetmq-data/pki";
@@ -187,6 +190,11 @@ pub struct IssuedCert {
     pub revoked_at: Option<OffsetDateTime>,
     /// The certificate file, relative to the PKI folder.
     pub cert_path: PathBuf,
+    /// How the provisioning service issued it (`claim`, `token`,
+    /// `approval`, `renewal`); `None` for `fleetmq certs`.
+    pub issued_by: Option<String>,
+    /// The serial a renewal replaces.
+    pub replaces: Option<String>,
 }
 
 /// The outcome of a revocation.

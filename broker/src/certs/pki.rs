@@ -133,6 +133,21 @@ impl Pki {
         })
     }
 
+    /// The CA's signer, for `signing.rs`.
+    pub(super) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
+    /// `ca.crt` as written, for `signing.rs`.
+    pub(super) fn ca_cert_pem(&self) -> &str {
+        &self.ca_cert_pem
+    }
+
+    /// The folder layout, for `signing.rs`.
+    pub(super) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// Whether issuing replaces existing certificate and key files (the
     /// CLI's `--force`). A replaced certificate stays valid until revoked.
     pub fn set_overwrite(&mut self, overwrite: bool) {
@@ -344,6 +359,8 @@ impl Pki {
             not_after: facts.not_after,
             revoked_at: None,
             cert: self.layout.relative(&leaf.cert_path),
+            issued_by: None,
+            replaces: None,
         });
         index.save(&index_path)?;
         Ok(Issued {

@@ -23,6 +23,7 @@ mod auth;
 mod dynsec;
 mod host;
 mod live;
+mod provision;
 mod serve;
 mod sessions;
 mod throttle;
@@ -156,6 +157,12 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
         .route(
             "/api/dynsec/clients/{username}/{action}",
             post(dynsec::client_action),
+        )
+        .route("/api/provision/pending", get(provision::pending))
+        .route("/api/provision/certificates", get(provision::certificates))
+        .route(
+            "/api/provision/pending/{id}/{action}",
+            post(provision::decide),
         )
         .route("/api/disconnected", get(api::disconnected))
         .route("/api/handshakes/summary", get(api::handshake_summary))

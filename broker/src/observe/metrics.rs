@@ -197,6 +197,12 @@ impl Metrics {
         })
     }
 
+    /// Registers metrics another part of the broker keeps (the
+    /// provisioning service's certificate gauges).
+    pub fn register(&self, collector: Box<dyn Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// Updates the event-driven metrics.
     pub fn record(&self, event: &Event) {
         match event {

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{skip_on_mosquitto, Broker};
 
+mod claim;
+
 /// Generous: a TLS handshake plus MQTT on a loaded CI machine.
 const WAIT: Duration = Duration::from_secs(15);
 

@@ -41,6 +41,7 @@ mod mosquitto_migration;
 mod props_qos2;
 mod props_queue;
 mod props_topics;
+mod provisioning;
 mod proxy_protocol;
 mod rumqttc_e2e;
 mod service;

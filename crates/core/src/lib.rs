@@ -43,6 +43,7 @@ pub mod events;
 pub mod message;
 pub mod peer;
 pub mod protocol;
+pub mod provision;
 pub mod router;
 pub mod session;
 pub mod store;

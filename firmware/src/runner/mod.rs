@@ -9,6 +9,7 @@
 //! connected`, `Published:OK ...`) plus the handshake duration measured on
 //! the device.
 
+pub mod provision;
 mod socket;
 pub mod tls;
 

@@ -539,3 +539,58 @@ document.addEventListener("DOMContentLoaded", () => {
   // Relative times ("3 s ago") age between snapshots.
   setInterval(renderClients, 5000);
 });
+
+// ---- device certificates (provisioning, docs/provisioning.md) ---------------
+// Shown only when the broker's provisioning service is on: requests waiting
+// for approval (approve / deny) and every device certificate of the lab PKI
+// (how it was issued, when it ends, revoked or replaced). Polled every 5 s.
+
+async function loadCertificates() {
+  let pending;
+  try {
+    pending = await (await api("/api/provision/pending")).json();
+  } catch (error) {
+    return;
+  }
+  if (!pending.enabled) return;
+  $("certificates").hidden = false;
+  $("pending-count").textContent = pending.pending.length;
+  $("pending").tBodies[0].replaceChildren(...pending.pending.map((p) =>
+    el("tr", { "data-device-id": p.device_id },
+      el("td", { text: p.device_id }),
+      el("td", { text: fmtDate(p.requested_at) }),
+      el("td", { text: p.requested_by || "–" }),
+      el("td", { class: "mono", text: p.key_sha256.slice(0, 16) + "…", title: p.key_sha256 }),
+      el("td", {},
+        el("button", { type: "button", class: "approve", text: "Approve", onclick: () => decide(p.device_id, "approve") }),
+        " ",
+        el("button", { type: "button", class: "deny danger", text: "Deny", onclick: () => decide(p.device_id, "deny") })))));
+  try {
+    const certs = await (await api("/api/provision/certificates")).json();
+    const replaced = new Set(certs.certificates.map((c) => c.replaces).filter(Boolean));
+    $("certs").tBodies[0].replaceChildren(...certs.certificates.slice().reverse().map((c) =>
+      el("tr", { "data-device-id": c.id, "data-serial": c.serial },
+        el("td", { text: c.id }),
+        el("td", { text: c.issued_by }),
+        el("td", { class: "mono", text: c.serial.slice(0, 12) }),
+        el("td", { text: fmtDate(c.not_after) }),
+        el("td", { class: "num", text: c.days_left }),
+        el("td", { class: "cert-state", text: c.revoked_at ? "revoked" : c.days_left < 0 ? "expired" : replaced.has(c.serial) ? "renewed" : "valid" }))));
+  } catch (error) {
+    // The PKI folder may not exist yet; the pending list still shows.
+  }
+}
+
+async function decide(deviceId, action) {
+  const response = await api("/api/provision/pending/" + encodeURIComponent(deviceId) + "/" + action, { method: "POST" });
+  const body = await response.json().catch(() => ({}));
+  $("pending-status").textContent = response.ok
+    ? (action === "approve" ? "Approved " : "Denied ") + deviceId + (action === "approve" ? ": it gets its certificate when it asks again." : ".")
+    : "Could not " + action + " " + deviceId + ": " + (body.message || response.status);
+  loadCertificates();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  loadCertificates();
+  setInterval(loadCertificates, 5000);
+});

@@ -6,10 +6,13 @@
 
 mod load;
 mod model;
+mod provision;
+mod provision_checks;
 mod validate;
 
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
+pub use provision::{ProvisionConfig, ProvisionPolicy, RevokeReplaced};
 pub use validate::{
     validate, weak_token, ValidationError, MIN_REMOTE_TOKEN_CHARS, MQTT_MAX_PACKET_SIZE,
 };

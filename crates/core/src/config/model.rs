@@ -37,6 +37,9 @@ pub struct Config {
     /// the listeners are bound (Mosquitto's `user`); ignored otherwise.
     /// Absent: no switch (Mosquitto's default is `mosquitto`).
     pub user: Option<String>,
+    /// Certificate provisioning by claim (off by default; see
+    /// [`ProvisionConfig`]).
+    pub provision: super::provision::ProvisionConfig,
     /// Write the process id to this file at start and remove it at a clean
     /// stop (Mosquitto's `pid_file`).
     pub pid_file: Option<PathBuf>,
@@ -55,6 +58,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             data_dir: PathBuf::from("fleetmq-data"),
             user: None,
+            provision: Default::default(),
             pid_file: None,
         }
     }
@@ -84,6 +88,9 @@ impl Config {
         }];
         config.user = Some(String::new());
         config.pid_file = Some(PathBuf::new());
+        config.provision.pki_dir = Some(PathBuf::new());
+        config.provision.allow_list = Some(PathBuf::new());
+        config.provision.tokens_file = Some(PathBuf::new());
         config.store.import_mosquitto_db = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());
         config.log.timestamp_format = Some(String::new());
@@ -176,6 +183,9 @@ pub struct ListenerConfig {
     /// balancer verified). Off by default; needs `proxy_protocol` on and a
     /// plain listener (decision 0124).
     pub proxy_protocol_tls_identity: bool,
+    /// Serve the provisioning topics (`$fleetmq/provision/...`) on this
+    /// listener; needs `[provision] enabled` and no `mount_point`.
+    pub provision: bool,
 }
 
 /// The PROXY protocol versions a listener expects (decision 0123).
@@ -219,6 +229,7 @@ impl Default for ListenerConfig {
             mount_point: None,
             proxy_protocol: ProxyProtocol::Off,
             proxy_protocol_tls_identity: false,
+            provision: false,
         }
     }
 }

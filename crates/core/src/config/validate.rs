@@ -35,7 +35,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ValidationError {
             key: key.into(),
             message: message.into(),
@@ -52,6 +52,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     validate_mqtt(config, &mut errors);
     validate_log(&config.log.level, &mut errors);
     validate_http(config, &mut errors);
+    super::provision_checks::validate_provision(config, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {

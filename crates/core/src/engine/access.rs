@@ -146,7 +146,15 @@ impl Engine {
     /// Whether `identity` may do `action` on `topic`; a denial is counted
     /// and logged (at most once a minute per client and topic).
     pub fn allows(&self, identity: &Identity, action: Action, topic: &str) -> bool {
-        let decision = self.auth.read().check(identity, action, topic);
+        // Claim certificates and provisioning topics first (decision 0150).
+        let decision = match crate::provision::access(&self.config, identity, action, topic) {
+            Some((allowed, reason)) => Decision {
+                allowed,
+                rule: None,
+                reason,
+            },
+            None => self.auth.read().check(identity, action, topic),
+        };
         if decision.allowed {
             return true;
         }

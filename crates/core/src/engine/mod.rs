@@ -11,6 +11,7 @@ mod disconnect;
 mod dynsec;
 #[cfg(test)]
 mod ownership_tests;
+mod provision;
 mod publish;
 mod restore;
 mod retained;
@@ -73,6 +74,8 @@ pub struct Engine {
     auth: RwLock<Arc<AuthState>>,
     /// Suppression of repeated denial log lines.
     denials: DenialLog,
+    /// The certificate provisioning service, once the broker started one.
+    provision: std::sync::OnceLock<Arc<dyn crate::provision::ProvisionService>>,
 }
 
 /// What [`Engine::attach`] gives a connection that completed CONNECT.
@@ -115,6 +118,7 @@ impl Engine {
             store,
             auth: RwLock::new(Arc::new(auth)),
             denials: DenialLog::default(),
+            provision: std::sync::OnceLock::new(),
         }
     }
 
@@ -194,8 +198,22 @@ impl Engine {
                 need_router = true;
                 continue;
             }
+            let mut replaces_claim = false;
             if let Some(old) = &existing {
-                old.lock().check_owner(&identity)?;
+                let state = old.lock();
+                if let Err(foreign) = state.check_owner(&identity) {
+                    let attached = state.attachment().map(|a| &*a.identity);
+                    if !crate::provision::replaces_claim_session(&self.config, attached, &identity)
+                    {
+                        return Err(foreign);
+                    }
+                    replaces_claim = true;
+                }
+            }
+            if replaces_claim && router.is_none() {
+                // The claim session is discarded, which needs the router.
+                need_router = true;
+                continue;
             }
             let mut took_over = false;
             if let Some(old) = &existing {
@@ -210,7 +228,7 @@ impl Engine {
                 }
             }
             let resumed = match (existing, router.as_mut()) {
-                (Some(old), _) if !clean_start => Some(old),
+                (Some(old), _) if !clean_start && !replaces_claim => Some(old),
                 (Some(old), Some(router)) => {
                     self.discard_locked(router, &old);
                     None

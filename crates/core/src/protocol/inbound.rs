@@ -165,7 +165,9 @@ impl ClientProtocol {
         }
         let topic = self.resolve_topic(&publish)?;
         let packet_id = publish.packet_id.unwrap_or(0);
-        if self.take_device_report(&topic, &publish.payload) {
+        if self.take_device_report(&topic, &publish.payload)
+            || self.take_provision_request(&topic, &publish.payload)
+        {
             // The broker's own topic: acknowledged, never routed.
             return match publish.qos {
                 QoS::AtMostOnce => Ok(()),

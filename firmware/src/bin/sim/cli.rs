@@ -7,6 +7,7 @@ use fleetmq_firmware::topic::Mac;
 pub const USAGE: &str =
     "usage: fleetmq-sim --config device.toml [--fs DIR] [--mac AA:BB:CC:DD:EE:FF]
                    [--devices N] [--device-certs DIR] [--sign-delay-ms MS]
+                   [--claim-state DIR [--renew-before-secs S]]
 
   --config FILE        device configuration (mos.yml keys in TOML)
   --fs DIR             folder of the certificate files it names
@@ -15,7 +16,14 @@ pub const USAGE: &str =
   --devices N          simulate N devices with consecutive MACs (default 1)
   --device-certs DIR   each device presents DIR/<client id>.crt and .key
   --sign-delay-ms MS   wait MS before sending the TLS CertificateVerify, as a
-                       slower chip signs (a classic ESP32: about 1500)";
+                       slower chip signs (a classic ESP32: about 1500)
+  --claim-state DIR    the configured certificate is a claim certificate: each
+                       device without DIR/<client id>.crt and .key makes a
+                       P-256 key, asks the broker for its certificate
+                       ($fleetmq/provision/...), keeps both in DIR (its flash)
+                       and connects with them from then on
+  --renew-before-secs S  with --claim-state: at start, renew a stored
+                       certificate that ends within S seconds (default 30 days)";
 
 /// Parsed options.
 #[derive(Debug)]
@@ -27,6 +35,11 @@ pub struct Options {
     pub device_certs: Option<PathBuf>,
     /// Extra time before each CertificateVerify, in milliseconds.
     pub sign_delay_ms: u64,
+    /// Provisioning by claim: where each device keeps its key and
+    /// certificate (the simulation's flash).
+    pub claim_state: Option<PathBuf>,
+    /// Renew a stored certificate this close to its end (seconds).
+    pub renew_before_secs: i64,
 }
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -36,6 +49,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut devices = 1;
     let mut device_certs = None;
     let mut sign_delay_ms = 0;
+    let mut claim_state = None;
+    let mut renew_before_secs = 30 * 86_400;
     let mut args = args;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -51,6 +66,14 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .ok_or("--devices takes a number from 1 to 10000")?;
             }
             "--device-certs" => device_certs = Some(PathBuf::from(value()?)),
+            "--claim-state" => claim_state = Some(PathBuf::from(value()?)),
+            "--renew-before-secs" => {
+                renew_before_secs = value()?
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|secs| *secs >= 0)
+                    .ok_or("--renew-before-secs takes seconds")?;
+            }
             "--sign-delay-ms" => {
                 sign_delay_ms = value()?
                     .parse::<u64>()
@@ -76,6 +99,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
         devices,
         device_certs,
         sign_delay_ms,
+        claim_state,
+        renew_before_secs,
     })
 }
 

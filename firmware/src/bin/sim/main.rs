@@ -12,6 +12,7 @@
 //! `fleetmq certs device ID --out DIR` writes). Log lines are the device's,
 //! prefixed with `[client id]` when more than one device runs.
 
+mod claim;
 mod cli;
 mod platform;
 
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use critical_section as _;
 use fleetmq_firmware::config::{self, DeviceConfig, FileSource};
-use fleetmq_firmware::runner::{self, ChipInfo, Device};
+use fleetmq_firmware::runner::{self, ChipInfo, Device, Log as _};
 use fleetmq_firmware::topic::{self, Mac};
 use mbedtls_rs::Tls;
 
@@ -58,7 +59,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match simulate(devices, Duration::from_millis(options.sign_delay_ms)) {
+    match simulate(
+        devices,
+        Duration::from_millis(options.sign_delay_ms),
+        options.claim_state.clone().map(|dir| claim::ClaimState {
+            dir,
+            renew_before_secs: options.renew_before_secs,
+        }),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("fleetmq-sim: {message}");
@@ -104,7 +112,11 @@ fn prepare(options: &Options) -> Result<Vec<(Device, Mac)>, String> {
 }
 
 /// Runs every device until the process is killed.
-fn simulate(devices: Vec<(Device, Mac)>, sign_delay: Duration) -> Result<(), String> {
+fn simulate(
+    devices: Vec<(Device, Mac)>,
+    sign_delay: Duration,
+    claim_state: Option<claim::ClaimState>,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -124,6 +136,7 @@ fn simulate(devices: Vec<(Device, Mac)>, sign_delay: Duration) -> Result<(), Str
         } else {
             String::new()
         };
+        let claim_state = claim_state.clone();
         local.spawn_local(async move {
             let log = HostLog {
                 prefix: prefix.clone(),
@@ -132,6 +145,19 @@ fn simulate(devices: Vec<(Device, Mac)>, sign_delay: Duration) -> Result<(), Str
                 mac,
                 log: HostLog { prefix },
                 sign_delay,
+            };
+            let device = match &claim_state {
+                Some(state) => {
+                    match claim::own_identity(&mut net, clock, &log, device, mac, tls, state).await
+                    {
+                        Ok(device) => device,
+                        Err(message) => {
+                            log.line(&format!("PROV gave up: {message}"));
+                            return;
+                        }
+                    }
+                }
+                None => device,
             };
             runner::run(&mut net, clock, &log, &device, tls).await
         });
