@@ -8,7 +8,7 @@ import subprocess
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashboard_harness import REPO_ROOT, TlsClient, eventually, get_json, http, refused, tls_context, Pki
+from dashboard_harness import REPO_ROOT, TlsClient, binary, eventually, get_json, http, refused, tls_context, Pki
 
 DASHBOARDS = REPO_ROOT / "dashboards"
 ALERTS = DASHBOARDS / "prometheus" / "alerts.yml"
@@ -161,6 +161,16 @@ def test_grafana_and_alerts_use_only_exported_metrics(pki, start_fleetmq, tmp_pa
     assert len(alert_exprs) >= 4
     alert_metrics = set().union(*(metric_names_in(e) for e in alert_exprs)) - {"up"}
     assert {"fleetmq_client_cert_expiry_seconds", "fleetmq_tls_handshake_failures_total"} <= alert_metrics
+    # The certificate-lifecycle metrics exist where provisioning is on
+    # (decision 0153): a second broker with it on exports them.
+    lab_pki = tmp_path / "lab-pki"
+    subprocess.run([binary(), "certs", "init", "--dir", str(lab_pki)], check=True,
+                   capture_output=True)
+    provisioning = start_fleetmq(f'[provision]\nenabled = true\npki_dir = "{lab_pki}"\n')
+    lifecycle = {"fleetmq_certificates_expiring", "fleetmq_provision_pending"}
+    # The worker sets them right after it starts.
+    eventually(lambda: lifecycle <= exported_names(provisioning), "the lifecycle metrics")
+    exported |= exported_names(provisioning)
     assert alert_metrics - exported == set(), alert_metrics - exported
     for client in clients:
         client.close()
