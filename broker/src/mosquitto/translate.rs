@@ -83,20 +83,13 @@ impl Translator {
     fn directive(&mut self, line: &Line) -> Result<(), String> {
         let name = line.name.as_str();
         if name == "connection" {
-            self.bridge = Some(line.value.clone());
-            self.note(
-                line,
-                "fleetmq has no bridges; this bridge and its directives are left out",
-            );
-            return Ok(());
+            return self.bridge_connection(line);
         }
         if directives::is_bridge(name) {
-            let why = match &self.bridge {
-                Some(bridge) => format!("part of bridge {bridge:?}, which is left out"),
-                None => "a bridge directive outside a `connection` section".to_string(),
-            };
-            self.note(line, why);
-            return Ok(());
+            if self.bridge.is_none() {
+                return Err("a bridge directive outside a `connection` section".into());
+            }
+            return self.bridge_directive(line);
         }
         if let Some(done) = self.dynsec_directive(line) {
             return done;

@@ -4,10 +4,14 @@
 //!
 //! It must not touch sockets or files other than the configuration itself.
 
+mod bridge;
 mod load;
 mod model;
 mod validate;
 
+pub use bridge::{
+    split_address, BridgeConfig, BridgeDirection, BridgeProtocol, BridgeTls, BridgeTopic,
+};
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
 pub use validate::{
