@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth_cli;
+pub mod bridge;
 pub mod certs;
 pub mod cli_docs;
 pub mod connection;

@@ -40,6 +40,10 @@ pub struct Identity {
     /// [`super::authenticate()`] only: a username nobody verified (an
     /// anonymous client's claim) names no one.
     pub password_verified: bool,
+    /// The local side of a bridge (`[[bridge]]`): part of the broker, so
+    /// topic rules do not apply to it, as in Mosquitto. Never set for a
+    /// network client.
+    pub bridge: bool,
 }
 
 impl Identity {
@@ -77,6 +81,7 @@ impl Identity {
             listener: listener_name,
             fingerprint: cert.map(|cert| cert.fingerprint_sha256.to_ascii_lowercase()),
             password_verified: false,
+            bridge: false,
         }
     }
 
@@ -90,6 +95,20 @@ impl Identity {
             (Some(cert_identity), _) => Some(cert_identity),
             (None, Some(username)) if self.password_verified => Some(username),
             _ => None,
+        }
+    }
+
+    /// The identity of bridge `name`'s local session `client_id`.
+    pub fn bridge(name: &str, client_id: &str) -> Identity {
+        Identity {
+            client_id: Arc::from(client_id),
+            username: None,
+            cert_identity: None,
+            groups: Vec::new(),
+            listener: Arc::from(format!("bridge {name}")),
+            fingerprint: None,
+            password_verified: false,
+            bridge: true,
         }
     }
 

@@ -90,6 +90,7 @@ mod tests {
             listener: "l".into(),
             fingerprint: cert.map(|_| "00".to_string()),
             password_verified: username.is_some(),
+            bridge: false,
         }
     }
 

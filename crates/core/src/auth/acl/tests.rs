@@ -21,6 +21,7 @@ pub(super) fn client(cert: Option<&str>, client_id: &str, groups: &[&str]) -> Id
         listener: "l".into(),
         fingerprint: cert.map(|_| "00".to_string()),
         password_verified: false,
+        bridge: false,
     }
 }
 
@@ -260,6 +261,7 @@ fn subjects_select_rules() {
         cert_identity: None,
         fingerprint: None,
         password_verified: true,
+        bridge: false,
         ..client(Some("dev-a"), "x", &[])
     };
     check_table(
