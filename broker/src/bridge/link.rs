@@ -49,6 +49,9 @@ const SUBSCRIBE_ID: u16 = u16::MAX;
 const UNSUBSCRIBE_ID: u16 = u16::MAX - 1;
 /// Longest wait for the remote to connect, answer CONNECT or SUBSCRIBE.
 const SETUP_LIMIT: Duration = Duration::from_secs(10);
+/// Unacknowledged messages a 3.1.1 link sends at once (Mosquitto's
+/// default `max_inflight_messages`).
+const V311_WINDOW: u16 = 20;
 /// Largest packet MQTT can carry.
 const MQTT_MAX: u32 = 268_435_455;
 
@@ -105,6 +108,9 @@ impl Link {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let name = self.config.name.clone();
         self.notify_local(false);
+        if let Err(failure) = self.prime_local() {
+            tracing::error!(bridge = %name, "Bridge {name}: {}.", failure.why);
+        }
         let mut failures: u32 = 0;
         loop {
             if *shutdown.borrow() {
@@ -281,7 +287,13 @@ impl Link {
             });
             encode(&up, version, &mut out);
         }
-        let receive_maximum = connack.properties.receive_maximum;
+        // A 3.1.1 remote announces no Receive Maximum but has one:
+        // Mosquitto closes a client with more than its max_inflight_messages
+        // (20 by default) QoS 2 messages open, so a 3.1.1 link keeps to that.
+        let receive_maximum = match version {
+            ProtocolVersion::V5 => connack.properties.receive_maximum,
+            _ => Some(V311_WINDOW),
+        };
         let remote_max_packet = match (
             connack.properties.maximum_packet_size,
             self.config.max_packet_size,
@@ -413,36 +425,11 @@ impl Link {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Ended, Failure> {
         let version = self.remote_version();
-        let clean = self.config.local_clean();
-        let identity = Arc::new(Identity::bridge(&self.config.name, &self.local_id));
-        let expiry = if clean { 0 } else { u32::MAX };
-        let attached = self
-            .broker
-            .attach(&self.local_id, clean, expiry, identity, None)
-            .map_err(|foreign| {
-                Failure::after(format!(
-                    "the local session {} belongs to {}",
-                    self.local_id, foreign.owner
-                ))
-            })?;
-        let mut control = attached.control;
-        let mut protocol = ClientProtocol::new(Setup {
-            broker: Arc::clone(&self.broker),
-            version: ProtocolVersion::V5,
-            identity: Arc::new(Identity::bridge(&self.config.name, &self.local_id)),
-            session: attached.session,
-            generation: attached.generation,
-            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
-            will: None,
-            receive_maximum,
-            maximum_packet_size: remote_max_packet,
-            topic_alias_maximum: None,
-            committed: ClientProtocol::store_progress(&self.broker),
-            mount_point: None,
-        });
+        let (mut protocol, mut control, session_present) =
+            self.attach_local(receive_maximum, remote_max_packet)?;
         let mut committed = ClientProtocol::store_progress(&self.broker);
         let now = std::time::Instant::now();
-        if attached.session_present {
+        if session_present {
             protocol.resend_inflight(now);
         }
         let result = self
@@ -472,6 +459,55 @@ impl Link {
                 tokio::time::timeout(Duration::from_secs(1), write(&mut stream, &mut out)).await;
         }
         result
+    }
+
+    /// Makes the local session and its subscriptions before the first
+    /// connect, so what is published while the remote is not reached yet
+    /// waits in the session's queue instead of being lost.
+    fn prime_local(&self) -> Result<(), Failure> {
+        if self.config.local_clean() {
+            return Ok(());
+        }
+        let (mut protocol, _control, _) = self.attach_local(None, None)?;
+        let subscribed = self.subscribe_local(&mut protocol, std::time::Instant::now());
+        let closing = protocol.begin_close(&Exit::Control(ReasonCode::SUCCESS));
+        let _ = protocol.finish_close(closing, std::time::Instant::now());
+        subscribed
+    }
+
+    /// Attaches the bridge's local session, as a client's CONNECT would.
+    fn attach_local(
+        &self,
+        receive_maximum: Option<u16>,
+        remote_max_packet: Option<u32>,
+    ) -> Result<(ClientProtocol, fleetmq_core::session::ControlReceiver, bool), Failure> {
+        let clean = self.config.local_clean();
+        let identity = Arc::new(Identity::bridge(&self.config.name, &self.local_id));
+        let expiry = if clean { 0 } else { u32::MAX };
+        let attached = self
+            .broker
+            .attach(&self.local_id, clean, expiry, Arc::clone(&identity), None)
+            .map_err(|foreign| {
+                Failure::after(format!(
+                    "the local session {} belongs to {}",
+                    self.local_id, foreign.owner
+                ))
+            })?;
+        let protocol = ClientProtocol::new(Setup {
+            broker: Arc::clone(&self.broker),
+            version: ProtocolVersion::V5,
+            identity,
+            session: attached.session,
+            generation: attached.generation,
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            will: None,
+            receive_maximum,
+            maximum_packet_size: remote_max_packet,
+            topic_alias_maximum: None,
+            committed: ClientProtocol::store_progress(&self.broker),
+            mount_point: None,
+        });
+        Ok((protocol, attached.control, attached.session_present))
     }
 
     /// Subscribes the local session to the `out` patterns (dropping
