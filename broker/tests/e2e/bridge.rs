@@ -254,12 +254,10 @@ fn mutual_tls_to_the_remote_and_a_wrong_ca_is_named() {
         return;
     }
     let pki = Pki::new();
-    let remote = RemoteMosquitto::start(&format!(
-        "listener {{port}} 127.0.0.1\nallow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true\n",
-        pki.ca.cert.display(),
-        pki.server_rsa.cert.display(),
-        pki.server_rsa.key.display()
-    ));
+    let remote = RemoteMosquitto::start_with_files(
+        "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {dir}/ca.crt\ncertfile {dir}/server-rsa.crt\nkeyfile {dir}/server-rsa.key\nrequire_certificate true\nuse_identity_as_username true\n",
+        &[&pki.ca.cert, &pki.server_rsa.cert, &pki.server_rsa.key],
+    );
     let address = format!("localhost:{}", remote.port);
     let good = bridge_toml(
         "mtls",

@@ -26,6 +26,13 @@ impl RemoteMosquitto {
     /// instead of it, when `extra` opens its own `listener`), persistence
     /// in its own folder.
     pub fn start(extra: &str) -> RemoteMosquitto {
+        RemoteMosquitto::start_with_files(extra, &[])
+    }
+
+    /// Like [`RemoteMosquitto::start`], with `files` (certificates, keys)
+    /// copied into its folder first, readable by the `mosquitto` user;
+    /// `{dir}` in `extra` names that folder.
+    pub fn start_with_files(extra: &str, files: &[&std::path::Path]) -> RemoteMosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         // Started as root (CI), Mosquitto runs as `mosquitto` and must be
         // able to write its persistence file here.
@@ -41,7 +48,16 @@ impl RemoteMosquitto {
         } else {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\n")
         };
-        let text = extra.replace("{port}", &port.to_string());
+        for file in files {
+            let name = file.file_name().expect("file name");
+            let copy = dir.path().join(name);
+            std::fs::copy(file, &copy).expect("copy file for mosquitto");
+            std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .expect("chmod copy");
+        }
+        let text = extra
+            .replace("{port}", &port.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
         std::fs::write(
             &conf,
             format!(
