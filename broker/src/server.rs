@@ -181,6 +181,10 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
     );
     let ready = Arc::new(AtomicBool::new(false));
     let bridges = crate::bridge::spawn(&broker, &shutdown_rx);
+    metrics.register(Box::new(crate::bridge::metrics::BridgeCollector::new(
+        Arc::clone(&broker),
+        Arc::clone(&bridges),
+    )))?;
     let http = if broker.config.http.enabled {
         let parts = HttpParts {
             broker: Arc::clone(&broker),

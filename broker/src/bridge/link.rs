@@ -588,7 +588,7 @@ impl Link {
     ) -> Result<Ended, Failure> {
         self.subscribe_local(protocol, std::time::Instant::now())?;
         for packet in early {
-            self.from_remote(packet, protocol, out)?;
+            self.relay_remote(packet, protocol, out)?;
         }
         let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_secs));
         let mut last_sent = Instant::now();
@@ -598,7 +598,7 @@ impl Link {
         let stall = Duration::from_secs(self.broker.config.limits.write_timeout_secs.max(1));
         loop {
             protocol.drain(std::time::Instant::now());
-            self.from_local(protocol, out)?;
+            self.relay_local(protocol, out)?;
             if !out.is_empty() {
                 tokio::select! {
                     biased;
@@ -633,7 +633,7 @@ impl Link {
                         last_heard = Instant::now();
                         loop {
                             match codec::decode_packet(input, Some(version), max_in) {
-                                Ok(Some(packet)) => self.from_remote(packet, protocol, out)?,
+                                Ok(Some(packet)) => self.relay_remote(packet, protocol, out)?,
                                 Ok(None) => break,
                                 Err(error) => return Err(Failure::after(format!("the remote sent a bad packet: {error}"))),
                             }
@@ -662,7 +662,11 @@ impl Link {
     }
 
     /// Moves what the local session wrote towards the remote.
-    fn from_local(&self, protocol: &mut ClientProtocol, out: &mut BytesMut) -> Result<(), Failure> {
+    fn relay_local(
+        &self,
+        protocol: &mut ClientProtocol,
+        out: &mut BytesMut,
+    ) -> Result<(), Failure> {
         let version = self.remote_version();
         let name = &self.config.name;
         let now = std::time::Instant::now();
@@ -732,7 +736,7 @@ impl Link {
     }
 
     /// Hands a packet of the remote to the local session.
-    fn from_remote(
+    fn relay_remote(
         &self,
         packet: Packet,
         protocol: &mut ClientProtocol,

@@ -8,12 +8,14 @@
 //! - [`remote`]: reaching the remote (DNS, TCP, TLS) with failures named;
 //! - [`tls`]: the rustls client configuration;
 //! - [`topics`]: the topic mapping with prefixes;
-//! - [`status`]: what `/api/bridges`, the metrics and logs show.
+//! - [`status`]: what `/api/bridges`, the metrics and logs show;
+//! - [`metrics`]: the Prometheus families built from it.
 //!
 //! It must not route messages itself: everything enters and leaves the
 //! engine through the bridge's local session.
 
 mod link;
+pub mod metrics;
 mod remote;
 mod status;
 mod tls;

@@ -197,6 +197,11 @@ impl Metrics {
         })
     }
 
+    /// Adds a collector of another part of the broker (the bridges).
+    pub fn register(&self, collector: Box<dyn Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// Updates the event-driven metrics.
     pub fn record(&self, event: &Event) {
         match event {

@@ -380,6 +380,45 @@ fn a_link_that_cannot_connect_says_why_backs_off_and_costs_local_clients_nothing
         .as_str()
         .unwrap()
         .contains("connection refused"));
+    let metrics = get(broker.http_addr(), "/metrics", None).body;
+    for line in [
+        "fleetmq_bridge_connected{bridge=\"refused\"} 0",
+        "fleetmq_bridge_queued{bridge=\"refused\"} 1",
+        "fleetmq_bridge_connect_failures_total{bridge=\"nohost\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+}
+
+#[test]
+fn fleetmq_to_fleetmq_both_ways_after_the_bridge_bit_is_refused() {
+    if skip_on_mosquitto("fleetmq bridges") {
+        return;
+    }
+    let remote = Broker::start();
+    let broker = Broker::start_with(&bridge_toml(
+        "peer",
+        &remote.addr().to_string(),
+        "",
+        &[("up/#", "out", 1), ("down/#", "in", 1)],
+    ));
+    wait_connected(&broker, "peer");
+    // fleetmq refuses Mosquitto's bridge bit as an unknown protocol level;
+    // the link tries again without it, as Mosquitto's bridges do.
+    assert!(
+        broker.logs().contains("the remote refused the connection")
+            && broker.logs().contains("Bridge peer connected to"),
+        "{}",
+        broker.logs()
+    );
+    let mut far = subscriber(remote.addr(), "far", "site1/up/#", 1);
+    let mut near = subscriber(broker.addr(), "near", "lab/down/#", 1);
+    let (mut local_pub, _) = RawClient::connect_v311(broker.addr(), "lp", true);
+    let (mut remote_pub, _) = RawClient::connect_v311(remote.addr(), "rp", true);
+    local_pub.publish("lab/up/1", b"up", 1, false);
+    remote_pub.publish("site1/down/1", b"down", 1, false);
+    assert_eq!(receive(&mut far, 1)[0].topic.as_ref(), "site1/up/1");
+    assert_eq!(receive(&mut near, 1)[0].topic.as_ref(), "lab/down/1");
 }
 
 /// fleetmq's side of the durability test: the QoS 1 and QoS 2 publishers
