@@ -5,6 +5,8 @@
 //! and its durable queue is the store and forward (decision 0144).
 //!
 //! - [`link`]: one bridge's connect / relay / reconnect loop;
+//! - [`connect`]: one connection's setup (CONNECT, subscriptions);
+//! - [`relay`]: the local session and the packets passed both ways;
 //! - [`remote`]: reaching the remote (DNS, TCP, TLS) with failures named;
 //! - [`tls`]: the rustls client configuration;
 //! - [`topics`]: the topic mapping with prefixes;
@@ -14,8 +16,10 @@
 //! It must not route messages itself: everything enters and leaves the
 //! engine through the bridge's local session.
 
+mod connect;
 mod link;
 pub mod metrics;
+mod relay;
 mod remote;
 mod status;
 mod tls;
