@@ -95,6 +95,7 @@ impl Link {
             tracing::error!(bridge = %name, "Bridge {name}: {}.", failure.why);
         }
         let mut failures: u32 = 0;
+        let mut dropped = 0;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -117,6 +118,7 @@ impl Link {
                 BridgeStatus::add(&self.status.failures, 1);
                 self.address_index = (self.address_index + 1) % self.config.addresses.len();
             }
+            self.log_drops(&mut dropped);
             let wait = self.backoff(failures);
             if failure.connected {
                 tracing::warn!(bridge = %name, "Bridge {name} lost {address}: {}; reconnecting in {} s.", failure.why, wait.as_secs());
@@ -128,6 +130,20 @@ impl Link {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// Logs messages the local queue dropped since the last look.
+    fn log_drops(&self, seen: &mut u64) {
+        let now = self.status.dropped(&self.broker);
+        if now > *seen {
+            let name = &self.config.name;
+            tracing::warn!(
+                bridge = %name,
+                "Bridge {name}: {} messages for the remote dropped, its local queue is full (bridge max_queued_messages / max_queued_bytes, else limits).",
+                now - *seen
+            );
+        }
+        *seen = now;
     }
 
     /// `restart_timeout`: constant, or doubling from the base to the cap

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the bridges, built at each scrape from their
 //! status: `fleetmq_bridge_connected`, `fleetmq_bridge_queued`,
-//! `fleetmq_bridge_sent_total`, `fleetmq_bridge_received_total` and
-//! `fleetmq_bridge_connect_failures_total`, labelled by bridge name.
+//! `fleetmq_bridge_sent_total`, `fleetmq_bridge_received_total`,
+//! `fleetmq_bridge_connect_failures_total` and `fleetmq_bridge_dropped_total`,
+//! labelled by bridge name.
 //!
 //! It must not hold state of its own.
 
@@ -15,8 +16,8 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use super::Bridges;
 use fleetmq_core::engine::Engine;
 
-/// The five families: name, help, gauge (else counter).
-const FAMILIES: [(&str, &str); 5] = [
+/// The families, gauges first: name and help.
+const FAMILIES: [(&str, &str); 6] = [
     (
         "fleetmq_bridge_connected",
         "1 while the bridge is connected to its remote.",
@@ -33,6 +34,10 @@ const FAMILIES: [(&str, &str); 5] = [
     (
         "fleetmq_bridge_connect_failures_total",
         "Connects to the remote that failed.",
+    ),
+    (
+        "fleetmq_bridge_dropped_total",
+        "Messages dropped because the bridge's local queue was full.",
     ),
 ];
 
@@ -98,7 +103,8 @@ impl Collector for BridgeCollector {
                 let value = match index {
                     0 => link.sent.load(Ordering::Relaxed),
                     1 => link.received.load(Ordering::Relaxed),
-                    _ => link.failures.load(Ordering::Relaxed),
+                    2 => link.failures.load(Ordering::Relaxed),
+                    _ => link.dropped(&self.broker),
                 };
                 metric
                     .with_label_values(&[link.name.as_str()])

@@ -25,6 +25,7 @@ use fleetmq_codec::{
 };
 use fleetmq_core::auth::Identity;
 use fleetmq_core::protocol::{ClientProtocol, Exit, Setup};
+use fleetmq_core::session::QueueLimits;
 
 use super::connect::write;
 use super::link::{Ended, Failure, Link};
@@ -113,6 +114,19 @@ impl Link {
                     self.local_id, foreign.owner
                 ))
             })?;
+        let limits = &self.broker.config.limits;
+        attached.session.lock().set_queue_limits(QueueLimits {
+            max_messages: self
+                .config
+                .max_queued_messages
+                .unwrap_or(limits.max_queued_messages),
+            max_bytes: self
+                .config
+                .max_queued_bytes
+                .unwrap_or(limits.max_queued_bytes),
+            full_wait: Duration::from_millis(limits.queue_full_wait_ms),
+            offline_qos0: self.broker.config.mqtt.queue_qos0_messages,
+        });
         let protocol = ClientProtocol::new(Setup {
             broker: Arc::clone(&self.broker),
             version: ProtocolVersion::V5,

@@ -42,6 +42,8 @@ pub struct BridgeView {
     /// Messages waiting in the bridge's local session (queued and
     /// unacknowledged by the remote).
     pub queued: usize,
+    /// Messages dropped because the local queue was full (since start).
+    pub dropped: u64,
     pub sent: u64,
     pub received: u64,
     pub connects: u64,
@@ -70,6 +72,13 @@ impl BridgeStatus {
             .map_or(0, |session| session.lock().queue_len())
     }
 
+    /// Messages the local session dropped because its queue was full.
+    pub fn dropped(&self, broker: &Engine) -> u64 {
+        broker
+            .session(&self.local_client_id)
+            .map_or(0, |session| session.lock().queue_dropped())
+    }
+
     pub fn view(&self, broker: &Engine) -> BridgeView {
         BridgeView {
             name: self.name.clone(),
@@ -81,6 +90,7 @@ impl BridgeStatus {
             remote: self.remote.lock().clone(),
             local_client_id: self.local_client_id.clone(),
             queued: self.queued(broker),
+            dropped: self.dropped(broker),
             sent: self.sent.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
             connects: self.connects.load(Ordering::Relaxed),

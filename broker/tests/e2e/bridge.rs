@@ -333,7 +333,7 @@ fn a_link_that_cannot_connect_says_why_backs_off_and_costs_local_clients_nothing
     let mut toml = bridge_toml(
         "refused",
         &closed,
-        "restart_secs = 1\nrestart_max_secs = 4",
+        "restart_secs = 1\nrestart_max_secs = 4\nmax_queued_messages = 3",
         &[("a/#", "out", 1)],
     );
     toml = toml.replacen("restart_secs = 1\nrestart_max_secs = 2\n", "", 1);
@@ -349,11 +349,18 @@ fn a_link_that_cannot_connect_says_why_backs_off_and_costs_local_clients_nothing
     let (mut sub, _) = RawClient::connect_v311(broker.addr(), "s", true);
     assert_eq!(sub.subscribe(1, "lab/#", 1)[0].0, 1);
     let (mut publisher, _) = RawClient::connect_v311(broker.addr(), "p", true);
-    assert_eq!(
-        publisher.publish("lab/a/x", b"queued for the remote", 1, false),
-        ReasonCode::SUCCESS
-    );
-    assert_eq!(sub.expect_app_publish().topic.as_ref(), "lab/a/x");
+    // Five for the remote; the bridge keeps three (max_queued_messages).
+    for n in 0..5 {
+        assert_eq!(
+            publisher.publish(&format!("lab/a/{n}"), b"queued for the remote", 1, false),
+            ReasonCode::SUCCESS
+        );
+        assert_eq!(
+            sub.expect_app_publish().topic.as_ref(),
+            format!("lab/a/{n}"),
+            "local delivery is not held back"
+        );
+    }
     std::thread::sleep(Duration::from_secs(6).saturating_sub(started.elapsed()));
     let logs = broker.logs();
     assert!(
@@ -373,8 +380,13 @@ fn a_link_that_cannot_connect_says_why_backs_off_and_costs_local_clients_nothing
     let refused = views.iter().find(|b| b["name"] == "refused").unwrap();
     assert_eq!(refused["state"], "disconnected");
     assert_eq!(
-        refused["queued"], 1,
-        "the QoS 1 message waits for the remote: {refused}"
+        (refused["queued"].as_u64(), refused["dropped"].as_u64()),
+        (Some(3), Some(2)),
+        "three QoS 1 messages wait for the remote, two were dropped: {refused}"
+    );
+    assert!(
+        logs.contains("Bridge refused: 2 messages for the remote dropped"),
+        "{logs}"
     );
     assert!(refused["last_error"]
         .as_str()
@@ -383,7 +395,8 @@ fn a_link_that_cannot_connect_says_why_backs_off_and_costs_local_clients_nothing
     let metrics = get(broker.http_addr(), "/metrics", None).body;
     for line in [
         "fleetmq_bridge_connected{bridge=\"refused\"} 0",
-        "fleetmq_bridge_queued{bridge=\"refused\"} 1",
+        "fleetmq_bridge_queued{bridge=\"refused\"} 3",
+        "fleetmq_bridge_dropped_total{bridge=\"refused\"} 2",
         "fleetmq_bridge_connect_failures_total{bridge=\"nohost\"}",
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");

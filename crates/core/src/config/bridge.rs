@@ -72,6 +72,12 @@ pub struct BridgeConfig {
     pub receive_maximum: u16,
     /// Session Expiry Interval asked of the remote (5.0), seconds.
     pub session_expiry_interval: u32,
+    /// Most messages the bridge's local session holds for the remote
+    /// (queued, not yet in flight); more are dropped, counted and logged.
+    /// Absent: `limits.max_queued_messages`; 0: no limit.
+    pub max_queued_messages: Option<usize>,
+    /// The same in bytes of payload; absent: `limits.max_queued_bytes`.
+    pub max_queued_bytes: Option<usize>,
 }
 
 impl Default for BridgeConfig {
@@ -101,6 +107,8 @@ impl Default for BridgeConfig {
             attempt_unsubscribe: true,
             receive_maximum: 0,
             session_expiry_interval: 0,
+            max_queued_messages: None,
+            max_queued_bytes: None,
         }
     }
 }
@@ -141,6 +149,8 @@ impl BridgeConfig {
                 ..BridgeTls::default()
             }),
             notification_topic: Some(String::new()),
+            max_queued_messages: Some(0),
+            max_queued_bytes: Some(0),
             ..BridgeConfig::default()
         }
     }
