@@ -52,12 +52,34 @@ impl Translator {
             return Err("needs one name (connection NAME)".into());
         }
         self.bridge = Some(name.to_string());
+        self.bridge_lines.push(line.clone());
         self.config.bridges.push(BridgeConfig {
             name: name.to_string(),
             ..BridgeConfig::default()
         });
         self.record(&format!("bridge.{name}"), line);
         Ok(())
+    }
+
+    /// Mosquitto speaks TLS to a remote only with `bridge_cafile` or
+    /// `bridge_capath`; other TLS directives alone leave the link plain.
+    pub(super) fn finish_bridges(&mut self) {
+        let mut plain = Vec::new();
+        for (bridge, line) in self.config.bridges.iter_mut().zip(&self.bridge_lines) {
+            let Some(tls) = &bridge.tls else {
+                continue;
+            };
+            if tls.ca_file.is_none() && tls.ca_path.is_none() {
+                bridge.tls = None;
+                plain.push(line.clone());
+            }
+        }
+        for line in plain {
+            self.note(
+                &line,
+                "TLS directives without bridge_cafile or bridge_capath: as in Mosquitto, this bridge connects without TLS",
+            );
+        }
     }
 
     /// A directive inside a `connection` section.
@@ -258,6 +280,18 @@ mod tests {
             .notes
             .iter()
             .any(|n| n.directive == "idle_timeout"));
+    }
+
+    #[test]
+    fn tls_needs_a_ca_as_in_mosquitto() {
+        let conf =
+            "listener 1883\nconnection c\naddress h:8883\ntopic # out\nbridge_insecure true\n";
+        let translation = translate_str(conf, "m.conf").unwrap();
+        assert!(translation.config.bridges[0].tls.is_none());
+        assert!(translation
+            .notes
+            .iter()
+            .any(|n| n.directive == "connection" && n.why.contains("without TLS")));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) fn translate(
         default_listener: ListenerDraft::default(),
         listeners: Vec::new(),
         bridge: None,
+        bridge_lines: Vec::new(),
         allow_anonymous: None,
         password_file: None,
         acl_file: None,
@@ -42,6 +43,7 @@ pub(crate) fn translate(
         }
     }
     translator.finish_dynsec();
+    translator.finish_bridges();
     let mut translation = translator.finish(main_file)?;
     // Notes in reading order: files as they were read, then by line.
     let mut files: Vec<&Arc<str>> = Vec::new();
@@ -69,6 +71,8 @@ pub(super) struct Translator {
     pub(super) listeners: Vec<ListenerDraft>,
     /// The bridge being configured after `connection NAME`.
     pub(super) bridge: Option<String>,
+    /// The `connection` line of each bridge, in order.
+    pub(super) bridge_lines: Vec<Line>,
     /// Global `allow_anonymous` (without `per_listener_settings`).
     pub(super) allow_anonymous: Option<(bool, Line)>,
     pub(super) password_file: Option<(String, Line)>,

@@ -187,7 +187,10 @@ mod tests {
         let found = changes(&reread, &changed);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].key, "bridge[0].remote_password");
-        assert_eq!((found[0].old.as_str(), found[0].new.as_str()), ("(hidden)", "(hidden)"));
+        assert_eq!(
+            (found[0].old.as_str(), found[0].new.as_str()),
+            ("(hidden)", "(hidden)")
+        );
     }
 
     #[test]
