@@ -248,7 +248,9 @@ impl Link {
             let session = Arc::clone(protocol.session());
             let ping_at = match ping_sent {
                 Some(sent) => sent + keep_alive,
-                None => last_sent.max(last_heard) + keep_alive,
+                // Keep alive is the client's duty to send [MQTT-3.1.2-23]:
+                // a link that only receives still pings.
+                None => last_sent + keep_alive,
             };
             tokio::select! {
                 biased;

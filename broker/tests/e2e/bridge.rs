@@ -412,7 +412,7 @@ fn fleetmq_to_fleetmq_both_ways_after_the_bridge_bit_is_refused() {
     let broker = Broker::start_with(&bridge_toml(
         "peer",
         &remote.addr().to_string(),
-        "",
+        "keepalive_secs = 1",
         &[("up/#", "out", 1), ("down/#", "in", 1)],
     ));
     wait_connected(&broker, "peer");
@@ -423,6 +423,14 @@ fn fleetmq_to_fleetmq_both_ways_after_the_bridge_bit_is_refused() {
             && broker.logs().contains("Bridge peer connected to"),
         "{}",
         broker.logs()
+    );
+    // Idle for over twice the keep alive: the link pings, the remote keeps it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let view = bridge_views(&broker).remove(0);
+    assert_eq!(
+        (view["state"].as_str(), view["connects"].as_u64()),
+        (Some("connected"), Some(1)),
+        "{view}"
     );
     let mut far = subscriber(remote.addr(), "far", "site1/up/#", 1);
     let mut near = subscriber(broker.addr(), "near", "lab/down/#", 1);
