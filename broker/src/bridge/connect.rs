@@ -62,7 +62,9 @@ impl Link {
         let connack = match first {
             Err(_) => return Err(Failure::before("no CONNACK within 10 s")),
             Ok(Err(why)) => {
-                if self.private && version == ProtocolVersion::V3_1_1 {
+                // A remote that does not know the bridge bit closes the
+                // connection; a TLS alert or a reset is another matter.
+                if self.private && version == ProtocolVersion::V3_1_1 && why == CLOSED {
                     self.private = false;
                     return Err(Failure::before(format!(
                         "{why} before CONNACK (next attempt without the bridge bit, try_private)"
@@ -275,18 +277,23 @@ fn set_bridge_bit(connect: &mut [u8]) {
     }
 }
 
+/// Why a connection ended when the remote closed it.
+const CLOSED: &str = "the remote closed the connection";
+
+/// A socket error in the remote's terms (a TLS alert names the problem).
+pub(super) fn socket_error(error: &std::io::Error) -> String {
+    match remote::tls_problem(error) {
+        Some(problem) => problem,
+        None => format!("socket error: {error}"),
+    }
+}
+
 pub(super) async fn write(stream: &mut Box<dyn Io>, out: &mut BytesMut) -> Result<(), String> {
     if out.is_empty() {
         return Ok(());
     }
-    stream
-        .write_all(out)
-        .await
-        .map_err(|e| format!("socket error: {e}"))?;
-    stream
-        .flush()
-        .await
-        .map_err(|e| format!("socket error: {e}"))?;
+    stream.write_all(out).await.map_err(|e| socket_error(&e))?;
+    stream.flush().await.map_err(|e| socket_error(&e))?;
     out.clear();
     Ok(())
 }
@@ -304,9 +311,9 @@ pub(super) async fn read_packet(
             Err(error) => return Err(format!("the remote sent a bad packet: {error}")),
         }
         match stream.read_buf(input).await {
-            Ok(0) => return Err("the remote closed the connection".into()),
+            Ok(0) => return Err(CLOSED.into()),
             Ok(_) => {}
-            Err(error) => return Err(format!("socket error: {error}")),
+            Err(error) => return Err(socket_error(&error)),
         }
     }
 }

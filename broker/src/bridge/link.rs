@@ -91,9 +91,6 @@ impl Link {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let name = self.config.name.clone();
         self.notify_local(false);
-        if let Err(failure) = self.prime_local() {
-            tracing::error!(bridge = %name, "Bridge {name}: {}.", failure.why);
-        }
         let mut failures: u32 = 0;
         let mut dropped = 0;
         loop {

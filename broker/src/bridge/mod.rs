@@ -94,6 +94,11 @@ pub fn spawn(broker: &Arc<Engine>, shutdown: &watch::Receiver<bool>) -> Arc<Brid
             private: config.try_private,
             address_index: 0,
         };
+        // Before any listener accepts: what a client publishes from its
+        // first moment is queued for the remote.
+        if let Err(why) = link.prime_local() {
+            tracing::error!(bridge = %config.name, "Bridge {}: {why}.", config.name);
+        }
         tokio::spawn(link.run(shutdown.clone()));
         links.push(status);
     }

@@ -27,7 +27,7 @@ use fleetmq_core::auth::Identity;
 use fleetmq_core::protocol::{ClientProtocol, Exit, Setup};
 use fleetmq_core::session::QueueLimits;
 
-use super::connect::write;
+use super::connect::{socket_error, write};
 use super::link::{Ended, Failure, Link};
 
 impl Link {
@@ -85,15 +85,15 @@ impl Link {
     /// Makes the local session and its subscriptions before the first
     /// connect, so what is published while the remote is not reached yet
     /// waits in the session's queue instead of being lost.
-    pub(super) fn prime_local(&self) -> Result<(), Failure> {
+    pub(super) fn prime_local(&self) -> Result<(), String> {
         if self.config.local_clean() {
             return Ok(());
         }
-        let (mut protocol, _control, _) = self.attach_local(None, None)?;
+        let (mut protocol, _control, _) = self.attach_local(None, None).map_err(|f| f.why)?;
         let subscribed = self.subscribe_local(&mut protocol, std::time::Instant::now());
         let closing = protocol.begin_close(&Exit::Control(ReasonCode::SUCCESS));
         let _ = protocol.finish_close(closing, std::time::Instant::now());
-        subscribed
+        subscribed.map_err(|f| f.why)
     }
 
     /// Attaches the bridge's local session, as a client's CONNECT would.
@@ -275,7 +275,7 @@ impl Link {
                             }
                         }
                     }
-                    Err(error) => return Err(Failure::after(format!("socket error: {error}"))),
+                    Err(error) => return Err(Failure::after(socket_error(&error))),
                 },
                 _ = session.wakeup.notified() => {}
                 _ = wait_commit(committed), if protocol.has_pending_acks() => {

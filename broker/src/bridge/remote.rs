@@ -74,17 +74,20 @@ pub async fn connect(
 
 /// The rustls error inside an IO error, as its own words.
 fn tls_reason(error: &std::io::Error) -> String {
-    match error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(problem)) => {
-            format!("the remote's certificate is not trusted ({problem:?}); check bridge_cafile / tls.ca_file")
-        }
-        Some(rustls::Error::AlertReceived(alert)) => {
-            format!("the remote refused us ({alert:?}); check the bridge's certificate and key")
-        }
-        Some(other) => other.to_string(),
-        None => error.to_string(),
+    tls_problem(error).unwrap_or_else(|| error.to_string())
+}
+
+/// What a TLS error inside an IO error says about the link, if it is one:
+/// the remote's certificate refused here, or ours refused there (with
+/// TLS 1.3 that alert arrives after the handshake, at the first read).
+pub fn tls_problem(error: &std::io::Error) -> Option<String> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(problem) => Some(format!(
+            "the remote's certificate is not trusted ({problem:?}); check bridge_cafile / tls.ca_file"
+        )),
+        rustls::Error::AlertReceived(alert) => Some(format!(
+            "the remote refused us ({alert:?}); check the bridge's certificate and key"
+        )),
+        other => Some(other.to_string()),
     }
 }

@@ -255,8 +255,8 @@ fn mutual_tls_to_the_remote_and_a_wrong_ca_is_named() {
     }
     let pki = Pki::new();
     let remote = RemoteMosquitto::start_with_files(
-        "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {dir}/ca.crt\ncertfile {dir}/server-rsa.crt\nkeyfile {dir}/server-rsa.key\nrequire_certificate true\nuse_identity_as_username true\n",
-        &[&pki.ca.cert, &pki.server_rsa.cert, &pki.server_rsa.key],
+        "listener {port} 127.0.0.1\nallow_anonymous true\ncafile {dir}/ca.crt\ncertfile {dir}/server-rsa.crt\nkeyfile {dir}/server-rsa.key\nrequire_certificate true\nuse_identity_as_username true\ncrlfile {dir}/crl.pem\n",
+        &[&pki.ca.cert, &pki.server_rsa.cert, &pki.server_rsa.key, &pki.crl],
     );
     let address = format!("localhost:{}", remote.port);
     let good = bridge_toml(
@@ -276,7 +276,18 @@ fn mutual_tls_to_the_remote_and_a_wrong_ca_is_named() {
         &format!("[bridge.tls]\nca_file = {}\n", toml_path(&pki.rogue.cert)),
         &[("other/#", "out", 1)],
     );
-    let broker = Broker::start_with(&format!("{good}{wrong_ca}"));
+    let revoked = bridge_toml(
+        "revoked",
+        &address,
+        &format!(
+            "[bridge.tls]\nca_file = {}\ncert = {}\nkey = {}\n",
+            toml_path(&pki.ca.cert),
+            toml_path(&pki.dev_revoked.cert),
+            toml_path(&pki.dev_revoked.key)
+        ),
+        &[("more/#", "out", 1)],
+    );
+    let broker = Broker::start_with(&format!("{good}{wrong_ca}{revoked}"));
     wait_connected(&broker, "mtls");
     assert!(
         remote.logs().contains("as mtls-remote"),
@@ -321,6 +332,21 @@ fn mutual_tls_to_the_remote_and_a_wrong_ca_is_named() {
         broker.logs().contains("Bridge wrongca cannot connect to"),
         "{}",
         broker.logs()
+    );
+    // The remote refuses a revoked bridge certificate: named, not connected.
+    let revoked = eventually(Duration::from_secs(10), "revoked reported", || {
+        bridge_views(&broker)
+            .into_iter()
+            .find(|b| b["name"] == "revoked" && b["last_error"].is_string())
+    });
+    assert_eq!(revoked["state"], "disconnected", "{revoked}");
+    assert_eq!(revoked["connects"], 0, "{revoked}");
+    assert!(
+        revoked["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("the remote refused us (CertificateRevoked)"),
+        "{revoked}"
     );
 }
 
