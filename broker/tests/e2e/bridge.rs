@@ -633,3 +633,51 @@ fn acknowledged_messages_reach_the_remote_across_a_remote_restart_and_a_sigkill(
         }
     }
 }
+
+/// A lab's `mosquitto.conf` with a `connection` section, run unchanged
+/// with `fleetmq run --mosquitto-conf`: the bridge works both ways, and its
+/// state is where Mosquitto puts it.
+#[test]
+fn a_mosquitto_conf_connection_section_runs_unchanged() {
+    if skip_on_mosquitto("fleetmq bridges")
+        || !crate::harness::fleet::have_tool("mosquitto", "the remote broker")
+    {
+        return;
+    }
+    use crate::harness::service::{fleetmq, free_port, Process};
+    let remote = RemoteMosquitto::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\n\n\
+             connection central\naddress 127.0.0.1:{}\nremote_clientid lab1\n\
+             topic sensors/# out 1 lab/ site1/\ntopic cmd/# in 1 lab/ site1/\n\
+             restart_timeout 1\n",
+            remote.port
+        ),
+    )
+    .unwrap();
+    let mut command = fleetmq();
+    command
+        .arg("run")
+        .arg("--mosquitto-conf")
+        .arg(&conf)
+        .current_dir(dir.path());
+    let broker = Process::spawn(command);
+    broker.expect_log("Bridge central connected to");
+    let local = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut state = subscriber(local, "state", "$SYS/broker/connection/lab1/state", 0);
+    let got = receive(&mut state, 1);
+    assert_eq!(got.first().map(|p| p.payload.as_ref()), Some(&b"1"[..]));
+    let mut far = subscriber(remote.addr(), "far", "site1/sensors/#", 1);
+    let mut near = subscriber(local, "near", "lab/cmd/#", 1);
+    let (mut local_pub, _) = RawClient::connect_v311(local, "lp", true);
+    let (mut remote_pub, _) = RawClient::connect_v311(remote.addr(), "rp", true);
+    local_pub.publish("lab/sensors/t", b"out", 1, false);
+    remote_pub.publish("site1/cmd/go", b"in", 1, false);
+    assert_eq!(receive(&mut far, 1)[0].topic.as_ref(), "site1/sensors/t");
+    assert_eq!(receive(&mut near, 1)[0].topic.as_ref(), "lab/cmd/go");
+}
