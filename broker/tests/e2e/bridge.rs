@@ -450,6 +450,10 @@ fn fleetmq_to_fleetmq_both_ways_after_the_bridge_bit_is_refused() {
         "{}",
         broker.logs()
     );
+    // No client can take the bridge's local session by sending its id.
+    let mut thief = RawClient::connect(broker.addr());
+    thief.send_connect(&ConnectBuilder::v311("local.peer-remote").clean(false));
+    assert_eq!(thief.expect_connack().reason, ReasonCode::NOT_AUTHORIZED);
     // Idle for over twice the keep alive: the link pings, the remote keeps it.
     std::thread::sleep(Duration::from_millis(2500));
     let view = bridge_views(&broker).remove(0);

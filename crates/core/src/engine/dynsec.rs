@@ -100,6 +100,10 @@ impl Engine {
         for session in sessions {
             let denied: Vec<String> = {
                 let state = session.lock();
+                // A bridge's local session is part of the broker.
+                if matches!(state.owner(), Some(SessionOwner::Bridge(_))) {
+                    continue;
+                }
                 let username: Option<String> = match (state.attachment(), state.owner()) {
                     (Some(attachment), _) => attachment.identity.username.clone(),
                     (None, Some(SessionOwner::Username(name))) => Some(name.clone()),
@@ -169,10 +173,11 @@ impl Engine {
             ReasonCode::ADMINISTRATIVE_ACTION,
             |attachment| {
                 let username = attachment.identity.username.as_deref();
-                kicks.iter().any(|kick| match kick {
-                    Kick::Username(name) => username == Some(name.as_str()),
-                    Kick::Anonymous => username.is_none(),
-                })
+                !attachment.identity.bridge
+                    && kicks.iter().any(|kick| match kick {
+                        Kick::Username(name) => username == Some(name.as_str()),
+                        Kick::Anonymous => username.is_none(),
+                    })
             },
             |session, _| {
                 tracing::info!(
