@@ -685,3 +685,63 @@ fn a_mosquitto_conf_connection_section_runs_unchanged() {
     assert_eq!(receive(&mut far, 1)[0].topic.as_ref(), "site1/sensors/t");
     assert_eq!(receive(&mut near, 1)[0].topic.as_ref(), "lab/cmd/go");
 }
+
+/// ALPN, as a cloud broker on 443 needs it (AWS IoT's `x-amzn-mqtt-ca`):
+/// OpenSSL's own test server says what the bridge offered.
+#[test]
+fn the_bridge_offers_its_alpn_protocol() {
+    if skip_on_mosquitto("fleetmq bridges")
+        || !crate::harness::fleet::have_tool("openssl", "a TLS server that prints ALPN")
+    {
+        return;
+    }
+    let pki = Pki::new();
+    let port = crate::harness::service::free_port();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &port.to_string(),
+            "-alpn",
+            "x-amzn-mqtt-ca",
+        ])
+        .arg("-cert")
+        .arg(&pki.server_ecdsa.cert)
+        .arg("-key")
+        .arg(&pki.server_ecdsa.key)
+        // Its stdin stays open (piped) so it keeps the connection.
+        .stdin(std::process::Stdio::piped())
+        .stdout(out.reopen().unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let broker = Broker::start_with(&bridge_toml(
+        "cloud",
+        &format!("localhost:{port}"),
+        &format!(
+            "[bridge.tls]\nca_file = {}\nalpn = [\"x-amzn-mqtt-ca\"]\n",
+            toml_path(&pki.ca.cert)
+        ),
+        &[("a/#", "out", 1)],
+    ));
+    // The link connects (retrying once if the server was not listening
+    // yet) and waits for a CONNACK that never comes; then closing the
+    // server's stdin ends it, which writes out what it printed.
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(server.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && matches!(server.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    // It echoes what it received (our CONNECT, not UTF-8) among its lines.
+    let text = String::from_utf8_lossy(&std::fs::read(out.path()).unwrap_or_default()).into_owned();
+    assert!(
+        text.contains("ALPN protocols advertised by the client: x-amzn-mqtt-ca")
+            && text.contains("ALPN protocols selected: x-amzn-mqtt-ca"),
+        "{text}\n{}",
+        broker.logs()
+    );
+}
