@@ -65,11 +65,15 @@ impl BridgeStatus {
         *self.last_error.lock() = Some(why);
     }
 
-    /// Messages held for the remote: the local session's queue and inflight.
+    /// Messages held for the remote: the local session's queue, and those
+    /// sent but not yet acknowledged by the remote.
     pub fn queued(&self, broker: &Engine) -> usize {
         broker
             .session(&self.local_client_id)
-            .map_or(0, |session| session.lock().queue_len())
+            .map_or(0, |session| {
+                let state = session.lock();
+                state.queue_len() + state.inflight_in_order().count()
+            })
     }
 
     /// Messages the local session dropped because its queue was full.
