@@ -68,12 +68,10 @@ impl BridgeStatus {
     /// Messages held for the remote: the local session's queue, and those
     /// sent but not yet acknowledged by the remote.
     pub fn queued(&self, broker: &Engine) -> usize {
-        broker
-            .session(&self.local_client_id)
-            .map_or(0, |session| {
-                let state = session.lock();
-                state.queue_len() + state.inflight_in_order().count()
-            })
+        broker.session(&self.local_client_id).map_or(0, |session| {
+            let state = session.lock();
+            state.queue_len() + state.inflight_in_order().count()
+        })
     }
 
     /// Messages the local session dropped because its queue was full.

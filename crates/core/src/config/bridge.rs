@@ -256,6 +256,19 @@ impl Default for BridgeTls {
 /// Checks every `[[bridge]]` table.
 pub(crate) fn validate_bridges(bridges: &[BridgeConfig], errors: &mut Vec<ValidationError>) {
     let mut names = std::collections::HashSet::new();
+    // Two bridges with one local session would take it from each other.
+    let mut local_ids = std::collections::HashMap::new();
+    for (index, bridge) in bridges.iter().enumerate() {
+        if let Some(first) = local_ids.insert(bridge.local_id("HOSTNAME"), index) {
+            errors.push(ValidationError::new(
+                format!("bridge[{index}].remote_client_id"),
+                format!(
+                    "bridge[{first}] has the same local session ({}); give each bridge its own remote_client_id or local_client_id",
+                    bridge.local_id("HOSTNAME")
+                ),
+            ));
+        }
+    }
     for (index, bridge) in bridges.iter().enumerate() {
         let key = format!("bridge[{index}]");
         let mut fail = |field: &str, why: String| {
@@ -351,4 +364,71 @@ pub fn split_address(address: &str) -> Option<(&str, u16)> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port.parse().ok()?;
     (!host.is_empty()).then_some((host, port))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn bridge(name: &str) -> BridgeConfig {
+        BridgeConfig {
+            name: name.into(),
+            addresses: vec!["remote.example:8883".into()],
+            topics: vec![BridgeTopic {
+                pattern: "x/#".into(),
+                ..BridgeTopic::default()
+            }],
+            ..BridgeConfig::default()
+        }
+    }
+
+    fn problems(bridges: &[BridgeConfig]) -> Vec<String> {
+        let mut errors = Vec::new();
+        validate_bridges(bridges, &mut errors);
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_bridge_passes_and_each_problem_is_named_by_key() {
+        assert!(problems(&[bridge("a"), bridge("b")]).is_empty());
+        let mut bad = bridge("a b");
+        bad.addresses = vec!["no-port".into()];
+        bad.topics[0].qos = 3;
+        bad.topics[0].local_prefix = "lab/#".into();
+        bad.restart_secs = 0;
+        let found = problems(&[bad]);
+        for key in [
+            "bridge[0].name",
+            "bridge[0].addresses",
+            "bridge[0].topic[0].qos",
+            "bridge[0].topic[0].local_prefix",
+            "bridge[0].restart_secs",
+        ] {
+            assert!(found.iter().any(|p| p.starts_with(key)), "{key}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn two_bridges_may_not_share_a_local_session() {
+        let mut a = bridge("a");
+        let mut b = bridge("b");
+        a.remote_client_id = Some("same".into());
+        b.remote_client_id = Some("same".into());
+        let found = problems(&[a, b]);
+        assert!(
+            found.iter().any(|p| p.contains("same local session")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn addresses_split_with_ipv6_in_brackets() {
+        assert_eq!(split_address("[::1]:1883"), Some(("::1", 1883)));
+        assert_eq!(split_address("host:8883"), Some(("host", 8883)));
+        assert_eq!(split_address("host"), None);
+    }
 }
