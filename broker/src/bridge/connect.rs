@@ -335,7 +335,7 @@ mod tests {
             password: None,
             properties: ConnectProperties::default(),
         }));
-        codec::encode_packet(&connect, ProtocolVersion::V3_1_1, &mut out).unwrap_or_default();
+        assert!(codec::encode_packet(&connect, ProtocolVersion::V3_1_1, &mut out).is_ok());
         set_bridge_bit(&mut out);
         assert_eq!(&out[2..9], b"\x00\x04MQTT\x84");
     }

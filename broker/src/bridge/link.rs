@@ -97,7 +97,12 @@ impl Link {
             if *shutdown.borrow() {
                 return;
             }
-            let address = self.config.addresses[self.address_index].clone();
+            // Validation guarantees one address at least; a bridge without
+            // any simply never connects.
+            let Some(address) = self.config.addresses.get(self.address_index).cloned() else {
+                tracing::error!(bridge = %name, "Bridge {name} has no address.");
+                return;
+            };
             *self.status.remote.lock() = address.clone();
             let failure = match self.session(&address, &mut shutdown).await {
                 Ok(Ended::Shutdown) => return,
@@ -113,7 +118,7 @@ impl Link {
             } else {
                 failures = failures.saturating_add(1);
                 BridgeStatus::add(&self.status.failures, 1);
-                self.address_index = (self.address_index + 1) % self.config.addresses.len();
+                self.address_index = (self.address_index + 1) % self.config.addresses.len().max(1);
             }
             self.log_drops(&mut dropped);
             let wait = self.backoff(failures);
