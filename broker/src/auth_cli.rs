@@ -417,6 +417,7 @@ fn simulated_identity(
         cert_identity,
         groups,
         listener: Arc::from(listener_name(listener).as_str()),
+        bridge: false,
     })
 }
 

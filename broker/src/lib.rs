@@ -35,6 +35,10 @@
 //!   (redb): the [`fleetmq_core::store::StoreBackend`] whose writer thread
 //!   commits ops in groups; a commit that fails is never acknowledged, and
 //!   the store's health is reported until it recovers by itself.
+//! - [`bridge`] links to remote brokers (`[[bridge]]`, Mosquitto's
+//!   `connection`): a real MQTT client of each remote (TCP, TLS, mutual
+//!   TLS, ALPN) relaying to a persistent local session of the engine whose
+//!   durable queue is the store and forward; reconnects with backoff.
 //! - [`observe`] turns the connection events (`fleetmq_core::events`) into
 //!   the device registry and Prometheus metrics.
 //! - [`http`] serves the dashboard, the JSON API, `/metrics` and health
@@ -54,6 +58,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth_cli;
+pub mod bridge;
 pub mod certs;
 pub mod cli_docs;
 pub mod connection;

@@ -28,6 +28,9 @@ use fleetmq_core::peer::RevokedSerials;
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A bridge's TLS files cannot be used.
+    #[error("{0}")]
+    Bridge(String),
     #[error("{0}")]
     Store(#[from] fleetmq_core::store::StoreError),
     #[error("{0}")]
@@ -180,6 +183,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         shutdown_rx.clone(),
     );
     let ready = Arc::new(AtomicBool::new(false));
+    let bridges = crate::bridge::spawn(&broker, &shutdown_rx);
+    metrics.register(Box::new(crate::bridge::metrics::BridgeCollector::new(
+        Arc::clone(&broker),
+        Arc::clone(&bridges),
+    )))?;
     let http = if broker.config.http.enabled {
         let parts = HttpParts {
             broker: Arc::clone(&broker),
@@ -191,6 +199,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .map(|l| (Arc::clone(&l.name), l.local_addr))
                 .collect(),
             shutdown: shutdown_rx.clone(),
+            bridges: Arc::clone(&bridges),
         };
         // A taken dashboard port must not take MQTT service down with it
         // (8080 is popular on lab machines); bad tokens or certificates,
@@ -373,6 +382,11 @@ pub fn check_files(config: &Config) -> Vec<ServerError> {
             });
         }
     }
+    problems.extend(
+        crate::bridge::check(config)
+            .into_iter()
+            .map(ServerError::Bridge),
+    );
     if config.http.enabled {
         if let Err(error) = crate::http::check(&config.http) {
             problems.push(error.into());

@@ -90,7 +90,7 @@ struct Client<S> {
 
 /// Waits until no session in `pressure` holds publishers back, checking
 /// again at least every `recheck` (a queue turns stalled by time alone).
-async fn wait_for_room(pressure: &mut Vec<Arc<Session>>, recheck: Duration) {
+pub(crate) async fn wait_for_room(pressure: &mut Vec<Arc<Session>>, recheck: Duration) {
     while let Some(session) = pressure.last() {
         let session = Arc::clone(session);
         let notified = session.space.notified();
@@ -106,7 +106,7 @@ async fn wait_for_room(pressure: &mut Vec<Arc<Session>>, recheck: Duration) {
 }
 
 /// Waits for the store to commit more (forever without a store).
-async fn wait_commit(committed: &mut Option<watch::Receiver<Progress>>) {
+pub(crate) async fn wait_commit(committed: &mut Option<watch::Receiver<Progress>>) {
     match committed {
         Some(receiver) => {
             if receiver.changed().await.is_err() {

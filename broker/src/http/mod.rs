@@ -20,6 +20,7 @@
 mod api;
 mod assets;
 mod auth;
+mod bridges;
 mod dynsec;
 mod host;
 mod live;
@@ -73,6 +74,8 @@ pub(crate) struct AppState {
     /// MQTT listeners and their bound addresses, for `/readyz` and the page.
     pub listeners: Arc<Vec<(Arc<str>, SocketAddr)>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Bridge links, for `/api/bridges`.
+    pub bridges: Arc<crate::bridge::Bridges>,
 }
 
 /// Everything the HTTP server needs from the running broker.
@@ -83,6 +86,7 @@ pub struct HttpParts {
     pub ready: Arc<AtomicBool>,
     pub listeners: Vec<(Arc<str>, SocketAddr)>,
     pub shutdown: watch::Receiver<bool>,
+    pub bridges: Arc<crate::bridge::Bridges>,
 }
 
 /// Binds the HTTP listener and serves until shutdown. Returns the bound
@@ -113,6 +117,7 @@ pub async fn start(config: &HttpConfig, parts: HttpParts) -> Result<SocketAddr, 
         ready: parts.ready,
         listeners: Arc::new(parts.listeners),
         shutdown: parts.shutdown.clone(),
+        bridges: parts.bridges,
     };
     let hosts = host::AllowedHosts::new(local_addr, &config.allowed_hosts);
     let app = router(state, hosts);
@@ -165,6 +170,7 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
             post(provision::decide),
         )
         .route("/api/disconnected", get(api::disconnected))
+        .route("/api/bridges", get(bridges::bridges))
         .route("/api/handshakes/summary", get(api::handshake_summary))
         .route("/api/events", get(live::events))
         .route("/metrics", get(api::metrics))

@@ -112,6 +112,7 @@ const BRIDGE: &[&str] = &[
     "notification_topic",
     "notifications",
     "notifications_local_only",
+    "password",
     "remote_clientid",
     "remote_password",
     "remote_username",
@@ -121,6 +122,7 @@ const BRIDGE: &[&str] = &[
     "threshold",
     "topic",
     "try_private",
+    "username",
 ];
 
 /// Whether `name` is translated by `translate.rs`.

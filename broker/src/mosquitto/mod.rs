@@ -16,6 +16,7 @@
 //! It must not be needed at run time by the native configuration: it only
 //! produces a [`Config`].
 
+mod bridge;
 mod ciphers;
 pub mod db;
 mod defaults;

@@ -77,7 +77,24 @@ pub fn render(translation: &Translation) -> String {
             push_section(&mut out, &table, translation);
         }
     }
+    push_bridges(&mut out, &config);
     out
+}
+
+/// The `[[bridge]]` tables, whole (each names its `connection` section).
+fn push_bridges(out: &mut String, config: &Table) {
+    let Some(Value::Array(bridges)) = config.get("bridge") else {
+        return;
+    };
+    if bridges.is_empty() {
+        return;
+    }
+    let mut table = Table::new();
+    table.insert("bridge".into(), Value::Array(bridges.clone()));
+    if let Ok(text) = toml::to_string(&table) {
+        out.push_str("\n# Bridges, from the `connection` sections (docs/decisions/0146).\n");
+        out.push_str(&text);
+    }
 }
 
 /// Each listener with what differs from a default listener (and its TLS

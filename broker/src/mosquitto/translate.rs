@@ -29,6 +29,7 @@ pub(crate) fn translate(
         default_listener: ListenerDraft::default(),
         listeners: Vec::new(),
         bridge: None,
+        bridge_lines: Vec::new(),
         allow_anonymous: None,
         password_file: None,
         acl_file: None,
@@ -42,6 +43,7 @@ pub(crate) fn translate(
         }
     }
     translator.finish_dynsec();
+    translator.finish_bridges();
     let mut translation = translator.finish(main_file)?;
     // Notes in reading order: files as they were read, then by line.
     let mut files: Vec<&Arc<str>> = Vec::new();
@@ -69,6 +71,8 @@ pub(super) struct Translator {
     pub(super) listeners: Vec<ListenerDraft>,
     /// The bridge being configured after `connection NAME`.
     pub(super) bridge: Option<String>,
+    /// The `connection` line of each bridge, in order.
+    pub(super) bridge_lines: Vec<Line>,
     /// Global `allow_anonymous` (without `per_listener_settings`).
     pub(super) allow_anonymous: Option<(bool, Line)>,
     pub(super) password_file: Option<(String, Line)>,
@@ -83,20 +87,13 @@ impl Translator {
     fn directive(&mut self, line: &Line) -> Result<(), String> {
         let name = line.name.as_str();
         if name == "connection" {
-            self.bridge = Some(line.value.clone());
-            self.note(
-                line,
-                "fleetmq has no bridges; this bridge and its directives are left out",
-            );
-            return Ok(());
+            return self.bridge_connection(line);
         }
         if directives::is_bridge(name) {
-            let why = match &self.bridge {
-                Some(bridge) => format!("part of bridge {bridge:?}, which is left out"),
-                None => "a bridge directive outside a `connection` section".to_string(),
-            };
-            self.note(line, why);
-            return Ok(());
+            if self.bridge.is_none() {
+                return Err("a bridge directive outside a `connection` section".into());
+            }
+            return self.bridge_directive(line);
         }
         if let Some(done) = self.dynsec_directive(line) {
             return done;

@@ -198,7 +198,7 @@ impl Metrics {
     }
 
     /// Registers metrics another part of the broker keeps (the
-    /// provisioning service's certificate gauges).
+    /// provisioning service's certificate gauges, the bridges).
     pub fn register(&self, collector: Box<dyn Collector>) -> Result<(), prometheus::Error> {
         self.registry.register(collector)
     }

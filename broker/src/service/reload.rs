@@ -102,6 +102,12 @@ fn compare(
                 );
             }
         }
+        // A secret (a bridge's remote_password) is named, never shown.
+        (old, new) if old != new && key.ends_with("password") => found.push(Change {
+            key: key.to_string(),
+            old: old.map_or("(unset)", |_| "(hidden)").to_string(),
+            new: new.map_or("(unset)", |_| "(hidden)").to_string(),
+        }),
         (old, new) if old != new => found.push(Change {
             key: key.to_string(),
             old: render(old),
@@ -164,6 +170,28 @@ pub fn log_changes(changes: &[Change]) -> usize {
 mod tests {
     use super::*;
     use fleetmq_core::config::ListenerConfig;
+
+    #[test]
+    fn a_changed_bridge_needs_a_restart_and_its_password_is_not_shown() {
+        let running = Config::default();
+        let mut reread = Config::default();
+        reread.bridges.push(fleetmq_core::config::BridgeConfig {
+            name: "b".into(),
+            remote_password: Some("s3cret".into()),
+            ..Default::default()
+        });
+        let mut changed = running.clone();
+        changed.bridges = reread.bridges.clone();
+        assert!(changes(&running, &reread).iter().all(|c| !c.applies_live()));
+        changed.bridges[0].remote_password = Some("other".into());
+        let found = changes(&reread, &changed);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key, "bridge[0].remote_password");
+        assert_eq!(
+            (found[0].old.as_str(), found[0].new.as_str()),
+            ("(hidden)", "(hidden)")
+        );
+    }
 
     #[test]
     fn identical_configurations_have_no_changes() {

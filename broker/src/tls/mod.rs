@@ -32,6 +32,7 @@ mod tickets;
 mod v1_client;
 
 pub use accept::{handshake, HandshakeFailure, Refused};
+pub use ca_dir::read_ca_certs;
 pub use chain_cache::{ChainCacheCounters, MAX_CACHED_CHAINS};
 pub use crl::read_revoked;
 pub use fair_slots::{HandshakeSlots, SlotPermit};

@@ -26,6 +26,7 @@ mod auth_cli;
 mod auth_identity;
 mod auth_passwords;
 mod backpressure;
+mod bridge;
 mod certs_cli;
 mod conformance_v311;
 mod conformance_v5;

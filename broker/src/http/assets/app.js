@@ -102,6 +102,26 @@ async function loadStatus() {
   }
 }
 
+// ---- bridges (issue 16) --------------------------------------------------------
+
+// Polled: bridges change state rarely and are not on the event stream. The
+// section stays hidden while no bridge is configured.
+async function loadBridges() {
+  try {
+    const response = await api("/api/bridges");
+    if (!response.ok) return;
+    const bridges = await response.json();
+    $("bridges-section").hidden = bridges.length === 0;
+    $("bridges").tBodies[0].replaceChildren(...bridges.map((b) => el("tr", {},
+      el("td", { text: b.name }), el("td", { text: b.state, class: b.state === "connected" ? "state-up" : "state-down" }),
+      el("td", { text: b.remote }), el("td", { text: String(b.queued), class: "num" }),
+      el("td", { text: String(b.dropped), class: "num" }), el("td", { text: String(b.sent), class: "num" }),
+      el("td", { text: String(b.received), class: "num" }), el("td", { text: b.last_error || "" }))));
+  } catch (error) {
+    // The next poll tries again.
+  }
+}
+
 // ---- live updates -----------------------------------------------------------
 
 function connectLive() {
@@ -534,6 +554,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("dynsec-allow").addEventListener("click", () => dynsecAction("enable"));
   window.addEventListener("hashchange", onHashChange);
   loadStatus();
+  loadBridges();
+  setInterval(loadBridges, 2000);
   onHashChange();
   connectLive();
   // Relative times ("3 s ago") age between snapshots.

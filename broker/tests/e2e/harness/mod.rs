@@ -14,7 +14,8 @@
 //! - [`fleet`]: a fleet of devices behind a mutual-TLS listener, for the
 //!   identity and ACL tests; [`store`]: publishers and drains for the durable
 //!   store tests; [`hostile`]: attackers and watchers; [`linger`]: clients
-//!   that keep sending while the broker closes.
+//!   that keep sending while the broker closes; [`remote`]: Debian's
+//!   Mosquitto as a bridge's remote.
 //!
 //! Each test starts its own broker on a free port, so tests run in parallel.
 //! With `FLEETMQ_TEST_BROKER=mosquitto` the harness starts the reference
@@ -31,6 +32,7 @@ pub mod packets;
 pub mod pki;
 pub mod process;
 pub mod raw_client;
+pub mod remote;
 pub mod service;
 pub mod store;
 pub mod tls;

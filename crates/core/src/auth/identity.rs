@@ -43,6 +43,10 @@ pub struct Identity {
     /// Whether `username` was taken from the certificate
     /// (`use_identity_as_username` / `use_subject_as_username`).
     pub username_from_certificate: bool,
+    /// The local side of a bridge (`[[bridge]]`): part of the broker, so
+    /// topic rules do not apply to it, as in Mosquitto. Never set for a
+    /// network client.
+    pub bridge: bool,
 }
 
 impl Identity {
@@ -83,6 +87,7 @@ impl Identity {
             fingerprint: cert.map(|cert| cert.fingerprint_sha256.to_ascii_lowercase()),
             password_verified: false,
             username_from_certificate,
+            bridge: false,
         }
     }
 
@@ -110,6 +115,21 @@ impl Identity {
             self.username.as_deref()
         } else {
             self.cert_identity.as_deref()
+        }
+    }
+
+    /// The identity of bridge `name`'s local session `client_id`.
+    pub fn bridge(name: &str, client_id: &str) -> Identity {
+        Identity {
+            client_id: Arc::from(client_id),
+            username: None,
+            cert_identity: None,
+            groups: Vec::new(),
+            listener: Arc::from(format!("bridge {name}")),
+            fingerprint: None,
+            password_verified: false,
+            username_from_certificate: false,
+            bridge: true,
         }
     }
 

@@ -33,12 +33,17 @@ pub enum SessionOwner {
     /// A client with no certificate and no username: only another such
     /// client may attach, and never one with an identity.
     Anonymous,
+    /// The local session of a bridge (by its client id): no network client
+    /// can claim it, whatever client id it sends.
+    Bridge(String),
 }
 
 impl SessionOwner {
     /// The owner a session created by `identity` gets.
     pub fn of(identity: &Identity) -> SessionOwner {
-        if let Some(name) = &identity.cert_identity {
+        if identity.bridge {
+            SessionOwner::Bridge(identity.client_id.to_string())
+        } else if let Some(name) = &identity.cert_identity {
             SessionOwner::Certificate(name.clone())
         } else if let Some(fingerprint) = &identity.fingerprint {
             SessionOwner::Fingerprint(fingerprint.clone())
@@ -62,6 +67,7 @@ impl std::fmt::Display for SessionOwner {
             SessionOwner::Fingerprint(fp) => write!(f, "certificate sha256 {fp}"),
             SessionOwner::Username(name) => write!(f, "user '{}'", name.escape_debug()),
             SessionOwner::Anonymous => f.write_str("anonymous"),
+            SessionOwner::Bridge(id) => write!(f, "the bridge session '{}'", id.escape_debug()),
         }
     }
 }

@@ -4,12 +4,16 @@
 //!
 //! It must not touch sockets or files other than the configuration itself.
 
+mod bridge;
 mod load;
 mod model;
 mod provision;
 mod provision_checks;
 mod validate;
 
+pub use bridge::{
+    split_address, BridgeConfig, BridgeDirection, BridgeProtocol, BridgeTls, BridgeTopic,
+};
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
 pub use provision::{ProvisionConfig, ProvisionPolicy, RevokeReplaced};

@@ -43,6 +43,9 @@ pub struct Config {
     /// Write the process id to this file at start and remove it at a clean
     /// stop (Mosquitto's `pid_file`).
     pub pid_file: Option<PathBuf>,
+    /// Links to remote brokers (see `bridge.rs`).
+    #[serde(rename = "bridge")]
+    pub bridges: Vec<super::BridgeConfig>,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             user: None,
             provision: Default::default(),
             pid_file: None,
+            bridges: Vec::new(),
         }
     }
 }
@@ -107,6 +111,7 @@ impl Config {
             group: Some(String::new()),
             ..AclRuleConfig::default()
         }];
+        config.bridges = vec![super::BridgeConfig::schema_example()];
         config.http.token = Some(String::new());
         config.http.token_file = Some(PathBuf::new());
         config.http.allowed_hosts = vec![String::new()];

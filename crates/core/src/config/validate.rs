@@ -35,7 +35,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    pub(super) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ValidationError {
             key: key.into(),
             message: message.into(),
@@ -53,6 +53,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     validate_log(&config.log.level, &mut errors);
     validate_http(config, &mut errors);
     super::provision_checks::validate_provision(config, &mut errors);
+    super::bridge::validate_bridges(&config.bridges, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {

@@ -67,6 +67,13 @@ impl AuthState {
     /// when it is configured (publishing to `$SYS` is refused first, as
     /// Mosquitto does), else the ACL rules'.
     pub fn check(&self, identity: &Identity, action: Action, topic: &str) -> Decision {
+        if identity.bridge {
+            return Decision {
+                allowed: true,
+                rule: None,
+                reason: crate::auth::acl::REASON_BRIDGE,
+            };
+        }
         let Some(dynsec) = &self.dynsec else {
             return self.acl.check(identity, action, topic);
         };

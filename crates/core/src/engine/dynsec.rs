@@ -102,6 +102,10 @@ impl Engine {
         for session in sessions {
             let denied: Vec<String> = {
                 let state = session.lock();
+                // A bridge's local session is part of the broker.
+                if matches!(state.owner(), Some(SessionOwner::Bridge(_))) {
+                    continue;
+                }
                 // Its dynsec name and certificate units (offline: none known).
                 let (username, units): (Option<String>, Vec<String>) =
                     match (state.attachment(), state.owner()) {
@@ -182,13 +186,14 @@ impl Engine {
             |attachment| {
                 let identity = &attachment.identity;
                 let username = identity.dynsec_name();
-                kicks.iter().any(|kick| match kick {
-                    Kick::Username(name) => username == Some(name.as_str()),
-                    Kick::Anonymous => username.is_none(),
-                    Kick::Unit(unit) => {
-                        identity.has_certificate() && identity.groups.contains(unit)
-                    }
-                })
+                !identity.bridge
+                    && kicks.iter().any(|kick| match kick {
+                        Kick::Username(name) => username == Some(name.as_str()),
+                        Kick::Anonymous => username.is_none(),
+                        Kick::Unit(unit) => {
+                            identity.has_certificate() && identity.groups.contains(unit)
+                        }
+                    })
             },
             |session, _| {
                 tracing::info!(

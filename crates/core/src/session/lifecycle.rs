@@ -90,6 +90,16 @@ impl SessionState {
         self.queue.len()
     }
 
+    /// Messages dropped because the queue was full.
+    pub fn queue_dropped(&self) -> u64 {
+        self.queue.dropped
+    }
+
+    /// Gives the queue other bounds (see [`super::Queue::set_limits`]).
+    pub fn set_queue_limits(&mut self, limits: super::QueueLimits) {
+        self.queue.set_limits(limits);
+    }
+
     /// The subscriptions, by filter as subscribed.
     pub fn subscriptions(&self) -> impl Iterator<Item = (&String, &Subscription)> {
         self.subscriptions.iter()

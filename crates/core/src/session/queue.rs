@@ -65,6 +65,12 @@ impl Queue {
         }
     }
 
+    /// Replaces the bounds (a bridge's own `max_queued_messages`); what is
+    /// queued already stays.
+    pub fn set_limits(&mut self, limits: QueueLimits) {
+        self.limits = limits;
+    }
+
     /// Whether QoS 0 messages are kept while the session is offline.
     pub fn keeps_offline_qos0(&self) -> bool {
         self.limits.offline_qos0

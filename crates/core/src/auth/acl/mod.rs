@@ -100,6 +100,8 @@ impl Decision {
 
 /// Reason when a rule decided.
 pub const REASON_RULE: &str = "rule";
+/// A bridge's local side: part of the broker, not subject to rules.
+pub const REASON_BRIDGE: &str = "bridge: not subject to topic rules";
 /// Reason when rules exist and none matched.
 pub const REASON_DEFAULT_DENY: &str = "default deny (rules exist)";
 /// As above for a `$` topic, which wildcard-first rules never match.

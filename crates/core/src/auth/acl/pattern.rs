@@ -91,6 +91,7 @@ mod tests {
             fingerprint: cert.map(|_| "00".to_string()),
             password_verified: username.is_some(),
             username_from_certificate: false,
+            bridge: false,
         }
     }
 

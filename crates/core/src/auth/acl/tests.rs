@@ -22,6 +22,7 @@ pub(super) fn client(cert: Option<&str>, client_id: &str, groups: &[&str]) -> Id
         fingerprint: cert.map(|_| "00".to_string()),
         password_verified: false,
         username_from_certificate: false,
+        bridge: false,
     }
 }
 
@@ -262,6 +263,7 @@ fn subjects_select_rules() {
         fingerprint: None,
         password_verified: true,
         username_from_certificate: false,
+        bridge: false,
         ..client(Some("dev-a"), "x", &[])
     };
     check_table(
