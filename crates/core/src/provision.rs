@@ -124,6 +124,8 @@ mod tests {
             listener: Arc::from("tls"),
             fingerprint: Some("ab".repeat(32)),
             password_verified: false,
+            username_from_certificate: false,
+            bridge: false,
         }
     }
 
