@@ -55,6 +55,8 @@ fn identity(client_id: &str, claim: bool, fingerprint: &str) -> Identity {
         listener: Arc::from("tls"),
         fingerprint: Some(fingerprint.to_owned()),
         password_verified: false,
+        username_from_certificate: false,
+        bridge: false,
     }
 }
 
