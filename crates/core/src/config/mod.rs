@@ -4,10 +4,12 @@
 //!
 //! It must not touch sockets or files other than the configuration itself.
 
+mod cluster;
 mod load;
 mod model;
 mod validate;
 
+pub use cluster::{ClusterBackend, ClusterConfig};
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
 pub use validate::{

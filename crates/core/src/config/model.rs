@@ -40,6 +40,9 @@ pub struct Config {
     /// Write the process id to this file at start and remove it at a clean
     /// stop (Mosquitto's `pid_file`).
     pub pid_file: Option<PathBuf>,
+    /// One node of a cluster on NATS JetStream, or (default) a broker on
+    /// its own (docs/decisions/0156).
+    pub cluster: super::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             data_dir: PathBuf::from("fleetmq-data"),
             user: None,
             pid_file: None,
+            cluster: super::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ impl Config {
         }];
         config.user = Some(String::new());
         config.pid_file = Some(PathBuf::new());
+        config.cluster = super::cluster::ClusterConfig::schema_example();
         config.store.import_mosquitto_db = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());
         config.log.timestamp_format = Some(String::new());

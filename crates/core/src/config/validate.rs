@@ -52,6 +52,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     validate_mqtt(config, &mut errors);
     validate_log(&config.log.level, &mut errors);
     validate_http(config, &mut errors);
+    super::cluster::validate_cluster(&config.cluster, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
