@@ -28,6 +28,8 @@ use fleetmq_core::peer::RevokedSerials;
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("{0}")]
     Store(#[from] fleetmq_core::store::StoreError),
     #[error("{0}")]
@@ -223,6 +225,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .map_err(ServerError::Process)?;
         }
     }
+    crate::cluster::start(&broker, shutdown_rx.clone()).await?;
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),

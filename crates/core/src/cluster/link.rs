@@ -72,15 +72,22 @@ pub struct ClusterLink {
     settled: watch::Sender<u64>,
 }
 
-/// The publisher's end of a [`ClusterLink`].
+/// The publisher's end of a [`ClusterLink`]: the channel, and the
+/// [`Settler`] that its tasks share.
 #[derive(Debug)]
 pub struct LinkBackend {
     pub receiver: mpsc::Receiver<Outbound>,
-    pub ready: Arc<AtomicBool>,
+    pub settler: Settler,
+}
+
+/// Settles cells and sets readiness; cheap to clone into tasks.
+#[derive(Debug, Clone)]
+pub struct Settler {
+    ready: Arc<AtomicBool>,
     settled: watch::Sender<u64>,
 }
 
-impl LinkBackend {
+impl Settler {
     /// Settles one cell and wakes whoever waits on it.
     pub fn settle(&self, ack: &ClusterAck, stored: bool) {
         let value = if stored { STORED } else { FAILED };
@@ -103,8 +110,10 @@ impl ClusterLink {
         let (settled, _) = watch::channel(0);
         let backend = LinkBackend {
             receiver,
-            ready: Arc::clone(&ready),
-            settled: settled.clone(),
+            settler: Settler {
+                ready: Arc::clone(&ready),
+                settled: settled.clone(),
+            },
         };
         (
             ClusterLink {
@@ -174,11 +183,11 @@ mod tests {
         let Some(ack) = outbound.ack else {
             panic!("no cell");
         };
-        backend.settle(&ack, true);
+        backend.settler.settle(&ack, true);
         assert_eq!(ack.state(), AckState::Stored);
         assert_eq!(settled.has_changed().ok(), Some(true));
         assert!(!link.is_ready());
-        backend.set_ready(true);
+        backend.settler.set_ready(true);
         assert!(link.is_ready());
     }
 }

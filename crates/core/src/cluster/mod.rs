@@ -10,4 +10,4 @@
 pub mod link;
 pub mod subject;
 
-pub use link::{AckState, ClusterAck, ClusterLink, Outbound};
+pub use link::{AckState, ClusterAck, ClusterLink, LinkBackend, Outbound, Settler};

@@ -7,6 +7,7 @@
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
 mod access;
+mod cluster;
 mod disconnect;
 mod dynsec;
 #[cfg(test)]
@@ -73,6 +74,9 @@ pub struct Engine {
     auth: RwLock<Arc<AuthState>>,
     /// Suppression of repeated denial log lines.
     denials: DenialLog,
+    /// The cluster backend's link, set once at start on a cluster node
+    /// (decision 0156); unset for a broker on its own.
+    cluster: std::sync::OnceLock<crate::cluster::ClusterLink>,
 }
 
 /// What [`Engine::attach`] gives a connection that completed CONNECT.
@@ -115,6 +119,7 @@ impl Engine {
             store,
             auth: RwLock::new(Arc::new(auth)),
             denials: DenialLog::default(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 

@@ -48,7 +48,9 @@ impl ClientProtocol {
             Exit::WriteStalled(stall) => format!("not reading for {} s", stall.as_secs()),
             Exit::Violation { reason, detail } => format!("{}: {detail}", reason.name()),
             Exit::Control(reason) => reason.name().to_string(),
-            Exit::StoreFailed(packet) => format!("store cannot commit its {packet}"),
+            Exit::StoreFailed(packet) => {
+                format!("store cannot commit its {packet} (or, on a cluster node, NATS cannot)")
+            }
         };
         // `log.connection_messages = false` leaves out ordinary goodbyes.
         let chatty = self.broker.config.log.connection_messages;

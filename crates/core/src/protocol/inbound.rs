@@ -197,6 +197,7 @@ impl ClientProtocol {
         // $SYS belongs to the broker, and the ACL decides the rest.
         let denied = !self.broker.allows(&self.identity, Action::Publish, &topic);
         let mut ticket = 0;
+        let mut cluster_ack = None;
         let reason = if denied {
             ReasonCode::NOT_AUTHORIZED
         } else if &*topic == crate::auth::dynsec::command::CONTROL_TOPIC
@@ -207,6 +208,10 @@ impl ClientProtocol {
             ReasonCode::SUCCESS
         } else if publish.qos != QoS::AtMostOnce && self.store_refuses_publishes() {
             // Not routed: nothing of it exists anywhere to be lost.
+            self.refuse_publish()?
+        } else if publish.qos != QoS::AtMostOnce && self.broker.cluster_refuses_publishes() {
+            // A cluster node without NATS: refused the same way, never
+            // acknowledged silently (decision 0158).
             self.refuse_publish()?
         } else if self.broker.memory_exhausted() && !(publish.retain && publish.payload.is_empty())
         {
@@ -240,6 +245,7 @@ impl ClientProtocol {
             }
             let outcome = self.broker.publish_with(message, own);
             ticket = outcome.ticket;
+            cluster_ack = outcome.cluster_ack;
             for session in outcome.pressured {
                 if !self.pressure.iter().any(|held| Arc::ptr_eq(held, &session)) {
                     self.pressure.push(session);
@@ -257,12 +263,12 @@ impl ClientProtocol {
         ack.reason = reason;
         match publish.qos {
             QoS::AtMostOnce => Ok(()),
-            QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
+            QoS::AtLeastOnce => self.send_ack_after(ticket, cluster_ack, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
                     self.session.lock().accept_incoming(packet_id);
                 }
-                self.send_ack(ticket, Packet::PubRec(ack))
+                self.send_ack_after(ticket, cluster_ack, Packet::PubRec(ack))
             }
         }
     }
