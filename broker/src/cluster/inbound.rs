@@ -25,7 +25,13 @@ use super::Readiness;
 /// Longest a message waits for a full subscriber queue before the next.
 const MAX_PRESSURE_WAIT: Duration = Duration::from_secs(5);
 /// Errors in a row after which the consumer is looked up again.
-const MAX_ERRORS: u32 = 3;
+const MAX_ERRORS: u32 = 2;
+/// Messages one pull request asks for.
+const PULL_BATCH: usize = 256;
+/// How long one pull request stays open on the server.
+const PULL_EXPIRES: Duration = Duration::from_secs(3);
+/// Idle heartbeat the server sends during a pull; missing ones are errors.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
 
 fn consumer_config(node: &str) -> pull::Config {
     pull::Config {
@@ -78,7 +84,16 @@ async fn consume(
         .get_or_create_consumer::<pull::Config>(&format!("node_{node}"), consumer_config(node))
         .await
         .map_err(|e| e.to_string())?;
-    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    // Short pulls: a pull request lost while NATS elects a leader after
+    // an outage is replaced within seconds, not the default 30.
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(PULL_BATCH)
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
     readiness.consumer.store(true, Ordering::Release);
     let mut errors = 0;
     loop {

@@ -61,8 +61,35 @@ async fn ensure(jetstream: &Context, replicas: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Keeps the link's readiness true exactly while this node is connected
-/// and every part is in place; logs each change once.
+/// True when both streams answer with a leader: a connected client is not
+/// enough, JetStream may still be electing (after an outage) or have lost
+/// its quorum (a partition).
+async fn probe(jetstream: &Context) -> bool {
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, async {
+        for name in [MESSAGES, RETAINED] {
+            let stream = jetstream.get_stream(name).await.ok()?;
+            let led = stream
+                .cached_info()
+                .cluster
+                .as_ref()
+                .is_none_or(|cluster| cluster.leader.is_some());
+            if !led {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    matches!(answer, Ok(Some(())))
+}
+
+/// Longest a health probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Supervisor turns between two probes while ready (one per second).
+const PROBE_EVERY_TURNS: u32 = 5;
+
+/// Keeps the link's readiness true exactly while this node is connected,
+/// JetStream answers and every part is in place; logs each change once.
 pub async fn supervise(
     jetstream: Context,
     client: Client,
@@ -74,7 +101,9 @@ pub async fn supervise(
 ) {
     let mut was_ready = false;
     let mut last_error = String::new();
+    let mut turn: u32 = 0;
     loop {
+        turn = turn.wrapping_add(1);
         let connected = client.connection_state() == State::Connected;
         if connected && !readiness.streams.load(Ordering::Acquire) {
             match ensure(&jetstream, replicas).await {
@@ -86,7 +115,10 @@ pub async fn supervise(
                 Err(_) => {}
             }
         }
-        let ready = connected && readiness.all();
+        let mut ready = connected && readiness.all();
+        if ready && (!was_ready || turn % PROBE_EVERY_TURNS == 0) {
+            ready = probe(&jetstream).await;
+        }
         settler.set_ready(ready);
         if ready != was_ready {
             if ready {

@@ -27,6 +27,7 @@ mod auth_identity;
 mod auth_passwords;
 mod backpressure;
 mod certs_cli;
+mod cluster_nats;
 mod conformance_v311;
 mod conformance_v5;
 mod dashboard_api;

@@ -251,7 +251,9 @@ impl ClientProtocol {
                     self.pressure.push(session);
                 }
             }
-            if outcome.matched == 0 {
+            // A node cannot see other nodes' subscribers: a message that
+            // went to the cluster may have matched there.
+            if outcome.matched == 0 && cluster_ack.is_none() {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
             } else {
                 ReasonCode::SUCCESS
