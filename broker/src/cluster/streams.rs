@@ -50,13 +50,17 @@ fn retained(replicas: usize) -> Config {
     }
 }
 
+/// Creates or finds both streams. Bounded by [`PROBE_TIMEOUT`]: a request
+/// sent before JetStream has a leader is lost, and a quick retry finds the
+/// leader sooner than the client's own timeout would.
 async fn ensure(jetstream: &Context, replicas: usize) -> Result<(), String> {
     for config in [messages(replicas), retained(replicas)] {
         let name = config.name.clone();
-        jetstream
-            .get_or_create_stream(config)
-            .await
-            .map_err(|error| format!("stream {name}: {error}"))?;
+        match tokio::time::timeout(PROBE_TIMEOUT, jetstream.get_or_create_stream(config)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(format!("stream {name}: {error}")),
+            Err(_) => return Err(format!("stream {name}: no answer from JetStream")),
+        }
     }
     Ok(())
 }
@@ -84,7 +88,7 @@ async fn probe(jetstream: &Context) -> bool {
 }
 
 /// Longest a health probe may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Supervisor turns between two probes while ready (one per second).
 const PROBE_EVERY_TURNS: u32 = 5;
 

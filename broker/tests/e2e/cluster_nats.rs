@@ -69,6 +69,7 @@ fn three_nodes_route_retain_and_refuse_without_nats() {
         return;
     }
     let _heavy = heavy_lock();
+    let started = Instant::now();
     let mut nats = NatsCluster::start();
     let a = node(&nats, "a");
     let b = node(&nats, "b");
@@ -77,6 +78,7 @@ fn three_nodes_route_retain_and_refuse_without_nats() {
         wait_ready(broker, 1, &nats);
     }
 
+    eprintln!("nodes ready after {:?}", started.elapsed());
     // Subscribers on b (single-level wildcard, QoS 2) and c (multi-level,
     // QoS 1, retain-as-published: options bit 3).
     let (mut on_b, _) = RawClient::connect_v5(b.addr(), "sub-b", true);
@@ -161,6 +163,7 @@ fn three_nodes_route_retain_and_refuse_without_nats() {
     assert!(retained.retain);
 
     // NATS gone: QoS 1 refused, never acknowledged as success.
+    eprintln!("routing and retained checked after {:?}", started.elapsed());
     nats.stop_all();
     assert_eq!(
         a.wait_for_log_lines(&["refusing QoS 1/2 publishes"], 1, Duration::from_secs(10)),
@@ -190,9 +193,11 @@ fn three_nodes_route_retain_and_refuse_without_nats() {
     );
 
     // NATS back: a recovers by itself and routes again.
+    eprintln!("refusals checked after {:?}", started.elapsed());
     nats.start_all();
     wait_ready(&a, 2, &nats);
     wait_ready(&b, 2, &nats);
+    eprintln!("ready again after {:?}", started.elapsed());
     // JetStream may still refuse a moment after the node says ready (a
     // leader moves); refusals are honest, so retry, bounded.
     let (mut again, _) = RawClient::connect_v5(a.addr(), "pub-a-again", true);

@@ -90,14 +90,27 @@ impl NatsCluster {
         }
     }
 
-    /// Stops every server (SIGKILL: nothing is flushed on the way out
-    /// beyond what JetStream already made durable).
+    /// Stops every server with SIGTERM (a clean shutdown, so the restart
+    /// does not replay logs), SIGKILL after two seconds.
     pub fn stop_all(&mut self) {
-        for server in &mut self.servers {
-            if let Some(mut child) = server.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
+        let mut children: Vec<Child> = self
+            .servers
+            .iter_mut()
+            .filter_map(|server| server.child.take())
+            .collect();
+        for child in &children {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        for child in &mut children {
+            while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            let _ = child.kill();
+            let _ = child.wait();
         }
         // The ports are free again once the processes are reaped.
         std::thread::sleep(Duration::from_millis(100));
