@@ -13,7 +13,7 @@ use async_nats::jetstream::Context;
 use async_nats::Client;
 use tokio::sync::{mpsc, watch};
 
-use fleetmq_core::cluster::{ClusterAck, Outbound, Settler};
+use fleetmq_core::cluster::{Outbound, Settler};
 
 use super::wire::{self, MESSAGES_PREFIX, RETAINED_PREFIX};
 
@@ -31,38 +31,66 @@ pub async fn run(
             outbound = receiver.recv() => outbound,
             _ = shutdown.changed() => None,
         };
-        let Some(Outbound { message, ack }) = outbound else {
+        let Some(Outbound {
+            message,
+            ack,
+            queued_at,
+        }) = outbound
+        else {
             return;
         };
+        if queued_at.elapsed() > timeout {
+            // Waited behind a stalled connection: its publisher has been
+            // waiting as long as it may; nothing of it left the node.
+            if let Some(ack) = ack {
+                settler.settle(&ack, false);
+            }
+            continue;
+        }
         let headers = wire::headers(&message, &node, Instant::now());
         let subject = wire::subject(MESSAGES_PREFIX, &message);
         let retained_subject = message
             .retain
             .then(|| wire::subject(RETAINED_PREFIX, &message));
         let Some(ack) = ack else {
-            // Nobody waits: a lost QoS 0 message is what QoS 0 allows.
-            let _ = client
-                .publish_with_headers(subject, headers.clone(), message.payload.clone())
-                .await;
-            if let Some(retained_subject) = retained_subject {
+            // Nobody waits: a lost QoS 0 message is what QoS 0 allows. The
+            // send is bounded, so a stalled connection cannot hold the
+            // messages behind it.
+            let payload = message.payload.clone();
+            let _ = tokio::time::timeout(timeout, async {
                 let _ = client
-                    .publish_with_headers(retained_subject, headers, message.payload.clone())
+                    .publish_with_headers(subject, headers.clone(), payload.clone())
                     .await;
-            }
+                if let Some(retained_subject) = retained_subject {
+                    let _ = client
+                        .publish_with_headers(retained_subject, headers, payload)
+                        .await;
+                }
+            })
+            .await;
             continue;
         };
         // Sent in order here; their acknowledgements are awaited aside,
         // so one slow ack does not hold the next message.
-        let first = jetstream
-            .publish_with_headers(subject, headers.clone(), message.payload.clone())
-            .await;
-        let second = match retained_subject {
-            Some(retained_subject) => Some(
-                jetstream
-                    .publish_with_headers(retained_subject, headers, message.payload.clone())
-                    .await,
-            ),
-            None => None,
+        let payload = message.payload.clone();
+        let sent = tokio::time::timeout(timeout, async {
+            let first = jetstream
+                .publish_with_headers(subject, headers.clone(), payload.clone())
+                .await;
+            let second = match retained_subject {
+                Some(retained_subject) => Some(
+                    jetstream
+                        .publish_with_headers(retained_subject, headers, payload)
+                        .await,
+                ),
+                None => None,
+            };
+            (first, second)
+        })
+        .await;
+        let Ok((first, second)) = sent else {
+            settler.settle(&ack, false);
+            continue;
         };
         let settler = settler.clone();
         tokio::spawn(async move {
@@ -78,11 +106,7 @@ pub async fn run(
             if !stored {
                 tracing::debug!("Cluster: JetStream did not store a message on '{}'; its acknowledgement is refused.", message.topic.escape_debug());
             }
-            settle(&settler, &ack, stored);
+            settler.settle(&ack, stored);
         });
     }
-}
-
-fn settle(settler: &Settler, ack: &ClusterAck, stored: bool) {
-    settler.settle(ack, stored);
 }

@@ -57,6 +57,9 @@ pub struct Outbound {
     /// Settled by the publisher; `None` for QoS 0 and the broker's own
     /// messages, which nobody acknowledges.
     pub ack: Option<Arc<ClusterAck>>,
+    /// When it was handed over: one that waited longer than the publish
+    /// timeout is failed without being sent.
+    pub queued_at: std::time::Instant,
 }
 
 /// The engine's handle on the cluster backend.
@@ -139,6 +142,7 @@ impl ClusterLink {
         let outbound = Outbound {
             message,
             ack: ack.clone(),
+            queued_at: std::time::Instant::now(),
         };
         match self.sender.try_send(outbound) {
             Ok(()) => ack,
@@ -153,6 +157,7 @@ impl ClusterLink {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use fleetmq_codec::{PublishProperties, QoS};

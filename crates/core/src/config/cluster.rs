@@ -175,6 +175,7 @@ pub(super) fn validate_cluster(cluster: &ClusterConfig, errors: &mut Vec<Validat
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
