@@ -2,6 +2,8 @@
 //! every message another node published is routed to this node's
 //! subscribers through the engine, then acknowledged to JetStream. Its
 //! own messages were delivered locally already and are only acknowledged.
+//! When the message produced store records (copies for persistent
+//! sessions), the acknowledgement waits for their commit.
 //!
 //! A subscriber's full queue holds the consumer back (bounded), as it
 //! holds a local publisher back (decision 0064). It must not touch the
@@ -12,12 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::AckKind;
 use async_nats::jetstream::Context;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use fleetmq_core::engine::Engine;
 use fleetmq_core::session::Session;
+use fleetmq_core::store::{Progress, TicketState};
 
 use super::wire::{self, MESSAGES_PREFIX};
 use super::Readiness;
@@ -113,6 +117,7 @@ async fn consume(
             None => return Err("the message stream ended".into()),
         };
         errors = 0;
+        let mut ticket = 0;
         match wire::message(
             MESSAGES_PREFIX,
             &message.subject,
@@ -123,6 +128,7 @@ async fn consume(
             Ok(received) if received.origin != node => {
                 if let Some(routed) = received.message {
                     let outcome = broker.route_from_cluster(routed);
+                    ticket = outcome.ticket;
                     wait_for_room(outcome.pressured).await;
                 }
             }
@@ -134,8 +140,50 @@ async fn consume(
                 );
             }
         }
-        if let Err(error) = message.ack().await {
-            tracing::debug!("Cluster: could not acknowledge a message to JetStream: {error}.");
+        match broker
+            .store
+            .as_ref()
+            .filter(|store| ticket != 0 && store.gates_acks())
+        {
+            // Acknowledged to JetStream once this node's store holds the
+            // copies queued for persistent sessions; a failed commit asks
+            // JetStream to deliver it again. Aside, so the next message
+            // does not wait for this commit.
+            Some(store) => {
+                let mut progress = store.progress();
+                tokio::spawn(async move {
+                    let kind = match committed(&mut progress, ticket).await {
+                        true => AckKind::Ack,
+                        false => AckKind::Nak(None),
+                    };
+                    if let Err(error) = message.ack_with(kind).await {
+                        tracing::debug!(
+                            "Cluster: could not acknowledge a message to JetStream: {error}."
+                        );
+                    }
+                });
+            }
+            None => {
+                if let Err(error) = message.ack().await {
+                    tracing::debug!(
+                        "Cluster: could not acknowledge a message to JetStream: {error}."
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the store committed `ticket` (true) or failed it (false).
+async fn committed(progress: &mut watch::Receiver<Progress>, ticket: u64) -> bool {
+    loop {
+        match progress.borrow_and_update().state(ticket) {
+            TicketState::Committed => return true,
+            TicketState::Failed => return false,
+            TicketState::Pending => {}
+        }
+        if progress.changed().await.is_err() {
+            return false;
         }
     }
 }
