@@ -2,7 +2,8 @@
 //! JetStream cluster (Debian's nats-server, loopback): a PUBLISH on one
 //! node reaches subscribers on the others at QoS 0/1/2 with wildcards,
 //! special characters and 5.0 properties; a retained message set on one
-//! node is seen by a subscriber on another; with NATS gone a QoS 1 publish
+//! node is seen by a subscriber on another; an offline persistent session
+//! on one node gets what another node published meanwhile; with NATS gone a QoS 1 publish
 //! is refused (0x80 in 5.0, no PUBACK and a closed connection in 3.1.1),
 //! and once NATS is back the node accepts and routes again by itself
 //! (decisions 0156 to 0158).
@@ -163,6 +164,22 @@ fn three_nodes_route_retain_and_refuse_without_nats() {
     assert!(retained.retain);
 
     // NATS gone: QoS 1 refused, never acknowledged as success.
+    // An offline persistent session on c gets what a published meanwhile
+    // (c's store holds it before c acks it to JetStream).
+    let (mut persistent, _) = RawClient::connect_v311(c.addr(), "persist-c", false);
+    assert_eq!(persistent.subscribe(1, "lab/offline", 1), [ReasonCode(1)]);
+    persistent.drop_connection();
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        publisher.publish("lab/offline", b"queued", 1, false),
+        ReasonCode::SUCCESS
+    );
+    std::thread::sleep(QUIET);
+    let (mut persistent, connack) = RawClient::connect_v311(c.addr(), "persist-c", false);
+    assert!(connack.session_present);
+    let queued = recv_publish(&mut persistent, CROSS).expect("queued message on c");
+    assert_eq!(&queued.payload[..], b"queued");
+
     eprintln!("routing and retained checked after {:?}", started.elapsed());
     nats.stop_all();
     assert_eq!(
