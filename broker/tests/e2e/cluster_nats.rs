@@ -200,6 +200,10 @@ fn three_nodes_route_retain_and_refuse_without_nats() {
         None => assert!(v311.is_closed(), "3.1.1: neither PUBACK nor close"),
         Some(other) => panic!("3.1.1 without NATS: expected a close, got {other:?}"),
     }
+    a.assert_log(
+        "pub-a-311 disconnected: this cluster node cannot reach NATS JetStream",
+        WAIT,
+    );
     // QoS 0 still reaches local subscribers.
     let (mut local, _) = RawClient::connect_v5(a.addr(), "local-a", true);
     assert_eq!(local.subscribe(1, "lab/local", 0), [ReasonCode(0)]);

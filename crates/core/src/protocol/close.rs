@@ -51,6 +51,9 @@ impl ClientProtocol {
             Exit::StoreFailed(packet) => {
                 format!("store cannot commit its {packet} (or, on a cluster node, NATS cannot)")
             }
+            Exit::ClusterUnavailable(packet) => {
+                format!("NATS JetStream cannot store its {packet}")
+            }
         };
         // `log.connection_messages = false` leaves out ordinary goodbyes.
         let chatty = self.broker.config.log.connection_messages;
@@ -105,6 +108,13 @@ impl ClientProtocol {
                 tracing::info!(
                     client = %id,
                     "Client {id} disconnected: the store cannot commit what its {packet} would                      acknowledge; it may resend after reconnecting."
+                );
+            }
+            Exit::ClusterUnavailable(packet) => {
+                disconnect_reason = Some(ReasonCode::UNSPECIFIED_ERROR);
+                tracing::info!(
+                    client = %id,
+                    "Client {id} disconnected: this cluster node cannot reach NATS JetStream to keep its {packet}; it may resend after reconnecting."
                 );
             }
         }

@@ -29,6 +29,10 @@ pub enum Exit {
     /// the packet has no way to say so (3.1.1, or not a PUBACK/PUBREC):
     /// the client resends after reconnecting.
     StoreFailed(&'static str),
+    /// A cluster node without NATS JetStream refused a QoS 1/2 PUBLISH
+    /// that a 3.1.1 acknowledgement cannot refuse (decision 0158): the
+    /// client resends after reconnecting.
+    ClusterUnavailable(&'static str),
 }
 
 impl Exit {

@@ -212,7 +212,7 @@ impl ClientProtocol {
         } else if publish.qos != QoS::AtMostOnce && self.broker.cluster_refuses_publishes() {
             // A cluster node without NATS: refused the same way, never
             // acknowledged silently (decision 0158).
-            self.refuse_publish()?
+            self.refuse_cluster_publish()?
         } else if self.broker.memory_exhausted() && !(publish.retain && publish.payload.is_empty())
         {
             // Above `limits.memory_limit`: not routed, so nothing new is

@@ -100,6 +100,6 @@ fn a_node_without_nats_refuses_qos_1_and_routes_nothing_but_qos_0() {
     );
     assert!(matches!(
         old.feed(publish("lab/t", QoS::AtLeastOnce, Some(3), b"m")),
-        Err(Exit::StoreFailed("PUBLISH"))
+        Err(Exit::ClusterUnavailable("PUBLISH"))
     ));
 }
