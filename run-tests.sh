@@ -20,7 +20,7 @@ echo "== installing test dependencies"
 # package stage (packaging/test-deb.sh).
 # clang, cmake, ninja, libclang: mbedTLS (firmware) is compiled from C with
 # clang and its bindings generated; libudev, pkg-config: espflash.
-apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus debootstrap lintian dpkg-dev haproxy)
+apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus debootstrap lintian dpkg-dev haproxy nats-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

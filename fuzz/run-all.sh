@@ -13,7 +13,7 @@ seconds="${1:-30}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(codec_decode codec_roundtrip topic_match acl_pattern mosquitto_conf mosquitto_files mosquitto_db config_toml v1_client_cert proxy_header)
+  targets=(codec_decode codec_roundtrip topic_match acl_pattern mosquitto_conf mosquitto_files mosquitto_db config_toml v1_client_cert proxy_header cluster_subject)
 fi
 sanitizer="${FUZZ_SANITIZER:-address}"
 cargo_fuzz="${CARGO_FUZZ:-cargo-fuzz}"

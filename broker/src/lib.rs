@@ -52,6 +52,8 @@
 //!   clap definition of the command line (for the Debian package).
 //! - [`mosquitto`] translates a `mosquitto.conf` into a
 //!   `fleetmq_core::config::Config`.
+//! - [`cluster`] is the NATS JetStream backend of `[cluster] backend =
+//!   "nats"`: routing and retained messages shared between nodes.
 //! - [`server`] starts everything from a configuration and stops it.
 //! - [`service`] is life under systemd: sd_notify, journald-shaped logs,
 //!   where the configuration comes from and what a reload changes.
@@ -61,6 +63,7 @@ pub mod auth_cli;
 pub mod bridge;
 pub mod certs;
 pub mod cli_docs;
+pub mod cluster;
 pub mod connection;
 pub mod http;
 pub mod listener;

@@ -31,6 +31,8 @@ pub enum ServerError {
     /// A bridge's TLS files cannot be used.
     #[error("{0}")]
     Bridge(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("{0}")]
     Store(#[from] fleetmq_core::store::StoreError),
     #[error("{0}")]
@@ -235,6 +237,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .map_err(ServerError::Process)?;
         }
     }
+    crate::cluster::start(&broker, shutdown_rx.clone()).await?;
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),

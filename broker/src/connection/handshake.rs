@@ -209,6 +209,7 @@ where
         keep_alive: Duration::from_secs(u64::from(keep_alive)),
         control: attached.control,
         committed: ClientProtocol::store_progress(&broker),
+        cluster_settled: broker.cluster().map(|link| link.settled()),
     };
     client.protocol.counters().touch();
     client.protocol.send(&connack);

@@ -86,6 +86,9 @@ struct Client<S> {
     /// The store's progress, when acknowledgements wait for it (the
     /// protocol holds its own receiver and reads it when told to).
     committed: Option<watch::Receiver<Progress>>,
+    /// On a cluster node, wakes when JetStream settled a publish, which an
+    /// acknowledgement may wait for (decision 0158).
+    cluster_settled: Option<watch::Receiver<u64>>,
 }
 
 /// Waits until no session in `pressure` holds publishers back, checking
@@ -111,6 +114,18 @@ pub(crate) async fn wait_commit(committed: &mut Option<watch::Receiver<Progress>
         Some(receiver) => {
             if receiver.changed().await.is_err() {
                 // The writer is gone (shutdown): nothing more will commit.
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Waits for the cluster to settle another publish (forever off a cluster).
+async fn wait_cluster(settled: &mut Option<watch::Receiver<u64>>) {
+    match settled {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
@@ -209,6 +224,11 @@ where
                 }
                 _ = session.wakeup.notified() => {}
                 _ = wait_commit(&mut self.committed), if self.protocol.has_pending_acks() => {
+                    if let Err(exit) = self.protocol.on_commit() {
+                        return exit;
+                    }
+                }
+                _ = wait_cluster(&mut self.cluster_settled), if self.protocol.has_pending_acks() => {
                     if let Err(exit) = self.protocol.on_commit() {
                         return exit;
                     }

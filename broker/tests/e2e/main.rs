@@ -28,6 +28,7 @@ mod auth_passwords;
 mod backpressure;
 mod bridge;
 mod certs_cli;
+mod cluster_nats;
 mod conformance_v311;
 mod conformance_v5;
 mod dashboard_api;

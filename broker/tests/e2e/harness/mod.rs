@@ -15,7 +15,8 @@
 //!   identity and ACL tests; [`store`]: publishers and drains for the durable
 //!   store tests; [`hostile`]: attackers and watchers; [`linger`]: clients
 //!   that keep sending while the broker closes; [`remote`]: Debian's
-//!   Mosquitto as a bridge's remote.
+//!   Mosquitto as a bridge's remote; [`nats`]: a JetStream cluster of real
+//!   `nats-server`s for the cluster tests.
 //!
 //! Each test starts its own broker on a free port, so tests run in parallel.
 //! With `FLEETMQ_TEST_BROKER=mosquitto` the harness starts the reference
@@ -28,6 +29,7 @@
 pub mod fleet;
 pub mod hostile;
 pub mod linger;
+pub mod nats;
 pub mod packets;
 pub mod pki;
 pub mod process;

@@ -5,6 +5,7 @@
 //! It must not touch sockets or files other than the configuration itself.
 
 mod bridge;
+mod cluster;
 mod load;
 mod model;
 mod provision;
@@ -14,6 +15,7 @@ mod validate;
 pub use bridge::{
     split_address, BridgeConfig, BridgeDirection, BridgeProtocol, BridgeTls, BridgeTopic,
 };
+pub use cluster::{ClusterBackend, ClusterConfig};
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
 pub use provision::{ProvisionConfig, ProvisionPolicy, RevokeReplaced};

@@ -46,6 +46,9 @@ pub struct Config {
     /// Links to remote brokers (see `bridge.rs`).
     #[serde(rename = "bridge")]
     pub bridges: Vec<super::BridgeConfig>,
+    /// One node of a cluster on NATS JetStream, or (default) a broker on
+    /// its own (docs/decisions/0156).
+    pub cluster: super::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             provision: Default::default(),
             pid_file: None,
             bridges: Vec::new(),
+            cluster: super::cluster::ClusterConfig::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl Config {
         config.provision.pki_dir = Some(PathBuf::new());
         config.provision.allow_list = Some(PathBuf::new());
         config.provision.tokens_file = Some(PathBuf::new());
+        config.cluster = super::cluster::ClusterConfig::schema_example();
         config.store.import_mosquitto_db = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());
         config.log.timestamp_format = Some(String::new());

@@ -7,6 +7,7 @@
 //! synchronous (`parking_lot`) and none is held across an `.await`.
 
 mod access;
+mod cluster;
 mod disconnect;
 mod dynsec;
 #[cfg(test)]
@@ -76,6 +77,9 @@ pub struct Engine {
     denials: DenialLog,
     /// The certificate provisioning service, once the broker started one.
     provision: std::sync::OnceLock<Arc<dyn crate::provision::ProvisionService>>,
+    /// The cluster backend's link, set once at start on a cluster node
+    /// (decision 0156); unset for a broker on its own.
+    cluster: std::sync::OnceLock<crate::cluster::ClusterLink>,
 }
 
 /// What [`Engine::attach`] gives a connection that completed CONNECT.
@@ -119,6 +123,7 @@ impl Engine {
             auth: RwLock::new(Arc::new(auth)),
             denials: DenialLog::default(),
             provision: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Engine, RetainRefused, Stats};
 use crate::auth::Action;
+use crate::cluster::ClusterAck;
 use crate::message::Message;
 use crate::router::{Route, Router, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session, SubscribeChange};
@@ -42,6 +43,9 @@ pub struct PublishOutcome {
     /// Store ticket covering every durable record the message produced
     /// (0: none); its acknowledgement waits for this ticket's commit.
     pub ticket: u64,
+    /// In a cluster, the JetStream acknowledgement a QoS >= 1
+    /// acknowledgement must also wait for (decision 0158).
+    pub cluster_ack: Option<Arc<ClusterAck>>,
 }
 
 impl Engine {
@@ -57,34 +61,52 @@ impl Engine {
     /// none, so a retransmitted QoS 2 PUBLISH is neither lost nor doubled.
     pub fn publish_with(&self, message: Arc<Message>, mut ops: Vec<Op>) -> PublishOutcome {
         if message.retain {
-            let mut retained = self.retained.write();
-            // $SYS values are rebuilt every interval; storing them would
-            // only wear the disk.
-            let durable = !message.topic.starts_with("$SYS/");
-            if message.payload.is_empty() {
-                // An empty retained payload clears the topic and is not
-                // stored [MQTT-3.3.1-10, MQTT-3.3.1-11].
-                if retained.remove(&message.topic).is_some() && durable {
-                    ops.push(Op::RetainClear(Arc::clone(&message.topic)));
+            self.retain_locally(&message, &mut ops);
+        }
+        // Handed to the cluster before local delivery: a QoS >= 1
+        // acknowledgement then waits for JetStream too (decision 0158).
+        let cluster_ack = self.forward_to_cluster(&message);
+        let mut outcome = self.deliver(message, ops);
+        outcome.cluster_ack = cluster_ack;
+        outcome
+    }
+
+    /// Stores or clears `message` as the retained message of its topic,
+    /// adding the store records to `ops`.
+    pub(super) fn retain_locally(&self, message: &Arc<Message>, ops: &mut Vec<Op>) {
+        let mut retained = self.retained.write();
+        // $SYS values are rebuilt every interval; storing them would
+        // only wear the disk.
+        let durable = !message.topic.starts_with("$SYS/");
+        if message.payload.is_empty() {
+            // An empty retained payload clears the topic and is not
+            // stored [MQTT-3.3.1-10, MQTT-3.3.1-11].
+            if retained.remove(&message.topic).is_some() && durable {
+                ops.push(Op::RetainClear(Arc::clone(&message.topic)));
+            }
+        } else {
+            match retained.set(Arc::clone(message)) {
+                Ok(()) if durable => {
+                    ops.push(Op::RetainSet(Arc::clone(message)));
                 }
-            } else {
-                match retained.set(Arc::clone(&message)) {
-                    Ok(()) if durable => {
-                        ops.push(Op::RetainSet(Arc::clone(&message)));
-                    }
-                    Ok(()) => {}
-                    // Full: delivered below, but not retained (policy in
-                    // `retained.rs`).
-                    Err(refused) => self.retain_refused(&message, refused),
-                }
+                Ok(()) => {}
+                // Full: delivered below, but not retained (policy in
+                // `retained.rs`).
+                Err(refused) => self.retain_refused(message, refused),
             }
         }
+    }
+
+    /// Delivers `message` to every matching local subscription, committing
+    /// `ops` with the delivery records.
+    pub(super) fn deliver(&self, message: Arc<Message>, mut ops: Vec<Op>) -> PublishOutcome {
         let targets = self.targets(&message);
         let mut outcome = PublishOutcome {
             matched: targets.len(),
             dropped: 0,
             pressured: Vec::new(),
             ticket: 0,
+            cluster_ack: None,
         };
         for (session, route) in targets {
             let item = Queued {

@@ -48,7 +48,12 @@ impl ClientProtocol {
             Exit::WriteStalled(stall) => format!("not reading for {} s", stall.as_secs()),
             Exit::Violation { reason, detail } => format!("{}: {detail}", reason.name()),
             Exit::Control(reason) => reason.name().to_string(),
-            Exit::StoreFailed(packet) => format!("store cannot commit its {packet}"),
+            Exit::StoreFailed(packet) => {
+                format!("store cannot commit its {packet} (or, on a cluster node, NATS cannot)")
+            }
+            Exit::ClusterUnavailable(packet) => {
+                format!("NATS JetStream cannot store its {packet}")
+            }
         };
         // `log.connection_messages = false` leaves out ordinary goodbyes.
         let chatty = self.broker.config.log.connection_messages;
@@ -103,6 +108,13 @@ impl ClientProtocol {
                 tracing::info!(
                     client = %id,
                     "Client {id} disconnected: the store cannot commit what its {packet} would                      acknowledge; it may resend after reconnecting."
+                );
+            }
+            Exit::ClusterUnavailable(packet) => {
+                disconnect_reason = Some(ReasonCode::UNSPECIFIED_ERROR);
+                tracing::info!(
+                    client = %id,
+                    "Client {id} disconnected: this cluster node cannot reach NATS JetStream to keep its {packet}; it may resend after reconnecting."
                 );
             }
         }

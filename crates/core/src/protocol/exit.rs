@@ -24,10 +24,15 @@ pub enum Exit {
     Violation { reason: ReasonCode, detail: String },
     /// The broker asked the connection to close (take-over, shutdown).
     Control(ReasonCode),
-    /// The store could not commit what this acknowledgement promises, and
+    /// The store (or, on a cluster node, JetStream: decision 0158) could
+    /// not make durable what this acknowledgement promises, and
     /// the packet has no way to say so (3.1.1, or not a PUBACK/PUBREC):
     /// the client resends after reconnecting.
     StoreFailed(&'static str),
+    /// A cluster node without NATS JetStream refused a QoS 1/2 PUBLISH
+    /// that a 3.1.1 acknowledgement cannot refuse (decision 0158): the
+    /// client resends after reconnecting.
+    ClusterUnavailable(&'static str),
 }
 
 impl Exit {

@@ -202,6 +202,7 @@ impl ClientProtocol {
         // the size, as Mosquitto checks them).
         let denied = !too_large && !self.broker.allows(&self.identity, Action::Publish, &topic);
         let mut ticket = 0;
+        let mut cluster_ack = None;
         let reason = if too_large {
             tracing::info!(
                 client = %self.client_id,
@@ -222,6 +223,10 @@ impl ClientProtocol {
         } else if publish.qos != QoS::AtMostOnce && self.store_refuses_publishes() {
             // Not routed: nothing of it exists anywhere to be lost.
             self.refuse_publish()?
+        } else if publish.qos != QoS::AtMostOnce && self.broker.cluster_refuses_publishes() {
+            // A cluster node without NATS: refused the same way, never
+            // acknowledged silently (decision 0158).
+            self.refuse_cluster_publish()?
         } else if self.broker.memory_exhausted() && !(publish.retain && publish.payload.is_empty())
         {
             // Above `limits.memory_limit`: not routed, so nothing new is
@@ -254,12 +259,15 @@ impl ClientProtocol {
             }
             let outcome = self.broker.publish_with(message, own);
             ticket = outcome.ticket;
+            cluster_ack = outcome.cluster_ack;
             for session in outcome.pressured {
                 if !self.pressure.iter().any(|held| Arc::ptr_eq(held, &session)) {
                     self.pressure.push(session);
                 }
             }
-            if outcome.matched == 0 {
+            // A node cannot see other nodes' subscribers: a message that
+            // went to the cluster may have matched there.
+            if outcome.matched == 0 && cluster_ack.is_none() {
                 ReasonCode::NO_MATCHING_SUBSCRIBERS
             } else {
                 ReasonCode::SUCCESS
@@ -271,12 +279,12 @@ impl ClientProtocol {
         ack.reason = reason;
         match publish.qos {
             QoS::AtMostOnce => Ok(()),
-            QoS::AtLeastOnce => self.send_ack(ticket, Packet::PubAck(ack)),
+            QoS::AtLeastOnce => self.send_ack_after(ticket, cluster_ack, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if !reason.is_error() {
                     self.session.lock().accept_incoming(packet_id);
                 }
-                self.send_ack(ticket, Packet::PubRec(ack))
+                self.send_ack_after(ticket, cluster_ack, Packet::PubRec(ack))
             }
         }
     }

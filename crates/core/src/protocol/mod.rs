@@ -114,7 +114,7 @@ pub struct ClientProtocol {
     out: BytesMut,
     /// Acknowledgements waiting for their store ticket to commit, in the
     /// order their packets arrived [MQTT-4.6.0-2].
-    pending_acks: VecDeque<(u64, Packet)>,
+    pending_acks: VecDeque<acks::PendingAck>,
     /// The store's progress, when acknowledgements wait for it.
     committed: Option<watch::Receiver<Progress>>,
     /// Sessions whose full queues took this client's messages: the IO

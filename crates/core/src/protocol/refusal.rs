@@ -41,6 +41,17 @@ impl ClientProtocol {
         }
     }
 
+    /// The reason a 5.0 PUBACK/PUBREC gets for a QoS 1/2 PUBLISH refused
+    /// by a cluster node without NATS JetStream (0x80, as for a failing
+    /// store); 3.1.1 clients are disconnected instead (decision 0158).
+    pub(super) fn refuse_cluster_publish(&self) -> Result<ReasonCode, Exit> {
+        if self.version.is_v5() {
+            Ok(ReasonCode::UNSPECIFIED_ERROR)
+        } else {
+            Err(Exit::ClusterUnavailable("PUBLISH"))
+        }
+    }
+
     /// The reason a 5.0 PUBACK/PUBREC gets for a PUBLISH refused while the
     /// heap is above `limits.memory_limit` (QoS 0: dropped and counted);
     /// 3.1.1 QoS 1/2 clients are disconnected, as Mosquitto does when it

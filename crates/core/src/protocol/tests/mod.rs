@@ -3,6 +3,7 @@
 //! delay, session expiry) are under test, on paused time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cluster;
 mod connect;
 mod flows;
 mod props;
