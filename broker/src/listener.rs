@@ -335,11 +335,15 @@ mod tests {
     }
 
     /// Every held connection keeps its task's future; the handshakes'
-    /// large states are boxed so it stays small (memory per device).
+    /// large states are boxed so it stays small (memory per device). The
+    /// bound was 2048 until the cluster's acknowledgement wake-up joined
+    /// the connection loop's select (2128 bytes at the merge, session 8);
+    /// the whole per-connection budget (10 KiB, issue 22) is measured in
+    /// bench/, this only catches a large state moving in unboxed.
     #[test]
     fn a_held_connection_task_is_small() {
         let size = future_size::<_, Option<PeerSlot>, _, _>(&serve_tcp);
         eprintln!("serve_tcp future: {size} bytes");
-        assert!(size < 2048, "serve_tcp future is {size} bytes");
+        assert!(size < 2304, "serve_tcp future is {size} bytes");
     }
 }
