@@ -202,6 +202,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .collect(),
             shutdown: shutdown_rx.clone(),
             bridges: Arc::clone(&bridges),
+            tls: Arc::new(tls.clone()),
         };
         // A taken dashboard port must not take MQTT service down with it
         // (8080 is popular on lab machines); bad tokens or certificates,
@@ -313,6 +314,12 @@ impl Running {
 /// closes the connections the new CRLs revoke; also what the provisioning
 /// service calls after it revoked a replaced certificate.
 pub(crate) fn reload_tls_listeners(tls: &[Arc<TlsListener>], broker: &Engine) -> usize {
+    reload_tls_counting(tls, broker).0
+}
+
+/// [`reload_tls_listeners`], also returning how many connections the new
+/// CRLs closed: (listeners that failed, connections asked to close).
+pub(crate) fn reload_tls_counting(tls: &[Arc<TlsListener>], broker: &Engine) -> (usize, usize) {
     let mut failed = 0;
     let mut revoked = RevokedSerials::default();
     for listener in tls {
@@ -337,8 +344,8 @@ pub(crate) fn reload_tls_listeners(tls: &[Arc<TlsListener>], broker: &Engine) ->
     }
     // Connections made before the new CRLs are checked against them
     // too (decision 0089).
-    broker.disconnect_revoked(&revoked);
-    failed
+    let disconnected = broker.disconnect_revoked(&revoked);
+    (failed, disconnected)
 }
 
 /// The certificates the CRLs of a just reloaded listener revoke; none when

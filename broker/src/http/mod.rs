@@ -25,6 +25,7 @@ mod dynsec;
 mod host;
 mod live;
 mod provision;
+mod revoke;
 mod serve;
 mod sessions;
 mod throttle;
@@ -76,6 +77,8 @@ pub(crate) struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Bridge links, for `/api/bridges`.
     pub bridges: Arc<crate::bridge::Bridges>,
+    /// The TLS listeners, whose CRLs a revocation reloads.
+    pub tls: Arc<Vec<Arc<crate::tls::TlsListener>>>,
 }
 
 /// Everything the HTTP server needs from the running broker.
@@ -87,6 +90,7 @@ pub struct HttpParts {
     pub listeners: Vec<(Arc<str>, SocketAddr)>,
     pub shutdown: watch::Receiver<bool>,
     pub bridges: Arc<crate::bridge::Bridges>,
+    pub tls: Arc<Vec<Arc<crate::tls::TlsListener>>>,
 }
 
 /// Binds the HTTP listener and serves until shutdown. Returns the bound
@@ -118,6 +122,7 @@ pub async fn start(config: &HttpConfig, parts: HttpParts) -> Result<SocketAddr, 
         listeners: Arc::new(parts.listeners),
         shutdown: parts.shutdown.clone(),
         bridges: parts.bridges,
+        tls: parts.tls,
     };
     let hosts = host::AllowedHosts::new(local_addr, &config.allowed_hosts);
     let app = router(state, hosts);
@@ -163,6 +168,7 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
             "/api/dynsec/clients/{username}/{action}",
             post(dynsec::client_action),
         )
+        .route("/api/certs/{id}/revoke", post(revoke::revoke))
         .route("/api/provision/pending", get(provision::pending))
         .route("/api/provision/certificates", get(provision::certificates))
         .route(

@@ -601,3 +601,47 @@ fn tokens_work_once_even_across_a_restart_and_approval_waits_for_an_operator() {
     assert_eq!(d["issued_by"], "approval", "{certs}");
     assert!(d["revoked_at"].is_null(), "{certs}");
 }
+
+/// One command revokes a device's certificate and disconnects it (issue
+/// 18): `POST /api/certs/{id}/revoke`, no SIGHUP, no file edit.
+#[test]
+fn one_api_call_revokes_a_certificate_and_disconnects_its_device() {
+    if skip_on_mosquitto("the revocation API is fleetmq's") {
+        return;
+    }
+    let lab = Lab::new();
+    let broker = lab.broker("policy = \"pattern\"");
+    let root = lab.root.join("devices");
+    let device = Device::new(&root, "esp32_GONE");
+    provision(&lab, &broker, &device);
+    let bystander = Device::new(&root, "esp32_STAYS");
+    provision(&lab, &broker, &bystander);
+    let addr = broker.addr_of("prov");
+    let mut victim = connect(addr, &lab.ca(), &device.own(), &device.id, true).unwrap();
+    let mut other = connect(addr, &lab.ca(), &bystander.own(), &bystander.id, true).unwrap();
+    victim.ping();
+
+    let post = |path: &str| crate::harness::web::request(broker.http_addr(), "POST", path, &[], "");
+    let answer = post(&format!("/api/certs/{}/revoke", device.id));
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body = answer.json();
+    assert_eq!(body["revoked"][0]["id"], device.id.as_str(), "{body}");
+    assert_eq!(body["disconnected"], 1, "{body}");
+    assert!(
+        victim.expect_closed(WAIT),
+        "the revoked device is disconnected"
+    );
+    other.ping();
+    assert!(
+        connect(addr, &lab.ca(), &device.own(), &device.id, true).is_err(),
+        "the revoked certificate cannot connect again"
+    );
+    broker.assert_log("from the dashboard", WAIT);
+    // Again: 409; unknown: 404; nothing else changed.
+    assert_eq!(
+        post(&format!("/api/certs/{}/revoke", device.id)).status,
+        409
+    );
+    assert_eq!(post("/api/certs/esp32_NOBODY/revoke").status, 404);
+    other.ping();
+}

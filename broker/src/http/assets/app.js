@@ -243,6 +243,7 @@ function onHashChange() {
   $("detail").hidden = !state.detailId;
   $("kick-confirm").hidden = true;
   $("kick").hidden = false;
+  $("revoke-confirm").hidden = true;
   if (state.detailId) {
     $("detail-id").textContent = state.detailId;
     $("detail-status").textContent = "Loading…";
@@ -395,6 +396,7 @@ function renderDetail() {
     ["Weakness", cert.weakness, "cert-weakness"],
     ["DNS SANs", cert.san_dns.join(", ") || null],
   ] : [["Certificate", tls ? "none (one-way TLS)" : "none"]]);
+  $("revoke").hidden = !cert || !$("revoke-confirm").hidden;
   $("detail-subs").tBodies[0].replaceChildren(...(detail.subscriptions.length ? detail.subscriptions.map((s) =>
     el("tr", {}, el("td", { text: s.filter }), el("td", { text: s.qos }))) :
     [el("tr", {}, el("td", { text: "none", colSpan: 2, class: "muted" }))]));
@@ -412,6 +414,20 @@ function renderDetail() {
 function daysLeft(notAfterUnix) {
   const days = (notAfterUnix * 1000 - Date.now()) / 86400000;
   return days < 0 ? "expired" : Math.floor(days) + " days left";
+}
+
+// Revokes the device's certificate in the lab PKI and disconnects it
+// (POST /api/certs/{serial}/revoke).
+async function revokeCertificate() {
+  const cert = state.detail && state.detail.tls && state.detail.tls.client_cert;
+  $("revoke-confirm").hidden = true;
+  if (!cert) return;
+  const response = await api("/api/certs/" + encodeURIComponent(cert.serial) + "/revoke", { method: "POST" });
+  const body = await response.json().catch(() => ({}));
+  $("detail-status").textContent = response.ok
+    ? "Certificate " + cert.serial + " revoked; " + body.disconnected + " connection(s) closed."
+    : "Could not revoke: " + (body.message || response.status);
+  $("revoke").hidden = response.ok;
 }
 
 async function kick() {
@@ -550,6 +566,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("detail-close").addEventListener("click", closeDetail);
   $("kick").addEventListener("click", () => { $("kick").hidden = true; $("kick-confirm").hidden = false; });
   $("kick-confirm").addEventListener("click", kick);
+  $("revoke").addEventListener("click", () => { $("revoke").hidden = true; $("revoke-confirm").hidden = false; });
+  $("revoke-confirm").addEventListener("click", revokeCertificate);
   $("dynsec-ban").addEventListener("click", () => dynsecAction("disable"));
   $("dynsec-allow").addEventListener("click", () => dynsecAction("enable"));
   window.addEventListener("hashchange", onHashChange);
