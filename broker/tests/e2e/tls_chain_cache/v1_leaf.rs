@@ -117,7 +117,11 @@ fn v1_devices_prove_their_key(versions: &[&'static SupportedProtocolVersion]) {
     let mut held = RawClient::over(transport);
     held.send_connect(&ConnectBuilder::v311("a-held"));
     assert_eq!(held.expect_connack().reason, ReasonCode::SUCCESS);
-    let detail = crate::harness::web::get(broker.http_addr(), "/api/clients/a-held", None).json();
+    // The registry hears of the connect just after CONNACK: wait for it.
+    let detail = crate::harness::web::eventually(WAIT, "a-held in /api/clients", || {
+        let response = crate::harness::web::get(broker.http_addr(), "/api/clients/a-held", None);
+        (response.status == 200).then(|| response.json())
+    });
     assert_eq!(detail["identity"], "esp32-a", "{detail:#}");
     assert_eq!(detail["tls"]["client_cert"]["version"], 1, "{detail:#}");
 
