@@ -75,6 +75,8 @@ fuzz_target!(|data: &[u8]| {
         listener: Arc::from("fuzz"),
         fingerprint: cert.map(|_| "00".to_string()),
         password_verified,
+        username_from_certificate: false,
+        bridge: false,
     };
     let principal: Vec<&str> = identity.principal().into_iter().collect();
     let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
