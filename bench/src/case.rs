@@ -39,11 +39,15 @@ pub enum Case {
     FanOutQos0FixedRate,
     /// Scenario 6: QoS 1 into offline durable sessions.
     PersistQos1Offline,
+    /// Scenario 7: QoS 1 bridged to a remote Mosquitto, at full load.
+    BridgeQos1Max,
+    /// Scenario 7 at a fixed moderate rate: publish to remote arrival.
+    BridgeQos1FixedRate,
 }
 
 impl Case {
     /// Every case a full run measures per broker, in the runner's order.
-    pub const ALL: [Case; 14] = [
+    pub const ALL: [Case; 16] = [
         Case::Tls12Ecdsa1Core,
         Case::Tls12Rsa1Core,
         Case::Tls13Ecdsa1Core,
@@ -58,6 +62,8 @@ impl Case {
         Case::FanInQos0FixedRate,
         Case::FanOutQos0FixedRate,
         Case::PersistQos1Offline,
+        Case::BridgeQos1Max,
+        Case::BridgeQos1FixedRate,
     ];
 
     /// The name records carry in `report.json`.
@@ -77,6 +83,8 @@ impl Case {
             Case::FanInQos0FixedRate => "fan-in/qos0/fixed-rate",
             Case::FanOutQos0FixedRate => "fan-out/qos0/fixed-rate",
             Case::PersistQos1Offline => "persist/qos1-offline",
+            Case::BridgeQos1Max => "bridge/qos1/max",
+            Case::BridgeQos1FixedRate => "bridge/qos1/fixed-rate",
         }
     }
 

@@ -93,7 +93,8 @@ struct RunArgs {
     /// Repetitions (default: the plan's).
     #[arg(long)]
     reps: Option<usize>,
-    /// Only these scenarios: connect, fleet, held-max, flow, latency, persist.
+    /// Only these scenarios: connect, fleet, held-max, flow, latency,
+    /// persist, bridge.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where the report goes.
@@ -206,6 +207,12 @@ fn setups(brokers: &[(Kind, PathBuf)], work: &Path, pki: &pki::Pki) -> Result<Ve
         .collect()
 }
 
+/// Mosquitto as the bridge scenario's remote, when it is installed (an
+/// absolute path: brokers run in their own folders).
+fn remote_bin(bin: &Path) -> Option<PathBuf> {
+    bin.canonicalize().ok()
+}
+
 fn version_of(kind: Kind, bin: &Path) -> String {
     let output = match kind {
         Kind::Fleetmq => Command::new(bin).arg("--version").output(),
@@ -300,6 +307,7 @@ fn run(args: RunArgs) -> Result<()> {
         .collect();
     let mut runner = Runner::new(plan.clone(), setups, pki, args.verify);
     runner.only = args.only.clone();
+    runner.remote_bin = remote_bin(&args.bins.mosquitto_bin);
     runner.run()?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = Report {
@@ -335,6 +343,7 @@ fn smoke(args: SmokeArgs) -> Result<()> {
     let setups = setups(&brokers, &work, &pki)?;
     let plan = Plan::smoke();
     let mut runner = Runner::new(plan.clone(), setups, pki, Verify::Full);
+    runner.remote_bin = remote_bin(&args.mosquitto_bin);
     runner.run()?;
     let report = Report {
         generated_at: now_utc(),

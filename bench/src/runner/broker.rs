@@ -5,7 +5,9 @@
 //! Each broker gets three listeners on loopback: plain TCP, mutual TLS with
 //! the ECDSA server certificate, mutual TLS with the RSA one; the same
 //! CA, certificates and keys; the same queue limits; no `$SYS` noise;
-//! warnings-only logging.
+//! warnings-only logging. For the bridge scenario, fleetmq and Mosquitto
+//! also get the same bridge ([`bridge_config`]) to a remote Mosquitto
+//! started here ([`start_remote`]).
 
 use std::fmt;
 use std::fs;
@@ -166,46 +168,36 @@ impl BrokerSetup {
     /// Writes the configuration (durable storage on or off) and starts the
     /// broker on `placement`; returns once every listener accepts.
     pub async fn start(&self, placement: Placement, durable: bool) -> Result<Running> {
+        self.start_with(placement, durable, None).await
+    }
+
+    /// [`BrokerSetup::start`] with a bridge to the broker at `remote`
+    /// forwarding `bench/#` out at QoS 1 ([`bridge_config`]).
+    pub async fn start_bridged(
+        &self,
+        placement: Placement,
+        durable: bool,
+        remote: SocketAddr,
+    ) -> Result<Running> {
+        self.start_with(placement, durable, Some(remote)).await
+    }
+
+    async fn start_with(
+        &self,
+        placement: Placement,
+        durable: bool,
+        bridge: Option<SocketAddr>,
+    ) -> Result<Running> {
         fs::create_dir_all(self.work.join("data"))?;
-        let args = self.write_config(durable)?;
-        let log = self.work.join(format!("{}.log", self.kind));
-        let log_file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("opening {}", log.display()))?;
-        let mut command = match placement {
-            Placement::Core(core) => {
-                let mut taskset = Command::new("taskset");
-                taskset.arg("-c").arg(core.to_string()).arg(&self.bin);
-                taskset
-            }
-            Placement::Any => Command::new(&self.bin),
-        };
-        command
-            .args(&args)
-            .current_dir(&self.work)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            // fleetmq reads FLEETMQ_* and RUST_LOG; the bench sets neither.
-            .env_remove("RUST_LOG");
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {} ({})", self.kind, self.bin.display()))?;
-        let pid = child.id();
-        register(pid, true);
-        let mut running = Running {
-            kind: self.kind,
-            child,
-            pid,
-            log,
-        };
-        running.wait_listening(&self.ports).await?;
+        let args = self.write_config(durable, bridge)?;
+        let mut running = spawn(self.kind, &self.bin, &args, &self.work, placement)?;
+        running
+            .wait_listening(&[self.ports.plain, self.ports.ecdsa, self.ports.rsa])
+            .await?;
         Ok(running)
     }
 
-    fn write_config(&self, durable: bool) -> Result<Vec<String>> {
+    fn write_config(&self, durable: bool, bridge: Option<SocketAddr>) -> Result<Vec<String>> {
         let path = |p: &Path| p.display().to_string();
         let pki = &self.pki;
         let ports = &self.ports;
@@ -233,7 +225,7 @@ impl BrokerSetup {
                     ports.plain,
                     tls("tls-ecdsa", ports.ecdsa, &pki.server_ecdsa),
                     tls("tls-rsa", ports.rsa, &pki.server_rsa),
-                );
+                ) + &bridge.map(|remote| bridge_config(Kind::Fleetmq, remote)).unwrap_or_default();
                 let file = self.work.join("fleetmq.toml");
                 fs::write(&file, config)?;
                 Ok(vec!["run".into(), "--config".into(), path(&file)])
@@ -259,10 +251,15 @@ impl BrokerSetup {
                     ports.plain,
                     tls(ports.ecdsa, &pki.server_ecdsa),
                     tls(ports.rsa, &pki.server_rsa),
-                );
+                ) + &bridge
+                    .map(|remote| bridge_config(Kind::Mosquitto, remote))
+                    .unwrap_or_default();
                 let file = self.work.join("mosquitto.conf");
                 fs::write(&file, config)?;
                 Ok(vec!["-c".into(), path(&file)])
+            }
+            Kind::Rumqttd if bridge.is_some() => {
+                bail!("rumqttd is not in the bridge comparison")
             }
             Kind::Rumqttd => {
                 let server = |id: u8, name: &str, port: u16, tls: Option<&crate::pki::Issued>| {
@@ -300,10 +297,104 @@ impl BrokerSetup {
     }
 }
 
+/// Starts `bin` with `args` in `work` on `placement`, its output appended
+/// to `work/<kind>.log`; registered for [`kill_all_on_signal`].
+fn spawn(
+    kind: Kind,
+    bin: &Path,
+    args: &[String],
+    work: &Path,
+    placement: Placement,
+) -> Result<Running> {
+    let log = work.join(format!("{kind}.log"));
+    let log_file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let mut command = match placement {
+        Placement::Core(core) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(core.to_string()).arg(bin);
+            taskset
+        }
+        Placement::Any => Command::new(bin),
+    };
+    command
+        .args(args)
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        // fleetmq reads FLEETMQ_* and RUST_LOG; the bench sets neither.
+        .env_remove("RUST_LOG");
+    let child = command
+        .spawn()
+        .with_context(|| format!("starting {kind} ({})", bin.display()))?;
+    let pid = child.id();
+    register(pid, true);
+    Ok(Running {
+        kind,
+        child,
+        pid,
+        log,
+    })
+}
+
+/// The bridge of scenario 7, the same for both bridging brokers: one link
+/// to `remote` over plain TCP, MQTT 3.1.1, `topic bench/# out 1` without
+/// prefixes, `cleansession false` (both brokers' default: the remote
+/// keeps the bridge's session and QoS 1 state), `try_private` and
+/// notifications on (both defaults), a fixed remote client id; every
+/// other setting is the broker's own default.
+pub fn bridge_config(kind: Kind, remote: SocketAddr) -> String {
+    match kind {
+        Kind::Fleetmq => format!(
+            "\n[[bridge]]\nname = \"bench\"\naddresses = [\"{remote}\"]\n\
+             protocol_version = \"3.1.1\"\nclean_session = false\n\
+             remote_client_id = \"bench-fleetmq\"\n\n\
+             [[bridge.topic]]\npattern = \"bench/#\"\ndirection = \"out\"\nqos = 1\n"
+        ),
+        Kind::Mosquitto => format!(
+            "\nconnection bench\naddress {remote}\nbridge_protocol_version mqttv311\n\
+             cleansession false\nremote_clientid bench-mosquitto\ntopic bench/# out 1\n"
+        ),
+        Kind::Rumqttd => String::new(),
+    }
+}
+
+/// Starts the remote broker of scenario 7: Debian's Mosquitto (`bin`) in
+/// `work` on a free loopback port, with its defaults except a plain
+/// listener, anonymous access (loopback only), warnings-only logging and
+/// the bench's queue limits ([`MAX_INFLIGHT`], [`MAX_QUEUED`]) so its
+/// default 20 in flight and 1,000 queued per client do not cap or drop
+/// what either bridging broker forwards. Returns it and its address.
+pub async fn start_remote(
+    bin: &Path,
+    work: &Path,
+    placement: Placement,
+) -> Result<(Running, SocketAddr)> {
+    fs::create_dir_all(work)?;
+    let port = Ports::free()?.plain;
+    let config = format!(
+        "# The remote of the bridge scenario.\n\
+         # Stay root: the files are the bench's, not a mosquitto user's.\nuser root\n\
+         listener {port} 127.0.0.1\nallow_anonymous true\n\
+         max_inflight_messages {MAX_INFLIGHT}\nmax_queued_messages {MAX_QUEUED}\n\
+         log_dest stderr\nlog_type error\nlog_type warning\n"
+    );
+    let file = work.join("remote.conf");
+    fs::write(&file, config)?;
+    let args = vec!["-c".to_string(), file.display().to_string()];
+    let mut running = spawn(Kind::Mosquitto, bin, &args, work, placement)?;
+    running.wait_listening(&[port]).await?;
+    Ok((running, Ports::addr(port)))
+}
+
 impl Running {
-    async fn wait_listening(&mut self, ports: &Ports) -> Result<()> {
+    async fn wait_listening(&mut self, ports: &[u16]) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        for port in [ports.plain, ports.ecdsa, ports.rsa] {
+        for &port in ports {
             loop {
                 if let Some(status) = self.child.try_wait()? {
                     bail!(

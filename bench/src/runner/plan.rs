@@ -38,6 +38,13 @@ pub struct Plan {
     pub fallback_fan_out_rate: f64,
     pub persist_sessions: usize,
     pub persist_per_session: usize,
+    /// Scenario 7: QoS 1 publishers on the bridging broker.
+    #[serde(default = "default_bridge_publishers")]
+    pub bridge_publishers: usize,
+    /// Scenario 7's fixed rate (msgs/s) when no bridged peak was measured;
+    /// otherwise `latency_rate_share` of the lower of the brokers' peaks.
+    #[serde(default = "default_fallback_bridge_rate")]
+    pub fallback_bridge_rate: f64,
     /// Longest wait for other work on the machine to calm down before a
     /// measurement (0: do not wait).
     pub quiet_wait_secs: f64,
@@ -72,6 +79,8 @@ impl Plan {
             fallback_fan_out_rate: 1_000.0,
             persist_sessions: 100,
             persist_per_session: 100,
+            bridge_publishers: 10,
+            fallback_bridge_rate: 2_000.0,
             quiet_wait_secs: 5.0,
         }
     }
@@ -103,6 +112,8 @@ impl Plan {
             fallback_fan_out_rate: 100.0,
             persist_sessions: 5,
             persist_per_session: 10,
+            bridge_publishers: 2,
+            fallback_bridge_rate: 200.0,
             quiet_wait_secs: 0.0,
         }
     }
@@ -110,4 +121,14 @@ impl Plan {
     pub fn secs(value: f64) -> Duration {
         Duration::from_secs_f64(value.max(0.0))
     }
+}
+
+/// Reports written before scenario 7 existed read with the full plan's
+/// bridge sizes.
+fn default_bridge_publishers() -> usize {
+    Plan::full().bridge_publishers
+}
+
+fn default_fallback_bridge_rate() -> f64 {
+    Plan::full().fallback_bridge_rate
 }

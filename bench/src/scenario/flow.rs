@@ -94,6 +94,16 @@ impl Tally {
 const SAMPLE_BUDGET: usize = 2_000_000;
 
 pub async fn run(endpoint: &Endpoint, config: &FlowConfig) -> Result<FlowResult> {
+    run_between(endpoint, endpoint, config).await
+}
+
+/// The flow with publishers on `publish_to` and subscribers on
+/// `subscribe_at` (two brokers joined by a bridge; the same one otherwise).
+pub async fn run_between(
+    publish_to: &Endpoint,
+    subscribe_at: &Endpoint,
+    config: &FlowConfig,
+) -> Result<FlowResult> {
     let tally = Arc::new(Tally::default());
     let (filter, topic_of): (&str, fn(usize) -> String) = match config.shape {
         Shape::FanIn => ("bench/in/#", |n| format!("bench/in/{n}")),
@@ -105,7 +115,7 @@ pub async fn run(endpoint: &Endpoint, config: &FlowConfig) -> Result<FlowResult>
     let mut subscribers = JoinSet::new();
     let (subscribed_tx, mut subscribed_rx) = tokio::sync::mpsc::channel(config.subscribers.max(1));
     for n in 0..config.subscribers {
-        let endpoint = endpoint.clone();
+        let endpoint = subscribe_at.clone();
         let tally = Arc::clone(&tally);
         let ramp = Arc::clone(&connect_ramp);
         let subscribed = subscribed_tx.clone();
@@ -148,7 +158,7 @@ pub async fn run(endpoint: &Endpoint, config: &FlowConfig) -> Result<FlowResult>
     let mut publishers = JoinSet::new();
     let per_publisher_rate = config.rate.map(|r| r / config.publishers.max(1) as f64);
     for n in 0..config.publishers {
-        let endpoint = endpoint.clone();
+        let endpoint = publish_to.clone();
         let tally = Arc::clone(&tally);
         let ramp = Arc::clone(&connect_ramp);
         let config = config.clone();

@@ -3,6 +3,7 @@
 //! returns figures; the runner adds what only it can see (the broker's CPU
 //! and memory, restarts).
 
+pub mod bridge;
 pub mod connect;
 pub mod fleet;
 pub mod flow;
