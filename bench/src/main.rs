@@ -121,6 +121,8 @@ struct SmokeArgs {
     /// Also run Mosquitto when it is installed here.
     #[arg(long)]
     mosquitto: bool,
+    /// Mosquitto; also the bridge scenario's remote, with or without
+    /// `--mosquitto`.
     #[arg(long, default_value = "/usr/sbin/mosquitto")]
     mosquitto_bin: PathBuf,
     /// Working folder (a temporary one by default).
