@@ -112,6 +112,10 @@ struct RunArgs {
     /// Skip `openssl speed`.
     #[arg(long)]
     no_crypto: bool,
+    /// fleetmq's `[store] fsync` (`always`, `batch`, `periodic`); its
+    /// default when left out.
+    #[arg(long)]
+    store_fsync: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -190,7 +194,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn setups(brokers: &[(Kind, PathBuf)], work: &Path, pki: &pki::Pki) -> Result<Vec<BrokerSetup>> {
+fn setups(
+    brokers: &[(Kind, PathBuf)],
+    work: &Path,
+    pki: &pki::Pki,
+    store_fsync: Option<&str>,
+) -> Result<Vec<BrokerSetup>> {
     brokers
         .iter()
         .map(|(kind, bin)| {
@@ -204,6 +213,7 @@ fn setups(brokers: &[(Kind, PathBuf)], work: &Path, pki: &pki::Pki) -> Result<Ve
                 work: runner::work_dir(work, *kind),
                 pki: pki.clone(),
                 ports: Ports::free()?,
+                store_fsync: store_fsync.map(str::to_string),
             })
         })
         .collect()
@@ -290,7 +300,7 @@ fn run(args: RunArgs) -> Result<()> {
             (*kind, bin.clone())
         })
         .collect();
-    let setups = setups(&brokers, &work, &pki)?;
+    let setups = setups(&brokers, &work, &pki, args.store_fsync.as_deref())?;
     let crypto = if args.no_crypto {
         None
     } else {
@@ -342,7 +352,7 @@ fn smoke(args: SmokeArgs) -> Result<()> {
     if args.mosquitto && args.mosquitto_bin.exists() {
         brokers.push((Kind::Mosquitto, args.mosquitto_bin.clone()));
     }
-    let setups = setups(&brokers, &work, &pki)?;
+    let setups = setups(&brokers, &work, &pki, None)?;
     let plan = Plan::smoke();
     let mut runner = Runner::new(plan.clone(), setups, pki, Verify::Full);
     runner.remote_bin = remote_bin(&args.mosquitto_bin);

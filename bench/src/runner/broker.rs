@@ -73,12 +73,15 @@ pub struct Ports {
     pub plain: u16,
     pub ecdsa: u16,
     pub rsa: u16,
+    /// fleetmq's HTTP listener (its `/metrics`), so runs never collide
+    /// on the default 8080.
+    pub http: u16,
 }
 
 impl Ports {
     /// Three ports free now (the kernel's choice, released at once).
     pub fn free() -> Result<Ports> {
-        let mut ports = [0u16; 3];
+        let mut ports = [0u16; 4];
         let mut held = Vec::new();
         for port in &mut ports {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -89,6 +92,7 @@ impl Ports {
             plain: ports[0],
             ecdsa: ports[1],
             rsa: ports[2],
+            http: ports[3],
         })
     }
 
@@ -106,6 +110,8 @@ pub struct BrokerSetup {
     pub work: PathBuf,
     pub pki: Pki,
     pub ports: Ports,
+    /// fleetmq's `[store] fsync`; its default when `None`.
+    pub store_fsync: Option<String>,
 }
 
 /// Brokers running now, by process id, for [`kill_all_on_signal`].
@@ -220,11 +226,17 @@ impl BrokerSetup {
                     "data_dir = \"{}\"\n\n[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:{}\"\n\n{}{}\
                      [limits]\nmax_inflight = {MAX_INFLIGHT}\nmax_queued_messages = {MAX_QUEUED}\n\n\
                      [mqtt]\nsys_interval_secs = 0\n\n[log]\nlevel = \"warn\"\n\n\
-                     [store]\nenabled = {durable}\n",
+                     [http]\nbind = \"127.0.0.1:{}\"\n\n\
+                     [store]\nenabled = {durable}\n{}",
                     path(&data),
                     ports.plain,
                     tls("tls-ecdsa", ports.ecdsa, &pki.server_ecdsa),
                     tls("tls-rsa", ports.rsa, &pki.server_rsa),
+                    ports.http,
+                    self.store_fsync
+                        .as_ref()
+                        .map(|fsync| format!("fsync = \"{fsync}\"\n"))
+                        .unwrap_or_default(),
                 ) + &bridge.map(|remote| bridge_config(Kind::Fleetmq, remote)).unwrap_or_default();
                 let file = self.work.join("fleetmq.toml");
                 fs::write(&file, config)?;

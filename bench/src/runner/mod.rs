@@ -572,9 +572,20 @@ impl Runner {
                 }
                 let mut result = PersistResult::default();
                 let mut broker = setup.start(broker_place, true).await?;
+                let metrics = Ports::addr(setup.ports.http);
                 let phases = async {
                     persist::prepare(&endpoint, &config).await?;
+                    let before = persist::store_counters(metrics).await;
+                    let started = Instant::now();
                     persist::publish(&endpoint, &config, &mut result).await?;
+                    let seconds = started.elapsed().as_secs_f64();
+                    if let (Some(before), Some(after)) =
+                        (before, persist::store_counters(metrics).await)
+                    {
+                        let commits = after.0.saturating_sub(before.0).max(1) as f64;
+                        result.fsyncs_per_sec = Some(commits / seconds);
+                        result.msgs_per_fsync = Some(result.published as f64 / commits);
+                    }
                     Ok::<_, anyhow::Error>(())
                 }
                 .await;
@@ -582,7 +593,14 @@ impl Runner {
                 phases?;
                 stopped?;
                 broker = setup.start(broker_place, true).await?;
+                let before = persist::store_counters(metrics).await;
                 let drained = persist::drain(&endpoint, &config, &mut result).await;
+                if let (Some(before), Some(after)) =
+                    (before, persist::store_counters(metrics).await)
+                {
+                    let commits = after.0.saturating_sub(before.0) as f64;
+                    result.drain_fsyncs_per_sec = Some(commits / result.drain_secs.max(1e-9));
+                }
                 stop(broker).await;
                 drained?;
                 let mut figures = BTreeMap::new();
@@ -593,6 +611,15 @@ impl Runner {
                     100.0 * result.delivered as f64 / result.published.max(1) as f64,
                 );
                 figures.insert("drained_per_sec".into(), result.drained_per_sec);
+                for (name, value) in [
+                    ("fsyncs_per_sec", result.fsyncs_per_sec),
+                    ("msgs_per_fsync", result.msgs_per_fsync),
+                    ("drain_fsyncs_per_sec", result.drain_fsyncs_per_sec),
+                ] {
+                    if let Some(value) = value {
+                        figures.insert(name.into(), value);
+                    }
+                }
                 Ok(Outcome::new(figures, &result))
             },
         )

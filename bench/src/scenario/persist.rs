@@ -45,6 +45,41 @@ pub struct PersistResult {
     pub lost: u64,
     pub drain_secs: f64,
     pub drained_per_sec: f64,
+    /// fleetmq only (its `/metrics`): store commits, one fsync each,
+    /// during the publishing phase, per second of it.
+    pub fsyncs_per_sec: Option<f64>,
+    /// Messages acknowledged per store commit during the publishing phase.
+    pub msgs_per_fsync: Option<f64>,
+    /// Store commits per second during the drain (removals of delivered
+    /// messages; nothing waits for them).
+    pub drain_fsyncs_per_sec: Option<f64>,
+}
+
+/// fleetmq's store counters from its `/metrics` at `addr`:
+/// (`fleetmq_store_commits_total`, `fleetmq_store_committed_ops_total`).
+/// `None` for brokers without them.
+pub async fn store_counters(addr: std::net::SocketAddr) -> Option<(u64, u64)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut body = Vec::new();
+        stream.read_to_end(&mut body).await.ok()?;
+        Some(String::from_utf8_lossy(&body).into_owned())
+    };
+    let text = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .ok()??;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    Some((
+        value("fleetmq_store_commits_total ")?,
+        value("fleetmq_store_committed_ops_total ")?,
+    ))
 }
 
 fn client_id(n: usize) -> String {

@@ -437,6 +437,16 @@ impl Collector for BrokerCollector {
                 "Store commits (and reopen attempts) that failed.",
                 health.failed_commits(),
             ));
+            families.extend(counter(
+                "fleetmq_store_commits_total",
+                "Store commits that wrote something (one fsync each).",
+                health.commits(),
+            ));
+            families.extend(counter(
+                "fleetmq_store_committed_ops_total",
+                "Changes held by those commits (ops per commit: how well commits group).",
+                health.committed_ops(),
+            ));
         }
         families.extend(labelled_gauge(
             "fleetmq_build_info",

@@ -1,10 +1,13 @@
 //! The writer thread: applies ops in groups, one write transaction and one
 //! fsync per group, and publishes the highest committed ticket.
 //!
-//! Grouping: `always` commits whatever has arrived as soon as the previous
-//! commit is done (concurrent changes share an fsync); `batch` also waits up
-//! to `batch_interval_ms` for more; `periodic` commits every
-//! `periodic_interval_secs` and acknowledgements do not wait for it.
+//! Grouping (decision 0168): `always` and `batch` commit naturally: the
+//! next commit starts as soon as the previous one ended, with everything
+//! that arrived meanwhile (at most `MAX_GROUP` ops), and no timer on the
+//! acknowledgement path. Only an explicit `batch_interval_ms` above 0 makes
+//! `batch` linger that long for more (fewer fsyncs on flash that wears);
+//! `periodic` commits every `periodic_interval_secs` and acknowledgements
+//! do not wait for it.
 //!
 //! A failed commit is never reported as committed: [`Progress`] tells
 //! waiting acknowledgements which tickets failed, [`StoreHealth`] tells
@@ -134,6 +137,7 @@ impl Writer {
             }
             match self.commit_backlog() {
                 Ok(written) => {
+                    self.health.committed(written);
                     self.health.recovered(&self.path, written);
                     progress.committed = progress.attempted;
                     retry_at = None;

@@ -20,6 +20,11 @@ pub struct StoreHealth {
     /// The last failure, for `/readyz` (without the file's path, which
     /// only the log shows); `None` while healthy.
     reason: Mutex<Option<String>>,
+    /// Successful commits that wrote something (one fsync each), for
+    /// metrics: with `committed_ops`, how well commits group.
+    commits: AtomicU64,
+    /// Ops those commits held.
+    committed_ops: AtomicU64,
 }
 
 impl Default for StoreHealth {
@@ -28,6 +33,8 @@ impl Default for StoreHealth {
             healthy: AtomicBool::new(true),
             failed_commits: AtomicU64::new(0),
             reason: Mutex::new(None),
+            commits: AtomicU64::new(0),
+            committed_ops: AtomicU64::new(0),
         }
     }
 }
@@ -41,6 +48,24 @@ impl StoreHealth {
     /// Failed commits (and reopen attempts) since start.
     pub fn failed_commits(&self) -> u64 {
         self.failed_commits.load(Ordering::Relaxed)
+    }
+
+    /// Successful commits that wrote something, since start.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Ops held by those commits, since start.
+    pub fn committed_ops(&self) -> u64 {
+        self.committed_ops.load(Ordering::Relaxed)
+    }
+
+    /// A commit of `ops` ops succeeded (nothing is counted for none).
+    pub fn committed(&self, ops: usize) {
+        if ops > 0 {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.committed_ops.fetch_add(ops as u64, Ordering::Relaxed);
+        }
     }
 
     /// Why the store is not healthy, `None` while it is.
@@ -96,5 +121,15 @@ mod tests {
         assert!(health.is_healthy());
         assert_eq!(health.reason(), None);
         assert_eq!(health.failed_commits(), 2, "the counter is monotonic");
+    }
+
+    #[test]
+    fn commits_count_only_when_they_wrote_something() {
+        let health = StoreHealth::default();
+        health.committed(0);
+        health.committed(32);
+        health.committed(7);
+        assert_eq!(health.commits(), 2);
+        assert_eq!(health.committed_ops(), 39);
     }
 }
