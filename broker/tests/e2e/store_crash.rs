@@ -223,6 +223,17 @@ fn crash_keeps_acknowledged_qos1_and_retained_batch() {
     qos1_crash_rounds("batch", "").assert_nothing_acknowledged_lost();
 }
 
+/// `batch` with an explicit linger (decision 0168: groups wait 5 ms for
+/// more before their commit, the old default): acknowledgements still
+/// wait for the commit that holds their message.
+#[test]
+fn crash_keeps_acknowledged_qos1_and_retained_batch_with_linger() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    qos1_crash_rounds("batch", "batch_interval_ms = 5").assert_nothing_acknowledged_lost();
+}
+
 #[test]
 fn crash_keeps_acknowledged_qos1_and_retained_always() {
     if skip_on_mosquitto("fleetmq store") {
