@@ -582,9 +582,11 @@ impl Runner {
                     if let (Some(before), Some(after)) =
                         (before, persist::store_counters(metrics).await)
                     {
-                        let commits = after.0.saturating_sub(before.0).max(1) as f64;
+                        let commits = after.0.saturating_sub(before.0) as f64;
                         result.fsyncs_per_sec = Some(commits / seconds);
-                        result.msgs_per_fsync = Some(result.published as f64 / commits);
+                        // `periodic` may not commit at all while publishing.
+                        result.msgs_per_fsync =
+                            (commits > 0.0).then(|| result.published as f64 / commits);
                     }
                     Ok::<_, anyhow::Error>(())
                 }
