@@ -219,6 +219,14 @@ mod full_disk {
             acked.push(n);
             n += 1;
         }
+        // Commits are counted with the ops they held (decision 0168):
+        // at least the three messages' records, in at least one commit.
+        let commits_before_fill = metric(&broker, "fleetmq_store_commits_total").unwrap_or(0.0);
+        assert!(commits_before_fill >= 1.0, "{}", broker.logs());
+        assert!(
+            metric(&broker, "fleetmq_store_committed_ops_total").is_some_and(|v| v >= 3.0),
+            "committed ops counted"
+        );
 
         let filler = fs.fill();
         // Until the store notices (redb may still find room in its file),
@@ -318,6 +326,10 @@ mod full_disk {
         );
         acked.push(n);
         n += 1;
+        assert!(
+            metric(&broker, "fleetmq_store_commits_total").is_some_and(|v| v > commits_before_fill),
+            "commits after the recovery are counted"
+        );
 
         // One line per state change, not one per message.
         assert_eq!(
