@@ -595,7 +595,15 @@ impl Runner {
                 phases?;
                 stopped?;
                 broker = setup.start(broker_place, true).await?;
-                let before = persist::store_counters(metrics).await;
+                // The HTTP listener may come up after the MQTT ones.
+                let mut before = persist::store_counters(metrics).await;
+                for _ in 0..20 {
+                    if before.is_some() || setup.kind != Kind::Fleetmq {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    before = persist::store_counters(metrics).await;
+                }
                 let drained = persist::drain(&endpoint, &config, &mut result).await;
                 if let (Some(before), Some(after)) =
                     (before, persist::store_counters(metrics).await)
