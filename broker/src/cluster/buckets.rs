@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{Config, Store};
-use async_nats::jetstream::stream::StorageType;
+use async_nats::jetstream::kv::Store;
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use async_nats::jetstream::Context;
 
 use fleetmq_core::cluster::subject::topic_to_subject;
@@ -35,6 +35,23 @@ pub fn key(client_id: &str) -> String {
     topic_to_subject("c", client_id)
 }
 
+/// The stream behind a bucket, as `async-nats` would declare it: one
+/// value per key, deletes as markers, direct gets.
+fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: StorageType::File,
+        num_replicas: replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        ..stream::Config::default()
+    }
+}
+
 /// Finds or creates the three buckets, each bounded by `timeout`.
 pub async fn ensure(
     jetstream: &Context,
@@ -44,19 +61,17 @@ pub async fn ensure(
     let mut stores = Vec::with_capacity(3);
     for bucket in [NODES, OWNERS, SESSIONS] {
         let store = tokio::time::timeout(timeout, async {
-            match jetstream.get_key_value(bucket).await {
-                Ok(store) => Ok(store),
-                Err(_) => jetstream
-                    .create_key_value(Config {
-                        bucket: bucket.into(),
-                        history: 1,
-                        storage: StorageType::File,
-                        num_replicas: replicas,
-                        ..Config::default()
-                    })
-                    .await
-                    .map_err(|error| format!("bucket {bucket}: {error}")),
-            }
+            // The bucket's stream is declared like any other: the
+            // client's `create_key_value` first asks for account limits
+            // in a shape nats-server 2.9 does not answer.
+            jetstream
+                .get_or_create_stream(stream_config(bucket, replicas))
+                .await
+                .map_err(|error| format!("bucket {bucket}: {error}"))?;
+            jetstream
+                .get_key_value(bucket)
+                .await
+                .map_err(|error| format!("bucket {bucket}: {error}"))
         })
         .await
         .map_err(|_| format!("bucket {bucket}: no answer from JetStream"))??;

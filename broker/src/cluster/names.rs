@@ -140,11 +140,19 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut revision = None;
+    let mut last_error = String::new();
     loop {
         if client.connection_state() == State::Connected {
             if opened.get().is_none() {
-                if let Ok(buckets) = buckets::ensure(&jetstream, replicas, REQUEST_TIMEOUT).await {
-                    let _ = opened.set(buckets);
+                match buckets::ensure(&jetstream, replicas, REQUEST_TIMEOUT).await {
+                    Ok(buckets) => {
+                        let _ = opened.set(buckets);
+                    }
+                    Err(error) if error != last_error => {
+                        tracing::warn!(node = %node, "Cluster: key-value buckets not ready yet: {error}; retrying.");
+                        last_error = error;
+                    }
+                    Err(_) => {}
                 }
             }
             if let Some(buckets) = opened.get() {
@@ -161,9 +169,11 @@ pub async fn run(
                             state.send_replace(NameState::InUse(why));
                             return;
                         }
-                        Err(LeaseError::Nats(error)) => {
-                            tracing::debug!(node = %node, "Cluster: cannot take the node name yet: {error}.");
+                        Err(LeaseError::Nats(error)) if error != last_error => {
+                            tracing::warn!(node = %node, "Cluster: cannot take the node name yet: {error}; retrying.");
+                            last_error = error;
                         }
+                        Err(LeaseError::Nats(_)) => {}
                     },
                     Some(held) => {
                         let key = buckets::key(&node);

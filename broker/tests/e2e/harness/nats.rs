@@ -116,6 +116,15 @@ impl NatsCluster {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    /// Kills server `index` with SIGKILL (a crash: no clean shutdown);
+    /// [`NatsCluster::start_all`] starts it again.
+    pub fn kill9(&mut self, index: usize) {
+        if let Some(mut child) = self.servers.get_mut(index).and_then(|s| s.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// The servers' logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
