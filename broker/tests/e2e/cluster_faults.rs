@@ -1,7 +1,8 @@
 //! Issue 19, faults during a QoS 1 stream (decisions 0156, 0158, 0173):
 //! three Debian nats-servers (JetStream R3) and fleetmq nodes on loopback.
 //!
-//! - SIGKILL of one nats-server mid-stream: every message a publisher got
+//! - SIGKILL of one nats-server mid-stream (the leader of the message
+//!   stream, so JetStream must elect another): every message a publisher got
 //!   a successful PUBACK for reaches the subscriber on another node
 //!   (refusals while JetStream re-elects are retried by the publisher).
 //! - SIGKILL of the fleetmq node a persistent subscriber is on: the
@@ -63,7 +64,9 @@ fn a_killed_nats_server_loses_no_acknowledged_qos1_message() {
     let mut after_fault = 0;
     for index in 0..MESSAGES {
         if index == FAULT_AT {
-            nats.kill9(1);
+            let leader = nats.stream_leader("FLEETMQ_MSGS").unwrap_or(1);
+            eprintln!("killing nats-server n{leader}, leader of FLEETMQ_MSGS");
+            nats.kill9(leader);
         }
         let payload = format!("m{index}");
         if publish_acknowledged(

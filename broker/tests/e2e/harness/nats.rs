@@ -125,6 +125,26 @@ impl NatsCluster {
         }
     }
 
+    /// The server that became leader of `stream` last, from the servers'
+    /// logs (each logs "new stream leader" when it becomes one).
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        let needle = format!("new stream leader for '$G > {stream}'");
+        let mut latest: Option<(String, usize)> = None;
+        for (index, server) in self.servers.iter().enumerate() {
+            let text = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let Some(line) = text.lines().filter(|line| line.contains(&needle)).last() else {
+                continue;
+            };
+            // "[pid] 2026/12/05 05:33:43.788776 [INF] ...": the time sorts.
+            let stamp = line.split_once("] ").map_or("", |(_, rest)| rest);
+            let stamp = stamp.get(..26).unwrap_or(stamp).to_string();
+            if latest.as_ref().is_none_or(|(best, _)| stamp > *best) {
+                latest = Some((stamp, index));
+            }
+        }
+        latest.map(|(_, index)| index)
+    }
+
     /// The servers' logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
