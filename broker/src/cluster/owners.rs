@@ -162,3 +162,23 @@ pub async fn watch(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_newer_claim_supersedes_this_nodes() {
+        let claims = Claims::default();
+        claims.set("dev", 10);
+        // An older claim seen late on the watch leaves the connection.
+        assert!(!claims.superseded("dev", 9));
+        assert!(claims.holds("dev"));
+        // A newer one takes it, and the claim is forgotten.
+        assert!(claims.superseded("dev", 11));
+        assert!(!claims.holds("dev"));
+        // Without a claim (NATS was away at its CONNECT) any claim wins.
+        assert!(claims.superseded("other", 1));
+    }
+}

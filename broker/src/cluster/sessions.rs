@@ -145,3 +145,45 @@ pub async fn write(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn record(expiry_interval: u32, disconnected_at_ms: Option<u64>) -> SessionRecord {
+        SessionRecord {
+            node: "a".into(),
+            instance: "1-2".into(),
+            meta: SessionMeta {
+                owner: None,
+                expiry_interval,
+                disconnected_at_ms,
+                subscriptions: Vec::new(),
+            },
+            written_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_record_expires_only_offline_past_its_interval() {
+        assert!(!record(60, None).expired(1_000_000));
+        assert!(!record(60, Some(1_000)).expired(61_000));
+        assert!(record(60, Some(1_000)).expired(61_001));
+        assert!(!record(u32::MAX, Some(0)).expired(u64::MAX / 2));
+    }
+
+    #[test]
+    fn a_record_round_trips_through_json_without_its_store_time() {
+        let mut written = record(300, Some(5));
+        written.written_ms = 42;
+        let Ok(bytes) = serde_json::to_vec(&written) else {
+            panic!("record not serialisable");
+        };
+        let Ok(read) = serde_json::from_slice::<SessionRecord>(&bytes) else {
+            panic!("record not readable");
+        };
+        assert_eq!(read.meta, written.meta);
+        assert_eq!(read.written_ms, 0);
+    }
+}

@@ -132,7 +132,7 @@ impl NatsCluster {
         let mut latest: Option<(String, usize)> = None;
         for (index, server) in self.servers.iter().enumerate() {
             let text = std::fs::read_to_string(&server.log).unwrap_or_default();
-            let Some(line) = text.lines().filter(|line| line.contains(&needle)).last() else {
+            let Some(line) = text.lines().rev().find(|line| line.contains(&needle)) else {
                 continue;
             };
             // "[pid] 2026/12/05 05:33:43.788776 [INF] ...": the time sorts.
