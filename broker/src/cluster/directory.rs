@@ -87,9 +87,11 @@ impl Directory {
             }
             return Admission::Proceed;
         }
+        // An earlier run of this node (same name, so same store and
+        // consumer) counts as this node: its restored session is current.
         let ours = previous
             .as_ref()
-            .is_none_or(|owner| *owner.instance == *self.instance);
+            .is_none_or(|owner| *owner.node == *self.node);
         if ours && broker.session(client_id).is_some() {
             return Admission::Proceed;
         }
