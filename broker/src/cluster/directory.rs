@@ -81,6 +81,11 @@ impl Directory {
             Ok(previous) => previous,
             Err(error) => return or_alone(format!("the client id could not be claimed ({error})")),
         };
+        // A record exists only for a client id claimed before: a first
+        // clean CONNECT costs no delete.
+        if clean_start && previous.is_none() {
+            return Admission::Proceed;
+        }
         if clean_start {
             if let Err(error) = sessions::remove(&buckets.sessions, client_id).await {
                 return or_alone(format!("the old session record stays ({error})"));
