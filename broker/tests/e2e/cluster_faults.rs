@@ -8,6 +8,9 @@
 //! - SIGKILL of the fleetmq node a persistent subscriber is on: the
 //!   device reconnects to a survivor, resumes its session and receives
 //!   everything acknowledged to the publisher meanwhile.
+//! - A node cut off from NATS (its only server killed) refuses QoS 1
+//!   (0x80) and persistent sessions (0x88) while the others acknowledge
+//!   and route, and accepts again by itself once the link is back.
 //!
 //! Bounded: a fixed number of messages, each retried for a bounded time.
 
@@ -159,4 +162,57 @@ fn devices_of_a_killed_node_resume_on_a_survivor() {
         RETRY_FOR
     ));
     receive_all(&mut device, &live, "live on c", &c.logs());
+}
+
+#[test]
+fn a_node_cut_off_from_nats_refuses_while_the_others_go_on() {
+    if skip_on_mosquitto("fleetmq's NATS cluster backend") {
+        return;
+    }
+    let _heavy = heavy_lock();
+    let mut nats = NatsCluster::start();
+    // a knows only server 0; b knows all three.
+    let a = Broker::start_with(&nats.node_toml_on_one("a", 0));
+    let b = node(&nats, "b");
+    for broker in [&a, &b] {
+        wait_ready(broker, 1, &nats);
+    }
+    let (mut sink, _) = RawClient::connect_v5(b.addr(), "sink-cut", true);
+    assert_eq!(sink.subscribe(1, "cut/#", 1), [ReasonCode(1)]);
+
+    nats.kill9(0);
+    assert_eq!(
+        a.wait_for_log_lines(&["refusing QoS 1/2 publishes"], 1, CROSS),
+        1,
+        "a did not notice it was cut off:\n{}",
+        a.logs()
+    );
+    // a refuses what it cannot make durable, and says so.
+    let (mut on_a, _) = RawClient::connect_v5(a.addr(), "pub-cut", true);
+    assert_eq!(
+        on_a.publish("cut/x", b"from-a", 1, false),
+        ReasonCode::UNSPECIFIED_ERROR
+    );
+    let mut client = RawClient::connect(a.addr());
+    client.send_connect(&persistent_v5("dev-cut", 300));
+    assert_eq!(
+        client.expect_connack().reason,
+        ReasonCode::SERVER_UNAVAILABLE
+    );
+    // b, still on a quorum, acknowledges and routes.
+    let (mut on_b, _) = RawClient::connect_v5(b.addr(), "pub-b", true);
+    assert!(publish_acknowledged(
+        &mut on_b, "cut/y", b"from-b", 1, RETRY_FOR
+    ));
+    let want = BTreeSet::from(["from-b".to_string()]);
+    receive_all(&mut sink, &want, "b while a is cut off", &b.logs());
+
+    // The link back: a accepts again by itself.
+    nats.start_all();
+    wait_ready(&a, 2, &nats);
+    assert!(publish_acknowledged(
+        &mut on_a, "cut/z", b"a-back", 2, RETRY_FOR
+    ));
+    let want = BTreeSet::from(["a-back".to_string()]);
+    receive_all(&mut sink, &want, "a after the link is back", &b.logs());
 }

@@ -42,7 +42,7 @@ impl NatsCluster {
             let text = format!(
                 "server_name: n{index}\nlisten: 127.0.0.1:{}\n\
                  jetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 256MB }}\n\
-                 cluster {{ name: fleetmq-test, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                 cluster {{ name: fleetmq-test, listen: 127.0.0.1:{}, routes: [{}], no_advertise: true }}\n",
                 client_ports[index],
                 store.display(),
                 route_ports[index],
@@ -157,7 +157,18 @@ impl NatsCluster {
 
     /// `[cluster]` TOML for a fleetmq node called `node`.
     pub fn node_toml(&self, node: &str) -> String {
-        let servers: Vec<String> = self.urls.iter().map(|url| format!("\"{url}\"")).collect();
+        self.node_toml_on(node, &self.urls)
+    }
+
+    /// `[cluster]` TOML for a node that knows only server `index` (cut
+    /// off from NATS when that server goes: the servers do not advertise
+    /// the others to clients, `no_advertise`).
+    pub fn node_toml_on_one(&self, node: &str, index: usize) -> String {
+        self.node_toml_on(node, &self.urls[index..=index])
+    }
+
+    fn node_toml_on(&self, node: &str, urls: &[String]) -> String {
+        let servers: Vec<String> = urls.iter().map(|url| format!("\"{url}\"")).collect();
         format!(
             "[cluster]\nbackend = \"nats\"\nservers = [{}]\nnode_name = \"{node}\"\nreplicas = 3\npublish_timeout_ms = 3000\n",
             servers.join(", ")
