@@ -8,8 +8,9 @@
 //!   offline (duplicates allowed, none missing), in 5.0 and 3.1.1.
 //! - Without NATS a persistent session is refused with 0x88 (3.1.1:
 //!   return code 3); a clean one is still accepted.
-//! - A second node with a running node's name refuses to start; a killed
-//!   node's name is free again after its heartbeat stops.
+//! - A second node with a running node's name refuses to start; a
+//!   stopped node's name is free at once, a killed one's after its
+//!   heartbeat stops.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -197,9 +198,17 @@ fn a_second_node_with_a_running_nodes_name_refuses_to_start() {
     assert_eq!(client.publish("x/y", b"z", 1, false), ReasonCode::SUCCESS);
     assert!(!first.logs().contains("was taken by another instance"));
 
+    // A clean stop frees the name at once: no wait for its heartbeat.
+    assert!(first.sigterm().success());
+    let mut second = node(&nats, "a");
+    wait_ready(&second, 1, &nats);
+    second.assert_log("held by this instance", WAIT);
+    assert!(!second.logs().contains("waiting 6s"), "{}", second.logs());
+
     // A killed node's name frees itself once its heartbeat stops.
-    first.kill9();
-    let again = node(&nats, "a");
-    wait_ready(&again, 1, &nats);
-    again.assert_log("held by this instance", WAIT);
+    second.kill9();
+    let third = node(&nats, "a");
+    wait_ready(&third, 1, &nats);
+    third.assert_log("waiting 6s to see whether it is alive", WAIT);
+    third.assert_log("held by this instance", WAIT);
 }
