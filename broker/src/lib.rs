@@ -53,7 +53,8 @@
 //! - [`mosquitto`] translates a `mosquitto.conf` into a
 //!   `fleetmq_core::config::Config`.
 //! - [`cluster`] is the NATS JetStream backend of `[cluster] backend =
-//!   "nats"`: routing and retained messages shared between nodes.
+//!   "nats"`: routing, retained messages, client-id ownership and
+//!   persistent sessions shared between nodes.
 //! - [`server`] starts everything from a configuration and stops it.
 //! - [`service`] is life under systemd: sd_notify, journald-shaped logs,
 //!   where the configuration comes from and what a reload changes.

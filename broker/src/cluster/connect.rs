@@ -19,6 +19,8 @@ pub enum ClusterError {
     },
     #[error("cannot start the NATS client for {servers}: {detail}")]
     Connect { servers: String, detail: String },
+    #[error("cluster.node_name '{node}' is in use by a running node ({why}): give each node its own name")]
+    NameInUse { node: String, why: String },
     #[error("the cluster backend was started twice")]
     AlreadyStarted,
 }

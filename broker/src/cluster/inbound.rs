@@ -56,7 +56,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        if readiness.streams.load(Ordering::Acquire) {
+        // Never read under a name another process may hold (0172).
+        if readiness.streams.load(Ordering::Acquire) && readiness.name.load(Ordering::Acquire) {
             match consume(&jetstream, &broker, &node, &readiness, &mut shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
@@ -117,6 +118,10 @@ async fn consume(
             None => return Err("the message stream ended".into()),
         };
         errors = 0;
+        if !readiness.name.load(Ordering::Acquire) {
+            // Another process took this node's name: its consumer too.
+            return Ok(());
+        }
         let mut ticket = 0;
         match wire::message(
             MESSAGES_PREFIX,
@@ -190,7 +195,7 @@ async fn committed(progress: &mut watch::Receiver<Progress>, ticket: u64) -> boo
 
 /// Waits, at most [`MAX_PRESSURE_WAIT`] in all, until no session in
 /// `pressure` holds publishers back.
-async fn wait_for_room(pressure: Vec<Arc<Session>>) {
+pub(super) async fn wait_for_room(pressure: Vec<Arc<Session>>) {
     let deadline = tokio::time::Instant::now() + MAX_PRESSURE_WAIT;
     for session in pressure {
         while session.holds_publishers() {

@@ -13,14 +13,27 @@
 //! - [`retained`]: the retained stream, read from the last message of each
 //!   topic, applied to the local retained index.
 //! - [`wire`]: subjects and headers of one message.
+//! - [`buckets`]: the key-value buckets of node names, client-id owners
+//!   and session records (decisions 0172, 0173).
+//! - [`names`]: one running process per node name.
+//! - [`owners`]: who holds each client id; take-over across nodes.
+//! - [`sessions`]: persistent session records, written as sessions change.
+//! - [`directory`]: a CONNECT's claim, and sessions brought in from
+//!   another node; [`replay`]: what such a session missed.
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
 
+mod buckets;
 mod connect;
+mod directory;
 mod inbound;
+mod names;
+mod owners;
 mod publisher;
+mod replay;
 mod retained;
+mod sessions;
 mod streams;
 pub mod wire;
 
@@ -46,6 +59,8 @@ struct Readiness {
     consumer: AtomicBool,
     /// The retained stream was read up to its end once.
     retained: AtomicBool,
+    /// This process holds the node name (decision 0172).
+    name: AtomicBool,
 }
 
 impl Readiness {
@@ -53,11 +68,16 @@ impl Readiness {
         self.streams.load(Ordering::Acquire)
             && self.consumer.load(Ordering::Acquire)
             && self.retained.load(Ordering::Acquire)
+            && self.name.load(Ordering::Acquire)
     }
 }
 
 /// How often the supervisor looks at the connection.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(200);
+
+/// Longest `start` waits to learn whether the node name is free: a name
+/// held by a killed node frees itself after [`names::STALE_AFTER`].
+const NAME_WAIT: Duration = Duration::from_secs(12);
 
 /// Starts the cluster backend when `[cluster]` asks for one: connects (in
 /// the background, retrying forever), hands the engine its link and starts
@@ -80,6 +100,68 @@ pub async fn start(
     }
     let node: Arc<str> = Arc::from(config.node_name.as_str());
     let readiness = Arc::new(Readiness::default());
+    let instance = instance_id();
+    let opened = Arc::new(std::sync::OnceLock::new());
+    let claims = Arc::new(owners::Claims::default());
+    let directory = directory::Directory {
+        broker: Arc::downgrade(broker),
+        jetstream: jetstream.clone(),
+        node: Arc::clone(&node),
+        instance: Arc::clone(&instance),
+        opened: Arc::clone(&opened),
+        claims: Arc::clone(&claims),
+    };
+    if let Some(link) = broker.cluster() {
+        link.set_directory(Arc::new(directory));
+    }
+    let (name_state, mut name_seen) = watch::channel(names::NameState::Pending);
+    tokio::spawn(names::run(
+        jetstream.clone(),
+        client.clone(),
+        config.replicas,
+        Arc::clone(&node),
+        Arc::clone(&instance),
+        Arc::clone(&opened),
+        Arc::clone(&readiness),
+        name_state,
+        shutdown.clone(),
+    ));
+    tokio::spawn(owners::watch(
+        Arc::clone(&opened),
+        Arc::downgrade(broker),
+        Arc::clone(&instance),
+        Arc::clone(&claims),
+        shutdown.clone(),
+    ));
+    tokio::spawn(sessions::write(
+        Arc::clone(&opened),
+        Arc::downgrade(broker),
+        broker.events.subscribe(),
+        Arc::clone(&node),
+        Arc::clone(&instance),
+        claims,
+        shutdown.clone(),
+    ));
+    let named = tokio::time::timeout(
+        NAME_WAIT,
+        name_seen.wait_for(|state| *state != names::NameState::Pending),
+    )
+    .await;
+    let named = named.map(|seen| seen.map(|state| state.clone()));
+    match named {
+        Ok(Ok(names::NameState::InUse(why))) => {
+            return Err(ClusterError::NameInUse {
+                node: node.to_string(),
+                why,
+            })
+        }
+        Ok(_) => {}
+        Err(_) => tracing::warn!(
+            node = %node,
+            "Cluster node {node}: NATS JetStream did not answer within {}s; the node name is checked once it does.",
+            NAME_WAIT.as_secs()
+        ),
+    }
     tracing::info!(
         node = %node,
         "Cluster node {node} on NATS {}: QoS 1/2 publishes are refused until JetStream is ready.",
@@ -117,4 +199,14 @@ pub async fn start(
         shutdown,
     ));
     Ok(())
+}
+
+/// An id for this process, distinct across restarts and hosts in practice
+/// (process id and start time); it only tells instances apart.
+fn instance_id() -> Arc<str> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Arc::from(format!("{:x}-{:x}", std::process::id(), nanos).as_str())
 }

@@ -17,6 +17,7 @@ use fleetmq_codec::{
     self as codec, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
 use fleetmq_core::auth::{authenticate, AuthOutcome, Identity};
+use fleetmq_core::cluster::Admission;
 use fleetmq_core::engine::{Engine, Stats};
 use fleetmq_core::events::{Connected, Event};
 use fleetmq_core::peer::{millis, AuthMode, CertificateSerial};
@@ -115,6 +116,27 @@ where
         .as_ref()
         .and_then(|tls| tls.client_cert.as_ref())
         .map(CertificateSerial::of);
+    // A cluster node claims the client id first, and brings in a session
+    // another node held (decisions 0172, 0173).
+    let directory = broker.cluster().and_then(|link| link.directory()).cloned();
+    if let Some(directory) = directory {
+        let admission = directory
+            .admit(
+                &accepted.client_id,
+                connect.clean_start,
+                accepted.negotiated.expiry_interval,
+            )
+            .await;
+        if let Admission::Refuse { reason, why } = admission {
+            tracing::info!(
+                peer = %peer,
+                "Refused connection from {peer} as {}: {why}.",
+                accepted.client_id
+            );
+            refuse(stream, &refusal(reason, &broker.config), version).await;
+            return None;
+        }
+    }
     let attached = match broker.attach(
         &accepted.client_id,
         connect.clean_start,

@@ -13,46 +13,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::cluster_support::{node, recv_publish, wait_ready, CROSS};
 use crate::harness::hostile::heavy_lock;
 use crate::harness::nats::NatsCluster;
 use crate::harness::*;
-
-/// The log line of a node that accepts QoS 1/2 publishes.
-const READY: &str = "accepting QoS 1/2 publishes";
-/// A fresh JetStream cluster elects its leaders within seconds; after a
-/// restart of every server it takes longer.
-const READY_WAIT: Duration = Duration::from_secs(40);
-/// Cross-node delivery: one JetStream round trip and a pull.
-const CROSS: Duration = Duration::from_secs(10);
-
-fn node(nats: &NatsCluster, name: &str) -> Broker {
-    Broker::start_with(&nats.node_toml(name))
-}
-
-fn wait_ready(broker: &Broker, count: usize, nats: &NatsCluster) {
-    let seen = broker.wait_for_log_lines(&[READY], count, READY_WAIT);
-    assert!(
-        seen >= count,
-        "node not ready ({seen} of {count} ready lines):\n{}\n--- nats ---\n{}",
-        broker.logs(),
-        nats.logs()
-    );
-}
-
-/// Waits up to `timeout` for an application PUBLISH.
-fn recv_publish(client: &mut RawClient, timeout: Duration) -> Option<Publish> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        match client.recv_packet(deadline - Instant::now()) {
-            Some(Packet::Publish(publish)) if !publish.topic.starts_with("$SYS") => {
-                return Some(publish)
-            }
-            Some(_) => {}
-            None => return None,
-        }
-    }
-    None
-}
 
 /// 5.0 user property `key` = `value` (0x26, two UTF-8 strings).
 fn user_property(key: &str, value: &str) -> Vec<u8> {

@@ -42,7 +42,7 @@ impl NatsCluster {
             let text = format!(
                 "server_name: n{index}\nlisten: 127.0.0.1:{}\n\
                  jetstream {{ store_dir: \"{}\", max_memory_store: 64MB, max_file_store: 256MB }}\n\
-                 cluster {{ name: fleetmq-test, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                 cluster {{ name: fleetmq-test, listen: 127.0.0.1:{}, routes: [{}], no_advertise: true }}\n",
                 client_ports[index],
                 store.display(),
                 route_ports[index],
@@ -116,6 +116,35 @@ impl NatsCluster {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    /// Kills server `index` with SIGKILL (a crash: no clean shutdown);
+    /// [`NatsCluster::start_all`] starts it again.
+    pub fn kill9(&mut self, index: usize) {
+        if let Some(mut child) = self.servers.get_mut(index).and_then(|s| s.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server that became leader of `stream` last, from the servers'
+    /// logs (each logs "new stream leader" when it becomes one).
+    pub fn stream_leader(&self, stream: &str) -> Option<usize> {
+        let needle = format!("new stream leader for '$G > {stream}'");
+        let mut latest: Option<(String, usize)> = None;
+        for (index, server) in self.servers.iter().enumerate() {
+            let text = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let Some(line) = text.lines().rev().find(|line| line.contains(&needle)) else {
+                continue;
+            };
+            // "[pid] 2026/12/05 05:33:43.788776 [INF] ...": the time sorts.
+            let stamp = line.split_once("] ").map_or("", |(_, rest)| rest);
+            let stamp = stamp.get(..26).unwrap_or(stamp).to_string();
+            if latest.as_ref().is_none_or(|(best, _)| stamp > *best) {
+                latest = Some((stamp, index));
+            }
+        }
+        latest.map(|(_, index)| index)
+    }
+
     /// The servers' logs, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
@@ -128,7 +157,18 @@ impl NatsCluster {
 
     /// `[cluster]` TOML for a fleetmq node called `node`.
     pub fn node_toml(&self, node: &str) -> String {
-        let servers: Vec<String> = self.urls.iter().map(|url| format!("\"{url}\"")).collect();
+        self.node_toml_on(node, &self.urls)
+    }
+
+    /// `[cluster]` TOML for a node that knows only server `index` (cut
+    /// off from NATS when that server goes: the servers do not advertise
+    /// the others to clients, `no_advertise`).
+    pub fn node_toml_on_one(&self, node: &str, index: usize) -> String {
+        self.node_toml_on(node, &self.urls[index..=index])
+    }
+
+    fn node_toml_on(&self, node: &str, urls: &[String]) -> String {
+        let servers: Vec<String> = urls.iter().map(|url| format!("\"{url}\"")).collect();
         format!(
             "[cluster]\nbackend = \"nats\"\nservers = [{}]\nnode_name = \"{node}\"\nreplicas = 3\npublish_timeout_ms = 3000\n",
             servers.join(", ")

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
+use super::SessionDirectory;
 use crate::message::Message;
 
 /// Where one message's cluster publish stands.
@@ -73,6 +74,9 @@ pub struct ClusterLink {
     ready: Arc<AtomicBool>,
     /// Bumped after every settle, so connections waiting for a cell wake.
     settled: watch::Sender<u64>,
+    /// Client-id ownership and sessions across nodes, set once by the
+    /// backend at start (decision 0172).
+    directory: std::sync::OnceLock<Arc<dyn SessionDirectory>>,
 }
 
 /// The publisher's end of a [`ClusterLink`]: the channel, and the
@@ -123,6 +127,7 @@ impl ClusterLink {
                 sender,
                 ready,
                 settled,
+                directory: std::sync::OnceLock::new(),
             },
             backend,
         )
@@ -148,6 +153,16 @@ impl ClusterLink {
             Ok(()) => ack,
             Err(_) => acknowledged.then(ClusterAck::failed),
         }
+    }
+
+    /// Installs the session directory; false when one is set already.
+    pub fn set_directory(&self, directory: Arc<dyn SessionDirectory>) -> bool {
+        self.directory.set(directory).is_ok()
+    }
+
+    /// The session directory, once the backend installed it.
+    pub fn directory(&self) -> Option<&Arc<dyn SessionDirectory>> {
+        self.directory.get()
     }
 
     /// Wakes each time a cell is settled.

@@ -1,17 +1,25 @@
 //! The engine's cluster entry points (docs/decisions/0156, 0158): handing
 //! its clients' messages to the [`ClusterLink`], routing messages other
 //! nodes published to local subscribers, and applying the cluster's
-//! retained stream to the local retained index.
+//! retained stream to the local retained index; and the session moves of
+//! decisions 0172/0173: bringing in a session another node held, routing
+//! its replayed messages to it alone, and letting go of a client id another
+//! node took.
 //!
 //! No IO here: the broker's NATS tasks call these methods. Messages that
 //! come from the cluster are never handed back to it.
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use super::{Engine, PublishOutcome};
 use crate::cluster::{ClusterAck, ClusterLink};
 use crate::message::Message;
-use fleetmq_codec::QoS;
+use crate::router::Router;
+use crate::session::{Control, EnqueueOutcome, Queued, Session};
+use crate::store::{now_ms, Op, RestoredSession, SessionMeta};
+use fleetmq_codec::{QoS, ReasonCode};
 
 /// Topics that stay on their node: `$SYS` is each broker's own, and
 /// `$CONTROL` commands are answered where they arrive.
@@ -66,5 +74,109 @@ impl Engine {
         } else {
             self.persist(|| crate::store::Op::Batch(ops))
         }
+    }
+
+    /// Brings in the session another node held for `client_id` (its
+    /// subscriptions, expiry and owner, decision 0173) as an offline
+    /// session, replacing any local copy, so the attach that follows
+    /// resumes it. Its queue starts empty: the backend replays what it
+    /// missed ([`Engine::route_to_session`]).
+    pub fn adopt_from_cluster(self: &Arc<Self>, client_id: &str, meta: SessionMeta) {
+        let now = now_ms();
+        let disconnected_at = meta.disconnected_at_ms.unwrap_or(now).min(now);
+        let expiry = meta.expiry_interval;
+        let left = (u64::from(expiry) * 1000).saturating_sub(now - disconnected_at);
+        let session = Arc::new(Session::new(
+            Arc::from(client_id),
+            self.queue_limits(),
+            self.store.is_some(),
+        ));
+        {
+            let mut router = self.router.write();
+            let mut sessions = self.sessions.write();
+            if let Some(old) = sessions.remove(client_id) {
+                if let Some(previous) = old.lock().take_attachment() {
+                    let _ = previous
+                        .control
+                        .send(Control::Disconnect(ReasonCode::SESSION_TAKEN_OVER));
+                    self.stats.client_disconnected();
+                }
+                self.discard_locked(&mut router, &old);
+            }
+            let restored = RestoredSession {
+                client_id: Arc::clone(&session.client_id),
+                meta,
+                items: Vec::new(),
+                incoming_qos2: Vec::new(),
+            };
+            let mut state = session.lock();
+            let (_, op) = state.restore(restored, disconnected_at);
+            for (filter, sub) in state.subscriptions() {
+                router.subscribe(filter, &session.client_id, *sub);
+            }
+            drop(state);
+            self.record(op);
+            sessions.insert(Arc::clone(&session.client_id), Arc::clone(&session));
+        }
+        self.schedule_expiry(&session, 0, expiry, Duration::from_millis(left));
+    }
+
+    /// Delivers a replayed cluster message to the session of `client_id`
+    /// only, as routing would (its matching subscriptions, no-local,
+    /// retain-as-published); nothing when none of them matches.
+    pub fn route_to_session(&self, client_id: &str, message: Arc<Message>) -> PublishOutcome {
+        let mut outcome = PublishOutcome {
+            matched: 0,
+            dropped: 0,
+            pressured: Vec::new(),
+            ticket: 0,
+            cluster_ack: None,
+        };
+        let Some(session) = self.session(client_id) else {
+            return outcome;
+        };
+        let mut ops = Vec::new();
+        for (target, route) in self.targets(&message) {
+            if !Arc::ptr_eq(&target, &session) {
+                continue;
+            }
+            outcome.matched += 1;
+            let item = Queued {
+                qos: message.qos.min(route.qos),
+                retain: message.retain && route.retain_as_published,
+                subscription_ids: route.subscription_identifiers,
+                message: Arc::clone(&message),
+                seq: None,
+            };
+            match target.enqueue(item, self.store.as_deref(), &mut ops, true) {
+                EnqueueOutcome::Queued => {}
+                EnqueueOutcome::Pressured => outcome.pressured.push(target),
+                EnqueueOutcome::Dropped => outcome.dropped += 1,
+            }
+        }
+        if !ops.is_empty() {
+            outcome.ticket = self.persist(|| Op::Batch(ops));
+        }
+        outcome
+    }
+
+    /// Another node took `client_id` (decision 0172): the connection
+    /// attached here, if any, is asked to close with 0x8E Session taken
+    /// over, and the local session is dropped (the other node holds it
+    /// now). Returns true when there was a session.
+    pub fn release_to_cluster(&self, client_id: &str) -> bool {
+        let mut router = self.router.write();
+        let mut sessions = self.sessions.write();
+        let Some(session) = sessions.remove(client_id) else {
+            return false;
+        };
+        if let Some(previous) = session.lock().take_attachment() {
+            let _ = previous
+                .control
+                .send(Control::Disconnect(ReasonCode::SESSION_TAKEN_OVER));
+            self.stats.client_disconnected();
+        }
+        self.discard_locked(&mut router, &session);
+        true
     }
 }

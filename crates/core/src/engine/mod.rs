@@ -8,6 +8,8 @@
 
 mod access;
 mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod disconnect;
 mod dynsec;
 #[cfg(test)]

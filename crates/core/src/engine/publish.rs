@@ -132,7 +132,7 @@ impl Engine {
     }
 
     /// The sessions (and per-session route facts) a message goes to.
-    fn targets(&self, message: &Message) -> Vec<(Arc<Session>, Route)> {
+    pub(super) fn targets(&self, message: &Message) -> Vec<(Arc<Session>, Route)> {
         let mut routes = Vec::new();
         let router = self.router.read();
         let sessions = self.sessions.read();

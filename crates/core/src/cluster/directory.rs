@@ -1,0 +1,40 @@
+//! The question a connection asks the cluster between a valid CONNECT and
+//! attaching its session (docs/decisions/0172, 0173): may this node take
+//! the client id now, and is there a session of it elsewhere to bring in
+//! first? The broker's NATS backend answers ([`SessionDirectory`]); the
+//! connection only acts on the [`Admission`].
+//!
+//! No IO here and no policy: the trait is the seam that keeps NATS out of
+//! the connection code.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use fleetmq_codec::ReasonCode;
+
+/// What the cluster says about a CONNECT it was asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Attach as usual: this node owns the client id now, and a session
+    /// held elsewhere, if any, was brought into the engine.
+    Proceed,
+    /// Refuse the CONNECT with this reason; `why` ends the log line.
+    Refuse { reason: ReasonCode, why: String },
+}
+
+/// The future [`SessionDirectory::admit`] returns.
+pub type AdmitFuture<'a> = Pin<Box<dyn Future<Output = Admission> + Send + 'a>>;
+
+/// The cluster's registry of who holds which client id and session.
+pub trait SessionDirectory: Send + Sync + fmt::Debug {
+    /// Claims `client_id` for this node before its session is attached.
+    /// `expiry_interval` > 0 or `clean_start` false make it a persistent
+    /// session, which is refused when the claim cannot be made durable.
+    fn admit<'a>(
+        &'a self,
+        client_id: &'a str,
+        clean_start: bool,
+        expiry_interval: u32,
+    ) -> AdmitFuture<'a>;
+}
