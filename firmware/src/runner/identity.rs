@@ -57,6 +57,18 @@ pub struct Identified {
     pub renew_at_unix: Option<i64>,
 }
 
+impl Identified {
+    /// From "the certificate ends then" to "renew this long before".
+    fn due_before(self, renew_before_secs: i64) -> Identified {
+        Identified {
+            renew_at_unix: self
+                .renew_at_unix
+                .map(|ends| ends.saturating_sub(renew_before_secs)),
+            ..self
+        }
+    }
+}
+
 /// Returns the device with its own certificate: stored, renewed or issued.
 /// `now_unix` is the wall clock set by SNTP (the caller syncs it first).
 #[allow(clippy::too_many_arguments)]
@@ -98,7 +110,7 @@ pub async fn own_identity<N: Net, C: Clock, L: Log, S: IdentityStore, R: TrueRan
                             "PROV certificate renewed, stored in {}",
                             store.describe()
                         ));
-                        return Ok(renewed);
+                        return Ok(renewed.due_before(renew_before_secs));
                     }
                     Ok(None) => {}
                     Err(e) => log.line(&format!("PROV renewal failed: {e}")),
@@ -129,7 +141,7 @@ pub async fn own_identity<N: Net, C: Clock, L: Log, S: IdentityStore, R: TrueRan
                     "PROV certificate issued, stored in {}",
                     store.describe()
                 ));
-                return Ok(issued);
+                return Ok(issued.due_before(renew_before_secs));
             }
             None => clock.sleep_ms(RETRY_MS).await,
         }
@@ -221,6 +233,7 @@ fn renew_retry_secs(ends: i64, now: i64) -> i64 {
 
 /// One request with a new key, presenting `asking`'s certificate. `Ok(None)`
 /// when the broker did not issue (pending, refused, no answer: logged).
+/// The answer's `renew_at_unix` is the new certificate's end (notAfter).
 #[allow(clippy::too_many_arguments)]
 async fn ask_once<N: Net, C: Clock, L: Log, S: IdentityStore, R: TrueRandom>(
     net: &mut N,
