@@ -198,10 +198,12 @@ fn provisioning_by_claim_needs_the_claim_certificate() {
     let config = parse(MOS_YML_AS_TOML, &lab_files()).unwrap();
     assert!(!config.provision);
     assert_eq!(config.renew_before_secs, 30 * 86_400);
-    let text = alloc::format!("{MOS_YML_AS_TOML}\n[fleetmq]\nprovision = true\nrenew_before = 600\n");
+    let text =
+        alloc::format!("{MOS_YML_AS_TOML}\n[fleetmq]\nprovision = true\nrenew_before = 600\n");
     let config = parse(&text, &lab_files()).unwrap();
     assert!(config.provision);
     assert_eq!(config.renew_before_secs, 600);
-    let e = error_of("mqtt.server = \"a:1\"\nmqtt.ssl_ca_cert = \"ca.crt\"\nfleetmq.provision = true");
+    let e =
+        error_of("mqtt.server = \"a:1\"\nmqtt.ssl_ca_cert = \"ca.crt\"\nfleetmq.provision = true");
     assert!(e.contains("mqtt.ssl_cert") && e.contains("claim"), "{e}");
 }

@@ -126,7 +126,6 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

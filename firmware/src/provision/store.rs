@@ -88,7 +88,10 @@ pub fn load<F: Flash>(flash: &mut F) -> Result<Option<(StoredIdentity, u32)>, F:
 
 /// Keeps `identity` as the newest record, in the slot the current newest
 /// is not in. Returns the sequence written.
-pub fn save<F: Flash>(flash: &mut F, identity: &StoredIdentity) -> Result<u32, StoreError<F::Error>> {
+pub fn save<F: Flash>(
+    flash: &mut F,
+    identity: &StoredIdentity,
+) -> Result<u32, StoreError<F::Error>> {
     let record = encode(identity, 0).ok_or(StoreError::TooLarge)?;
     let (sequence, slot) = match newest(flash).map_err(StoreError::Flash)? {
         Some((_, sequence, slot)) => (sequence.wrapping_add(1), 1 - slot),
@@ -118,7 +121,10 @@ fn newest<F: Flash>(flash: &mut F) -> Result<Option<(StoredIdentity, u32, u32)>,
 }
 
 /// The record in `slot`, if its magic, version, length and CRC check.
-fn read_slot<F: Flash>(flash: &mut F, slot: u32) -> Result<Option<(StoredIdentity, u32)>, F::Error> {
+fn read_slot<F: Flash>(
+    flash: &mut F,
+    slot: u32,
+) -> Result<Option<(StoredIdentity, u32)>, F::Error> {
     let offset = slot * SLOT_SIZE;
     let mut header = [0u8; HEADER];
     flash.read(offset, &mut header)?;

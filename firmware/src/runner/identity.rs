@@ -96,7 +96,8 @@ pub async fn own_identity<N: Net, C: Clock, L: Log, S: IdentityStore, R: TrueRan
         }
     };
     if let Some(identity) = stored {
-        let ends = first_certificate_der(&identity.cert_pem).and_then(|der| renewal::not_after(&der));
+        let ends =
+            first_certificate_der(&identity.cert_pem).and_then(|der| renewal::not_after(&der));
         let current = with_identity(claim, mac, identity)?;
         match ends {
             Some(ends) if renewal::due(ends, now_unix, renew_before_secs) => {
@@ -204,9 +205,15 @@ pub async fn run_provisioned<N: Net, C: Clock, L: Log, S: IdentityStore, R: True
 /// WiFi up and the clock set (certificate dates need it): Unix seconds
 /// and the device clock's milliseconds at that moment. Retries with the
 /// configured backoff until both succeed.
-async fn online<N: Net, C: Clock, L: Log>(net: &mut N, clock: &C, log: &L, device: &Device) -> (i64, u64) {
+async fn online<N: Net, C: Clock, L: Log>(
+    net: &mut N,
+    clock: &C,
+    log: &L,
+    device: &Device,
+) -> (i64, u64) {
     let config = &device.config;
-    let mut backoff = crate::backoff::Backoff::new(config.reconnect_min_ms, config.reconnect_max_ms);
+    let mut backoff =
+        crate::backoff::Backoff::new(config.reconnect_min_ms, config.reconnect_max_ms);
     loop {
         let failure = match net.join_wifi().await {
             Ok(()) => match net.sync_time(&config.sntp_server).await {

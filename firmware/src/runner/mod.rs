@@ -220,8 +220,7 @@ pub async fn run_until<N: Net, C: Clock, L: Log>(
             Step::Connect { resume } => {
                 let offer = if resume { saved.as_ref() } else { None };
                 let (failure, next) =
-                    connect_once(net, clock, log, device, tls, offer, &mut machine, until_ms)
-                        .await;
+                    connect_once(net, clock, log, device, tls, offer, &mut machine, until_ms).await;
                 if let Some(next) = next {
                     saved = Some(next);
                 } else if failure.phase == Phase::Tls {
@@ -246,6 +245,7 @@ pub async fn run_until<N: Net, C: Clock, L: Log>(
 
 /// One connection, from TCP connect until it ends. Returns why it ended
 /// and the TLS session to offer next time (if a handshake succeeded).
+#[allow(clippy::too_many_arguments)] // the platform's parts plus this attempt's
 async fn connect_once<N: Net, C: Clock, L: Log>(
     net: &mut N,
     clock: &C,

@@ -25,7 +25,10 @@ fn certs(cwd: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Waits for `count` distinct `CONNECTED!` topics on `watcher`.
-pub(super) fn connected(watcher: &mut RawClient, count: usize) -> std::collections::BTreeSet<String> {
+pub(super) fn connected(
+    watcher: &mut RawClient,
+    count: usize,
+) -> std::collections::BTreeSet<String> {
     let mut seen = std::collections::BTreeSet::new();
     let deadline = Instant::now() + WAIT * 2;
     while seen.len() < count && Instant::now() < deadline {

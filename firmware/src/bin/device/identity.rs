@@ -99,8 +99,8 @@ impl IdentityStore for FlashIdentity {
         else {
             return Ok(None);
         };
-        let key = DeviceKey::from_secret(&stored.secret)
-            .ok_or("the stored key is not a P-256 key")?;
+        let key =
+            DeviceKey::from_secret(&stored.secret).ok_or("the stored key is not a P-256 key")?;
         Ok(Some(ClientIdentity {
             cert_pem: stored.cert_pem,
             key_pem: key.sec1_pem().into_bytes(),
