@@ -1,5 +1,5 @@
 //! The device's key and certificate in a flash partition of their own
-//! (`fleetmq`, data subtype 0x40, 8 KiB: firmware/partitions.csv), written
+//! (`fleetmq`, data subtype `undefined`, 8 KiB: firmware/partitions.csv), written
 //! so that a reset during a write never loses the identity the device has.
 //!
 //! The partition holds two slots of one 4 KiB sector each. A slot holds one
