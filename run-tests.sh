@@ -5,7 +5,7 @@
 # benchmark harness's smoke run, the Python end-to-end suite (paho-mqtt,
 # mosquitto clients; the dashboard in headless Chromium, /metrics parsing,
 # promtool on the alert rules), bounded fuzzing of the parsers (cargo-fuzz),
-# and the ESP32-C3 firmware build
+# and the ESP32-C3 and ESP32-C6 firmware builds
 # (release ELF, image, flash and RAM sizes).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -76,10 +76,11 @@ if [ -z "${FLEETMQ_SKIP_DEB:-}" ]; then
   FLEETMQ_DEB_PROFILE="${FLEETMQ_DEB_PROFILE:-dev}" packaging/test-deb.sh 2>&1 | tee "$results/deb.log"
 fi
 
-echo "== ESP32-C3 firmware (release ELF, image, sizes)"
+echo "== ESP32-C3 and ESP32-C6 firmware (release ELF, image, sizes)"
 firmware_started=$SECONDS
-rustup target list --installed | grep -qx riscv32imc-unknown-none-elf \
-  || rustup target add riscv32imc-unknown-none-elf
+for firmware_target in riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
+  rustup target list --installed | grep -qx "$firmware_target" || rustup target add "$firmware_target"
+done
 # espflash writes the flashable image; installed once into target/tools
 # (about 3 minutes on 2 cores, then cached). FLEETMQ_SKIP_ESPFLASH=1 skips it.
 espflash_root="$PWD/target/tools"
@@ -96,11 +97,17 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -subj "/CN=fleetmq CI CA" -keyout "$ci_fs/ca.key" -out "$ci_fs/ca.crt" 2>/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj "/CN=esp32_807A98" -keyout "$ci_fs/sandboxclient.key" -out "$ci_fs/sandboxclient.crt" 2>/dev/null
-FLEETMQ_DEVICE_FS="$ci_fs" cargo clippy --locked -p fleetmq-firmware --profile firmware \
-  --target riscv32imc-unknown-none-elf --no-default-features --features esp32c3 \
-  --bin fleetmq-device -- -D warnings
-FLEETMQ_DEVICE_FS="$ci_fs" firmware/build-device.sh
+for chip_target in esp32c3:riscv32imc-unknown-none-elf esp32c6:riscv32imac-unknown-none-elf; do
+  FLEETMQ_DEVICE_FS="$ci_fs" cargo clippy --locked -p fleetmq-firmware --profile firmware \
+    --target "${chip_target#*:}" --no-default-features --features "${chip_target%%:*}" \
+    --bin fleetmq-device -- -D warnings
+  FLEETMQ_DEVICE_FS="$ci_fs" firmware/build-device.sh "${chip_target%%:*}" 2>&1 \
+    | tee "$results/firmware-${chip_target%%:*}.log"
+done
 echo "firmware build took $((SECONDS - firmware_started)) s"
+for chip in esp32c3 esp32c6; do
+  echo "$chip: $(grep -E '^(flash|image)' "$results/firmware-$chip.log" | tr '\n' ' ')"
+done
 
 echo "== fuzzing (cargo-fuzz, libFuzzer): every target for a bounded time"
 # cargo-fuzz is installed once into target/tools (about 2 minutes, then

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{skip_on_mosquitto, Broker};
 
 mod claim;
+mod renew_connected;
 
 /// Generous: a TLS handshake plus MQTT on a loaded CI machine.
 const WAIT: Duration = Duration::from_secs(15);

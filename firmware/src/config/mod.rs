@@ -115,6 +115,13 @@ pub struct DeviceConfig {
     /// the broker this device's view of its TLS handshake on
     /// `$fleetmq/device/handshake` (QoS 0).
     pub report_connection: bool,
+    /// `fleetmq.provision` (default false): `mqtt.ssl_cert`/`ssl_key` are
+    /// the batch's claim certificate; the device asks the broker for its
+    /// own certificate and keeps it (docs/provisioning.md).
+    pub provision: bool,
+    /// `fleetmq.renew_before` seconds (default 30 days, at most 49): renew
+    /// the device's own certificate this close to its end.
+    pub renew_before_secs: u32,
 }
 
 /// Why a configuration is refused.
@@ -206,6 +213,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "fleetmq.command_topic",
     "fleetmq.response_topic",
     "fleetmq.report_connection",
+    "fleetmq.provision",
+    "fleetmq.renew_before",
 ];
 
 /// Reads `device.toml` text and the files it names.
@@ -312,6 +321,12 @@ pub fn parse(text: &str, files: &dyn FileSource) -> Result<DeviceConfig, ConfigE
             message,
         })?;
     }
+    if client.is_none() && keys.bool("fleetmq.provision")? == Some(true) {
+        return Err(ConfigError::Missing {
+            key: "mqtt.ssl_cert",
+            example: "\"claim.crt\" (fleetmq.provision asks with the batch's claim certificate)",
+        });
+    }
     Ok(DeviceConfig {
         mqtt_enable,
         host,
@@ -340,6 +355,10 @@ pub fn parse(text: &str, files: &dyn FileSource) -> Result<DeviceConfig, ConfigE
             .string("sntp.server")?
             .unwrap_or_else(|| String::from("pool.ntp.org")),
         report_connection: keys.bool("fleetmq.report_connection")?.unwrap_or(true),
+        provision: keys.bool("fleetmq.provision")?.unwrap_or(false),
+        renew_before_secs: keys
+            .millis("fleetmq.renew_before")?
+            .map_or(30 * 86_400, |ms| ms / 1000),
     })
 }
 

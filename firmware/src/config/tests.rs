@@ -192,3 +192,18 @@ fn embedded_files_are_found_by_name() {
         .unwrap_err()
         .contains("not embedded"));
 }
+
+#[test]
+fn provisioning_by_claim_needs_the_claim_certificate() {
+    let config = parse(MOS_YML_AS_TOML, &lab_files()).unwrap();
+    assert!(!config.provision);
+    assert_eq!(config.renew_before_secs, 30 * 86_400);
+    let text =
+        alloc::format!("{MOS_YML_AS_TOML}\n[fleetmq]\nprovision = true\nrenew_before = 600\n");
+    let config = parse(&text, &lab_files()).unwrap();
+    assert!(config.provision);
+    assert_eq!(config.renew_before_secs, 600);
+    let e =
+        error_of("mqtt.server = \"a:1\"\nmqtt.ssl_ca_cert = \"ca.crt\"\nfleetmq.provision = true");
+    assert!(e.contains("mqtt.ssl_cert") && e.contains("claim"), "{e}");
+}

@@ -1,22 +1,24 @@
 //! The device's side of certificate provisioning (docs/provisioning.md):
 //! a certificate signing request for the device's own P-256 key, the
-//! request and answer documents, and when to renew. No IO and no crypto of
-//! its own: the platform signs ([`csr::CsrSigner`], mbedTLS on the device)
-//! and moves the bytes.
+//! request and answer documents, when to renew, the device's key and the
+//! flash record that keeps it. No IO of its own: the platform gives random
+//! bytes and raw flash and moves the bytes.
 //!
 //! - [`der`]: the few DER encodings a PKCS#10 request needs.
 //! - [`csr`]: the request for `CN=<device id>` and nothing else, as the
 //!   broker requires; PEM for the request document.
 //! - [`message`]: the request JSON, and reading the broker's answer.
 //! - [`renewal`]: a certificate's end of validity, and whether it is due.
-//!
-//! Not here yet: key generation, flash storage and the runner's use of it
-//! (see firmware/README.md).
+//! - [`key`]: the device's P-256 key from the platform's random source.
+//! - [`store`]: key and certificate in a flash partition, torn writes
+//!   detected.
 
 pub mod csr;
 pub mod der;
+pub mod key;
 pub mod message;
 pub mod renewal;
+pub mod store;
 
 /// Where the device asks.
 pub fn request_topic(client_id: &str) -> alloc::string::String {

@@ -9,6 +9,7 @@
 //! connected`, `Published:OK ...`) plus the handshake duration measured on
 //! the device.
 
+pub mod identity;
 pub mod provision;
 mod socket;
 pub mod tls;
@@ -149,12 +150,29 @@ pub async fn run<N: Net, C: Clock, L: Log>(
     device: &Device,
     tls: TlsReference<'_>,
 ) -> ! {
+    loop {
+        run_until(net, clock, log, device, tls, None).await;
+    }
+}
+
+/// Runs the device until `until_ms` (its clock), then closes the connection
+/// with DISCONNECT and returns: the caller renews the certificate and runs
+/// the device again. `None` runs forever.
+pub async fn run_until<N: Net, C: Clock, L: Log>(
+    net: &mut N,
+    clock: &C,
+    log: &L,
+    device: &Device,
+    tls: TlsReference<'_>,
+    until_ms: Option<u64>,
+) {
     let config = &device.config;
     let mut machine = Machine::new(
         config.mqtt_enable,
         Backoff::new(config.reconnect_min_ms, config.reconnect_max_ms),
     );
     let mut saved: Option<SavedSession> = None;
+    let past = |clock: &C| until_ms.is_some_and(|until| clock.now_ms() >= until);
     log.line(&format!(
         "Device {} ({} TLS), MQTT server {}",
         device.names.client_id,
@@ -166,6 +184,9 @@ pub async fn run<N: Net, C: Clock, L: Log>(
         config.server
     ));
     loop {
+        if past(clock) {
+            return;
+        }
         let failure = match machine.step() {
             Step::Disabled => {
                 log.line("MQTT disabled (mqtt.enable = false)");
@@ -173,7 +194,11 @@ pub async fn run<N: Net, C: Clock, L: Log>(
                 continue;
             }
             Step::Wait { ms } => {
-                clock.sleep_ms(u64::from(ms)).await;
+                let ms = match until_ms {
+                    Some(until) => u64::from(ms).min(until.saturating_sub(clock.now_ms())),
+                    None => u64::from(ms),
+                };
+                clock.sleep_ms(ms).await;
                 machine.waited();
                 continue;
             }
@@ -195,11 +220,15 @@ pub async fn run<N: Net, C: Clock, L: Log>(
             Step::Connect { resume } => {
                 let offer = if resume { saved.as_ref() } else { None };
                 let (failure, next) =
-                    connect_once(net, clock, log, device, tls, offer, &mut machine).await;
+                    connect_once(net, clock, log, device, tls, offer, &mut machine, until_ms).await;
                 if let Some(next) = next {
                     saved = Some(next);
                 } else if failure.phase == Phase::Tls {
                     saved = None;
+                }
+                if past(clock) {
+                    log.line("MQTT0 disconnected: the certificate is due for renewal");
+                    return;
                 }
                 failure
             }
@@ -216,6 +245,7 @@ pub async fn run<N: Net, C: Clock, L: Log>(
 
 /// One connection, from TCP connect until it ends. Returns why it ended
 /// and the TLS session to offer next time (if a handshake succeeded).
+#[allow(clippy::too_many_arguments)] // the platform's parts plus this attempt's
 async fn connect_once<N: Net, C: Clock, L: Log>(
     net: &mut N,
     clock: &C,
@@ -224,6 +254,7 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
     tls: TlsReference<'_>,
     offer: Option<&SavedSession>,
     machine: &mut Machine,
+    until_ms: Option<u64>,
 ) -> (NetError, Option<SavedSession>) {
     let config = &device.config;
     log.line(&format!("MQTT0 connecting to {}", config.server));
@@ -287,7 +318,16 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
     });
     let failure = match session.split().await {
         Ok((mut reader, mut writer)) => {
-            serve(&mut reader, &mut writer, &mut mqtt, clock, log, machine).await
+            serve(
+                &mut reader,
+                &mut writer,
+                &mut mqtt,
+                clock,
+                log,
+                machine,
+                until_ms,
+            )
+            .await
         }
         Err(e) => fail(Phase::Tls, format!("{e}")),
     };
@@ -306,6 +346,7 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
     clock: &C,
     log: &L,
     machine: &mut Machine,
+    until_ms: Option<u64>,
 ) -> NetError {
     let phase = |mqtt: &MqttSession| {
         if mqtt.is_online() {
@@ -334,7 +375,17 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
                 Output::Close(why) => return fail(Phase::Online, why),
             }
         }
-        let wait = mqtt.next_timer_ms().saturating_sub(clock.now_ms());
+        let now = clock.now_ms();
+        if until_ms.is_some_and(|until| now >= until) {
+            // A clean end: the broker does not publish the will.
+            let _ = writer.write_all(&crate::mqtt::codec::disconnect()).await;
+            let _ = writer.flush().await;
+            return fail(Phase::Online, String::from("renewal due"));
+        }
+        let next = until_ms.map_or(mqtt.next_timer_ms(), |until| {
+            until.min(mqtt.next_timer_ms())
+        });
+        let wait = next.saturating_sub(now);
         let Some(free) = buf.get_mut(filled..) else {
             return fail(phase(mqtt), String::from("receive buffer overflow"));
         };
@@ -366,6 +417,7 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
                 }
             }
             Either::First(Err(e)) => return fail(phase(mqtt), format!("read failed: {e:?}")),
+            Either::Second(()) if until_ms.is_some_and(|until| clock.now_ms() >= until) => {}
             Either::Second(()) => {
                 if let Err(e) = mqtt.on_timer(clock.now_ms(), &mut outputs) {
                     return fail(phase(mqtt), format!("{e}"));

@@ -25,7 +25,10 @@ fn certs(cwd: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Waits for `count` distinct `CONNECTED!` topics on `watcher`.
-fn connected(watcher: &mut RawClient, count: usize) -> std::collections::BTreeSet<String> {
+pub(super) fn connected(
+    watcher: &mut RawClient,
+    count: usize,
+) -> std::collections::BTreeSet<String> {
     let mut seen = std::collections::BTreeSet::new();
     let deadline = Instant::now() + WAIT * 2;
     while seen.len() < count && Instant::now() < deadline {
@@ -40,11 +43,18 @@ fn connected(watcher: &mut RawClient, count: usize) -> std::collections::BTreeSe
     seen
 }
 
-#[test]
-fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
-    if skip_on_mosquitto("provisioning is fleetmq's") {
-        return;
-    }
+/// A broker with provisioning by claim (`pattern`, certificates valid
+/// `validity_secs`, renewal open `renew_before_secs` before the end) and a
+/// device configuration with only the batch's claim certificate.
+pub(super) struct ClaimLab {
+    pub temp: tempfile::TempDir,
+    pub pki: std::path::PathBuf,
+    pub broker: Broker,
+    pub config: std::path::PathBuf,
+    pub flash: std::path::PathBuf,
+}
+
+pub(super) fn claim_lab(validity_secs: u32, renew_before_secs: u32) -> ClaimLab {
     let temp = tempfile::tempdir().unwrap();
     let root = temp.path();
     let pki = root.join("pki");
@@ -64,11 +74,9 @@ fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
         &[ListenerSpec::tls("tls", &tls).with_settings("provision = true")],
         &format!(
             "[provision]\nenabled = true\npki_dir = \"{dir}\"\npolicy = \"pattern\"\nid_pattern = \"esp32_*\"\n\
-             validity_secs = 60\nrenew_before_secs = 58\n"
+             validity_secs = {validity_secs}\nrenew_before_secs = {renew_before_secs}\n"
         ),
     );
-    let mut watcher = RawClient::connect_v311(broker.addr(), "watcher", true).0;
-    watcher.subscribe(1, "/this/test/#", 0);
 
     let device_dir = root.join("device");
     let fs = device_dir.join("fs");
@@ -89,6 +97,29 @@ fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
     .unwrap();
     let flash = root.join("flash");
     std::fs::create_dir_all(&flash).unwrap();
+    ClaimLab {
+        temp,
+        pki,
+        broker,
+        config,
+        flash,
+    }
+}
+
+#[test]
+fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
+    if skip_on_mosquitto("provisioning is fleetmq's") {
+        return;
+    }
+    let ClaimLab {
+        temp: _temp,
+        pki,
+        broker,
+        config,
+        flash,
+    } = claim_lab(60, 58);
+    let mut watcher = RawClient::connect_v311(broker.addr(), "watcher", true).0;
+    watcher.subscribe(1, "/this/test/#", 0);
     let devices = DEVICES.to_string();
     let flash_arg = flash.to_str().unwrap();
 
@@ -159,14 +190,12 @@ fn simulated_devices_with_only_the_claim_certificate_provision_themselves() {
     let seen = connected(&mut watcher, DEVICES);
     assert_eq!(seen.len(), DEVICES, "{seen:?}\n{}", third.text());
     third.expect("PROV certificate renewed");
-    assert_eq!(
-        broker.wait_for_log_lines(&["its renewal was first used"], DEVICES, WAIT),
-        DEVICES,
+    assert!(
+        broker.wait_for_log_lines(&["its renewal was first used"], DEVICES, WAIT) >= DEVICES,
         "{}",
         broker.logs()
     );
-    assert_eq!(
-        broker.count_log_lines(&["Issued certificate", "(renewal)"]),
-        DEVICES
-    );
+    // With 2 s between the renewal threshold and the broker's window, the
+    // devices' renewal timers fire again soon: at least one each.
+    assert!(broker.count_log_lines(&["Issued certificate", "(renewal)"]) >= DEVICES);
 }

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod identity;
 mod platform;
 
 use alloc::format;
@@ -117,7 +118,30 @@ async fn main(spawner: Spawner) -> ! {
         Err(e) => halt(e).await,
     };
     let mut net = DeviceNet::new(stack);
-    runner::run(&mut net, &DeviceClock, &log, &device, tls.reference()).await
+    if !device.config.provision {
+        runner::run(&mut net, &DeviceClock, &log, &device, tls.reference()).await
+    }
+    // Provisioning by claim: the configured certificate is the batch's;
+    // the device's own key and certificate live in the `fleetmq` partition.
+    let mut store = match identity::PartitionFlash::open(peripherals.FLASH) {
+        Ok(flash) => identity::FlashIdentity(flash),
+        Err(e) => halt(e).await,
+    };
+    let mut random = match Trng::try_new() {
+        Ok(trng) => identity::TrngRandom(trng),
+        Err(e) => halt(format!("no true random source: {e:?}")).await,
+    };
+    runner::identity::run_provisioned(
+        &mut net,
+        &DeviceClock,
+        &log,
+        &device,
+        mac,
+        tls.reference(),
+        &mut store,
+        &mut random,
+    )
+    .await
 }
 
 /// The chip this image is built for, at the clock `CpuClock::max()` sets,
@@ -125,6 +149,12 @@ async fn main(spawner: Spawner) -> ! {
 #[cfg(feature = "esp32c3")]
 const CHIP: ChipInfo = ChipInfo {
     name: "esp32c3",
+    cpu_mhz: Some(160),
+    hw_crypto: true,
+};
+#[cfg(feature = "esp32c6")]
+const CHIP: ChipInfo = ChipInfo {
+    name: "esp32c6",
     cpu_mhz: Some(160),
     hw_crypto: true,
 };

@@ -22,8 +22,9 @@ pub const USAGE: &str =
                        P-256 key, asks the broker for its certificate
                        ($fleetmq/provision/...), keeps both in DIR (its flash)
                        and connects with them from then on
-  --renew-before-secs S  with --claim-state: at start, renew a stored
-                       certificate that ends within S seconds (default 30 days)";
+  --renew-before-secs S  with --claim-state: renew the device's certificate
+                       S seconds before its end, at start or while connected
+                       (default 30 days)";
 
 /// Parsed options.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use critical_section as _;
 use fleetmq_firmware::config::{self, DeviceConfig, FileSource};
-use fleetmq_firmware::runner::{self, ChipInfo, Device, Log as _};
+use fleetmq_firmware::runner::{self, ChipInfo, Device};
 use fleetmq_firmware::topic::{self, Mac};
 use mbedtls_rs::Tls;
 
@@ -146,20 +146,26 @@ fn simulate(
                 log: HostLog { prefix },
                 sign_delay,
             };
-            let device = match &claim_state {
+            match &claim_state {
                 Some(state) => {
-                    match claim::own_identity(&mut net, clock, &log, device, mac, tls, state).await
-                    {
-                        Ok(device) => device,
-                        Err(message) => {
-                            log.line(&format!("PROV gave up: {message}"));
-                            return;
-                        }
-                    }
+                    let mut device = device;
+                    device.config.renew_before_secs =
+                        u32::try_from(state.renew_before_secs).unwrap_or(u32::MAX);
+                    let mut store = claim::FolderStore::new(&state.dir, &device.names.client_id);
+                    runner::identity::run_provisioned(
+                        &mut net,
+                        clock,
+                        &log,
+                        &device,
+                        mac,
+                        tls,
+                        &mut store,
+                        &mut claim::HostRandom,
+                    )
+                    .await
                 }
-                None => device,
-            };
-            runner::run(&mut net, clock, &log, &device, tls).await
+                None => runner::run(&mut net, clock, &log, &device, tls).await,
+            }
         });
     }
     runtime.block_on(local.run_until(async {
