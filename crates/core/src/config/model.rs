@@ -40,6 +40,8 @@ pub struct Config {
     /// Certificate provisioning by claim (off by default; see
     /// [`ProvisionConfig`]).
     pub provision: super::provision::ProvisionConfig,
+    /// Firmware updates over MQTT (off by default; see [`super::OtaConfig`]).
+    pub ota: super::OtaConfig,
     /// Write the process id to this file at start and remove it at a clean
     /// stop (Mosquitto's `pid_file`).
     pub pid_file: Option<PathBuf>,
@@ -65,6 +67,7 @@ impl Default for Config {
             data_dir: PathBuf::from("fleetmq-data"),
             user: None,
             provision: Default::default(),
+            ota: Default::default(),
             pid_file: None,
             bridges: Vec::new(),
             cluster: super::cluster::ClusterConfig::default(),

@@ -30,6 +30,7 @@ mod exit;
 mod inbound;
 mod mount;
 mod outbound;
+mod ota_message;
 mod provision_request;
 mod refusal;
 #[cfg(test)]
