@@ -69,6 +69,7 @@ pub mod http;
 pub mod listener;
 pub mod mosquitto;
 pub mod observe;
+pub mod ota;
 pub mod provision;
 pub mod server;
 pub mod service;

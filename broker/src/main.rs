@@ -87,6 +87,8 @@ enum Command {
     },
     /// Manage the lab PKI: the CA, server and device certificates, the CRL.
     Certs(fleetmq::certs::cli::CertsArgs),
+    /// Firmware updates: upload images, roll them out in waves.
+    Firmware(fleetmq::ota::cli::FirmwareArgs),
     /// Add, change or delete a user in a password file (mosquitto_passwd
     /// format). Reads the password from the terminal (twice) or one line
     /// from standard input.
@@ -176,6 +178,7 @@ fn main() -> ExitCode {
             (None, None) => ExitCode::from(EXIT_CONFIG),
         },
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
+        Some(Command::Firmware(args)) => fleetmq::ota::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
         None => run(&cli.run),

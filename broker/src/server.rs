@@ -261,6 +261,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         shutdown_rx.clone(),
     )
     .map_err(ServerError::Process)?;
+    crate::ota::start(&broker, shutdown_rx.clone()).map_err(ServerError::Process)?;
     crate::service::log_topic::spawn(Arc::clone(&broker), shutdown_rx.clone());
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
     ready.store(true, Ordering::Release);

@@ -102,6 +102,8 @@ impl Config {
         config.provision.pki_dir = Some(PathBuf::new());
         config.provision.allow_list = Some(PathBuf::new());
         config.provision.tokens_file = Some(PathBuf::new());
+        config.ota.dir = Some(PathBuf::new());
+        config.ota.pki_dir = Some(PathBuf::new());
         config.cluster = super::cluster::ClusterConfig::schema_example();
         config.store.import_mosquitto_db = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());

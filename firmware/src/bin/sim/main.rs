@@ -14,6 +14,8 @@
 
 mod claim;
 mod cli;
+mod ota;
+mod ota_flash;
 mod platform;
 
 use std::process::ExitCode;
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
             dir,
             renew_before_secs: options.renew_before_secs,
         }),
+        options.ota.clone(),
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -116,6 +119,7 @@ fn simulate(
     devices: Vec<(Device, Mac)>,
     sign_delay: Duration,
     claim_state: Option<claim::ClaimState>,
+    ota: Option<ota::OtaOptions>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,6 +141,7 @@ fn simulate(
             String::new()
         };
         let claim_state = claim_state.clone();
+        let ota = ota.clone();
         local.spawn_local(async move {
             let log = HostLog {
                 prefix: prefix.clone(),
@@ -159,7 +164,10 @@ fn simulate(
                 }
                 None => device,
             };
-            runner::run(&mut net, clock, &log, &device, tls).await
+            match &ota {
+                Some(ota) => ota::run(&mut net, clock, &log, &device, tls, ota).await,
+                None => runner::run(&mut net, clock, &log, &device, tls).await,
+            }
         });
     }
     runtime.block_on(local.run_until(async {
