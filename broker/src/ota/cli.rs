@@ -163,7 +163,10 @@ fn run_inner(args: &FirmwareArgs) -> Result<(), String> {
         FirmwareCommand::Abort { id } => control(&store, id, "abort"),
         FirmwareCommand::Status { id } => {
             let all = rollout::load_all(&store.rollouts_dir())?;
-            for rollout in all.iter().filter(|r| id.as_ref().is_none_or(|id| &r.id == id)) {
+            for rollout in all
+                .iter()
+                .filter(|r| id.as_ref().is_none_or(|id| &r.id == id))
+            {
                 println!(
                     "rollout {} {} {} {:?} wave {}/{}",
                     rollout.id,

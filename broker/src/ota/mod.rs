@@ -107,18 +107,25 @@ pub fn start(broker: &Arc<Engine>, shutdown: watch::Receiver<bool>) -> Result<()
     Ok(())
 }
 
+/// A signed manifest and its image.
+type Stored = (Bytes, Arc<Vec<u8>>);
+
 struct Worker {
     broker: Arc<Engine>,
     store: OtaStore,
     /// Every rollout known, oldest first (finished ones too, for status).
     rollouts: Vec<Rollout>,
     /// Manifest and image per (chip, version), read once.
-    images: HashMap<(String, String), (Bytes, Arc<Vec<u8>>)>,
+    images: HashMap<(String, String), Stored>,
     timeout_secs: u64,
 }
 
 impl Worker {
-    async fn run(mut self, mut messages: mpsc::Receiver<DeviceMessage>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut messages: mpsc::Receiver<DeviceMessage>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
@@ -144,7 +151,7 @@ impl Worker {
         }));
     }
 
-    fn image(&mut self, chip: &str, version: &str) -> Option<(Bytes, Arc<Vec<u8>>)> {
+    fn image(&mut self, chip: &str, version: &str) -> Option<Stored> {
         let key = (chip.to_owned(), version.to_owned());
         if let Some(found) = self.images.get(&key) {
             return Some(found.clone());
@@ -163,7 +170,9 @@ impl Worker {
     }
 
     fn offer(&mut self, index: usize, device: &str) {
-        let Some(rollout) = self.rollouts.get(index) else { return };
+        let Some(rollout) = self.rollouts.get(index) else {
+            return;
+        };
         let (chip, version) = (rollout.chip.clone(), rollout.version.clone());
         if let Some((manifest, _)) = self.image(&chip, &version) {
             self.publish(offer_topic(device), manifest);
@@ -190,11 +199,15 @@ impl Worker {
         let device = message.identity.client_id.to_string();
         match message.kind {
             DeviceMessageKind::Fetch => {
-                let Ok(fetch) = serde_json::from_slice::<Fetch>(&message.payload) else { return };
+                let Ok(fetch) = serde_json::from_slice::<Fetch>(&message.payload) else {
+                    return;
+                };
                 self.answer_fetch(&device, fetch);
             }
             DeviceMessageKind::Status => {
-                let Ok(status) = serde_json::from_slice::<Status>(&message.payload) else { return };
+                let Ok(status) = serde_json::from_slice::<Status>(&message.payload) else {
+                    return;
+                };
                 if let Some(index) = self.rollout_of(&device) {
                     self.update(index, &device, status);
                 }
@@ -203,16 +216,22 @@ impl Worker {
     }
 
     fn answer_fetch(&mut self, device: &str, fetch: Fetch) {
-        let Some(index) = self.rollout_of(device) else { return };
+        let Some(index) = self.rollout_of(device) else {
+            return;
+        };
         let rollout = &self.rollouts[index];
         if rollout.version != fetch.version || !rollout.should_offer(device) {
             return;
         }
         let chip = rollout.chip.clone();
-        let Some((manifest, image)) = self.image(&chip, &fetch.version) else { return };
+        let Some((manifest, image)) = self.image(&chip, &fetch.version) else {
+            return;
+        };
         let chunk_size = manifest_chunk_size(&manifest).unwrap_or(self.store.chunk_bytes) as usize;
         let start = (fetch.chunk as usize).saturating_mul(chunk_size);
-        let Some(data) = image.get(start..(start + chunk_size).min(image.len())) else { return };
+        let Some(data) = image.get(start..(start + chunk_size).min(image.len())) else {
+            return;
+        };
         if data.is_empty() {
             return;
         }
@@ -240,7 +259,9 @@ impl Worker {
             _ => None,
         };
         let rollout = &mut self.rollouts[index];
-        let Some(status) = rollout.status.get_mut(device) else { return };
+        let Some(status) = rollout.status.get_mut(device) else {
+            return;
+        };
         if status.state.is_final() {
             return;
         }
@@ -352,7 +373,11 @@ impl Worker {
             ("resume", RolloutState::Paused) => RolloutState::Running,
             ("abort", RolloutState::Running | RolloutState::Paused) => RolloutState::Aborted,
             _ => {
-                tracing::warn!("OTA rollout {}: `{word}` ignored in state {:?}.", rollout.id, rollout.state);
+                tracing::warn!(
+                    "OTA rollout {}: `{word}` ignored in state {:?}.",
+                    rollout.id,
+                    rollout.state
+                );
                 return;
             }
         };

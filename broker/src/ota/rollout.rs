@@ -100,7 +100,9 @@ pub fn parse_waves(text: &str, devices: usize) -> Result<Vec<usize>, String> {
             .strip_suffix('%')
             .and_then(|p| p.parse::<usize>().ok())
             .filter(|p| (1..=100).contains(p))
-            .ok_or_else(|| format!("--waves `{text}`: a count, or percentages like 10%,50%,100%"))?;
+            .ok_or_else(|| {
+                format!("--waves `{text}`: a count, or percentages like 10%,50%,100%")
+            })?;
         let upto = (devices * percent).div_ceil(100).max(1);
         if waves.last().is_some_and(|last| *last >= upto) {
             return Err(format!("--waves `{text}`: percentages must grow"));
@@ -119,7 +121,13 @@ pub fn now() -> i64 {
 
 impl Rollout {
     /// A new rollout of `version` to `devices` (deduplicated, in order).
-    pub fn new(id: &str, version: &str, chip: &str, devices: Vec<String>, waves: Vec<usize>) -> Rollout {
+    pub fn new(
+        id: &str,
+        version: &str,
+        chip: &str,
+        devices: Vec<String>,
+        waves: Vec<usize>,
+    ) -> Rollout {
         let created_at = now();
         let status = devices
             .iter()
@@ -151,7 +159,11 @@ impl Rollout {
 
     /// Devices of the waves started so far.
     pub fn started(&self) -> &[String] {
-        let upto = self.waves.get(self.wave).copied().unwrap_or(self.devices.len());
+        let upto = self
+            .waves
+            .get(self.wave)
+            .copied()
+            .unwrap_or(self.devices.len());
         &self.devices[..upto.min(self.devices.len())]
     }
 

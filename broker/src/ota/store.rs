@@ -63,7 +63,10 @@ impl OtaStore {
     pub fn new(config: &Config) -> OtaStore {
         let ota = &config.ota;
         OtaStore {
-            dir: ota.dir.clone().unwrap_or_else(|| config.data_dir.join("ota")),
+            dir: ota
+                .dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("ota")),
             pki_dir: ota
                 .pki_dir
                 .clone()

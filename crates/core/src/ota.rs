@@ -71,7 +71,10 @@ pub fn access(identity: &Identity, action: Action, topic: &str) -> Option<(bool,
             (true, "")
         }
         Action::Publish => (false, "OTA topics are answered by the broker only"),
-        _ if own => (false, "devices only subscribe to their offer and chunk topics"),
+        _ if own => (
+            false,
+            "devices only subscribe to their offer and chunk topics",
+        ),
         _ => (false, "another device's OTA topic"),
     })
 }
@@ -133,21 +136,43 @@ mod tests {
     fn a_device_uses_only_its_own_topics_and_never_publishes_through_the_router() {
         let device = identity("esp32_1", Some("esp32_1"));
         for topic in [offer_topic("esp32_1"), chunk_topic("esp32_1")] {
-            assert_eq!(access(&device, Action::Subscribe, &topic).map(|d| d.0), Some(true));
-            assert_eq!(access(&device, Action::Receive, &topic).map(|d| d.0), Some(true));
-            assert_eq!(access(&device, Action::Publish, &topic).map(|d| d.0), Some(false));
+            assert_eq!(
+                access(&device, Action::Subscribe, &topic).map(|d| d.0),
+                Some(true)
+            );
+            assert_eq!(
+                access(&device, Action::Receive, &topic).map(|d| d.0),
+                Some(true)
+            );
+            assert_eq!(
+                access(&device, Action::Publish, &topic).map(|d| d.0),
+                Some(false)
+            );
         }
-        for topic in [offer_topic("esp32_2"), chunk_topic("esp32_2"), "$fleetmq/ota/#".into()] {
-            assert_eq!(access(&device, Action::Subscribe, &topic).map(|d| d.0), Some(false));
+        for topic in [
+            offer_topic("esp32_2"),
+            chunk_topic("esp32_2"),
+            "$fleetmq/ota/#".into(),
+        ] {
+            assert_eq!(
+                access(&device, Action::Subscribe, &topic).map(|d| d.0),
+                Some(false)
+            );
         }
         assert_eq!(access(&device, Action::Publish, "/this/test/x"), None);
     }
 
     #[test]
     fn a_client_without_its_own_certificate_has_no_ota_topics() {
-        for who in [identity("esp32_1", None), identity("esp32_1", Some("esp32_9"))] {
+        for who in [
+            identity("esp32_1", None),
+            identity("esp32_1", Some("esp32_9")),
+        ] {
             let topic = offer_topic("esp32_1");
-            assert_eq!(access(&who, Action::Subscribe, &topic).map(|d| d.0), Some(false));
+            assert_eq!(
+                access(&who, Action::Subscribe, &topic).map(|d| d.0),
+                Some(false)
+            );
         }
     }
 

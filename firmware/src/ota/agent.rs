@@ -84,7 +84,14 @@ impl Agent {
         }
     }
 
-    fn status(&self, out: &mut Vec<Out>, state: &str, version: Option<&str>, running: Option<&str>, extra: &str) {
+    fn status(
+        &self,
+        out: &mut Vec<Out>,
+        state: &str,
+        version: Option<&str>,
+        running: Option<&str>,
+        extra: &str,
+    ) {
         let mut json = format!("{{\"state\":\"{state}\"");
         if let Some(version) = version {
             json.push_str(&format!(",\"version\":\"{}\"", escape(version)));
@@ -131,13 +138,20 @@ impl Agent {
     /// Connected and subscribed: confirm a new image (it reached the
     /// broker with its certificate), report where the device stands, and
     /// resume a download.
-    pub fn on_online<F: OtaFlash>(&mut self, slots: &mut Slots<F>, now_ms: u64, out: &mut Vec<Out>) {
+    pub fn on_online<F: OtaFlash>(
+        &mut self,
+        slots: &mut Slots<F>,
+        now_ms: u64,
+        out: &mut Vec<Out>,
+    ) {
         let running = Self::running_version(slots);
         let running = running.as_deref();
         match slots.confirm() {
             Ok(true) => {
                 let version = running.unwrap_or("unknown");
-                out.push(Out::Log(format!("OTA confirmed version {version}: online with it")));
+                out.push(Out::Log(format!(
+                    "OTA confirmed version {version}: online with it"
+                )));
                 self.status(out, "running", Some(version), Some(version), "");
                 return;
             }
@@ -169,12 +183,22 @@ impl Agent {
     }
 
     /// An offer (or a withdrawal) arrived.
-    pub fn on_offer<F: OtaFlash>(&mut self, payload: &[u8], slots: &mut Slots<F>, now_ms: u64, out: &mut Vec<Out>) {
+    pub fn on_offer<F: OtaFlash>(
+        &mut self,
+        payload: &[u8],
+        slots: &mut Slots<F>,
+        now_ms: u64,
+        out: &mut Vec<Out>,
+    ) {
         let running = Self::running_version(slots);
         let manifest = match manifest::parse_offer(payload, &self.key) {
             Ok(Offer::Update(manifest)) => manifest,
             Ok(Offer::Cancel(version)) => {
-                if self.download.as_ref().is_some_and(|d| d.manifest.version == version) {
+                if self
+                    .download
+                    .as_ref()
+                    .is_some_and(|d| d.manifest.version == version)
+                {
                     out.push(Out::Log(format!("OTA {version} withdrawn by the broker")));
                     self.download = None;
                 }
@@ -191,7 +215,11 @@ impl Agent {
             self.status(out, "running", Some(&version), Some(&version), "");
             return;
         }
-        if self.download.as_ref().is_some_and(|d| d.manifest == manifest) {
+        if self
+            .download
+            .as_ref()
+            .is_some_and(|d| d.manifest == manifest)
+        {
             self.fetch(now_ms, out);
             return;
         }
@@ -220,24 +248,40 @@ impl Agent {
             asked_at_ms: now_ms,
             reported: 0,
         });
-        self.status(out, "downloading", Some(&version), running.as_deref(), ",\"progress\":0");
+        self.status(
+            out,
+            "downloading",
+            Some(&version),
+            running.as_deref(),
+            ",\"progress\":0",
+        );
         self.fetch(now_ms, out);
     }
 
     /// A chunk arrived: `index (u32 BE) | version length (u8) | version |
     /// sha256 (32) | data`.
-    pub fn on_chunk<F: OtaFlash>(&mut self, payload: &[u8], slots: &mut Slots<F>, now_ms: u64, out: &mut Vec<Out>) {
+    pub fn on_chunk<F: OtaFlash>(
+        &mut self,
+        payload: &[u8],
+        slots: &mut Slots<F>,
+        now_ms: u64,
+        out: &mut Vec<Out>,
+    ) {
         let Some((index, version, hash, data)) = split_chunk(payload) else {
             out.push(Out::Log(String::from("OTA chunk malformed; ignored")));
             return;
         };
-        let Some(download) = &mut self.download else { return };
+        let Some(download) = &mut self.download else {
+            return;
+        };
         if version != download.manifest.version || index != download.next {
             return; // a late answer to an earlier fetch
         }
         let manifest = &download.manifest;
         let offset = index.saturating_mul(manifest.chunk_size);
-        let expected = manifest.chunk_size.min(manifest.size.saturating_sub(offset));
+        let expected = manifest
+            .chunk_size
+            .min(manifest.size.saturating_sub(offset));
         let mut data = Vec::from(data);
         if self.fault_corrupt_chunk == Some(index) {
             self.fault_corrupt_chunk = None;
@@ -260,7 +304,11 @@ impl Agent {
             }
             out.push(Out::Log(format!(
                 "OTA chunk {index} rejected ({}); fetching it again",
-                if good { "flash write did not read back" } else { "sha256 mismatch" }
+                if good {
+                    "flash write did not read back"
+                } else {
+                    "sha256 mismatch"
+                }
             )));
             self.fetch(now_ms, out);
             return;
@@ -284,7 +332,9 @@ impl Agent {
 
     /// Every chunk is written: hash the slot, check the header, activate.
     fn finish<F: OtaFlash>(&mut self, slots: &mut Slots<F>, out: &mut Vec<Out>) {
-        let Some(download) = self.download.take() else { return };
+        let Some(download) = self.download.take() else {
+            return;
+        };
         let manifest = &download.manifest;
         let running = Self::running_version(slots);
         let hash = match slots.verify(download.slot, manifest.size) {
@@ -292,7 +342,12 @@ impl Agent {
             Err(error) => return self.failed(out, &manifest.version, running.as_deref(), &error.0),
         };
         if hash != manifest.sha256 {
-            return self.failed(out, &manifest.version, running.as_deref(), "image sha256 does not match the manifest");
+            return self.failed(
+                out,
+                &manifest.version,
+                running.as_deref(),
+                "image sha256 does not match the manifest",
+            );
         }
         let described = slots.descriptor(download.slot).ok().flatten();
         let chip = image::chip_id(&manifest.chip);
@@ -311,7 +366,13 @@ impl Agent {
             "OTA {} verified (sha256 and signature); slot ota_{} marked bootable, resetting",
             manifest.version, download.slot
         )));
-        self.status(out, "verified", Some(&manifest.version), running.as_deref(), "");
+        self.status(
+            out,
+            "verified",
+            Some(&manifest.version),
+            running.as_deref(),
+            "",
+        );
         out.push(Out::Reset);
     }
 

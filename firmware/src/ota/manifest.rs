@@ -88,9 +88,7 @@ pub fn parse_offer(payload: &[u8], key: &VerifyingKey) -> Result<Offer, Manifest
         .find("signature=")
         .ok_or(ManifestError::Malformed("no signature"))?;
     let (signed, signature) = text.split_at(at);
-    let signature = signature
-        .trim_start_matches("signature=")
-        .trim_end();
+    let signature = signature.trim_start_matches("signature=").trim_end();
     let mut raw = [0u8; 64];
     hex_decode(signature, &mut raw).ok_or(ManifestError::Malformed("signature is not 128 hex"))?;
     let manifest = parse_fields(signed)?;

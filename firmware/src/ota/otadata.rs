@@ -84,7 +84,9 @@ impl Record {
     /// A record read from flash; `None` when erased or its CRC is wrong
     /// (a write torn by a power loss).
     pub fn decode(bytes: &[u8; RECORD_LEN]) -> Option<Record> {
-        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let word = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
         let seq = word(0);
         if seq == u32::MAX || seq == 0 || word(28) != crc32_le(&bytes[0..4]) {
             return None;

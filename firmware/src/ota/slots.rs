@@ -188,7 +188,12 @@ impl<F: OtaFlash> Slots<F> {
 
     /// Writes `data` at `offset` of `slot` and reads it back; false when
     /// the flash does not hold what was written.
-    pub fn write_chunk(&mut self, slot: usize, offset: u32, data: &[u8]) -> Result<bool, FlashError> {
+    pub fn write_chunk(
+        &mut self,
+        slot: usize,
+        offset: u32,
+        data: &[u8],
+    ) -> Result<bool, FlashError> {
         if offset.saturating_add(data.len() as u32) > self.layout.slot_size {
             return Err(FlashError(String::from("chunk beyond the slot")));
         }
@@ -269,7 +274,13 @@ mod tests {
         assert_eq!(slots.boot().unwrap().slot, 0);
         assert_eq!(install(&mut slots, "1.1.0"), 1);
         let booted = slots.boot().unwrap();
-        assert_eq!(booted, Booted { slot: 1, state: Some(ImageState::PendingVerify) });
+        assert_eq!(
+            booted,
+            Booted {
+                slot: 1,
+                state: Some(ImageState::PendingVerify)
+            }
+        );
         assert!(slots.confirm().unwrap());
         assert_eq!(slots.boot().unwrap().slot, 1);
         assert_eq!(slots.version(1).unwrap().as_deref(), Some("1.1.0"));

@@ -17,6 +17,17 @@ pub fn device_id(n: u32) -> String {
     format!("esp32_{:06X}", 0x807A98 + n)
 }
 
+/// The `--mac` of device `n`.
+pub fn device_mac(n: u32) -> String {
+    let tail = 0x807A98 + n;
+    format!(
+        "24:0A:C4:{:02X}:{:02X}:{:02X}",
+        tail >> 16,
+        (tail >> 8) & 0xFF,
+        tail & 0xFF
+    )
+}
+
 pub struct Lab {
     _temp: tempfile::TempDir,
     pub root: PathBuf,
@@ -46,9 +57,25 @@ impl Lab {
         };
         run(&["certs", "init", "--dir", dir]);
         // RSA: the ESP32's default suite (ECDHE-RSA) needs an RSA server key.
-        run(&["certs", "server", "--dir", dir, "--name", "localhost", "--rsa"]);
+        run(&[
+            "certs",
+            "server",
+            "--dir",
+            dir,
+            "--name",
+            "localhost",
+            "--rsa",
+        ]);
         let ids: Vec<String> = (0..devices).map(device_id).collect();
-        let mut args = vec!["certs", "device", "--dir", dir, "--group", DEVICE_GROUP, "--out"];
+        let mut args = vec![
+            "certs",
+            "device",
+            "--dir",
+            dir,
+            "--group",
+            DEVICE_GROUP,
+            "--out",
+        ];
         args.push(certs.to_str().unwrap());
         args.extend(ids.iter().map(String::as_str));
         run(&args);
@@ -89,7 +116,10 @@ impl Lab {
     /// Must fail; returns stderr.
     pub fn firmware_err(&self, broker: &Broker, args: &[&str]) -> String {
         let out = self.firmware(broker, args);
-        assert!(!out.status.success(), "firmware {args:?} succeeded: {out:?}");
+        assert!(
+            !out.status.success(),
+            "firmware {args:?} succeeded: {out:?}"
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -120,7 +150,11 @@ impl Lab {
                 out.push(name);
                 continue;
             }
-            for version in std::fs::read_dir(chip.path()).into_iter().flatten().flatten() {
+            for version in std::fs::read_dir(chip.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 out.push(format!("{name}/{}", version.file_name().to_string_lossy()));
             }
         }
@@ -150,7 +184,9 @@ impl Lab {
         )
         .unwrap();
         let flash = self.root.join("flash");
-        let log = self.root.join(format!("sim-{}.log", Instant::now().elapsed().as_nanos()));
+        let log = self
+            .root
+            .join(format!("sim-{}.log", Instant::now().elapsed().as_nanos()));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(sim_binary())
             .arg("--config")
@@ -190,7 +226,10 @@ impl Lab {
                     return doc;
                 }
                 if Instant::now() > deadline {
-                    panic!("rollout {id} not there in {timeout:?}: {doc:#}\n{}", sim.text());
+                    panic!(
+                        "rollout {id} not there in {timeout:?}: {doc:#}\n{}",
+                        sim.text()
+                    );
                 }
             } else if Instant::now() > deadline {
                 panic!("no rollout {id}\n{}", sim.text());
@@ -215,7 +254,11 @@ impl Sim {
     pub fn wait_count(&self, needle: &str, count: usize, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while self.text().matches(needle).count() < count {
-            assert!(Instant::now() < deadline, "{needle:?} not {count} times:\n{}", self.text());
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not {count} times:\n{}",
+                self.text()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -10,9 +10,9 @@ mod access;
 mod cluster;
 mod disconnect;
 mod dynsec;
+mod ota;
 #[cfg(test)]
 mod ownership_tests;
-mod ota;
 mod provision;
 mod publish;
 mod restore;

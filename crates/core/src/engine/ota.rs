@@ -16,6 +16,8 @@ impl Engine {
     /// Hands `message` to the service; false when there is none or it is
     /// full.
     pub fn submit_ota(&self, message: DeviceMessage) -> bool {
-        self.ota.get().is_some_and(|service| service.submit(message))
+        self.ota
+            .get()
+            .is_some_and(|service| service.submit(message))
     }
 }

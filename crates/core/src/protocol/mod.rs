@@ -29,8 +29,8 @@ pub mod device_report;
 mod exit;
 mod inbound;
 mod mount;
-mod outbound;
 mod ota_message;
+mod outbound;
 mod provision_request;
 mod refusal;
 #[cfg(test)]

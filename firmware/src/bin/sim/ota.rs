@@ -84,7 +84,11 @@ pub async fn run(
             Ok(booted) => booted,
             Err(error) => return log.line(&format!("OTA boot failed: {}", error.0)),
         };
-        let version = slots.version(booted.slot).ok().flatten().unwrap_or_default();
+        let version = slots
+            .version(booted.slot)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let pending = booted.state == Some(ImageState::PendingVerify);
         log.line(&format!(
             "OTA boot: slot ota_{} version {version}{}",
@@ -96,7 +100,9 @@ pub async fn run(
             .flash()
             .read(Layout::SIM.slots[booted.slot], &mut body)
             .is_ok()
-            && body.windows(NEVER_CONNECTS.len()).any(|w| w == NEVER_CONNECTS);
+            && body
+                .windows(NEVER_CONNECTS.len())
+                .any(|w| w == NEVER_CONNECTS);
         let deadline = pending.then(|| clock.now_ms() + options.confirm_secs * 1000);
         if never {
             log.line(&format!("OTA version {version} never connects (simulated)"));
@@ -110,7 +116,8 @@ pub async fn run(
                 Ended::Reset => break,
                 Ended::Failed(why) => log.line(&format!("MQTT0 failed: {why}; reconnecting")),
             }
-            let confirmed = matches!(slots.running(), Ok(b) if b.state != Some(ImageState::PendingVerify));
+            let confirmed =
+                matches!(slots.running(), Ok(b) if b.state != Some(ImageState::PendingVerify));
             if deadline.is_some_and(|d| clock.now_ms() >= d) && !confirmed {
                 log.line("OTA watchdog reset: not confirmed in time");
                 break;
@@ -121,8 +128,14 @@ pub async fn run(
 }
 
 async fn send<W: Write>(writer: &mut W, bytes: &[u8]) -> Result<(), String> {
-    writer.write_all(bytes).await.map_err(|e| format!("write failed: {e:?}"))?;
-    writer.flush().await.map_err(|e| format!("write failed: {e:?}"))
+    writer
+        .write_all(bytes)
+        .await
+        .map_err(|e| format!("write failed: {e:?}"))?;
+    writer
+        .flush()
+        .await
+        .map_err(|e| format!("write failed: {e:?}"))
 }
 
 /// One connection: until it fails, or the agent wants a reset.
@@ -172,20 +185,37 @@ async fn session(
                 Ok(Some((packet, used))) => {
                     match packet {
                         Packet::ConnAck { code: 0, .. } => {
-                            let sub = [codec::subscribe(1, &offers, 1), codec::subscribe(2, &chunks, 1)].concat();
+                            let sub = [
+                                codec::subscribe(1, &offers, 1),
+                                codec::subscribe(2, &chunks, 1),
+                            ]
+                            .concat();
                             if let Err(e) = send(&mut session, &sub).await {
                                 return Ended::Failed(e);
                             }
                         }
-                        Packet::ConnAck { code, .. } => return Ended::Failed(format!("CONNACK {code}")),
-                        Packet::SubAck { packet_id: 2, codes } => {
+                        Packet::ConnAck { code, .. } => {
+                            return Ended::Failed(format!("CONNACK {code}"))
+                        }
+                        Packet::SubAck {
+                            packet_id: 2,
+                            codes,
+                        } => {
                             if codes.first() == Some(&0x80) {
-                                return Ended::Failed(String::from("subscription to the OTA topics refused"));
+                                return Ended::Failed(String::from(
+                                    "subscription to the OTA topics refused",
+                                ));
                             }
                             log.line("MQTT connected");
                             agent.on_online(slots, clock.now_ms(), &mut outs);
                         }
-                        Packet::Publish { topic, payload, qos, packet_id, .. } => {
+                        Packet::Publish {
+                            topic,
+                            payload,
+                            qos,
+                            packet_id,
+                            ..
+                        } => {
                             if let (1, Some(id)) = (qos, packet_id) {
                                 if let Err(e) = send(&mut session, &codec::ack(0x40, id)).await {
                                     return Ended::Failed(e);
@@ -212,7 +242,12 @@ async fn session(
                 Out::Log(line) => log.line(&line),
                 Out::Publish { topic, payload } => {
                     packet_id = packet_id.checked_add(1).unwrap_or(10);
-                    if let Err(e) = send(&mut session, &codec::publish(&topic, &payload, 1, false, packet_id)).await {
+                    if let Err(e) = send(
+                        &mut session,
+                        &codec::publish(&topic, &payload, 1, false, packet_id),
+                    )
+                    .await
+                    {
                         return Ended::Failed(e);
                     }
                 }
@@ -233,7 +268,9 @@ async fn session(
             return Ended::Failed(String::from("receive buffer overflow"));
         };
         match select(session.read(free), clock.sleep_ms(1000)).await {
-            Either::First(Ok(0)) => return Ended::Failed(String::from("connection closed by the broker")),
+            Either::First(Ok(0)) => {
+                return Ended::Failed(String::from("connection closed by the broker"))
+            }
             Either::First(Ok(n)) => filled += n,
             Either::First(Err(e)) => return Ended::Failed(format!("read failed: {e:?}")),
             Either::Second(()) => {
@@ -242,7 +279,12 @@ async fn session(
                 for out in outs {
                     if let Out::Publish { topic, payload } = out {
                         packet_id = packet_id.checked_add(1).unwrap_or(10);
-                        if let Err(e) = send(&mut session, &codec::publish(&topic, &payload, 1, false, packet_id)).await {
+                        if let Err(e) = send(
+                            &mut session,
+                            &codec::publish(&topic, &payload, 1, false, packet_id),
+                        )
+                        .await
+                        {
                             return Ended::Failed(e);
                         }
                     }
