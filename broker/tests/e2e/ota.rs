@@ -180,6 +180,20 @@ fn bad_uploads_and_rollouts_are_refused_and_nothing_is_stored() {
         let stderr = lab.firmware_err(&broker, args);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+    // The HTTP API refuses the same way.
+    let refused = crate::harness::web::request(
+        broker.http_addr(),
+        "POST",
+        "/api/ota/images/esp32c3/2.0.0",
+        &[],
+        "not an image",
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("not an ESP application image"),
+        "{}",
+        refused.body
+    );
     assert!(lab.stored_images().is_empty(), "{:?}", lab.stored_images());
 
     lab.firmware_ok(
