@@ -190,6 +190,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Arc::clone(&broker),
         Arc::clone(&bridges),
     )))?;
+    if broker.config.ota.enabled {
+        metrics.register(Box::new(crate::ota::metrics::OtaCollector::new(
+            crate::ota::store::OtaStore::new(&broker.config),
+        )))?;
+    }
     let http = if broker.config.http.enabled {
         let parts = HttpParts {
             broker: Arc::clone(&broker),

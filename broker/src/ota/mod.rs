@@ -5,6 +5,7 @@
 //!
 //! - [`store`]: the state folder, upload checks, the signing key.
 //! - [`rollout`]: a rollout document, its waves and devices' states.
+//! - [`metrics`]: devices by state and wave per rollout, at each scrape.
 //! - [`cli`]: `fleetmq firmware upload|rollout|pause|resume|abort|status`.
 //!
 //! This module owns the worker task: connections only queue device
@@ -16,6 +17,7 @@
 //! lock across an `.await`.
 
 pub mod cli;
+pub mod metrics;
 pub mod rollout;
 pub mod store;
 
