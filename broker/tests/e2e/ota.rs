@@ -272,6 +272,22 @@ fn bad_uploads_and_rollouts_are_refused_and_nothing_is_stored() {
         let stderr = lab.firmware_err(&broker, args);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+    // Without a usable signing key nothing can be signed, so nothing is stored.
+    std::fs::write(lab.pki.join("ota-signing.key"), b"not a key").unwrap();
+    let next = lab.image("2.0.1", 3000, b"");
+    let stderr = lab.firmware_err(
+        &broker,
+        &[
+            "upload",
+            next.to_str().unwrap(),
+            "--version",
+            "2.0.1",
+            "--chip",
+            "esp32c3",
+        ],
+    );
+    assert!(stderr.contains("not an Ed25519 PKCS#8 key"), "{stderr}");
+    assert_eq!(lab.stored_images(), vec![String::from("esp32c3/2.0.0")]);
     assert!(
         !lab.ota.join("rollouts").exists()
             || std::fs::read_dir(lab.ota.join("rollouts"))

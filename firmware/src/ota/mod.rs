@@ -14,6 +14,8 @@
 //! agent (see docs/ota.md, "Not yet").
 
 pub mod agent;
+#[cfg(test)]
+mod agent_tests;
 pub mod flash;
 pub mod image;
 pub mod manifest;
