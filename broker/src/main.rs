@@ -18,6 +18,8 @@
 //!   (`fleetmq::mosquitto::db`).
 //! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
 //!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
+//! - `fleetmq firmware upload|rollout|pause|resume|abort|status` manages
+//!   firmware images and rollouts; see `fleetmq::ota::cli` (docs/ota.md).
 //! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
 //!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
 //!   whether a client may use a topic and which rule decides (handlers in

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -184,9 +185,10 @@ impl Lab {
         )
         .unwrap();
         let flash = self.root.join("flash");
-        let log = self
-            .root
-            .join(format!("sim-{}.log", Instant::now().elapsed().as_nanos()));
+        // One log per sim process of the test (two may run at once).
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log = self.root.join(format!("sim-{n}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(sim_binary())
             .arg("--config")
