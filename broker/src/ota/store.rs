@@ -73,7 +73,8 @@ impl OtaStore {
                 .or_else(|| config.provision.pki_dir.clone())
                 .unwrap_or_else(|| config.data_dir.join("pki")),
             max_image_bytes: ota.max_image_bytes,
-            chunk_bytes: ota.chunk_bytes.max(256),
+            // Within what a device receive buffer takes (firmware: 16 KiB).
+            chunk_bytes: ota.chunk_bytes.clamp(256, 8192),
         }
     }
 

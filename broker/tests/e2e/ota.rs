@@ -495,3 +495,44 @@ fn a_broker_killed_mid_rollout_resumes_it_at_its_wave() {
         fleet.text()
     );
 }
+
+#[test]
+fn a_device_uses_only_its_own_ota_topics_and_nobody_forges_a_chunk() {
+    if crate::harness::skip_on_mosquitto("firmware updates are fleetmq's") {
+        return;
+    }
+    let lab = Lab::new(2);
+    let broker = lab.broker();
+    broker.assert_log("Firmware updates on", Duration::from_secs(10));
+    let (me, other) = (lab::device_id(0), lab::device_id(1));
+    let mut device = lab.device_client(&broker, 0);
+    let granted = device.subscribe(1, &format!("$fleetmq/ota/{me}/chunk"), 1);
+    assert!(!granted[0].is_error(), "{granted:?}");
+    for filter in [
+        format!("$fleetmq/ota/{other}/chunk"),
+        format!("$fleetmq/ota/{other}/offer"),
+        "$fleetmq/ota/#".into(),
+    ] {
+        let refused = device.subscribe(2, &filter, 1);
+        assert!(refused[0].is_error(), "{filter}: {refused:?}");
+    }
+    // A client without a certificate of its own has no OTA topics at all.
+    let (mut plain, _) = crate::harness::RawClient::connect_v311(broker.addr(), "plain-1", true);
+    let refused = plain.subscribe(1, "$fleetmq/ota/plain-1/offer", 1);
+    assert!(refused[0].is_error(), "{refused:?}");
+
+    // The other device listens; a forged chunk and offer never reach it.
+    let mut victim = lab.device_client(&broker, 1);
+    victim.subscribe(1, &format!("$fleetmq/ota/{other}/chunk"), 1);
+    victim.subscribe(2, &format!("$fleetmq/ota/{other}/offer"), 1);
+    device.publish(&format!("$fleetmq/ota/{other}/chunk"), b"forged", 1, false);
+    device.publish(&format!("$fleetmq/ota/{other}/offer"), b"forged", 1, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        if let Some(fleetmq_codec::Packet::Publish(publish)) =
+            victim.recv_packet(Duration::from_millis(200))
+        {
+            panic!("a forged message was delivered: {publish:?}");
+        }
+    }
+}

@@ -290,3 +290,25 @@ fn sim_binary() -> PathBuf {
         })
         .clone()
 }
+
+impl Lab {
+    /// Device `n` connected over mutual TLS with its own certificate.
+    pub fn device_client(&self, broker: &Broker, n: u32) -> crate::harness::RawClient {
+        use crate::harness::tls::{self, client_config, ANY_VERSION};
+        let id = device_id(n);
+        let identity = crate::harness::pki::Issued {
+            cert: self.certs.join(format!("{id}.crt")),
+            key: self.certs.join(format!("{id}.key")),
+            der: Vec::new(),
+            serial: Vec::new(),
+        };
+        let config = client_config(&self.pki.join("ca.crt"), Some(&identity), ANY_VERSION);
+        let transport = tls::connect(broker.addr_of("tls"), config).unwrap();
+        let mut client = crate::harness::RawClient::over(transport);
+        client.send_connect(&crate::harness::ConnectBuilder::v311(&id));
+        match client.recv_packet(Duration::from_secs(10)) {
+            Some(fleetmq_codec::Packet::ConnAck(ack)) if !ack.reason.is_error() => client,
+            other => panic!("{id}: no CONNACK accepted: {other:?}"),
+        }
+    }
+}

@@ -23,7 +23,8 @@ pub struct OtaConfig {
     /// Largest image accepted, in bytes (default 1,966,080: one OTA slot
     /// of the documented 4 MB partition table).
     pub max_image_bytes: u64,
-    /// Bytes per chunk a device fetches (default 4096: one flash sector).
+    /// Bytes per chunk a device fetches (default 4096: one flash sector;
+    /// taken between 256 and 8192).
     pub chunk_bytes: u32,
     /// A device that was offered an update and reports nothing for this
     /// long is counted as failed (`timed out`), so a wave can finish.
