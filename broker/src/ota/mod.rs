@@ -12,9 +12,9 @@
 //! messages (`fleetmq_core::ota::OtaService`); the worker updates the
 //! rollout, answers fetches with chunks and offers, and every 500 ms
 //! picks up new rollouts and control words from the folder, times out
-//! silent devices and starts the next wave. Rollout files are small and
-//! written by this task only, so it writes them itself; it never holds a
-//! lock across an `.await`.
+//! silent devices and starts the next wave. Rollout documents are written
+//! by one thread of this module, in order, off the async threads; the
+//! worker never holds a lock across an `.await`.
 
 pub mod cli;
 pub mod metrics;
@@ -90,6 +90,7 @@ pub fn start(broker: &Arc<Engine>, shutdown: watch::Receiver<bool>) -> Result<()
             );
         }
     }
+    let store_dir = store.rollouts_dir();
     let (sender, messages) = mpsc::channel(QUEUE);
     broker.set_ota_service(Arc::new(Queue { sender }));
     tracing::info!(
@@ -103,6 +104,7 @@ pub fn start(broker: &Arc<Engine>, shutdown: watch::Receiver<bool>) -> Result<()
             store,
             rollouts,
             images: HashMap::new(),
+            writer: spawn_writer(store_dir),
         }
         .run(messages, shutdown),
     );
@@ -120,6 +122,28 @@ struct Worker {
     /// Manifest and image per (chip, version), read once.
     images: HashMap<(String, String), Stored>,
     timeout_secs: u64,
+    /// Rollout snapshots to write, in order (see [`spawn_writer`]).
+    writer: std::sync::mpsc::Sender<Rollout>,
+}
+
+/// The thread that writes rollout documents: one at a time, in the order
+/// the worker changed them, so the file on disk is never older than an
+/// earlier write. It ends when the worker drops its sender.
+fn spawn_writer(dir: std::path::PathBuf) -> std::sync::mpsc::Sender<Rollout> {
+    let (sender, snapshots) = std::sync::mpsc::channel::<Rollout>();
+    let spawned = std::thread::Builder::new()
+        .name("ota-writer".into())
+        .spawn(move || {
+            for rollout in snapshots {
+                if let Err(error) = rollout::save(&dir, &rollout) {
+                    tracing::error!("OTA rollout {} not saved: {error}.", rollout.id);
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!("OTA rollout writer not started: {error}.");
+    }
+    sender
 }
 
 impl Worker {
@@ -181,10 +205,12 @@ impl Worker {
         }
     }
 
+    /// Hands a snapshot of the rollout to the writer thread, which
+    /// writes snapshots in order, off the async threads.
     fn save(&self, index: usize) {
         if let Some(rollout) = self.rollouts.get(index) {
-            if let Err(error) = rollout::save(&self.store.rollouts_dir(), rollout) {
-                tracing::error!("OTA rollout {} not saved: {error}.", rollout.id);
+            if self.writer.send(rollout.clone()).is_err() {
+                tracing::error!("OTA rollout {} not saved: writer stopped.", rollout.id);
             }
         }
     }
