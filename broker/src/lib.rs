@@ -47,6 +47,9 @@
 //! - [`sys`] publishes `$SYS/broker/...` statistics like Mosquitto does.
 //! - [`certs`] is the lab PKI: a CA, server and device certificates, the
 //!   CRL (`fleetmq certs ...`), and the dev CA of the embedded default.
+//! - [`ota`] is firmware updates over MQTT: images with signed manifests,
+//!   rollouts in waves kept as files, the worker answering devices on
+//!   `$fleetmq/ota/<id>/...` (`fleetmq firmware ...`, docs/ota.md).
 //! - [`auth_cli`] is `fleetmq passwd` and `fleetmq acl check`.
 //! - [`cli_docs`] renders the man pages and shell completions from the
 //!   clap definition of the command line (for the Debian package).
@@ -70,6 +73,7 @@ pub mod http;
 pub mod listener;
 pub mod mosquitto;
 pub mod observe;
+pub mod ota;
 pub mod provision;
 pub mod server;
 pub mod service;

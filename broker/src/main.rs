@@ -18,6 +18,8 @@
 //!   (`fleetmq::mosquitto::db`).
 //! - `fleetmq certs init|server|device|revoke|list|crl` manages the lab PKI
 //!   (CA, server and device certificates, CRL); see `fleetmq::certs::cli`.
+//! - `fleetmq firmware upload|rollout|pause|resume|abort|status` manages
+//!   firmware images and rollouts; see `fleetmq::ota::cli` (docs/ota.md).
 //! - `fleetmq passwd [-c] [-D] FILE USER` edits a password file in
 //!   `mosquitto_passwd` format; `fleetmq acl check --config FILE ...` shows
 //!   whether a client may use a topic and which rule decides (handlers in
@@ -87,6 +89,8 @@ enum Command {
     },
     /// Manage the lab PKI: the CA, server and device certificates, the CRL.
     Certs(fleetmq::certs::cli::CertsArgs),
+    /// Firmware updates: upload images, roll them out in waves.
+    Firmware(fleetmq::ota::cli::FirmwareArgs),
     /// Add, change or delete a user in a password file (mosquitto_passwd
     /// format). Reads the password from the terminal (twice) or one line
     /// from standard input.
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
             (None, None) => ExitCode::from(EXIT_CONFIG),
         },
         Some(Command::Certs(args)) => fleetmq::certs::cli::run(&args),
+        Some(Command::Firmware(args)) => fleetmq::ota::cli::run(&args),
         Some(Command::Passwd(args)) => auth_cli::passwd(&args),
         Some(Command::Acl { command }) => auth_cli::acl(&command),
         None => run(&cli.run),

@@ -190,6 +190,11 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         Arc::clone(&broker),
         Arc::clone(&bridges),
     )))?;
+    if broker.config.ota.enabled {
+        metrics.register(Box::new(crate::ota::metrics::OtaCollector::new(
+            crate::ota::store::OtaStore::new(&broker.config),
+        )))?;
+    }
     let http = if broker.config.http.enabled {
         let parts = HttpParts {
             broker: Arc::clone(&broker),
@@ -261,6 +266,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         shutdown_rx.clone(),
     )
     .map_err(ServerError::Process)?;
+    crate::ota::start(&broker, shutdown_rx.clone()).map_err(ServerError::Process)?;
     crate::service::log_topic::spawn(Arc::clone(&broker), shutdown_rx.clone());
     crate::sys::spawn(Arc::clone(&broker), shutdown_rx);
     ready.store(true, Ordering::Release);

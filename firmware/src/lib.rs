@@ -11,6 +11,8 @@
 //! - [`mqtt`] is a small MQTT 3.1.1 client: codec plus session logic
 //!   (retained status and will, command topic, keepalive), without IO.
 //! - [`sntp`] and [`tls_observe`] parse SNTP replies and the TLS hellos.
+//! - [`ota`] is firmware updates: two slots with rollback, the signed
+//!   manifest, chunked download (docs/ota.md).
 //! - [`provision`] builds the CSR and request for certificate provisioning
 //!   by claim, reads the answer and tells when to renew.
 //! - `runner` (feature `tls`) drives all of it over a platform's network
@@ -28,6 +30,7 @@ pub mod backoff;
 pub mod config;
 pub mod machine;
 pub mod mqtt;
+pub mod ota;
 pub mod provision;
 #[cfg(feature = "tls")]
 pub mod runner;

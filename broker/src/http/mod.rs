@@ -24,6 +24,7 @@ mod bridges;
 mod dynsec;
 mod host;
 mod live;
+mod ota;
 mod provision;
 mod revoke;
 mod serve;
@@ -175,6 +176,9 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
             "/api/provision/pending/{id}/{action}",
             post(provision::decide),
         )
+        .route("/api/ota/rollouts", get(ota::rollouts))
+        .route("/api/ota/rollouts/{id}/{action}", post(ota::control))
+        .route("/api/ota/images/{chip}/{version}", post(ota::upload))
         .route("/api/disconnected", get(api::disconnected))
         .route("/api/bridges", get(bridges::bridges))
         .route("/api/handshakes/summary", get(api::handshake_summary))

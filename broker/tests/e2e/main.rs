@@ -43,6 +43,7 @@ mod hostile_protocol;
 mod mosquitto_db;
 mod mosquitto_directives;
 mod mosquitto_migration;
+mod ota;
 mod props_qos2;
 mod props_queue;
 mod props_topics;

@@ -42,6 +42,7 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod message;
+pub mod ota;
 pub mod peer;
 pub mod protocol;
 pub mod provision;

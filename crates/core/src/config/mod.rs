@@ -8,6 +8,7 @@ mod bridge;
 mod cluster;
 mod load;
 mod model;
+mod ota;
 mod provision;
 mod provision_checks;
 mod validate;
@@ -18,6 +19,7 @@ pub use bridge::{
 pub use cluster::{ClusterBackend, ClusterConfig};
 pub use load::{apply_environment, load, load_from_str, ConfigError};
 pub use model::*;
+pub use ota::OtaConfig;
 pub use provision::{ProvisionConfig, ProvisionPolicy, RevokeReplaced};
 pub use validate::{
     validate, weak_token, ValidationError, MIN_REMOTE_TOKEN_CHARS, MQTT_MAX_PACKET_SIZE,

@@ -40,6 +40,8 @@ pub struct Config {
     /// Certificate provisioning by claim (off by default; see
     /// [`ProvisionConfig`]).
     pub provision: super::provision::ProvisionConfig,
+    /// Firmware updates over MQTT (off by default; see [`super::OtaConfig`]).
+    pub ota: super::OtaConfig,
     /// Write the process id to this file at start and remove it at a clean
     /// stop (Mosquitto's `pid_file`).
     pub pid_file: Option<PathBuf>,
@@ -65,6 +67,7 @@ impl Default for Config {
             data_dir: PathBuf::from("fleetmq-data"),
             user: None,
             provision: Default::default(),
+            ota: Default::default(),
             pid_file: None,
             bridges: Vec::new(),
             cluster: super::cluster::ClusterConfig::default(),
@@ -99,6 +102,8 @@ impl Config {
         config.provision.pki_dir = Some(PathBuf::new());
         config.provision.allow_list = Some(PathBuf::new());
         config.provision.tokens_file = Some(PathBuf::new());
+        config.ota.dir = Some(PathBuf::new());
+        config.ota.pki_dir = Some(PathBuf::new());
         config.cluster = super::cluster::ClusterConfig::schema_example();
         config.store.import_mosquitto_db = Some(PathBuf::new());
         config.log.file = Some(PathBuf::new());

@@ -154,7 +154,10 @@ impl Engine {
     /// and logged (at most once a minute per client and topic).
     pub fn allows(&self, identity: &Identity, action: Action, topic: &str) -> bool {
         // Claim certificates and provisioning topics first (decision 0150).
-        let decision = match crate::provision::access(&self.config, identity, action, topic) {
+        // OTA topics (decision 0163) likewise.
+        let decision = match crate::provision::access(&self.config, identity, action, topic)
+            .or_else(|| crate::ota::access(identity, action, topic))
+        {
             Some((allowed, reason)) => Decision {
                 allowed,
                 rule: None,

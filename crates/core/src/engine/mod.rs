@@ -12,6 +12,7 @@ mod cluster;
 mod cluster_tests;
 mod disconnect;
 mod dynsec;
+mod ota;
 #[cfg(test)]
 mod ownership_tests;
 mod provision;
@@ -79,6 +80,8 @@ pub struct Engine {
     denials: DenialLog,
     /// The certificate provisioning service, once the broker started one.
     provision: std::sync::OnceLock<Arc<dyn crate::provision::ProvisionService>>,
+    /// The firmware update service, once the broker started one.
+    ota: std::sync::OnceLock<Arc<dyn crate::ota::OtaService>>,
     /// The cluster backend's link, set once at start on a cluster node
     /// (decision 0156); unset for a broker on its own.
     cluster: std::sync::OnceLock<crate::cluster::ClusterLink>,
@@ -125,6 +128,7 @@ impl Engine {
             auth: RwLock::new(Arc::new(auth)),
             denials: DenialLog::default(),
             provision: std::sync::OnceLock::new(),
+            ota: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
         }
     }

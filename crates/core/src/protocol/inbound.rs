@@ -167,6 +167,7 @@ impl ClientProtocol {
         let packet_id = publish.packet_id.unwrap_or(0);
         if self.take_device_report(&topic, &publish.payload)
             || self.take_provision_request(&topic, &publish.payload)
+            || self.take_ota_message(&topic, &publish.payload)
         {
             // The broker's own topic: acknowledged, never routed.
             return match publish.qos {

@@ -29,6 +29,7 @@ pub mod device_report;
 mod exit;
 mod inbound;
 mod mount;
+mod ota_message;
 mod outbound;
 mod provision_request;
 mod refusal;

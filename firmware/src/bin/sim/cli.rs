@@ -8,6 +8,8 @@ pub const USAGE: &str =
     "usage: fleetmq-sim --config device.toml [--fs DIR] [--mac AA:BB:CC:DD:EE:FF]
                    [--devices N] [--device-certs DIR] [--sign-delay-ms MS]
                    [--claim-state DIR [--renew-before-secs S]]
+                   [--ota-flash DIR --ota-key FILE [--ota-version V] [--ota-chip C]
+                    [--ota-confirm-secs S] [--ota-corrupt-chunk N]]
 
   --config FILE        device configuration (mos.yml keys in TOML)
   --fs DIR             folder of the certificate files it names
@@ -24,7 +26,16 @@ pub const USAGE: &str =
                        and connects with them from then on
   --renew-before-secs S  with --claim-state: renew the device's certificate
                        S seconds before its end, at start or while connected
-                       (default 30 days)";
+                       (default 30 days)
+  --ota-flash DIR      firmware updates (docs/ota.md): each device keeps its
+                       flash in DIR/<client id>.flash and follows the broker's
+                       offers instead of the plain device loop
+  --ota-key FILE       the broker's manifest key (ota-signing.pub, hex)
+  --ota-version V      version of the factory image of a new flash (1.0.0)
+  --ota-chip C         the chip the devices claim to be (esp32c3)
+  --ota-confirm-secs S a new version not online within S s is rolled back (30)
+  --ota-corrupt-chunk N  fault injection: the first arrival of chunk N is
+                       corrupted on the device";
 
 /// Parsed options.
 #[derive(Debug)]
@@ -41,6 +52,8 @@ pub struct Options {
     pub claim_state: Option<PathBuf>,
     /// Renew a stored certificate this close to its end (seconds).
     pub renew_before_secs: i64,
+    /// Firmware updates (`--ota-*`).
+    pub ota: Option<crate::ota::OtaOptions>,
 }
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -52,6 +65,12 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut sign_delay_ms = 0;
     let mut claim_state = None;
     let mut renew_before_secs = 30 * 86_400;
+    let mut ota_flash: Option<PathBuf> = None;
+    let mut ota_key: Option<PathBuf> = None;
+    let mut ota_version = String::from("1.0.0");
+    let mut ota_chip = String::from("esp32c3");
+    let mut ota_confirm_secs = 30;
+    let mut ota_corrupt_chunk = None;
     let mut args = args;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -82,6 +101,24 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                     .filter(|ms| *ms <= 60_000)
                     .ok_or("--sign-delay-ms takes milliseconds from 0 to 60000")?;
             }
+            "--ota-flash" => ota_flash = Some(PathBuf::from(value()?)),
+            "--ota-key" => ota_key = Some(PathBuf::from(value()?)),
+            "--ota-version" => ota_version = value()?,
+            "--ota-chip" => ota_chip = value()?,
+            "--ota-confirm-secs" => {
+                ota_confirm_secs = value()?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or("--ota-confirm-secs takes seconds from 1 to 3600")?;
+            }
+            "--ota-corrupt-chunk" => {
+                ota_corrupt_chunk = Some(
+                    value()?
+                        .parse::<u32>()
+                        .map_err(|_| "--ota-corrupt-chunk takes a chunk number")?,
+                );
+            }
             "-h" | "--help" => return Err(String::from("help")),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -93,7 +130,24 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
             .map(|dir| dir.join("fs"))
             .unwrap_or_else(|| PathBuf::from("fs"))
     });
+    let ota = match (ota_flash, ota_key) {
+        (Some(flash_dir), Some(key)) => {
+            std::fs::create_dir_all(&flash_dir)
+                .map_err(|e| format!("{}: {e}", flash_dir.display()))?;
+            Some(crate::ota::OtaOptions {
+                flash_dir,
+                key: crate::ota::read_key(&key)?,
+                factory_version: ota_version,
+                chip: ota_chip,
+                confirm_secs: ota_confirm_secs,
+                corrupt_chunk: ota_corrupt_chunk,
+            })
+        }
+        (None, None) => None,
+        _ => return Err(String::from("--ota-flash and --ota-key go together")),
+    };
     Ok(Options {
+        ota,
         config,
         fs,
         mac,

@@ -14,6 +14,8 @@
 
 mod claim;
 mod cli;
+mod ota;
+mod ota_flash;
 mod platform;
 
 use std::process::ExitCode;
@@ -52,6 +54,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.claim_state.is_some() && options.ota.is_some() {
+        // The provisioned device loop does not run the OTA agent yet.
+        eprintln!("fleetmq-sim: --claim-state and --ota-flash cannot be used together yet");
+        return ExitCode::from(2);
+    }
     let devices = match prepare(&options) {
         Ok(devices) => devices,
         Err(message) => {
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
             dir,
             renew_before_secs: options.renew_before_secs,
         }),
+        options.ota.clone(),
     ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -116,6 +124,7 @@ fn simulate(
     devices: Vec<(Device, Mac)>,
     sign_delay: Duration,
     claim_state: Option<claim::ClaimState>,
+    ota: Option<ota::OtaOptions>,
 ) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,6 +146,7 @@ fn simulate(
             String::new()
         };
         let claim_state = claim_state.clone();
+        let ota = ota.clone();
         local.spawn_local(async move {
             let log = HostLog {
                 prefix: prefix.clone(),
@@ -164,7 +174,10 @@ fn simulate(
                     )
                     .await
                 }
-                None => runner::run(&mut net, clock, &log, &device, tls).await,
+                None => match &ota {
+                    Some(ota) => ota::run(&mut net, clock, &log, &device, tls, ota).await,
+                    None => runner::run(&mut net, clock, &log, &device, tls).await,
+                },
             }
         });
     }
