@@ -5,14 +5,19 @@
 //! group, retrying and reopening the file while commits fail.
 //!
 //! - `restore` reads every table at start.
+//! - `apply` applies ops to the tables in one transaction.
 //! - `writer` is the writer thread: grouping per fsync policy, commits,
 //!   retries, the progress of tickets.
+//! - `wal` is the write-ahead log in front of redb (`store.wal = true`,
+//!   decision 0178); its recovery runs at every open.
 //!
 //! The vocabulary (ops, records, tickets, health) and the handle the
 //! engine uses are `fleetmq_core::store`; this module must not be reached
 //! from the data path other than through that handle's channel.
 
+mod apply;
 mod restore;
+pub mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -38,13 +43,33 @@ pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<(Arc<Store>, Restor
             detail: e.to_string(),
         })?;
     }
-    let (database, restored) = open_untouched_on_failure(&path)?;
-    let backend = RedbBackend {
-        database,
-        path,
-        config: config.clone(),
+    // The log is read and checked before anything is touched: damage
+    // stops the start with both files as they were.
+    let wal_dir = wal::segment::dir_for(&path);
+    let mut log = wal::recover::read(&wal_dir)?;
+    let (database, restored, next_lsn) = open_untouched_on_failure(&path, |database| {
+        let (database, next_lsn) = wal::recover::replay(database, &path, &mut log)?;
+        let restored = restore::read_all(&database, &path)?;
+        Ok((database, restored, next_lsn))
+    })?;
+    wal::recover::discard(&wal_dir, &log)?;
+    let next_seq = restored.max_seq + 1;
+    let store = if config.wal {
+        let backend = wal::WalBackend {
+            database,
+            path,
+            config: config.clone(),
+            next_lsn,
+        };
+        Store::start(backend, config.fsync, next_seq)?
+    } else {
+        let backend = RedbBackend {
+            database,
+            path,
+            config: config.clone(),
+        };
+        Store::start(backend, config.fsync, next_seq)?
     };
-    let store = Store::start(backend, config.fsync, restored.max_seq + 1)?;
     Ok((store, restored))
 }
 
@@ -75,11 +100,15 @@ impl StoreBackend for RedbBackend {
 const HEADER_BYTES: u64 = 4096;
 
 /// Opens the database, checking every page's checksum (a file changed
-/// outside redb fails here instead of being trusted), and reads it whole.
-/// When either fails, the file is put back as it was found: redb has
-/// already rewritten its header by then, and a damaged store must be left
-/// for its owner to inspect, exactly as it was.
-fn open_untouched_on_failure(path: &Path) -> Result<(redb::Database, Restored), StoreError> {
+/// outside redb fails here instead of being trusted), and runs `then`
+/// (replay the log, read it whole). When either fails, the file is put
+/// back as it was found: redb has already rewritten its header by then,
+/// and a damaged store must be left for its owner to inspect, exactly as
+/// it was.
+fn open_untouched_on_failure<T>(
+    path: &Path,
+    then: impl FnOnce(redb::Database) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     let before = FileStart::read(path);
     let opened = redb::Database::builder()
         .set_check_integrity_on_open(true)
@@ -88,10 +117,7 @@ fn open_untouched_on_failure(path: &Path) -> Result<(redb::Database, Restored), 
             path: path.to_path_buf(),
             detail: e.to_string(),
         })
-        .and_then(|database| {
-            let restored = restore::read_all(&database, path)?;
-            Ok((database, restored))
-        });
+        .and_then(then);
     if opened.is_err() {
         // The Database (if any) is closed by now; closing may write too.
         if let Some(before) = before {

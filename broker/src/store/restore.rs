@@ -12,7 +12,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use fleetmq_core::store::record::{self, SessionMeta};
 use fleetmq_core::store::{Restored, RestoredSession, RestoredWill, StoreError};
 
-use super::writer::{INCOMING, ITEMS, RETAINED, SESSIONS, WILLS};
+use super::apply::{INCOMING, ITEMS, RETAINED, SESSIONS, WILLS};
 
 fn damaged(path: &Path, table: &'static str, key: String, detail: impl ToString) -> StoreError {
     StoreError::Damaged {

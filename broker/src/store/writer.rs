@@ -14,38 +14,25 @@
 //! the rest of the broker, and the uncommitted ops are kept and retried
 //! (reopening the file) until a commit succeeds.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::Database;
 use tokio::sync::watch;
 
 use fleetmq_core::config::{FsyncPolicy, StoreConfig};
-use fleetmq_core::store::record::{self, ItemState};
 use fleetmq_core::store::{Op, Progress, StoreHealth};
 
-pub const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
-pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
-pub const ITEMS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("items");
-pub const INCOMING: TableDefinition<(&str, u16), ()> = TableDefinition::new("incoming_qos2");
-pub const WILLS: TableDefinition<&str, &[u8]> = TableDefinition::new("wills");
-
-/// Most early updates remembered (see [`Early`]).
-const MAX_EARLY: usize = 100_000;
+use super::apply::Applier;
 
 /// Most ops in one transaction, so one huge burst cannot hold every
 /// acknowledgement behind a single giant commit.
-const MAX_GROUP: usize = 10_000;
+pub const MAX_GROUP: usize = 10_000;
 
 pub struct Writer {
-    /// `None` after a failed commit: redb refuses further writes after an
-    /// I/O error, so the next attempt reopens the file.
-    database: Option<Database>,
-    path: PathBuf,
+    /// The file, the uncommitted backlog and the early updates.
+    applier: Applier,
     config: StoreConfig,
     /// What is committed and what failed, for acknowledgements waiting on
     /// their tickets.
@@ -53,35 +40,25 @@ pub struct Writer {
     /// Healthy or failing, for refusals, `/readyz` and metrics; only this
     /// thread changes it.
     health: Arc<StoreHealth>,
-    /// Ops not yet committed, in ticket order: the group being committed,
-    /// and everything since the first failed commit. They are retried
-    /// until they commit, so the disk catches up with the memory they
-    /// describe (decision 0084).
-    backlog: Vec<(u64, Op)>,
-    /// Acknowledgements and state changes that overtook their record.
-    early: HashMap<(Arc<str>, u64), Early>,
 }
 
 /// First and longest wait between commit attempts while failing.
-const RETRY_MIN: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(2);
+pub const RETRY_MIN: Duration = Duration::from_millis(100);
+pub const RETRY_MAX: Duration = Duration::from_secs(2);
 
 impl Writer {
     pub fn new(
         database: Database,
-        path: PathBuf,
+        path: std::path::PathBuf,
         config: StoreConfig,
         progress: watch::Sender<Progress>,
         health: Arc<StoreHealth>,
     ) -> Writer {
         Writer {
-            database: Some(database),
-            path,
+            applier: Applier::new(database, path),
             config,
             progress,
             health,
-            backlog: Vec::new(),
-            early: HashMap::new(),
         }
     }
 
@@ -126,83 +103,44 @@ impl Writer {
                 } else {
                     window
                 };
-                closing |= gather(&receiver, first, window, &mut self.backlog);
+                closing |= gather(&receiver, first, window, &mut self.applier.backlog);
             }
-            let last = self.backlog.last().map_or(0, |(ticket, _)| *ticket);
+            let last = self.applier.backlog.last().map_or(0, |(ticket, _)| *ticket);
             progress.attempted = progress.attempted.max(last);
             if retry_at.is_some_and(|at| Instant::now() < at) && !closing {
                 // Failed for now, without touching the disk.
                 let _ = self.progress.send(progress);
                 continue;
             }
-            match self.commit_backlog() {
+            match self.applier.commit_backlog(None) {
                 Ok(written) => {
                     self.health.committed(written);
-                    self.health.recovered(&self.path, written);
+                    self.health.recovered(&self.applier.path, written);
                     progress.committed = progress.attempted;
                     retry_at = None;
                     pause = RETRY_MIN;
                 }
                 Err(error) => {
-                    self.health.failed(&self.path, &error);
+                    self.health.failed(&self.applier.path, &error);
                     retry_at = Some(Instant::now() + pause);
                     pause = (pause * 2).min(RETRY_MAX);
                 }
             }
             let _ = self.progress.send(progress);
         }
-        if !self.backlog.is_empty() {
+        if !self.applier.backlog.is_empty() {
             tracing::error!(
                 "Stopping with {} changes the store {} could not commit; they are lost.",
-                self.backlog.len(),
-                self.path.display()
+                self.applier.backlog.len(),
+                self.applier.path.display()
             );
-        }
-    }
-
-    /// Commits the backlog in one transaction; on success returns how many
-    /// ops it held and empties it. On failure the backlog and the early
-    /// updates stay as they were, for the next attempt.
-    fn commit_backlog(&mut self) -> Result<usize, String> {
-        if self.backlog.is_empty() && self.database.is_some() {
-            return Ok(0);
-        }
-        let database = match self.database.take() {
-            Some(database) => database,
-            None => reopen(&self.path)?,
-        };
-        let mut undo = Vec::new();
-        match apply(&database, &self.backlog, &mut self.early, &mut undo) {
-            Ok(()) => {
-                self.database = Some(database);
-                if self.early.len() > MAX_EARLY {
-                    // Only acknowledgements for records that will never
-                    // come (their session ended first) can pile up here.
-                    tracing::warn!("Forgetting {} early store updates.", self.early.len());
-                    self.early.clear();
-                }
-                let written = self.backlog.len();
-                self.backlog.clear();
-                Ok(written)
-            }
-            Err(error) => {
-                // The transaction was rolled back: so are the early updates
-                // it made. The Database is dropped (closed) here.
-                for (key, previous) in undo.into_iter().rev() {
-                    match previous {
-                        Some(early) => self.early.insert(key, early),
-                        None => self.early.remove(&key),
-                    };
-                }
-                Err(error.to_string())
-            }
         }
     }
 }
 
 /// Moves `first` and whatever else arrives within `window` (at most
 /// `MAX_GROUP` ops) into `into`; true when every sender is gone.
-fn gather(
+pub fn gather(
     receiver: &Receiver<(u64, Op)>,
     first: (u64, Op),
     window: Duration,
@@ -231,172 +169,4 @@ fn gather(
         }
     }
     false
-}
-
-/// Opens the store file again after a failed commit (redb repairs it if
-/// the failure left it marked dirty; that needs free space too).
-fn reopen(path: &std::path::Path) -> Result<Database, String> {
-    Database::builder()
-        .create(path)
-        .map_err(|e| format!("reopening it failed: {e}"))
-}
-
-/// Applies `ops` in one write transaction.
-fn apply(
-    database: &Database,
-    ops: &[(u64, Op)],
-    early: &mut HashMap<(Arc<str>, u64), Early>,
-    undo: &mut Undo,
-) -> Result<(), redb::Error> {
-    let mut txn = database.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
-    {
-        let mut tables = Tables {
-            retained: txn.open_table(RETAINED)?,
-            sessions: txn.open_table(SESSIONS)?,
-            items: txn.open_table(ITEMS)?,
-            incoming: txn.open_table(INCOMING)?,
-            wills: txn.open_table(WILLS)?,
-            buf: BytesMut::new(),
-        };
-        for (_, op) in ops {
-            tables.apply(op, early, undo)?;
-        }
-    }
-    txn.commit()?;
-    Ok(())
-}
-
-/// Early-update changes of one attempt, with the value each replaced, so a
-/// rolled-back transaction can put them back.
-type Undo = Vec<((Arc<str>, u64), Option<Early>)>;
-
-/// What happened to a delivery before its record arrived. A message's
-/// records are submitted after it is queued in memory, so a fast
-/// subscriber's acknowledgement (or its QoS 2 progress) can reach the
-/// writer first; it is remembered until the record comes, and the record is
-/// then written in that state (or not at all).
-#[derive(Debug, Clone, Copy)]
-enum Early {
-    Removed,
-    State(ItemState),
-}
-
-/// The open tables of one write transaction.
-struct Tables<'txn> {
-    retained: redb::Table<'txn, &'static str, &'static [u8]>,
-    sessions: redb::Table<'txn, &'static str, &'static [u8]>,
-    items: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
-    incoming: redb::Table<'txn, (&'static str, u16), ()>,
-    wills: redb::Table<'txn, &'static str, &'static [u8]>,
-    buf: BytesMut,
-}
-
-impl Tables<'_> {
-    fn apply(
-        &mut self,
-        op: &Op,
-        early: &mut HashMap<(Arc<str>, u64), Early>,
-        undo: &mut Undo,
-    ) -> Result<(), redb::Error> {
-        self.buf.clear();
-        match op {
-            Op::Batch(ops) => {
-                for op in ops {
-                    self.apply(op, early, undo)?;
-                }
-            }
-            Op::RetainSet(message) => {
-                if let Err(error) = record::put_message(&mut self.buf, message) {
-                    tracing::warn!(
-                        "Retained message on '{}' not stored: {error}.",
-                        message.topic
-                    );
-                    return Ok(());
-                }
-                self.retained.insert(&*message.topic, &self.buf[..])?;
-            }
-            Op::RetainClear(topic) => {
-                self.retained.remove(&**topic)?;
-            }
-            Op::SessionPut(client, meta) => match serde_json::to_vec(meta) {
-                Ok(json) => {
-                    self.sessions.insert(&**client, &json[..])?;
-                }
-                Err(error) => tracing::warn!("Session {client} not stored: {error}."),
-            },
-            Op::SessionDelete(client) => {
-                self.sessions.remove(&**client)?;
-                self.items
-                    .retain_in((&**client, 0)..=(&**client, u64::MAX), |_, _| false)?;
-                self.incoming
-                    .retain_in((&**client, 0)..=(&**client, u16::MAX), |_, _| false)?;
-                let gone: Vec<_> = early
-                    .keys()
-                    .filter(|(other, _)| other == client)
-                    .cloned()
-                    .collect();
-                for key in gone {
-                    let previous = early.remove(&key);
-                    undo.push((key, previous));
-                }
-            }
-            Op::ItemPut(client, item) => {
-                let Some(seq) = item.seq else {
-                    return Ok(());
-                };
-                let key = (Arc::clone(client), seq);
-                let state = match early.remove(&key) {
-                    Some(Early::Removed) => {
-                        undo.push((key, Some(Early::Removed)));
-                        return Ok(());
-                    }
-                    Some(Early::State(state)) => {
-                        undo.push((key, Some(Early::State(state))));
-                        state
-                    }
-                    None => ItemState::Queued,
-                };
-                if let Err(error) = record::put_item(&mut self.buf, item, state) {
-                    tracing::warn!("Queued message for {client} not stored: {error}.");
-                    return Ok(());
-                }
-                self.items.insert((&**client, seq), &self.buf[..])?;
-            }
-            Op::ItemState(client, seq, item, state) => {
-                if self.items.get((&**client, *seq))?.is_none() {
-                    let key = (Arc::clone(client), *seq);
-                    let previous = early.insert(key.clone(), Early::State(*state));
-                    undo.push((key, previous));
-                    return Ok(());
-                }
-                if record::put_item(&mut self.buf, item, *state).is_ok() {
-                    self.items.insert((&**client, *seq), &self.buf[..])?;
-                }
-            }
-            Op::ItemRemove(client, seq) => {
-                if self.items.remove((&**client, *seq))?.is_none() {
-                    let key = (Arc::clone(client), *seq);
-                    let previous = early.insert(key.clone(), Early::Removed);
-                    undo.push((key, previous));
-                }
-            }
-            Op::IncomingAdd(client, id) => {
-                self.incoming.insert((&**client, *id), ())?;
-            }
-            Op::IncomingRemove(client, id) => {
-                self.incoming.remove((&**client, *id))?;
-            }
-            Op::WillPut(client, message, publish_at_ms) => {
-                self.buf.extend_from_slice(&publish_at_ms.to_be_bytes());
-                if record::put_message(&mut self.buf, message).is_ok() {
-                    self.wills.insert(&**client, &self.buf[..])?;
-                }
-            }
-            Op::WillClear(client) => {
-                self.wills.remove(&**client)?;
-            }
-        }
-        Ok(())
-    }
 }

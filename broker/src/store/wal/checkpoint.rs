@@ -1,0 +1,130 @@
+//! The checkpointer thread: keeps the ops of synced WAL groups and, when
+//! the appender seals a segment, applies them to redb in one transaction
+//! (one fsync) that also records the last group's LSN; then deletes the
+//! sealed segments. It is off the acknowledgement path: nothing waits for
+//! it but the deletion of old segments.
+//!
+//! A failed checkpoint (disk full) changes nothing that was acknowledged:
+//! the log still holds every group. It is retried, and logged once per
+//! failing period; the segments stay until it succeeds.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use fleetmq_core::store::Op;
+
+use super::segment;
+use crate::store::apply::{Applier, Checkpoint};
+
+/// What the WAL threads tell the checkpointer.
+pub enum ToCheckpoint {
+    /// A group is synced: its ops, in order.
+    Group { lsn: u64, ops: Vec<(u64, Op)> },
+    /// Every group up to `up_to` is synced and sent; the segment at
+    /// `path` holds none after it.
+    Sealed { up_to: u64, path: PathBuf },
+}
+
+/// How long a failed checkpoint waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+pub struct Checkpointer {
+    pub applier: Applier,
+    pub dir: PathBuf,
+    /// The last group whose ops are in the applier's backlog or in redb.
+    pub last_lsn: u64,
+}
+
+impl Checkpointer {
+    /// Runs until the WAL threads are gone, then checkpoints what is left.
+    pub fn run(mut self, receiver: Receiver<ToCheckpoint>) {
+        // Sealed segments not deleted yet (their checkpoint failed).
+        let mut sealed: Vec<(u64, PathBuf)> = Vec::new();
+        let mut failing = false;
+        loop {
+            let message = if sealed.is_empty() {
+                receiver.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                receiver.recv_timeout(RETRY)
+            };
+            let closing = match message {
+                Ok(ToCheckpoint::Group { lsn, ops }) => {
+                    self.applier.backlog.extend(ops);
+                    self.last_lsn = lsn;
+                    continue;
+                }
+                Ok(ToCheckpoint::Sealed { up_to, path }) => {
+                    sealed.push((up_to, path));
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            self.checkpoint(&mut sealed, &mut failing);
+            if closing {
+                break;
+            }
+        }
+        if !sealed.is_empty() || !self.applier.backlog.is_empty() {
+            tracing::warn!(
+                "Stopping before the write-ahead log in {} was checkpointed; it is replayed at the next start.",
+                self.dir.display()
+            );
+        }
+    }
+
+    fn checkpoint(&mut self, sealed: &mut Vec<(u64, PathBuf)>, failing: &mut bool) {
+        let checkpoint = Checkpoint {
+            lsn: self.last_lsn,
+            keep_early: true,
+        };
+        match self.applier.commit_backlog(Some(checkpoint)) {
+            Ok(_) => {
+                if *failing {
+                    tracing::warn!(
+                        "Checkpoints of the write-ahead log into {} succeed again.",
+                        self.applier.path.display()
+                    );
+                    *failing = false;
+                }
+                // Oldest first, stopping at the first that cannot go: a
+                // gap between segments would read as damage at the next
+                // start, an old segment left behind is merely skipped.
+                let mut deleted = false;
+                while let Some((up_to, path)) = sealed.first() {
+                    if *up_to > self.last_lsn {
+                        break;
+                    }
+                    match std::fs::remove_file(path) {
+                        Ok(()) => deleted = true,
+                        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(error) => {
+                            tracing::warn!(
+                                "Cannot delete the checkpointed write-ahead log segment {}: {error}.",
+                                path.display()
+                            );
+                            break;
+                        }
+                    }
+                    sealed.remove(0);
+                }
+                if deleted {
+                    if let Err(error) = segment::sync_dir(&self.dir) {
+                        tracing::debug!("Syncing {} failed: {error}.", self.dir.display());
+                    }
+                }
+            }
+            Err(error) => {
+                if !*failing {
+                    tracing::warn!(
+                        "Checkpoint of the write-ahead log into {} failed: {error}. Nothing \
+                         acknowledged is at risk (the log holds it); retried every second.",
+                        self.applier.path.display()
+                    );
+                }
+                *failing = true;
+            }
+        }
+    }
+}
