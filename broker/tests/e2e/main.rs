@@ -55,6 +55,7 @@ mod store_crash;
 mod store_damaged;
 mod store_qos2_inflight;
 mod store_restart;
+mod store_wal;
 mod tls_chain_cache;
 mod tls_clients;
 mod tls_handshake_split;

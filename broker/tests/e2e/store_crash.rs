@@ -10,6 +10,9 @@
 //! acknowledged may be lost. `periodic` does not: its test records how
 //! much an acknowledged crash window lost, and asserts nothing about it.
 //!
+//! Every test also runs with the write-ahead log (`store.wal = true`,
+//! decision 0178): the `_wal` variants.
+//!
 //! Set `FLEETMQ_TEST_SEED` to repeat a run's kill moments.
 
 use std::collections::{HashMap, HashSet};
@@ -260,9 +263,9 @@ fn crash_with_periodic_fsync_records_the_window_it_loses() {
     );
 }
 
-fn qos2_crash_rounds(fsync: &str) {
+fn qos2_crash_rounds(fsync: &str, extra_store: &str) {
     let mut rng = Rng::from_env_or_time();
-    let mut broker = Broker::start_with(&store_toml(fsync, ""));
+    let mut broker = Broker::start_with(&store_toml(fsync, extra_store));
     let addr = broker.addr();
     let (mut sub, _) = RawClient::connect_v311(addr, "crash2-sub", false);
     assert_eq!(sub.subscribe(1, "crash2/#", 2), vec![ReasonCode(2)]);
@@ -348,7 +351,7 @@ fn crash_delivers_qos2_exactly_once_batch() {
     if skip_on_mosquitto("fleetmq store") {
         return;
     }
-    qos2_crash_rounds("batch");
+    qos2_crash_rounds("batch", "");
 }
 
 #[test]
@@ -356,5 +359,61 @@ fn crash_delivers_qos2_exactly_once_always() {
     if skip_on_mosquitto("fleetmq store") {
         return;
     }
-    qos2_crash_rounds("always");
+    qos2_crash_rounds("always", "");
+}
+
+#[test]
+fn crash_keeps_acknowledged_qos1_and_retained_batch_wal() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    qos1_crash_rounds("batch", "wal = true").assert_nothing_acknowledged_lost();
+}
+
+#[test]
+fn crash_keeps_acknowledged_qos1_and_retained_batch_with_linger_wal() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    qos1_crash_rounds("batch", "batch_interval_ms = 5\nwal = true")
+        .assert_nothing_acknowledged_lost();
+}
+
+#[test]
+fn crash_keeps_acknowledged_qos1_and_retained_always_wal() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    qos1_crash_rounds("always", "wal = true").assert_nothing_acknowledged_lost();
+}
+
+/// As without the log: recorded, not asserted.
+#[test]
+fn crash_with_periodic_fsync_records_the_window_it_loses_wal() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    let outcome = qos1_crash_rounds("periodic", "periodic_interval_secs = 1\nwal = true");
+    eprintln!(
+        "periodic (1 s, WAL): {} of {} acknowledged QoS 1 messages lost, {} of {RETAINED_TOPICS} retained topics behind their last acknowledged message",
+        outcome.lost_queued().len(),
+        outcome.acked_queued.len(),
+        outcome.lost_retained().len()
+    );
+}
+
+#[test]
+fn crash_delivers_qos2_exactly_once_batch_wal() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    qos2_crash_rounds("batch", "wal = true");
+}
+
+#[test]
+fn crash_delivers_qos2_exactly_once_always_wal() {
+    if skip_on_mosquitto("fleetmq store") {
+        return;
+    }
+    qos2_crash_rounds("always", "wal = true");
 }

@@ -192,11 +192,25 @@ mod full_disk {
         if skip_on_mosquitto("fleetmq's store on a filesystem of the test's making") {
             return;
         }
+        full_disk("");
+    }
+
+    /// The same with the write-ahead log (decision 0178) on the full
+    /// filesystem with the store file.
+    #[test]
+    fn full_disk_refuses_what_it_cannot_keep_and_recovers_by_itself_wal() {
+        if skip_on_mosquitto("fleetmq's store on a filesystem of the test's making") {
+            return;
+        }
+        full_disk("wal = true");
+    }
+
+    fn full_disk(extra_store: &str) {
         let fs = SmallFs::mount("2m");
         let store_path = fs.path().join("fleetmq.redb");
         let mut broker = Broker::start_with(&store_toml(
             "always",
-            &format!("path = \"{}\"", store_path.display()),
+            &format!("path = \"{}\"\n{extra_store}", store_path.display()),
         ));
         let addr = broker.addr();
         let subscriber = || ConnectBuilder::v311("full-sub").clean(false);

@@ -33,8 +33,8 @@ fn payloads(drained: &store::Drained) -> Vec<String> {
         .collect()
 }
 
-fn sigterm_restart_keeps_sessions(fsync: &str) {
-    let mut broker = Broker::start_with(&store_toml(fsync, ""));
+fn sigterm_restart_keeps_sessions(fsync: &str, extra_store: &str) {
+    let mut broker = Broker::start_with(&store_toml(fsync, extra_store));
     let addr = broker.addr();
     // Offline before the stop: a 5.0 session, a 3.1.1 clean-session-0 one.
     subscribe_and_leave(addr, v5_session("rs-v5", HOUR), "rs/#");
@@ -161,7 +161,7 @@ fn sigterm_restart_keeps_sessions_subscriptions_and_queues_batch() {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    sigterm_restart_keeps_sessions("batch");
+    sigterm_restart_keeps_sessions("batch", "");
 }
 
 #[test]
@@ -169,7 +169,15 @@ fn sigterm_restart_keeps_sessions_subscriptions_and_queues_always() {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    sigterm_restart_keeps_sessions("always");
+    sigterm_restart_keeps_sessions("always", "");
+}
+
+#[test]
+fn sigterm_restart_keeps_sessions_subscriptions_and_queues_wal() {
+    if skip_on_mosquitto("fleetmq restart") {
+        return;
+    }
+    sigterm_restart_keeps_sessions("batch", "wal = true");
 }
 
 /// `periodic` acknowledges before the commit, but a clean stop must still
