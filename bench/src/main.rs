@@ -113,7 +113,8 @@ struct RunArgs {
     #[arg(long)]
     no_crypto: bool,
     /// fleetmq's `[store] fsync` (`always`, `batch`, `periodic`); its
-    /// default when left out.
+    /// default when left out. A `,wal` suffix (`batch,wal`) also turns on
+    /// the store's write-ahead log (decision 0178).
     #[arg(long)]
     store_fsync: Option<String>,
 }

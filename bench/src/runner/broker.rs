@@ -110,7 +110,8 @@ pub struct BrokerSetup {
     pub work: PathBuf,
     pub pki: Pki,
     pub ports: Ports,
-    /// fleetmq's `[store] fsync`; its default when `None`.
+    /// fleetmq's `[store] fsync`; its default when `None`. A `,wal`
+    /// suffix also turns on its write-ahead log (`wal = true`).
     pub store_fsync: Option<String>,
 }
 
@@ -235,7 +236,10 @@ impl BrokerSetup {
                     ports.http,
                     self.store_fsync
                         .as_ref()
-                        .map(|fsync| format!("fsync = \"{fsync}\"\n"))
+                        .map(|fsync| match fsync.strip_suffix(",wal") {
+                            Some(fsync) => format!("fsync = \"{fsync}\"\nwal = true\n"),
+                            None => format!("fsync = \"{fsync}\"\n"),
+                        })
                         .unwrap_or_default(),
                 ) + &bridge.map(|remote| bridge_config(Kind::Fleetmq, remote)).unwrap_or_default();
                 let file = self.work.join("fleetmq.toml");
