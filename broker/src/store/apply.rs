@@ -34,6 +34,9 @@ pub const APPLIED_LSN: &str = "applied_lsn";
 /// Most early updates remembered (see [`Early`]).
 const MAX_EARLY: usize = 100_000;
 
+/// An early update as [`EARLY`] stores it: (client, seq), (tag, packet id).
+pub type StoredEarly = ((Arc<str>, u64), (u8, u16));
+
 /// What a checkpoint records with its ops, in the same transaction.
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpoint {
@@ -70,7 +73,7 @@ impl Applier {
     }
 
     /// Starts from the early updates a checkpoint recorded (recovery).
-    pub fn with_early(mut self, early: Vec<((Arc<str>, u64), (u8, u16))>) -> Applier {
+    pub fn with_early(mut self, early: Vec<StoredEarly>) -> Applier {
         for (key, (tag, id)) in early {
             let value = match tag {
                 0 => Early::Removed,
@@ -194,9 +197,7 @@ fn apply(
 /// The WAL bookkeeping a file holds: its applied LSN (0: none) and the
 /// early updates of its last checkpoint. Files written before the WAL
 /// have neither table.
-pub fn wal_state(
-    database: &Database,
-) -> Result<(u64, Vec<((Arc<str>, u64), (u8, u16))>), redb::Error> {
+pub fn wal_state(database: &Database) -> Result<(u64, Vec<StoredEarly>), redb::Error> {
     use redb::ReadableDatabase;
     let txn = database.begin_read()?;
     let applied = match txn.open_table(WAL_META) {
