@@ -27,8 +27,19 @@ const SOURCE_ADDRESSES: usize = 250;
 
 static NEXT_SOURCE: AtomicUsize = AtomicUsize::new(0);
 
+/// How many of the source addresses are used (`load ... --sources`: a
+/// fleet behind a NAT or a balancer comes from a few addresses).
+static SOURCES_USED: AtomicUsize = AtomicUsize::new(SOURCE_ADDRESSES);
+
+/// Connects from the first `count` source addresses only (1 to 250).
+pub fn use_source_addresses(count: usize) -> usize {
+    let count = count.clamp(1, SOURCE_ADDRESSES);
+    SOURCES_USED.store(count, Ordering::Relaxed);
+    count
+}
+
 fn next_source() -> SocketAddr {
-    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCE_ADDRESSES;
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES_USED.load(Ordering::Relaxed);
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n as u8)), 0)
 }
 

@@ -155,6 +155,45 @@ enum LoadCmd {
         max: u64,
         #[arg(long, value_enum, default_value = "cached")]
         verify: Verify,
+        /// One-way TLS: the clients offer no certificate.
+        #[arg(long)]
+        one_way: bool,
+        /// Plain TCP, no TLS at all.
+        #[arg(long, conflicts_with = "one_way")]
+        plain: bool,
+        /// Loopback source addresses to connect from (1 to 250): a few,
+        /// as a NAT or a balancer would look.
+        #[arg(long, default_value_t = 250)]
+        sources: usize,
+    },
+    /// Held mutual-TLS connections against ADDR: bring-up time from
+    /// --sources addresses, and the broker's memory per connection.
+    Held {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value = "target/bench/pki")]
+        pki: PathBuf,
+        #[arg(long, value_enum, default_value = "1.2")]
+        tls: Version,
+        #[arg(long, default_value_t = 10_000)]
+        devices: usize,
+        /// Devices connecting at once while the fleet comes up.
+        #[arg(long, default_value_t = 256)]
+        ramp: usize,
+        #[arg(long, default_value_t = 250)]
+        sources: usize,
+        /// The broker's process id, to read its memory.
+        #[arg(long)]
+        broker_pid: Option<u32>,
+        /// fleetmq's HTTP address, to read its heap counter too.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+        /// Seconds the fleet may take to come up.
+        #[arg(long, default_value_t = 60.0)]
+        limit: f64,
+        /// Seconds held before the memory is read.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
     },
     /// Scenario 4 or 5 against ADDR (plain TCP).
     Flow {
@@ -446,17 +485,24 @@ fn load(scenario: LoadCmd) -> Result<()> {
                 secs,
                 max,
                 verify,
+                one_way,
+                plain,
+                sources,
             } => {
+                conn::use_source_addresses(sources);
                 let pki = pki::Pki::load_or_create(&pki)?;
                 let profile = Profile {
                     version: tls,
                     server_key: key,
                     verify,
                 };
-                let endpoint = Endpoint {
-                    addr,
-                    tls: Some(Clients::new(&pki, profile)?),
+                let clients = Clients::new(&pki, profile)?;
+                let tls = match (plain, one_way) {
+                    (true, _) => None,
+                    (false, true) => Some(clients.one_way()),
+                    (false, false) => Some(clients),
                 };
+                let endpoint = Endpoint { addr, tls };
                 let config = scenario::connect::StormConfig {
                     concurrency,
                     duration: Duration::from_secs_f64(secs),
@@ -464,6 +510,40 @@ fn load(scenario: LoadCmd) -> Result<()> {
                     attempt_timeout: Duration::from_secs(10),
                 };
                 serde_json::to_string_pretty(&scenario::connect::run(&endpoint, &config).await?)?
+            }
+            LoadCmd::Held {
+                addr,
+                pki,
+                tls,
+                devices,
+                ramp,
+                sources,
+                broker_pid,
+                metrics,
+                limit,
+                settle,
+            } => {
+                let sources = conn::use_source_addresses(sources);
+                let pki = pki::Pki::load_or_create(&pki)?;
+                let profile = Profile {
+                    version: tls,
+                    server_key: ServerKey::Ecdsa,
+                    verify: Verify::Cached,
+                };
+                let endpoint = Endpoint {
+                    addr,
+                    tls: Some(Clients::new(&pki, profile)?),
+                };
+                let config = scenario::held::HeldConfig {
+                    fleet: scenario::held::fleet_config(devices, ramp),
+                    broker_pid,
+                    metrics,
+                    limit: Duration::from_secs_f64(limit),
+                    settle: Duration::from_secs_f64(settle),
+                };
+                serde_json::to_string_pretty(
+                    &scenario::held::run(&endpoint, &config, sources).await?,
+                )?
             }
             LoadCmd::Flow {
                 addr,

@@ -117,6 +117,24 @@ impl Clients {
         })
     }
 
+    /// The same configurations without a client certificate: one-way TLS,
+    /// where only the broker proves who it is.
+    pub fn one_way(self) -> Clients {
+        let configs = self
+            .configs
+            .iter()
+            .map(|config| {
+                let mut config = (**config).clone();
+                config.client_auth_cert_resolver = Arc::new(NoClientCert);
+                Arc::new(config)
+            })
+            .collect();
+        Clients {
+            configs,
+            server_name: self.server_name,
+        }
+    }
+
     /// The configuration for device `index` (device certificates cycle).
     pub fn for_device(&self, index: usize) -> Arc<ClientConfig> {
         // `new` made one per device certificate, and there is at least one.
@@ -130,6 +148,24 @@ impl Clients {
         let mut config = (*self.for_device(index)).clone();
         config.resumption = Resumption::store(Arc::new(ClientSessionMemoryCache::new(2)));
         Arc::new(config)
+    }
+}
+
+/// A client that has no certificate to offer.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
     }
 }
 

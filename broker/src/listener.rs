@@ -41,6 +41,12 @@ use admission::{admit_proxied, Admission};
 /// accepted (decision 0086).
 const LISTEN_BACKLOG: u32 = 4096;
 
+/// Accepts after which a quiet listener gives free heap pages back
+/// ([`fleetmq_heap::release_free_pages`]), and how long it must have been
+/// quiet: once per storm, not per connection.
+const TRIM_AFTER_ACCEPTS: usize = 1000;
+const TRIM_AFTER_QUIET: Duration = Duration::from_millis(500);
+
 /// Binds a listening socket at `addr` with [`LISTEN_BACKLOG`].
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = match addr {
@@ -143,11 +149,21 @@ impl Listener {
     ) {
         let global_max = broker.config.limits.max_connections;
         let refusals = Arc::new(RefusalLog::default());
+        let mut accepted_since_trim = 0usize;
         loop {
             let accepted = tokio::select! {
                 accepted = self.socket.accept() => accepted,
                 _ = shutdown.changed() => return,
+                // After a storm, the handshakes' freed pages between the
+                // connections that stayed go back to the system (memory
+                // per held connection; decision 0181).
+                _ = tokio::time::sleep(TRIM_AFTER_QUIET), if accepted_since_trim >= TRIM_AFTER_ACCEPTS => {
+                    accepted_since_trim = 0;
+                    tokio::task::spawn_blocking(fleetmq_heap::release_free_pages);
+                    continue;
+                }
             };
+            accepted_since_trim = accepted_since_trim.saturating_add(1);
             let clock = ConnectClock::start();
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,

@@ -132,6 +132,11 @@ impl Fleet {
         }
     }
 
+    /// Attempts that failed since `mark`.
+    pub fn failed_since(&self, mark: &WaveMark) -> u64 {
+        self.counters().2 - mark.failures
+    }
+
     /// Waits until every device is connected and has CONNACKed since
     /// `mark`, at most `limit`.
     pub async fn wait_all_connected(&self, mark: &WaveMark, limit: Duration) -> Result<Wave> {

@@ -7,4 +7,5 @@ pub mod bridge;
 pub mod connect;
 pub mod fleet;
 pub mod flow;
+pub mod held;
 pub mod persist;

@@ -224,7 +224,6 @@ where
     let mut client = Client {
         stream,
         broker: Arc::clone(&broker),
-        origin,
         read_buf,
         read_size: super::READ_MIN,
         protocol,
@@ -248,8 +247,10 @@ where
             .detach(protocol.session(), protocol.generation());
         return None;
     }
-    client.origin.clock.connack = Some(std::time::Instant::now());
-    client.report_connected(version, clean_start, keep_alive, username);
+    origin.clock.connack = Some(std::time::Instant::now());
+    // The origin goes to the watchers (the dashboard keeps its own
+    // record): a held connection keeps no copy of it.
+    client.report_connected(origin, version, clean_start, keep_alive, username);
     Some(Box::new(client))
 }
 
@@ -260,13 +261,14 @@ where
     /// Logs the setup timings (debug) and tells watchers about the client.
     fn report_connected(
         &self,
+        origin: Origin,
         version: ProtocolVersion,
         clean_start: bool,
         keep_alive: u16,
         username: Option<String>,
     ) {
-        let timing = self.origin.clock.timing();
-        let tls = self.origin.tls.as_ref();
+        let timing = origin.clock.timing();
+        let tls = origin.tls.as_ref();
         tracing::debug!(
             client = %self.protocol.client_id(),
             "Client {} setup: TLS {} ({}, {}, {}, {}, {}), CONNECT after {}, CONNACK after {}, total {}.",
@@ -286,14 +288,14 @@ where
             .emit(Event::Connected(Box::new(Connected {
                 client_id: Arc::clone(self.protocol.client_id()),
                 connection: self.protocol.generation(),
-                peer: self.origin.peer,
-                listener: Arc::clone(&self.origin.listener),
-                transport: self.origin.settings.protocol,
+                peer: origin.peer,
+                listener: origin.listener,
+                transport: origin.settings.protocol,
                 protocol: version.level(),
                 clean_start,
                 keep_alive,
                 username,
-                tls: self.origin.tls.clone(),
+                tls: origin.tls,
                 timing,
                 counters: Arc::clone(self.protocol.counters()),
             })));

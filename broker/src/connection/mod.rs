@@ -31,12 +31,15 @@ mod linger;
 
 pub use linger::{lingering_close, LINGER_BYTES, LINGER_TIME};
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -68,11 +71,11 @@ pub struct Origin {
 }
 
 /// A connected, CONNACKed client: its socket and buffers, and the
-/// protocol state it feeds.
+/// protocol state it feeds. Its [`Origin`] went to the watchers with the
+/// CONNACK (`Event::Connected`): a held connection keeps no copy of it.
 struct Client<S> {
     stream: S,
     broker: Arc<Engine>,
-    origin: Origin,
     /// Bytes read but not yet decoded.
     read_buf: BytesMut,
     /// Room offered to the next read (see [`next_read_size`]).
@@ -190,12 +193,23 @@ where
             let recheck =
                 Duration::from_millis(self.broker.config.limits.queue_full_wait_ms.max(1));
             let session = Arc::clone(self.protocol.session());
-            if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * self.read_size {
-                // An idle client should not hold a buffer a burst grew.
-                self.read_buf = BytesMut::new();
-            }
-            self.read_buf.reserve(self.read_size);
-            let spare = self.read_buf.capacity() - self.read_buf.len();
+            // A quiet client (small reads, nothing left over) owns no read
+            // buffer while it waits: it reads through the thread's scratch
+            // buffer ([`read_some`]). A busy one reads straight into its own.
+            let quiet = self.read_buf.is_empty() && self.read_size <= READ_MIN;
+            let spare = if quiet {
+                if self.read_buf.capacity() > 0 {
+                    self.read_buf = BytesMut::new();
+                }
+                READ_MIN
+            } else {
+                if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * self.read_size {
+                    // An idle client should not hold a buffer a burst grew.
+                    self.read_buf = BytesMut::new();
+                }
+                self.read_buf.reserve(self.read_size);
+                self.read_buf.capacity() - self.read_buf.len()
+            };
             tokio::select! {
                 biased;
                 request = self.control.recv() => return Exit::requested(request),
@@ -204,7 +218,7 @@ where
                     // Paused by the broker, not silent: keep alive restarts.
                     last_read = Instant::now();
                 }
-                read = self.stream.read_buf(&mut self.read_buf), if reading => {
+                read = read_some(&mut self.stream, &mut self.read_buf, quiet), if reading => {
                     match read {
                         Ok(0) => return Exit::Closed,
                         Ok(n) => {
@@ -271,6 +285,36 @@ where
 const READ_MIN: usize = 256;
 const READ_MAX: usize = 64 * 1024;
 
+thread_local! {
+    /// Where quiet connections read ([`read_some`]): one per worker
+    /// thread, instead of one read buffer per held connection.
+    static SCRATCH: RefCell<[u8; READ_MIN]> = const { RefCell::new([0; READ_MIN]) };
+}
+
+/// Reads what is there into `buf`. A `quiet` connection reads into the
+/// thread's scratch buffer and copies only what came, so `buf` is
+/// allocated only when bytes arrive (memory per held connection); reads
+/// are at most [`READ_MIN`] bytes then, and one that fills them makes the
+/// connection read straight into `buf` next time ([`next_read_size`]).
+/// Cancel-safe: bytes read are in `buf` before the poll returns.
+async fn read_some<S>(stream: &mut S, buf: &mut BytesMut, quiet: bool) -> std::io::Result<usize>
+where
+    S: AsyncRead + Unpin,
+{
+    if !quiet {
+        return stream.read_buf(buf).await;
+    }
+    std::future::poll_fn(|cx| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let mut room = ReadBuf::new(&mut scratch[..]);
+            ready!(Pin::new(&mut *stream).poll_read(cx, &mut room))?;
+            buf.extend_from_slice(room.filled());
+            Poll::Ready(Ok(room.filled().len()))
+        })
+    })
+    .await
+}
+
 /// The room to offer the next read: doubled when a read filled all it was
 /// given (a busy publisher gets large reads, few turns), halved when it used
 /// under a quarter (an idle device waits on a small buffer: a held
@@ -324,8 +368,30 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_quiet_read_allocates_only_what_arrived() {
+        let mut peer: &[u8] = b"\xc0\x00";
+        let mut buf = BytesMut::new();
+        let n = read_some(&mut peer, &mut buf, true).await.unwrap();
+        assert_eq!((n, &buf[..]), (2, &b"\xc0\x00"[..]));
+        assert!(buf.capacity() < READ_MIN, "capacity {}", buf.capacity());
+    }
+
+    #[tokio::test]
+    async fn a_quiet_read_takes_at_most_read_min_and_keeps_the_rest() {
+        let sent: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let mut peer: &[u8] = &sent;
+        let mut buf = BytesMut::new();
+        let n = read_some(&mut peer, &mut buf, true).await.unwrap();
+        assert_eq!(n, READ_MIN);
+        assert_eq!(next_read_size(READ_MIN, n, READ_MIN), 2 * READ_MIN);
+        let m = read_some(&mut peer, &mut buf, false).await.unwrap();
+        assert_eq!(&buf[..], &sent[..n + m]);
+    }
 
     #[test]
     fn read_size_grows_when_reads_fill_it_and_shrinks_when_idle() {

@@ -9,9 +9,13 @@
 //! allocation. [`in_use`] is therefore exact to within `FLUSH_BYTES` per
 //! thread, which is ample for a limit in megabytes.
 //!
-//! Owns: the counter and the allocator wrapper. Must not: allocate, lock,
+//! Owns: the counter, the allocator wrapper and the call that gives free
+//! pages back. Must not, inside the allocator: allocate, lock,
 //! log or panic (it runs inside the allocator, on every thread), nor decide
 //! what is refused when the limit is reached (the engine does).
+//!
+//! [`release_free_pages`] hands the free pages inside the heap back to the
+//! operating system (after a storm of connections; decision 0181).
 //!
 //! Without the wrapper installed (the core's unit tests, a library user)
 //! [`in_use`] stays 0 and [`installed`] says so.
@@ -89,6 +93,36 @@ fn note(delta: i64) {
     }
 }
 
+/// Gives the operating system back the free pages inside the heap.
+///
+/// glibc returns freed memory only from the top of its heaps; a page in the
+/// middle stays resident although nothing lives in it. A storm of TLS
+/// handshakes leaves many such pages: each handshake allocates tens of KiB
+/// for a few milliseconds, between the small allocations of the
+/// connections that stay. `malloc_trim` (glibc 2.8 and later) walks the
+/// free chunks and releases the whole pages among them (`MADV_DONTNEED`);
+/// they come back, zeroed, when used again. It holds each arena's lock
+/// while it walks it: call it off the async workers, and rarely. A no-op
+/// where the C library is not glibc. Returns whether memory was released.
+pub fn release_free_pages() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim takes only a padding size, locks
+        // the arenas itself and is safe to call from any thread at any
+        // time; it does not touch live allocations.
+        #[allow(unsafe_code)]
+        let released = unsafe { malloc_trim(0) };
+        released == 1
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 fn size(layout: Layout) -> i64 {
     i64::try_from(layout.size()).unwrap_or(i64::MAX)
 }
@@ -162,6 +196,17 @@ mod tests {
             after + 8 * 1024 * 1024 - 2 * FLUSH_BYTES as u64 <= during,
             "during {during}, after {after}"
         );
+    }
+
+    #[test]
+    fn releasing_free_pages_keeps_live_memory() {
+        let kept: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 100]).collect();
+        let freed: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; 64 * 1024]).collect();
+        drop(freed);
+        let _ = release_free_pages();
+        for (i, small) in kept.iter().enumerate() {
+            assert!(small.iter().all(|byte| *byte == i as u8));
+        }
     }
 
     #[test]
