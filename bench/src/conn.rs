@@ -96,6 +96,25 @@ impl AsyncWrite for Stream {
     }
 }
 
+impl Stream {
+    /// Puts the socket back in quick-ACK mode, which Linux leaves after a
+    /// while on a connection that only receives: every segment read is then
+    /// acknowledged at once instead of after up to 40 ms. A broker that
+    /// writes without TCP_NODELAY (rumqttd 0.20) would otherwise wait on
+    /// Nagle's algorithm for each of those delayed ACKs, and a subscriber
+    /// that never sends (QoS 0) would pace it at one write per 40 ms
+    /// (decision 0062). Brokers that set TCP_NODELAY do not wait on ACKs,
+    /// so this changes nothing for them.
+    fn ack_at_once(&self) {
+        let tcp = match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        // Best effort: a socket that refuses keeps the kernel's default.
+        let _ = socket2::SockRef::from(tcp).set_tcp_quickack(true);
+    }
+}
+
 /// How a connection came up.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -239,6 +258,7 @@ impl Conn {
             if read == 0 {
                 bail!("connection closed by the broker");
             }
+            self.stream.ack_at_once();
         }
     }
 
