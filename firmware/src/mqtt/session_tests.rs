@@ -21,6 +21,7 @@ fn session(keep_alive_secs: u16) -> MqttSession {
         user: None,
         pass: None,
         report: None,
+        ota: false,
     })
 }
 
