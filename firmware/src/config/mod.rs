@@ -50,6 +50,9 @@ pub struct TlsFiles {
     /// Name checked against the broker certificate (`mqtt.ssl_server_name`;
     /// default: the host part of `mqtt.server`).
     pub server_name: String,
+    /// `mqtt.ssl_cipher_suites` (as Mongoose OS: mbedTLS names separated
+    /// by `:`), offered in this order; empty: mbedTLS's default list.
+    pub cipher_suites: Vec<String>,
 }
 
 /// The device's certificate and private key (PEM).
@@ -72,6 +75,7 @@ impl fmt::Debug for TlsFiles {
         f.debug_struct("TlsFiles")
             .field("server_name", &self.server_name)
             .field("mutual", &self.client.is_some())
+            .field("cipher_suites", &self.cipher_suites)
             .finish()
     }
 }
@@ -206,6 +210,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "mqtt.ssl_cert",
     "mqtt.ssl_key",
     "mqtt.ssl_server_name",
+    "mqtt.ssl_cipher_suites",
     "mqtt.user",
     "mqtt.pass",
     "mqtt.client_id",
@@ -346,6 +351,15 @@ pub fn parse(text: &str, files: &dyn FileSource) -> Result<DeviceConfig, ConfigE
             ca_pem,
             client,
             server_name,
+            cipher_suites: keys
+                .string("mqtt.ssl_cipher_suites")?
+                .map(|list| {
+                    list.split(':')
+                        .map(|name| String::from(name.trim()))
+                        .filter(|name| !name.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         user: keys.string("mqtt.user")?,
         pass: keys.string("mqtt.pass")?,

@@ -225,3 +225,20 @@ fn the_ota_key_is_an_ed25519_public_key_in_hex() {
     let e = parse(&text, &lab_files()).unwrap_err().to_string();
     assert!(e.contains("fleetmq.ota_key") && e.contains("64 hex"), "{e}");
 }
+
+#[test]
+fn cipher_suites_are_a_colon_separated_list_as_in_mos_yml() {
+    let config = parse(MOS_YML_AS_TOML, &lab_files()).unwrap();
+    assert!(config.tls.cipher_suites.is_empty());
+    let text = alloc::format!(
+        "mqtt.ssl_cipher_suites = \"TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256: TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384\"\n{MOS_YML_AS_TOML}"
+    );
+    let config = parse(&text, &lab_files()).unwrap();
+    assert_eq!(
+        config.tls.cipher_suites,
+        [
+            "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+            "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384"
+        ]
+    );
+}

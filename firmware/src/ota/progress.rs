@@ -1,6 +1,6 @@
 //! A download's progress kept in flash, so that a device reset (power
 //! cut, watchdog, crash) in the middle of a download resumes it instead
-//! of starting from chunk 0 (docs/ota.md, decision 0175).
+//! of starting from chunk 0 (docs/ota.md, decision 0174).
 //!
 //! One flash sector ([`Layout::progress`]): a header written once when a
 //! download starts (magic, the slot, the signed manifest as offered),
