@@ -120,6 +120,8 @@ pub struct MqttSession {
     pending: Vec<(u16, Pending)>,
     /// QoS 2 packet ids received and not yet released.
     qos2_received: Vec<u16>,
+    /// The broker refused an OTA subscription on this connection.
+    ota_refused: bool,
 }
 
 impl MqttSession {
@@ -134,6 +136,7 @@ impl MqttSession {
             next_id: 0,
             pending: Vec::new(),
             qos2_received: Vec::new(),
+            ota_refused: false,
         }
     }
 
@@ -279,13 +282,15 @@ impl MqttSession {
                 }
                 Some(Pending::OtaSubscribe { last }) => {
                     if codes.first() == Some(&0x80) {
-                        out.push(Output::Log(String::from(
-                            "OTA subscription refused by the broker: no updates on this connection",
-                        )));
-                        // The agent is not told it is online: nothing is confirmed.
-                        self.pending
-                            .retain(|(_, p)| !matches!(p, Pending::OtaSubscribe { .. }));
-                    } else if last {
+                        if !self.ota_refused {
+                            out.push(Output::Log(String::from(
+                                "OTA subscription refused by the broker: no updates on this connection",
+                            )));
+                        }
+                        self.ota_refused = true;
+                    } else if last && !self.ota_refused {
+                        // Only now may the agent confirm a new image: the
+                        // broker answers this device on its OTA topics.
                         out.push(Output::OtaReady);
                     }
                 }
