@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{skip_on_mosquitto, Broker};
 
+mod cipher_suites;
 mod claim;
 mod renew_connected;
 

@@ -44,6 +44,7 @@ mod mosquitto_db;
 mod mosquitto_directives;
 mod mosquitto_migration;
 mod ota;
+mod ota_device;
 mod props_qos2;
 mod props_queue;
 mod props_topics;

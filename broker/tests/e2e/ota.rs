@@ -6,7 +6,7 @@
 //! made with `fleetmq certs`. Images are small (a few KiB) so that 20
 //! devices fit a 2-core machine.
 
-mod lab;
+pub(crate) mod lab;
 
 use std::time::Duration;
 

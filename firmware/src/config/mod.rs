@@ -50,6 +50,9 @@ pub struct TlsFiles {
     /// Name checked against the broker certificate (`mqtt.ssl_server_name`;
     /// default: the host part of `mqtt.server`).
     pub server_name: String,
+    /// `mqtt.ssl_cipher_suites` (as Mongoose OS: mbedTLS names separated
+    /// by `:`), offered in this order; empty: mbedTLS's default list.
+    pub cipher_suites: Vec<String>,
 }
 
 /// The device's certificate and private key (PEM).
@@ -72,6 +75,7 @@ impl fmt::Debug for TlsFiles {
         f.debug_struct("TlsFiles")
             .field("server_name", &self.server_name)
             .field("mutual", &self.client.is_some())
+            .field("cipher_suites", &self.cipher_suites)
             .finish()
     }
 }
@@ -122,6 +126,14 @@ pub struct DeviceConfig {
     /// `fleetmq.renew_before` seconds (default 30 days, at most 49): renew
     /// the device's own certificate this close to its end.
     pub renew_before_secs: u32,
+    /// `fleetmq.ota_key` (64 hex digits, the broker's `ota-signing.pub`):
+    /// firmware updates over MQTT are on, trusting manifests signed by
+    /// this Ed25519 key (docs/ota.md). `None`: no updates.
+    pub ota_key: Option<[u8; 32]>,
+    /// `fleetmq.ota_confirm` seconds (default 300): a new image not
+    /// online with the device's certificate this long after it started
+    /// resets, and the next start rolls it back.
+    pub ota_confirm_secs: u32,
 }
 
 /// Why a configuration is refused.
@@ -198,6 +210,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "mqtt.ssl_cert",
     "mqtt.ssl_key",
     "mqtt.ssl_server_name",
+    "mqtt.ssl_cipher_suites",
     "mqtt.user",
     "mqtt.pass",
     "mqtt.client_id",
@@ -215,6 +228,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "fleetmq.report_connection",
     "fleetmq.provision",
     "fleetmq.renew_before",
+    "fleetmq.ota_key",
+    "fleetmq.ota_confirm",
 ];
 
 /// Reads `device.toml` text and the files it names.
@@ -336,6 +351,15 @@ pub fn parse(text: &str, files: &dyn FileSource) -> Result<DeviceConfig, ConfigE
             ca_pem,
             client,
             server_name,
+            cipher_suites: keys
+                .string("mqtt.ssl_cipher_suites")?
+                .map(|list| {
+                    list.split(':')
+                        .map(|name| String::from(name.trim()))
+                        .filter(|name| !name.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
         user: keys.string("mqtt.user")?,
         pass: keys.string("mqtt.pass")?,
@@ -359,7 +383,36 @@ pub fn parse(text: &str, files: &dyn FileSource) -> Result<DeviceConfig, ConfigE
         renew_before_secs: keys
             .millis("fleetmq.renew_before")?
             .map_or(30 * 86_400, |ms| ms / 1000),
+        ota_key: ota_key(&keys)?,
+        ota_confirm_secs: keys
+            .millis("fleetmq.ota_confirm")?
+            .map_or(300, |ms| (ms / 1000).max(10)),
     })
+}
+
+/// `fleetmq.ota_key`: 64 hex digits, or absent.
+fn ota_key(keys: &Keys<'_>) -> Result<Option<[u8; 32]>, ConfigError> {
+    let Some(text) = keys.string("fleetmq.ota_key")? else {
+        return Ok(None);
+    };
+    // Decoded here (this module is also compiled into build.rs, without
+    // the OTA code); whether it is a valid curve point is checked at start.
+    let text = text.trim();
+    let mut raw = [0u8; 32];
+    let digits = text.as_bytes();
+    let decoded = digits.len() == 64
+        && raw.iter_mut().enumerate().all(|(i, byte)| {
+            let pair = core::str::from_utf8(&digits[2 * i..2 * i + 2]).unwrap_or("");
+            u8::from_str_radix(pair, 16).map(|b| *byte = b).is_ok()
+        });
+    decoded.then_some(()).ok_or(ConfigError::Invalid {
+        line: keys.line("fleetmq.ota_key"),
+        key: "fleetmq.ota_key",
+        message: String::from(
+            "expected the 64 hex digits of the broker's ota-signing.pub (an Ed25519 public key)",
+        ),
+    })?;
+    Ok(Some(raw))
 }
 
 /// The `'static` spelling of a known key (errors carry `&'static str`).

@@ -207,3 +207,38 @@ fn provisioning_by_claim_needs_the_claim_certificate() {
         error_of("mqtt.server = \"a:1\"\nmqtt.ssl_ca_cert = \"ca.crt\"\nfleetmq.provision = true");
     assert!(e.contains("mqtt.ssl_cert") && e.contains("claim"), "{e}");
 }
+
+#[test]
+fn the_ota_key_is_an_ed25519_public_key_in_hex() {
+    let config = parse(MOS_YML_AS_TOML, &lab_files()).unwrap();
+    assert_eq!(config.ota_key, None);
+    assert_eq!(config.ota_confirm_secs, 300);
+    // The public key of the all-zero-seed Ed25519 key (RFC 8032 test 1's is
+    // d75a98...; any valid point does).
+    let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let text =
+        alloc::format!("{MOS_YML_AS_TOML}\n[fleetmq]\nota_key = \"{key}\"\nota_confirm = 60\n");
+    let config = parse(&text, &lab_files()).unwrap();
+    assert_eq!(config.ota_key.map(|k| k[0]), Some(0xd7));
+    assert_eq!(config.ota_confirm_secs, 60);
+    let text = alloc::format!("{MOS_YML_AS_TOML}\n[fleetmq]\nota_key = \"d75a98\"\n");
+    let e = parse(&text, &lab_files()).unwrap_err().to_string();
+    assert!(e.contains("fleetmq.ota_key") && e.contains("64 hex"), "{e}");
+}
+
+#[test]
+fn cipher_suites_are_a_colon_separated_list_as_in_mos_yml() {
+    let config = parse(MOS_YML_AS_TOML, &lab_files()).unwrap();
+    assert!(config.tls.cipher_suites.is_empty());
+    let text = alloc::format!(
+        "mqtt.ssl_cipher_suites = \"TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256: TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384\"\n{MOS_YML_AS_TOML}"
+    );
+    let config = parse(&text, &lab_files()).unwrap();
+    assert_eq!(
+        config.tls.cipher_suites,
+        [
+            "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+            "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384"
+        ]
+    );
+}

@@ -36,6 +36,11 @@ pub enum Output {
     /// Close the connection after sending what came before (the
     /// `reconnect` command); the device reconnects after the backoff.
     Close(String),
+    /// Subscribed to the OTA offer and chunk topics: the OTA agent may
+    /// confirm the image and report (`SessionSettings::ota`).
+    OtaReady,
+    /// A message on the OTA offer topic (`chunk: false`) or chunk topic.
+    Ota { chunk: bool, payload: Vec<u8> },
 }
 
 /// Why the session ends the connection.
@@ -71,6 +76,11 @@ enum Pending {
     Publish { topic: String, message: String },
     /// SUBACK of the command subscription.
     Subscribe,
+    /// SUBACK of an OTA subscription (`last`: the chunk topic's, after
+    /// which the agent runs).
+    OtaSubscribe { last: bool },
+    /// PUBACK of a publish nobody logs (the OTA agent's).
+    Quiet,
 }
 
 /// Settings of one session.
@@ -89,6 +99,9 @@ pub struct SessionSettings {
     /// The device's view of its connection (JSON), published once at QoS 0
     /// on [`REPORT_TOPIC`] after CONNACK, for the broker's dashboard.
     pub report: Option<String>,
+    /// Subscribe to this device's OTA offer and chunk topics and hand
+    /// their messages to the caller ([`Output::Ota`]).
+    pub ota: bool,
 }
 
 /// Where fleetmq takes a device's report on its own connection (decision
@@ -107,6 +120,8 @@ pub struct MqttSession {
     pending: Vec<(u16, Pending)>,
     /// QoS 2 packet ids received and not yet released.
     qos2_received: Vec<u16>,
+    /// The broker refused an OTA subscription on this connection.
+    ota_refused: bool,
 }
 
 impl MqttSession {
@@ -121,6 +136,7 @@ impl MqttSession {
             next_id: 0,
             pending: Vec::new(),
             qos2_received: Vec::new(),
+            ota_refused: false,
         }
     }
 
@@ -227,6 +243,18 @@ impl MqttSession {
                 self.pending.push((id, Pending::Subscribe));
                 self.send(codec::subscribe(id, &names.command, 1), now_ms, out);
                 self.publish_confirmed(names.connected, "CONNECTED!", false, now_ms, out);
+                if self.settings.ota {
+                    let topics = [
+                        crate::ota::offer_topic(&names.client_id),
+                        crate::ota::chunk_topic(&names.client_id),
+                    ];
+                    for (index, topic) in topics.iter().enumerate() {
+                        let id = self.next_packet_id();
+                        let last = index == 1;
+                        self.pending.push((id, Pending::OtaSubscribe { last }));
+                        self.send(codec::subscribe(id, topic, 1), now_ms, out);
+                    }
+                }
             }
             Packet::PubAck(id) => match self.take_pending(id) {
                 Some(Pending::Publish { topic, message }) => {
@@ -234,6 +262,7 @@ impl MqttSession {
                         "Published:OK topic:{topic} msg:{message}"
                     )));
                 }
+                Some(Pending::Quiet) => {}
                 _ => {
                     return Err(SessionError::Protocol(format!(
                         "PUBACK for unknown packet id {id}"
@@ -249,6 +278,20 @@ impl MqttSession {
                         )));
                     } else {
                         out.push(Output::Log(format!("MQTT0 subscribed to {command}")));
+                    }
+                }
+                Some(Pending::OtaSubscribe { last }) => {
+                    if codes.first() == Some(&0x80) {
+                        if !self.ota_refused {
+                            out.push(Output::Log(String::from(
+                                "OTA subscription refused by the broker: no updates on this connection",
+                            )));
+                        }
+                        self.ota_refused = true;
+                    } else if last && !self.ota_refused {
+                        // Only now may the agent confirm a new image: the
+                        // broker answers this device on its OTA topics.
+                        out.push(Output::OtaReady);
                     }
                 }
                 _ => {
@@ -282,6 +325,19 @@ impl MqttSession {
                 };
                 if first_delivery && topic == self.settings.names.command {
                     self.on_command(payload, now_ms, out);
+                } else if first_delivery && self.settings.ota {
+                    let id = &self.settings.names.client_id;
+                    if topic == crate::ota::offer_topic(id) {
+                        out.push(Output::Ota {
+                            chunk: false,
+                            payload: Vec::from(payload),
+                        });
+                    } else if topic == crate::ota::chunk_topic(id) {
+                        out.push(Output::Ota {
+                            chunk: true,
+                            payload: Vec::from(payload),
+                        });
+                    }
                 }
             }
             Packet::PubRel(id) => {
@@ -296,6 +352,20 @@ impl MqttSession {
             }
         }
         Ok(())
+    }
+
+    /// Publishes `payload` at QoS 1 without logging its PUBACK (the OTA
+    /// agent's status and fetches).
+    pub fn publish_quiet(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        now_ms: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let id = self.next_packet_id();
+        self.pending.push((id, Pending::Quiet));
+        self.send(codec::publish(topic, payload, 1, false, id), now_ms, out);
     }
 
     fn take_pending(&mut self, id: u16) -> Option<Pending> {

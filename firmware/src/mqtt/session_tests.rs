@@ -8,6 +8,10 @@ use crate::mqtt::codec::{decode, publish};
 use crate::topic::{DeviceNames, Mac, TopicTemplates};
 
 fn session(keep_alive_secs: u16) -> MqttSession {
+    session_with_ota(keep_alive_secs, false)
+}
+
+fn session_with_ota(keep_alive_secs: u16, ota: bool) -> MqttSession {
     let topics = TopicTemplates {
         connected: String::from("/this/test/esp32_{mac3}"),
         status: String::from("/this/test/esp32_{mac3}/status"),
@@ -21,6 +25,7 @@ fn session(keep_alive_secs: u16) -> MqttSession {
         user: None,
         pass: None,
         report: None,
+        ota,
     })
 }
 
@@ -245,4 +250,63 @@ fn the_report_goes_out_once_right_after_connack() {
         &publish(REPORT_TOPIC, br#"{"tls_handshake_ms":12}"#, 0, false, 0)
     );
     assert!(s.settings.report.is_none(), "sent once per session");
+}
+
+#[test]
+fn ota_topics_are_subscribed_and_their_messages_handed_over() {
+    let mut s = session_with_ota(60, true);
+    s.start(0);
+    let out = feed(&mut s, &[0x20, 2, 0, 0], 10).unwrap();
+    let packets: Vec<_> = sent(&out).iter().map(|b| decode_owned(b)).collect();
+    let subscribed: Vec<&str> = packets
+        .iter()
+        .filter(|p| p.0 == 0x82)
+        .map(|p| p.1.as_str())
+        .collect();
+    assert_eq!(
+        subscribed,
+        [
+            "/this/test/esp32_807A98/cmd",
+            "$fleetmq/ota/esp32_807A98/offer",
+            "$fleetmq/ota/esp32_807A98/chunk"
+        ]
+    );
+    // The agent runs once both OTA subscriptions are granted.
+    assert!(feed(&mut s, &[0x90, 3, 0, 4, 1], 11).unwrap().is_empty());
+    let out = feed(&mut s, &[0x90, 3, 0, 5, 1], 12).unwrap();
+    assert_eq!(out, [Output::OtaReady]);
+    let chunk = publish("$fleetmq/ota/esp32_807A98/chunk", b"data", 1, false, 9);
+    let out = feed(&mut s, &chunk, 13).unwrap();
+    assert_eq!(sent(&out)[0], [0x40, 2, 0, 9]);
+    assert!(out.contains(&Output::Ota {
+        chunk: true,
+        payload: b"data".to_vec()
+    }));
+    // The agent's publishes are acknowledged without a log line.
+    let mut out = Vec::new();
+    s.publish_quiet("$fleetmq/ota/esp32_807A98/status", b"{}", 14, &mut out);
+    let bytes = sent(&out);
+    let packet = decode(&bytes[0], 4096).unwrap().unwrap().0;
+    let Packet::Publish { packet_id, .. } = packet else {
+        panic!("not a publish")
+    };
+    let id = packet_id.unwrap().to_be_bytes();
+    assert!(feed(&mut s, &[0x40, 2, id[0], id[1]], 15)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_refused_ota_subscription_keeps_the_connection_but_not_the_agent() {
+    let mut s = session_with_ota(60, true);
+    s.start(0);
+    feed(&mut s, &[0x20, 2, 0, 0], 10).unwrap();
+    let out = feed(&mut s, &[0x90, 3, 0, 4, 0x80], 11).unwrap();
+    assert_eq!(
+        logs(&out),
+        ["OTA subscription refused by the broker: no updates on this connection"]
+    );
+    // The chunk topic's SUBACK still matches; no OtaReady: nothing is confirmed.
+    let out = feed(&mut s, &[0x90, 3, 0, 5, 1], 12).unwrap();
+    assert!(!out.contains(&Output::OtaReady), "{out:?}");
 }

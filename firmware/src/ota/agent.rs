@@ -25,8 +25,10 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
 use super::flash::OtaFlash;
+use super::flash::SECTOR;
 use super::manifest::{self, Manifest, Offer};
 use super::otadata::ImageState;
+use super::progress;
 use super::slots::Slots;
 use super::{fetch_topic, image, status_topic};
 
@@ -70,6 +72,9 @@ pub struct Agent {
     /// Corrupt the next arrival of this chunk (the simulation's fault
     /// injection; `None` on a device).
     pub fault_corrupt_chunk: Option<u32>,
+    /// Log every chunk written (`OTA chunk N written`; the simulation's
+    /// tests count them).
+    pub log_chunks: bool,
 }
 
 impl Agent {
@@ -81,7 +86,81 @@ impl Agent {
             key,
             download: None,
             fault_corrupt_chunk: None,
+            log_chunks: false,
         }
+    }
+
+    /// At start (after a reset): takes up a download that flash says was
+    /// in progress, if its manifest still verifies and its slot is still
+    /// the one that does not run. It restarts at the first chunk of the
+    /// flash sector holding the next one (the chunk being written when the
+    /// power went may be torn), erasing from there.
+    pub fn resume<F: OtaFlash>(&mut self, slots: &mut Slots<F>, now_ms: u64, out: &mut Vec<Out>) {
+        let layout = slots.layout();
+        let saved = match progress::load(slots.flash(), &layout) {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return,
+            Err(error) => {
+                out.push(Out::Log(format!(
+                    "OTA cannot read the saved progress: {}",
+                    error.0
+                )));
+                return;
+            }
+        };
+        let running = Self::running_version(slots);
+        let inactive = slots.running().map(|b| 1 - b.slot).ok();
+        let manifest = match manifest::parse_offer(&saved.manifest, &self.key) {
+            Ok(Offer::Update(manifest))
+                if Some(saved.slot) == inactive
+                    && running.as_deref() != Some(manifest.version.as_str())
+                    && manifest.chip == self.chip
+                    && saved.next < manifest.chunks() =>
+            {
+                manifest
+            }
+            _ => {
+                let _ = progress::clear(slots.flash(), &layout);
+                return;
+            }
+        };
+        let chunk_size = manifest.chunk_size.max(1);
+        let mut next = saved.next;
+        loop {
+            let offset = next.saturating_mul(chunk_size);
+            let sector_start = offset / SECTOR * SECTOR;
+            if sector_start == offset || next == 0 {
+                break;
+            }
+            next = sector_start / chunk_size;
+        }
+        let offset = next.saturating_mul(chunk_size);
+        if let Err(error) = slots.erase_from(saved.slot, offset, manifest.size) {
+            out.push(Out::Log(format!("OTA cannot resume: {}", error.0)));
+            let _ = progress::clear(slots.flash(), &layout);
+            return;
+        }
+        out.push(Out::Log(format!(
+            "OTA resuming {} from chunk {next} of {} after a reset (slot ota_{})",
+            manifest.version,
+            manifest.chunks(),
+            saved.slot
+        )));
+        let reported = next * 100 / manifest.chunks().max(1);
+        self.download = Some(Download {
+            manifest,
+            slot: saved.slot,
+            next,
+            retries: 0,
+            asked_at_ms: now_ms,
+            reported: reported / 25 * 25,
+        });
+    }
+
+    /// Forgets the saved progress (the download ended one way or another).
+    fn forget<F: OtaFlash>(slots: &mut Slots<F>) {
+        let layout = slots.layout();
+        let _ = progress::clear(slots.flash(), &layout);
     }
 
     fn status(
@@ -107,7 +186,17 @@ impl Agent {
         });
     }
 
-    fn failed(&mut self, out: &mut Vec<Out>, version: &str, running: Option<&str>, reason: &str) {
+    fn failed<F: OtaFlash>(
+        &mut self,
+        slots: &mut Slots<F>,
+        out: &mut Vec<Out>,
+        version: &str,
+        running: Option<&str>,
+        reason: &str,
+    ) {
+        if self.download.is_some() {
+            Self::forget(slots);
+        }
         out.push(Out::Log(format!("OTA {version} failed: {reason}")));
         let extra = format!(",\"reason\":\"{}\"", escape(reason));
         self.status(out, "failed", Some(version), running, &extra);
@@ -201,12 +290,19 @@ impl Agent {
                 {
                     out.push(Out::Log(format!("OTA {version} withdrawn by the broker")));
                     self.download = None;
+                    Self::forget(slots);
                 }
                 return;
             }
             Err(error) => {
                 let version = offered_version(payload).unwrap_or_else(|| String::from("unknown"));
-                self.failed(out, &version, running.as_deref(), &format!("{error}"));
+                self.failed(
+                    slots,
+                    out,
+                    &version,
+                    running.as_deref(),
+                    &format!("{error}"),
+                );
                 return;
             }
         };
@@ -225,13 +321,13 @@ impl Agent {
         }
         if manifest.chip != self.chip {
             let reason = format!("image for {}, this is {}", manifest.chip, self.chip);
-            self.failed(out, &version, running.as_deref(), &reason);
+            self.failed(slots, out, &version, running.as_deref(), &reason);
             return;
         }
         let slot = match slots.begin(manifest.size) {
             Ok(slot) => slot,
             Err(error) => {
-                self.failed(out, &version, running.as_deref(), &error.0);
+                self.failed(slots, out, &version, running.as_deref(), &error.0);
                 return;
             }
         };
@@ -240,6 +336,10 @@ impl Agent {
             manifest.size,
             manifest.chunks()
         )));
+        let layout = slots.layout();
+        if let Err(error) = progress::start(slots.flash(), &layout, payload, slot, 0) {
+            out.push(Out::Log(format!("OTA progress not kept: {}", error.0)));
+        }
         self.download = Some(Download {
             manifest,
             slot,
@@ -299,7 +399,7 @@ impl Agent {
                 let version = download.manifest.version.clone();
                 let running = Self::running_version(slots);
                 let reason = format!("chunk {index} corrupt {retries} times");
-                self.failed(out, &version, running.as_deref(), &reason);
+                self.failed(slots, out, &version, running.as_deref(), &reason);
                 return;
             }
             out.push(Out::Log(format!(
@@ -315,6 +415,13 @@ impl Agent {
         }
         download.next += 1;
         download.retries = 0;
+        if self.log_chunks {
+            out.push(Out::Log(format!("OTA chunk {index} written")));
+        }
+        let layout = slots.layout();
+        if let Err(error) = progress::record(slots.flash(), &layout, download.next) {
+            out.push(Out::Log(format!("OTA progress not kept: {}", error.0)));
+        }
         let chunks = download.manifest.chunks();
         let percent = download.next * 100 / chunks.max(1);
         if percent / 25 > download.reported / 25 && download.next < chunks {
@@ -335,14 +442,18 @@ impl Agent {
         let Some(download) = self.download.take() else {
             return;
         };
+        Self::forget(slots);
         let manifest = &download.manifest;
         let running = Self::running_version(slots);
         let hash = match slots.verify(download.slot, manifest.size) {
             Ok(hash) => hash,
-            Err(error) => return self.failed(out, &manifest.version, running.as_deref(), &error.0),
+            Err(error) => {
+                return self.failed(slots, out, &manifest.version, running.as_deref(), &error.0)
+            }
         };
         if hash != manifest.sha256 {
             return self.failed(
+                slots,
                 out,
                 &manifest.version,
                 running.as_deref(),
@@ -353,14 +464,14 @@ impl Agent {
         let chip = image::chip_id(&manifest.chip);
         if described.as_ref().map(|(c, _)| Some(*c)) != Some(chip) {
             let reason = "the image's header names another chip than the manifest";
-            return self.failed(out, &manifest.version, running.as_deref(), reason);
+            return self.failed(slots, out, &manifest.version, running.as_deref(), reason);
         }
         if described.as_ref().map(|(_, v)| v.as_str()) != Some(manifest.version.as_str()) {
             let reason = "the image's descriptor does not carry the manifest's version";
-            return self.failed(out, &manifest.version, running.as_deref(), reason);
+            return self.failed(slots, out, &manifest.version, running.as_deref(), reason);
         }
         if let Err(error) = slots.activate(download.slot) {
-            return self.failed(out, &manifest.version, running.as_deref(), &error.0);
+            return self.failed(slots, out, &manifest.version, running.as_deref(), &error.0);
         }
         out.push(Out::Log(format!(
             "OTA {} verified (sha256 and signature); slot ota_{} marked bootable, resetting",

@@ -124,3 +124,71 @@ fn a_manifest_signed_by_another_key_writes_nothing() {
         .any(|o| matches!(o, Out::Publish { topic, .. } if topic.ends_with("/fetch"))));
     assert_eq!(slots.flash().0, before);
 }
+
+#[test]
+fn a_download_resumes_after_a_reset_from_the_sector_of_its_next_chunk() {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let mut slots = fresh();
+    let mut agent = Agent::new("dev", "esp32c3", key.verifying_key());
+    let image = image::build(5, "1.1.0", &[0x5A; 7000]);
+    let chunks = image.len().div_ceil(CHUNK);
+    let mut out = Vec::new();
+    agent.on_offer(&offer(&key, &image, "1.1.0"), &mut slots, 0, &mut out);
+    for index in 0..10 {
+        agent.on_chunk(&chunk(&image, index, "1.1.0"), &mut slots, 0, &mut out);
+    }
+    // A torn write of chunk 10 when the power went (NOR: bits cleared).
+    let at = Layout::SIM.slots[1] + 10 * CHUNK as u32;
+    slots.flash().write(at, &[0x00; 100]).unwrap();
+
+    // Reset: a new agent finds the download in flash. Chunk 10 is in the
+    // sector starting at 8 * 512 (4096): it resumes at 8, erasing from there.
+    drop(agent);
+    let mut agent = Agent::new("dev", "esp32c3", key.verifying_key());
+    let mut out = Vec::new();
+    agent.resume(&mut slots, 0, &mut out);
+    assert!(
+        out.iter().any(|o| matches!(o, Out::Log(l)
+            if l.contains(&format!("resuming 1.1.0 from chunk 8 of {chunks} after a reset")))),
+        "{out:?}"
+    );
+    agent.on_online(&mut slots, 0, &mut out);
+    let fetch = out.iter().rev().find_map(|o| match o {
+        Out::Publish { topic, payload } if topic.ends_with("/fetch") => Some(payload.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        fetch.as_deref(),
+        Some(&b"{\"version\":\"1.1.0\",\"chunk\":8}"[..])
+    );
+    let mut index = 8;
+    while !out.contains(&Out::Reset) {
+        agent.on_chunk(&chunk(&image, index, "1.1.0"), &mut slots, 0, &mut out);
+        index += 1;
+        assert!(index <= chunks, "{out:?}");
+    }
+    assert!(statuses(&out).iter().any(|s| s.contains("\"verified\"")));
+    // Done: nothing left to resume.
+    let mut again = Agent::new("dev", "esp32c3", key.verifying_key());
+    let mut out = Vec::new();
+    again.resume(&mut slots, 0, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_saved_download_signed_by_another_key_is_not_resumed() {
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let mut slots = fresh();
+    let mut agent = Agent::new("dev", "esp32c3", key.verifying_key());
+    let image = image::build(5, "1.1.0", &[0x5A; 3000]);
+    let mut out = Vec::new();
+    agent.on_offer(&offer(&key, &image, "1.1.0"), &mut slots, 0, &mut out);
+    agent.on_chunk(&chunk(&image, 0, "1.1.0"), &mut slots, 0, &mut out);
+    // The device now trusts another key (a new image built with it).
+    let other = SigningKey::from_bytes(&[4; 32]);
+    let mut agent = Agent::new("dev", "esp32c3", other.verifying_key());
+    let mut out = Vec::new();
+    agent.resume(&mut slots, 0, &mut out);
+    agent.on_online(&mut slots, 0, &mut out);
+    assert!(statuses(&out)[0].contains("\"state\":\"idle\""), "{out:?}");
+}

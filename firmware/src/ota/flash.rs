@@ -36,27 +36,36 @@ pub struct Layout {
     pub slots: [u32; 2],
     /// Size of each slot.
     pub slot_size: u32,
+    /// One sector for a download's progress across a reset
+    /// ([`super::progress`]); `None`: progress is kept in RAM only.
+    pub progress: Option<u32>,
 }
 
 impl Layout {
     /// The 4 MB partition table of docs/ota.md (ESP32-C3 and C6):
-    /// otadata at 0xd000, ota_0 at 0x10000 and ota_1 at 0x1f0000, 1.875 MiB each.
+    /// otadata at 0xd000, ota_0 at 0x10000 and ota_1 at 0x1f0000, 1.875 MiB
+    /// each, `otaprogress` at 0x3d0000 (firmware/partitions.csv).
     pub const ESP32_4MB: Layout = Layout {
         otadata: 0xd000,
         slots: [0x10000, 0x1f0000],
         slot_size: 0x1e0000,
+        progress: Some(0x3d0000),
     };
 
-    /// The host simulation's flash file: otadata, then two 256 KiB slots.
+    /// The host simulation's flash file: otadata, two 256 KiB slots, then
+    /// the progress sector.
     pub const SIM: Layout = Layout {
         otadata: 0,
         slots: [0x2000, 0x2000 + 0x40000],
         slot_size: 0x40000,
+        progress: Some(0x2000 + 0x80000),
     };
 
     /// Bytes a flash needs to hold this layout from offset 0.
     pub fn end(&self) -> u32 {
-        self.slots[1].saturating_add(self.slot_size)
+        let slots = self.slots[1].saturating_add(self.slot_size);
+        let progress = self.progress.map_or(0, |at| at.saturating_add(SECTOR));
+        slots.max(progress)
     }
 }
 

@@ -8,10 +8,11 @@
 //! - [`slots`]: boot selection, install, confirm, rollback.
 //! - [`image`]: the ESP image header and application descriptor fields.
 //! - [`manifest`]: the offer format and its Ed25519 signature check.
+//! - [`progress`]: a download's progress in flash, across a reset.
 //! - [`agent`]: the protocol, sans IO.
 //!
-//! Not here: the ESP32 flash backend and the device binary's use of the
-//! agent (see docs/ota.md, "Not yet").
+//! Not here: the ESP32 flash backend (`src/bin/device/ota_flash.rs`) and
+//! the connection loop that feeds the agent (`runner::ota`).
 
 pub mod agent;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub mod flash;
 pub mod image;
 pub mod manifest;
 pub mod otadata;
+pub mod progress;
 pub mod slots;
 
 use alloc::format;

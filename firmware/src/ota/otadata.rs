@@ -57,6 +57,13 @@ impl ImageState {
     }
 }
 
+/// What fleetmq writes into `seq_label` when the application itself moved
+/// a record from `New` to `PendingVerify` (a bootloader built without
+/// `CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`, as espflash's, never does):
+/// finding it again at the next start means that boot never confirmed.
+/// The bootloader ignores the label (its CRC covers `ota_seq` only).
+pub const APP_PENDING_LABEL: &[u8; 20] = b"fleetmq-app-pending\0";
+
 /// One otadata record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
@@ -64,6 +71,9 @@ pub struct Record {
     pub seq: u32,
     /// Rollback state.
     pub state: ImageState,
+    /// `seq_label` holds [`APP_PENDING_LABEL`]: the application, not the
+    /// bootloader, marked it `PendingVerify`.
+    pub app_pending: bool,
 }
 
 impl Record {
@@ -76,6 +86,9 @@ impl Record {
     pub fn encode(&self) -> [u8; RECORD_LEN] {
         let mut out = [0u8; RECORD_LEN];
         out[0..4].copy_from_slice(&self.seq.to_le_bytes());
+        if self.app_pending {
+            out[4..24].copy_from_slice(APP_PENDING_LABEL);
+        }
         out[24..28].copy_from_slice(&self.state.code().to_le_bytes());
         out[28..32].copy_from_slice(&crc32_le(&self.seq.to_le_bytes()).to_le_bytes());
         out
@@ -94,6 +107,7 @@ impl Record {
         Some(Record {
             seq,
             state: ImageState::from_code(word(24)),
+            app_pending: bytes[4..24] == APP_PENDING_LABEL[..],
         })
     }
 }
@@ -123,7 +137,13 @@ mod tests {
         let record = Record {
             seq: 3,
             state: ImageState::PendingVerify,
+            app_pending: false,
         };
+        let marked = Record {
+            app_pending: true,
+            ..record
+        };
+        assert_eq!(Record::decode(&marked.encode()), Some(marked));
         let mut bytes = record.encode();
         assert_eq!(Record::decode(&bytes), Some(record));
         assert_eq!(record.slot(), 0);

@@ -16,6 +16,16 @@ use super::flash::{FlashError, Layout, OtaFlash, SECTOR};
 use super::image;
 use super::otadata::{ImageState, Record, RECORD_LEN};
 
+/// What [`Slots::app_start`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppStart {
+    /// Run the image; `PendingVerify` until it is online again.
+    Run(Booted),
+    /// This image was booted before and never confirmed: reset now, the
+    /// bootloader starts the previous one.
+    RollBack,
+}
+
 /// The two slots on one flash.
 #[derive(Debug)]
 pub struct Slots<F> {
@@ -43,6 +53,33 @@ impl<F: OtaFlash> Slots<F> {
     /// The flash, for the platform.
     pub fn flash(&mut self) -> &mut F {
         &mut self.flash
+    }
+
+    /// The flash back (a reset: the next boot reads it again).
+    pub fn into_flash(self) -> F {
+        self.flash
+    }
+
+    /// Where the slots are.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Erases `slot` from `offset` (a multiple of [`SECTOR`]) to the end of
+    /// an image of `size` bytes: a download resumed after a reset rewrites
+    /// from there (the chunk being written when the power went may be torn).
+    pub fn erase_from(&mut self, slot: usize, offset: u32, size: u32) -> Result<(), FlashError> {
+        if offset % SECTOR != 0 || size > self.layout.slot_size {
+            return Err(FlashError(format!(
+                "cannot erase slot {slot} from {offset:#x}"
+            )));
+        }
+        let end = size.div_ceil(SECTOR) * SECTOR;
+        if offset >= end {
+            return Ok(());
+        }
+        let at = self.slot_offset(slot)? + offset;
+        self.flash.erase(at, end - offset)
     }
 
     /// Both otadata records (`None`: erased or torn).
@@ -108,6 +145,88 @@ impl<F: OtaFlash> Slots<F> {
         }
     }
 
+    /// The application's step at start on the device, right for both kinds
+    /// of bootloader: one built with `CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE`
+    /// (it turned `New` into `PendingVerify` and aborts an unconfirmed
+    /// image at the next reset itself) and one without, as espflash ships
+    /// (it boots the highest valid record and never writes otadata).
+    /// `running_slot` is the slot the chip runs (from the MMU).
+    ///
+    /// - A `New` record here was left by a bootloader without rollback:
+    ///   the application marks it `PendingVerify` with
+    ///   [`super::otadata::APP_PENDING_LABEL`], as such a bootloader would.
+    /// - Finding that marked `PendingVerify` again means the last boot of
+    ///   this image never confirmed it: it becomes `Aborted` (which every
+    ///   ESP-IDF bootloader skips), the previous slot is selected, and the
+    ///   caller resets ([`AppStart::RollBack`]).
+    /// - A record the bootloader did not start (its image did not load)
+    ///   while still `New` or `PendingVerify` is marked `Aborted`.
+    pub fn app_start(&mut self, running_slot: usize) -> Result<AppStart, FlashError> {
+        let Some((sector, mut record)) = self.selected()? else {
+            return Ok(AppStart::Run(Booted {
+                slot: running_slot,
+                state: None,
+            }));
+        };
+        let unconfirmed = matches!(record.state, ImageState::New | ImageState::PendingVerify);
+        if record.slot() != running_slot {
+            if unconfirmed {
+                record.state = ImageState::Aborted;
+                self.write_record(sector, record)?;
+                self.keep_previous(sector, record.seq)?;
+            }
+            let state = self.selected()?.map(|(_, r)| r.state);
+            return Ok(AppStart::Run(Booted {
+                slot: running_slot,
+                state,
+            }));
+        }
+        match record.state {
+            ImageState::New => {
+                record.state = ImageState::PendingVerify;
+                record.app_pending = true;
+                self.write_record(sector, record)?;
+                Ok(AppStart::Run(Booted {
+                    slot: running_slot,
+                    state: Some(ImageState::PendingVerify),
+                }))
+            }
+            ImageState::PendingVerify if record.app_pending => {
+                record.state = ImageState::Aborted;
+                self.write_record(sector, record)?;
+                self.keep_previous(sector, record.seq)?;
+                Ok(AppStart::RollBack)
+            }
+            state => Ok(AppStart::Run(Booted {
+                slot: running_slot,
+                state: Some(state),
+            })),
+        }
+    }
+
+    /// After the record of sequence `refused` in `sector` was aborted:
+    /// when the other sector holds no bootable record (a device that ran
+    /// its first image without one), write one that selects the other
+    /// slot, `Valid`, with a lower sequence, so that the bootloader starts
+    /// the previous image and [`Slots::rolled_back`] still reports the
+    /// refused one as newer.
+    fn keep_previous(&mut self, sector: usize, refused: u32) -> Result<(), FlashError> {
+        let other = 1 - sector;
+        let records = self.records()?;
+        let has_bootable = records[other].is_some_and(|r| r.state.bootable());
+        if has_bootable || refused < 2 {
+            return Ok(());
+        }
+        self.write_record(
+            other,
+            Record {
+                seq: refused - 1,
+                state: ImageState::Valid,
+                app_pending: false,
+            },
+        )
+    }
+
     /// The slot running now (what the last boot chose).
     pub fn running(&mut self) -> Result<Booted, FlashError> {
         Ok(match self.selected()? {
@@ -128,6 +247,7 @@ impl<F: OtaFlash> Slots<F> {
         match self.selected()? {
             Some((sector, mut record)) if record.state == ImageState::PendingVerify => {
                 record.state = ImageState::Valid;
+                record.app_pending = false;
                 self.write_record(sector, record)?;
                 Ok(true)
             }
@@ -239,6 +359,7 @@ impl<F: OtaFlash> Slots<F> {
             Record {
                 seq,
                 state: ImageState::New,
+                app_pending: false,
             },
         )
     }
@@ -304,6 +425,81 @@ mod tests {
         // A later update still works, into the slot that was refused.
         assert_eq!(install(&mut slots, "1.1.1"), 1);
         assert_eq!(slots.boot().unwrap().slot, 1);
+    }
+
+    /// A bootloader built without rollback (espflash's): it boots the
+    /// slot of the highest valid record and writes nothing.
+    fn plain_boot(slots: &mut Slots<MemFlash>) -> usize {
+        slots.running().unwrap().slot
+    }
+
+    #[test]
+    fn without_a_rollback_bootloader_the_application_rolls_back_itself() {
+        let mut slots = fresh();
+        let first = plain_boot(&mut slots);
+        assert_eq!(
+            slots.app_start(first).unwrap(),
+            AppStart::Run(Booted {
+                slot: 0,
+                state: None
+            })
+        );
+        assert_eq!(install(&mut slots, "1.1.0"), 1);
+        // First boot of the new image: the application marks it pending.
+        let booted = plain_boot(&mut slots);
+        assert_eq!(booted, 1);
+        assert_eq!(
+            slots.app_start(booted).unwrap(),
+            AppStart::Run(Booted {
+                slot: 1,
+                state: Some(ImageState::PendingVerify)
+            })
+        );
+        // It resets without confirming: the next start rolls back.
+        let booted = plain_boot(&mut slots);
+        assert_eq!(slots.app_start(booted).unwrap(), AppStart::RollBack);
+        let booted = plain_boot(&mut slots);
+        assert_eq!(booted, 0);
+        assert!(matches!(slots.app_start(booted).unwrap(), AppStart::Run(b) if b.slot == 0));
+        assert_eq!(slots.rolled_back().unwrap(), Some((1, ImageState::Aborted)));
+        // The next update goes into the refused slot, is confirmed and kept.
+        assert_eq!(install(&mut slots, "1.2.0"), 1);
+        let booted = plain_boot(&mut slots);
+        slots.app_start(booted).unwrap();
+        assert!(slots.confirm().unwrap());
+        let booted = plain_boot(&mut slots);
+        assert_eq!(
+            slots.app_start(booted).unwrap(),
+            AppStart::Run(Booted {
+                slot: 1,
+                state: Some(ImageState::Valid)
+            })
+        );
+        assert_eq!(slots.rolled_back().unwrap(), None);
+    }
+
+    #[test]
+    fn with_a_rollback_bootloader_the_application_leaves_rollback_to_it() {
+        let mut slots = fresh();
+        slots.boot().unwrap();
+        install(&mut slots, "1.1.0");
+        let booted = slots.boot().unwrap();
+        // The bootloader marked it pending; the application runs it.
+        assert_eq!(slots.app_start(booted.slot).unwrap(), AppStart::Run(booted));
+        // Unconfirmed: the bootloader aborts it, the application runs slot 0.
+        let booted = slots.boot().unwrap();
+        assert_eq!(booted.slot, 0);
+        assert!(matches!(slots.app_start(0).unwrap(), AppStart::Run(b) if b.slot == 0));
+    }
+
+    #[test]
+    fn an_image_the_bootloader_did_not_start_is_refused() {
+        let mut slots = fresh();
+        install(&mut slots, "1.1.0");
+        // otadata selects slot 1 but the chip runs slot 0 (slot 1 did not load).
+        assert!(matches!(slots.app_start(0).unwrap(), AppStart::Run(b) if b.slot == 0));
+        assert_eq!(slots.running().unwrap().slot, 0);
+        assert_eq!(slots.rolled_back().unwrap(), Some((1, ImageState::Aborted)));
     }
 
     #[test]

@@ -149,10 +149,12 @@ pub async fn own_identity<N: Net, C: Clock, L: Log, S: IdentityStore, R: TrueRan
     }
 }
 
-/// Runs a device provisioned by claim forever: joins the network, sets the
+/// Runs a device provisioned by claim: joins the network, sets the
 /// clock, gets its identity ([`own_identity`]), runs until renewal is due
 /// (checked on the device's clock while connected, not only at start),
-/// renews and runs again with the new certificate.
+/// renews and runs again with the new certificate. With `ota`, the OTA
+/// agent runs on the device's own connection (never on the claim
+/// certificate's); returns only when it asks for a reset.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_provisioned<N: Net, C: Clock, L: Log, S: IdentityStore, R: TrueRandom>(
     net: &mut N,
@@ -163,7 +165,8 @@ pub async fn run_provisioned<N: Net, C: Clock, L: Log, S: IdentityStore, R: True
     tls: TlsReference<'_>,
     store: &mut S,
     random: &mut R,
-) -> ! {
+    mut ota: Option<&mut dyn super::ota::OtaHook>,
+) {
     let renew_before_secs = i64::from(claim.config.renew_before_secs);
     loop {
         let (now_unix, at_ms) = online(net, clock, log, claim).await;
@@ -192,7 +195,12 @@ pub async fn run_provisioned<N: Net, C: Clock, L: Log, S: IdentityStore, R: True
                         renew_at.saturating_sub(now_unix).max(0)
                     ));
                 }
-                super::run_until(net, clock, log, &identified.device, tls, until_ms).await;
+                let ota = super::reborrow(&mut ota);
+                let stopped =
+                    super::run_until(net, clock, log, &identified.device, tls, until_ms, ota).await;
+                if stopped == super::Stopped::Reset {
+                    return;
+                }
             }
             Err(e) => {
                 log.line(&format!("PROV cannot go on: {e}; trying again in 60 s"));

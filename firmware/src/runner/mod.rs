@@ -10,6 +10,7 @@
 //! the device.
 
 pub mod identity;
+pub mod ota;
 pub mod provision;
 mod socket;
 pub mod tls;
@@ -27,12 +28,32 @@ use crate::config::DeviceConfig;
 use crate::machine::{Machine, Phase, Step};
 use crate::mqtt::session::SessionSettings;
 use crate::mqtt::{decode, MqttSession, Output};
+use crate::ota::agent::Out;
 use crate::topic::{DeviceNames, Mac};
+use ota::OtaHook;
 use socket::Observed;
 pub use tls::TlsSetup;
 
 /// Receive buffer for MQTT packets from the broker.
 const RX_BUFFER: usize = 2048;
+/// With OTA: a chunk of up to 8 KiB, its header and topic.
+const OTA_RX_BUFFER: usize = 9 * 1024;
+
+/// Why the device loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The certificate is due for renewal (`run_until`'s deadline).
+    RenewalDue,
+    /// The OTA agent asked for a reset (a new image is bootable, or a
+    /// pending one was not confirmed in time): the platform resets.
+    Reset,
+}
+
+/// How one connection ended.
+enum Attempt {
+    Failed(NetError),
+    Reset,
+}
 
 /// Why the network side failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,22 +163,28 @@ fn report(device: &Device, handshake_ms: u64, tcp_ms: u64, version: &str, resume
     )
 }
 
-/// Runs the device forever.
+/// Runs the device; returns only when the OTA agent asks for a reset
+/// (never without `ota`).
 pub async fn run<N: Net, C: Clock, L: Log>(
     net: &mut N,
     clock: &C,
     log: &L,
     device: &Device,
     tls: TlsReference<'_>,
-) -> ! {
+    mut ota: Option<&mut dyn OtaHook>,
+) {
     loop {
-        run_until(net, clock, log, device, tls, None).await;
+        if run_until(net, clock, log, device, tls, None, reborrow(&mut ota)).await == Stopped::Reset
+        {
+            return;
+        }
     }
 }
 
 /// Runs the device until `until_ms` (its clock), then closes the connection
 /// with DISCONNECT and returns: the caller renews the certificate and runs
-/// the device again. `None` runs forever.
+/// the device again. `None` runs forever. With `ota`, the OTA agent runs
+/// on the connection and may stop the loop for a reset.
 pub async fn run_until<N: Net, C: Clock, L: Log>(
     net: &mut N,
     clock: &C,
@@ -165,7 +192,8 @@ pub async fn run_until<N: Net, C: Clock, L: Log>(
     device: &Device,
     tls: TlsReference<'_>,
     until_ms: Option<u64>,
-) {
+    mut ota: Option<&mut dyn OtaHook>,
+) -> Stopped {
     let config = &device.config;
     let mut machine = Machine::new(
         config.mqtt_enable,
@@ -185,7 +213,14 @@ pub async fn run_until<N: Net, C: Clock, L: Log>(
     ));
     loop {
         if past(clock) {
-            return;
+            return Stopped::RenewalDue;
+        }
+        if ota
+            .as_deref_mut()
+            .is_some_and(|ota| ota.confirm_overdue(clock.now_ms()))
+        {
+            log.line("OTA watchdog reset: not confirmed in time");
+            return Stopped::Reset;
         }
         let failure = match machine.step() {
             Step::Disabled => {
@@ -219,8 +254,22 @@ pub async fn run_until<N: Net, C: Clock, L: Log>(
             },
             Step::Connect { resume } => {
                 let offer = if resume { saved.as_ref() } else { None };
-                let (failure, next) =
-                    connect_once(net, clock, log, device, tls, offer, &mut machine, until_ms).await;
+                let (attempt, next) = connect_once(
+                    net,
+                    clock,
+                    log,
+                    device,
+                    tls,
+                    offer,
+                    &mut machine,
+                    until_ms,
+                    reborrow(&mut ota),
+                )
+                .await;
+                let failure = match attempt {
+                    Attempt::Failed(failure) => failure,
+                    Attempt::Reset => return Stopped::Reset,
+                };
                 if let Some(next) = next {
                     saved = Some(next);
                 } else if failure.phase == Phase::Tls {
@@ -228,7 +277,7 @@ pub async fn run_until<N: Net, C: Clock, L: Log>(
                 }
                 if past(clock) {
                     log.line("MQTT0 disconnected: the certificate is due for renewal");
-                    return;
+                    return Stopped::RenewalDue;
                 }
                 failure
             }
@@ -255,13 +304,14 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
     offer: Option<&SavedSession>,
     machine: &mut Machine,
     until_ms: Option<u64>,
-) -> (NetError, Option<SavedSession>) {
+    ota: Option<&mut dyn OtaHook>,
+) -> (Attempt, Option<SavedSession>) {
     let config = &device.config;
     log.line(&format!("MQTT0 connecting to {}", config.server));
     let started = clock.now_ms();
     let socket = match net.connect(&config.host, config.port).await {
         Ok(socket) => socket,
-        Err(e) => return (e, None),
+        Err(e) => return (Attempt::Failed(e), None),
     };
     let tcp_ms = clock.now_ms().saturating_sub(started);
     let mut observed = Observed::new(socket);
@@ -270,7 +320,7 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
         Ok(session) => session,
         Err(e) => {
             return (
-                fail(Phase::Tls, format!("cannot create TLS session: {e}")),
+                Attempt::Failed(fail(Phase::Tls, format!("cannot create TLS session: {e}"))),
                 None,
             )
         }
@@ -284,7 +334,10 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
     if let Err(e) = result {
         let why = tls::explain(&e, device.tls.is_mutual());
         return (
-            fail(Phase::Tls, format!("{why} ({e}) after {handshake_ms} ms")),
+            Attempt::Failed(fail(
+                Phase::Tls,
+                format!("{why} ({e}) after {handshake_ms} ms"),
+            )),
             None,
         );
     }
@@ -315,8 +368,9 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
         report: config
             .report_connection
             .then(|| report(device, handshake_ms, tcp_ms, version, resumed)),
+        ota: ota.is_some(),
     });
-    let failure = match session.split().await {
+    let attempt = match session.split().await {
         Ok((mut reader, mut writer)) => {
             serve(
                 &mut reader,
@@ -326,19 +380,22 @@ async fn connect_once<N: Net, C: Clock, L: Log>(
                 log,
                 machine,
                 until_ms,
+                ota,
             )
             .await
         }
-        Err(e) => fail(Phase::Tls, format!("{e}")),
+        Err(e) => Attempt::Failed(fail(Phase::Tls, format!("{e}"))),
     };
-    (failure, next)
+    (attempt, next)
 }
 
 fn fail(phase: Phase, message: String) -> NetError {
     NetError { phase, message }
 }
 
-/// The MQTT conversation until the connection ends.
+/// The MQTT conversation until the connection ends (or the OTA agent
+/// asks for a reset).
+#[allow(clippy::too_many_arguments)]
 async fn serve<R: Read, W: Write, C: Clock, L: Log>(
     reader: &mut R,
     writer: &mut W,
@@ -347,7 +404,8 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
     log: &L,
     machine: &mut Machine,
     until_ms: Option<u64>,
-) -> NetError {
+    mut ota: Option<&mut dyn OtaHook>,
+) -> Attempt {
     let phase = |mqtt: &MqttSession| {
         if mqtt.is_online() {
             Phase::Online
@@ -355,24 +413,61 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
             Phase::Mqtt
         }
     };
+    let failed = |phase: Phase, message: String| Attempt::Failed(fail(phase, message));
+    let rx_buffer = if ota.is_some() {
+        OTA_RX_BUFFER
+    } else {
+        RX_BUFFER
+    };
     let mut outputs = vec![Output::Send(mqtt.start(clock.now_ms()))];
-    let mut buf = vec![0u8; RX_BUFFER];
+    let mut buf = vec![0u8; rx_buffer];
     let mut filled = 0;
     loop {
-        for output in outputs.drain(..) {
-            match output {
-                Output::Send(bytes) => {
-                    let written = match writer.write_all(&bytes).await {
-                        Ok(()) => writer.flush().await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = written {
-                        return fail(phase(mqtt), format!("write failed: {e:?}"));
+        let mut pace = false;
+        while !outputs.is_empty() {
+            let batch = core::mem::take(&mut outputs);
+            for output in batch {
+                let mut agent = alloc::vec::Vec::new();
+                match output {
+                    Output::Send(bytes) => {
+                        let written = match writer.write_all(&bytes).await {
+                            Ok(()) => writer.flush().await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = written {
+                            return failed(phase(mqtt), format!("write failed: {e:?}"));
+                        }
+                    }
+                    Output::Log(line) => log.line(&line),
+                    Output::Online => machine.online(),
+                    Output::Close(why) => return failed(Phase::Online, why),
+                    Output::OtaReady => {
+                        if let Some(ota) = reborrow(&mut ota) {
+                            ota.online(clock.now_ms(), &mut agent);
+                        }
+                    }
+                    Output::Ota { chunk, payload } => {
+                        if let Some(ota) = reborrow(&mut ota) {
+                            ota.message(chunk, &payload, clock.now_ms(), &mut agent);
+                            pace |= chunk;
+                        }
                     }
                 }
-                Output::Log(line) => log.line(&line),
-                Output::Online => machine.online(),
-                Output::Close(why) => return fail(Phase::Online, why),
+                if apply(agent, mqtt, clock.now_ms(), log, &mut outputs) {
+                    let _ = writer.write_all(&crate::mqtt::codec::disconnect()).await;
+                    let _ = writer.flush().await;
+                    log.line("OTA reset into the new slot");
+                    return Attempt::Reset;
+                }
+            }
+        }
+        if let Some(ota) = reborrow(&mut ota) {
+            if pace && ota.pace_ms() > 0 {
+                clock.sleep_ms(ota.pace_ms()).await;
+            }
+            if ota.confirm_overdue(clock.now_ms()) {
+                log.line("OTA watchdog reset: not confirmed in time");
+                return Attempt::Reset;
             }
         }
         let now = clock.now_ms();
@@ -380,23 +475,27 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
             // A clean end: the broker does not publish the will.
             let _ = writer.write_all(&crate::mqtt::codec::disconnect()).await;
             let _ = writer.flush().await;
-            return fail(Phase::Online, String::from("renewal due"));
+            return failed(Phase::Online, String::from("renewal due"));
         }
-        let next = until_ms.map_or(mqtt.next_timer_ms(), |until| {
+        let mut next = until_ms.map_or(mqtt.next_timer_ms(), |until| {
             until.min(mqtt.next_timer_ms())
         });
+        if ota.is_some() {
+            // The agent's fetch retries and the confirmation deadline.
+            next = next.min(now + 1000);
+        }
         let wait = next.saturating_sub(now);
         let Some(free) = buf.get_mut(filled..) else {
-            return fail(phase(mqtt), String::from("receive buffer overflow"));
+            return failed(phase(mqtt), String::from("receive buffer overflow"));
         };
         match select(reader.read(free), clock.sleep_ms(wait)).await {
             Either::First(Ok(0)) => {
-                return fail(phase(mqtt), String::from("connection closed by the broker"))
+                return failed(phase(mqtt), String::from("connection closed by the broker"))
             }
             Either::First(Ok(n)) => {
                 filled += n;
                 loop {
-                    let used = match decode(&buf[..filled], RX_BUFFER) {
+                    let used = match decode(&buf[..filled], rx_buffer) {
                         Ok(Some((packet, used))) => {
                             if let Err(e) = mqtt.on_packet(packet, clock.now_ms(), &mut outputs) {
                                 // Log what the session said before failing (CONNACK n).
@@ -405,24 +504,61 @@ async fn serve<R: Read, W: Write, C: Clock, L: Log>(
                                         log.line(&line);
                                     }
                                 }
-                                return fail(phase(mqtt), format!("{e}"));
+                                return failed(phase(mqtt), format!("{e}"));
                             }
                             used
                         }
                         Ok(None) => break,
-                        Err(e) => return fail(phase(mqtt), format!("{e}")),
+                        Err(e) => return failed(phase(mqtt), format!("{e}")),
                     };
                     buf.copy_within(used..filled, 0);
                     filled -= used;
                 }
             }
-            Either::First(Err(e)) => return fail(phase(mqtt), format!("read failed: {e:?}")),
+            Either::First(Err(e)) => return failed(phase(mqtt), format!("read failed: {e:?}")),
             Either::Second(()) if until_ms.is_some_and(|until| clock.now_ms() >= until) => {}
             Either::Second(()) => {
                 if let Err(e) = mqtt.on_timer(clock.now_ms(), &mut outputs) {
-                    return fail(phase(mqtt), format!("{e}"));
+                    return failed(phase(mqtt), format!("{e}"));
+                }
+                if let Some(ota) = reborrow(&mut ota) {
+                    if mqtt.is_online() {
+                        let mut agent = alloc::vec::Vec::new();
+                        ota.tick(clock.now_ms(), &mut agent);
+                        // A tick only ever fetches again.
+                        apply(agent, mqtt, clock.now_ms(), log, &mut outputs);
+                    }
                 }
             }
         }
     }
+}
+
+/// A shorter borrow of the OTA hook (for each call of a loop).
+pub(crate) fn reborrow<'b>(ota: &'b mut Option<&mut dyn OtaHook>) -> Option<&'b mut dyn OtaHook> {
+    match ota {
+        Some(ota) => Some(&mut **ota),
+        None => None,
+    }
+}
+
+/// What the OTA agent said, as session outputs; true when it asks for a reset.
+fn apply<L: Log>(
+    agent: alloc::vec::Vec<Out>,
+    mqtt: &mut MqttSession,
+    now_ms: u64,
+    log: &L,
+    outputs: &mut alloc::vec::Vec<Output>,
+) -> bool {
+    let mut reset = false;
+    for out in agent {
+        match out {
+            Out::Publish { topic, payload } => {
+                mqtt.publish_quiet(&topic, &payload, now_ms, outputs)
+            }
+            Out::Log(line) => log.line(&line),
+            Out::Reset => reset = true,
+        }
+    }
+    reset
 }

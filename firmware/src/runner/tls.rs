@@ -18,6 +18,9 @@ pub struct TlsSetup {
     ca: Certificate<'static>,
     creds: Option<Credentials<'static>>,
     server_name: CString,
+    /// `mqtt.ssl_cipher_suites` as IANA ids, in order (`None`: mbedTLS's
+    /// default list).
+    cipher_suites: Option<Vec<i32>>,
 }
 
 impl TlsSetup {
@@ -45,6 +48,7 @@ impl TlsSetup {
             ca,
             creds,
             server_name,
+            cipher_suites: cipher_suite_ids(&files.cipher_suites)?,
         })
     }
 
@@ -64,9 +68,64 @@ impl TlsSetup {
             auth_mode: AuthMode::Required,
             min_version: TlsVersion::Tls1_2,
             max_version: Some(TlsVersion::Tls1_2),
+            ciphersuites: self.cipher_suites.as_deref(),
             ..ClientSessionConfig::new()
         }
     }
+}
+
+/// The TLS 1.2 suites this firmware's mbedTLS build has (ECDHE with RSA
+/// or ECDSA certificates, AES-GCM; no ChaCha20, no CBC, decision 0020),
+/// by IANA id; their names are `tls_observe`'s (the `ciphersuite:` line).
+pub const CIPHER_SUITES: [u16; 4] = [0xC02F, 0xC030, 0xC02B, 0xC02C];
+
+/// The ids of `mqtt.ssl_cipher_suites`' names (`None`: empty, mbedTLS's
+/// default order). An unknown name is refused, not silently dropped.
+fn cipher_suite_ids(names: &[String]) -> Result<Option<Vec<i32>>, String> {
+    use crate::tls_observe::SuiteName;
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut ids = Vec::new();
+    for name in names {
+        let Some(id) = CIPHER_SUITES
+            .iter()
+            .find(|id| format!("{}", SuiteName(**id)) == *name)
+        else {
+            let known: Vec<String> = CIPHER_SUITES
+                .iter()
+                .map(|id| format!("{}", SuiteName(*id)))
+                .collect();
+            return Err(format!(
+                "mqtt.ssl_cipher_suites: `{name}` is not a cipher suite of this firmware (it has {})",
+                known.join(", ")
+            ));
+        };
+        ids.push(i32::from(*id));
+    }
+    Ok(Some(ids))
+}
+
+#[cfg(test)]
+#[test]
+fn cipher_suites_are_named_as_the_console_names_them() {
+    #![allow(clippy::unwrap_used)]
+    let names = |list: &[&str]| list.iter().map(|n| String::from(*n)).collect::<Vec<_>>();
+    assert_eq!(cipher_suite_ids(&[]).unwrap(), None);
+    assert_eq!(
+        cipher_suite_ids(&names(&[
+            "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
+            "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384"
+        ]))
+        .unwrap(),
+        Some(alloc::vec![0xC02F, 0xC02C])
+    );
+    let error =
+        cipher_suite_ids(&names(&["TLS-ECDHE-RSA-WITH-CHACHA20-POLY1305-SHA256"])).unwrap_err();
+    assert!(
+        error.contains("not a cipher suite of this firmware"),
+        "{error}"
+    );
 }
 
 /// PEM bytes as the NUL-terminated string mbedTLS parses.

@@ -274,7 +274,7 @@ impl Drop for Sim {
 }
 
 /// The simulation binary, built once per test process (another package).
-fn sim_binary() -> PathBuf {
+pub fn sim_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {

@@ -13,11 +13,13 @@ use alloc::string::String;
 
 use esp_bootloader_esp_idf::partitions::{self, PARTITION_TABLE_MAX_LEN};
 use esp_hal::rng::Trng;
-use esp_storage::{FlashStorage, FlashStorageError};
+use esp_storage::FlashStorageError;
 use fleetmq_firmware::config::ClientIdentity;
 use fleetmq_firmware::provision::key::DeviceKey;
 use fleetmq_firmware::provision::store::{self, Flash, StoredIdentity, PARTITION_SIZE, SLOT_SIZE};
 use fleetmq_firmware::runner::identity::{IdentityStore, TrueRandom};
+
+use crate::ota_flash::SharedFlash;
 
 /// The label of the partition in firmware/partitions.csv.
 const PARTITION_LABEL: &str = "fleetmq";
@@ -25,18 +27,19 @@ const PARTITION_LABEL: &str = "fleetmq";
 /// The partition as the store's raw flash: offsets relative to its start,
 /// nothing outside it reachable.
 pub struct PartitionFlash {
-    flash: FlashStorage<'static>,
+    /// The chip's flash, shared with the OTA slots.
+    flash: SharedFlash,
     /// Where the partition starts in flash.
     base: u32,
 }
 
 impl PartitionFlash {
     /// Finds the `fleetmq` partition in the partition table.
-    pub fn open(flash: esp_hal::peripherals::FLASH<'static>) -> Result<PartitionFlash, String> {
-        let mut flash = FlashStorage::new(flash);
+    pub fn open(flash: SharedFlash) -> Result<PartitionFlash, String> {
         let mut table = [0u8; PARTITION_TABLE_MAX_LEN];
         let entry = {
-            let table = partitions::read_partition_table(&mut flash, &mut table)
+            let mut storage = flash.borrow_mut();
+            let table = partitions::read_partition_table(&mut storage, &mut table)
                 .map_err(|e| format!("cannot read the partition table: {e:?}"))?;
             let found = table
                 .iter()
@@ -75,17 +78,17 @@ impl Flash for PartitionFlash {
 
     fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), FlashStorageError> {
         let at = self.at(offset, buf.len())?;
-        self.flash.read_nor(at, buf)
+        self.flash.borrow_mut().read_nor(at, buf)
     }
 
     fn erase_slot(&mut self, offset: u32) -> Result<(), FlashStorageError> {
         let at = self.at(offset, SLOT_SIZE as usize)?;
-        self.flash.erase(at, at + SLOT_SIZE)
+        self.flash.borrow_mut().erase(at, at + SLOT_SIZE)
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashStorageError> {
         let at = self.at(offset, bytes.len())?;
-        self.flash.write_nor(at, bytes)
+        self.flash.borrow_mut().write_nor(at, bytes)
     }
 }
 

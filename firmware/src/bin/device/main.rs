@@ -11,10 +11,12 @@
 extern crate alloc;
 
 mod identity;
+mod ota_flash;
 mod platform;
 
 use alloc::format;
 use alloc::string::String;
+use core::cell::RefCell;
 
 use embassy_executor::Spawner;
 use embassy_net::{Runner, StackResources};
@@ -26,8 +28,13 @@ use esp_radio::wifi::sta::StationConfig;
 use esp_radio::wifi::{
     AuthenticationMethodConfig, Config, ControllerConfig, Interface, Password, Ssid, WifiController,
 };
+use esp_storage::FlashStorage;
 use fleetmq_firmware::config::{self, EmbeddedFiles};
-use fleetmq_firmware::runner::{self, ChipInfo, Device};
+use fleetmq_firmware::ota::agent::{Agent, Out};
+use fleetmq_firmware::ota::otadata::ImageState;
+use fleetmq_firmware::ota::slots::{AppStart, Slots};
+use fleetmq_firmware::runner::ota::{OtaHook, OtaRun};
+use fleetmq_firmware::runner::{self, ChipInfo, Clock as _, Device, Log as _};
 use fleetmq_firmware::topic::Mac;
 use mbedtls_rs::Tls;
 use static_cell::StaticCell;
@@ -45,6 +52,7 @@ esp_bootloader_esp_idf::esp_app_desc!();
 static STACK_RESOURCES: StaticCell<StackResources<4>> = StaticCell::new();
 static TRNG_SOURCE: StaticCell<TrngSource<'static>> = StaticCell::new();
 static TRNG: StaticCell<Trng> = StaticCell::new();
+static FLASH: StaticCell<RefCell<FlashStorage<'static>>> = StaticCell::new();
 
 #[esp_rtos::main]
 async fn main(spawner: Spawner) -> ! {
@@ -118,12 +126,20 @@ async fn main(spawner: Spawner) -> ! {
         Err(e) => halt(e).await,
     };
     let mut net = DeviceNet::new(stack);
+    // The chip's flash: OTA slots and the identity partition.
+    let flash: ota_flash::SharedFlash =
+        FLASH.init(RefCell::new(FlashStorage::new(peripherals.FLASH)));
+    let mut ota = start_ota(flash, &device, &log);
+    let mut hook = ota.as_mut().map(|ota| ota as &mut dyn OtaHook);
     if !device.config.provision {
-        runner::run(&mut net, &DeviceClock, &log, &device, tls.reference()).await
+        runner::run(&mut net, &DeviceClock, &log, &device, tls.reference(), hook).await;
+        // Only the OTA agent stops the loop: reset into the new slot (or
+        // out of one not confirmed in time).
+        esp_hal::system::software_reset()
     }
     // Provisioning by claim: the configured certificate is the batch's;
     // the device's own key and certificate live in the `fleetmq` partition.
-    let mut store = match identity::PartitionFlash::open(peripherals.FLASH) {
+    let mut store = match identity::PartitionFlash::open(flash) {
         Ok(flash) => identity::FlashIdentity(flash),
         Err(e) => halt(e).await,
     };
@@ -140,8 +156,69 @@ async fn main(spawner: Spawner) -> ! {
         tls.reference(),
         &mut store,
         &mut random,
+        hook.take(),
     )
-    .await
+    .await;
+    esp_hal::system::software_reset()
+}
+
+/// Firmware updates (`fleetmq.ota_key` set): the application's start step
+/// on the OTA slots (it rolls back an image never confirmed online,
+/// whatever the bootloader; decision 0174), then the agent. `None` (and a
+/// log line) when updates are off or the partition table has no OTA
+/// slots: the device runs without them rather than not at all.
+fn start_ota(
+    flash: ota_flash::SharedFlash,
+    device: &Device,
+    log: &SerialLog,
+) -> Option<OtaRun<ota_flash::EspOtaFlash>> {
+    let raw = device.config.ota_key?;
+    let key = match ed25519_dalek::VerifyingKey::from_bytes(&raw) {
+        Ok(key) => key,
+        Err(e) => {
+            log.line(&format!("OTA off: fleetmq.ota_key: {e}"));
+            return None;
+        }
+    };
+    let found = match ota_flash::open(flash) {
+        Ok(found) => found,
+        Err(e) => {
+            log.line(&format!("OTA off: {e}"));
+            return None;
+        }
+    };
+    let mut slots = Slots::new(found.flash, found.layout);
+    let booted = match slots.app_start(found.running_slot) {
+        Ok(AppStart::Run(booted)) => booted,
+        Ok(AppStart::RollBack) => {
+            log.line("OTA this image was never confirmed online: rolling back, resetting");
+            esp_hal::system::software_reset()
+        }
+        Err(e) => {
+            log.line(&format!("OTA off: otadata: {}", e.0));
+            return None;
+        }
+    };
+    let pending = booted.state == Some(ImageState::PendingVerify);
+    let version = slots
+        .version(booted.slot)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    log.line(&format!(
+        "OTA boot: slot ota_{} version {version}{}",
+        booted.slot,
+        if pending { " (pending verify)" } else { "" }
+    ));
+    let agent = Agent::new(&device.names.client_id, CHIP.name, key);
+    let confirm_ms = u64::from(device.config.ota_confirm_secs) * 1000;
+    let (run, outs) = OtaRun::new(slots, agent, pending, DeviceClock.now_ms(), confirm_ms);
+    for out in outs {
+        if let Out::Log(line) = out {
+            log.line(&line);
+        }
+    }
+    Some(run)
 }
 
 /// The chip this image is built for, at the clock `CpuClock::max()` sets,

@@ -9,7 +9,8 @@ pub const USAGE: &str =
                    [--devices N] [--device-certs DIR] [--sign-delay-ms MS]
                    [--claim-state DIR [--renew-before-secs S]]
                    [--ota-flash DIR --ota-key FILE [--ota-version V] [--ota-chip C]
-                    [--ota-confirm-secs S] [--ota-corrupt-chunk N]]
+                    [--ota-confirm-secs S] [--ota-corrupt-chunk N]
+                   [--ota-log-chunks] [--ota-chunk-delay-ms MS]]
 
   --config FILE        device configuration (mos.yml keys in TOML)
   --fs DIR             folder of the certificate files it names
@@ -29,13 +30,15 @@ pub const USAGE: &str =
                        (default 30 days)
   --ota-flash DIR      firmware updates (docs/ota.md): each device keeps its
                        flash in DIR/<client id>.flash and follows the broker's
-                       offers instead of the plain device loop
+                       offers (with --claim-state too, on its own certificate)
   --ota-key FILE       the broker's manifest key (ota-signing.pub, hex)
   --ota-version V      version of the factory image of a new flash (1.0.0)
   --ota-chip C         the chip the devices claim to be (esp32c3)
   --ota-confirm-secs S a new version not online within S s is rolled back (30)
   --ota-corrupt-chunk N  fault injection: the first arrival of chunk N is
-                       corrupted on the device";
+                       corrupted on the device
+  --ota-log-chunks     log `OTA chunk N written` for every chunk
+  --ota-chunk-delay-ms MS  pause MS after each chunk written (slow download)";
 
 /// Parsed options.
 #[derive(Debug)]
@@ -71,6 +74,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut ota_chip = String::from("esp32c3");
     let mut ota_confirm_secs = 30;
     let mut ota_corrupt_chunk = None;
+    let mut ota_log_chunks = false;
+    let mut ota_chunk_delay_ms = 0;
     let mut args = args;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
@@ -119,6 +124,14 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                         .map_err(|_| "--ota-corrupt-chunk takes a chunk number")?,
                 );
             }
+            "--ota-log-chunks" => ota_log_chunks = true,
+            "--ota-chunk-delay-ms" => {
+                ota_chunk_delay_ms = value()?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= 60_000)
+                    .ok_or("--ota-chunk-delay-ms takes milliseconds from 0 to 60000")?;
+            }
             "-h" | "--help" => return Err(String::from("help")),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -141,6 +154,8 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 chip: ota_chip,
                 confirm_secs: ota_confirm_secs,
                 corrupt_chunk: ota_corrupt_chunk,
+                log_chunks: ota_log_chunks,
+                chunk_delay_ms: ota_chunk_delay_ms,
             })
         }
         (None, None) => None,

@@ -54,11 +54,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if options.claim_state.is_some() && options.ota.is_some() {
-        // The provisioned device loop does not run the OTA agent yet.
-        eprintln!("fleetmq-sim: --claim-state and --ota-flash cannot be used together yet");
-        return ExitCode::from(2);
-    }
     let devices = match prepare(&options) {
         Ok(devices) => devices,
         Err(message) => {
@@ -156,11 +151,26 @@ fn simulate(
                 log: HostLog { prefix },
                 sign_delay,
             };
-            match &claim_state {
-                Some(state) => {
-                    let mut device = device;
-                    device.config.renew_before_secs =
-                        u32::try_from(state.renew_before_secs).unwrap_or(u32::MAX);
+            let mut device = device;
+            if let Some(state) = &claim_state {
+                device.config.renew_before_secs =
+                    u32::try_from(state.renew_before_secs).unwrap_or(u32::MAX);
+            }
+            match (&claim_state, &ota) {
+                (claim, Some(ota)) => {
+                    ota::run(
+                        &mut net,
+                        clock,
+                        &log,
+                        &device,
+                        mac,
+                        tls,
+                        ota,
+                        claim.as_ref(),
+                    )
+                    .await
+                }
+                (Some(state), None) => {
                     let mut store = claim::FolderStore::new(&state.dir, &device.names.client_id);
                     runner::identity::run_provisioned(
                         &mut net,
@@ -171,13 +181,11 @@ fn simulate(
                         tls,
                         &mut store,
                         &mut claim::HostRandom,
+                        None,
                     )
                     .await
                 }
-                None => match &ota {
-                    Some(ota) => ota::run(&mut net, clock, &log, &device, tls, ota).await,
-                    None => runner::run(&mut net, clock, &log, &device, tls).await,
-                },
+                (None, None) => runner::run(&mut net, clock, &log, &device, tls, None).await,
             }
         });
     }
