@@ -6,7 +6,9 @@
 //! made with `fleetmq certs`. Images are small (a few KiB) so that 20
 //! devices fit a 2-core machine.
 
+mod halt;
 mod lab;
+mod listeners;
 
 use std::time::Duration;
 
@@ -340,6 +342,10 @@ fn a_version_that_never_reconnects_rolls_back_and_a_foreign_signature_is_refused
             &devices,
             "--id",
             "silent",
+            // Both roll back: the first must not halt the rollout before
+            // the second is heard (decision 0176).
+            "--max-failures",
+            "2",
         ],
     );
     let good = lab.image("1.3.0", 4000, b"");
