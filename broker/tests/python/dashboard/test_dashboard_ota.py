@@ -7,6 +7,7 @@ clicked on the page, after logging in with the token, change the rollout
 the broker keeps on disk and serves on /api."""
 
 import json
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from dashboard_harness import binary, eventually, get_json, http
+from dashboard_harness import TlsClient, _packet, _utf8, binary, eventually, get_json, http
 
 TOKEN = "ota-card-test-token-5d2e"
 # The Ed25519 base point: a valid public key that signed nothing of ours.
@@ -129,6 +130,16 @@ def test_the_rollout_card_shows_device_states_and_pauses_from_the_page(
             return json.loads(doc.read_text())
 
         eventually(lambda: rollout()["wave"] == 1, "wave 2 started", 60)
+        # Device 2 comes online as a plain MQTT client with its certificate
+        # and reports a download under way, as the agent does.
+        certs = tmp_path / "device-certs"
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(str(certs / f"{device_id(2)}.crt"), str(certs / f"{device_id(2)}.key"))
+        third = TlsClient(broker.port("tls"), context, device_id(2))
+        status = b'{"state":"downloading","version":"1.1.0","running":"1.0.0","progress":40}'
+        third.sock.sendall(_packet(0x30, _utf8(f"$fleetmq/ota/{device_id(2)}/status") + status))
+        eventually(lambda: rollout()["status"][device_id(2)]["state"] == "downloading",
+                   "device 2 downloading", 10)
 
         # Unauthenticated, neither the card's data nor its actions.
         assert http("GET", broker.http + "/api/ota/rollouts")[0] == 401
@@ -151,7 +162,9 @@ def test_the_rollout_card_shows_device_states_and_pauses_from_the_page(
         failed = device_row(1).find_elements(By.TAG_NAME, "td")
         assert failed[2].text == "failed" and failed[5].text == "bad signature", \
             [cell.text for cell in failed]
-        assert device_row(2).find_elements(By.TAG_NAME, "td")[2].text == "offered"
+        downloading = [cell.text for cell in device_row(2).find_elements(By.TAG_NAME, "td")]
+        assert downloading[2:4] == ["downloading", "40%"], downloading
+        assert device_row(2).find_element(By.TAG_NAME, "progress").get_attribute("value") == "40"
         browser.execute_script("document.getElementById('ota-section').scrollIntoView()")
         browser.save_screenshot(str(screenshots / "dashboard-ota.png"))
 
@@ -176,5 +189,6 @@ def test_the_rollout_card_shows_device_states_and_pauses_from_the_page(
         eventually(lambda: rollout()["state"] == "aborted", "aborted on disk", 5)
         wait(browser).until(EC.text_to_be_present_in_element(
             (By.CSS_SELECTOR, '#ota-rollouts tr[data-rollout="spring"] .ota-state'), "aborted"))
+        third.close()
     finally:
         sims.stop()
