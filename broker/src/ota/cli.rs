@@ -57,10 +57,16 @@ enum FirmwareCommand {
         /// The rollout's name (default: the version and a timestamp).
         #[arg(long)]
         id: Option<String>,
+        /// Failures and rollbacks in one wave that halt the rollout until
+        /// `resume` (or `abort`): a number of devices, or a percentage of
+        /// the wave (rounded up, at least one device).
+        #[arg(long, default_value = "10%", value_name = "N|P%")]
+        max_failures: String,
     },
     /// Pause a rollout: no more offers or chunks until resumed.
     Pause { id: String },
-    /// Resume a paused rollout.
+    /// Resume a paused rollout, or one the broker halted after too many
+    /// failures (those failures are then accepted).
     Resume { id: String },
     /// Abort a rollout: devices still downloading are told to stop.
     Abort { id: String },
@@ -111,7 +117,9 @@ fn run_inner(args: &FirmwareArgs) -> Result<(), String> {
             devices,
             waves,
             id,
+            max_failures,
         } => {
+            let max_failures = rollout::FailureLimit::parse(max_failures)?;
             if chip_id(chip).is_none() {
                 return Err(format!("unknown chip `{chip}`"));
             }
@@ -148,13 +156,16 @@ fn run_inner(args: &FirmwareArgs) -> Result<(), String> {
             if rollout::path(&dir, &id).exists() {
                 return Err(format!("rollout {id} exists already"));
             }
-            let rollout = Rollout::new(&id, version, chip, devices, waves);
+            let mut rollout = Rollout::new(&id, version, chip, devices, waves);
+            rollout.max_failures = max_failures;
             rollout::save(&dir, &rollout)?;
             println!(
-                "rollout {id}: {version} to {} devices in {} waves ({:?})",
+                "rollout {id}: {version} to {} devices in {} waves ({:?}), halted at {} failures \
+                 in a wave",
                 rollout.devices.len(),
                 rollout.waves.len(),
-                rollout.waves
+                rollout.waves,
+                rollout.max_failures
             );
             Ok(())
         }
@@ -176,6 +187,9 @@ fn run_inner(args: &FirmwareArgs) -> Result<(), String> {
                     rollout.wave + 1,
                     rollout.waves.len()
                 );
+                if let Some(reason) = &rollout.reason {
+                    println!("  halted: {reason}");
+                }
                 for device in &rollout.devices {
                     if let Some(status) = rollout.status.get(device) {
                         println!(

@@ -79,7 +79,7 @@ pub fn start(broker: &Arc<Engine>, shutdown: watch::Receiver<bool>) -> Result<()
     store.signing_key()?;
     let rollouts = rollout::load_all(&store.rollouts_dir())?;
     for rollout in &rollouts {
-        if matches!(rollout.state, RolloutState::Running | RolloutState::Paused) {
+        if rollout.state.is_open() {
             tracing::info!(
                 "OTA rollout {} of {} resumed at wave {}/{} ({:?}).",
                 rollout.id,
@@ -217,10 +217,9 @@ impl Worker {
 
     /// The newest unfinished rollout that includes `device`.
     fn rollout_of(&self, device: &str) -> Option<usize> {
-        self.rollouts.iter().rposition(|r| {
-            matches!(r.state, RolloutState::Running | RolloutState::Paused)
-                && r.status.contains_key(device)
-        })
+        self.rollouts
+            .iter()
+            .rposition(|r| r.state.is_open() && r.status.contains_key(device))
     }
 
     fn handle(&mut self, message: DeviceMessage) {
@@ -319,11 +318,26 @@ impl Worker {
         }
         let reoffer = report.state == "idle" && rollout.should_offer(device);
         if changed {
+            self.halt_if_failing(index);
             self.save(index);
             self.advance(index);
         }
         if reoffer {
             self.offer(index, device);
+        }
+    }
+
+    /// Halts the rollout when its wave reached the failure limit
+    /// (decision 0176); the caller saves.
+    fn halt_if_failing(&mut self, index: usize) {
+        let rollout = &mut self.rollouts[index];
+        if rollout.halt_if_failing() {
+            tracing::warn!(
+                "OTA rollout {} of {} halted: {}.",
+                rollout.id,
+                rollout.version,
+                rollout.reason.as_deref().unwrap_or("")
+            );
         }
     }
 
@@ -387,6 +401,7 @@ impl Worker {
             }
             if self.rollouts[index].state == RolloutState::Running {
                 if self.rollouts[index].time_out(self.timeout_secs) {
+                    self.halt_if_failing(index);
                     self.save(index);
                 }
                 self.advance(index);
@@ -398,8 +413,8 @@ impl Worker {
         let rollout = &mut self.rollouts[index];
         let next = match (word, rollout.state) {
             ("pause", RolloutState::Running) => RolloutState::Paused,
-            ("resume", RolloutState::Paused) => RolloutState::Running,
-            ("abort", RolloutState::Running | RolloutState::Paused) => RolloutState::Aborted,
+            ("resume", RolloutState::Paused | RolloutState::Halted) => RolloutState::Running,
+            ("abort", state) if state.is_open() => RolloutState::Aborted,
             _ => {
                 tracing::warn!(
                     "OTA rollout {}: `{word}` ignored in state {:?}.",
@@ -409,7 +424,11 @@ impl Worker {
                 return;
             }
         };
-        rollout.state = next;
+        if next == RolloutState::Running {
+            rollout.resume();
+        } else {
+            rollout.state = next;
+        }
         tracing::info!("OTA rollout {} {:?}.", rollout.id, next);
         let cancel: Vec<String> = if next == RolloutState::Aborted {
             rollout

@@ -19,8 +19,78 @@ use serde::{Deserialize, Serialize};
 pub enum RolloutState {
     Running,
     Paused,
+    /// Paused by the broker: too many failures in the wave (decision 0176).
+    Halted,
     Aborted,
     Done,
+}
+
+impl RolloutState {
+    /// Still going, or waiting for an operator.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            RolloutState::Running | RolloutState::Paused | RolloutState::Halted
+        )
+    }
+}
+
+/// How many failures and rollbacks in one wave halt a rollout
+/// (`--max-failures`, decision 0176): a number of devices, or a
+/// percentage of the wave's devices (rounded up, at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureLimit {
+    Devices(usize),
+    Percent(u32),
+}
+
+impl Default for FailureLimit {
+    /// 10 % of the wave: any failure halts a wave of up to ten devices.
+    fn default() -> Self {
+        FailureLimit::Percent(10)
+    }
+}
+
+impl FailureLimit {
+    /// `N` devices or `P%` of the wave.
+    pub fn parse(text: &str) -> Result<FailureLimit, String> {
+        let problem = || {
+            format!(
+                "--max-failures `{text}`: a number of devices (1 or more) or a percentage of \
+                 the wave (1% to 100%)"
+            )
+        };
+        let text = text.trim();
+        if let Some(percent) = text.strip_suffix('%') {
+            let percent = percent.trim().parse::<u32>().map_err(|_| problem())?;
+            if !(1..=100).contains(&percent) {
+                return Err(problem());
+            }
+            return Ok(FailureLimit::Percent(percent));
+        }
+        match text.parse::<usize>() {
+            Ok(count) if count >= 1 => Ok(FailureLimit::Devices(count)),
+            _ => Err(problem()),
+        }
+    }
+
+    /// Failures that halt a wave of `wave_size` devices.
+    pub fn of(self, wave_size: usize) -> usize {
+        match self {
+            FailureLimit::Devices(count) => count,
+            FailureLimit::Percent(percent) => (wave_size * percent as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+impl std::fmt::Display for FailureLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureLimit::Devices(count) => write!(f, "{count}"),
+            FailureLimit::Percent(percent) => write!(f, "{percent}%"),
+        }
+    }
 }
 
 /// Where one device stands.
@@ -80,6 +150,16 @@ pub struct Rollout {
     pub state: RolloutState,
     pub created_at: i64,
     pub status: BTreeMap<String, DeviceStatus>,
+    /// Failures and rollbacks in one wave that halt the rollout.
+    #[serde(default)]
+    pub max_failures: FailureLimit,
+    /// Failures of the current wave that a `resume` after a halt
+    /// accepted: the rollout halts again only when as many more come.
+    #[serde(default)]
+    pub accepted_failures: usize,
+    /// Why the broker halted the rollout (shown until it is resumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `--waves`: `N` equal waves, or cumulative percentages `10%,50%,100%`.
@@ -154,7 +234,68 @@ impl Rollout {
             state: RolloutState::Running,
             created_at,
             status,
+            max_failures: FailureLimit::default(),
+            accepted_failures: 0,
+            reason: None,
         }
+    }
+
+    /// Devices of the wave in progress only.
+    pub fn wave_devices(&self) -> &[String] {
+        let from = match self.wave {
+            0 => 0,
+            wave => self.waves.get(wave - 1).copied().unwrap_or(0),
+        };
+        let started = self.started();
+        &started[from.min(started.len())..]
+    }
+
+    /// Devices of the wave in progress that failed or rolled back.
+    pub fn wave_failures(&self) -> usize {
+        self.wave_devices()
+            .iter()
+            .filter(|d| {
+                self.status.get(*d).is_some_and(|s| {
+                    matches!(s.state, DeviceState::Failed | DeviceState::RolledBack)
+                })
+            })
+            .count()
+    }
+
+    /// Halts a running rollout whose wave reached its failure limit
+    /// (beyond what a resume accepted) while devices remain to update;
+    /// true when it just halted. A rollout whose every device is final
+    /// has nothing left to protect: it ends as done.
+    pub fn halt_if_failing(&mut self) -> bool {
+        let pending = self.status.values().any(|s| !s.state.is_final());
+        if self.state != RolloutState::Running || !pending {
+            return false;
+        }
+        let failures = self.wave_failures();
+        let limit = self.max_failures.of(self.wave_devices().len());
+        if failures < self.accepted_failures + limit {
+            return false;
+        }
+        self.state = RolloutState::Halted;
+        self.reason = Some(format!(
+            "{failures} of the {} devices of wave {}/{} failed or rolled back \
+             (--max-failures {}): resume to go on, abort to stop",
+            self.wave_devices().len(),
+            self.wave + 1,
+            self.waves.len(),
+            self.max_failures
+        ));
+        true
+    }
+
+    /// Back to running after a pause or a halt; a halt's failures so far
+    /// are accepted.
+    pub fn resume(&mut self) {
+        if self.state == RolloutState::Halted {
+            self.accepted_failures = self.wave_failures();
+        }
+        self.state = RolloutState::Running;
+        self.reason = None;
     }
 
     /// Devices of the waves started so far.
@@ -205,6 +346,7 @@ impl Rollout {
         }
         if self.wave + 1 < self.waves.len() {
             self.wave += 1;
+            self.accepted_failures = 0;
             true
         } else {
             self.state = RolloutState::Done;
@@ -330,6 +472,60 @@ mod tests {
         for d in ["d2", "d3"] {
             rollout.status.get_mut(d).unwrap().state = DeviceState::Running;
         }
+        assert!(!rollout.advance());
+        assert_eq!(rollout.state, RolloutState::Done);
+    }
+
+    #[test]
+    fn failure_limits_by_count_and_by_percentage_of_the_wave() {
+        assert_eq!(FailureLimit::parse("3"), Ok(FailureLimit::Devices(3)));
+        assert_eq!(FailureLimit::parse("25%"), Ok(FailureLimit::Percent(25)));
+        for bad in ["0", "0%", "101%", "x", "-1", ""] {
+            assert!(FailureLimit::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(FailureLimit::Percent(10).of(7), 1);
+        assert_eq!(FailureLimit::Percent(10).of(20), 2);
+        assert_eq!(FailureLimit::Percent(50).of(0), 1);
+        assert_eq!(FailureLimit::Devices(2).of(7), 2);
+    }
+
+    #[test]
+    fn a_wave_that_reaches_its_failure_limit_halts_and_resume_accepts_them() {
+        let devices: Vec<String> = (0..6).map(|n| format!("d{n}")).collect();
+        let mut rollout = Rollout::new("r", "1.1.0", "esp32c3", devices, vec![3, 6]);
+        rollout.max_failures = FailureLimit::Devices(2);
+        rollout.offer_started();
+        rollout.status.get_mut("d0").unwrap().state = DeviceState::Failed;
+        assert!(!rollout.halt_if_failing());
+        rollout.status.get_mut("d1").unwrap().state = DeviceState::RolledBack;
+        assert!(rollout.halt_if_failing());
+        assert_eq!(rollout.state, RolloutState::Halted);
+        assert!(rollout
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("2 of the 3 devices of wave 1/2"));
+        assert!(!rollout.should_offer("d2"));
+        assert!(!rollout.advance());
+        rollout.resume();
+        assert_eq!(
+            (rollout.state, rollout.reason.clone()),
+            (RolloutState::Running, None)
+        );
+        assert!(!rollout.halt_if_failing());
+        rollout.status.get_mut("d2").unwrap().state = DeviceState::Running;
+        assert!(rollout.advance());
+        // The next wave counts its own failures.
+        assert_eq!(rollout.wave_devices(), ["d3", "d4", "d5"]);
+        assert_eq!(rollout.accepted_failures, 0);
+        rollout.offer_started();
+        rollout.status.get_mut("d3").unwrap().state = DeviceState::Failed;
+        assert!(!rollout.halt_if_failing());
+        // The last failures of a rollout leave nothing to protect.
+        for d in ["d4", "d5"] {
+            rollout.status.get_mut(d).unwrap().state = DeviceState::Failed;
+        }
+        assert!(!rollout.halt_if_failing());
         assert!(!rollout.advance());
         assert_eq!(rollout.state, RolloutState::Done);
     }

@@ -6,7 +6,9 @@
 //! made with `fleetmq certs`. Images are small (a few KiB) so that 20
 //! devices fit a 2-core machine.
 
+mod halt;
 pub(crate) mod lab;
+mod listeners;
 
 use std::time::Duration;
 
@@ -22,33 +24,12 @@ fn a_fleet_of_twenty_updates_in_three_waves_refetching_a_corrupt_chunk() {
     let sim = lab.sim(&broker, 20, &["--ota-corrupt-chunk", "2"]);
     sim.wait_count("MQTT connected", 20, Duration::from_secs(60));
 
-    let image = lab.image("1.1.0", 6000, b"");
-    lab.firmware_ok(
+    lab.upload(&broker, "1.1.0", 6000, b"");
+    lab.rollout(
         &broker,
-        &[
-            "upload",
-            image.to_str().unwrap(),
-            "--version",
-            "1.1.0",
-            "--chip",
-            "esp32c3",
-        ],
-    );
-    lab.firmware_ok(
-        &broker,
-        &[
-            "rollout",
-            "--version",
-            "1.1.0",
-            "--chip",
-            "esp32c3",
-            "--group",
-            DEVICE_GROUP,
-            "--waves",
-            "3",
-            "--id",
-            "r1",
-        ],
+        "r1",
+        "1.1.0",
+        &["--group", DEVICE_GROUP, "--waves", "3"],
     );
 
     let rollout = lab.wait_rollout(
@@ -108,76 +89,35 @@ fn bad_uploads_and_rollouts_are_refused_and_nothing_is_stored() {
     .unwrap();
     let big = lab.image("2.0.0", 70_000, b"");
     let missing = lab.root.join("missing.bin");
-    let cases: [(&[&str], &str); 6] = [
+    let upload = |file: &std::path::Path, version: &str, chip: &str| -> Vec<String> {
+        [
+            "upload",
+            file.to_str().unwrap(),
+            "--version",
+            version,
+            "--chip",
+            chip,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let cases = [
+        (upload(&empty, "2.0.0", "esp32c3"), "the image is empty"),
+        (upload(&good, "2.0.0", "esp8266"), "unknown chip `esp8266`"),
+        (upload(&c6, "2.0.0", "esp32c3"), "not esp32c3"),
         (
-            &[
-                "upload",
-                empty.to_str().unwrap(),
-                "--version",
-                "2.0.0",
-                "--chip",
-                "esp32c3",
-            ],
-            "the image is empty",
-        ),
-        (
-            &[
-                "upload",
-                good.to_str().unwrap(),
-                "--version",
-                "2.0.0",
-                "--chip",
-                "esp8266",
-            ],
-            "unknown chip `esp8266`",
-        ),
-        (
-            &[
-                "upload",
-                c6.to_str().unwrap(),
-                "--version",
-                "2.0.0",
-                "--chip",
-                "esp32c3",
-            ],
-            "not esp32c3",
-        ),
-        (
-            &[
-                "upload",
-                big.to_str().unwrap(),
-                "--version",
-                "2.0.0",
-                "--chip",
-                "esp32c3",
-            ],
+            upload(&big, "2.0.0", "esp32c3"),
             "more than an OTA slot takes",
         ),
         (
-            &[
-                "upload",
-                good.to_str().unwrap(),
-                "--version",
-                "2.0.1",
-                "--chip",
-                "esp32c3",
-            ],
+            upload(&good, "2.0.1", "esp32c3"),
             "says version `2.0.0`, not `2.0.1`",
         ),
-        (
-            &[
-                "upload",
-                missing.to_str().unwrap(),
-                "--version",
-                "2.0.0",
-                "--chip",
-                "esp32c3",
-            ],
-            "missing.bin",
-        ),
+        (upload(&missing, "2.0.0", "esp32c3"), "missing.bin"),
     ];
     for (args, message) in cases {
-        let stderr = lab.firmware_err(&broker, args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = lab.firmware_err(&broker, &args);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     // The HTTP API refuses the same way.
@@ -196,28 +136,10 @@ fn bad_uploads_and_rollouts_are_refused_and_nothing_is_stored() {
     );
     assert!(lab.stored_images().is_empty(), "{:?}", lab.stored_images());
 
-    lab.firmware_ok(
-        &broker,
-        &[
-            "upload",
-            good.to_str().unwrap(),
-            "--version",
-            "2.0.0",
-            "--chip",
-            "esp32c3",
-        ],
-    );
-    let stderr = lab.firmware_err(
-        &broker,
-        &[
-            "upload",
-            good.to_str().unwrap(),
-            "--version",
-            "2.0.0",
-            "--chip",
-            "esp32c3",
-        ],
-    );
+    let again = upload(&good, "2.0.0", "esp32c3");
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    lab.firmware_ok(&broker, &again);
+    let stderr = lab.firmware_err(&broker, &again);
     assert!(stderr.contains("already uploaded"), "{stderr}");
     assert_eq!(lab.stored_images(), vec![String::from("esp32c3/2.0.0")]);
     // The key is the broker's, private.
@@ -275,16 +197,10 @@ fn bad_uploads_and_rollouts_are_refused_and_nothing_is_stored() {
     // Without a usable signing key nothing can be signed, so nothing is stored.
     std::fs::write(lab.pki.join("ota-signing.key"), b"not a key").unwrap();
     let next = lab.image("2.0.1", 3000, b"");
+    let next = upload(&next, "2.0.1", "esp32c3");
     let stderr = lab.firmware_err(
         &broker,
-        &[
-            "upload",
-            next.to_str().unwrap(),
-            "--version",
-            "2.0.1",
-            "--chip",
-            "esp32c3",
-        ],
+        &next.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert!(stderr.contains("not an Ed25519 PKCS#8 key"), "{stderr}");
     assert_eq!(lab.stored_images(), vec![String::from("esp32c3/2.0.0")]);
@@ -315,58 +231,22 @@ fn a_version_that_never_reconnects_rolls_back_and_a_foreign_signature_is_refused
     fleet.wait_count("MQTT connected", 2, Duration::from_secs(30));
     doubter.wait_count("MQTT connected", 1, Duration::from_secs(30));
 
-    let silent = lab.image("1.2.0", 4000, b"FLEETMQ-SIM-NEVER-CONNECTS");
-    lab.firmware_ok(
-        &broker,
-        &[
-            "upload",
-            silent.to_str().unwrap(),
-            "--version",
-            "1.2.0",
-            "--chip",
-            "esp32c3",
-        ],
-    );
+    lab.upload(&broker, "1.2.0", 4000, b"FLEETMQ-SIM-NEVER-CONNECTS");
     let devices = format!("{},{}", lab::device_id(0), lab::device_id(1));
-    lab.firmware_ok(
+    // Both roll back: the first must not halt the rollout before
+    // the second is heard (decision 0176).
+    lab.rollout(
         &broker,
-        &[
-            "rollout",
-            "--version",
-            "1.2.0",
-            "--chip",
-            "esp32c3",
-            "--devices",
-            &devices,
-            "--id",
-            "silent",
-        ],
+        "silent",
+        "1.2.0",
+        &["--devices", &devices, "--max-failures", "2"],
     );
-    let good = lab.image("1.3.0", 4000, b"");
-    lab.firmware_ok(
+    lab.upload(&broker, "1.3.0", 4000, b"");
+    lab.rollout(
         &broker,
-        &[
-            "upload",
-            good.to_str().unwrap(),
-            "--version",
-            "1.3.0",
-            "--chip",
-            "esp32c3",
-        ],
-    );
-    lab.firmware_ok(
-        &broker,
-        &[
-            "rollout",
-            "--version",
-            "1.3.0",
-            "--chip",
-            "esp32c3",
-            "--devices",
-            &lab::device_id(2),
-            "--id",
-            "foreign",
-        ],
+        "foreign",
+        "1.3.0",
+        &["--devices", &lab::device_id(2)],
     );
 
     let rollout = lab.wait_rollout(
@@ -429,33 +309,12 @@ fn a_broker_killed_mid_rollout_resumes_it_at_its_wave() {
     // Only the first wave's devices are on: the rollout waits in wave 2.
     let first = lab.sim(&broker, 2, &[]);
     first.wait_count("MQTT connected", 2, Duration::from_secs(30));
-    let image = lab.image("1.1.0", 5000, b"");
-    lab.firmware_ok(
+    lab.upload(&broker, "1.1.0", 5000, b"");
+    lab.rollout(
         &broker,
-        &[
-            "upload",
-            image.to_str().unwrap(),
-            "--version",
-            "1.1.0",
-            "--chip",
-            "esp32c3",
-        ],
-    );
-    lab.firmware_ok(
-        &broker,
-        &[
-            "rollout",
-            "--version",
-            "1.1.0",
-            "--chip",
-            "esp32c3",
-            "--group",
-            DEVICE_GROUP,
-            "--waves",
-            "3",
-            "--id",
-            "r",
-        ],
+        "r",
+        "1.1.0",
+        &["--group", DEVICE_GROUP, "--waves", "3"],
     );
     let waiting = lab.wait_rollout("r", |r| r["wave"] == 1, Duration::from_secs(60), &first);
     assert_eq!(waiting["state"], "running");

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::auth::{Action, Identity};
+use crate::config::Config;
 
 /// Every OTA topic starts with this.
 pub const OTA_PREFIX: &str = "$fleetmq/ota/";
@@ -60,10 +61,24 @@ pub fn is_ota_device(identity: &Identity) -> bool {
         && identity.cert_identity.as_deref() == Some(&*identity.client_id)
 }
 
+/// Whether the listener `identity` connected through serves firmware
+/// updates (`[ota] listeners`; all when the list is empty).
+pub fn is_served(config: &Config, identity: &Identity) -> bool {
+    config.ota.serves(&identity.listener)
+}
+
 /// The OTA rules that come before the ACL: `Some(allowed)` for an OTA
 /// topic, `None` for any other topic (the ACL decides).
-pub fn access(identity: &Identity, action: Action, topic: &str) -> Option<(bool, &'static str)> {
+pub fn access(
+    config: &Config,
+    identity: &Identity,
+    action: Action,
+    topic: &str,
+) -> Option<(bool, &'static str)> {
     let rest = topic.strip_prefix(OTA_PREFIX)?;
+    if !is_served(config, identity) {
+        return Some((false, "firmware updates are not served on this listener"));
+    }
     let (device, leaf) = rest.rsplit_once('/').unwrap_or((rest, ""));
     let own = device == &*identity.client_id && is_ota_device(identity);
     Some(match action {
@@ -137,15 +152,15 @@ mod tests {
         let device = identity("esp32_1", Some("esp32_1"));
         for topic in [offer_topic("esp32_1"), chunk_topic("esp32_1")] {
             assert_eq!(
-                access(&device, Action::Subscribe, &topic).map(|d| d.0),
+                access(&Config::default(), &device, Action::Subscribe, &topic).map(|d| d.0),
                 Some(true)
             );
             assert_eq!(
-                access(&device, Action::Receive, &topic).map(|d| d.0),
+                access(&Config::default(), &device, Action::Receive, &topic).map(|d| d.0),
                 Some(true)
             );
             assert_eq!(
-                access(&device, Action::Publish, &topic).map(|d| d.0),
+                access(&Config::default(), &device, Action::Publish, &topic).map(|d| d.0),
                 Some(false)
             );
         }
@@ -155,11 +170,14 @@ mod tests {
             "$fleetmq/ota/#".into(),
         ] {
             assert_eq!(
-                access(&device, Action::Subscribe, &topic).map(|d| d.0),
+                access(&Config::default(), &device, Action::Subscribe, &topic).map(|d| d.0),
                 Some(false)
             );
         }
-        assert_eq!(access(&device, Action::Publish, "/this/test/x"), None);
+        assert_eq!(
+            access(&Config::default(), &device, Action::Publish, "/this/test/x"),
+            None
+        );
     }
 
     #[test]
@@ -170,10 +188,32 @@ mod tests {
         ] {
             let topic = offer_topic("esp32_1");
             assert_eq!(
-                access(&who, Action::Subscribe, &topic).map(|d| d.0),
+                access(&Config::default(), &who, Action::Subscribe, &topic).map(|d| d.0),
                 Some(false)
             );
         }
+    }
+
+    #[test]
+    fn a_listener_left_out_of_ota_listeners_serves_no_ota_topic() {
+        let mut config = Config::default();
+        config.ota.listeners = vec!["devices".into()];
+        let device = identity("esp32_1", Some("esp32_1"));
+        assert!(!is_served(&config, &device));
+        let topic = offer_topic("esp32_1");
+        assert_eq!(
+            access(&config, &device, Action::Subscribe, &topic),
+            Some((false, "firmware updates are not served on this listener"))
+        );
+        config.ota.listeners.push("tls".into());
+        assert_eq!(
+            access(&config, &device, Action::Subscribe, &topic).map(|d| d.0),
+            Some(true)
+        );
+        assert_eq!(
+            access(&config, &device, Action::Publish, "/this/test/x"),
+            None
+        );
     }
 
     #[test]

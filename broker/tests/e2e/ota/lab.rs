@@ -92,19 +92,62 @@ impl Lab {
     /// The broker: a mutual-TLS listener `tls`, `[ota]` with 1 KiB chunks
     /// and images of at most 64 KiB.
     pub fn broker(&self) -> Broker {
+        self.broker_with(&["tls"], "")
+    }
+
+    /// The broker with a mutual-TLS listener of each name (the lab's
+    /// certificates) and `ota_extra` lines added to its `[ota]` table.
+    pub fn broker_with(&self, listeners: &[&str], ota_extra: &str) -> Broker {
         let dir = self.pki.display();
         let tls = format!(
             "cert = \"{dir}/server/localhost.crt\"\nkey = \"{dir}/server/localhost.key\"\n\
              client_ca = \"{dir}/ca.crt\"\ncrl = [\"{dir}/crl.pem\"]\nclient_certs = \"required\"\n"
         );
+        let specs: Vec<ListenerSpec> = listeners
+            .iter()
+            .map(|name| ListenerSpec::tls(name, &tls))
+            .collect();
         Broker::start_with_listeners(
-            &[ListenerSpec::tls("tls", &tls)],
+            &specs,
             &format!(
                 "[ota]\nenabled = true\ndir = \"{}\"\npki_dir = \"{dir}\"\nchunk_bytes = 1024\n\
-                 max_image_bytes = 65536\ndevice_timeout_secs = 120\n\n[log]\nlevel = \"info\"\n",
+                 max_image_bytes = 65536\ndevice_timeout_secs = 120\n{ota_extra}\n[log]\nlevel = \"info\"\n",
                 self.ota.display()
             ),
         )
+    }
+
+    /// Makes an image of `version` (`size` bytes of body plus `marker`)
+    /// and uploads it for the ESP32-C3 with `fleetmq firmware upload`.
+    pub fn upload(&self, broker: &Broker, version: &str, size: usize, marker: &[u8]) {
+        let image = self.image(version, size, marker);
+        self.firmware_ok(
+            broker,
+            &[
+                "upload",
+                image.to_str().unwrap(),
+                "--version",
+                version,
+                "--chip",
+                "esp32c3",
+            ],
+        );
+    }
+
+    /// `fleetmq firmware rollout --version V --chip esp32c3 --id ID` plus
+    /// `args` (the targets, waves, limits).
+    pub fn rollout(&self, broker: &Broker, id: &str, version: &str, args: &[&str]) {
+        let mut all = vec![
+            "rollout",
+            "--version",
+            version,
+            "--chip",
+            "esp32c3",
+            "--id",
+            id,
+        ];
+        all.extend_from_slice(args);
+        self.firmware_ok(broker, &all);
     }
 
     /// `fleetmq firmware ARGS --config <the broker's>`; must succeed.
@@ -294,6 +337,17 @@ pub fn sim_binary() -> PathBuf {
 impl Lab {
     /// Device `n` connected over mutual TLS with its own certificate.
     pub fn device_client(&self, broker: &Broker, n: u32) -> crate::harness::RawClient {
+        self.device_client_on(broker, "tls", n)
+    }
+
+    /// Device `n` connected to the listener `listener` with its own
+    /// certificate.
+    pub fn device_client_on(
+        &self,
+        broker: &Broker,
+        listener: &str,
+        n: u32,
+    ) -> crate::harness::RawClient {
         use crate::harness::tls::{self, client_config, ANY_VERSION};
         let id = device_id(n);
         let identity = crate::harness::pki::Issued {
@@ -303,7 +357,7 @@ impl Lab {
             serial: Vec::new(),
         };
         let config = client_config(&self.pki.join("ca.crt"), Some(&identity), ANY_VERSION);
-        let transport = tls::connect(broker.addr_of("tls"), config).unwrap();
+        let transport = tls::connect(broker.addr_of(listener), config).unwrap();
         let mut client = crate::harness::RawClient::over(transport);
         client.send_connect(&crate::harness::ConnectBuilder::v311(&id));
         match client.recv_packet(Duration::from_secs(10)) {

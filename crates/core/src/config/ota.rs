@@ -29,6 +29,49 @@ pub struct OtaConfig {
     /// A device that was offered an update and reports nothing for this
     /// long is counted as failed (`timed out`), so a wave can finish.
     pub device_timeout_secs: u64,
+    /// The listeners (by name) whose devices may use the OTA topics; empty:
+    /// every listener (a device still needs a certificate naming its client
+    /// id). On the others `$fleetmq/ota/...` is refused like any topic the
+    /// client may not use (docs/ota.md, "Listeners").
+    pub listeners: Vec<String>,
+}
+
+impl OtaConfig {
+    /// Whether devices connected through `listener` are served.
+    pub fn serves(&self, listener: &str) -> bool {
+        self.listeners.is_empty() || self.listeners.iter().any(|name| name == listener)
+    }
+}
+
+/// Checks of `[ota]` that serde cannot express: every name in
+/// `listeners` is a configured listener's, and the service is on.
+pub(super) fn validate_ota(
+    config: &super::model::Config,
+    errors: &mut Vec<super::validate::ValidationError>,
+) {
+    use super::validate::ValidationError;
+    if !config.ota.listeners.is_empty() && !config.ota.enabled {
+        errors.push(ValidationError::new(
+            "ota.listeners",
+            "the firmware update service is off (set `[ota] enabled = true`, or remove \
+             `listeners`)",
+        ));
+    }
+    for name in &config.ota.listeners {
+        if !config
+            .listeners
+            .iter()
+            .any(|listener| &listener.name == name)
+        {
+            errors.push(ValidationError::new(
+                "ota.listeners",
+                format!(
+                    "no listener is named `{name}` (give the [[listener]] devices use a `name` \
+                     and list it here)"
+                ),
+            ));
+        }
+    }
 }
 
 impl Default for OtaConfig {
@@ -40,6 +83,40 @@ impl Default for OtaConfig {
             max_image_bytes: 1_966_080,
             chunk_bytes: 4096,
             device_timeout_secs: 600,
+            listeners: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use crate::config::{Config, ListenerConfig};
+
+    #[test]
+    fn listed_listeners_must_exist_and_the_service_be_on() {
+        let mut config = Config {
+            listeners: vec![ListenerConfig {
+                name: "devices".into(),
+                ..ListenerConfig::default()
+            }],
+            ..Config::default()
+        };
+        config.ota.listeners = vec!["devices".into(), "lab".into()];
+        let mut errors = Vec::new();
+        validate_ota(&config, &mut errors);
+        let messages: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(errors.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("service is off"));
+        assert!(messages[1].contains("no listener is named `lab`"));
+        config.ota.enabled = true;
+        config.ota.listeners.pop();
+        errors.clear();
+        validate_ota(&config, &mut errors);
+        assert!(errors.is_empty());
+        assert!(config.ota.serves("devices") && !config.ota.serves("lab"));
+        assert!(OtaConfig::default().serves("any"));
     }
 }

@@ -53,6 +53,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<ValidationError>> {
     validate_log(&config.log.level, &mut errors);
     validate_http(config, &mut errors);
     super::provision_checks::validate_provision(config, &mut errors);
+    super::ota::validate_ota(config, &mut errors);
     super::bridge::validate_bridges(&config.bridges, &mut errors);
     super::cluster::validate_cluster(&config.cluster, &mut errors);
     if errors.is_empty() {

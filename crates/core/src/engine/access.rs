@@ -156,7 +156,7 @@ impl Engine {
         // Claim certificates and provisioning topics first (decision 0150).
         // OTA topics (decision 0163) likewise.
         let decision = match crate::provision::access(&self.config, identity, action, topic)
-            .or_else(|| crate::ota::access(identity, action, topic))
+            .or_else(|| crate::ota::access(&self.config, identity, action, topic))
         {
             Some((allowed, reason)) => Decision {
                 allowed,

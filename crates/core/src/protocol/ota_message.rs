@@ -11,7 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::ClientProtocol;
-use crate::ota::{device_message, is_ota_device, DeviceMessage, MAX_DEVICE_MESSAGE_BYTES};
+use crate::ota::{
+    device_message, is_ota_device, is_served, DeviceMessage, MAX_DEVICE_MESSAGE_BYTES,
+};
 
 impl ClientProtocol {
     /// True when `topic` is one of this client's OTA device topics; the
@@ -22,6 +24,11 @@ impl ClientProtocol {
         let Some(kind) = device_message(&self.client_id, topic) else {
             return false;
         };
+        if !is_served(&self.broker.config, &self.identity) {
+            // Not taken: the access rules refuse it as any topic the
+            // client may not publish to.
+            return false;
+        }
         let taken = payload.len() <= MAX_DEVICE_MESSAGE_BYTES
             && is_ota_device(&self.identity)
             && self.broker.submit_ota(DeviceMessage {
