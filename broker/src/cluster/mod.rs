@@ -20,6 +20,8 @@
 //! - [`sessions`]: persistent session records, written as sessions change.
 //! - [`directory`]: a CONNECT's claim, and sessions brought in from
 //!   another node; [`replay`]: what such a session missed.
+//! - [`shared`]: `$share` groups across nodes, one JetStream consumer
+//!   per group shared by the nodes with members (decision 0182).
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -34,6 +36,7 @@ mod publisher;
 mod replay;
 mod retained;
 mod sessions;
+mod shared;
 mod streams;
 pub mod wire;
 
@@ -184,6 +187,12 @@ pub async fn start(
         shutdown.clone(),
     ));
     tokio::spawn(retained::run(
+        jetstream.clone(),
+        Arc::clone(broker),
+        Arc::clone(&readiness),
+        shutdown.clone(),
+    ));
+    tokio::spawn(shared::run(
         jetstream.clone(),
         Arc::clone(broker),
         Arc::clone(&readiness),
