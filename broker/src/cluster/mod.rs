@@ -22,6 +22,8 @@
 //!   another node; [`replay`]: what such a session missed.
 //! - [`shared`]: `$share` groups across nodes, one JetStream consumer
 //!   per group shared by the nodes with members (decision 0182).
+//! - [`wills`]: each will published once cluster-wide, also when its
+//!   node dies (decision 0183).
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -38,6 +40,7 @@ mod retained;
 mod sessions;
 mod shared;
 mod streams;
+mod wills;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -116,6 +119,14 @@ pub async fn start(
     };
     if let Some(link) = broker.cluster() {
         link.set_directory(Arc::new(directory));
+        link.set_wills(Arc::new(wills::start(
+            jetstream.clone(),
+            broker,
+            Arc::clone(&node),
+            Arc::clone(&instance),
+            config.replicas,
+            shutdown.clone(),
+        )));
     }
     let (name_state, mut name_seen) = watch::channel(names::NameState::Pending);
     tokio::spawn(names::run(

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use fleetmq_core::cluster::subject::filter_to_subjects;
 use fleetmq_core::engine::Engine;
+use fleetmq_core::router::SharedGroupKey;
 
 use super::inbound::{acknowledge_after_commit, wait_for_room};
 use super::wire::{self, MESSAGES_PREFIX};
@@ -108,7 +109,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut seen = u64::MAX;
-    let mut groups: Vec<(Box<str>, Box<str>)> = Vec::new();
+    let mut groups: Vec<SharedGroupKey> = Vec::new();
     let mut pulling: HashMap<GroupSubject, JoinHandle<()>> = HashMap::new();
     loop {
         if let Some((generation, now)) = broker.shared_groups_since(seen) {

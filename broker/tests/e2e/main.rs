@@ -33,6 +33,7 @@ mod cluster_nats;
 mod cluster_sessions;
 mod cluster_shared;
 mod cluster_support;
+mod cluster_wills;
 mod conformance_v311;
 mod conformance_v5;
 mod dashboard_api;

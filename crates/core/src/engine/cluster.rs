@@ -17,7 +17,7 @@ use super::publish::reads_online;
 use super::{Engine, PublishOutcome, Stats};
 use crate::cluster::{ClusterAck, ClusterLink};
 use crate::message::Message;
-use crate::router::{topic_matches, Router};
+use crate::router::{topic_matches, Router, SharedGroupKey};
 use crate::session::{Control, Session};
 use crate::store::{now_ms, Op, RestoredSession, SessionMeta};
 use fleetmq_codec::{QoS, ReasonCode};
@@ -157,7 +157,7 @@ impl Engine {
     /// The shared groups with members on this node, as (share name,
     /// filter), when the set changed since generation `seen`; with the
     /// generation to pass next time.
-    pub fn shared_groups_since(&self, seen: u64) -> Option<(u64, Vec<(Box<str>, Box<str>)>)> {
+    pub fn shared_groups_since(&self, seen: u64) -> Option<(u64, Vec<SharedGroupKey>)> {
         let router = self.router.read();
         let generation = router.shared_generation();
         if generation == seen {

@@ -18,6 +18,9 @@
 use super::{RetainedStore, Route, Subscription, SubscriptionTrie};
 use crate::router::ClientKey;
 
+/// A shared group with members: (share name, filter after `$share/name/`).
+pub type SharedGroupKey = (Box<str>, Box<str>);
+
 /// Who is subscribed to what, and who gets a message on a topic.
 pub trait Router {
     /// Adds or replaces the client's subscription to exactly this filter
@@ -52,7 +55,7 @@ pub trait Router {
     fn shared_generation(&self) -> u64;
 
     /// Appends every shared group with members, as (share name, filter).
-    fn shared_groups(&self, out: &mut Vec<(Box<str>, Box<str>)>);
+    fn shared_groups(&self, out: &mut Vec<SharedGroupKey>);
 
     /// True while group `group` of `filter` has a member.
     fn has_shared_group(&self, group: &str, filter: &str) -> bool;

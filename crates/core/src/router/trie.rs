@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::seams::Router;
+use super::seams::{Router, SharedGroupKey};
 use super::shrink_if_sparse;
 use super::topic::{parse_filter, split_level, FilterKind};
 use fleetmq_codec::{QoS, SubscriptionOptions};
@@ -109,7 +109,7 @@ pub struct SubscriptionTrie {
     /// Every shared group with at least one member, as (share name,
     /// filter): a cluster node pulls the messages of exactly these groups
     /// (decision 0182). Changed only when a group appears or empties.
-    shared_groups: HashSet<(Box<str>, Box<str>)>,
+    shared_groups: HashSet<SharedGroupKey>,
     /// Bumped whenever `shared_groups` changes, so a watcher copies the
     /// set only then.
     shared_generation: u64,
@@ -245,7 +245,7 @@ impl Router for SubscriptionTrie {
         self.shared_generation
     }
 
-    fn shared_groups(&self, out: &mut Vec<(Box<str>, Box<str>)>) {
+    fn shared_groups(&self, out: &mut Vec<SharedGroupKey>) {
         out.extend(self.shared_groups.iter().cloned());
     }
 
