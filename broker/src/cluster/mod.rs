@@ -23,7 +23,9 @@
 //! - [`shared`]: `$share` groups across nodes, one JetStream consumer
 //!   per group shared by the nodes with members (decision 0182).
 //! - [`wills`]: each will published once cluster-wide, also when its
-//!   node dies (decision 0183).
+//!   node dies; [`expiry`]: each expired session record removed once, the
+//!   sessions of a dead node marked offline (decision 0183);
+//!   [`liveness`]: which node instances are gone.
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -31,7 +33,9 @@
 mod buckets;
 mod connect;
 mod directory;
+mod expiry;
 mod inbound;
+mod liveness;
 mod names;
 mod owners;
 mod publisher;
@@ -147,6 +151,7 @@ pub async fn start(
         Arc::clone(&claims),
         shutdown.clone(),
     ));
+    tokio::spawn(expiry::run(Arc::clone(&opened), shutdown.clone()));
     tokio::spawn(sessions::write(
         Arc::clone(&opened),
         Arc::downgrade(broker),

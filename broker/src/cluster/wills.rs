@@ -35,7 +35,8 @@ use fleetmq_core::message::Message;
 use fleetmq_core::store::now_ms;
 
 use super::buckets;
-use super::names::STALE_AFTER;
+use super::liveness::Liveness;
+use super::names::bounded;
 
 /// The bucket of wills.
 pub const WILLS: &str = "FLEETMQ_WILLS";
@@ -221,11 +222,8 @@ struct Wills {
     due: HashMap<String, Due>,
     /// Every will record, by key, with its revision (from the watch).
     records: HashMap<String, (WillRecord, u64)>,
-    /// Node name key -> (instance, when its entry last changed here).
-    nodes: HashMap<String, (String, Instant)>,
-    /// When this node started watching the node names: a name missing
-    /// before [`STALE_AFTER`] may just not have been read yet.
-    watching_since: Instant,
+    /// Which instances are alive.
+    liveness: Liveness,
 }
 
 /// Starts the keeper: the handle for the engine, and the task.
@@ -295,8 +293,7 @@ async fn run(
         armed: HashMap::new(),
         due: HashMap::new(),
         records: HashMap::new(),
-        nodes: HashMap::new(),
-        watching_since: Instant::now(),
+        liveness: Liveness::new(),
     };
     let mut tick = tokio::time::interval(TICK);
     let mut record_watch = None;
@@ -307,7 +304,7 @@ async fn run(
         }
         if node_watch.is_none() {
             node_watch = nodes.watch_all().await.ok();
-            wills.watching_since = Instant::now();
+            wills.liveness.restart();
         }
         tokio::select! {
             report = reports.recv() => match report {
@@ -319,7 +316,7 @@ async fn run(
                 None => record_watch = None,
             },
             entry = next_entry(&mut node_watch) => match entry {
-                Some(entry) => wills.node_seen(entry),
+                Some(entry) => wills.liveness.seen(entry),
                 None => node_watch = None,
             },
             _ = tick.tick() => {
@@ -534,33 +531,6 @@ impl Wills {
         }
     }
 
-    fn node_seen(&mut self, entry: async_nats::jetstream::kv::Entry) {
-        match entry.operation {
-            Operation::Put => {
-                let instance = serde_json::from_slice::<serde_json::Value>(&entry.value)
-                    .ok()
-                    .and_then(|v| v.get("instance")?.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                self.nodes.insert(entry.key, (instance, Instant::now()));
-            }
-            Operation::Delete | Operation::Purge => {
-                self.nodes.remove(&entry.key);
-            }
-        }
-    }
-
-    /// True when the instance that wrote `record` is gone: its node name
-    /// is free, held by another instance, or not renewed for
-    /// [`STALE_AFTER`].
-    fn writer_is_dead(&self, record: &WillRecord) -> bool {
-        match self.nodes.get(&buckets::key(&record.node)) {
-            Some((instance, changed)) => {
-                *instance != record.instance || changed.elapsed() > STALE_AFTER
-            }
-            None => self.watching_since.elapsed() > STALE_AFTER,
-        }
-    }
-
     /// Rewrites the records of dead instances as this node's
     /// (compare-and-set: one survivor wins each) and schedules them.
     async fn take_over_from_dead_nodes(&mut self) {
@@ -568,7 +538,7 @@ impl Wills {
             .records
             .iter()
             .filter(|(_, (record, _))| *record.instance != *self.instance)
-            .filter(|(_, (record, _))| self.writer_is_dead(record))
+            .filter(|(_, (record, _))| self.liveness.is_gone(&record.node, &record.instance))
             .map(|(key, (record, revision))| (key.clone(), record.clone(), *revision))
             .collect();
         for (key, mut record, revision) in orphans {
@@ -620,16 +590,6 @@ fn lost_race(error: &str) -> bool {
 
 fn decode(value: &[u8]) -> Option<WillRecord> {
     serde_json::from_slice(value).ok()
-}
-
-async fn bounded<T, E: std::fmt::Display>(
-    future: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, future).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("no answer from JetStream".into()),
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! connection drops, none after a normal DISCONNECT, none when a delayed
 //! will's session resumes on another node within the delay, and one copy
 //! of each will (immediate and delayed) of the clients of a node that is
-//! SIGKILLed: a survivor takes them over, once.
+//! SIGKILLed: a survivor takes them over, once. Session expiry: the record
+//! of an expired persistent session is removed by one node, also for a
+//! session that was online on the killed node.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -126,8 +128,24 @@ fn wills_are_published_once_cluster_wide() {
         "a will after a resume or a normal DISCONNECT: {late:?}"
     );
 
+    // A persistent session that ends on b: its record is removed once,
+    // by one node, when its 2 s expiry has passed.
+    let (mut expiring, _) = RawClient::connect_with(b.addr(), persistent_v5("s-expire", 2));
+    assert_eq!(expiring.subscribe(1, "exp/#", 1), [ReasonCode(1)]);
+    expiring.send(&disconnect(Some(0)));
+    assert!(expiring.expect_closed(Duration::from_secs(5)));
+    let removed = "Cluster: session s-expire (last held by node b) expired";
+    assert_eq!(
+        wait_for_lines_across(&[&a, &b, &c], removed, Duration::from_secs(15)),
+        1,
+        "the expired record of s-expire removed once\n{}",
+        logs()
+    );
+
     // b dies with two clients connected, one will immediate and one
-    // delayed: a survivor publishes each, once.
+    // delayed: a survivor publishes each, once. A third holds a
+    // persistent session with a 3 s expiry.
+    let (_s, _) = RawClient::connect_with(b.addr(), persistent_v5("s-kill", 3));
     let (_k1, _) = RawClient::connect_with(b.addr(), with_will("w-kill", "will/kill", None));
     let (_k2, _) = RawClient::connect_with(
         b.addr(),
@@ -153,4 +171,35 @@ fn wills_are_published_once_cluster_wide() {
         "wills of a SIGKILLed node's clients",
         &survivors,
     );
+
+    // The session that was online on b: marked offline by one survivor,
+    // and its record removed by one after its expiry; it is not resumed.
+    let orphaned = "Cluster: session s-kill was online on node b, which is gone";
+    let expired = "Cluster: session s-kill (last held by node b) expired";
+    for needle in [orphaned, expired] {
+        assert_eq!(
+            wait_for_lines_across(&[&a, &c], needle, Duration::from_secs(20)),
+            1,
+            "{needle}\n{survivors}"
+        );
+    }
+    let (_back, connack) = RawClient::connect_with(c.addr(), persistent_v5("s-kill", 3));
+    assert!(!connack.session_present, "an expired session resumed");
+}
+
+/// Waits up to `within` for `needle` in the logs of `brokers`, then a
+/// moment more for a second copy; returns how many lines hold it.
+fn wait_for_lines_across(brokers: &[&Broker], needle: &str, within: Duration) -> usize {
+    let count = || {
+        brokers
+            .iter()
+            .map(|broker| broker.count_log_lines(&[needle]))
+            .sum::<usize>()
+    };
+    let deadline = Instant::now() + within;
+    while count() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(QUIET);
+    count()
 }
