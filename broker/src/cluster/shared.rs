@@ -33,6 +33,9 @@ use super::inbound::{acknowledge_after_commit, wait_for_room};
 use super::wire::{self, MESSAGES_PREFIX};
 use super::Readiness;
 
+/// Longest a first member's SUBACK waits for its group's consumer; what
+/// is published meanwhile still arrives (see [`START_MARGIN`]).
+const SUBACK_WAIT: Duration = Duration::from_secs(5);
 /// How often the set of local groups is looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How long JetStream waits for a pulled message's acknowledgement before
@@ -137,6 +140,9 @@ pub async fn run(
             }
         }
         pulling.retain(|_, task| !task.is_finished());
+        if let Some(link) = broker.cluster() {
+            link.release(link.shared.expire(SUBACK_WAIT));
+        }
         tokio::select! {
             _ = tokio::time::sleep(WATCH_EVERY) => {}
             _ = shutdown.changed() => return,
@@ -212,6 +218,7 @@ async fn consume(
         key.subject,
         key.consumer_name()
     );
+    let _served = Served::mark(broker, key);
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(PULL_BATCH)
@@ -237,6 +244,41 @@ async fn consume(
             Some(Err(error)) => return Err(error.to_string()),
             None => return Err("the pull ended".into()),
         }
+    }
+}
+
+/// While alive, this node pulls `key`'s subject: SUBACKs of the group
+/// waiting for it are released (decision 0182).
+struct Served<'a> {
+    broker: &'a Engine,
+    key: &'a GroupSubject,
+}
+
+impl<'a> Served<'a> {
+    fn mark(broker: &'a Engine, key: &'a GroupSubject) -> Served<'a> {
+        let served = Served { broker, key };
+        served.set(true);
+        served
+    }
+
+    fn set(&self, pulling: bool) {
+        let Some(link) = self.broker.cluster() else {
+            return;
+        };
+        let subjects = filter_to_subjects(MESSAGES_PREFIX, &self.key.filter).len();
+        link.release(link.shared.subject_ready(
+            &self.key.group,
+            &self.key.filter,
+            &self.key.subject,
+            subjects,
+            pulling,
+        ));
+    }
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
 

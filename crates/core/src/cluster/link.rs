@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{SessionDirectory, WillKeeper};
+use super::{SessionDirectory, SharedReadiness, WillKeeper};
 use crate::message::Message;
 
 /// Where one message's cluster publish stands.
@@ -79,6 +79,9 @@ pub struct ClusterLink {
     directory: std::sync::OnceLock<Arc<dyn SessionDirectory>>,
     /// Wills across nodes, set once by the backend at start (0183).
     wills: std::sync::OnceLock<Arc<dyn WillKeeper>>,
+    /// The `$share` groups this node pulls for; a first member's SUBACK
+    /// waits for its group (0182).
+    pub shared: SharedReadiness,
 }
 
 /// The publisher's end of a [`ClusterLink`]: the channel, and the
@@ -131,6 +134,7 @@ impl ClusterLink {
                 settled,
                 directory: std::sync::OnceLock::new(),
                 wills: std::sync::OnceLock::new(),
+                shared: SharedReadiness::default(),
             },
             backend,
         )
@@ -176,6 +180,19 @@ impl ClusterLink {
     /// The will keeper, once the backend installed it.
     pub fn wills(&self) -> Option<&Arc<dyn WillKeeper>> {
         self.wills.get()
+    }
+
+    /// Settles `cells` as stored and wakes whoever waits on them (the
+    /// SUBACKs that waited for their shared groups).
+    pub fn release(&self, cells: Vec<Arc<ClusterAck>>) {
+        if cells.is_empty() {
+            return;
+        }
+        for cell in cells {
+            cell.state.store(STORED, Ordering::Release);
+        }
+        self.settled
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Wakes each time a cell is settled.

@@ -12,9 +12,11 @@
 
 pub mod directory;
 pub mod link;
+pub mod share_ready;
 pub mod subject;
 pub mod wills;
 
 pub use directory::{Admission, AdmitFuture, SessionDirectory};
 pub use link::{AckState, ClusterAck, ClusterLink, LinkBackend, Outbound, Settler};
+pub use share_ready::SharedReadiness;
 pub use wills::{ArmedWill, WillKeeper};
