@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::ClusterAck;
+use crate::router::SharedGroupKey;
 
 /// A SUBACK's cell and how many of its groups are not served yet.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ struct Group {
 /// The served groups and the SUBACKs waiting for them.
 #[derive(Debug, Default)]
 pub struct SharedReadiness {
-    groups: Mutex<HashMap<(Box<str>, Box<str>), Group>>,
+    groups: Mutex<HashMap<SharedGroupKey, Group>>,
 }
 
 impl SharedReadiness {
@@ -48,7 +49,7 @@ impl SharedReadiness {
         let Ok(mut table) = self.groups.lock() else {
             return None;
         };
-        let missing: Vec<(Box<str>, Box<str>)> = groups
+        let missing: Vec<SharedGroupKey> = groups
             .iter()
             .filter(|(group, filter)| {
                 !table
