@@ -42,6 +42,9 @@ use super::names::bounded;
 pub const WILLS: &str = "FLEETMQ_WILLS";
 /// Longest one bucket request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reads of an old connection's record a CONNECT makes while that
+/// connection's node keeps rewriting it.
+const SETTLE_ATTEMPTS: usize = 5;
 /// How often due wills and dead nodes are looked at.
 const TICK: Duration = Duration::from_millis(250);
 /// Connection events waiting for the task; beyond, a will is published
@@ -371,28 +374,39 @@ impl Wills {
         let key = buckets::key(&client_id);
         self.armed.remove(&client_id);
         self.due.remove(&key);
-        match bounded(self.store.entry(key.clone())).await {
-            Ok(Some(entry)) if entry.operation == Operation::Put => {
-                if bounded(
-                    self.store
-                        .delete_expect_revision(&key, Some(entry.revision)),
-                )
-                .await
-                .is_ok()
-                    && clean_start
-                {
-                    // The earlier session ended with this clean start: its
-                    // will goes now [MQTT-3.1.3-9].
-                    if let Some(message) = decode(&entry.value).and_then(|r| r.message()) {
-                        self.broker.publish(message);
-                    }
+        // The old connection's node may rewrite the record (its end, a
+        // due time) between this read and this delete: read again then.
+        for _ in 0..SETTLE_ATTEMPTS {
+            let entry = match bounded(self.store.entry(key.clone())).await {
+                Ok(Some(entry)) if entry.operation == Operation::Put => entry,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(
+                        client = %client_id,
+                        "Cluster: will record of {client_id} not read: {error}."
+                    );
+                    break;
                 }
+            };
+            match bounded(
+                self.store
+                    .delete_expect_revision(&key, Some(entry.revision)),
+            )
+            .await
+            {
+                Ok(()) => {
+                    if clean_start {
+                        // The earlier session ended with this clean start:
+                        // its will goes now [MQTT-3.1.3-9].
+                        if let Some(message) = decode(&entry.value).and_then(|r| r.message()) {
+                            self.broker.publish(message);
+                        }
+                    }
+                    break;
+                }
+                Err(error) if lost_race(&error) => continue,
+                Err(_) => break,
             }
-            Ok(_) => {}
-            Err(error) => tracing::debug!(
-                client = %client_id,
-                "Cluster: will record of {client_id} not read: {error}."
-            ),
         }
         let Some(will) = will else { return };
         let record = WillRecord::new(
