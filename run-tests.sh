@@ -53,6 +53,14 @@ else
   cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$results/rust.log"
 fi
 
+echo "== conformance against a 3-node cluster (issue 19)"
+# The conformance modules again, each test on three nats-servers and three
+# fleetmq nodes, its clients connecting through the nodes in turn
+# (broker/tests/e2e/harness/process/cluster_mode.rs). One at a time: six
+# processes per test. About 6 minutes.
+FLEETMQ_TEST_BROKER=cluster cargo nextest run -p fleetmq --test e2e --locked --no-fail-fast \
+  --test-threads 1 conformance_ 2>&1 | tee "$results/cluster-conformance.log"
+
 echo "== benchmark harness smoke run (bench/)"
 # Every benchmark scenario, tiny, against the debug broker (and Mosquitto,
 # installed above): proves the harness works, not a speed. About 45 s.
@@ -134,4 +142,5 @@ fi
 
 echo "== summary"
 grep -hE "^ *Summary \[|^test result:|^[0-9]+ passed|^Debian package:" \
-  "$results/rust.log" "$results/python.log" "$results/deb.log" 2>/dev/null || true
+  "$results/rust.log" "$results/cluster-conformance.log" "$results/python.log" \
+  "$results/deb.log" 2>/dev/null || true

@@ -52,6 +52,19 @@ fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
     }
 }
 
+/// Finds or creates one more bucket declared like the three (the wills
+/// of decision 0183), unbounded: the caller bounds it.
+pub async fn open(jetstream: &Context, bucket: &str, replicas: usize) -> Result<Store, String> {
+    jetstream
+        .get_or_create_stream(stream_config(bucket, replicas))
+        .await
+        .map_err(|error| format!("bucket {bucket}: {error}"))?;
+    jetstream
+        .get_key_value(bucket)
+        .await
+        .map_err(|error| format!("bucket {bucket}: {error}"))
+}
+
 /// Finds or creates the three buckets, each bounded by `timeout`.
 pub async fn ensure(
     jetstream: &Context,

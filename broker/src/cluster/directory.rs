@@ -106,7 +106,14 @@ impl Directory {
                 return unavailable(format!("the session record cannot be read ({error})"))
             }
         };
-        let Some(record) = record.filter(|record| !record.expired(now_ms())) else {
+        // A record this very process wrote for a session it no longer
+        // holds is stale: the session ended here (a clean start or its
+        // expiry) while the record's last write was still on its way.
+        let stale = |record: &sessions::SessionRecord| {
+            *record.instance == *self.instance && broker.session(client_id).is_none()
+        };
+        let Some(record) = record.filter(|record| !record.expired(now_ms()) && !stale(record))
+        else {
             // Nothing to resume: a local copy from before the client went
             // elsewhere is stale.
             if !ours {

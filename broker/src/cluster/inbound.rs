@@ -145,35 +145,41 @@ async fn consume(
                 );
             }
         }
-        match broker
-            .store
-            .as_ref()
-            .filter(|store| ticket != 0 && store.gates_acks())
-        {
-            // Acknowledged to JetStream once this node's store holds the
-            // copies queued for persistent sessions; a failed commit asks
-            // JetStream to deliver it again. Aside, so the next message
-            // does not wait for this commit.
-            Some(store) => {
-                let mut progress = store.progress();
-                tokio::spawn(async move {
-                    let kind = match committed(&mut progress, ticket).await {
-                        true => AckKind::Ack,
-                        false => AckKind::Nak(None),
-                    };
-                    if let Err(error) = message.ack_with(kind).await {
-                        tracing::debug!(
-                            "Cluster: could not acknowledge a message to JetStream: {error}."
-                        );
-                    }
-                });
-            }
-            None => {
-                if let Err(error) = message.ack().await {
+        acknowledge_after_commit(broker, message, ticket).await;
+    }
+}
+
+/// Acknowledges `message` to JetStream once this node's store holds the
+/// copies its routing queued for persistent sessions (`ticket`, 0: none);
+/// a failed commit asks JetStream to deliver it again. A wait for a
+/// commit runs aside, so the next message does not wait for it.
+pub(super) async fn acknowledge_after_commit(
+    broker: &Engine,
+    message: async_nats::jetstream::Message,
+    ticket: u64,
+) {
+    match broker
+        .store
+        .as_ref()
+        .filter(|store| ticket != 0 && store.gates_acks())
+    {
+        Some(store) => {
+            let mut progress = store.progress();
+            tokio::spawn(async move {
+                let kind = match committed(&mut progress, ticket).await {
+                    true => AckKind::Ack,
+                    false => AckKind::Nak(None),
+                };
+                if let Err(error) = message.ack_with(kind).await {
                     tracing::debug!(
                         "Cluster: could not acknowledge a message to JetStream: {error}."
                     );
                 }
+            });
+        }
+        None => {
+            if let Err(error) = message.ack().await {
+                tracing::debug!("Cluster: could not acknowledge a message to JetStream: {error}.");
             }
         }
     }

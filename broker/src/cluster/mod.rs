@@ -20,6 +20,12 @@
 //! - [`sessions`]: persistent session records, written as sessions change.
 //! - [`directory`]: a CONNECT's claim, and sessions brought in from
 //!   another node; [`replay`]: what such a session missed.
+//! - [`shared`]: `$share` groups across nodes, one JetStream consumer
+//!   per group shared by the nodes with members (decision 0182).
+//! - [`wills`]: each will published once cluster-wide, also when its
+//!   node dies; [`expiry`]: each expired session record removed once, the
+//!   sessions of a dead node marked offline (decision 0183);
+//!   [`liveness`]: which node instances are gone.
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -27,14 +33,18 @@
 mod buckets;
 mod connect;
 mod directory;
+mod expiry;
 mod inbound;
+mod liveness;
 mod names;
 mod owners;
 mod publisher;
 mod replay;
 mod retained;
 mod sessions;
+mod shared;
 mod streams;
+mod wills;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,6 +123,14 @@ pub async fn start(
     };
     if let Some(link) = broker.cluster() {
         link.set_directory(Arc::new(directory));
+        link.set_wills(Arc::new(wills::start(
+            jetstream.clone(),
+            broker,
+            Arc::clone(&node),
+            Arc::clone(&instance),
+            config.replicas,
+            shutdown.clone(),
+        )));
     }
     let (name_state, mut name_seen) = watch::channel(names::NameState::Pending);
     tokio::spawn(names::run(
@@ -133,6 +151,7 @@ pub async fn start(
         Arc::clone(&claims),
         shutdown.clone(),
     ));
+    tokio::spawn(expiry::run(Arc::clone(&opened), shutdown.clone()));
     tokio::spawn(sessions::write(
         Arc::clone(&opened),
         Arc::downgrade(broker),
@@ -184,6 +203,12 @@ pub async fn start(
         shutdown.clone(),
     ));
     tokio::spawn(retained::run(
+        jetstream.clone(),
+        Arc::clone(broker),
+        Arc::clone(&readiness),
+        shutdown.clone(),
+    ));
+    tokio::spawn(shared::run(
         jetstream.clone(),
         Arc::clone(broker),
         Arc::clone(&readiness),

@@ -64,7 +64,8 @@ fn holder(value: &[u8]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-async fn bounded<T, E: std::fmt::Display>(
+/// `future`, bounded by [`REQUEST_TIMEOUT`], its error as text.
+pub(super) async fn bounded<T, E: std::fmt::Display>(
     future: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
     match tokio::time::timeout(REQUEST_TIMEOUT, future).await {

@@ -144,14 +144,28 @@ pub async fn watch(
                     let Some(broker) = broker.upgrade() else {
                         return;
                     };
-                    if claims.superseded(&client_id, entry.revision)
-                        && broker.release_to_cluster(&client_id)
-                    {
-                        tracing::info!(
-                            client = %client_id,
-                            "Client {client_id} connected to cluster node {}, closing its connection and session here.",
-                            owner.node
-                        );
+                    if !claims.superseded(&client_id, entry.revision) {
+                        continue;
+                    }
+                    // Only for the log line: Mosquitto's words when a
+                    // connection is closed, so lab habits carry over.
+                    let connected = broker
+                        .session(&client_id)
+                        .is_some_and(|session| session.lock().attachment().is_some());
+                    if broker.release_to_cluster(&client_id) {
+                        if connected {
+                            tracing::info!(
+                                client = %client_id,
+                                "Client {client_id} already connected, closing old connection. It connected to cluster node {}; its session moves there.",
+                                owner.node
+                            );
+                        } else {
+                            tracing::info!(
+                                client = %client_id,
+                                "Client {client_id} connected to cluster node {}; its session moves there.",
+                                owner.node
+                            );
+                        }
                     }
                 }
             }

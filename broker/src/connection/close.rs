@@ -30,8 +30,20 @@ where
             })
             .await;
         }
-        if let Some(will) = self.protocol.finish_close(closing, Instant::now()) {
-            self.broker.schedule_will(will);
+        let will = self.protocol.finish_close(closing, Instant::now());
+        // In a cluster the will keeper decides which node publishes it
+        // (decision 0183); it also hears of an end without a will.
+        match self.broker.cluster().and_then(|link| link.wills()) {
+            Some(keeper) => keeper.ended(
+                std::sync::Arc::clone(self.protocol.client_id()),
+                self.protocol.generation(),
+                will,
+            ),
+            None => {
+                if let Some(will) = will {
+                    self.broker.schedule_will(will);
+                }
+            }
         }
         if linger && written {
             lingering_close(self.stream).await;

@@ -16,8 +16,8 @@ use super::{lingering_close, Client, Origin};
 use fleetmq_codec::{
     self as codec, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
-use fleetmq_core::auth::{authenticate, AuthOutcome, Identity};
-use fleetmq_core::cluster::Admission;
+use fleetmq_core::auth::{authenticate, Action, AuthOutcome, Identity};
+use fleetmq_core::cluster::{Admission, ArmedWill};
 use fleetmq_core::engine::{Engine, Stats};
 use fleetmq_core::events::{Connected, Event};
 use fleetmq_core::peer::{millis, AuthMode, CertificateSerial};
@@ -198,6 +198,23 @@ where
             u8::from(connect.clean_start),
             accepted.negotiated.keep_alive,
         );
+    }
+    // A cluster node records the will where a survivor finds it, and
+    // settles what an earlier connection of the client left (0183).
+    if let Some(keeper) = broker.cluster().and_then(|link| link.wills()) {
+        let client_id: Arc<str> = Arc::clone(&attached.session.client_id);
+        let armed = connect
+            .will
+            .as_ref()
+            .filter(|will| broker.allows(&identity, Action::Publish, &will.topic))
+            .map(|will| {
+                ArmedWill::new(
+                    &client_id,
+                    will.clone(),
+                    accepted.negotiated.expiry_interval,
+                )
+            });
+        keeper.connected(client_id, attached.generation, connect.clean_start, armed);
     }
     let Connect {
         will,

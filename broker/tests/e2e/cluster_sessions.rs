@@ -70,7 +70,10 @@ fn take_over_and_resume_across_nodes_refused_without_nats() {
         closed.packets
     );
     second.ping();
-    a.assert_log("Client dev-over-5 connected to cluster node b", WAIT);
+    a.assert_log(
+        "Client dev-over-5 already connected, closing old connection. It connected to cluster node b",
+        WAIT,
+    );
 
     // 3.1.1: closed without a DISCONNECT.
     let (mut old, _) = RawClient::connect_v311(a.addr(), "dev-over-3", true);
@@ -122,7 +125,10 @@ fn take_over_and_resume_across_nodes_refused_without_nats() {
     );
     let live = BTreeSet::from(["live".to_string()]);
     receive_all(&mut device, &live, "live after resume", &c.logs());
-    a.assert_log("Client dev-res-5 connected to cluster node c", WAIT);
+    a.assert_log(
+        "Client dev-res-5 connected to cluster node c; its session moves there",
+        WAIT,
+    );
 
     // 3.1.1: clean session off on b, a network drop, resumed on a.
     let (mut device, _) = RawClient::connect_v311(b.addr(), "dev-res-3", false);

@@ -7,6 +7,7 @@
 //! It does not speak MQTT: clients are [`super::RawClient`] and the TLS and
 //! web helpers.
 
+mod cluster_mode;
 mod restart;
 
 use std::io::Read;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+pub use cluster_mode::is_cluster;
 pub use restart::{run_broker_to_exit, STOP_TIMEOUT};
 
 /// How long a broker may take to open its listener.
@@ -119,6 +121,8 @@ pub struct Broker {
     /// False once the process was stopped ([`Broker::sigterm`],
     /// [`Broker::kill9`]) and not restarted.
     running: bool,
+    /// Under `FLEETMQ_TEST_BROKER=cluster`, nodes b and c and NATS.
+    peers: Option<Box<cluster_mode::Peers>>,
 }
 
 impl Broker {
@@ -135,6 +139,10 @@ impl Broker {
     /// Extra configuration for each broker: TOML for fleetmq and the
     /// equivalent `mosquitto.conf` lines for the reference run.
     pub fn start_with_conf(extra_toml: &str, extra_mosquitto_conf: &str) -> Broker {
+        // A test that sets up its own cluster gets one plain node.
+        if is_cluster() && !extra_toml.contains("[cluster]") {
+            return cluster_mode::start(extra_toml);
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         if is_mosquitto() {
             Broker::start_mosquitto(dir, extra_mosquitto_conf)
@@ -252,6 +260,7 @@ impl Broker {
             logs,
             _dir: dir,
             running: true,
+            peers: None,
         }
     }
 
@@ -311,8 +320,13 @@ impl Broker {
         }
     }
 
+    /// The test listener's address; in cluster mode, each call gives the
+    /// next node's.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        match &self.peers {
+            Some(peers) => peers.next_addr(self),
+            None => self.addr,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -347,14 +361,28 @@ impl Broker {
             .unwrap_or_else(|| panic!("no address of listener {name} in the logs:\n{logs}"))
     }
 
-    /// Everything the broker wrote to stderr so far.
+    /// Everything the broker wrote to stderr so far (in cluster mode,
+    /// every node's, one after the other).
     pub fn logs(&self) -> String {
-        self.logs.text.lock().unwrap().clone()
+        let mut text = self.logs.text.lock().unwrap().clone();
+        for node in self.peers.iter().flat_map(|peers| &peers.nodes) {
+            text.push_str(&node.logs());
+        }
+        text
     }
 
     /// Waits until a log line contains `needle`; false after `timeout`.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        if self.peers.is_some() {
+            while !self.logs().contains(needle) {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            return true;
+        }
         let mut text = self.logs.text.lock().unwrap();
         loop {
             if text.contains(needle) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use super::SessionDirectory;
+use super::{SessionDirectory, SharedReadiness, WillKeeper};
 use crate::message::Message;
 
 /// Where one message's cluster publish stands.
@@ -77,6 +77,11 @@ pub struct ClusterLink {
     /// Client-id ownership and sessions across nodes, set once by the
     /// backend at start (decision 0172).
     directory: std::sync::OnceLock<Arc<dyn SessionDirectory>>,
+    /// Wills across nodes, set once by the backend at start (0183).
+    wills: std::sync::OnceLock<Arc<dyn WillKeeper>>,
+    /// The `$share` groups this node pulls for; a first member's SUBACK
+    /// waits for its group (0182).
+    pub shared: SharedReadiness,
 }
 
 /// The publisher's end of a [`ClusterLink`]: the channel, and the
@@ -128,6 +133,8 @@ impl ClusterLink {
                 ready,
                 settled,
                 directory: std::sync::OnceLock::new(),
+                wills: std::sync::OnceLock::new(),
+                shared: SharedReadiness::default(),
             },
             backend,
         )
@@ -163,6 +170,29 @@ impl ClusterLink {
     /// The session directory, once the backend installed it.
     pub fn directory(&self) -> Option<&Arc<dyn SessionDirectory>> {
         self.directory.get()
+    }
+
+    /// Installs the will keeper; false when one is set already.
+    pub fn set_wills(&self, wills: Arc<dyn WillKeeper>) -> bool {
+        self.wills.set(wills).is_ok()
+    }
+
+    /// The will keeper, once the backend installed it.
+    pub fn wills(&self) -> Option<&Arc<dyn WillKeeper>> {
+        self.wills.get()
+    }
+
+    /// Settles `cells` as stored and wakes whoever waits on them (the
+    /// SUBACKs that waited for their shared groups).
+    pub fn release(&self, cells: Vec<Arc<ClusterAck>>) {
+        if cells.is_empty() {
+            return;
+        }
+        for cell in cells {
+            cell.state.store(STORED, Ordering::Release);
+        }
+        self.settled
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Wakes each time a cell is settled.

@@ -3,7 +3,8 @@
 //! the [`ClusterLink`] through which the engine hands messages to the
 //! broker's NATS publisher and learns when JetStream has them ([`link`]),
 //! and the [`SessionDirectory`] a connection asks before it attaches a
-//! session ([`directory`]).
+//! session ([`directory`]), and the [`WillKeeper`] that decides which node
+//! publishes each will ([`wills`]).
 //!
 //! Nothing here does IO or depends on a NATS client: the connection,
 //! streams and consumers live in the `fleetmq` binary (`broker/src/cluster`)
@@ -11,7 +12,11 @@
 
 pub mod directory;
 pub mod link;
+pub mod share_ready;
 pub mod subject;
+pub mod wills;
 
 pub use directory::{Admission, AdmitFuture, SessionDirectory};
 pub use link::{AckState, ClusterAck, ClusterLink, LinkBackend, Outbound, Settler};
+pub use share_ready::SharedReadiness;
+pub use wills::{ArmedWill, WillKeeper};

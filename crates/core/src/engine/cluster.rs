@@ -13,17 +13,18 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use super::{Engine, PublishOutcome};
+use super::publish::reads_online;
+use super::{Engine, PublishOutcome, Stats};
 use crate::cluster::{ClusterAck, ClusterLink};
 use crate::message::Message;
-use crate::router::Router;
-use crate::session::{Control, EnqueueOutcome, Queued, Session};
+use crate::router::{topic_matches, Router, SharedGroupKey};
+use crate::session::{Control, Session};
 use crate::store::{now_ms, Op, RestoredSession, SessionMeta};
 use fleetmq_codec::{QoS, ReasonCode};
 
 /// Topics that stay on their node: `$SYS` is each broker's own, and
 /// `$CONTROL` commands are answered where they arrive.
-fn node_local(topic: &str) -> bool {
+pub(super) fn node_local(topic: &str) -> bool {
     topic.starts_with("$SYS/") || topic.starts_with("$CONTROL/")
 }
 
@@ -125,39 +126,93 @@ impl Engine {
     /// only, as routing would (its matching subscriptions, no-local,
     /// retain-as-published); nothing when none of them matches.
     pub fn route_to_session(&self, client_id: &str, message: Arc<Message>) -> PublishOutcome {
-        let mut outcome = PublishOutcome {
-            matched: 0,
-            dropped: 0,
-            pressured: Vec::new(),
-            ticket: 0,
-            cluster_ack: None,
-        };
+        let mut outcome = PublishOutcome::default();
         let Some(session) = self.session(client_id) else {
             return outcome;
         };
         let mut ops = Vec::new();
-        for (target, route) in self.targets(&message) {
+        // Shared groups are left out: their messages are the group's, and
+        // the group's consumer hands each to one member (decision 0182).
+        for (target, route) in self.targets(&message, false) {
             if !Arc::ptr_eq(&target, &session) {
                 continue;
             }
             outcome.matched += 1;
-            let item = Queued {
-                qos: message.qos.min(route.qos),
-                retain: message.retain && route.retain_as_published,
-                subscription_ids: route.subscription_identifiers,
-                message: Arc::clone(&message),
-                seq: None,
-            };
-            match target.enqueue(item, self.store.as_deref(), &mut ops, true) {
-                EnqueueOutcome::Queued => {}
-                EnqueueOutcome::Pressured => outcome.pressured.push(target),
-                EnqueueOutcome::Dropped => outcome.dropped += 1,
-            }
+            self.enqueue_routed(target, route, &message, &mut ops, &mut outcome);
         }
         if !ops.is_empty() {
             outcome.ticket = self.persist(|| Op::Batch(ops));
         }
         outcome
+    }
+
+    /// True when this node's routing gives `message` to its local shared
+    /// group members itself: on its own, or for the node-local topics
+    /// that never reach NATS. A cluster node routes every other message
+    /// to shared groups through their group consumers (decision 0182).
+    pub(super) fn routes_shared_here(&self, message: &Message) -> bool {
+        self.cluster.get().is_none() || node_local(&message.topic)
+    }
+
+    /// The shared groups with members on this node, as (share name,
+    /// filter), when the set changed since generation `seen`; with the
+    /// generation to pass next time.
+    pub fn shared_groups_since(&self, seen: u64) -> Option<(u64, Vec<SharedGroupKey>)> {
+        let router = self.router.read();
+        let generation = router.shared_generation();
+        if generation == seen {
+            return None;
+        }
+        let mut groups = Vec::new();
+        router.shared_groups(&mut groups);
+        Some((generation, groups))
+    }
+
+    /// True while group `group` of `filter` has a member on this node.
+    pub fn has_shared_group(&self, group: &str, filter: &str) -> bool {
+        self.router.read().has_shared_group(group, filter)
+    }
+
+    /// Delivers a message the cluster handed to this node for shared
+    /// group `group` of `filter` (decision 0182) to one local member,
+    /// chosen as local routing chooses. `None` when no member is left
+    /// here, or when `online_only` and none is connected: the caller
+    /// gives the message back to the group.
+    pub fn route_shared_from_cluster(
+        &self,
+        group: &str,
+        filter: &str,
+        message: Arc<Message>,
+        online_only: bool,
+    ) -> Option<PublishOutcome> {
+        let (session, route) = {
+            let router = self.router.read();
+            let sessions = self.sessions.read();
+            let auth = self.auth();
+            let is_online = |client: &str| reads_online(&sessions, &auth, client, &message.topic);
+            // The filter must match by MQTT's rules too: NATS's `*` also
+            // matches an escaped `$` level [MQTT-4.7.2-1].
+            if !topic_matches(filter, &message.topic) {
+                return Some(PublishOutcome::default());
+            }
+            let (route, online) =
+                router.pick_shared(group, filter, message.publisher.as_deref(), &is_online)?;
+            if online_only && !online {
+                return None;
+            }
+            (sessions.get(&route.client)?.clone(), route)
+        };
+        let mut outcome = PublishOutcome {
+            matched: 1,
+            ..PublishOutcome::default()
+        };
+        let mut ops = Vec::new();
+        self.enqueue_routed(session, route, &message, &mut ops, &mut outcome);
+        if !ops.is_empty() {
+            outcome.ticket = self.persist(|| Op::Batch(ops));
+        }
+        Stats::add(&self.stats.publish_dropped, outcome.dropped as u64);
+        Some(outcome)
     }
 
     /// Another node took `client_id` (decision 0172): the connection

@@ -43,7 +43,7 @@ pub use access::{AuthState, DenialLog};
 pub use publish::{PublishOutcome, SubscriptionQuotaExceeded};
 pub use retained::{RetainRefused, Retained};
 pub use stats::Stats;
-pub use will::PendingWill;
+pub use will::{will_message, PendingWill};
 
 /// Everything the connections share.
 #[derive(Debug)]

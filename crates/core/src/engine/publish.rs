@@ -5,19 +5,37 @@
 //! Routing holds the router and session-table read locks only while it
 //! collects targets; enqueueing happens after they are released.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use std::sync::atomic::Ordering;
 
-use super::{Engine, RetainRefused, Stats};
+use super::{AuthState, Engine, RetainRefused, Stats};
 use crate::auth::Action;
 use crate::cluster::ClusterAck;
 use crate::message::Message;
-use crate::router::{Route, Router, Subscription};
+use crate::router::{ClientKey, Route, Router, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session, SubscribeChange};
 use crate::store::Op;
 use fleetmq_codec::QoS;
+
+/// True when `client` has a session with a connection that may read
+/// `topic`: a shared group prefers such members, so a member whose rules
+/// exclude the topic does not swallow the message.
+pub(super) fn reads_online(
+    sessions: &HashMap<ClientKey, Arc<Session>>,
+    auth: &AuthState,
+    client: &str,
+    topic: &str,
+) -> bool {
+    sessions.get(client).is_some_and(|session| {
+        session.lock().attachment().is_some_and(|attachment| {
+            auth.check(&attachment.identity, Action::Receive, topic)
+                .allowed
+        })
+    })
+}
 
 /// Least seconds between two "retained store full" warnings.
 const REFUSAL_LOG_INTERVAL_SECS: u64 = 10;
@@ -100,7 +118,7 @@ impl Engine {
     /// Delivers `message` to every matching local subscription, committing
     /// `ops` with the delivery records.
     pub(super) fn deliver(&self, message: Arc<Message>, mut ops: Vec<Op>) -> PublishOutcome {
-        let targets = self.targets(&message);
+        let targets = self.targets(&message, self.routes_shared_here(&message));
         let mut outcome = PublishOutcome {
             matched: targets.len(),
             dropped: 0,
@@ -109,20 +127,7 @@ impl Engine {
             cluster_ack: None,
         };
         for (session, route) in targets {
-            let item = Queued {
-                qos: message.qos.min(route.qos),
-                // Forwarded messages carry RETAIN only with
-                // retain-as-published [MQTT-3.3.1-12, MQTT-3.3.1-13].
-                retain: message.retain && route.retain_as_published,
-                subscription_ids: route.subscription_identifiers,
-                message: Arc::clone(&message),
-                seq: None,
-            };
-            match session.enqueue(item, self.store.as_deref(), &mut ops, true) {
-                EnqueueOutcome::Queued => {}
-                EnqueueOutcome::Pressured => outcome.pressured.push(session),
-                EnqueueOutcome::Dropped => outcome.dropped += 1,
-            }
+            self.enqueue_routed(session, route, &message, &mut ops, &mut outcome);
         }
         if !ops.is_empty() {
             outcome.ticket = self.persist(|| Op::Batch(ops));
@@ -131,29 +136,24 @@ impl Engine {
         outcome
     }
 
-    /// The sessions (and per-session route facts) a message goes to.
-    pub(super) fn targets(&self, message: &Message) -> Vec<(Arc<Session>, Route)> {
+    /// The sessions (and per-session route facts) a message goes to;
+    /// without `shared`, its shared groups are left out (a cluster routes
+    /// those through NATS, decision 0182).
+    pub(super) fn targets(&self, message: &Message, shared: bool) -> Vec<(Arc<Session>, Route)> {
         let mut routes = Vec::new();
         let router = self.router.read();
         let sessions = self.sessions.read();
-        // A shared group prefers members that are connected and may read
-        // the topic, so a member whose rules exclude it does not swallow
-        // the message.
         let auth = self.auth();
-        let is_online = |client: &str| {
-            sessions.get(client).is_some_and(|session| {
-                session.lock().attachment().is_some_and(|attachment| {
-                    auth.check(&attachment.identity, Action::Receive, &message.topic)
-                        .allowed
-                })
-            })
-        };
+        let is_online = |client: &str| reads_online(&sessions, &auth, client, &message.topic);
         router.route(
             &message.topic,
             message.publisher.as_deref(),
             &is_online,
             &mut routes,
         );
+        if !shared {
+            routes.retain(|route| !route.shared);
+        }
         routes
             .into_iter()
             .filter_map(|route| {
@@ -161,6 +161,32 @@ impl Engine {
                 Some((session, route))
             })
             .collect()
+    }
+
+    /// Queues `message` for one routed session, counting the result in
+    /// `outcome`.
+    pub(super) fn enqueue_routed(
+        &self,
+        session: Arc<Session>,
+        route: Route,
+        message: &Arc<Message>,
+        ops: &mut Vec<Op>,
+        outcome: &mut PublishOutcome,
+    ) {
+        let item = Queued {
+            qos: message.qos.min(route.qos),
+            // Forwarded messages carry RETAIN only with
+            // retain-as-published [MQTT-3.3.1-12, MQTT-3.3.1-13].
+            retain: message.retain && route.retain_as_published,
+            subscription_ids: route.subscription_identifiers,
+            message: Arc::clone(message),
+            seq: None,
+        };
+        match session.enqueue(item, self.store.as_deref(), ops, true) {
+            EnqueueOutcome::Queued => {}
+            EnqueueOutcome::Pressured => outcome.pressured.push(session),
+            EnqueueOutcome::Dropped => outcome.dropped += 1,
+        }
     }
 
     /// Adds or replaces a subscription of `session`. Returns true when it

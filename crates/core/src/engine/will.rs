@@ -130,7 +130,8 @@ impl Engine {
     }
 }
 
-fn will_message(client_id: &Arc<str>, will: LastWill, now: Instant) -> Arc<Message> {
+/// The message a will becomes, published by `client_id` at `now`.
+pub fn will_message(client_id: &Arc<str>, will: LastWill, now: Instant) -> Arc<Message> {
     Arc::new(Message {
         expires_at: Message::expiry_deadline(will.properties.message_expiry_interval, now),
         topic: Arc::from(will.topic),

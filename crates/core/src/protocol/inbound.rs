@@ -294,6 +294,7 @@ impl ClientProtocol {
         let max_qos = QoS::from_u8(self.broker.config.mqtt.max_qos).unwrap_or(QoS::ExactlyOnce);
         let mut reasons = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
+        let mut new_groups: Vec<(String, String)> = Vec::new();
         let mut suback_ticket = 0;
         for (filter, options) in &subscribe.filters {
             if let Err(error) = validate_topic_filter(filter, &self.broker.topic_limits) {
@@ -311,7 +312,8 @@ impl ClientProtocol {
                 reasons.push(ReasonCode::NOT_AUTHORIZED);
                 continue;
             }
-            let shared = matches!(parse_filter(filter), FilterKind::Shared { .. });
+            let kind = parse_filter(filter);
+            let shared = matches!(kind, FilterKind::Shared { .. });
             if shared && options.no_local {
                 return Err(Exit::violation(
                     ReasonCode::PROTOCOL_ERROR,
@@ -333,6 +335,9 @@ impl ClientProtocol {
                 continue;
             };
             suback_ticket = suback_ticket.max(stored);
+            if let FilterKind::Shared { group, filter } = kind {
+                new_groups.push((group.to_owned(), filter.to_owned()));
+            }
             self.broker.events.emit(Event::Subscribed {
                 client_id: Arc::clone(&self.client_id),
                 filter: filter.clone(),
@@ -349,8 +354,20 @@ impl ClientProtocol {
             }
             reasons.push(ReasonCode(granted as u8));
         }
-        self.send_ack(
+        // In a cluster, the SUBACK of a shared group's first member here
+        // waits (bounded) until the group's consumer serves this node
+        // (decision 0182).
+        let groups: Vec<(&str, &str)> = new_groups
+            .iter()
+            .map(|(group, filter)| (group.as_str(), filter.as_str()))
+            .collect();
+        let cluster_cell = match self.broker.cluster() {
+            Some(link) if !groups.is_empty() => link.shared.waiter(&groups),
+            _ => None,
+        };
+        self.send_ack_after(
             suback_ticket,
+            cluster_cell,
             Packet::SubAck(SubAck {
                 packet_id: subscribe.packet_id,
                 reasons,

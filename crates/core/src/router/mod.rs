@@ -11,7 +11,7 @@ mod topic;
 mod trie;
 
 pub use retained::RetainedStore;
-pub use seams::{DefaultRetained, DefaultRouter, RetainedIndex, Router};
+pub use seams::{DefaultRetained, DefaultRouter, RetainedIndex, Router, SharedGroupKey};
 pub use topic::*;
 pub use trie::*;
 

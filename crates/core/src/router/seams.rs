@@ -18,6 +18,9 @@
 use super::{RetainedStore, Route, Subscription, SubscriptionTrie};
 use crate::router::ClientKey;
 
+/// A shared group with members: (share name, filter after `$share/name/`).
+pub type SharedGroupKey = (Box<str>, Box<str>);
+
 /// Who is subscribed to what, and who gets a message on a topic.
 pub trait Router {
     /// Adds or replaces the client's subscription to exactly this filter
@@ -46,6 +49,30 @@ pub trait Router {
     fn len(&self) -> usize;
 
     fn is_empty(&self) -> bool;
+
+    /// Changes whenever a shared group gains its first member or loses
+    /// its last one (a cluster node watches it, decision 0182).
+    fn shared_generation(&self) -> u64;
+
+    /// Appends every shared group with members, as (share name, filter).
+    fn shared_groups(&self, out: &mut Vec<SharedGroupKey>);
+
+    /// True while group `group` of `filter` has a member.
+    fn has_shared_group(&self, group: &str, filter: &str) -> bool;
+
+    /// The member of group `group` of `filter` (the plain filter, after
+    /// `$share/group/`) that gets the next message, chosen as [`route`]
+    /// chooses, and whether `is_online` holds for it. `None` when the
+    /// group has no member left here.
+    ///
+    /// [`route`]: Router::route
+    fn pick_shared(
+        &self,
+        group: &str,
+        filter: &str,
+        publisher: Option<&str>,
+        is_online: &dyn Fn(&str) -> bool,
+    ) -> Option<(Route, bool)>;
 }
 
 /// Retained messages (any `V`, the engine's `Arc<Message>`) by topic name.

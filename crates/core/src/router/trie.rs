@@ -11,11 +11,12 @@
 //! instead of splitting into a vector, and allocates only for its output
 //! (and a merge index when one client has several matching filters).
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::seams::Router;
+use super::seams::{Router, SharedGroupKey};
 use super::shrink_if_sparse;
 use super::topic::{parse_filter, split_level, FilterKind};
 use fleetmq_codec::{QoS, SubscriptionOptions};
@@ -105,6 +106,13 @@ pub struct SubscriptionTrie {
     root: Node,
     /// Number of (client, filter) subscriptions, kept so `len` is O(1).
     subscriptions: usize,
+    /// Every shared group with at least one member, as (share name,
+    /// filter): a cluster node pulls the messages of exactly these groups
+    /// (decision 0182). Changed only when a group appears or empties.
+    shared_groups: HashSet<SharedGroupKey>,
+    /// Bumped whenever `shared_groups` changes, so a watcher copies the
+    /// set only then.
+    shared_generation: u64,
 }
 
 impl SubscriptionTrie {
@@ -132,8 +140,15 @@ impl Router for SubscriptionTrie {
         let subscribers = subscribers_entry(&mut self.root, kind.filter());
         let added = match kind {
             FilterKind::Plain(_) => subscribers.plain.insert(client.clone(), sub).is_none(),
-            FilterKind::Shared { group, .. } => {
-                let group = subscribers.shared.entry(group.into()).or_default();
+            FilterKind::Shared {
+                group: name,
+                filter: inner,
+            } => {
+                if !subscribers.shared.contains_key(name) {
+                    self.shared_groups.insert((name.into(), inner.into()));
+                    self.shared_generation += 1;
+                }
+                let group = subscribers.shared.entry(name.into()).or_default();
                 match group
                     .members
                     .iter_mut()
@@ -161,11 +176,17 @@ impl Router for SubscriptionTrie {
     /// true when the subscription existed.
     fn unsubscribe(&mut self, filter: &str, client: &str) -> bool {
         let kind = parse_filter(filter);
+        let emptied = Cell::new(false);
         let removed = remove_at(&mut self.root, Some(kind.filter()), &|subscribers| {
-            remove_subscriber(subscribers, kind, client)
+            remove_subscriber(subscribers, kind, client, &emptied)
         });
         if removed {
             self.subscriptions -= 1;
+        }
+        if let (true, FilterKind::Shared { group, filter }) = (emptied.get(), kind) {
+            self.shared_groups
+                .remove(&(Box::from(group), Box::from(filter)));
+            self.shared_generation += 1;
         }
         removed
     }
@@ -218,6 +239,53 @@ impl Router for SubscriptionTrie {
 
     fn is_empty(&self) -> bool {
         self.subscriptions == 0
+    }
+
+    fn shared_generation(&self) -> u64 {
+        self.shared_generation
+    }
+
+    fn shared_groups(&self, out: &mut Vec<SharedGroupKey>) {
+        out.extend(self.shared_groups.iter().cloned());
+    }
+
+    fn has_shared_group(&self, group: &str, filter: &str) -> bool {
+        self.shared_groups
+            .contains(&(Box::<str>::from(group), Box::<str>::from(filter)))
+    }
+
+    fn pick_shared(
+        &self,
+        group: &str,
+        filter: &str,
+        publisher: Option<&str>,
+        is_online: &dyn Fn(&str) -> bool,
+    ) -> Option<(Route, bool)> {
+        let members = subscribers_at(&self.root, filter)?.shared.get(group)?;
+        let route = pick_member(members, publisher, is_online)?;
+        let online = is_online(&route.client);
+        Some((route, online))
+    }
+}
+
+/// The subscriber sets of exactly the filter `filter`, if it has any.
+fn subscribers_at<'t>(root: &'t Node, filter: &str) -> Option<&'t Subscribers> {
+    let mut node = root;
+    let mut rest = filter;
+    loop {
+        let (level, tail) = split_level(rest);
+        if level == "#" && tail.is_none() {
+            return Some(&node.multi);
+        }
+        node = if level == "+" {
+            node.single.as_deref()?
+        } else {
+            node.literal.get(level)?
+        };
+        match tail {
+            Some(tail) => rest = tail,
+            None => return Some(&node.exact),
+        }
     }
 }
 
@@ -278,7 +346,14 @@ fn remove_at(
     removed
 }
 
-fn remove_subscriber(subscribers: &mut Subscribers, kind: FilterKind<'_>, client: &str) -> bool {
+/// Takes `client`'s subscription out of `subscribers`; sets `emptied` when
+/// that leaves a shared group without members.
+fn remove_subscriber(
+    subscribers: &mut Subscribers,
+    kind: FilterKind<'_>,
+    client: &str,
+    emptied: &Cell<bool>,
+) -> bool {
     match kind {
         FilterKind::Plain(_) => {
             let removed = subscribers.plain.remove(client).is_some();
@@ -297,6 +372,7 @@ fn remove_subscriber(subscribers: &mut Subscribers, kind: FilterKind<'_>, client
             group.members.remove(index);
             if group.members.is_empty() {
                 subscribers.shared.remove(name);
+                emptied.set(true);
             }
             true
         }

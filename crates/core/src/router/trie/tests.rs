@@ -467,3 +467,44 @@ proptest! {
         prop_assert_eq!(trie.node_count(), 1);
     }
 }
+
+#[test]
+fn the_set_of_shared_groups_follows_first_and_last_members() {
+    let mut trie = SubscriptionTrie::new();
+    let groups = |trie: &SubscriptionTrie| {
+        let mut out = Vec::new();
+        trie.shared_groups(&mut out);
+        out.sort();
+        out.into_iter()
+            .map(|(g, f)| format!("{g} {f}"))
+            .collect::<Vec<_>>()
+    };
+    let start = trie.shared_generation();
+    trie.subscribe("$share/g/jobs/#", &key("a"), sub(QoS::AtLeastOnce));
+    trie.subscribe("$share/g/jobs/#", &key("b"), sub(QoS::AtLeastOnce));
+    trie.subscribe("$share/h/+/x", &key("a"), sub(QoS::AtMostOnce));
+    trie.subscribe("jobs/1", &key("a"), sub(QoS::AtMostOnce));
+    assert_eq!(groups(&trie), ["g jobs/#", "h +/x"]);
+    let two_groups = trie.shared_generation();
+    assert_eq!(two_groups, start + 2, "only new groups change the set");
+    assert!(trie.has_shared_group("g", "jobs/#"));
+
+    let Some((picked, online)) = trie.pick_shared("g", "jobs/#", None, &|c: &str| c == "b") else {
+        panic!("group g has members");
+    };
+    assert_eq!((&*picked.client, online, picked.shared), ("b", true, true));
+    assert!(trie
+        .pick_shared("g", "jobs/+", None, &everyone_online)
+        .is_none());
+    assert!(trie
+        .pick_shared("z", "jobs/#", None, &everyone_online)
+        .is_none());
+
+    trie.unsubscribe("$share/g/jobs/#", "a");
+    assert_eq!(trie.shared_generation(), two_groups, "b is still a member");
+    trie.unsubscribe("$share/g/jobs/#", "b");
+    trie.unsubscribe("$share/h/+/x", "a");
+    assert!(groups(&trie).is_empty());
+    assert!(!trie.has_shared_group("g", "jobs/#"));
+    assert_eq!(trie.shared_generation(), two_groups + 2);
+}

@@ -1,0 +1,657 @@
+//! Wills exactly once across nodes (decision 0183). Every will lives as a
+//! record in the `FLEETMQ_WILLS` bucket from the CONNECT that carries it
+//! until it is published or dropped; whoever deletes the record with a
+//! compare-and-set on its revision is the one that publishes (or drops)
+//! it, so no two nodes publish one will:
+//!
+//! - the connection's node, when the connection ends (at once, or after
+//!   the will delay, the record then carrying its due time);
+//! - the node of a later CONNECT of the client, anywhere: it publishes the
+//!   pending will when that CONNECT starts clean and drops it when it
+//!   resumes the session [MQTT-3.1.3-9];
+//! - a survivor, when the record's node died: the first node to rewrite
+//!   the record as its own (compare-and-set) takes the will over.
+//!
+//! One task does all of it in order, so a connection's end never overtakes
+//! its CONNECT. It decides nothing about access (the connection checks the
+//! will's topic) and never publishes a will whose record it did not delete.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv::{Operation, Store};
+use async_nats::jetstream::Context;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use fleetmq_codec::{PublishProperties, QoS};
+use fleetmq_core::cluster::{ArmedWill, WillKeeper};
+use fleetmq_core::engine::{Engine, PendingWill};
+use fleetmq_core::message::Message;
+use fleetmq_core::store::now_ms;
+
+use super::buckets;
+use super::liveness::Liveness;
+use super::names::bounded;
+
+/// The bucket of wills.
+pub const WILLS: &str = "FLEETMQ_WILLS";
+/// Longest one bucket request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reads of an old connection's record a CONNECT makes while that
+/// connection's node keeps rewriting it.
+const SETTLE_ATTEMPTS: usize = 5;
+/// How often due wills and dead nodes are looked at.
+const TICK: Duration = Duration::from_millis(250);
+/// Connection events waiting for the task; beyond, a will is published
+/// by this node alone, as without a cluster.
+const QUEUE: usize = 4096;
+
+/// The value of a will entry: the message and who answers for it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WillRecord {
+    node: String,
+    instance: String,
+    client: String,
+    topic: String,
+    /// base64url.
+    payload: String,
+    qos: u8,
+    retain: bool,
+    /// Seconds from the end of the connection, capped by session expiry.
+    delay: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expiry_interval: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_format: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response_topic: Option<String>,
+    /// base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    correlation: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    user_properties: Vec<(String, String)>,
+    /// Wall clock (ms) when it is due; `None` while its connection lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_ms: Option<u64>,
+}
+
+impl WillRecord {
+    fn new(node: &str, instance: &str, message: &Message, delay: u32, expiry: Option<u32>) -> Self {
+        let properties = &message.properties;
+        WillRecord {
+            node: node.to_owned(),
+            instance: instance.to_owned(),
+            client: message.publisher.as_deref().unwrap_or_default().to_owned(),
+            topic: message.topic.to_string(),
+            payload: URL_SAFE_NO_PAD.encode(&message.payload),
+            qos: message.qos as u8,
+            retain: message.retain,
+            delay,
+            expiry_interval: expiry,
+            payload_format: properties.payload_format_indicator,
+            content_type: properties.content_type.clone(),
+            response_topic: properties.response_topic.clone(),
+            correlation: properties
+                .correlation_data
+                .as_ref()
+                .map(|data| URL_SAFE_NO_PAD.encode(data)),
+            user_properties: properties.user_properties.clone(),
+            due_ms: None,
+        }
+    }
+
+    /// The message to publish now; `None` when the record is damaged.
+    fn message(&self) -> Option<Arc<Message>> {
+        let now = Instant::now();
+        let properties = PublishProperties {
+            payload_format_indicator: self.payload_format,
+            message_expiry_interval: self.expiry_interval,
+            content_type: self.content_type.clone(),
+            response_topic: self.response_topic.clone(),
+            correlation_data: match &self.correlation {
+                Some(text) => Some(URL_SAFE_NO_PAD.decode(text).ok()?.into()),
+                None => None,
+            },
+            user_properties: self.user_properties.clone(),
+            ..PublishProperties::default()
+        };
+        Some(Arc::new(Message {
+            topic: Arc::from(self.topic.as_str()),
+            payload: URL_SAFE_NO_PAD.decode(&self.payload).ok()?.into(),
+            qos: QoS::from_u8(self.qos)?,
+            retain: self.retain,
+            expires_at: Message::expiry_deadline(self.expiry_interval, now),
+            properties,
+            publisher: Some(Arc::from(self.client.as_str())),
+        }))
+    }
+
+    fn encode(&self) -> Option<bytes::Bytes> {
+        serde_json::to_vec(self).ok().map(Into::into)
+    }
+}
+
+/// What a connection reported, in order.
+#[derive(Debug)]
+enum Report {
+    Connected {
+        client_id: Arc<str>,
+        generation: u64,
+        clean_start: bool,
+        will: Option<ArmedWill>,
+    },
+    Ended {
+        client_id: Arc<str>,
+        generation: u64,
+        will: Option<PendingWill>,
+    },
+}
+
+/// The engine's handle: hands reports to the task.
+#[derive(Debug)]
+pub struct Keeper {
+    sender: mpsc::Sender<Report>,
+    broker: std::sync::Weak<Engine>,
+}
+
+impl WillKeeper for Keeper {
+    fn connected(
+        &self,
+        client_id: Arc<str>,
+        generation: u64,
+        clean_start: bool,
+        will: Option<ArmedWill>,
+    ) {
+        let report = Report::Connected {
+            client_id,
+            generation,
+            clean_start,
+            will,
+        };
+        if self.sender.try_send(report).is_err() {
+            tracing::warn!("Cluster: will keeper overloaded; a will is kept by this node only.");
+        }
+    }
+
+    fn ended(&self, client_id: Arc<str>, generation: u64, will: Option<PendingWill>) {
+        let report = Report::Ended {
+            client_id,
+            generation,
+            will,
+        };
+        if let Err(error) = self.sender.try_send(report) {
+            // As without a cluster: this node publishes it.
+            if let Report::Ended {
+                will: Some(will), ..
+            } = error.into_inner()
+            {
+                if let Some(broker) = self.broker.upgrade() {
+                    broker.schedule_will(will);
+                }
+            }
+        }
+    }
+}
+
+/// A record this node wrote for a live connection.
+#[derive(Debug, Clone, Copy)]
+struct Armed {
+    generation: u64,
+    revision: u64,
+}
+
+/// A will this node answers for, waiting for its time.
+#[derive(Debug)]
+struct Due {
+    revision: u64,
+    at: Instant,
+    message: Arc<Message>,
+}
+
+/// The task's state.
+struct Wills {
+    store: Store,
+    broker: Arc<Engine>,
+    node: Arc<str>,
+    instance: Arc<str>,
+    armed: HashMap<Arc<str>, Armed>,
+    due: HashMap<String, Due>,
+    /// Every will record, by key, with its revision (from the watch).
+    records: HashMap<String, (WillRecord, u64)>,
+    /// Which instances are alive.
+    liveness: Liveness,
+}
+
+/// Starts the keeper: the handle for the engine, and the task.
+pub fn start(
+    jetstream: Context,
+    broker: &Arc<Engine>,
+    node: Arc<str>,
+    instance: Arc<str>,
+    replicas: usize,
+    shutdown: watch::Receiver<bool>,
+) -> Keeper {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    tokio::spawn(run(
+        jetstream,
+        Arc::clone(broker),
+        node,
+        instance,
+        replicas,
+        receiver,
+        shutdown,
+    ));
+    Keeper {
+        sender,
+        broker: Arc::downgrade(broker),
+    }
+}
+
+async fn run(
+    jetstream: Context,
+    broker: Arc<Engine>,
+    node: Arc<str>,
+    instance: Arc<str>,
+    replicas: usize,
+    mut reports: mpsc::Receiver<Report>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Reports that arrive before the buckets are open are settled as
+    // without a cluster.
+    let (store, nodes) = loop {
+        let opened = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let store = buckets::open(&jetstream, WILLS, replicas).await?;
+            let nodes = jetstream
+                .get_key_value(buckets::NODES)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((store, nodes))
+        })
+        .await;
+        if let Ok(Ok(opened)) = opened {
+            break opened;
+        }
+        tokio::select! {
+            report = reports.recv() => match report {
+                Some(Report::Ended { will: Some(will), .. }) => broker.schedule_will(will),
+                Some(_) => {}
+                None => return,
+            },
+            _ = tokio::time::sleep(super::SUPERVISE_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    };
+    let mut wills = Wills {
+        store,
+        broker,
+        node,
+        instance,
+        armed: HashMap::new(),
+        due: HashMap::new(),
+        records: HashMap::new(),
+        liveness: Liveness::new(),
+    };
+    let mut tick = tokio::time::interval(TICK);
+    let mut record_watch = None;
+    let mut node_watch = None;
+    loop {
+        if record_watch.is_none() {
+            record_watch = wills.store.watch_all().await.ok();
+        }
+        if node_watch.is_none() {
+            node_watch = nodes.watch_all().await.ok();
+            wills.liveness.restart();
+        }
+        tokio::select! {
+            report = reports.recv() => match report {
+                Some(report) => wills.report(report).await,
+                None => return,
+            },
+            entry = next_entry(&mut record_watch) => match entry {
+                Some(entry) => wills.record_seen(entry),
+                None => record_watch = None,
+            },
+            entry = next_entry(&mut node_watch) => match entry {
+                Some(entry) => wills.liveness.seen(entry),
+                None => node_watch = None,
+            },
+            _ = tick.tick() => {
+                wills.publish_due().await;
+                wills.take_over_from_dead_nodes().await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The next entry of a watch; `None` when it ended or failed (pending
+/// forever when there is no watch, so the select waits on the others).
+async fn next_entry(
+    watch: &mut Option<async_nats::jetstream::kv::Watch>,
+) -> Option<async_nats::jetstream::kv::Entry> {
+    match watch {
+        Some(entries) => entries.next().await.and_then(Result::ok),
+        None => std::future::pending().await,
+    }
+}
+
+impl Wills {
+    async fn report(&mut self, report: Report) {
+        match report {
+            Report::Connected {
+                client_id,
+                generation,
+                clean_start,
+                will,
+            } => {
+                self.connected(client_id, generation, clean_start, will)
+                    .await
+            }
+            Report::Ended {
+                client_id,
+                generation,
+                will,
+            } => self.ended(client_id, generation, will).await,
+        }
+    }
+
+    /// Settles what an earlier connection of the client left, then arms
+    /// this connection's will.
+    async fn connected(
+        &mut self,
+        client_id: Arc<str>,
+        generation: u64,
+        clean_start: bool,
+        will: Option<ArmedWill>,
+    ) {
+        let key = buckets::key(&client_id);
+        self.armed.remove(&client_id);
+        self.due.remove(&key);
+        // The old connection's node may rewrite the record (its end, a
+        // due time) between this read and this delete: read again then.
+        for _ in 0..SETTLE_ATTEMPTS {
+            let entry = match bounded(self.store.entry(key.clone())).await {
+                Ok(Some(entry)) if entry.operation == Operation::Put => entry,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(
+                        client = %client_id,
+                        "Cluster: will record of {client_id} not read: {error}."
+                    );
+                    break;
+                }
+            };
+            match bounded(
+                self.store
+                    .delete_expect_revision(&key, Some(entry.revision)),
+            )
+            .await
+            {
+                Ok(()) => {
+                    if clean_start {
+                        // The earlier session ended with this clean start:
+                        // its will goes now [MQTT-3.1.3-9].
+                        if let Some(message) = decode(&entry.value).and_then(|r| r.message()) {
+                            self.broker.publish(message);
+                        }
+                    }
+                    break;
+                }
+                Err(error) if lost_race(&error) => continue,
+                Err(_) => break,
+            }
+        }
+        let Some(will) = will else { return };
+        let record = WillRecord::new(
+            &self.node,
+            &self.instance,
+            &will.message,
+            will.delay,
+            will.expiry_interval,
+        );
+        let Some(value) = record.encode() else { return };
+        match bounded(self.store.put(&key, value)).await {
+            Ok(revision) => {
+                self.armed.insert(
+                    client_id,
+                    Armed {
+                        generation,
+                        revision,
+                    },
+                );
+            }
+            Err(error) => tracing::debug!(
+                client = %client_id,
+                "Cluster: will of {client_id} not armed in the cluster ({error}); this node alone publishes it."
+            ),
+        }
+    }
+
+    async fn ended(&mut self, client_id: Arc<str>, generation: u64, will: Option<PendingWill>) {
+        let armed = match self.armed.get(&client_id) {
+            Some(armed) if armed.generation == generation => *armed,
+            // Not armed in the cluster: as without one. A connection that
+            // was taken over leaves its will to the newer connection.
+            _ => {
+                if let Some(will) = will.filter(|will| will.was_attached) {
+                    self.broker.schedule_will(will);
+                }
+                return;
+            }
+        };
+        self.armed.remove(&client_id);
+        let key = buckets::key(&client_id);
+        let Some(will) = will else {
+            // A normal DISCONNECT (or no will left to publish).
+            let _ = bounded(
+                self.store
+                    .delete_expect_revision(&key, Some(armed.revision)),
+            )
+            .await;
+            return;
+        };
+        if !will.was_attached {
+            // Taken over: the newer connection settles it.
+            return;
+        }
+        let expiry = will.session.lock().expiry_interval();
+        let delay = will.delay_interval.min(expiry);
+        if delay == 0 {
+            self.publish_if_deleted(&key, armed.revision, will.message)
+                .await;
+            return;
+        }
+        let mut record = WillRecord::new(
+            &self.node,
+            &self.instance,
+            &will.message,
+            delay,
+            will.message.properties.message_expiry_interval,
+        );
+        record.due_ms = Some(now_ms() + u64::from(delay) * 1000);
+        let Some(value) = record.encode() else { return };
+        match bounded(self.store.update(&key, value, armed.revision)).await {
+            Ok(revision) => {
+                self.due.insert(
+                    key,
+                    Due {
+                        revision,
+                        at: Instant::now() + Duration::from_secs(u64::from(delay)),
+                        message: will.message,
+                    },
+                );
+            }
+            Err(error) if lost_race(&error) => {
+                // Another node settled or took it: not ours any more.
+            }
+            Err(_) => self.broker.schedule_will(will),
+        }
+    }
+
+    /// Publishes `message` when this node deletes the record at
+    /// `revision`; a failed delete means another node answers for it.
+    async fn publish_if_deleted(&mut self, key: &str, revision: u64, message: Arc<Message>) {
+        match bounded(self.store.delete_expect_revision(key, Some(revision))).await {
+            Ok(()) => {
+                self.broker.publish(message);
+            }
+            Err(error) if lost_race(&error) => {}
+            Err(error) => {
+                // NATS away: publish here rather than never.
+                tracing::debug!(
+                    "Cluster: will record {key} not deleted ({error}); publishing it here."
+                );
+                self.broker.publish(message);
+            }
+        }
+    }
+
+    async fn publish_due(&mut self) {
+        let now = Instant::now();
+        let keys: Vec<String> = self
+            .due
+            .iter()
+            .filter(|(_, due)| due.at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            if let Some(due) = self.due.remove(&key) {
+                self.publish_if_deleted(&key, due.revision, due.message)
+                    .await;
+            }
+        }
+    }
+
+    fn record_seen(&mut self, entry: async_nats::jetstream::kv::Entry) {
+        match entry.operation {
+            Operation::Put => match decode(&entry.value) {
+                Some(record) => {
+                    self.records.insert(entry.key, (record, entry.revision));
+                }
+                None => {
+                    self.records.remove(&entry.key);
+                }
+            },
+            Operation::Delete | Operation::Purge => {
+                self.records.remove(&entry.key);
+            }
+        }
+    }
+
+    /// Rewrites the records of dead instances as this node's
+    /// (compare-and-set: one survivor wins each) and schedules them.
+    async fn take_over_from_dead_nodes(&mut self) {
+        let orphans: Vec<(String, WillRecord, u64)> = self
+            .records
+            .iter()
+            .filter(|(_, (record, _))| *record.instance != *self.instance)
+            .filter(|(_, (record, _))| self.liveness.is_gone(&record.node, &record.instance))
+            .map(|(key, (record, revision))| (key.clone(), record.clone(), *revision))
+            .collect();
+        for (key, mut record, revision) in orphans {
+            let dead_node = std::mem::replace(&mut record.node, self.node.to_string());
+            record.instance = self.instance.to_string();
+            // A will whose connection died with its node is due a delay
+            // after the death was noticed here.
+            let due_ms = record
+                .due_ms
+                .unwrap_or_else(|| now_ms() + u64::from(record.delay) * 1000);
+            record.due_ms = Some(due_ms);
+            let (Some(value), Some(message)) = (record.encode(), record.message()) else {
+                continue;
+            };
+            match bounded(self.store.update(&key, value, revision)).await {
+                Ok(new_revision) => {
+                    tracing::info!(
+                        client = %record.client,
+                        "Cluster: will of {} taken over from node {dead_node}, which is gone; due in {} ms.",
+                        record.client,
+                        due_ms.saturating_sub(now_ms())
+                    );
+                    self.records.remove(&key);
+                    self.due.insert(
+                        key,
+                        Due {
+                            revision: new_revision,
+                            at: Instant::now()
+                                + Duration::from_millis(due_ms.saturating_sub(now_ms())),
+                            message,
+                        },
+                    );
+                }
+                Err(_) => {
+                    // Another survivor won, or NATS is away: the watch
+                    // tells which.
+                }
+            }
+        }
+    }
+}
+
+/// True when a compare-and-set failed because the record moved on (an
+/// update's "wrong last revision", a delete's "wrong last sequence"),
+/// not because NATS did not answer.
+fn lost_race(error: &str) -> bool {
+    error.contains("wrong last")
+}
+
+fn decode(value: &[u8]) -> Option<WillRecord> {
+    serde_json::from_slice(value).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_will_record_gives_back_the_message() {
+        let message = Message {
+            topic: Arc::from("lab/dev/status"),
+            payload: bytes::Bytes::from_static(b"gone \xff"),
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            properties: PublishProperties {
+                content_type: Some("text/plain".into()),
+                correlation_data: Some(bytes::Bytes::from_static(b"\x00\x01")),
+                user_properties: vec![("k".into(), "v".into())],
+                ..PublishProperties::default()
+            },
+            expires_at: None,
+            publisher: Some(Arc::from("dev")),
+        };
+        let record = WillRecord::new("a", "1-2", &message, 5, Some(60));
+        let Some(decoded) = record.encode().and_then(|bytes| decode(&bytes)) else {
+            panic!("record did not round-trip");
+        };
+        let Some(back) = decoded.message() else {
+            panic!("no message");
+        };
+        assert_eq!(back.topic, message.topic);
+        assert_eq!(back.payload, message.payload);
+        assert_eq!((back.qos, back.retain), (QoS::AtLeastOnce, true));
+        assert_eq!(
+            back.properties.content_type,
+            message.properties.content_type
+        );
+        assert_eq!(
+            back.properties.correlation_data,
+            message.properties.correlation_data
+        );
+        assert_eq!(
+            back.properties.user_properties,
+            message.properties.user_properties
+        );
+        assert_eq!(back.properties.message_expiry_interval, Some(60));
+        assert!(back.expires_at.is_some());
+        assert_eq!(back.publisher.as_deref(), Some("dev"));
+        assert_eq!(decoded.delay, 5);
+    }
+}
