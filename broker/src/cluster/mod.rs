@@ -20,6 +20,9 @@
 //! - [`sessions`]: persistent session records, written as sessions change.
 //! - [`directory`]: a CONNECT's claim, and sessions brought in from
 //!   another node; [`replay`]: what such a session missed.
+//! - [`view`]: nodes and client-id owners for the dashboard;
+//!   [`metrics`]: the backend's Prometheus metrics; [`security`]: the
+//!   dynsec configuration shared by every node (decisions 0184, 0185).
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -28,13 +31,16 @@ mod buckets;
 mod connect;
 mod directory;
 mod inbound;
+pub mod metrics;
 mod names;
 mod owners;
 mod publisher;
 mod replay;
 mod retained;
+mod security;
 mod sessions;
 mod streams;
+pub mod view;
 pub mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +54,7 @@ use fleetmq_core::config::ClusterBackend;
 use fleetmq_core::engine::Engine;
 
 pub use connect::ClusterError;
+pub use view::ClusterView;
 
 /// What must hold for this node to accept QoS >= 1 publishes; each task
 /// sets its own part, the supervisor combines them.
@@ -81,9 +88,11 @@ const NAME_WAIT: Duration = Duration::from_secs(12);
 
 /// Starts the cluster backend when `[cluster]` asks for one: connects (in
 /// the background, retrying forever), hands the engine its link and starts
-/// the tasks. A broker on its own returns at once.
+/// the tasks, filling `view` for the dashboard and metrics. A broker on its
+/// own returns at once.
 pub async fn start(
     broker: &Arc<Engine>,
+    view: &Arc<ClusterView>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ClusterError> {
     let config = &broker.config.cluster;
@@ -91,6 +100,7 @@ pub async fn start(
         return Ok(());
     }
     let client = connect::connect(config).await?;
+    let _ = view.client.set(client.clone());
     let mut jetstream = async_nats::jetstream::new(client.clone());
     let timeout = Duration::from_millis(config.publish_timeout_ms);
     jetstream.set_timeout(timeout);
@@ -101,7 +111,7 @@ pub async fn start(
     let node: Arc<str> = Arc::from(config.node_name.as_str());
     let readiness = Arc::new(Readiness::default());
     let instance = instance_id();
-    let opened = Arc::new(std::sync::OnceLock::new());
+    let opened = Arc::clone(&view.buckets);
     let claims = Arc::new(owners::Claims::default());
     let directory = directory::Directory {
         broker: Arc::downgrade(broker),
@@ -112,7 +122,10 @@ pub async fn start(
         claims: Arc::clone(&claims),
     };
     if let Some(link) = broker.cluster() {
-        link.set_directory(Arc::new(directory));
+        link.set_directory(Arc::new(metrics::Metered {
+            inner: Arc::new(directory),
+            histogram: view.metrics.admission.clone(),
+        }));
     }
     let (name_state, mut name_seen) = watch::channel(names::NameState::Pending);
     tokio::spawn(names::run(
@@ -133,6 +146,19 @@ pub async fn start(
         Arc::clone(&claims),
         shutdown.clone(),
     ));
+    tokio::spawn(view::publish_status(
+        Arc::clone(view),
+        Arc::clone(&instance),
+        shutdown.clone(),
+    ));
+    security::start(
+        jetstream.clone(),
+        broker,
+        Arc::clone(view),
+        config.replicas,
+        Arc::clone(&instance),
+        shutdown.clone(),
+    );
     tokio::spawn(sessions::write(
         Arc::clone(&opened),
         Arc::downgrade(broker),
