@@ -60,7 +60,12 @@ fn ctrl_ok(broker: &Broker, args: &[&str]) {
         .lines()
         .filter(|l| l.contains("dynsec") || l.contains("security") || l.contains("WARN"))
         .collect();
-    assert_eq!(answer, "", "{args:?}; the node's dynsec log:\n{}", dynsec.join("\n"));
+    assert_eq!(
+        answer,
+        "",
+        "{args:?}; the node's dynsec log:\n{}",
+        dynsec.join("\n")
+    );
 }
 
 /// A fleetmq node on `nats` with a `dynamic-security.json` of its own.
@@ -133,14 +138,29 @@ fn dynsec_changes_on_one_node_bind_on_every_node_and_the_cluster_is_visible() {
     // A role granted on c: dev1's connection on b is closed (0x98) and,
     // back, it may subscribe there.
     ctrl_ok(&c, &["createRole", "sensor"]);
-    ctrl_ok(&c, &["addRoleACL", "sensor", "subscribePattern", "lab/#", "allow"]);
-    ctrl_ok(&c, &["addRoleACL", "sensor", "publishClientSend", "lab/#", "allow"]);
+    ctrl_ok(
+        &c,
+        &["addRoleACL", "sensor", "subscribePattern", "lab/#", "allow"],
+    );
+    ctrl_ok(
+        &c,
+        &[
+            "addRoleACL",
+            "sensor",
+            "publishClientSend",
+            "lab/#",
+            "allow",
+        ],
+    );
     ctrl_ok(&c, &["addClientRole", "dev1", "sensor"]);
     closed_by_admin(&mut on_b, &b);
     let (mut on_b, connack) = login(&b, "dev1-b", "dev1", "pw1");
     assert_eq!(connack.reason, ReasonCode::SUCCESS);
     assert_eq!(on_b.subscribe(1, "lab/x", 1), [ReasonCode(1)]);
-    assert_eq!(on_b.publish("lab/x", b"hello", 1, false), ReasonCode::SUCCESS);
+    assert_eq!(
+        on_b.publish("lab/x", b"hello", 1, false),
+        ReasonCode::SUCCESS
+    );
 
     // The cluster view, asked on c: three live nodes, dev1-b held by b.
     let view = eventually(

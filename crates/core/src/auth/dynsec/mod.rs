@@ -57,7 +57,10 @@ pub struct DynsecStore {
 
 /// Called with the rendered document and whom a change concerns, under
 /// the state's write lock: it must only hand them over, never block.
-pub struct Observer(pub Box<dyn Fn(&str, &[Kick]) + Send + Sync>);
+pub struct Observer(pub Box<ObserverFn>);
+
+/// What an [`Observer`] calls: the document, then whom it concerns.
+pub type ObserverFn = dyn Fn(&str, &[Kick]) + Send + Sync;
 
 impl std::fmt::Debug for Observer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
