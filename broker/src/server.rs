@@ -177,6 +177,14 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         &labels,
     )?);
     let provision_metrics = Arc::clone(&metrics);
+    let cluster_view =
+        crate::cluster::ClusterView::new(&broker.config.cluster, Arc::clone(&registry))?;
+    if cluster_view.enabled {
+        metrics.register(Box::new(crate::cluster::metrics::ClusterCollector::new(
+            Arc::clone(&cluster_view),
+            &broker,
+        )?))?;
+    }
     crate::observe::spawn_watcher(
         Arc::clone(&broker),
         Arc::clone(&registry),
@@ -208,6 +216,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
             shutdown: shutdown_rx.clone(),
             bridges: Arc::clone(&bridges),
             tls: Arc::new(tls.clone()),
+            cluster: Arc::clone(&cluster_view),
         };
         // A taken dashboard port must not take MQTT service down with it
         // (8080 is popular on lab machines); bad tokens or certificates,
@@ -243,7 +252,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .map_err(ServerError::Process)?;
         }
     }
-    crate::cluster::start(&broker, shutdown_rx.clone()).await?;
+    crate::cluster::start(&broker, &cluster_view, shutdown_rx.clone()).await?;
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),

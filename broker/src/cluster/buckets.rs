@@ -37,7 +37,7 @@ pub fn key(client_id: &str) -> String {
 
 /// The stream behind a bucket, as `async-nats` would declare it: one
 /// value per key, deletes as markers, direct gets.
-fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
+pub(super) fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
     stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],

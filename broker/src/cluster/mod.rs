@@ -26,6 +26,9 @@
 //!   node dies; [`expiry`]: each expired session record removed once, the
 //!   sessions of a dead node marked offline (decision 0183);
 //!   [`liveness`]: which node instances are gone.
+//! - [`view`]: nodes and client-id owners for the dashboard;
+//!   [`metrics`]: the backend's Prometheus metrics; [`security`]: the
+//!   dynsec configuration shared by every node (decisions 0184, 0185).
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -36,14 +39,17 @@ mod directory;
 mod expiry;
 mod inbound;
 mod liveness;
+pub mod metrics;
 mod names;
 mod owners;
 mod publisher;
 mod replay;
 mod retained;
+mod security;
 mod sessions;
 mod shared;
 mod streams;
+pub mod view;
 mod wills;
 pub mod wire;
 
@@ -58,6 +64,7 @@ use fleetmq_core::config::ClusterBackend;
 use fleetmq_core::engine::Engine;
 
 pub use connect::ClusterError;
+pub use view::ClusterView;
 
 /// What must hold for this node to accept QoS >= 1 publishes; each task
 /// sets its own part, the supervisor combines them.
@@ -91,9 +98,11 @@ const NAME_WAIT: Duration = Duration::from_secs(12);
 
 /// Starts the cluster backend when `[cluster]` asks for one: connects (in
 /// the background, retrying forever), hands the engine its link and starts
-/// the tasks. A broker on its own returns at once.
+/// the tasks, filling `view` for the dashboard and metrics. A broker on its
+/// own returns at once.
 pub async fn start(
     broker: &Arc<Engine>,
+    view: &Arc<ClusterView>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), ClusterError> {
     let config = &broker.config.cluster;
@@ -101,6 +110,7 @@ pub async fn start(
         return Ok(());
     }
     let client = connect::connect(config).await?;
+    let _ = view.client.set(client.clone());
     let mut jetstream = async_nats::jetstream::new(client.clone());
     let timeout = Duration::from_millis(config.publish_timeout_ms);
     jetstream.set_timeout(timeout);
@@ -111,7 +121,7 @@ pub async fn start(
     let node: Arc<str> = Arc::from(config.node_name.as_str());
     let readiness = Arc::new(Readiness::default());
     let instance = instance_id();
-    let opened = Arc::new(std::sync::OnceLock::new());
+    let opened = Arc::clone(&view.buckets);
     let claims = Arc::new(owners::Claims::default());
     let directory = directory::Directory {
         broker: Arc::downgrade(broker),
@@ -122,7 +132,6 @@ pub async fn start(
         claims: Arc::clone(&claims),
     };
     if let Some(link) = broker.cluster() {
-        link.set_directory(Arc::new(directory));
         link.set_wills(Arc::new(wills::start(
             jetstream.clone(),
             broker,
@@ -131,6 +140,10 @@ pub async fn start(
             config.replicas,
             shutdown.clone(),
         )));
+        link.set_directory(Arc::new(metrics::Metered {
+            inner: Arc::new(directory),
+            histogram: view.metrics.admission.clone(),
+        }));
     }
     let (name_state, mut name_seen) = watch::channel(names::NameState::Pending);
     tokio::spawn(names::run(
@@ -152,6 +165,19 @@ pub async fn start(
         shutdown.clone(),
     ));
     tokio::spawn(expiry::run(Arc::clone(&opened), shutdown.clone()));
+    tokio::spawn(view::publish_status(
+        Arc::clone(view),
+        Arc::clone(&instance),
+        shutdown.clone(),
+    ));
+    security::start(
+        jetstream.clone(),
+        broker,
+        Arc::clone(view),
+        config.replicas,
+        Arc::clone(&instance),
+        shutdown.clone(),
+    );
     tokio::spawn(sessions::write(
         Arc::clone(&opened),
         Arc::downgrade(broker),

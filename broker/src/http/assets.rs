@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const OTA_JS: &str = include_str!("assets/ota.js");
+const CLUSTER_JS: &str = include_str!("assets/cluster.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
@@ -27,6 +28,7 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
     match file.as_str() {
         "app.js" => embedded(APP_JS, "text/javascript; charset=utf-8"),
         "ota.js" => embedded(OTA_JS, "text/javascript; charset=utf-8"),
+        "cluster.js" => embedded(CLUSTER_JS, "text/javascript; charset=utf-8"),
         "style.css" => embedded(STYLE_CSS, "text/css; charset=utf-8"),
         "favicon.svg" => embedded(FAVICON_SVG, "image/svg+xml"),
         _ => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
@@ -68,6 +70,7 @@ mod tests {
             ("index.html", INDEX_HTML),
             ("app.js", APP_JS),
             ("ota.js", OTA_JS),
+            ("cluster.js", CLUSTER_JS),
             ("style.css", STYLE_CSS),
             ("favicon.svg", FAVICON_SVG),
             ("login.html", login),

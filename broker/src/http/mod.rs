@@ -21,6 +21,7 @@ mod api;
 mod assets;
 mod auth;
 mod bridges;
+mod cluster;
 mod dynsec;
 mod host;
 mod live;
@@ -80,6 +81,8 @@ pub(crate) struct AppState {
     pub bridges: Arc<crate::bridge::Bridges>,
     /// The TLS listeners, whose CRLs a revocation reloads.
     pub tls: Arc<Vec<Arc<crate::tls::TlsListener>>>,
+    /// The cluster backend, for `/api/cluster`.
+    pub cluster: Arc<crate::cluster::ClusterView>,
 }
 
 /// Everything the HTTP server needs from the running broker.
@@ -92,6 +95,7 @@ pub struct HttpParts {
     pub shutdown: watch::Receiver<bool>,
     pub bridges: Arc<crate::bridge::Bridges>,
     pub tls: Arc<Vec<Arc<crate::tls::TlsListener>>>,
+    pub cluster: Arc<crate::cluster::ClusterView>,
 }
 
 /// Binds the HTTP listener and serves until shutdown. Returns the bound
@@ -124,6 +128,7 @@ pub async fn start(config: &HttpConfig, parts: HttpParts) -> Result<SocketAddr, 
         shutdown: parts.shutdown.clone(),
         bridges: parts.bridges,
         tls: parts.tls,
+        cluster: parts.cluster,
     };
     let hosts = host::AllowedHosts::new(local_addr, &config.allowed_hosts);
     let app = router(state, hosts);
@@ -181,6 +186,7 @@ fn router(state: AppState, hosts: host::AllowedHosts) -> Router {
         .route("/api/ota/images/{chip}/{version}", post(ota::upload))
         .route("/api/disconnected", get(api::disconnected))
         .route("/api/bridges", get(bridges::bridges))
+        .route("/api/cluster", get(cluster::cluster))
         .route("/api/handshakes/summary", get(api::handshake_summary))
         .route("/api/events", get(live::events))
         .route("/metrics", get(api::metrics))

@@ -10,6 +10,9 @@
 //!   clients per listener, certificate expiry), read only when `/metrics` is
 //!   scraped by [`BrokerCollector`], so the data path pays nothing extra.
 //!
+//! In cluster mode every series carries a `node` label, the node's
+//! `cluster.node_name` (a registry-wide const label, decision 0185).
+//!
 //! Labelled series whose label values are known up front (listeners, auth
 //! modes, failure reasons) start at 0, so `rate()` and `increase()` see the
 //! first event. This module must not take broker locks outside a scrape.
@@ -161,7 +164,15 @@ impl Metrics {
                 }
             }
         }
-        let prometheus = prometheus::Registry::new();
+        // A cluster node labels every series with its node name
+        // (decision 0185), so one Prometheus tells the nodes apart.
+        let cluster = &broker.config.cluster;
+        let prometheus = if cluster.backend == fleetmq_core::config::ClusterBackend::None {
+            prometheus::Registry::new()
+        } else {
+            let node = [("node".to_string(), cluster.node_name.clone())];
+            prometheus::Registry::new_custom(None, Some(node.into_iter().collect()))?
+        };
         prometheus.register(Box::new(connects.clone()))?;
         prometheus.register(Box::new(tls_handshake.clone()))?;
         prometheus.register(Box::new(tls_parts.clone()))?;

@@ -30,6 +30,7 @@ mod bridge;
 mod certs_cli;
 mod cluster_faults;
 mod cluster_nats;
+mod cluster_ops;
 mod cluster_sessions;
 mod cluster_shared;
 mod cluster_support;

@@ -6,7 +6,7 @@
 //! ready is a refusal, decided by the caller. The broker's NATS task holds
 //! the receiving end, publishes, and settles the cells.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -82,6 +82,8 @@ pub struct ClusterLink {
     /// The `$share` groups this node pulls for; a first member's SUBACK
     /// waits for its group (0182).
     pub shared: SharedReadiness,
+    /// Shared with the [`Settler`]: JetStream's answers so far.
+    outcomes: Arc<[AtomicU64; 2]>,
 }
 
 /// The publisher's end of a [`ClusterLink`]: the channel, and the
@@ -97,6 +99,8 @@ pub struct LinkBackend {
 pub struct Settler {
     ready: Arc<AtomicBool>,
     settled: watch::Sender<u64>,
+    /// Settled cells, stored and failed, for the metrics.
+    outcomes: Arc<[AtomicU64; 2]>,
 }
 
 impl Settler {
@@ -104,6 +108,7 @@ impl Settler {
     pub fn settle(&self, ack: &ClusterAck, stored: bool) {
         let value = if stored { STORED } else { FAILED };
         ack.state.store(value, Ordering::Release);
+        self.outcomes[usize::from(!stored)].fetch_add(1, Ordering::Relaxed);
         self.settled
             .send_modify(|count| *count = count.wrapping_add(1));
     }
@@ -120,11 +125,13 @@ impl ClusterLink {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let ready = Arc::new(AtomicBool::new(false));
         let (settled, _) = watch::channel(0);
+        let outcomes = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let backend = LinkBackend {
             receiver,
             settler: Settler {
                 ready: Arc::clone(&ready),
                 settled: settled.clone(),
+                outcomes: Arc::clone(&outcomes),
             },
         };
         (
@@ -135,8 +142,18 @@ impl ClusterLink {
                 directory: std::sync::OnceLock::new(),
                 wills: std::sync::OnceLock::new(),
                 shared: SharedReadiness::default(),
+                outcomes,
             },
             backend,
+        )
+    }
+
+    /// QoS >= 1 messages JetStream stored, and those it did not (error or
+    /// timeout), since start.
+    pub fn ack_outcomes(&self) -> (u64, u64) {
+        (
+            self.outcomes[0].load(Ordering::Relaxed),
+            self.outcomes[1].load(Ordering::Relaxed),
         )
     }
 

@@ -85,6 +85,20 @@ impl Engine {
         Some(outcome.response)
     }
 
+    /// Replaces the dynsec configuration with `document` (another cluster
+    /// node's, decision 0184) and enforces the change as if it had been
+    /// made here: `kicks` lose what their roles no longer allow and are
+    /// disconnected. `Ok(false)` when dynsec is not configured here.
+    pub fn dynsec_replace(&self, document: &str, kicks: &[Kick]) -> Result<bool, String> {
+        let Some(dynsec) = self.auth().dynsec.clone() else {
+            return Ok(false);
+        };
+        dynsec.replace(document)?;
+        self.recheck_subscriptions(kicks);
+        self.kick(kicks);
+        Ok(true)
+    }
+
     /// Drops the subscriptions the clients a change concerns may no longer
     /// hold, so a resumed session does not keep what its roles now deny.
     /// A connected session is judged by its connection's identity, an

@@ -50,6 +50,22 @@ pub struct DynsecStore {
     saver: Option<save::Saver>,
     /// The file, for logs and `fleetmq acl check`.
     path: Option<PathBuf>,
+    /// Told of every change a command made, in order (a cluster node
+    /// replicates them, decision 0184).
+    observer: std::sync::OnceLock<Observer>,
+}
+
+/// Called with the rendered document and whom a change concerns, under
+/// the state's write lock: it must only hand them over, never block.
+pub struct Observer(pub Box<ObserverFn>);
+
+/// What an [`Observer`] calls: the document, then whom it concerns.
+pub type ObserverFn = dyn Fn(&str, &[Kick]) + Send + Sync;
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 impl DynsecStore {
@@ -79,6 +95,7 @@ impl DynsecStore {
             state: RwLock::new(state),
             saver: Some(saver),
             path: Some(path.to_path_buf()),
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -101,6 +118,7 @@ impl DynsecStore {
             state: RwLock::new(state),
             saver: None,
             path: None,
+            observer: std::sync::OnceLock::new(),
         }
     }
 
@@ -147,17 +165,46 @@ impl DynsecStore {
     pub fn command(&self, payload: &[u8]) -> command::Outcome {
         let mut state = self.state.write();
         let outcome = command::handle(&mut state, payload);
-        if outcome.changed {
-            if let Some(saver) = &self.saver {
-                match file::render(&state) {
-                    Ok(text) => saver.save(text),
-                    Err(error) => tracing::error!(
-                        "dynsec: cannot render the configuration ({error}); the file keeps the previous one."
-                    ),
+        if outcome.changed && (self.saver.is_some() || self.observer.get().is_some()) {
+            match file::render(&state) {
+                Ok(text) => {
+                    if let Some(observer) = self.observer.get() {
+                        (observer.0)(&text, &outcome.kicks);
+                    }
+                    if let Some(saver) = &self.saver {
+                        saver.save(text);
+                    }
                 }
+                Err(error) => tracing::error!(
+                    "dynsec: cannot render the configuration ({error}); the file keeps the previous one."
+                ),
             }
         }
         outcome
+    }
+
+    /// Installs the observer of changes; false when one is set already.
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// The whole configuration as the file holds it.
+    pub fn render(&self) -> Result<String, String> {
+        file::render(&self.state.read()).map_err(|error| error.to_string())
+    }
+
+    /// Replaces the whole configuration with `document` (a
+    /// `dynamic-security.json` text, e.g. another cluster node's) and
+    /// saves it; the observer is not told. A malformed document changes
+    /// nothing.
+    pub fn replace(&self, document: &str) -> Result<(), String> {
+        let parsed = file::parse(document)?;
+        let mut state = self.state.write();
+        *state = parsed;
+        if let Some(saver) = &self.saver {
+            saver.save(document.to_string());
+        }
+        Ok(())
     }
 
     /// A copy of the state (tests, `acl check`).
