@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -67,20 +68,27 @@ def test_the_cluster_section_lists_nodes_and_devices(start_fleetmq, nats_cluster
     device = connect(nodes["b"].port("plain"), "dev-on-b")
 
     browser.get(nodes["c"].http + "/")
-    wait = WebDriverWait(browser, 15, poll_frequency=0.1)
-    row = wait.until(EC.presence_of_element_located(
-        (By.CSS_SELECTOR, '#cluster-devices tbody tr[data-client="dev-on-b"]')))
-    assert row.find_elements(By.TAG_NAME, "td")[1].text == "b"
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#cluster-nodes tbody tr")) == 3)
-    names = [r.get_attribute("data-node")
-             for r in browser.find_elements(By.CSS_SELECTOR, "#cluster-nodes tbody tr")]
-    assert names == ["a", "b", "c"]
+    # The card re-renders its tables every 3 s: read them in one script
+    # each time, so that no element can go stale between lookup and read.
+    wait = WebDriverWait(browser, 15, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,))
+    holder = wait.until(lambda d: d.execute_script(
+        "const r = document.querySelector("
+        "'#cluster-devices tbody tr[data-client=\"dev-on-b\"]');"
+        "return r ? r.cells[1].textContent : null;"))
+    assert holder == "b"
+
+    def nodes_table(d):
+        return d.execute_script(
+            "return Array.from(document.querySelectorAll('#cluster-nodes tbody tr'))"
+            ".map(r => [r.getAttribute('data-node'), r.cells[1].textContent,"
+            " r.cells[3].textContent]);")
+
     # b's client count arrives with its next status write (every 2 s).
-    wait.until(lambda d: d.find_element(
-        By.CSS_SELECTOR, '#cluster-nodes tr[data-node="b"] td:nth-child(4)').text == "1")
-    states = [td.text for td in browser.find_elements(
-        By.CSS_SELECTOR, "#cluster-nodes tbody td:nth-child(2)")]
-    assert states == ["alive"] * 3
+    rows = wait.until(lambda d: (lambda t: t if len(t) == 3 and t[1][2] == "1" else None)(
+        nodes_table(d)))
+    assert [r[0] for r in rows] == ["a", "b", "c"]
+    assert [r[1] for r in rows] == ["alive"] * 3
     assert "This is node c" in browser.find_element(By.ID, "cluster-summary").text
     device.close()
 
