@@ -37,7 +37,7 @@ pub fn key(client_id: &str) -> String {
 
 /// The stream behind a bucket, as `async-nats` would declare it: one
 /// value per key, deletes as markers, direct gets.
-pub(super) fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
+fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
     stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
@@ -52,8 +52,11 @@ pub(super) fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
     }
 }
 
-/// Finds or creates one more bucket declared like the three (the wills
-/// of decision 0183), unbounded: the caller bounds it.
+/// Finds or creates one bucket declared like the three (also the wills
+/// of decision 0183 and the dynsec document of 0184), unbounded: the
+/// caller bounds it. The bucket's stream is declared like any other: the
+/// client's `create_key_value` first asks for account limits in a shape
+/// nats-server 2.9 does not answer.
 pub async fn open(jetstream: &Context, bucket: &str, replicas: usize) -> Result<Store, String> {
     jetstream
         .get_or_create_stream(stream_config(bucket, replicas))
@@ -73,21 +76,9 @@ pub async fn ensure(
 ) -> Result<Buckets, String> {
     let mut stores = Vec::with_capacity(3);
     for bucket in [NODES, OWNERS, SESSIONS] {
-        let store = tokio::time::timeout(timeout, async {
-            // The bucket's stream is declared like any other: the
-            // client's `create_key_value` first asks for account limits
-            // in a shape nats-server 2.9 does not answer.
-            jetstream
-                .get_or_create_stream(stream_config(bucket, replicas))
-                .await
-                .map_err(|error| format!("bucket {bucket}: {error}"))?;
-            jetstream
-                .get_key_value(bucket)
-                .await
-                .map_err(|error| format!("bucket {bucket}: {error}"))
-        })
-        .await
-        .map_err(|_| format!("bucket {bucket}: no answer from JetStream"))??;
+        let store = tokio::time::timeout(timeout, open(jetstream, bucket, replicas))
+            .await
+            .map_err(|_| format!("bucket {bucket}: no answer from JetStream"))??;
         stores.push(store);
     }
     let mut stores = stores.into_iter();

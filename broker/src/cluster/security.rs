@@ -129,8 +129,9 @@ async fn bounded<T, E: std::fmt::Display>(
 }
 
 async fn open(jetstream: &Context, replicas: usize) -> Result<Store, String> {
-    bounded(jetstream.get_or_create_stream(buckets::stream_config(BUCKET, replicas))).await?;
-    bounded(jetstream.get_key_value(BUCKET)).await
+    tokio::time::timeout(REQUEST_TIMEOUT, buckets::open(jetstream, BUCKET, replicas))
+        .await
+        .map_err(|_| format!("bucket {BUCKET}: no answer from JetStream"))?
 }
 
 /// Where this node stands with the shared document.
