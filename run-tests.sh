@@ -12,7 +12,21 @@ cd "$(dirname "$0")"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-echo "== installing test dependencies"
+# Every stage header says how much disk is left: a CI run once failed with
+# "No space left on device" in its last stage (decision 0186).
+stage() { echo "== $* (disk free: $(df -h --output=avail . | tail -1 | tr -d ' '), ${SECONDS} s in)"; }
+
+# In CI (a fresh clone, built once) incremental compilation only costs disk
+# and time; CI also deletes each stage's build products once no later stage
+# needs them (FLEETMQ_PRUNE=1, the default when CI is set).
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+  prune="${FLEETMQ_PRUNE:-1}"
+else
+  prune="${FLEETMQ_PRUNE:-0}"
+fi
+
+stage "installing test dependencies"
 # mosquitto: mosquitto_passwd for password files; systemd: systemd-analyze
 # verify of config/fleetmq.service; openssl: test certificates.
 # chromium + chromium-driver: the dashboard browser test; prometheus:
@@ -35,13 +49,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 python3 -m pip install -q --disable-pip-version-check -r broker/tests/python/requirements.txt
 
-echo "== cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== Rust tests"
+stage "Rust tests"
 cargo build -p fleetmq --locked
 # The firmware's host simulation, which broker/tests/e2e/firmware_e2e.rs runs.
 cargo build -p fleetmq-firmware --bin fleetmq-sim --locked
@@ -53,7 +67,7 @@ else
   cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$results/rust.log"
 fi
 
-echo "== conformance against a 3-node cluster (issue 19)"
+stage "conformance against a 3-node cluster (issue 19)"
 # The conformance modules again, each test on three nats-servers and three
 # fleetmq nodes, its clients connecting through the nodes in turn
 # (broker/tests/e2e/harness/process/cluster_mode.rs). One at a time: six
@@ -61,17 +75,17 @@ echo "== conformance against a 3-node cluster (issue 19)"
 FLEETMQ_TEST_BROKER=cluster cargo nextest run -p fleetmq --test e2e --locked --no-fail-fast \
   --test-threads 1 conformance_ 2>&1 | tee "$results/cluster-conformance.log"
 
-echo "== benchmark harness smoke run (bench/)"
+stage "benchmark harness smoke run (bench/)"
 # Every benchmark scenario, tiny, against the debug broker (and Mosquitto,
 # installed above): proves the harness works, not a speed. About 45 s.
 cargo build -p fleetmq-bench --locked
 target/debug/fleetmq-bench smoke --fleetmq-bin target/debug/fleetmq --mosquitto
 
-echo "== Python end-to-end tests"
+stage "Python end-to-end tests"
 FLEETMQ_BIN="$PWD/target/debug/fleetmq" python3 -m pytest broker/tests/python -q 2>&1 \
   | tee "$results/python.log"
 
-echo "== Debian package"
+stage "Debian package"
 # packaging/test-deb.sh: build-deb.sh and cargo-deb (installed once into
 # target/tools, about 3 min), then apt install in a fresh debootstrap root
 # (cached in target/debian; about 1.5 min to make), man, systemd-analyze
@@ -84,7 +98,12 @@ if [ -z "${FLEETMQ_SKIP_DEB:-}" ]; then
   FLEETMQ_DEB_PROFILE="${FLEETMQ_DEB_PROFILE:-dev}" packaging/test-deb.sh 2>&1 | tee "$results/deb.log"
 fi
 
-echo "== ESP32-C3 and ESP32-C6 firmware (release ELF, image, sizes)"
+if [ "$prune" = 1 ]; then
+  # Nothing after this point uses the host debug build or the package root.
+  rm -rf target/debug target/debian
+fi
+
+stage "ESP32-C3 and ESP32-C6 firmware (release ELF, image, sizes)"
 firmware_started=$SECONDS
 for firmware_target in riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
   rustup target list --installed | grep -qx "$firmware_target" || rustup target add "$firmware_target"
@@ -117,7 +136,12 @@ for chip in esp32c3 esp32c6; do
   echo "$chip: $(grep -E '^(flash|image)' "$results/firmware-$chip.log" | tr '\n' ' ')"
 done
 
-echo "== fuzzing (cargo-fuzz, libFuzzer): every target for a bounded time"
+if [ "$prune" = 1 ]; then
+  rm -rf target/riscv32imc-unknown-none-elf/firmware/deps target/riscv32imac-unknown-none-elf/firmware/deps \
+    target/riscv32imc-unknown-none-elf/firmware/build target/riscv32imac-unknown-none-elf/firmware/build
+fi
+
+stage "fuzzing (cargo-fuzz, libFuzzer): every target for a bounded time"
 # cargo-fuzz is installed once into target/tools (about 2 minutes, then
 # cached). libFuzzer needs nightly-only flags: fuzz/run-all.sh sets
 # RUSTC_BOOTSTRAP=1 so the stable toolchain accepts them. The first build
@@ -140,7 +164,7 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   echo "fuzzing took $((SECONDS - fuzz_started)) s"
 fi
 
-echo "== summary"
+stage "summary"
 grep -hE "^ *Summary \[|^test result:|^[0-9]+ passed|^Debian package:" \
   "$results/rust.log" "$results/cluster-conformance.log" "$results/python.log" \
   "$results/deb.log" 2>/dev/null || true
