@@ -10,6 +10,9 @@
 //! - `fleetmq-bench load connect|flow` aims one scenario at a broker you
 //!   started yourself (under a profiler, say).
 //! - `fleetmq-bench report DIR` renders `DIR/report.json` again.
+//! - `fleetmq-bench cluster` measures fleetmq nodes on three nats-servers
+//!   against one lone node (`runner::cluster`, docs/decisions/0187); the
+//!   smoke run includes it, tiny, when nats-server is installed.
 //!
 //! Modules: [`case`] (the measurement names), [`mqtt`] (the packets),
 //! [`tls`] (client configurations), [`conn`] (one connection),
@@ -20,6 +23,7 @@
 mod case;
 mod conn;
 mod crypto;
+mod http;
 mod mqtt;
 mod pki;
 mod report;
@@ -67,6 +71,34 @@ enum Cmd {
     },
     /// Render DIR/report.json into DIR/report.md and the plots again.
     Report { dir: PathBuf },
+    /// fleetmq nodes on three nats-servers (`[cluster] backend = "nats"`)
+    /// against one lone node: cross-node flows, 1 to 3 nodes, held
+    /// connections (docs/decisions/0187).
+    Cluster(ClusterArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    #[arg(long, default_value = "target/release/fleetmq")]
+    fleetmq_bin: PathBuf,
+    #[arg(long, default_value = "/usr/sbin/nats-server")]
+    nats_bin: PathBuf,
+    /// Repetitions (default: the plan's).
+    #[arg(long)]
+    reps: Option<usize>,
+    /// Held mutual-TLS connections on one node (default: the plan's).
+    #[arg(long)]
+    held: Option<usize>,
+    /// Use the smoke plan (tiny sizes).
+    #[arg(long)]
+    smoke: bool,
+    /// The JSON record of the run; the median tables go next to it
+    /// (`.tables.md`) and to stdout.
+    #[arg(long, default_value = "bench/results/issue19-cluster.json")]
+    out: PathBuf,
+    /// Working folder: configurations, logs, JetStream stores.
+    #[arg(long, default_value = "target/bench-cluster")]
+    work: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +165,10 @@ struct SmokeArgs {
     /// Working folder (a temporary one by default).
     #[arg(long)]
     work: Option<PathBuf>,
+    /// Debian's nats-server: the cluster scenario runs tiny when it is
+    /// there, and is skipped with a message otherwise.
+    #[arg(long, default_value = "/usr/sbin/nats-server")]
+    nats_bin: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +260,7 @@ fn main() -> ExitCode {
         Cmd::Smoke(args) => smoke(args),
         Cmd::Load { scenario } => load(scenario),
         Cmd::Report { dir } => rerender(&dir),
+        Cmd::Cluster(args) => cluster(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -254,6 +291,7 @@ fn setups(
                 pki: pki.clone(),
                 ports: Ports::free()?,
                 store_fsync: store_fsync.map(str::to_string),
+                extra_toml: String::new(),
             })
         })
         .collect()
@@ -394,7 +432,7 @@ fn smoke(args: SmokeArgs) -> Result<()> {
     }
     let setups = setups(&brokers, &work, &pki, None)?;
     let plan = Plan::smoke();
-    let mut runner = Runner::new(plan.clone(), setups, pki, Verify::Full);
+    let mut runner = Runner::new(plan.clone(), setups, pki.clone(), Verify::Full);
     runner.remote_bin = remote_bin(&args.mosquitto_bin);
     runner.run()?;
     let report = Report {
@@ -447,6 +485,139 @@ fn smoke(args: SmokeArgs) -> Result<()> {
         cases.len(),
         brokers.len(),
         started.elapsed().as_secs_f64()
+    );
+    cluster_smoke(&args, &work, &pki)
+}
+
+/// The cluster scenario, tiny, when Debian's nats-server is installed
+/// (skipped with a message otherwise): three nodes come up, and the held
+/// connections and both cross-node flows produce figures.
+fn cluster_smoke(args: &SmokeArgs, work: &Path, pki: &pki::Pki) -> Result<()> {
+    let Some(nats_bin) = args.nats_bin.canonicalize().ok() else {
+        eprintln!(
+            "smoke: cluster scenario skipped: no nats-server at {} (apt-get install nats-server)",
+            args.nats_bin.display()
+        );
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let mut bench = runner::cluster::ClusterBench {
+        plan: runner::cluster::ClusterPlan::smoke(),
+        fleetmq_bin: args
+            .fleetmq_bin
+            .canonicalize()
+            .with_context(|| format!("no fleetmq at {}", args.fleetmq_bin.display()))?,
+        nats_bin,
+        work: work.join("cluster"),
+        pki: pki.clone(),
+        records: Vec::new(),
+    };
+    bench.run()?;
+    let failed: Vec<String> = bench
+        .records
+        .iter()
+        .filter(|r| r.error.is_some() || r.figures.is_empty())
+        .map(|r| format!("{}: {}", r.case, r.error.as_deref().unwrap_or("no figures")))
+        .collect();
+    let wanted = [
+        "cluster3/startup",
+        "cluster3/held-mtls",
+        "cluster3/cross/qos1-at-200",
+        "cluster3/cross/qos0-at-200",
+    ];
+    let measured = wanted
+        .iter()
+        .filter(|case| {
+            bench
+                .records
+                .iter()
+                .any(|r| r.case == **case && r.error.is_none())
+        })
+        .count();
+    if !failed.is_empty() || measured < wanted.len() {
+        bail!(
+            "cluster smoke failed ({measured} of {} cases measured):\n  {}",
+            wanted.len(),
+            failed.join("\n  ")
+        );
+    }
+    eprintln!(
+        "smoke: cluster scenario ({} cases) measured in {:.0} s",
+        measured,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cluster(args: ClusterArgs) -> Result<()> {
+    let mut plan = if args.smoke {
+        runner::cluster::ClusterPlan::smoke()
+    } else {
+        runner::cluster::ClusterPlan::full()
+    };
+    if let Some(reps) = args.reps {
+        plan.reps = reps.max(1);
+    }
+    if let Some(held) = args.held {
+        plan.held_devices = held;
+    }
+    let work = std::path::absolute(&args.work)?;
+    let pki = pki::Pki::load_or_create(&work.join("pki"))?;
+    let fleetmq_bin = args
+        .fleetmq_bin
+        .canonicalize()
+        .with_context(|| format!("no fleetmq at {}", args.fleetmq_bin.display()))?;
+    let nats_bin = args.nats_bin.canonicalize().with_context(|| {
+        format!(
+            "no nats-server at {} (apt-get install nats-server)",
+            args.nats_bin.display()
+        )
+    })?;
+    let loadavg_before = runner::cluster::loadavg();
+    let mut bench = runner::cluster::ClusterBench {
+        plan: plan.clone(),
+        fleetmq_bin: fleetmq_bin.clone(),
+        nats_bin: nats_bin.clone(),
+        work: work.join("runs"),
+        pki,
+        records: Vec::new(),
+    };
+    bench.run()?;
+    let nats_version = Command::new(&nats_bin)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let report = runner::cluster::ClusterReport {
+        generated_at: now_utc(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        plan,
+        machine: report::machine(),
+        loadavg_before,
+        loadavg_after: runner::cluster::loadavg(),
+        fleetmq: version_of(Kind::Fleetmq, &fleetmq_bin),
+        nats_server: nats_version,
+        records: bench.records.clone(),
+    };
+    if let Some(parent) = args.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let tables = format!(
+        "Load average before {}, after {}.\n\n{}",
+        report.loadavg_before,
+        report.loadavg_after,
+        runner::cluster::summary(&bench.records)
+    );
+    let tables_path = args.out.with_extension("tables.md");
+    std::fs::write(&tables_path, &tables)
+        .with_context(|| format!("writing {}", tables_path.display()))?;
+    println!("{tables}");
+    eprintln!(
+        "cluster: {} and {}",
+        args.out.display(),
+        tables_path.display()
     );
     Ok(())
 }
@@ -574,6 +745,7 @@ fn load(scenario: LoadCmd) -> Result<()> {
                     rate,
                     window: 32,
                     drain: Duration::from_secs(5),
+                    tag: String::new(),
                 };
                 let endpoint = Endpoint { addr, tls: None };
                 let mut result = scenario::flow::run(&endpoint, &config).await?;

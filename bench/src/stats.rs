@@ -169,7 +169,7 @@ impl CpuWindow {
 }
 
 /// Busy CPU time of the whole machine (every core), from `/proc/stat`.
-fn machine_busy() -> Option<Duration> {
+pub fn machine_busy() -> Option<Duration> {
     let text = fs::read_to_string("/proc/stat").ok()?;
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
     let ticks: Vec<u64> = line

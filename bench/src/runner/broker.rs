@@ -113,6 +113,9 @@ pub struct BrokerSetup {
     /// fleetmq's `[store] fsync`; its default when `None`. A `,wal`
     /// suffix also turns on its write-ahead log (`wal = true`).
     pub store_fsync: Option<String>,
+    /// Appended to fleetmq's configuration (the cluster scenario's
+    /// `[cluster]` table); empty otherwise.
+    pub extra_toml: String,
 }
 
 /// Brokers running now, by process id, for [`kill_all_on_signal`].
@@ -154,7 +157,9 @@ pub fn kill_all_on_signal() {
     });
 }
 
-fn register(pid: u32, running: bool) {
+/// Records a process this bench started (or stopped), for
+/// [`kill_all_on_signal`].
+pub(crate) fn register(pid: u32, running: bool) {
     if let Ok(mut pids) = RUNNING.lock() {
         pids.retain(|p| *p != pid);
         if running {
@@ -241,7 +246,9 @@ impl BrokerSetup {
                             None => format!("fsync = \"{fsync}\"\n"),
                         })
                         .unwrap_or_default(),
-                ) + &bridge.map(|remote| bridge_config(Kind::Fleetmq, remote)).unwrap_or_default();
+                ) + &bridge.map(|remote| bridge_config(Kind::Fleetmq, remote)).unwrap_or_default()
+                    + "\n"
+                    + &self.extra_toml;
                 let file = self.work.join("fleetmq.toml");
                 fs::write(&file, config)?;
                 Ok(vec!["run".into(), "--config".into(), path(&file)])

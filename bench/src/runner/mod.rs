@@ -7,6 +7,8 @@
 //! then again), so slow drift of the machine spreads over all of them.
 
 pub mod broker;
+pub mod cluster;
+pub mod nats;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -457,6 +459,7 @@ impl Runner {
             rate,
             window: self.plan.qos1_window,
             drain: Plan::secs(self.plan.flow_drain_secs),
+            tag: String::new(),
         }
     }
 

@@ -47,6 +47,11 @@ pub struct FlowConfig {
     pub window: usize,
     /// Longest wait for stragglers after publishing stops.
     pub drain: Duration,
+    /// Prefix of the topics' second level and of the client ids, so that
+    /// several flows run at once on one cluster without sharing topics or
+    /// client ids (`""`: `bench/in/<n>`, `pub-<n>`, `sub-<n>`).
+    #[serde(default)]
+    pub tag: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -105,9 +110,14 @@ pub async fn run_between(
     config: &FlowConfig,
 ) -> Result<FlowResult> {
     let tally = Arc::new(Tally::default());
-    let (filter, topic_of): (&str, fn(usize) -> String) = match config.shape {
-        Shape::FanIn => ("bench/in/#", |n| format!("bench/in/{n}")),
-        Shape::FanOut => ("bench/cmd/all", |_| "bench/cmd/all".to_string()),
+    let tag = config.tag.as_str();
+    let filter = match config.shape {
+        Shape::FanIn => format!("bench/{tag}in/#"),
+        Shape::FanOut => format!("bench/{tag}cmd/all"),
+    };
+    let topic_of = |n: usize| match config.shape {
+        Shape::FanIn => format!("bench/{tag}in/{n}"),
+        Shape::FanOut => format!("bench/{tag}cmd/all"),
     };
     let connect_ramp = Arc::new(Semaphore::new(64));
     let timeout = Duration::from_secs(10);
@@ -121,8 +131,9 @@ pub async fn run_between(
         let subscribed = subscribed_tx.clone();
         let qos = config.qos;
         let stride = (config.subscribers as u64).max(1);
+        let filter = filter.clone();
+        let client_id = format!("{tag}sub-{n}");
         subscribers.spawn(async move {
-            let client_id = format!("sub-{n}");
             let hello = Hello {
                 client_id: &client_id,
                 clean_session: true,
@@ -130,7 +141,7 @@ pub async fn run_between(
             };
             let permit = ramp.acquire_owned().await;
             let (mut conn, _) = Conn::open(&endpoint, n, None, &hello, timeout).await?;
-            mqtt::subscribe(&mut conn.out, 1, filter, qos);
+            mqtt::subscribe(&mut conn.out, 1, &filter, qos);
             conn.flush().await?;
             match conn.recv().await? {
                 Packet::SubAck { granted, .. } if granted == qos => {}
@@ -163,8 +174,8 @@ pub async fn run_between(
         let ramp = Arc::clone(&connect_ramp);
         let config = config.clone();
         let topic = topic_of(n);
+        let client_id = format!("{tag}pub-{n}");
         publishers.spawn(async move {
-            let client_id = format!("pub-{n}");
             let hello = Hello {
                 client_id: &client_id,
                 clean_session: true,

@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::conn::Endpoint;
+use crate::http;
 use crate::scenario::fleet::{Fleet, FleetConfig};
 use crate::stats;
 
@@ -62,27 +61,16 @@ pub struct HeldResult {
     pub heap_per_conn_kib: f64,
 }
 
-/// fleetmq's `fleetmq_heap_bytes` gauge, in KiB (0 when unreadable).
-async fn heap_kib(metrics: Option<SocketAddr>) -> u64 {
+/// fleetmq's `fleetmq_heap_bytes` gauge, in KiB (0 when unreadable; a
+/// cluster node's carries a `node` label).
+pub async fn heap_kib(metrics: Option<SocketAddr>) -> u64 {
     let Some(addr) = metrics else {
         return 0;
     };
-    let fetch = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body).await?;
-        anyhow::Ok(body)
-    };
-    let Ok(Ok(body)) = tokio::time::timeout(Duration::from_secs(5), fetch).await else {
+    let Ok(body) = http::get(addr, "/metrics").await else {
         return 0;
     };
-    body.lines()
-        .find_map(|line| line.strip_prefix("fleetmq_heap_bytes "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .map_or(0, |bytes| (bytes / 1024.0) as u64)
+    http::metric_sum(&body, "fleetmq_heap_bytes").map_or(0, |bytes| (bytes / 1024.0) as u64)
 }
 
 /// The fleet of the runner's scenario 3 (the same backoff and jitter),
