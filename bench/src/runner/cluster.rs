@@ -94,7 +94,7 @@ impl ClusterPlan {
             max: true,
             spread: true,
             ready_wait_secs: 60.0,
-            settle_secs: 10.0,
+            settle_secs: 5.0,
             quiet_wait_secs: 5.0,
         }
     }
@@ -353,39 +353,61 @@ impl ClusterBench {
         let quiet_wait = Plan::secs(self.plan.quiet_wait_secs);
         let outcome = on(load_place, quiet_wait, async move {
             let mut results: Vec<(String, Result<BTreeMap<String, f64>>)> = Vec::new();
-            let started = Instant::now();
-            let setup = start_setup(
-                &fleetmq_bin,
-                &nats_bin,
-                &work,
-                &pki,
-                nodes,
-                broker_place,
-                &plan,
-            )
-            .await?;
-            if nodes > 0 {
-                let mut figures = BTreeMap::new();
-                figures.insert("ready_secs".into(), started.elapsed().as_secs_f64());
-                results.push((format!("{name}/startup"), Ok(figures)));
-            }
-            let limit = Plan::secs(plan.settle_secs);
-            let mut pids = setup.fleetmq_pids();
-            pids.extend(setup.nats_pids());
+            // Every row on a fresh setup (new JetStream stores, new
+            // nodes): a row at full load leaves a backlog in the message
+            // stream that every node's consumer reads through, which would
+            // slow or starve the rows after it.
+            let mut rows: Vec<Option<(String, Groups, FlowConfig)>> = Vec::new();
             if held_devices > 0 {
-                settle(&pids, limit).await;
-                let figures = held_run(&setup, &pki, held_devices, plan.held_ramp).await;
-                results.push((held_case, figures));
+                rows.push(None);
             }
-            for (index, (case, groups, mut config)) in flows.into_iter().enumerate() {
-                // Topics and client ids of their own: what an earlier
-                // measurement left queued in NATS never counts here.
-                config.tag = format!("m{index}-");
+            rows.extend(flows.into_iter().map(Some));
+            let limit = Plan::secs(plan.settle_secs);
+            for (index, row) in rows.into_iter().enumerate() {
+                let started = Instant::now();
+                let setup = start_setup(
+                    &fleetmq_bin,
+                    &nats_bin,
+                    &work,
+                    &pki,
+                    nodes,
+                    broker_place,
+                    &plan,
+                )
+                .await;
+                let setup = match (setup, &row) {
+                    (Ok(setup), _) => setup,
+                    (Err(error), Some((case, _, _))) => {
+                        results.push((case.clone(), Err(error.context("starting"))));
+                        continue;
+                    }
+                    (Err(error), None) => {
+                        results.push((held_case.clone(), Err(error.context("starting"))));
+                        continue;
+                    }
+                };
+                if nodes > 0 {
+                    let mut figures = BTreeMap::new();
+                    figures.insert("ready_secs".into(), started.elapsed().as_secs_f64());
+                    results.push((format!("{name}/startup"), Ok(figures)));
+                }
+                let mut pids = setup.fleetmq_pids();
+                pids.extend(setup.nats_pids());
                 settle(&pids, limit).await;
-                let figures = flow_run(&setup, groups, &config).await;
-                results.push((case, figures));
+                match row {
+                    None => {
+                        let figures = held_run(&setup, &pki, held_devices, plan.held_ramp).await;
+                        results.push((held_case.clone(), figures));
+                    }
+                    Some((case, groups, mut config)) => {
+                        // Topics and client ids of their own, too.
+                        config.tag = format!("m{index}-");
+                        let figures = flow_run(&setup, groups, &config).await;
+                        results.push((case, figures));
+                    }
+                }
+                setup.stop().await;
             }
-            setup.stop().await;
             Ok(results)
         });
         match outcome {
