@@ -457,6 +457,7 @@ impl Runner {
             rate,
             window: self.plan.qos1_window,
             drain: Plan::secs(self.plan.flow_drain_secs),
+            per_publisher: None,
         }
     }
 
