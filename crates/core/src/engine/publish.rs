@@ -5,7 +5,7 @@
 //! Routing holds the router and session-table read locks only while it
 //! collects targets; enqueueing happens after they are released. The two
 //! lists routing fills are per-thread buffers reused by every publish
-//! ([`ROUTING`]), not two new vectors per message.
+//! (`ROUTING`), not two new vectors per message.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
