@@ -249,6 +249,11 @@ enum LoadCmd {
         rate: Option<f64>,
         #[arg(long, default_value_t = 64)]
         payload: usize,
+        /// Messages in all, split evenly between the publishers (each
+        /// stops at its share; the run still lasts --secs at most): the
+        /// same work for every build, for instruction counts.
+        #[arg(long)]
+        messages: Option<u64>,
     },
 }
 
@@ -724,6 +729,7 @@ fn load(scenario: LoadCmd) -> Result<()> {
                 secs,
                 rate,
                 payload,
+                messages,
             } => {
                 let shape = match shape.as_str() {
                     "fan-in" => scenario::flow::Shape::FanIn,
@@ -746,6 +752,7 @@ fn load(scenario: LoadCmd) -> Result<()> {
                     window: 32,
                     drain: Duration::from_secs(5),
                     tag: String::new(),
+                    per_publisher: messages.map(|m| m.div_ceil(publishers.max(1) as u64)),
                 };
                 let endpoint = Endpoint { addr, tls: None };
                 let mut result = scenario::flow::run(&endpoint, &config).await?;

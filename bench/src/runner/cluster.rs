@@ -275,6 +275,7 @@ impl ClusterBench {
             window: self.plan.qos1_window,
             drain: Plan::secs(self.plan.drain_secs),
             tag: String::new(),
+            per_publisher: None,
         }
     }
 

@@ -460,6 +460,7 @@ impl Runner {
             window: self.plan.qos1_window,
             drain: Plan::secs(self.plan.flow_drain_secs),
             tag: String::new(),
+            per_publisher: None,
         }
     }
 

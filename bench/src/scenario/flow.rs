@@ -52,6 +52,10 @@ pub struct FlowConfig {
     /// client ids (`""`: `bench/in/<n>`, `pub-<n>`, `sub-<n>`).
     #[serde(default)]
     pub tag: String,
+    /// Messages each publisher sends at most (None: until the window
+    /// ends). A bounded run does the same work whatever the machine's
+    /// speed, so instruction counts (callgrind) compare between builds.
+    pub per_publisher: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -193,7 +197,18 @@ pub async fn run_between(
     let cpu = CpuWindow::start(std::process::id());
     let window_started = Instant::now();
     tally.phase.store(MEASURE, Ordering::Relaxed);
-    tokio::time::sleep(config.duration).await;
+    match config.per_publisher {
+        // A bounded run ends as soon as every message was published (QoS
+        // 1: acknowledged), or at the end of the window.
+        Some(share) => {
+            let all = share * config.publishers as u64;
+            let end = window_started + config.duration;
+            while Instant::now() < end && tally.published.load(Ordering::Relaxed) < all {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        None => tokio::time::sleep(config.duration).await,
+    }
     tally.phase.store(STOPPING, Ordering::Relaxed);
     let window_secs = window_started.elapsed().as_secs_f64();
     let load_cpu_cores = cpu.cores();
@@ -333,12 +348,17 @@ async fn publish_loop(
     let mut sent = 0u64;
     let mut inflight = 0usize;
     let mut next_id: u16 = 1;
+    let limit = config.per_publisher.unwrap_or(u64::MAX);
     loop {
-        let stopping = tally.phase() >= STOPPING;
+        let stopping = tally.phase() >= STOPPING || sent >= limit;
         if stopping && inflight == 0 {
             break;
         }
-        let mut room = if stopping { 0 } else { BATCH };
+        let mut room = if stopping {
+            0
+        } else {
+            BATCH.min((limit - sent) as usize)
+        };
         if config.qos > 0 {
             room = room.min(config.window.saturating_sub(inflight));
         }
@@ -380,7 +400,9 @@ async fn publish_loop(
         if must_wait {
             match tokio::time::timeout(Duration::from_millis(200), conn.recv()).await {
                 Ok(packet) => ack(packet?, &mut inflight, tally),
-                Err(_) if stopping => break,
+                // A bounded run waits for every acknowledgement (the
+                // drain time still ends it).
+                Err(_) if stopping && config.per_publisher.is_none() => break,
                 Err(_) => {}
             }
         } else if idle {

@@ -3,8 +3,11 @@
 //! changes that go with it.
 //!
 //! Routing holds the router and session-table read locks only while it
-//! collects targets; enqueueing happens after they are released.
+//! collects targets; enqueueing happens after they are released. The two
+//! lists routing fills are per-thread buffers reused by every publish
+//! (`ROUTING`), not two new vectors per message.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +38,41 @@ pub(super) fn reads_online(
                 .allowed
         })
     })
+}
+
+/// The buffers one publish routes through: the router's routes, then the
+/// sessions they name.
+#[derive(Default)]
+struct Routing {
+    routes: Vec<Route>,
+    targets: Vec<(Arc<Session>, Route)>,
+}
+
+/// Largest routing buffer kept for the next publish (in routes): a fan-out
+/// to more sessions allocates its own, so a thread does not keep memory a
+/// rare wide fan-out grew.
+const KEEP_ROUTES: usize = 1024;
+
+thread_local! {
+    /// The thread's routing buffers. Taken out for a publish and put back
+    /// after it (nothing is borrowed while sessions are enqueued), so a
+    /// nested publish would only find empty ones.
+    static ROUTING: RefCell<Routing> = RefCell::new(Routing::default());
+}
+
+/// Takes the thread's routing buffers (empty).
+fn take_routing() -> Routing {
+    ROUTING.with_borrow_mut(std::mem::take)
+}
+
+/// Gives routing buffers back for the next publish, emptied.
+fn put_routing(mut routing: Routing) {
+    if routing.routes.capacity() > KEEP_ROUTES || routing.targets.capacity() > KEEP_ROUTES {
+        return;
+    }
+    routing.routes.clear();
+    routing.targets.clear();
+    ROUTING.with_borrow_mut(|kept| *kept = routing);
 }
 
 /// Least seconds between two "retained store full" warnings.
@@ -118,17 +156,19 @@ impl Engine {
     /// Delivers `message` to every matching local subscription, committing
     /// `ops` with the delivery records.
     pub(super) fn deliver(&self, message: Arc<Message>, mut ops: Vec<Op>) -> PublishOutcome {
-        let targets = self.targets(&message, self.routes_shared_here(&message));
+        let mut routing = take_routing();
+        self.targets_into(&message, self.routes_shared_here(&message), &mut routing);
         let mut outcome = PublishOutcome {
-            matched: targets.len(),
+            matched: routing.targets.len(),
             dropped: 0,
             pressured: Vec::new(),
             ticket: 0,
             cluster_ack: None,
         };
-        for (session, route) in targets {
+        for (session, route) in routing.targets.drain(..) {
             self.enqueue_routed(session, route, &message, &mut ops, &mut outcome);
         }
+        put_routing(routing);
         if !ops.is_empty() {
             outcome.ticket = self.persist(|| Op::Batch(ops));
         }
@@ -140,7 +180,15 @@ impl Engine {
     /// without `shared`, its shared groups are left out (a cluster routes
     /// those through NATS, decision 0182).
     pub(super) fn targets(&self, message: &Message, shared: bool) -> Vec<(Arc<Session>, Route)> {
-        let mut routes = Vec::new();
+        let mut routing = Routing::default();
+        self.targets_into(message, shared, &mut routing);
+        routing.targets
+    }
+
+    /// [`Engine::targets`] into `routing.targets` (both of its buffers
+    /// empty on entry; `routes` is empty again on return).
+    fn targets_into(&self, message: &Message, shared: bool, routing: &mut Routing) {
+        let Routing { routes, targets } = routing;
         let router = self.router.read();
         let sessions = self.sessions.read();
         let auth = self.auth();
@@ -149,18 +197,17 @@ impl Engine {
             &message.topic,
             message.publisher.as_deref(),
             &is_online,
-            &mut routes,
+            routes,
         );
-        if !shared {
-            routes.retain(|route| !route.shared);
-        }
-        routes
-            .into_iter()
-            .filter_map(|route| {
-                let session = sessions.get(&route.client)?.clone();
-                Some((session, route))
-            })
-            .collect()
+        targets.extend(
+            routes
+                .drain(..)
+                .filter(|route| shared || !route.shared)
+                .filter_map(|route| {
+                    let session = sessions.get(&route.client)?.clone();
+                    Some((session, route))
+                }),
+        );
     }
 
     /// Queues `message` for one routed session, counting the result in

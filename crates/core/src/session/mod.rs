@@ -195,16 +195,17 @@ impl Session {
     }
 
     /// True while publishers should wait before sending this session more:
-    /// it is attached, its queue is full, and it has not been full for
-    /// `limits.queue_full_wait_ms` yet (then its reader counts as stalled
-    /// and publishers go on; messages for it are dropped).
+    /// it is attached, its queue is at its press mark (`queue`, decision
+    /// 0189), and it has not been there for `limits.queue_full_wait_ms` yet
+    /// (then its reader counts as stalled and publishers go on; messages
+    /// for it are queued up to the bounds, then dropped).
     /// A true answer registers the caller as waiting: the reader's next
     /// drain under the bounds wakes it through [`Session::space`].
     pub fn holds_publishers(&self) -> bool {
         let mut state = self.state.lock();
         let holds = state.alive
             && state.attached.is_some()
-            && state.queue.is_full()
+            && state.queue.is_pressing()
             && !state.queue.is_stalled(std::time::Instant::now());
         if holds {
             state.queue.note_waiter();

@@ -1,20 +1,32 @@
 //! The bounded queue of messages waiting to be sent to one client.
 //!
 //! Bounds come from `limits.max_queued_messages` and `max_queued_bytes`.
-//! When full, a message for an attached client is still taken (past the
-//! bound) if the queue has been full for less than
-//! `limits.queue_full_wait_ms`: the publisher is then held back until
-//! there is room (see `connection`), so a subscriber that keeps reading
-//! loses nothing. Otherwise (offline, or full for longer: a stalled
-//! reader) the new message is dropped and the oldest queued messages keep
-//! their place, as Mosquitto does; every drop is counted so that it shows
-//! in `$SYS` and logs. How far past the bound a queue can go is bounded by
+//! Publishers of an attached client are held back earlier, from its press
+//! mark on: [`PRESS_AT`] messages, or the count bound when it is lower, or
+//! the byte bound (decision 0189). A message for an attached client is
+//! still taken (past the mark, and past the bound) if the queue has been
+//! at its mark for less than `limits.queue_full_wait_ms`: the publisher is
+//! then held back until the queue is under the mark again (see
+//! `connection`), so a subscriber that keeps reading loses nothing and its
+//! queue stays short (latency, cache). Otherwise (offline, or at the mark
+//! for longer: a stalled reader) messages are taken up to the bounds, then
+//! the new message is dropped and the oldest queued messages keep their
+//! place, as Mosquitto does; every drop is counted so that it shows in
+//! `$SYS` and logs. How far past the mark a queue can go is bounded by
 //! what each publisher had already read when it was told to wait.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::message::Queued;
+
+/// Most messages queued for an attached reader before its publishers are
+/// held back, whatever `max_queued_messages` (when that is lower, it is
+/// the mark): ten times the bench's inflight window of 100, enough that a
+/// reader never finds its queue empty while publishers refill it, few
+/// enough that a message waits milliseconds in it, not a hundred
+/// (decision 0189). A queue without a count bound has no mark.
+pub const PRESS_AT: usize = 1024;
 
 /// Limits of one session queue; 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +58,8 @@ pub struct Queue {
     limits: QueueLimits,
     /// Messages dropped because the queue was full, since the session began.
     pub dropped: u64,
-    /// Since when the queue has been full without getting back under its
-    /// bounds.
+    /// Since when the queue has been at its press mark (or a bound)
+    /// without getting back under it.
     full_since: Option<Instant>,
     /// A message was taken past the bounds: publishers wait for room.
     pressured: bool,
@@ -107,9 +119,13 @@ impl Queue {
     /// bounds unless the queue has been full for longer than
     /// `full_wait` (module doc), else drops it.
     pub fn push_or_press(&mut self, item: Queued, attached: bool) -> EnqueueOutcome {
-        let item = match self.try_push(item) {
-            Ok(()) => return EnqueueOutcome::Queued,
-            Err(item) => item,
+        let item = if attached && self.is_pressing() {
+            item
+        } else {
+            match self.try_push(item) {
+                Ok(()) => return EnqueueOutcome::Queued,
+                Err(item) => item,
+            }
         };
         let now = Instant::now();
         let since = *self.full_since.get_or_insert(now);
@@ -120,18 +136,33 @@ impl Queue {
             self.pressured = true;
             return EnqueueOutcome::Pressured;
         }
-        self.dropped += 1;
-        EnqueueOutcome::Dropped
+        // Offline, or a stalled reader: the bounds, not the mark.
+        match self.try_push(item) {
+            Ok(()) => EnqueueOutcome::Queued,
+            Err(_) => {
+                self.dropped += 1;
+                EnqueueOutcome::Dropped
+            }
+        }
     }
 
-    /// True while a count or byte bound is reached.
-    pub fn is_full(&self) -> bool {
-        (self.limits.max_messages != 0 && self.items.len() >= self.limits.max_messages)
+    /// The queue length from which publishers of an attached reader are
+    /// held back ([`PRESS_AT`]); 0 without a count bound.
+    fn press_mark(&self) -> usize {
+        self.limits.max_messages.min(PRESS_AT)
+    }
+
+    /// True from the press mark on, or while the byte bound is reached:
+    /// publishers of an attached reader wait.
+    pub fn is_pressing(&self) -> bool {
+        let mark = self.press_mark();
+        (mark != 0 && self.items.len() >= mark)
             || (self.limits.max_bytes != 0 && self.bytes >= self.limits.max_bytes)
     }
 
-    /// True when the queue has been full for `full_wait` or longer: its
-    /// reader is not keeping up, publishers stop waiting for it.
+    /// True when the queue has been at its press mark for `full_wait` or
+    /// longer: its reader is not keeping up, publishers stop waiting for
+    /// it.
     pub fn is_stalled(&self, now: Instant) -> bool {
         self.full_since
             .is_some_and(|since| now.duration_since(since) >= self.limits.full_wait)
@@ -143,10 +174,10 @@ impl Queue {
     }
 
     /// Called after the reader took messages: when the queue is under its
-    /// bounds again it is no longer full, and the return value says whether
-    /// publishers waiting for room should be woken.
+    /// press mark again it no longer holds publishers, and the return value
+    /// says whether those waiting for room should be woken.
     pub fn settle(&mut self) -> bool {
-        if self.is_full() {
+        if self.is_pressing() {
             return false;
         }
         self.full_since = None;
@@ -274,7 +305,7 @@ mod tests {
         // An offline session never goes past the bound.
         assert_eq!(q.push_or_press(item(b"4"), false), EnqueueOutcome::Dropped);
         assert_eq!(q.len(), 3);
-        assert!(q.is_full());
+        assert!(q.is_pressing());
         assert!(!q.is_stalled(Instant::now()));
         // The reader takes two: still at the bound, nobody is woken.
         q.pop();
@@ -310,5 +341,57 @@ mod tests {
         });
         assert_eq!(q.push_or_press(item(b"1"), true), EnqueueOutcome::Queued);
         assert_eq!(q.push_or_press(item(b"2"), true), EnqueueOutcome::Dropped);
+    }
+
+    #[test]
+    fn a_large_queue_presses_at_its_mark_and_fills_to_its_bound_only_when_stalled() {
+        let bound = PRESS_AT + 10;
+        let mut q = Queue::new(QueueLimits {
+            max_messages: bound,
+            max_bytes: 0,
+            full_wait: Duration::from_millis(100),
+            offline_qos0: false,
+        });
+        for _ in 0..PRESS_AT {
+            assert_eq!(q.push_or_press(item(b"1"), true), EnqueueOutcome::Queued);
+        }
+        // At the mark, under the bound: taken, and the publisher waits.
+        assert!(q.is_pressing());
+        assert_eq!(q.push_or_press(item(b"2"), true), EnqueueOutcome::Pressured);
+        // An offline session (or a retained delivery) fills to the bound.
+        assert_eq!(q.push(item(b"3")), EnqueueOutcome::Queued);
+        // The reader takes messages: still at the mark, nobody is woken;
+        // under it, publishers are woken once.
+        q.pop();
+        assert!(!q.settle());
+        q.pop();
+        q.pop();
+        assert!(q.settle());
+        assert!(!q.settle());
+        // A reader that stops: after the wait, messages fill the bound,
+        // then are dropped.
+        for _ in 0..3 {
+            q.push_or_press(item(b"4"), true);
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        while q.len() < bound {
+            assert_eq!(q.push_or_press(item(b"5"), true), EnqueueOutcome::Queued);
+        }
+        assert_eq!(q.push_or_press(item(b"6"), true), EnqueueOutcome::Dropped);
+        assert_eq!(q.dropped, 1);
+    }
+
+    #[test]
+    fn a_queue_without_a_count_bound_has_no_mark() {
+        let mut q = Queue::new(QueueLimits {
+            max_messages: 0,
+            max_bytes: 0,
+            full_wait: Duration::from_millis(100),
+            offline_qos0: false,
+        });
+        for _ in 0..2 * PRESS_AT {
+            assert_eq!(q.push_or_press(item(b"1"), true), EnqueueOutcome::Queued);
+        }
+        assert!(!q.is_pressing());
     }
 }
