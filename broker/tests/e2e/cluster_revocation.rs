@@ -62,9 +62,7 @@ fn session(broker: &Broker, ca: &Path, device: &Issued, id: &str) -> Option<RawC
     let config = tls::client_config(ca, Some(device), ANY_VERSION);
     let transport = tls::connect(broker.addr_of("tls"), config).ok()?;
     let mut client = RawClient::over(transport);
-    if client.try_send(&ConnectBuilder::v5(id).build()).is_err() {
-        return None;
-    }
+    client.send_connect(&ConnectBuilder::v5(id));
     match client.recv_packet(WAIT) {
         Some(Packet::ConnAck(ack)) if ack.reason == ReasonCode::SUCCESS => Some(client),
         _ => None,
