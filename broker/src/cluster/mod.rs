@@ -278,9 +278,9 @@ pub async fn start(
     Ok(Stopping { names: Some(names) })
 }
 
-/// Longest a stopping node waits to release its name: one bucket request
-/// and one retry.
-const RELEASE_WAIT: Duration = Duration::from_secs(5);
+/// Longest a stopping node waits to release its name: a delete, a read
+/// and a second delete, each bounded by 2 s.
+const RELEASE_WAIT: Duration = Duration::from_secs(7);
 
 /// What a clean stop waits for once the shutdown signal is sent: the node
 /// name released in the bucket (decision 0172), so that a restart takes
