@@ -82,6 +82,8 @@ pub struct Running {
     pub http: Option<SocketAddr>,
     /// `/readyz` answers 200 while this is true.
     ready: Arc<AtomicBool>,
+    /// The cluster tasks a clean stop waits for (the node name's release).
+    cluster: crate::cluster::Stopping,
     /// Removed at a clean stop (`pid_file`).
     _pid_file: Option<crate::service::process::PidFile>,
 }
@@ -252,7 +254,13 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
                 .map_err(ServerError::Process)?;
         }
     }
-    crate::cluster::start(&broker, &cluster_view, shutdown_rx.clone()).await?;
+    let cluster = crate::cluster::start(
+        &broker,
+        &cluster_view,
+        Arc::new(tls.clone()),
+        shutdown_rx.clone(),
+    )
+    .await?;
     for listener in bound {
         tokio::spawn(listener.run(
             Arc::clone(&broker),
@@ -296,6 +304,7 @@ pub async fn start(config: Config) -> Result<Running, ServerError> {
         registry,
         http,
         ready,
+        cluster,
         _pid_file: pid_file,
     })
 }
@@ -322,6 +331,7 @@ impl Running {
                 SHUTDOWN_GRACE.as_secs()
             );
         }
+        self.cluster.wait().await;
     }
 }
 

@@ -31,6 +31,24 @@ pub(crate) struct Index {
     /// Every certificate issued, oldest first.
     #[serde(default, rename = "cert")]
     pub(crate) certs: Vec<Entry>,
+    /// Certificates another cluster node revoked that this index does not
+    /// list (issued there), learned from the cluster's CRL (decision
+    /// 0188): every CRL signed here keeps revoking them.
+    #[serde(
+        default,
+        rename = "revoked_elsewhere",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub(crate) revoked_elsewhere: Vec<RevokedElsewhere>,
+}
+
+/// A serial revoked by another node's CRL, unknown to this index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RevokedElsewhere {
+    /// Lowercase hex, as in [`Entry::serial`].
+    pub(crate) serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) revoked_at: OffsetDateTime,
 }
 
 /// One issued certificate.
@@ -162,6 +180,10 @@ mod tests {
             crl_number: 3,
             crl_next_update: None,
             certs: vec![entry("esp32_1", false), entry("esp32_2", true)],
+            revoked_elsewhere: vec![RevokedElsewhere {
+                serial: "77".to_owned(),
+                revoked_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            }],
         };
         index.save(&path).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -173,6 +195,7 @@ mod tests {
         let loaded = Index::load(&path).unwrap();
         assert_eq!(loaded.crl_number, 3);
         assert_eq!(loaded.certs, index.certs);
+        assert_eq!(loaded.revoked_elsewhere, index.revoked_elsewhere);
         assert_eq!(
             loaded.unrevoked_serials(CertKind::Device, "esp32_1"),
             ["0a1b"]

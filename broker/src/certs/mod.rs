@@ -40,6 +40,7 @@ mod index;
 mod inspect;
 mod pki;
 mod profile;
+pub mod shared_crl;
 mod signing;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,13 @@ pub use dev::{ensure_dev_pki, DevPki};
 pub use error::CertError;
 pub use pki::Pki;
 pub use signing::{device_name_check, IssuedForKey, KeyRequest};
+
+/// The lab PKI folder of a running broker: `provision.pki_dir`, default
+/// `<data_dir>/pki` (what provisioning signs with and the revocation API
+/// and the cluster's shared CRL write).
+pub fn lab_pki_dir(config: &fleetmq_core::config::Config) -> PathBuf {
+    (config.provision.pki_dir.clone()).unwrap_or_else(|| config.data_dir.join("pki"))
+}
 
 /// Where `fleetmq certs` keeps the lab PKI unless `--dir` says otherwise.
 pub const DEFAULT_PKI_DIR: &str = "fleetmq-data/pki";

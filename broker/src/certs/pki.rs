@@ -396,6 +396,18 @@ impl Pki {
                 invalidity_date: None,
             });
         }
+        // Revoked by another cluster node (decision 0188).
+        for elsewhere in &index.revoked_elsewhere {
+            let Some(serial) = inspect::serial_bytes(&elsewhere.serial) else {
+                continue;
+            };
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&serial),
+                revocation_time: elsewhere.revoked_at,
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
         index.crl_number += 1;
         let number = index.crl_number.to_be_bytes();
         let first = number

@@ -28,7 +28,8 @@
 //!   [`liveness`]: which node instances are gone.
 //! - [`view`]: nodes and client-id owners for the dashboard;
 //!   [`metrics`]: the backend's Prometheus metrics; [`security`]: the
-//!   dynsec configuration shared by every node (decisions 0184, 0185).
+//!   dynsec configuration shared by every node (decisions 0184, 0185);
+//!   [`revocation`]: the lab PKI's CRL shared by every node (0188).
 //!
 //! It owns no MQTT state: sessions, routing and ACLs stay in the engine,
 //! which it only calls. It must never acknowledge anything itself.
@@ -45,6 +46,7 @@ mod owners;
 mod publisher;
 mod replay;
 mod retained;
+mod revocation;
 mod security;
 mod sessions;
 mod shared;
@@ -103,11 +105,12 @@ const NAME_WAIT: Duration = Duration::from_secs(12);
 pub async fn start(
     broker: &Arc<Engine>,
     view: &Arc<ClusterView>,
+    tls: Arc<Vec<Arc<crate::tls::TlsListener>>>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), ClusterError> {
+) -> Result<Stopping, ClusterError> {
     let config = &broker.config.cluster;
     if config.backend == ClusterBackend::None {
-        return Ok(());
+        return Ok(Stopping::default());
     }
     let client = connect::connect(config).await?;
     let _ = view.client.set(client.clone());
@@ -146,7 +149,7 @@ pub async fn start(
         }));
     }
     let (name_state, mut name_seen) = watch::channel(names::NameState::Pending);
-    tokio::spawn(names::run(
+    let names = tokio::spawn(names::run(
         jetstream.clone(),
         client.clone(),
         config.replicas,
@@ -178,6 +181,15 @@ pub async fn start(
         Arc::clone(&instance),
         shutdown.clone(),
     );
+    let mut crl_joined = revocation::start(
+        jetstream.clone(),
+        broker,
+        Arc::clone(view),
+        tls,
+        config.replicas,
+        Arc::clone(&instance),
+        shutdown.clone(),
+    );
     tokio::spawn(sessions::write(
         Arc::clone(&opened),
         Arc::downgrade(broker),
@@ -193,6 +205,7 @@ pub async fn start(
     )
     .await;
     let named = named.map(|seen| seen.map(|state| state.clone()));
+    let nats_answered = named.is_ok();
     match named {
         Ok(Ok(names::NameState::InUse(why))) => {
             return Err(ClusterError::NameInUse {
@@ -206,6 +219,19 @@ pub async fn start(
             "Cluster node {node}: NATS JetStream did not answer within {}s; the node name is checked once it does.",
             NAME_WAIT.as_secs()
         ),
+    }
+    // A node started after a revocation must not let the revoked device
+    // in while it reads the cluster's CRL (decision 0188).
+    if nats_answered
+        && tokio::time::timeout(CRL_WAIT, crl_joined.wait_for(|joined| *joined))
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            node = %node,
+            "Cluster node {node}: the shared certificate revocation list was not read within {}s; listeners start with this node's own crl.pem.",
+            CRL_WAIT.as_secs()
+        );
     }
     tracing::info!(
         node = %node,
@@ -249,8 +275,34 @@ pub async fn start(
         node,
         shutdown,
     ));
-    Ok(())
+    Ok(Stopping { names: Some(names) })
 }
+
+/// Longest a stopping node waits to release its name: a delete, a read
+/// and a second delete, each bounded by 2 s.
+const RELEASE_WAIT: Duration = Duration::from_secs(7);
+
+/// What a clean stop waits for once the shutdown signal is sent: the node
+/// name released in the bucket (decision 0172), so that a restart takes
+/// it at once. Without the wait the process could exit, and its runtime
+/// drop the request, before the delete reached NATS.
+#[derive(Debug, Default)]
+pub struct Stopping {
+    names: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Stopping {
+    /// Waits (bounded) for the cluster tasks that must finish.
+    pub async fn wait(self) {
+        if let Some(names) = self.names {
+            let _ = tokio::time::timeout(RELEASE_WAIT, names).await;
+        }
+    }
+}
+
+/// Longest `start` waits for this node to take the cluster's CRL before
+/// its listeners accept.
+const CRL_WAIT: Duration = Duration::from_secs(5);
 
 /// An id for this process, distinct across restarts and hosts in practice
 /// (process id and start time); it only tells instances apart.

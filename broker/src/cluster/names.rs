@@ -126,6 +126,36 @@ async fn acquire(nodes: &Store, node: &str, instance: &str) -> Result<u64, Lease
     }
 }
 
+/// The revision of the name's entry while `instance` holds it.
+async fn own_revision(nodes: &Store, key: &str, instance: &str) -> Option<u64> {
+    let entry = bounded(nodes.entry(key.to_owned())).await.ok()??;
+    (entry.operation == Operation::Put && holder(&entry.value) == instance)
+        .then_some(entry.revision)
+}
+
+/// Deletes the name's entry at a clean stop, so a restart takes it at
+/// once; at the revision this instance wrote last, which may be newer
+/// than `held` when a renewal timed out but was written.
+async fn release(nodes: &Store, node: &str, instance: &str, held: u64) {
+    let key = buckets::key(node);
+    let mut at = held;
+    for _ in 0..2 {
+        match bounded(nodes.delete_expect_revision(&key, Some(at))).await {
+            Ok(()) => {
+                tracing::info!(node = %node, "Cluster node name {node} released.");
+                return;
+            }
+            Err(error) => match own_revision(nodes, &key, instance).await {
+                Some(current) if current != at => at = current,
+                _ => {
+                    tracing::warn!(node = %node, "Cluster node name {node} not released ({error}); a restart waits {}s for it.", STALE_AFTER.as_secs());
+                    return;
+                }
+            },
+        }
+    }
+}
+
 /// Opens the buckets, takes the node name, then renews it until shutdown
 /// or until another instance takes it. Publishes the buckets once open.
 #[allow(clippy::too_many_arguments)]
@@ -188,6 +218,14 @@ pub async fn run(
                             Ok(Err(error))
                                 if error.kind() == UpdateErrorKind::WrongLastRevision =>
                             {
+                                // A renewal that timed out may have been
+                                // written all the same: still ours.
+                                if let Some(current) =
+                                    own_revision(&buckets.nodes, &key, &instance).await
+                                {
+                                    revision = Some(current);
+                                    continue;
+                                }
                                 readiness.name.store(false, Ordering::Release);
                                 tracing::error!(node = %node, "Cluster node name {node} was taken by another instance while this one could not renew it; this node stops routing and refuses QoS 1/2 publishes. Restart it under its own name.");
                                 return;
@@ -209,12 +247,7 @@ pub async fn run(
                 // Free the name for a quick restart (best effort: a killed
                 // node's name frees itself after STALE_AFTER).
                 if let (Some(buckets), Some(held)) = (opened.get(), revision) {
-                    let key = buckets::key(&node);
-                    let _ = tokio::time::timeout(
-                        REQUEST_TIMEOUT,
-                        buckets.nodes.delete_expect_revision(&key, Some(held)),
-                    )
-                    .await;
+                    release(&buckets.nodes, &node, &instance, held).await;
                 }
                 return;
             }

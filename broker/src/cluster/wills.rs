@@ -16,7 +16,7 @@
 //! its CONNECT. It decides nothing about access (the connection checks the
 //! will's topic) and never publishes a will whose record it did not delete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -207,6 +207,19 @@ struct Armed {
     revision: u64,
 }
 
+/// What a read after an unanswered request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadBack {
+    /// The value the request carried, at this revision.
+    Written(u64),
+    /// Another value, at this revision.
+    Other(u64),
+    /// No record.
+    Gone,
+    /// No answer either.
+    Unknown,
+}
+
 /// A will this node answers for, waiting for its time.
 #[derive(Debug)]
 struct Due {
@@ -223,6 +236,9 @@ struct Wills {
     instance: Arc<str>,
     armed: HashMap<Arc<str>, Armed>,
     due: HashMap<String, Due>,
+    /// Wills this node scheduled on its own, NATS not answering: a record
+    /// of it that was written after all must not be scheduled again.
+    local: HashSet<String>,
     /// Every will record, by key, with its revision (from the watch).
     records: HashMap<String, (WillRecord, u64)>,
     /// Which instances are alive.
@@ -295,6 +311,7 @@ async fn run(
         instance,
         armed: HashMap::new(),
         due: HashMap::new(),
+        local: HashSet::new(),
         records: HashMap::new(),
         liveness: Liveness::new(),
     };
@@ -374,12 +391,21 @@ impl Wills {
         let key = buckets::key(&client_id);
         self.armed.remove(&client_id);
         self.due.remove(&key);
+        self.local.remove(&key);
         // The old connection's node may rewrite the record (its end, a
         // due time) between this read and this delete: read again then.
+        // A delete that got no answer may have been written: the next
+        // read tells (still there: delete again; gone: it was ours).
+        let mut unconfirmed: Option<async_nats::jetstream::kv::Entry> = None;
         for _ in 0..SETTLE_ATTEMPTS {
             let entry = match bounded(self.store.entry(key.clone())).await {
                 Ok(Some(entry)) if entry.operation == Operation::Put => entry,
-                Ok(_) => break,
+                Ok(_) => {
+                    if let Some(deleted) = unconfirmed.take() {
+                        self.settled(&deleted, clean_start);
+                    }
+                    break;
+                }
                 Err(error) => {
                     tracing::debug!(
                         client = %client_id,
@@ -388,6 +414,7 @@ impl Wills {
                     break;
                 }
             };
+            unconfirmed = None;
             match bounded(
                 self.store
                     .delete_expect_revision(&key, Some(entry.revision)),
@@ -395,17 +422,13 @@ impl Wills {
             .await
             {
                 Ok(()) => {
-                    if clean_start {
-                        // The earlier session ended with this clean start:
-                        // its will goes now [MQTT-3.1.3-9].
-                        if let Some(message) = decode(&entry.value).and_then(|r| r.message()) {
-                            self.broker.publish(message);
-                        }
-                    }
+                    self.settled(&entry, clean_start);
                     break;
                 }
                 Err(error) if lost_race(&error) => continue,
-                Err(_) => break,
+                // Left in place, the old node would publish a resumed
+                // session's will when due.
+                Err(_) => unconfirmed = Some(entry),
             }
         }
         let Some(will) = will else { return };
@@ -417,7 +440,17 @@ impl Wills {
             will.expiry_interval,
         );
         let Some(value) = record.encode() else { return };
-        match bounded(self.store.put(&key, value)).await {
+        let written = match bounded(self.store.put(&key, value.clone())).await {
+            Ok(revision) => Ok(revision),
+            // A put that timed out may have been written: then the record
+            // is this connection's, and only the cluster path may settle
+            // it (a local will besides would be a second copy).
+            Err(error) => match self.read_back(&key, &value).await {
+                ReadBack::Written(revision) => Ok(revision),
+                _ => Err(error),
+            },
+        };
+        match written {
             Ok(revision) => {
                 self.armed.insert(
                     client_id,
@@ -434,9 +467,67 @@ impl Wills {
         }
     }
 
+    /// The revision of the record of `client_id` when it is a live
+    /// connection's record this instance wrote.
+    async fn own_live_record(&self, client_id: &str) -> Option<u64> {
+        let key = buckets::key(client_id);
+        let entry = bounded(self.store.entry(key)).await.ok()??;
+        if entry.operation != Operation::Put {
+            return None;
+        }
+        let record = decode(&entry.value)?;
+        (*record.instance == *self.instance
+            && record.client == client_id
+            && record.due_ms.is_none())
+        .then_some(entry.revision)
+    }
+
+    /// This CONNECT deleted the record `entry` an earlier connection of
+    /// the client left: a clean start publishes its will now (the earlier
+    /// session ended) [MQTT-3.1.3-9]; a resumed session drops it.
+    fn settled(&self, entry: &async_nats::jetstream::kv::Entry, clean_start: bool) {
+        if clean_start {
+            if let Some(message) = decode(&entry.value).and_then(|r| r.message()) {
+                self.broker.publish(message);
+            }
+        }
+    }
+
+    /// After a request that got no answer: whether the record at `key`
+    /// is `value` (the request was written), something else, or gone.
+    async fn read_back(&self, key: &str, value: &bytes::Bytes) -> ReadBack {
+        match bounded(self.store.entry(key.to_owned())).await {
+            Ok(Some(entry)) if entry.operation == Operation::Put => {
+                if entry.value == *value {
+                    ReadBack::Written(entry.revision)
+                } else {
+                    ReadBack::Other(entry.revision)
+                }
+            }
+            Ok(_) => ReadBack::Gone,
+            Err(_) => ReadBack::Unknown,
+        }
+    }
+
     async fn ended(&mut self, client_id: Arc<str>, generation: u64, will: Option<PendingWill>) {
         let armed = match self.armed.get(&client_id) {
             Some(armed) if armed.generation == generation => *armed,
+            // Its put got no answer and no read told whether it was
+            // written: when it was, the record settles the will.
+            None if will.as_ref().is_some_and(|will| will.was_attached) => {
+                match self.own_live_record(&client_id).await {
+                    Some(revision) => Armed {
+                        generation,
+                        revision,
+                    },
+                    None => {
+                        if let Some(will) = will {
+                            self.broker.schedule_will(will);
+                        }
+                        return;
+                    }
+                }
+            }
             // Not armed in the cluster: as without one. A connection that
             // was taken over leaves its will to the newer connection.
             _ => {
@@ -477,8 +568,35 @@ impl Wills {
         );
         record.due_ms = Some(now_ms() + u64::from(delay) * 1000);
         let Some(value) = record.encode() else { return };
-        match bounded(self.store.update(&key, value, armed.revision)).await {
-            Ok(revision) => {
+        let mut attempts = 0;
+        let written = loop {
+            attempts += 1;
+            match bounded(self.store.update(&key, value.clone(), armed.revision)).await {
+                Ok(revision) => break Some(revision),
+                Err(error) if lost_race(&error) => {
+                    // Another node settled or took it: not ours any more.
+                    return;
+                }
+                // No answer: the update may have been written, and a will
+                // published here besides would be a second copy when the
+                // session resumes on another node or a survivor takes the
+                // record over.
+                Err(_) => match self.read_back(&key, &value).await {
+                    ReadBack::Written(revision) => break Some(revision),
+                    // Not written: still the live record; try once more.
+                    ReadBack::Other(revision) if revision == armed.revision => {
+                        if attempts >= 2 {
+                            break None;
+                        }
+                    }
+                    // Settled or taken by another node meanwhile.
+                    ReadBack::Other(_) | ReadBack::Gone => return,
+                    ReadBack::Unknown => break None,
+                },
+            }
+        };
+        match written {
+            Some(revision) => {
                 self.due.insert(
                     key,
                     Due {
@@ -488,10 +606,11 @@ impl Wills {
                     },
                 );
             }
-            Err(error) if lost_race(&error) => {
-                // Another node settled or took it: not ours any more.
+            // NATS away: as without a cluster, rather than never.
+            None => {
+                self.local.insert(key);
+                self.broker.schedule_will(will);
             }
-            Err(_) => self.broker.schedule_will(will),
         }
     }
 
@@ -503,13 +622,33 @@ impl Wills {
                 self.broker.publish(message);
             }
             Err(error) if lost_race(&error) => {}
-            Err(error) => {
-                // NATS away: publish here rather than never.
-                tracing::debug!(
-                    "Cluster: will record {key} not deleted ({error}); publishing it here."
-                );
-                self.broker.publish(message);
-            }
+            Err(error) => match bounded(self.store.entry(key.to_owned())).await {
+                // The delete was not written and the record is still the
+                // one this node answers for: try once more.
+                Ok(Some(entry)) if entry.operation == Operation::Put => {
+                    if entry.revision != revision {
+                        return;
+                    }
+                    match bounded(self.store.delete_expect_revision(key, Some(revision))).await {
+                        Ok(()) => {
+                            self.broker.publish(message);
+                        }
+                        Err(error) if lost_race(&error) => {}
+                        Err(error) => {
+                            tracing::debug!("Cluster: will record {key} not deleted ({error}); publishing it here.");
+                            self.broker.publish(message);
+                        }
+                    }
+                }
+                // Gone: most likely this delete, which got no answer (a
+                // CONNECT elsewhere deleting it in the same instant cannot
+                // be told apart: decision 0183). Unreadable: NATS away,
+                // publish here rather than never.
+                _ => {
+                    tracing::debug!("Cluster: will record {key} delete unconfirmed ({error}); publishing it here.");
+                    self.broker.publish(message);
+                }
+            },
         }
     }
 
@@ -533,6 +672,7 @@ impl Wills {
         match entry.operation {
             Operation::Put => match decode(&entry.value) {
                 Some(record) => {
+                    self.track_own(&entry.key, &record, entry.revision);
                     self.records.insert(entry.key, (record, entry.revision));
                 }
                 None => {
@@ -543,6 +683,30 @@ impl Wills {
                 self.records.remove(&entry.key);
             }
         }
+    }
+
+    /// A record this instance wrote with a due time, which it does not
+    /// track: a take-over whose update got no answer but was written.
+    /// Without this, the will would wait for this node's death. Due at its
+    /// time; the compare-and-set on its revision keeps it to one copy.
+    fn track_own(&mut self, key: &str, record: &WillRecord, revision: u64) {
+        if *record.instance != *self.instance
+            || self.due.contains_key(key)
+            || self.local.contains(key)
+        {
+            return;
+        }
+        let (Some(due_ms), Some(message)) = (record.due_ms, record.message()) else {
+            return;
+        };
+        self.due.insert(
+            key.to_owned(),
+            Due {
+                revision,
+                at: Instant::now() + Duration::from_millis(due_ms.saturating_sub(now_ms())),
+                message,
+            },
+        );
     }
 
     /// Rewrites the records of dead instances as this node's

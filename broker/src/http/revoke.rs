@@ -6,6 +6,9 @@
 //! listener reloads its CRLs, as on SIGHUP, and the connections of the
 //! revoked certificates are closed (5.0: DISCONNECT 0x87) at once.
 //!
+//! In a cluster the new `crl.pem` reaches every other node through the
+//! shared CRL (decision 0188), which reloads their listeners the same way.
+//!
 //! It does not decide which listeners check that CRL: a listener must name
 //! `<pki>/crl.pem` in its `crl` list for the revocation to bite there, and
 //! the answer says how many connections were closed.
@@ -28,7 +31,7 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
 ) -> Response {
     let config = &state.broker.config;
-    let dir = (config.provision.pki_dir.clone()).unwrap_or_else(|| config.data_dir.join("pki"));
+    let dir = crate::certs::lab_pki_dir(config);
     let query = id.clone();
     let revoked =
         tokio::task::spawn_blocking(move || Pki::open(&dir).and_then(|pki| pki.revoke(&query)))

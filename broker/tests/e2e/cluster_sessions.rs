@@ -15,7 +15,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::cluster_support::{node, persistent_v5, recv_publish, wait_ready, CROSS};
+use crate::cluster_support::{
+    node, persistent_v5, publish_acknowledged, recv_publish, wait_ready, CROSS, READY_WAIT,
+};
 use crate::harness::hostile::heavy_lock;
 use crate::harness::nats::NatsCluster;
 use crate::harness::*;
@@ -217,4 +219,51 @@ fn a_second_node_with_a_running_nodes_name_refuses_to_start() {
     wait_ready(&third, 1, &nats);
     third.assert_log("waiting 6s to see whether it is alive", WAIT);
     third.assert_log("held by this instance", WAIT);
+}
+
+/// A renewal of the node name that got no answer within its timeout may
+/// still have been written (the servers were only slow): the node must
+/// not take that for a loss of its name. It used to: it stopped renewing
+/// ("was taken by another instance"), refused QoS 1/2 for good, and never
+/// released the name at SIGTERM, so the next node under that name waited
+/// for it (the flaky end of the test above).
+#[test]
+fn a_renewal_answered_late_keeps_the_node_name() {
+    if skip_on_mosquitto("fleetmq's NATS cluster backend") {
+        return;
+    }
+    let _heavy = heavy_lock();
+    let nats = NatsCluster::start();
+    let mut first = node(&nats, "a");
+    wait_ready(&first, 1, &nats);
+    // Each freeze outlasts the 2 s between renewals plus a request's 2 s
+    // timeout, so a renewal sent during it times out and is written when
+    // the servers resume.
+    for _ in 0..2 {
+        nats.freeze_all(Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    // Two more renewals, over the revision the late ones left.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !first.logs().contains("was taken by another instance"),
+        "{}",
+        first.logs()
+    );
+    let (mut client, _) = RawClient::connect_v5(first.addr(), "still-a", true);
+    assert!(
+        publish_acknowledged(&mut client, "x/y", b"z", 1, READY_WAIT),
+        "{}",
+        first.logs()
+    );
+    assert!(first.sigterm().success());
+    assert_eq!(
+        first.count_log_lines(&["Cluster node name a released."]),
+        1,
+        "{}",
+        first.logs()
+    );
+    let second = node(&nats, "a");
+    wait_ready(&second, 1, &nats);
+    assert!(!second.logs().contains("waiting 6s"), "{}", second.logs());
 }

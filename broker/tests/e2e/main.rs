@@ -31,6 +31,7 @@ mod certs_cli;
 mod cluster_faults;
 mod cluster_nats;
 mod cluster_ops;
+mod cluster_revocation;
 mod cluster_sessions;
 mod cluster_shared;
 mod cluster_support;

@@ -228,7 +228,7 @@ fn sighup_with_a_garbage_crl_keeps_the_current_one() {
 }
 
 /// Runs `fleetmq certs ARGS... --dir pki`, the command an operator runs.
-fn certs_cli(pki: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn certs_cli(pki: &std::path::Path, args: &[&str]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetmq"))
         .arg("certs")
         .arg("--dir")
@@ -246,7 +246,7 @@ fn certs_cli(pki: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// A device of the CLI-made lab PKI, as the TLS client helpers want it.
-fn lab_device(pki: &std::path::Path, id: &str) -> Issued {
+pub(crate) fn lab_device(pki: &std::path::Path, id: &str) -> Issued {
     let dir = pki.join("devices").join(id);
     Issued {
         cert: dir.join(format!("{id}.crt")),

@@ -116,6 +116,23 @@ impl NatsCluster {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    /// Freezes every server (SIGSTOP) for `pause`, then lets them go on
+    /// (SIGCONT): requests sent meanwhile get no answer within a client's
+    /// timeout, yet are carried out when the servers resume.
+    pub fn freeze_all(&self, pause: Duration) {
+        let signal = |name: &str| {
+            for child in self.servers.iter().filter_map(|s| s.child.as_ref()) {
+                let _ = Command::new("kill")
+                    .arg(name)
+                    .arg(child.id().to_string())
+                    .status();
+            }
+        };
+        signal("-STOP");
+        std::thread::sleep(pause);
+        signal("-CONT");
+    }
+
     /// Kills server `index` with SIGKILL (a crash: no clean shutdown);
     /// [`NatsCluster::start_all`] starts it again.
     pub fn kill9(&mut self, index: usize) {
