@@ -52,6 +52,7 @@ mod sessions;
 mod shared;
 mod streams;
 pub mod view;
+mod will_record;
 mod wills;
 pub mod wire;
 

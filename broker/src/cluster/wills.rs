@@ -22,13 +22,9 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv::{Operation, Store};
 use async_nats::jetstream::Context;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use fleetmq_codec::{PublishProperties, QoS};
 use fleetmq_core::cluster::{ArmedWill, WillKeeper};
 use fleetmq_core::engine::{Engine, PendingWill};
 use fleetmq_core::message::Message;
@@ -37,6 +33,7 @@ use fleetmq_core::store::now_ms;
 use super::buckets;
 use super::liveness::Liveness;
 use super::names::bounded;
+use super::will_record::{decode, WillRecord};
 
 /// The bucket of wills.
 pub const WILLS: &str = "FLEETMQ_WILLS";
@@ -50,93 +47,6 @@ const TICK: Duration = Duration::from_millis(250);
 /// Connection events waiting for the task; beyond, a will is published
 /// by this node alone, as without a cluster.
 const QUEUE: usize = 4096;
-
-/// The value of a will entry: the message and who answers for it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct WillRecord {
-    node: String,
-    instance: String,
-    client: String,
-    topic: String,
-    /// base64url.
-    payload: String,
-    qos: u8,
-    retain: bool,
-    /// Seconds from the end of the connection, capped by session expiry.
-    delay: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expiry_interval: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    payload_format: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    content_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    response_topic: Option<String>,
-    /// base64url.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    correlation: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    user_properties: Vec<(String, String)>,
-    /// Wall clock (ms) when it is due; `None` while its connection lives.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    due_ms: Option<u64>,
-}
-
-impl WillRecord {
-    fn new(node: &str, instance: &str, message: &Message, delay: u32, expiry: Option<u32>) -> Self {
-        let properties = &message.properties;
-        WillRecord {
-            node: node.to_owned(),
-            instance: instance.to_owned(),
-            client: message.publisher.as_deref().unwrap_or_default().to_owned(),
-            topic: message.topic.to_string(),
-            payload: URL_SAFE_NO_PAD.encode(&message.payload),
-            qos: message.qos as u8,
-            retain: message.retain,
-            delay,
-            expiry_interval: expiry,
-            payload_format: properties.payload_format_indicator,
-            content_type: properties.content_type.clone(),
-            response_topic: properties.response_topic.clone(),
-            correlation: properties
-                .correlation_data
-                .as_ref()
-                .map(|data| URL_SAFE_NO_PAD.encode(data)),
-            user_properties: properties.user_properties.clone(),
-            due_ms: None,
-        }
-    }
-
-    /// The message to publish now; `None` when the record is damaged.
-    fn message(&self) -> Option<Arc<Message>> {
-        let now = Instant::now();
-        let properties = PublishProperties {
-            payload_format_indicator: self.payload_format,
-            message_expiry_interval: self.expiry_interval,
-            content_type: self.content_type.clone(),
-            response_topic: self.response_topic.clone(),
-            correlation_data: match &self.correlation {
-                Some(text) => Some(URL_SAFE_NO_PAD.decode(text).ok()?.into()),
-                None => None,
-            },
-            user_properties: self.user_properties.clone(),
-            ..PublishProperties::default()
-        };
-        Some(Arc::new(Message {
-            topic: Arc::from(self.topic.as_str()),
-            payload: URL_SAFE_NO_PAD.decode(&self.payload).ok()?.into(),
-            qos: QoS::from_u8(self.qos)?,
-            retain: self.retain,
-            expires_at: Message::expiry_deadline(self.expiry_interval, now),
-            properties,
-            publisher: Some(Arc::from(self.client.as_str())),
-        }))
-    }
-
-    fn encode(&self) -> Option<bytes::Bytes> {
-        serde_json::to_vec(self).ok().map(Into::into)
-    }
-}
 
 /// What a connection reported, in order.
 #[derive(Debug)]
@@ -764,58 +674,4 @@ impl Wills {
 /// not because NATS did not answer.
 fn lost_race(error: &str) -> bool {
     error.contains("wrong last")
-}
-
-fn decode(value: &[u8]) -> Option<WillRecord> {
-    serde_json::from_slice(value).ok()
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_will_record_gives_back_the_message() {
-        let message = Message {
-            topic: Arc::from("lab/dev/status"),
-            payload: bytes::Bytes::from_static(b"gone \xff"),
-            qos: QoS::AtLeastOnce,
-            retain: true,
-            properties: PublishProperties {
-                content_type: Some("text/plain".into()),
-                correlation_data: Some(bytes::Bytes::from_static(b"\x00\x01")),
-                user_properties: vec![("k".into(), "v".into())],
-                ..PublishProperties::default()
-            },
-            expires_at: None,
-            publisher: Some(Arc::from("dev")),
-        };
-        let record = WillRecord::new("a", "1-2", &message, 5, Some(60));
-        let Some(decoded) = record.encode().and_then(|bytes| decode(&bytes)) else {
-            panic!("record did not round-trip");
-        };
-        let Some(back) = decoded.message() else {
-            panic!("no message");
-        };
-        assert_eq!(back.topic, message.topic);
-        assert_eq!(back.payload, message.payload);
-        assert_eq!((back.qos, back.retain), (QoS::AtLeastOnce, true));
-        assert_eq!(
-            back.properties.content_type,
-            message.properties.content_type
-        );
-        assert_eq!(
-            back.properties.correlation_data,
-            message.properties.correlation_data
-        );
-        assert_eq!(
-            back.properties.user_properties,
-            message.properties.user_properties
-        );
-        assert_eq!(back.properties.message_expiry_interval, Some(60));
-        assert!(back.expires_at.is_some());
-        assert_eq!(back.publisher.as_deref(), Some("dev"));
-        assert_eq!(decoded.delay, 5);
-    }
 }
