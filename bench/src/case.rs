@@ -19,6 +19,10 @@ pub enum Case {
     Tls13Ecdsa1Core,
     /// Scenario 1 with broker and load on both cores.
     Tls12Ecdsa2Cores,
+    /// Scenario 1 over one-way TLS 1.2 (no client certificate), 1 core.
+    Tls12EcdsaOneWay1Core,
+    /// Scenario 1 over plain TCP, 1 core.
+    Plain1Core,
     /// Scenarios 2 and 3: the held fleet, every reconnect a full handshake.
     FleetFullHandshakes,
     /// Scenario 2 with devices offering session resumption.
@@ -37,8 +41,14 @@ pub enum Case {
     FanInQos0FixedRate,
     /// Scenario 5 at half Mosquitto's peak: latency.
     FanOutQos0FixedRate,
+    /// Scenario 4 with QoS 1 at a fixed rate (issue 22: 20,000 msgs/s).
+    FanInQos1FixedRate,
     /// Scenario 6: QoS 1 into offline durable sessions.
     PersistQos1Offline,
+    /// Scenario 6, fleetmq with `fsync = "always"`.
+    PersistQos1OfflineAlways,
+    /// Scenario 6, fleetmq with its write-ahead log (`wal = true`).
+    PersistQos1OfflineWal,
     /// Scenario 7: QoS 1 bridged to a remote Mosquitto, at full load.
     BridgeQos1Max,
     /// Scenario 7 at a fixed moderate rate: publish to remote arrival.
@@ -47,11 +57,13 @@ pub enum Case {
 
 impl Case {
     /// Every case a full run measures per broker, in the runner's order.
-    pub const ALL: [Case; 16] = [
+    pub const ALL: [Case; 21] = [
         Case::Tls12Ecdsa1Core,
         Case::Tls12Rsa1Core,
         Case::Tls13Ecdsa1Core,
         Case::Tls12Ecdsa2Cores,
+        Case::Tls12EcdsaOneWay1Core,
+        Case::Plain1Core,
         Case::FleetFullHandshakes,
         Case::FleetResumption,
         Case::HeldMax,
@@ -61,7 +73,10 @@ impl Case {
         Case::FanOutQos1Max,
         Case::FanInQos0FixedRate,
         Case::FanOutQos0FixedRate,
+        Case::FanInQos1FixedRate,
         Case::PersistQos1Offline,
+        Case::PersistQos1OfflineAlways,
+        Case::PersistQos1OfflineWal,
         Case::BridgeQos1Max,
         Case::BridgeQos1FixedRate,
     ];
@@ -73,6 +88,8 @@ impl Case {
             Case::Tls12Rsa1Core => "connect/tls12-rsa/1core",
             Case::Tls13Ecdsa1Core => "connect/tls13-ecdsa/1core",
             Case::Tls12Ecdsa2Cores => "connect/tls12-ecdsa/2cores",
+            Case::Tls12EcdsaOneWay1Core => "connect/tls12-ecdsa-oneway/1core",
+            Case::Plain1Core => "connect/plain/1core",
             Case::FleetFullHandshakes => "fleet/full-handshakes",
             Case::FleetResumption => "fleet/resumption",
             Case::HeldMax => "held/max",
@@ -82,7 +99,10 @@ impl Case {
             Case::FanOutQos1Max => "fan-out/qos1/max",
             Case::FanInQos0FixedRate => "fan-in/qos0/fixed-rate",
             Case::FanOutQos0FixedRate => "fan-out/qos0/fixed-rate",
+            Case::FanInQos1FixedRate => "fan-in/qos1/fixed-rate",
             Case::PersistQos1Offline => "persist/qos1-offline",
+            Case::PersistQos1OfflineAlways => "persist/qos1-offline/always",
+            Case::PersistQos1OfflineWal => "persist/qos1-offline/wal",
             Case::BridgeQos1Max => "bridge/qos1/max",
             Case::BridgeQos1FixedRate => "bridge/qos1/fixed-rate",
         }

@@ -3,8 +3,10 @@
 //! with `taskset`, stopped with SIGTERM, never left running).
 //!
 //! Each broker gets three listeners on loopback: plain TCP, mutual TLS with
-//! the ECDSA server certificate, mutual TLS with the RSA one; the same
-//! CA, certificates and keys; the same queue limits; no `$SYS` noise;
+//! the ECDSA server certificate, mutual TLS with the RSA one; fleetmq and
+//! Mosquitto a fourth, one-way TLS with the ECDSA certificate (rumqttd
+//! built with `verify-client-cert` checks client certificates on every
+//! TLS listener, so it has none); the same CA, certificates and keys; the same queue limits; no `$SYS` noise;
 //! warnings-only logging. For the bridge scenario, fleetmq and Mosquitto
 //! also get the same bridge ([`bridge_config`]) to a remote Mosquitto
 //! started here ([`start_remote`]).
@@ -42,6 +44,13 @@ pub enum Kind {
     Rumqttd,
 }
 
+impl Kind {
+    /// Whether the bench gives this broker a one-way TLS listener.
+    pub fn has_one_way(self) -> bool {
+        !matches!(self, Kind::Rumqttd)
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -73,15 +82,18 @@ pub struct Ports {
     pub plain: u16,
     pub ecdsa: u16,
     pub rsa: u16,
+    /// One-way TLS (no client certificate), ECDSA server certificate.
+    #[serde(default)]
+    pub oneway: u16,
     /// fleetmq's HTTP listener (its `/metrics`), so runs never collide
     /// on the default 8080.
     pub http: u16,
 }
 
 impl Ports {
-    /// Three ports free now (the kernel's choice, released at once).
+    /// Five ports free now (the kernel's choice, released at once).
     pub fn free() -> Result<Ports> {
-        let mut ports = [0u16; 4];
+        let mut ports = [0u16; 5];
         let mut held = Vec::new();
         for port in &mut ports {
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -93,6 +105,7 @@ impl Ports {
             ecdsa: ports[1],
             rsa: ports[2],
             http: ports[3],
+            oneway: ports[4],
         })
     }
 
@@ -203,9 +216,11 @@ impl BrokerSetup {
         fs::create_dir_all(self.work.join("data"))?;
         let args = self.write_config(durable, bridge)?;
         let mut running = spawn(self.kind, &self.bin, &args, &self.work, placement)?;
-        running
-            .wait_listening(&[self.ports.plain, self.ports.ecdsa, self.ports.rsa])
-            .await?;
+        let mut ports = vec![self.ports.plain, self.ports.ecdsa, self.ports.rsa];
+        if self.kind.has_one_way() {
+            ports.push(self.ports.oneway);
+        }
+        running.wait_listening(&ports).await?;
         Ok(running)
     }
 
@@ -228,8 +243,18 @@ impl BrokerSetup {
                         path(&pki.ca)
                     )
                 };
+                let one_way = format!(
+                    "[[listener]]\nname = \"tls-oneway\"\nbind = \"127.0.0.1:{}\"\n\
+                     # Mosquitto has allow_anonymous true too; no password file.\n\
+                     allow_anonymous = true\n\n\
+                     [listener.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_certs = \"none\"\n\
+                     session_cache_size = 20480\n\n",
+                    ports.oneway,
+                    path(&pki.server_ecdsa.cert),
+                    path(&pki.server_ecdsa.key)
+                );
                 let config = format!(
-                    "data_dir = \"{}\"\n\n[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:{}\"\n\n{}{}\
+                    "data_dir = \"{}\"\n\n[[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:{}\"\n\n{}{}{}\
                      [limits]\nmax_inflight = {MAX_INFLIGHT}\nmax_queued_messages = {MAX_QUEUED}\n\n\
                      [mqtt]\nsys_interval_secs = 0\n\n[log]\nlevel = \"warn\"\n\n\
                      [http]\nbind = \"127.0.0.1:{}\"\n\n\
@@ -238,6 +263,7 @@ impl BrokerSetup {
                     ports.plain,
                     tls("tls-ecdsa", ports.ecdsa, &pki.server_ecdsa),
                     tls("tls-rsa", ports.rsa, &pki.server_rsa),
+                    one_way,
                     ports.http,
                     self.store_fsync
                         .as_ref()
@@ -269,11 +295,16 @@ impl BrokerSetup {
                      max_inflight_messages {MAX_INFLIGHT}\nmax_queued_messages {MAX_QUEUED}\n\
                      log_dest stderr\nlog_type error\nlog_type warning\n\
                      persistence {durable}\npersistence_location {}/\n\n\
-                     listener {} 127.0.0.1\n\n{}{}",
+                     listener {} 127.0.0.1\n\n{}{}\
+                     listener {} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\n",
                     path(&data),
                     ports.plain,
                     tls(ports.ecdsa, &pki.server_ecdsa),
                     tls(ports.rsa, &pki.server_rsa),
+                    ports.oneway,
+                    path(&pki.ca),
+                    path(&pki.server_ecdsa.cert),
+                    path(&pki.server_ecdsa.key),
                 ) + &bridge
                     .map(|remote| bridge_config(Kind::Mosquitto, remote))
                     .unwrap_or_default();

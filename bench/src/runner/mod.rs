@@ -243,23 +243,35 @@ impl Runner {
             ),
         ];
         for (case, version, key, one_core) in variants {
-            let outcome = self.storm(setup, version, key, one_core);
+            let port = match key {
+                ServerKey::Ecdsa => setup.ports.ecdsa,
+                ServerKey::Rsa => setup.ports.rsa,
+            };
+            let outcome = self
+                .tls_endpoint(port, version, key)
+                .and_then(|endpoint| self.storm(setup, endpoint, one_core));
             self.record(setup, rep, case, outcome);
         }
+        // Issue 22: one-way TLS and plain TCP, broker on one core.
+        if setup.kind.has_one_way() {
+            let outcome = self
+                .tls_endpoint(setup.ports.oneway, Version::Tls12, ServerKey::Ecdsa)
+                .map(|endpoint| Endpoint {
+                    addr: endpoint.addr,
+                    tls: endpoint.tls.map(Clients::one_way),
+                })
+                .and_then(|endpoint| self.storm(setup, endpoint, true));
+            self.record(setup, rep, Case::Tls12EcdsaOneWay1Core, outcome);
+        }
+        let plain = Endpoint {
+            addr: Ports::addr(setup.ports.plain),
+            tls: None,
+        };
+        let outcome = self.storm(setup, plain, true);
+        self.record(setup, rep, Case::Plain1Core, outcome);
     }
 
-    fn storm(
-        &self,
-        setup: &BrokerSetup,
-        version: Version,
-        key: ServerKey,
-        one_core: bool,
-    ) -> Result<Outcome> {
-        let port = match key {
-            ServerKey::Ecdsa => setup.ports.ecdsa,
-            ServerKey::Rsa => setup.ports.rsa,
-        };
-        let endpoint = self.tls_endpoint(port, version, key)?;
+    fn storm(&self, setup: &BrokerSetup, endpoint: Endpoint, one_core: bool) -> Result<Outcome> {
         let config = StormConfig {
             concurrency: self.plan.storm_concurrency,
             duration: Plan::secs(self.plan.storm_secs),
@@ -535,19 +547,38 @@ impl Runner {
     }
 
     fn latency(&mut self, setup: &BrokerSetup, rep: usize, fan_in_rate: f64, fan_out_rate: f64) {
-        for (case, shape, rate) in [
-            (Case::FanInQos0FixedRate, Shape::FanIn, fan_in_rate),
-            (Case::FanOutQos0FixedRate, Shape::FanOut, fan_out_rate),
+        for (case, shape, qos, rate) in [
+            (Case::FanInQos0FixedRate, Shape::FanIn, 0, fan_in_rate),
+            (Case::FanOutQos0FixedRate, Shape::FanOut, 0, fan_out_rate),
+            (
+                Case::FanInQos1FixedRate,
+                Shape::FanIn,
+                1,
+                self.plan.qos1_fixed_rate,
+            ),
         ] {
-            let outcome = self.flow_run(setup, self.flow_config(shape, 0, Some(rate)));
+            let outcome = self.flow_run(setup, self.flow_config(shape, qos, Some(rate)));
             self.record(setup, rep, case, outcome);
         }
     }
 
     /// Scenario 6: QoS 1 into offline sessions, durable store, restart.
+    /// fleetmq also with `fsync = "always"` and with its write-ahead log,
+    /// the figures issue 22 asks for beside the default (`batch`).
     fn persist(&mut self, setup: &BrokerSetup, rep: usize) {
         let outcome = self.persist_run(setup);
         self.record(setup, rep, Case::PersistQos1Offline, outcome);
+        if setup.kind == Kind::Fleetmq {
+            for (case, fsync) in [
+                (Case::PersistQos1OfflineAlways, "always"),
+                (Case::PersistQos1OfflineWal, "batch,wal"),
+            ] {
+                let mut variant = setup.clone();
+                variant.store_fsync = Some(fsync.into());
+                let outcome = self.persist_run(&variant);
+                self.record(setup, rep, case, outcome);
+            }
+        }
     }
 
     fn persist_run(&self, setup: &BrokerSetup) -> Result<Outcome> {

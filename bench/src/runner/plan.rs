@@ -36,6 +36,9 @@ pub struct Plan {
     /// ...or these rates (msgs/s published) when Mosquitto is not in the run.
     pub fallback_fan_in_rate: f64,
     pub fallback_fan_out_rate: f64,
+    /// The QoS 1 fan-in latency run's fixed rate (msgs/s published).
+    #[serde(default = "default_qos1_fixed_rate")]
+    pub qos1_fixed_rate: f64,
     pub persist_sessions: usize,
     pub persist_per_session: usize,
     /// Scenario 7: QoS 1 publishers on the bridging broker.
@@ -77,6 +80,8 @@ impl Plan {
             latency_rate_share: 0.5,
             fallback_fan_in_rate: 50_000.0,
             fallback_fan_out_rate: 1_000.0,
+            // Issue 22's figure: QoS 1 fan-in offered 20,000 msgs/s.
+            qos1_fixed_rate: 20_000.0,
             persist_sessions: 100,
             persist_per_session: 100,
             bridge_publishers: 10,
@@ -110,6 +115,7 @@ impl Plan {
             latency_rate_share: 0.5,
             fallback_fan_in_rate: 500.0,
             fallback_fan_out_rate: 100.0,
+            qos1_fixed_rate: 500.0,
             persist_sessions: 5,
             persist_per_session: 10,
             bridge_publishers: 2,
@@ -127,6 +133,10 @@ impl Plan {
 /// bridge sizes.
 fn default_bridge_publishers() -> usize {
     Plan::full().bridge_publishers
+}
+
+fn default_qos1_fixed_rate() -> f64 {
+    Plan::full().qos1_fixed_rate
 }
 
 fn default_fallback_bridge_rate() -> f64 {
