@@ -38,8 +38,8 @@ pub enum Refusal {
 impl Refusal {
     pub fn describe(self) -> &'static str {
         match self {
-            Refusal::TooManyOpen => "too many open connections from this address",
-            Refusal::TooFast => "too many new connections per second from this address",
+            Refusal::TooManyOpen => "too many open connections from this address (limits.max_connections_per_ip)",
+            Refusal::TooFast => "too many new connections per second from this address (limits.connection_rate_per_ip, connection_burst_per_ip)",
         }
     }
 }

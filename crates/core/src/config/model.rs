@@ -618,9 +618,11 @@ impl Default for LimitsConfig {
             write_timeout_secs: 30,
             topic_alias_maximum: 64,
             max_outbound_topic_aliases: 10,
-            max_connections_per_ip: 1000,
+            // Decision 0180: room for a NAT'd fleet; still a bound on one
+            // host while `max_connections` is unlimited.
+            max_connections_per_ip: 10_000,
             connection_rate_per_ip: 100,
-            connection_burst_per_ip: 500,
+            connection_burst_per_ip: 5_000,
             max_subscriptions_per_client: 1000,
             max_retained_messages: 100_000,
             max_retained_bytes: 64 * 1024 * 1024,
