@@ -41,6 +41,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod events;
+pub mod fast_map;
 pub mod message;
 pub mod ota;
 pub mod peer;

@@ -23,7 +23,6 @@ mod revocation;
 mod stats;
 mod will;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,6 +32,7 @@ use parking_lot::RwLock;
 use crate::auth::Identity;
 use crate::config::Config;
 use crate::events::Events;
+use crate::fast_map::FastMap;
 use crate::peer::CertificateSerial;
 use crate::router::{ClientKey, DefaultRouter, Router, TopicLimits};
 use crate::session::{Attachment, Control, ControlReceiver, ForeignSession, QueueLimits, Session};
@@ -53,7 +53,7 @@ pub struct Engine {
     /// Topic limits derived from the configuration, used on every publish.
     pub topic_limits: TopicLimits,
     /// Sessions by client id, connected or not.
-    sessions: RwLock<HashMap<ClientKey, Arc<Session>>>,
+    sessions: RwLock<FastMap<ClientKey, Arc<Session>>>,
     /// Who subscribed to what.
     router: RwLock<DefaultRouter>,
     /// The last retained message of every topic, within
@@ -115,7 +115,7 @@ impl Engine {
         Engine {
             config,
             topic_limits,
-            sessions: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(FastMap::default()),
             router: RwLock::new(DefaultRouter::new()),
             retained: RwLock::new(retained),
             stats: Stats::default(),

@@ -8,7 +8,6 @@
 //! (`ROUTING`), not two new vectors per message.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +16,7 @@ use std::sync::atomic::Ordering;
 use super::{AuthState, Engine, RetainRefused, Stats};
 use crate::auth::Action;
 use crate::cluster::ClusterAck;
+use crate::fast_map::FastMap;
 use crate::message::Message;
 use crate::router::{ClientKey, Route, Router, Subscription};
 use crate::session::{EnqueueOutcome, Queued, Session, SubscribeChange};
@@ -27,7 +27,7 @@ use fleetmq_codec::QoS;
 /// `topic`: a shared group prefers such members, so a member whose rules
 /// exclude the topic does not swallow the message.
 pub(super) fn reads_online(
-    sessions: &HashMap<ClientKey, Arc<Session>>,
+    sessions: &FastMap<ClientKey, Arc<Session>>,
     auth: &AuthState,
     client: &str,
     topic: &str,

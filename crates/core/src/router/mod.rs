@@ -18,7 +18,9 @@ pub use trie::*;
 /// Gives back a tree map's memory once most of its entries have left, so
 /// that a burst of subscriptions or retained topics does not pin memory
 /// after it is gone. Shared by the trie and the retained store.
-fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut std::collections::HashMap<K, V>) {
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut std::collections::HashMap<K, V, S>,
+) {
     if map.capacity() > 16 && map.len() < map.capacity() / 4 {
         map.shrink_to_fit();
     }

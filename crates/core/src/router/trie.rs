@@ -19,6 +19,7 @@ use std::sync::Arc;
 use super::seams::{Router, SharedGroupKey};
 use super::shrink_if_sparse;
 use super::topic::{parse_filter, split_level, FilterKind};
+use crate::fast_map::FastMap;
 use fleetmq_codec::{QoS, SubscriptionOptions};
 
 /// Identifies a client: its client id, shared with the session.
@@ -51,7 +52,7 @@ pub struct Route {
 /// The subscriptions of one filter: the node where the filter ends.
 #[derive(Debug, Default)]
 struct Subscribers {
-    plain: HashMap<ClientKey, Subscription>,
+    plain: FastMap<ClientKey, Subscription>,
     /// Shared subscription groups on this filter, by share name.
     shared: HashMap<Box<str>, SharedGroup>,
 }
@@ -76,7 +77,7 @@ struct SharedGroup {
 #[derive(Debug, Default)]
 struct Node {
     /// Children for literal levels (including the empty level).
-    literal: HashMap<Box<str>, Node>,
+    literal: FastMap<Box<str>, Node>,
     /// The child for a `+` level, kept apart so matching needs no lookup.
     single: Option<Box<Node>>,
     /// Subscribers of the filter ending at this node.
@@ -490,7 +491,7 @@ fn merge_plain(matched: &Matched<'_>, publisher: Option<&str>, out: &mut Vec<Rou
         .enumerate()
         .filter(|(position, _)| Some(*position) != largest)
         .map(|(_, subscribers)| subscribers);
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: FastMap<&str, usize> = FastMap::default();
     for subscribers in others {
         for (client, sub) in &subscribers.plain {
             if skipped(sub, client, publisher) {
