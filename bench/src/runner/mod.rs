@@ -6,9 +6,11 @@
 //! Brokers alternate within each repetition (fleetmq, Mosquitto, rumqttd,
 //! then again), so slow drift of the machine spreads over all of them.
 
+mod bridge_runs;
 pub mod broker;
 pub mod cluster;
 pub mod nats;
+mod persist_runs;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -22,13 +24,12 @@ use serde::{Deserialize, Serialize};
 use crate::case::Case;
 use crate::conn::Endpoint;
 use crate::pki::Pki;
-use crate::scenario::bridge;
 use crate::scenario::connect::{self, StormConfig};
 use crate::scenario::fleet::{Fleet, FleetConfig};
 use crate::scenario::flow::{self, FlowConfig, Shape};
-use crate::scenario::persist::{self, PersistConfig, PersistResult};
 use crate::stats::{median, wait_for_quiet, Interference, Percentiles};
 use crate::tls::{Clients, Profile, ServerKey, Verify, Version};
+use bridge_runs::bridges;
 use broker::{BrokerSetup, Kind, Placement, Ports, Running};
 use plan::Plan;
 
@@ -560,221 +561,6 @@ impl Runner {
             let outcome = self.flow_run(setup, self.flow_config(shape, qos, Some(rate)));
             self.record(setup, rep, case, outcome);
         }
-    }
-
-    /// Scenario 6: QoS 1 into offline sessions, durable store, restart.
-    /// fleetmq also with `fsync = "always"` and with its write-ahead log,
-    /// the figures issue 22 asks for beside the default (`batch`).
-    fn persist(&mut self, setup: &BrokerSetup, rep: usize) {
-        let outcome = self.persist_run(setup);
-        self.record(setup, rep, Case::PersistQos1Offline, outcome);
-        if setup.kind == Kind::Fleetmq {
-            for (case, fsync) in [
-                (Case::PersistQos1OfflineAlways, "always"),
-                (Case::PersistQos1OfflineWal, "batch,wal"),
-            ] {
-                let mut variant = setup.clone();
-                variant.store_fsync = Some(fsync.into());
-                let outcome = self.persist_run(&variant);
-                self.record(setup, rep, case, outcome);
-            }
-        }
-    }
-
-    fn persist_run(&self, setup: &BrokerSetup) -> Result<Outcome> {
-        let endpoint = Endpoint {
-            addr: Ports::addr(setup.ports.plain),
-            tls: None,
-        };
-        let config = PersistConfig {
-            sessions: self.plan.persist_sessions,
-            per_session: self.plan.persist_per_session,
-            payload: self.plan.payload,
-            window: self.plan.qos1_window,
-            phase_limit: Duration::from_secs(60),
-        };
-        let setup = setup.clone();
-        let broker_place = self.broker_core();
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                // A fresh store for every repetition.
-                let data = setup.work.join("data");
-                if data.exists() {
-                    std::fs::remove_dir_all(&data)
-                        .with_context(|| format!("clearing {}", data.display()))?;
-                }
-                let mut result = PersistResult::default();
-                let mut broker = setup.start(broker_place, true).await?;
-                let metrics = Ports::addr(setup.ports.http);
-                let phases = async {
-                    persist::prepare(&endpoint, &config).await?;
-                    let before = persist::store_counters(metrics).await;
-                    let started = Instant::now();
-                    persist::publish(&endpoint, &config, &mut result).await?;
-                    let seconds = started.elapsed().as_secs_f64();
-                    if let (Some(before), Some(after)) =
-                        (before, persist::store_counters(metrics).await)
-                    {
-                        let commits = after.0.saturating_sub(before.0) as f64;
-                        result.fsyncs_per_sec = Some(commits / seconds);
-                        // `periodic` may not commit at all while publishing.
-                        result.msgs_per_fsync =
-                            (commits > 0.0).then(|| result.published as f64 / commits);
-                    }
-                    Ok::<_, anyhow::Error>(())
-                }
-                .await;
-                let stopped = broker.stop().await;
-                phases?;
-                stopped?;
-                broker = setup.start(broker_place, true).await?;
-                // The HTTP listener may come up after the MQTT ones.
-                let mut before = persist::store_counters(metrics).await;
-                for _ in 0..20 {
-                    if before.is_some() || setup.kind != Kind::Fleetmq {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    before = persist::store_counters(metrics).await;
-                }
-                let drained = persist::drain(&endpoint, &config, &mut result).await;
-                if let (Some(before), Some(after)) =
-                    (before, persist::store_counters(metrics).await)
-                {
-                    let commits = after.0.saturating_sub(before.0) as f64;
-                    result.drain_fsyncs_per_sec = Some(commits / result.drain_secs.max(1e-9));
-                }
-                stop(broker).await;
-                drained?;
-                let mut figures = BTreeMap::new();
-                figures.insert("accepted_per_sec".into(), result.accepted_per_sec);
-                pct(&result.ack_latency, "ack", &mut figures);
-                figures.insert(
-                    "delivered_after_restart_pct".into(),
-                    100.0 * result.delivered as f64 / result.published.max(1) as f64,
-                );
-                figures.insert("drained_per_sec".into(), result.drained_per_sec);
-                for (name, value) in [
-                    ("fsyncs_per_sec", result.fsyncs_per_sec),
-                    ("msgs_per_fsync", result.msgs_per_fsync),
-                    ("drain_fsyncs_per_sec", result.drain_fsyncs_per_sec),
-                ] {
-                    if let Some(value) = value {
-                        figures.insert(name.into(), value);
-                    }
-                }
-                Ok(Outcome::new(figures, &result))
-            },
-        )
-    }
-}
-
-/// Whether a broker is in the bridge comparison (rumqttd is not: its
-/// bridge is not Mosquitto's, and the issue compares with Mosquitto).
-fn bridges(kind: Kind) -> bool {
-    matches!(kind, Kind::Fleetmq | Kind::Mosquitto)
-}
-
-impl Runner {
-    fn bridge_config(&self, rate: Option<f64>) -> FlowConfig {
-        FlowConfig {
-            publishers: self.plan.bridge_publishers,
-            ..self.flow_config(Shape::FanIn, 1, rate)
-        }
-    }
-
-    /// The fixed rate of the bridge latency runs: `latency_rate_share` of
-    /// the lower of the brokers' median bridged peaks (so neither is
-    /// measured overloaded), or the plan's fallback.
-    fn bridge_rate(&self) -> f64 {
-        let peaks: Vec<f64> = [Kind::Fleetmq, Kind::Mosquitto]
-            .into_iter()
-            .filter_map(|kind| {
-                let values: Vec<f64> = self
-                    .records
-                    .iter()
-                    .filter(|r| r.broker == kind && r.case == Case::BridgeQos1Max.name())
-                    .filter_map(|r| r.figures.get("delivered_per_sec").copied())
-                    .collect();
-                let m = median(&values);
-                (m.is_finite() && m > 0.0).then_some(m)
-            })
-            .collect();
-        peaks
-            .into_iter()
-            .reduce(f64::min)
-            .map_or(self.plan.fallback_bridge_rate, |peak| {
-                peak * self.plan.latency_rate_share
-            })
-    }
-
-    /// Scenario 7: a fresh remote Mosquitto (on the load generator's
-    /// core), the broker under test bridged to it with its own durability
-    /// default (fleetmq's store on, Mosquitto's persistence off), then the
-    /// fan-in flow from publishers on the broker to one subscriber on the
-    /// remote.
-    fn bridge_run(&self, setup: &BrokerSetup, config: FlowConfig) -> Result<Outcome> {
-        let remote_bin = self
-            .remote_bin
-            .clone()
-            .context("no Mosquitto binary for the bridge's remote (--mosquitto-bin)")?;
-        let local = Endpoint {
-            addr: Ports::addr(setup.ports.plain),
-            tls: None,
-        };
-        let setup = setup.clone();
-        let broker_place = self.broker_core();
-        let remote_place = self.load_core();
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                // A fresh store: nothing queued for the bridge from before.
-                let data = setup.work.join("data");
-                if data.exists() {
-                    std::fs::remove_dir_all(&data)
-                        .with_context(|| format!("clearing {}", data.display()))?;
-                }
-                let (remote, remote_addr) =
-                    broker::start_remote(&remote_bin, &setup.work.join("remote"), remote_place)
-                        .await?;
-                let durable = setup.kind == Kind::Fleetmq;
-                let broker = setup
-                    .start_bridged(broker_place, durable, remote_addr)
-                    .await?;
-                let far = Endpoint {
-                    addr: remote_addr,
-                    tls: None,
-                };
-                let measured = async {
-                    let up = bridge::wait_forwarding(&local, &far, Duration::from_secs(30)).await?;
-                    let cpu = Interference::start(broker.pid);
-                    let result = flow::run_between(&local, &far, &config).await;
-                    let (broker_cpu, _, other_cpu) = cpu.cores();
-                    Ok::<_, anyhow::Error>((up, result?, broker_cpu, other_cpu))
-                }
-                .await;
-                stop(broker).await;
-                stop(remote).await;
-                let (up, result, broker_cpu, other_cpu) = measured?;
-                let mut figures = BTreeMap::new();
-                figures.insert("bridge_up_secs".into(), up);
-                figures.insert("delivered_per_sec".into(), result.delivered_per_sec);
-                figures.insert("published_per_sec".into(), result.published_per_sec);
-                figures.insert("lost_pct".into(), result.lost_pct);
-                pct(&result.latency, "latency", &mut figures);
-                figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
-                figures.insert("broker_cpu_cores".into(), broker_cpu);
-                figures.insert("other_cpu_cores".into(), other_cpu);
-                per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
-                if result.delivered == 0 {
-                    anyhow::bail!("nothing reached the remote");
-                }
-                Ok(Outcome::new(figures, &result))
-            },
-        )
     }
 }
 
