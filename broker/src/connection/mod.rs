@@ -201,6 +201,9 @@ where
                 if self.read_buf.capacity() > 0 {
                     self.read_buf = BytesMut::new();
                 }
+                // Nor a copy of its last topic: sharing it pays off only
+                // for a busy publisher (decision 0191).
+                self.protocol.forget_last_topic();
                 READ_MIN
             } else {
                 if self.read_buf.is_empty() && self.read_buf.capacity() > 2 * self.read_size {

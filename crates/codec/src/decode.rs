@@ -8,6 +8,8 @@
 //! or binary data (they are `Bytes` slices of the frame), and must never
 //! panic on what a peer sends.
 
+use std::sync::Arc;
+
 use bytes::{Buf, BytesMut};
 
 use super::error::DecodeError;
@@ -42,6 +44,46 @@ pub fn decode_packet(
     buf: &mut BytesMut,
     version: Option<ProtocolVersion>,
     max_packet_size: u32,
+) -> Result<Option<Packet>, DecodeError> {
+    decode_packet_with(buf, version, max_packet_size, &mut TopicCache::default())
+}
+
+/// The last PUBLISH topic a connection sent, so that a device publishing
+/// to the same topic again shares one `Arc<str>` instead of allocating a
+/// new one per message (an allocation and a free per PUBLISH, and one copy
+/// of the topic per queued message). Holds one topic.
+#[derive(Debug, Default, Clone)]
+pub struct TopicCache {
+    last: Option<Arc<str>>,
+}
+
+impl TopicCache {
+    /// The topic as an `Arc<str>`: the cached one when equal, else a new
+    /// one that becomes the cached one.
+    fn topic(&mut self, text: &str) -> Arc<str> {
+        match &self.last {
+            Some(last) if **last == *text => Arc::clone(last),
+            _ => {
+                let topic: Arc<str> = Arc::from(text);
+                self.last = Some(Arc::clone(&topic));
+                topic
+            }
+        }
+    }
+
+    /// Lets the cached topic go (a quiet connection keeps no copy).
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
+}
+
+/// [`decode_packet`], with PUBLISH topics shared through `topics` (one
+/// cache per connection).
+pub fn decode_packet_with(
+    buf: &mut BytesMut,
+    version: Option<ProtocolVersion>,
+    max_packet_size: u32,
+    topics: &mut TopicCache,
 ) -> Result<Option<Packet>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
@@ -90,7 +132,7 @@ pub fn decode_packet(
     let mut reader = Reader::new(frame);
     let packet = match version {
         None => connect::decode_connect(&mut reader)?,
-        Some(version) => decode_body(packet_type, flags, version, &mut reader)?,
+        Some(version) => decode_body(packet_type, flags, version, &mut reader, topics)?,
     };
     reader.finish(name)?;
     Ok(Some(packet))
@@ -102,10 +144,13 @@ fn decode_body(
     flags: u8,
     version: ProtocolVersion,
     reader: &mut Reader,
+    topics: &mut TopicCache,
 ) -> Result<Packet, DecodeError> {
     let packet = match packet_type {
         header::CONNACK => Packet::ConnAck(connect::decode_connack(reader, version)?),
-        header::PUBLISH => Packet::Publish(publish::decode_publish(flags, version, reader)?),
+        header::PUBLISH => {
+            Packet::Publish(publish::decode_publish(flags, version, reader, topics)?)
+        }
         header::PUBACK => Packet::PubAck(publish::decode_response("PUBACK", version, reader)?),
         header::PUBREC => Packet::PubRec(publish::decode_response("PUBREC", version, reader)?),
         header::PUBREL => Packet::PubRel(publish::decode_response("PUBREL", version, reader)?),

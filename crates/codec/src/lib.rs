@@ -31,7 +31,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use decode::decode_packet;
+pub use decode::{decode_packet, decode_packet_with, TopicCache};
 pub use encode::{encode_packet, encoded_len};
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;

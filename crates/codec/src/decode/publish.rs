@@ -1,9 +1,9 @@
 //! PUBLISH and its acknowledgements PUBACK, PUBREC, PUBREL, PUBCOMP (§3.3-3.7).
 //!
 //! PUBLISH is the hot path: the topic goes straight from the frame into an
-//! `Arc<str>` and the payload is the rest of the frame, never copied.
-
-use std::sync::Arc;
+//! `Arc<str>` (the connection's previous one when it is the same topic,
+//! [`super::TopicCache`]) and the payload is the rest of the frame, never
+//! copied.
 
 use super::super::error::DecodeError;
 use super::super::packet::{
@@ -12,13 +12,14 @@ use super::super::packet::{
 use super::super::properties;
 use super::super::reason::ReasonCode;
 use super::super::wire::Reader;
-use super::packet_id;
+use super::{packet_id, TopicCache};
 
 /// PUBLISH: flags from the fixed header, topic, packet id, properties, payload.
 pub(super) fn decode_publish(
     flags: u8,
     version: ProtocolVersion,
     reader: &mut Reader,
+    topics: &mut TopicCache,
 ) -> Result<Publish, DecodeError> {
     let dup = flags & 0b1000 != 0;
     let qos = QoS::from_u8((flags >> 1) & 0b11).ok_or(DecodeError::InvalidQoS)?;
@@ -26,7 +27,7 @@ pub(super) fn decode_publish(
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::DupWithQoS0);
     }
-    let topic: Arc<str> = reader.str_with(|text| Arc::from(text))?;
+    let topic = reader.str_with(|text| topics.topic(text))?;
     let packet_id = match qos {
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(packet_id(reader, "PUBLISH")?),

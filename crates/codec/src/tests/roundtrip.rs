@@ -289,3 +289,34 @@ fn payload_and_binary_data_are_slices_of_the_frame() {
         decoded.properties.correlation_data.as_ref().unwrap()
     ));
 }
+
+/// Decodes a QoS 1 PUBLISH on `topic` through `topics`; its topic.
+fn topic_through(topics: &mut TopicCache, topic: &str) -> Arc<str> {
+    let mut packet = publish(QoS::AtLeastOnce, Some(1), b"x");
+    packet.topic = Arc::from(topic);
+    let mut buf = encode(&Packet::Publish(packet), V3);
+    match decode_packet_with(&mut buf, Some(V3), NO_LIMIT, topics) {
+        Ok(Some(Packet::Publish(publish))) => publish.topic,
+        other => panic!("expected a PUBLISH, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_topic_cache_shares_a_repeated_topic_and_replaces_a_new_one() {
+    let mut topics = TopicCache::default();
+    let first = topic_through(&mut topics, "fleet/dev1/temp");
+    let again = topic_through(&mut topics, "fleet/dev1/temp");
+    assert_eq!(&*again, "fleet/dev1/temp");
+    assert!(Arc::ptr_eq(&first, &again), "the same topic shares one Arc");
+    let other = topic_through(&mut topics, "fleet/dev1/hum");
+    assert_eq!(&*other, "fleet/dev1/hum");
+    let back = topic_through(&mut topics, "fleet/dev1/temp");
+    assert_eq!(&*back, "fleet/dev1/temp");
+    assert!(!Arc::ptr_eq(&first, &back), "only the last topic is kept");
+    topics.clear();
+    let after_clear = topic_through(&mut topics, "fleet/dev1/temp");
+    assert!(
+        !Arc::ptr_eq(&back, &after_clear),
+        "a cleared cache shares nothing"
+    );
+}

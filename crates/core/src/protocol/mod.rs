@@ -125,6 +125,9 @@ pub struct ClientProtocol {
     mount_point: Option<Arc<str>>,
     /// The device sent its report already (see `device_report.rs`).
     reported: bool,
+    /// The last PUBLISH topic, shared by the next PUBLISH to the same
+    /// topic (decision 0191); let go while the connection is quiet.
+    topics: codec::TopicCache,
 }
 
 impl ClientProtocol {
@@ -169,6 +172,7 @@ impl ClientProtocol {
             pressure: Vec::new(),
             mount_point: setup.mount_point,
             reported: false,
+            topics: codec::TopicCache::default(),
         }
     }
 
@@ -232,7 +236,7 @@ impl ClientProtocol {
     pub fn on_input(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), Exit> {
         let max = self.broker.config.limits.max_packet_size;
         loop {
-            match codec::decode_packet(input, Some(self.version), max) {
+            match codec::decode_packet_with(input, Some(self.version), max, &mut self.topics) {
                 Ok(Some(packet)) => {
                     Stats::add(&self.broker.stats.messages_received, 1);
                     self.on_packet(packet, now)?;
@@ -241,6 +245,12 @@ impl ClientProtocol {
                 Err(error) => return Err(Exit::violation(error.reason_code(), error.to_string())),
             }
         }
+    }
+
+    /// Lets go of the last PUBLISH topic kept for sharing: called when the
+    /// connection goes quiet, so an idle device holds no copy of it.
+    pub fn forget_last_topic(&mut self) {
+        self.topics.clear();
     }
 
     /// Encodes a packet into the outbox.
