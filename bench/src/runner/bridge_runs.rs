@@ -2,14 +2,13 @@
 //! full load and at a fixed rate. It owns how the scenario is run and
 //! which figures it records; the load itself is `scenario::bridge`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::broker::{self, BrokerSetup, Kind, Ports};
 use super::plan::Plan;
-use super::{on, pct, per_cpu, stop, Outcome, Runner};
+use super::{flow_figures, on, stop, Outcome, Runner};
 use crate::case::Case;
 use crate::conn::Endpoint;
 use crate::scenario::bridge;
@@ -77,11 +76,7 @@ impl Runner {
             Plan::secs(self.plan.quiet_wait_secs),
             async move {
                 // A fresh store: nothing queued for the bridge from before.
-                let data = setup.work.join("data");
-                if data.exists() {
-                    std::fs::remove_dir_all(&data)
-                        .with_context(|| format!("clearing {}", data.display()))?;
-                }
+                setup.clear_data()?;
                 let (remote, remote_addr) =
                     broker::start_remote(&remote_bin, &setup.work.join("remote"), remote_place)
                         .await?;
@@ -104,16 +99,8 @@ impl Runner {
                 stop(broker).await;
                 stop(remote).await;
                 let (up, result, broker_cpu, other_cpu) = measured?;
-                let mut figures = BTreeMap::new();
+                let mut figures = flow_figures(&result, broker_cpu, other_cpu);
                 figures.insert("bridge_up_secs".into(), up);
-                figures.insert("delivered_per_sec".into(), result.delivered_per_sec);
-                figures.insert("published_per_sec".into(), result.published_per_sec);
-                figures.insert("lost_pct".into(), result.lost_pct);
-                pct(&result.latency, "latency", &mut figures);
-                figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
-                figures.insert("broker_cpu_cores".into(), broker_cpu);
-                figures.insert("other_cpu_cores".into(), other_cpu);
-                per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
                 if result.delivered == 0 {
                     anyhow::bail!("nothing reached the remote");
                 }

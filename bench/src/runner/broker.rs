@@ -224,6 +224,16 @@ impl BrokerSetup {
         Ok(running)
     }
 
+    /// Removes this broker's data folder, so its next start has a fresh
+    /// store.
+    pub fn clear_data(&self) -> Result<()> {
+        let data = self.work.join("data");
+        if data.exists() {
+            fs::remove_dir_all(&data).with_context(|| format!("clearing {}", data.display()))?;
+        }
+        Ok(())
+    }
+
     fn write_config(&self, durable: bool, bridge: Option<SocketAddr>) -> Result<Vec<String>> {
         let path = |p: &Path| p.display().to_string();
         let pki = &self.pki;

@@ -26,7 +26,7 @@ use crate::conn::Endpoint;
 use crate::pki::Pki;
 use crate::scenario::connect::{self, StormConfig};
 use crate::scenario::fleet::{Fleet, FleetConfig};
-use crate::scenario::flow::{self, FlowConfig, Shape};
+use crate::scenario::flow::{self, FlowConfig, FlowResult, Shape};
 use crate::stats::{median, wait_for_quiet, Interference, Percentiles};
 use crate::tls::{Clients, Profile, ServerKey, Verify, Version};
 use bridge_runs::bridges;
@@ -507,15 +507,7 @@ impl Runner {
                 let (broker_cpu, _, other_cpu) = cpu.cores();
                 stop(broker).await;
                 let result = result?;
-                let mut figures = BTreeMap::new();
-                figures.insert("delivered_per_sec".into(), result.delivered_per_sec);
-                figures.insert("published_per_sec".into(), result.published_per_sec);
-                figures.insert("lost_pct".into(), result.lost_pct);
-                pct(&result.latency, "latency", &mut figures);
-                figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
-                figures.insert("broker_cpu_cores".into(), broker_cpu);
-                figures.insert("other_cpu_cores".into(), other_cpu);
-                per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
+                let figures = flow_figures(&result, broker_cpu, other_cpu);
                 if result.delivered == 0 {
                     anyhow::bail!("nothing was delivered");
                 }
@@ -562,6 +554,21 @@ impl Runner {
             self.record(setup, rep, case, outcome);
         }
     }
+}
+
+/// The figures of a flow run (scenarios 4, 5 and 7): rates, loss,
+/// latency percentiles, and who used how much CPU.
+fn flow_figures(result: &FlowResult, broker_cpu: f64, other_cpu: f64) -> BTreeMap<String, f64> {
+    let mut figures = BTreeMap::new();
+    figures.insert("delivered_per_sec".into(), result.delivered_per_sec);
+    figures.insert("published_per_sec".into(), result.published_per_sec);
+    figures.insert("lost_pct".into(), result.lost_pct);
+    pct(&result.latency, "latency", &mut figures);
+    figures.insert("load_cpu_cores".into(), result.load_cpu_cores);
+    figures.insert("broker_cpu_cores".into(), broker_cpu);
+    figures.insert("other_cpu_cores".into(), other_cpu);
+    per_cpu(&mut figures, "delivered_per_sec", broker_cpu);
+    figures
 }
 
 /// A measurement's figures and the scenario's whole result.

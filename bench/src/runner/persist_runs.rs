@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::broker::{BrokerSetup, Kind, Ports};
 use super::plan::Plan;
@@ -54,11 +54,7 @@ impl Runner {
             Plan::secs(self.plan.quiet_wait_secs),
             async move {
                 // A fresh store for every repetition.
-                let data = setup.work.join("data");
-                if data.exists() {
-                    std::fs::remove_dir_all(&data)
-                        .with_context(|| format!("clearing {}", data.display()))?;
-                }
+                setup.clear_data()?;
                 let mut result = PersistResult::default();
                 let mut broker = setup.start(broker_place, true).await?;
                 let metrics = Ports::addr(setup.ports.http);
