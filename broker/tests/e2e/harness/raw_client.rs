@@ -165,12 +165,14 @@ impl RawClient {
         self.read_buf.split_to(take).to_vec()
     }
 
-    /// The next packet; panics naming `what` when none arrives in [`WAIT`].
+    /// The next packet; panics naming `what` when none arrives in
+    /// [`packet_wait`].
     pub fn expect_packet(&mut self, what: &str) -> Packet {
-        match self.recv_packet(WAIT) {
+        match self.recv_packet(packet_wait()) {
             Some(packet) => packet,
             None => panic!(
-                "expected {what} within {WAIT:?}, got nothing (closed: {})",
+                "expected {what} within {:?}, got nothing (closed: {})",
+                packet_wait(),
                 self.eof
             ),
         }
@@ -333,5 +335,16 @@ impl RawClient {
                 return publish;
             }
         }
+    }
+}
+
+/// How long [`RawClient::expect_packet`] waits: [`WAIT`], or 10 s against
+/// a three-node cluster, where a message (a will, a cross-node delivery)
+/// may go through NATS first and a loaded 2-core CI machine made 2 s flaky.
+fn packet_wait() -> Duration {
+    if is_cluster() {
+        Duration::from_secs(10)
+    } else {
+        WAIT
     }
 }
