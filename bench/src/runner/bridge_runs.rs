@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::broker::{self, BrokerSetup, Kind, Ports};
-use super::plan::Plan;
-use super::{flow_figures, on, stop, Outcome, Runner};
+use super::{flow_figures, stop, Outcome, Runner};
 use crate::case::Case;
 use crate::conn::Endpoint;
 use crate::scenario::bridge;
@@ -71,41 +70,36 @@ impl Runner {
         let setup = setup.clone();
         let broker_place = self.broker_core();
         let remote_place = self.load_core();
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                // A fresh store: nothing queued for the bridge from before.
-                setup.clear_data()?;
-                let (remote, remote_addr) =
-                    broker::start_remote(&remote_bin, &setup.work.join("remote"), remote_place)
-                        .await?;
-                let durable = setup.kind == Kind::Fleetmq;
-                let broker = setup
-                    .start_bridged(broker_place, durable, remote_addr)
-                    .await?;
-                let far = Endpoint {
-                    addr: remote_addr,
-                    tls: None,
-                };
-                let measured = async {
-                    let up = bridge::wait_forwarding(&local, &far, Duration::from_secs(30)).await?;
-                    let cpu = Interference::start(broker.pid);
-                    let result = flow::run_between(&local, &far, &config).await;
-                    let (broker_cpu, _, other_cpu) = cpu.cores();
-                    Ok::<_, anyhow::Error>((up, result?, broker_cpu, other_cpu))
-                }
-                .await;
-                stop(broker).await;
-                stop(remote).await;
-                let (up, result, broker_cpu, other_cpu) = measured?;
-                let mut figures = flow_figures(&result, broker_cpu, other_cpu);
-                figures.insert("bridge_up_secs".into(), up);
-                if result.delivered == 0 {
-                    anyhow::bail!("nothing reached the remote");
-                }
-                Ok(Outcome::new(figures, &result))
-            },
-        )
+        self.on_load_core(async move {
+            // A fresh store: nothing queued for the bridge from before.
+            setup.clear_data()?;
+            let (remote, remote_addr) =
+                broker::start_remote(&remote_bin, &setup.work.join("remote"), remote_place).await?;
+            let durable = setup.kind == Kind::Fleetmq;
+            let broker = setup
+                .start_bridged(broker_place, durable, remote_addr)
+                .await?;
+            let far = Endpoint {
+                addr: remote_addr,
+                tls: None,
+            };
+            let measured = async {
+                let up = bridge::wait_forwarding(&local, &far, Duration::from_secs(30)).await?;
+                let cpu = Interference::start(broker.pid);
+                let result = flow::run_between(&local, &far, &config).await;
+                let (broker_cpu, _, other_cpu) = cpu.cores();
+                Ok::<_, anyhow::Error>((up, result?, broker_cpu, other_cpu))
+            }
+            .await;
+            stop(broker).await;
+            stop(remote).await;
+            let (up, result, broker_cpu, other_cpu) = measured?;
+            let mut figures = flow_figures(&result, broker_cpu, other_cpu);
+            figures.insert("bridge_up_secs".into(), up);
+            if result.delivered == 0 {
+                anyhow::bail!("nothing reached the remote");
+            }
+            Ok(Outcome::new(figures, &result))
+        })
     }
 }

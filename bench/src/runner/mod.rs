@@ -347,73 +347,69 @@ impl Runner {
         let setup = setup.clone();
         let broker_place = self.broker_core();
         let limit = Plan::secs(self.plan.fleet_wait_secs);
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                let mut figures = BTreeMap::new();
-                let first = setup.start(broker_place, false).await?;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let idle_kib = first.rss_kib().unwrap_or(0);
-                // The broker of the moment (None between stop and start).
-                let mut broker = Some(first);
-                let mut fleet = Fleet::launch(&endpoint, &config);
-                let outcome = async {
-                    let mark = fleet.mark();
-                    let up = fleet.wait_all_connected(&mark, limit).await?;
-                    figures.insert("bringup_secs".into(), up.all_connacked_secs);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let held_kib = broker.as_ref().and_then(Running::rss_kib).unwrap_or(0);
-                    figures.insert(
-                        "rss_per_conn_kib".into(),
-                        held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
-                    );
-                    figures.insert("rss_idle_mib".into(), idle_kib as f64 / 1024.0);
+        self.on_load_core(async move {
+            let mut figures = BTreeMap::new();
+            let first = setup.start(broker_place, false).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let idle_kib = first.rss_kib().unwrap_or(0);
+            // The broker of the moment (None between stop and start).
+            let mut broker = Some(first);
+            let mut fleet = Fleet::launch(&endpoint, &config);
+            let outcome = async {
+                let mark = fleet.mark();
+                let up = fleet.wait_all_connected(&mark, limit).await?;
+                figures.insert("bringup_secs".into(), up.all_connacked_secs);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let held_kib = broker.as_ref().and_then(Running::rss_kib).unwrap_or(0);
+                figures.insert(
+                    "rss_per_conn_kib".into(),
+                    held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
+                );
+                figures.insert("rss_idle_mib".into(), idle_kib as f64 / 1024.0);
 
-                    // The broker restarts under the fleet.
-                    let killed = Instant::now();
-                    if let Some(running) = broker.take() {
-                        stop(running).await;
-                    }
-                    fleet.wait_all_dropped(Duration::from_secs(30)).await?;
-                    let mark = fleet.mark();
-                    broker = Some(setup.start(broker_place, false).await?);
-                    let ready = mark.at.elapsed().as_secs_f64();
-                    let back = fleet.wait_all_connected(&mark, limit).await?;
-                    figures.insert("restart_all_secs".into(), back.all_connacked_secs - ready);
-                    figures.insert(
-                        "restart_from_kill_secs".into(),
-                        killed.elapsed().as_secs_f64(),
-                    );
-                    figures.insert("restart_resumed".into(), back.resumed as f64);
-                    figures.insert(
-                        "restart_failed_attempts".into(),
-                        back.failed_attempts as f64,
-                    );
-
-                    // A network blip: every device drops and comes back while
-                    // the broker (and its TLS session caches) stays.
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    let mark = fleet.mark();
-                    fleet.drop_all();
-                    let back_after_drop = fleet.wait_all_connected(&mark, limit).await?;
-                    figures.insert("drop_all_secs".into(), back_after_drop.all_connacked_secs);
-                    figures.insert("drop_resumed".into(), back_after_drop.resumed as f64);
-                    Ok::<_, anyhow::Error>(serde_json::json!({
-                        "bringup": up, "restart": back, "drop": back_after_drop,
-                    }))
-                }
-                .await;
-                let samples = fleet.stop().await;
+                // The broker restarts under the fleet.
+                let killed = Instant::now();
                 if let Some(running) = broker.take() {
                     stop(running).await;
                 }
-                let detail = outcome?;
-                let mut samples = samples;
-                pct(&samples.percentiles(), "connack", &mut figures);
-                Ok(Outcome { figures, detail })
-            },
-        )
+                fleet.wait_all_dropped(Duration::from_secs(30)).await?;
+                let mark = fleet.mark();
+                broker = Some(setup.start(broker_place, false).await?);
+                let ready = mark.at.elapsed().as_secs_f64();
+                let back = fleet.wait_all_connected(&mark, limit).await?;
+                figures.insert("restart_all_secs".into(), back.all_connacked_secs - ready);
+                figures.insert(
+                    "restart_from_kill_secs".into(),
+                    killed.elapsed().as_secs_f64(),
+                );
+                figures.insert("restart_resumed".into(), back.resumed as f64);
+                figures.insert(
+                    "restart_failed_attempts".into(),
+                    back.failed_attempts as f64,
+                );
+
+                // A network blip: every device drops and comes back while
+                // the broker (and its TLS session caches) stays.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let mark = fleet.mark();
+                fleet.drop_all();
+                let back_after_drop = fleet.wait_all_connected(&mark, limit).await?;
+                figures.insert("drop_all_secs".into(), back_after_drop.all_connacked_secs);
+                figures.insert("drop_resumed".into(), back_after_drop.resumed as f64);
+                Ok::<_, anyhow::Error>(serde_json::json!({
+                    "bringup": up, "restart": back, "drop": back_after_drop,
+                }))
+            }
+            .await;
+            let samples = fleet.stop().await;
+            if let Some(running) = broker.take() {
+                stop(running).await;
+            }
+            let detail = outcome?;
+            let mut samples = samples;
+            pct(&samples.percentiles(), "connack", &mut figures);
+            Ok(Outcome { figures, detail })
+        })
     }
 
     /// Scenario 3 at the largest fleet this machine allows.
@@ -428,32 +424,28 @@ impl Runner {
         let limit = Plan::secs(self.plan.fleet_wait_secs * 1.5);
         let setup = setup.clone();
         let broker_place = self.broker_core();
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                let broker = setup.start(broker_place, false).await?;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let idle_kib = broker.rss_kib().unwrap_or(0);
-                let fleet = Fleet::launch(&endpoint, &config);
-                let mark = fleet.mark();
-                let up = fleet.wait_all_connected(&mark, limit).await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let held_kib = broker.rss_kib().unwrap_or(0);
-                fleet.stop().await;
-                stop(broker).await;
-                let up = up?;
-                let mut figures = BTreeMap::new();
-                figures.insert("devices".into(), config.devices as f64);
-                figures.insert("bringup_secs".into(), up.all_connacked_secs);
-                figures.insert(
-                    "rss_per_conn_kib".into(),
-                    held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
-                );
-                figures.insert("rss_total_mib".into(), held_kib as f64 / 1024.0);
-                Ok(Outcome::new(figures, &up))
-            },
-        )
+        self.on_load_core(async move {
+            let broker = setup.start(broker_place, false).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let idle_kib = broker.rss_kib().unwrap_or(0);
+            let fleet = Fleet::launch(&endpoint, &config);
+            let mark = fleet.mark();
+            let up = fleet.wait_all_connected(&mark, limit).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let held_kib = broker.rss_kib().unwrap_or(0);
+            fleet.stop().await;
+            stop(broker).await;
+            let up = up?;
+            let mut figures = BTreeMap::new();
+            figures.insert("devices".into(), config.devices as f64);
+            figures.insert("bringup_secs".into(), up.all_connacked_secs);
+            figures.insert(
+                "rss_per_conn_kib".into(),
+                held_kib.saturating_sub(idle_kib) as f64 / config.devices as f64,
+            );
+            figures.insert("rss_total_mib".into(), held_kib as f64 / 1024.0);
+            Ok(Outcome::new(figures, &up))
+        })
     }
 
     fn flow_config(&self, shape: Shape, qos: u8, rate: Option<f64>) -> FlowConfig {
@@ -497,23 +489,19 @@ impl Runner {
         };
         let setup = setup.clone();
         let broker_place = self.broker_core();
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                let broker = setup.start(broker_place, false).await?;
-                let cpu = Interference::start(broker.pid);
-                let result = flow::run(&endpoint, &config).await;
-                let (broker_cpu, _, other_cpu) = cpu.cores();
-                stop(broker).await;
-                let result = result?;
-                let figures = flow_figures(&result, broker_cpu, other_cpu);
-                if result.delivered == 0 {
-                    anyhow::bail!("nothing was delivered");
-                }
-                Ok(Outcome::new(figures, &result))
-            },
-        )
+        self.on_load_core(async move {
+            let broker = setup.start(broker_place, false).await?;
+            let cpu = Interference::start(broker.pid);
+            let result = flow::run(&endpoint, &config).await;
+            let (broker_cpu, _, other_cpu) = cpu.cores();
+            stop(broker).await;
+            let result = result?;
+            let figures = flow_figures(&result, broker_cpu, other_cpu);
+            if result.delivered == 0 {
+                anyhow::bail!("nothing was delivered");
+            }
+            Ok(Outcome::new(figures, &result))
+        })
     }
 
     /// Publish rates for the latency runs: a share of Mosquitto's median
@@ -553,6 +541,22 @@ impl Runner {
             let outcome = self.flow_run(setup, self.flow_config(shape, qos, Some(rate)));
             self.record(setup, rep, case, outcome);
         }
+    }
+}
+
+impl Runner {
+    /// Runs `task` on the load generator's core, after waiting for the
+    /// machine to calm down (how every one-core measurement starts).
+    fn on_load_core<T, F>(&self, task: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        on(
+            self.load_core(),
+            Plan::secs(self.plan.quiet_wait_secs),
+            task,
+        )
     }
 }
 

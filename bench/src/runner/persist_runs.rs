@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::broker::{BrokerSetup, Kind, Ports};
-use super::plan::Plan;
-use super::{on, pct, stop, Outcome, Runner};
+use super::{pct, stop, Outcome, Runner};
 use crate::case::Case;
 use crate::conn::Endpoint;
 use crate::scenario::persist::{self, PersistConfig, PersistResult};
@@ -49,74 +48,68 @@ impl Runner {
         };
         let setup = setup.clone();
         let broker_place = self.broker_core();
-        on(
-            self.load_core(),
-            Plan::secs(self.plan.quiet_wait_secs),
-            async move {
-                // A fresh store for every repetition.
-                setup.clear_data()?;
-                let mut result = PersistResult::default();
-                let mut broker = setup.start(broker_place, true).await?;
-                let metrics = Ports::addr(setup.ports.http);
-                let phases = async {
-                    persist::prepare(&endpoint, &config).await?;
-                    let before = persist::store_counters(metrics).await;
-                    let started = Instant::now();
-                    persist::publish(&endpoint, &config, &mut result).await?;
-                    let seconds = started.elapsed().as_secs_f64();
-                    if let (Some(before), Some(after)) =
-                        (before, persist::store_counters(metrics).await)
-                    {
-                        let commits = after.0.saturating_sub(before.0) as f64;
-                        result.fsyncs_per_sec = Some(commits / seconds);
-                        // `periodic` may not commit at all while publishing.
-                        result.msgs_per_fsync =
-                            (commits > 0.0).then(|| result.published as f64 / commits);
-                    }
-                    Ok::<_, anyhow::Error>(())
-                }
-                .await;
-                let stopped = broker.stop().await;
-                phases?;
-                stopped?;
-                broker = setup.start(broker_place, true).await?;
-                // The HTTP listener may come up after the MQTT ones.
-                let mut before = persist::store_counters(metrics).await;
-                for _ in 0..20 {
-                    if before.is_some() || setup.kind != Kind::Fleetmq {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    before = persist::store_counters(metrics).await;
-                }
-                let drained = persist::drain(&endpoint, &config, &mut result).await;
+        self.on_load_core(async move {
+            // A fresh store for every repetition.
+            setup.clear_data()?;
+            let mut result = PersistResult::default();
+            let mut broker = setup.start(broker_place, true).await?;
+            let metrics = Ports::addr(setup.ports.http);
+            let phases = async {
+                persist::prepare(&endpoint, &config).await?;
+                let before = persist::store_counters(metrics).await;
+                let started = Instant::now();
+                persist::publish(&endpoint, &config, &mut result).await?;
+                let seconds = started.elapsed().as_secs_f64();
                 if let (Some(before), Some(after)) =
                     (before, persist::store_counters(metrics).await)
                 {
                     let commits = after.0.saturating_sub(before.0) as f64;
-                    result.drain_fsyncs_per_sec = Some(commits / result.drain_secs.max(1e-9));
+                    result.fsyncs_per_sec = Some(commits / seconds);
+                    // `periodic` may not commit at all while publishing.
+                    result.msgs_per_fsync =
+                        (commits > 0.0).then(|| result.published as f64 / commits);
                 }
-                stop(broker).await;
-                drained?;
-                let mut figures = BTreeMap::new();
-                figures.insert("accepted_per_sec".into(), result.accepted_per_sec);
-                pct(&result.ack_latency, "ack", &mut figures);
-                figures.insert(
-                    "delivered_after_restart_pct".into(),
-                    100.0 * result.delivered as f64 / result.published.max(1) as f64,
-                );
-                figures.insert("drained_per_sec".into(), result.drained_per_sec);
-                for (name, value) in [
-                    ("fsyncs_per_sec", result.fsyncs_per_sec),
-                    ("msgs_per_fsync", result.msgs_per_fsync),
-                    ("drain_fsyncs_per_sec", result.drain_fsyncs_per_sec),
-                ] {
-                    if let Some(value) = value {
-                        figures.insert(name.into(), value);
-                    }
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            let stopped = broker.stop().await;
+            phases?;
+            stopped?;
+            broker = setup.start(broker_place, true).await?;
+            // The HTTP listener may come up after the MQTT ones.
+            let mut before = persist::store_counters(metrics).await;
+            for _ in 0..20 {
+                if before.is_some() || setup.kind != Kind::Fleetmq {
+                    break;
                 }
-                Ok(Outcome::new(figures, &result))
-            },
-        )
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                before = persist::store_counters(metrics).await;
+            }
+            let drained = persist::drain(&endpoint, &config, &mut result).await;
+            if let (Some(before), Some(after)) = (before, persist::store_counters(metrics).await) {
+                let commits = after.0.saturating_sub(before.0) as f64;
+                result.drain_fsyncs_per_sec = Some(commits / result.drain_secs.max(1e-9));
+            }
+            stop(broker).await;
+            drained?;
+            let mut figures = BTreeMap::new();
+            figures.insert("accepted_per_sec".into(), result.accepted_per_sec);
+            pct(&result.ack_latency, "ack", &mut figures);
+            figures.insert(
+                "delivered_after_restart_pct".into(),
+                100.0 * result.delivered as f64 / result.published.max(1) as f64,
+            );
+            figures.insert("drained_per_sec".into(), result.drained_per_sec);
+            for (name, value) in [
+                ("fsyncs_per_sec", result.fsyncs_per_sec),
+                ("msgs_per_fsync", result.msgs_per_fsync),
+                ("drain_fsyncs_per_sec", result.drain_fsyncs_per_sec),
+            ] {
+                if let Some(value) = value {
+                    figures.insert(name.into(), value);
+                }
+            }
+            Ok(Outcome::new(figures, &result))
+        })
     }
 }
