@@ -47,8 +47,14 @@ pub enum Case {
     PersistQos1Offline,
     /// Scenario 6, fleetmq with `fsync = "always"`.
     PersistQos1OfflineAlways,
-    /// Scenario 6, fleetmq with its write-ahead log (`wal = true`).
-    PersistQos1OfflineWal,
+    /// Scenario 6, fleetmq without its write-ahead log (`wal = false`).
+    PersistQos1OfflineNoWal,
+    /// Scenario 6 from many publishers (the plan's `persist_fleet_*`).
+    PersistQos1Fleet,
+    /// The same, fleetmq without its write-ahead log.
+    PersistQos1FleetNoWal,
+    /// Scenario 6 at QoS 2 (publishes and subscriptions), many publishers.
+    PersistQos2Fleet,
     /// Scenario 7: QoS 1 bridged to a remote Mosquitto, at full load.
     BridgeQos1Max,
     /// Scenario 7 at a fixed moderate rate: publish to remote arrival.
@@ -57,7 +63,7 @@ pub enum Case {
 
 impl Case {
     /// Every case a full run measures per broker, in the runner's order.
-    pub const ALL: [Case; 21] = [
+    pub const ALL: [Case; 24] = [
         Case::Tls12Ecdsa1Core,
         Case::Tls12Rsa1Core,
         Case::Tls13Ecdsa1Core,
@@ -76,7 +82,10 @@ impl Case {
         Case::FanInQos1FixedRate,
         Case::PersistQos1Offline,
         Case::PersistQos1OfflineAlways,
-        Case::PersistQos1OfflineWal,
+        Case::PersistQos1OfflineNoWal,
+        Case::PersistQos1Fleet,
+        Case::PersistQos1FleetNoWal,
+        Case::PersistQos2Fleet,
         Case::BridgeQos1Max,
         Case::BridgeQos1FixedRate,
     ];
@@ -102,7 +111,10 @@ impl Case {
             Case::FanInQos1FixedRate => "fan-in/qos1/fixed-rate",
             Case::PersistQos1Offline => "persist/qos1-offline",
             Case::PersistQos1OfflineAlways => "persist/qos1-offline/always",
-            Case::PersistQos1OfflineWal => "persist/qos1-offline/wal",
+            Case::PersistQos1OfflineNoWal => "persist/qos1-offline/no-wal",
+            Case::PersistQos1Fleet => "persist/qos1-offline/fleet",
+            Case::PersistQos1FleetNoWal => "persist/qos1-offline/fleet/no-wal",
+            Case::PersistQos2Fleet => "persist/qos2-offline/fleet",
             Case::BridgeQos1Max => "bridge/qos1/max",
             Case::BridgeQos1FixedRate => "bridge/qos1/fixed-rate",
         }

@@ -135,8 +135,9 @@ struct RunArgs {
     /// Working folder: PKI, configurations, broker logs and data.
     #[arg(long, default_value = "target/bench")]
     work: PathBuf,
-    /// How the load generator checks the broker's certificate chain.
-    #[arg(long, value_enum, default_value = "cached")]
+    /// How the load generator checks the broker's certificate chain and
+    /// handshake signatures.
+    #[arg(long, value_enum, default_value = "sampled")]
     verify: Verify,
     /// Use the smoke plan (tiny sizes) instead of the full one.
     #[arg(long)]
@@ -145,8 +146,9 @@ struct RunArgs {
     #[arg(long)]
     no_crypto: bool,
     /// fleetmq's `[store] fsync` (`always`, `batch`, `periodic`); its
-    /// default when left out. A `,wal` suffix (`batch,wal`) also turns on
-    /// the store's write-ahead log (decision 0178).
+    /// default when left out. A `,wal` suffix (`batch,wal`) sets the
+    /// store's write-ahead log on (its default, decision 0178), `,nowal`
+    /// off.
     #[arg(long)]
     store_fsync: Option<String>,
 }

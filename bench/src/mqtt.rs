@@ -30,6 +30,18 @@ pub enum Packet {
     PubAck {
         packet_id: u16,
     },
+    /// QoS 2, step 1 answered: the receiver has the message.
+    PubRec {
+        packet_id: u16,
+    },
+    /// QoS 2, step 2: the sender may forget the packet id's message.
+    PubRel {
+        packet_id: u16,
+    },
+    /// QoS 2, the end of the exchange.
+    PubComp {
+        packet_id: u16,
+    },
     SubAck {
         packet_id: u16,
         granted: u8,
@@ -110,6 +122,27 @@ pub fn puback(out: &mut Vec<u8>, packet_id: u16) {
     out.extend_from_slice(&packet_id.to_be_bytes());
 }
 
+/// Appends a PUBREC (QoS 2 receiver, step 1).
+pub fn pubrec(out: &mut Vec<u8>, packet_id: u16) {
+    out.push(0x50);
+    out.push(2);
+    out.extend_from_slice(&packet_id.to_be_bytes());
+}
+
+/// Appends a PUBREL (QoS 2 sender, step 2; flags 0b0010 as 3.1.1 requires).
+pub fn pubrel(out: &mut Vec<u8>, packet_id: u16) {
+    out.push(0x62);
+    out.push(2);
+    out.extend_from_slice(&packet_id.to_be_bytes());
+}
+
+/// Appends a PUBCOMP (QoS 2 receiver, the end).
+pub fn pubcomp(out: &mut Vec<u8>, packet_id: u16) {
+    out.push(0x70);
+    out.push(2);
+    out.extend_from_slice(&packet_id.to_be_bytes());
+}
+
 /// Appends a DISCONNECT.
 pub fn disconnect(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0xE0, 0]);
@@ -181,6 +214,15 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>> {
         4 => Packet::PubAck {
             packet_id: u16_at(0)?,
         },
+        5 => Packet::PubRec {
+            packet_id: u16_at(0)?,
+        },
+        6 => Packet::PubRel {
+            packet_id: u16_at(0)?,
+        },
+        7 => Packet::PubComp {
+            packet_id: u16_at(0)?,
+        },
         9 => Packet::SubAck {
             packet_id: u16_at(0)?,
             granted: body.get(2).copied().unwrap_or(0x80),
@@ -222,6 +264,29 @@ mod tests {
             decode(&buf),
             Ok(Some((Packet::Publish { .. }, _)))
         ));
+    }
+
+    #[test]
+    fn qos2_acknowledgements_round_trip() {
+        let mut buf = Vec::new();
+        pubrec(&mut buf, 1);
+        pubrel(&mut buf, 2);
+        pubcomp(&mut buf, 3);
+        assert_eq!(&buf[..5], &[0x50, 2, 0, 1, 0x62], "PUBREL has flags 0b0010");
+        let mut packets = Vec::new();
+        let mut at = 0;
+        while let Ok(Some((packet, used))) = decode(&buf[at..]) {
+            packets.push(packet);
+            at += used;
+        }
+        assert_eq!(
+            packets,
+            vec![
+                Packet::PubRec { packet_id: 1 },
+                Packet::PubRel { packet_id: 2 },
+                Packet::PubComp { packet_id: 3 },
+            ]
+        );
     }
 
     #[test]

@@ -124,7 +124,8 @@ pub struct BrokerSetup {
     pub pki: Pki,
     pub ports: Ports,
     /// fleetmq's `[store] fsync`; its default when `None`. A `,wal`
-    /// suffix also turns on its write-ahead log (`wal = true`).
+    /// suffix also sets its write-ahead log on (`wal = true`, the default),
+    /// `,nowal` off (`wal = false`).
     pub store_fsync: Option<String>,
     /// Appended to fleetmq's configuration (the cluster scenario's
     /// `[cluster]` table); empty otherwise.
@@ -277,10 +278,7 @@ impl BrokerSetup {
                     ports.http,
                     self.store_fsync
                         .as_ref()
-                        .map(|fsync| match fsync.strip_suffix(",wal") {
-                            Some(fsync) => format!("fsync = \"{fsync}\"\nwal = true\n"),
-                            None => format!("fsync = \"{fsync}\"\n"),
-                        })
+                        .map(|fsync| store_options(fsync))
                         .unwrap_or_default(),
                 ) + &bridge.map(|remote| bridge_config(Kind::Fleetmq, remote)).unwrap_or_default()
                     + "\n"
@@ -529,5 +527,18 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
         register(self.pid, false);
+    }
+}
+
+/// fleetmq's `[store]` lines for a `--store-fsync` value: the policy, and
+/// `wal = true` / `wal = false` for a `,wal` / `,nowal` suffix (the broker's
+/// default, on, when neither is given).
+fn store_options(fsync: &str) -> String {
+    if let Some(fsync) = fsync.strip_suffix(",nowal") {
+        format!("fsync = \"{fsync}\"\nwal = false\n")
+    } else if let Some(fsync) = fsync.strip_suffix(",wal") {
+        format!("fsync = \"{fsync}\"\nwal = true\n")
+    } else {
+        format!("fsync = \"{fsync}\"\n")
     }
 }

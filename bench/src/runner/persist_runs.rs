@@ -1,6 +1,7 @@
 //! Scenario 6 in the runner: QoS 1 into offline durable sessions, a
 //! restart, and the drain; for fleetmq also at `fsync = "always"` and
-//! with its write-ahead log. It owns how the scenario is run and which
+//! without its write-ahead log; the same from a fleet of publishers, also
+//! at QoS 2. It owns how the scenario is run and which
 //! figures it records; the load itself is `scenario::persist`.
 
 use std::collections::BTreeMap;
@@ -14,36 +15,76 @@ use crate::case::Case;
 use crate::conn::Endpoint;
 use crate::scenario::persist::{self, PersistConfig, PersistResult};
 
+/// The load of one persist run: who publishes, how much, at which QoS.
+#[derive(Clone, Copy)]
+struct Load {
+    publishers: usize,
+    per_session: usize,
+    qos: u8,
+}
+
 impl Runner {
     /// Scenario 6: QoS 1 into offline sessions, durable store, restart.
-    /// fleetmq also with `fsync = "always"` and with its write-ahead log,
-    /// the figures issue 22 asks for beside the default (`batch`).
+    /// One publisher (the issue's row); fleetmq also with `fsync =
+    /// "always"` and without its write-ahead log. Then the same from a
+    /// fleet of publishers, at QoS 1 and at QoS 2 (every broker), and
+    /// fleetmq's QoS 1 without the log.
     pub(super) fn persist(&mut self, setup: &BrokerSetup, rep: usize) {
-        let outcome = self.persist_run(setup);
-        self.record(setup, rep, Case::PersistQos1Offline, outcome);
-        if setup.kind == Kind::Fleetmq {
-            for (case, fsync) in [
-                (Case::PersistQos1OfflineAlways, "always"),
-                (Case::PersistQos1OfflineWal, "batch,wal"),
-            ] {
-                let mut variant = setup.clone();
-                variant.store_fsync = Some(fsync.into());
-                let outcome = self.persist_run(&variant);
-                self.record(setup, rep, case, outcome);
+        let one = Load {
+            publishers: 1,
+            per_session: self.plan.persist_per_session,
+            qos: 1,
+        };
+        let fleet = Load {
+            publishers: self.plan.persist_fleet_publishers,
+            per_session: self.plan.persist_fleet_per_session,
+            qos: 1,
+        };
+        let fleet_qos2 = Load { qos: 2, ..fleet };
+        let fleetmq = setup.kind == Kind::Fleetmq;
+        let runs = [
+            (Case::PersistQos1Offline, None, one, true),
+            (Case::PersistQos1OfflineAlways, Some("always"), one, fleetmq),
+            (
+                Case::PersistQos1OfflineNoWal,
+                Some("batch,nowal"),
+                one,
+                fleetmq,
+            ),
+            (Case::PersistQos1Fleet, None, fleet, true),
+            (
+                Case::PersistQos1FleetNoWal,
+                Some("batch,nowal"),
+                fleet,
+                fleetmq,
+            ),
+            (Case::PersistQos2Fleet, None, fleet_qos2, true),
+        ];
+        for (case, fsync, load, run) in runs {
+            if !run || load.publishers == 0 {
+                continue;
             }
+            let mut variant = setup.clone();
+            if let Some(fsync) = fsync {
+                variant.store_fsync = Some(fsync.into());
+            }
+            let outcome = self.persist_run(&variant, load);
+            self.record(setup, rep, case, outcome);
         }
     }
 
-    fn persist_run(&self, setup: &BrokerSetup) -> Result<Outcome> {
+    fn persist_run(&self, setup: &BrokerSetup, load: Load) -> Result<Outcome> {
         let endpoint = Endpoint {
             addr: Ports::addr(setup.ports.plain),
             tls: None,
         };
         let config = PersistConfig {
             sessions: self.plan.persist_sessions,
-            per_session: self.plan.persist_per_session,
+            per_session: load.per_session,
             payload: self.plan.payload,
             window: self.plan.qos1_window,
+            publishers: load.publishers,
+            qos: load.qos,
             phase_limit: Duration::from_secs(60),
         };
         let setup = setup.clone();

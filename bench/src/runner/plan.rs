@@ -41,6 +41,12 @@ pub struct Plan {
     pub qos1_fixed_rate: f64,
     pub persist_sessions: usize,
     pub persist_per_session: usize,
+    /// Scenario 6 from a fleet: publishers (each with `qos1_window` in
+    /// flight) and messages per session.
+    #[serde(default = "default_persist_fleet_publishers")]
+    pub persist_fleet_publishers: usize,
+    #[serde(default = "default_persist_fleet_per_session")]
+    pub persist_fleet_per_session: usize,
     /// Scenario 7: QoS 1 publishers on the bridging broker.
     #[serde(default = "default_bridge_publishers")]
     pub bridge_publishers: usize,
@@ -84,6 +90,10 @@ impl Plan {
             qos1_fixed_rate: 20_000.0,
             persist_sessions: 100,
             persist_per_session: 100,
+            // 320 messages in flight, 100,000 in all: about a second of
+            // publishing at the target rate.
+            persist_fleet_publishers: 10,
+            persist_fleet_per_session: 1_000,
             bridge_publishers: 10,
             fallback_bridge_rate: 2_000.0,
             quiet_wait_secs: 5.0,
@@ -118,6 +128,8 @@ impl Plan {
             qos1_fixed_rate: 500.0,
             persist_sessions: 5,
             persist_per_session: 10,
+            persist_fleet_publishers: 2,
+            persist_fleet_per_session: 10,
             bridge_publishers: 2,
             fallback_bridge_rate: 200.0,
             quiet_wait_secs: 0.0,
@@ -141,4 +153,12 @@ fn default_qos1_fixed_rate() -> f64 {
 
 fn default_fallback_bridge_rate() -> f64 {
     Plan::full().fallback_bridge_rate
+}
+
+fn default_persist_fleet_publishers() -> usize {
+    Plan::full().persist_fleet_publishers
+}
+
+fn default_persist_fleet_per_session() -> usize {
+    Plan::full().persist_fleet_per_session
 }

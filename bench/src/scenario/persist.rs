@@ -2,8 +2,8 @@
 //!
 //! 1. [`prepare`]: `sessions` clients connect with clean session 0,
 //!    subscribe at QoS 1 to `bench/persist/<n>` and go away.
-//! 2. [`publish`]: one publisher sends `per_session` QoS 1 messages to each
-//!    topic with a window; each PUBACK is the broker's promise to deliver.
+//! 2. [`publish`]: `publishers` connections send `per_session` QoS 1
+//!    messages to each topic, each with a window; each PUBACK is the broker's promise to deliver.
 //! 3. The runner restarts the broker (SIGTERM, start again).
 //! 4. [`drain`]: every session comes back (clean session 0) and receives
 //!    what was queued for it; anything missing was lost.
@@ -24,8 +24,14 @@ pub struct PersistConfig {
     pub sessions: usize,
     pub per_session: usize,
     pub payload: usize,
-    /// Unacknowledged QoS 1 messages the publisher keeps.
+    /// Unacknowledged QoS 1 messages each publisher keeps.
     pub window: usize,
+    /// Publishing connections sharing the messages.
+    pub publishers: usize,
+    /// 1 or 2: the publishes' QoS and the subscriptions'. At QoS 2 the
+    /// promise is the PUBREC (the latency measured) and a message counts
+    /// once its PUBCOMP came back.
+    pub qos: u8,
     /// Bound on each phase.
     pub phase_limit: Duration,
 }
@@ -100,11 +106,14 @@ pub async fn prepare(endpoint: &Endpoint, config: &PersistConfig) -> Result<()> 
             keep_alive_secs: 600,
         };
         let (mut conn, _) = Conn::open(endpoint, n, None, &hello, config.phase_limit).await?;
-        mqtt::subscribe(&mut conn.out, 1, &topic(n), 1);
+        mqtt::subscribe(&mut conn.out, 1, &topic(n), config.qos);
         conn.flush().await?;
         match conn.recv().await? {
-            Packet::SubAck { granted: 1, .. } => {}
-            other => bail!("session {id}: subscribe at QoS 1 answered {other:?}"),
+            Packet::SubAck { granted, .. } if granted == config.qos => {}
+            other => bail!(
+                "session {id}: subscribe at QoS {} answered {other:?}",
+                config.qos
+            ),
         }
         conn.close().await;
     }
@@ -112,37 +121,78 @@ pub async fn prepare(endpoint: &Endpoint, config: &PersistConfig) -> Result<()> 
 }
 
 /// Phase 2: fills the offline sessions; fills in the publishing figures.
+/// `publishers` connections share the messages (message k goes from
+/// publisher k % publishers to session k % sessions), each with its own
+/// window, all started together; the rate is all messages over the time
+/// until the last PUBACK.
 pub async fn publish(
     endpoint: &Endpoint,
     config: &PersistConfig,
     result: &mut PersistResult,
 ) -> Result<()> {
-    let hello = Hello {
-        client_id: "persist-publisher",
-        clean_session: true,
-        keep_alive_secs: 600,
-    };
-    let (mut conn, _) = Conn::open(endpoint, 0, None, &hello, config.phase_limit).await?;
     let total = config.sessions * config.per_session;
+    let publishers = config.publishers.clamp(1, total.max(1));
+    let mut conns = Vec::with_capacity(publishers);
+    for p in 0..publishers {
+        let id = format!("persist-publisher-{p}");
+        let hello = Hello {
+            client_id: &id,
+            clean_session: true,
+            keep_alive_secs: 600,
+        };
+        conns.push(
+            Conn::open(endpoint, p, None, &hello, config.phase_limit)
+                .await?
+                .0,
+        );
+    }
+    let started = Instant::now();
+    let deadline = started + config.phase_limit;
+    let mut tasks = JoinSet::new();
+    for (p, conn) in conns.into_iter().enumerate() {
+        let config = config.clone();
+        let share: Vec<usize> = (p..total).step_by(publishers).collect();
+        tasks.spawn(async move { publish_share(conn, &config, share, deadline).await });
+    }
+    let mut acks = Samples::with_capacity(total);
+    while let Some(joined) = tasks.join_next().await {
+        acks.merge(joined??);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    result.sessions = config.sessions;
+    result.published = total as u64;
+    result.accepted_per_sec = total as f64 / seconds;
+    result.ack_latency = acks.percentiles();
+    Ok(())
+}
+
+/// One publisher's messages (`share`: their numbers k), `window` at a
+/// time; PUBLISH-to-PUBACK (QoS 2: PUBLISH-to-PUBREC) times.
+async fn publish_share(
+    mut conn: Conn,
+    config: &PersistConfig,
+    share: Vec<usize>,
+    deadline: Instant,
+) -> Result<Samples> {
+    let total = share.len();
     let topics: Vec<String> = (0..config.sessions).map(topic).collect();
     let mut sent_at = vec![0u64; 65536];
     let mut acks = Samples::with_capacity(total);
-    let started = Instant::now();
-    let deadline = started + config.phase_limit;
     let (mut sent, mut acked, mut inflight) = (0usize, 0usize, 0usize);
     let mut next_id: u16 = 1;
     while acked < total {
         while inflight < config.window && sent < total {
             let now = now_nanos();
             sent_at[next_id as usize] = now;
+            let k = share[sent];
             // Message k goes to session k % sessions; its tag is k.
             mqtt::publish(
                 &mut conn.out,
-                &topics[sent % config.sessions],
-                1,
+                &topics[k % config.sessions],
+                config.qos,
                 next_id,
                 now,
-                sent as u64,
+                k as u64,
                 config.payload,
             );
             next_id = next_id.checked_add(1).unwrap_or(1);
@@ -153,27 +203,34 @@ pub async fn publish(
         let remaining = deadline.saturating_duration_since(Instant::now());
         let packet = match tokio::time::timeout(remaining, conn.recv()).await {
             Ok(packet) => packet?,
-            Err(_) => bail!("{acked} of {total} QoS 1 publishes acknowledged in time"),
+            Err(_) => bail!(
+                "{acked} of {total} QoS {} publishes acknowledged in time",
+                config.qos
+            ),
         };
-        let mut handle = |packet: Packet| {
-            if let Packet::PubAck { packet_id } = packet {
+        let mut handle = |out: &mut Vec<u8>, packet: Packet| match packet {
+            Packet::PubAck { packet_id } => {
                 acks.push_nanos(now_nanos().saturating_sub(sent_at[packet_id as usize]));
                 acked += 1;
                 inflight = inflight.saturating_sub(1);
             }
+            Packet::PubRec { packet_id } => {
+                acks.push_nanos(now_nanos().saturating_sub(sent_at[packet_id as usize]));
+                mqtt::pubrel(out, packet_id);
+            }
+            Packet::PubComp { .. } => {
+                acked += 1;
+                inflight = inflight.saturating_sub(1);
+            }
+            _ => {}
         };
-        handle(packet);
+        handle(&mut conn.out, packet);
         while let Some(packet) = conn.try_recv()? {
-            handle(packet);
+            handle(&mut conn.out, packet);
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
     conn.close().await;
-    result.sessions = config.sessions;
-    result.published = total as u64;
-    result.accepted_per_sec = total as f64 / seconds;
-    result.ack_latency = acks.percentiles();
-    Ok(())
+    Ok(acks)
 }
 
 /// Phase 4: every session comes back and takes what was queued.
@@ -230,17 +287,22 @@ async fn drain_one(endpoint: &Endpoint, config: &PersistConfig, n: usize) -> Res
                 }
             }
         };
-        if let Packet::Publish {
-            qos,
-            packet_id,
-            tag,
-            ..
-        } = packet
-        {
-            seen.insert(tag);
-            if qos > 0 {
-                mqtt::puback(&mut conn.out, packet_id);
+        match packet {
+            Packet::Publish {
+                qos,
+                packet_id,
+                tag,
+                ..
+            } => {
+                seen.insert(tag);
+                match qos {
+                    1 => mqtt::puback(&mut conn.out, packet_id),
+                    2 => mqtt::pubrec(&mut conn.out, packet_id),
+                    _ => {}
+                }
             }
+            Packet::PubRel { packet_id } => mqtt::pubcomp(&mut conn.out, packet_id),
+            _ => {}
         }
     }
     conn.flush().await?;
