@@ -8,8 +8,9 @@
 //! - `apply` applies ops to the tables in one transaction.
 //! - `writer` is the writer thread: grouping per fsync policy, commits,
 //!   retries, the progress of tickets.
-//! - `wal` is the write-ahead log in front of redb (`store.wal = true`,
-//!   decision 0178); its recovery runs at every open.
+//! - `wal` is the write-ahead log in front of redb (`store.wal`, on by
+//!   default, decision 0178); its recovery runs at every open, with the
+//!   log on or off.
 //!
 //! The vocabulary (ops, records, tickets, health) and the handle the
 //! engine uses are `fleetmq_core::store`; this module must not be reached

@@ -328,6 +328,22 @@ fn run_on_conf(dir: &Path) -> crate::harness::service::Process {
     crate::harness::service::Process::spawn(command)
 }
 
+/// Every file and directory under `dir`, at any depth.
+fn paths_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
+}
+
 /// The conf's listener address (written by [`mosquitto_db`]).
 fn conf_addr(dir: &Path) -> SocketAddr {
     let conf = std::fs::read_to_string(dir.join("mosquitto.conf")).unwrap();
@@ -378,6 +394,13 @@ fn the_persistence_file_is_imported_at_the_first_start_from_mosquitto_conf() {
         db_bytes,
         "mosquitto.db changed"
     );
+    // The import's temporary store was renamed into place, and nothing of
+    // it (no file, no write-ahead log directory) is left beside the store.
+    let leftovers: Vec<PathBuf> = paths_under(lab.path())
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains(".importing"))
+        .collect();
+    assert!(leftovers.is_empty(), "left by the import: {leftovers:?}");
 
     // The store exists now: no second import (the delivered commands
     // would come back), and what the store holds is served.

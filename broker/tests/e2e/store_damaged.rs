@@ -4,6 +4,10 @@
 //!
 //! A store that cannot write (a full filesystem, [`full_disk`]) refuses
 //! what it cannot keep and recovers by itself once space returns.
+//!
+//! Each test names its store: `store.wal = false` (the redb file alone)
+//! in the plain tests, `store.wal = true` (the write-ahead log of decision
+//! 0178, the default) in the `_wal` one, so both paths stay tested.
 
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ use crate::harness::*;
 /// A broker whose store holds retained messages and a persistent session
 /// with queued messages, stopped cleanly; returns it (stopped).
 fn broker_with_state(test: &str) -> Broker {
-    let mut broker = Broker::start_with(&store_toml("batch", ""));
+    let mut broker = Broker::start_with(&store_toml("batch", "wal = false"));
     let (mut sub, _) = RawClient::connect_v311(broker.addr(), &format!("{test}-sub"), false);
     sub.subscribe(1, &format!("{test}/q/#"), 1);
     sub.send(&disconnect(None));
@@ -192,7 +196,7 @@ mod full_disk {
         if skip_on_mosquitto("fleetmq's store on a filesystem of the test's making") {
             return;
         }
-        full_disk("");
+        full_disk("wal = false");
     }
 
     /// The same with the write-ahead log (decision 0178) on the full

@@ -2,6 +2,10 @@
 //! subscriptions and queued messages survive; 5.0 clients are told the
 //! server is shutting down (DISCONNECT 0x8B) before the broker exits 0;
 //! session and message expiry count the time the broker was down.
+//!
+//! Each test names its store: `store.wal = false` (the redb file alone)
+//! in the plain tests, `store.wal = true` (the write-ahead log of decision
+//! 0178, the default) in the `_wal` one, so both paths stay tested.
 
 use std::time::{Duration, Instant};
 
@@ -161,7 +165,7 @@ fn sigterm_restart_keeps_sessions_subscriptions_and_queues_batch() {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    sigterm_restart_keeps_sessions("batch", "");
+    sigterm_restart_keeps_sessions("batch", "wal = false");
 }
 
 #[test]
@@ -169,7 +173,7 @@ fn sigterm_restart_keeps_sessions_subscriptions_and_queues_always() {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    sigterm_restart_keeps_sessions("always", "");
+    sigterm_restart_keeps_sessions("always", "wal = false");
 }
 
 #[test]
@@ -187,7 +191,10 @@ fn sigterm_restart_keeps_acknowledged_messages_with_periodic_fsync() {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    let mut broker = Broker::start_with(&store_toml("periodic", "periodic_interval_secs = 60"));
+    let mut broker = Broker::start_with(&store_toml(
+        "periodic",
+        "periodic_interval_secs = 60\nwal = false",
+    ));
     let addr = broker.addr();
     subscribe_and_leave(addr, ConnectBuilder::v311("rp-sub").clean(false), "rp/#");
     let (mut publisher, _) = RawClient::connect_v311(addr, "rp-pub", true);
@@ -237,7 +244,7 @@ fn sigkill_keeps_subscriptions_of_a_connected_session() {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    let mut broker = Broker::start_with(&store_toml("always", ""));
+    let mut broker = Broker::start_with(&store_toml("always", "wal = false"));
     let (mut sub, _) = RawClient::connect_v311(broker.addr(), "rk-sub", false);
     assert_eq!(sub.subscribe(1, "rk/#", 1), vec![ReasonCode(1)]);
     // Something later in the store's order is committed: a QoS 1 message

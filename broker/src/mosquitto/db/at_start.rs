@@ -7,7 +7,9 @@
 //! into a temporary store file beside it, which is renamed into place
 //! only once the import has committed: a crash half-way leaves no store,
 //! so the next start imports again, never a store that silently lacks the
-//! file's messages. Mosquitto's file is only read, never changed.
+//! file's messages. The import bypasses the write-ahead log (it is one
+//! redb transaction into that file, nothing beside it). Mosquitto's file
+//! is only read, never changed.
 //!
 //! Owns: the first-start decision and the rename. Must not: run once the
 //! broker holds its store, or import into an existing store.
@@ -52,6 +54,11 @@ pub fn import_on_first_start(config: &Config) -> Result<(), String> {
     }
     let mut staged = config.clone();
     staged.store.path = temporary.clone();
+    // One batch straight into the temporary file: only that file is
+    // renamed into place, so a write-ahead log (the default, decision
+    // 0178) would leave `<temporary>.wal/` behind, and after a crash its
+    // group would be replayed into the next attempt's file.
+    staged.store.wal = false;
     let report = super::import(&db, &staged, false).map_err(|error| {
         let _ = std::fs::remove_file(&temporary);
         format!(

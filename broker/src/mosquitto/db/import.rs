@@ -4,10 +4,11 @@
 //! The file is read and planned whole first (`reader`, `plan`); only then
 //! is the store opened, through the same [`crate::store::open`] and
 //! [`Store`] handle the broker uses, and every record handed to the writer
-//! as one [`Op::Batch`]: one redb write transaction, so the store ends
-//! with all of it or none of it. A store that a running broker holds is
-//! refused by redb's file lock. A session the store already has is a
-//! conflict that stops the import before anything is written.
+//! as one [`Op::Batch`]: one redb write transaction (with the write-ahead
+//! log, one group of the log, applied to redb in one transaction), so the
+//! store ends with all of it or none of it. A store that a running broker
+//! holds is refused by redb's file lock. A session the store already has
+//! is a conflict that stops the import before anything is written.
 //!
 //! It must not run beside a broker on the same store, and must not write
 //! anything when the file, the plan or the store refuses.

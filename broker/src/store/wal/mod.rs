@@ -1,5 +1,6 @@
-//! The write-ahead log in front of redb (decision 0178), on when
-//! `store.wal = true`.
+//! The write-ahead log in front of redb (decision 0178), on unless
+//! `store.wal = false` (on by default since decision 0178's session-13
+//! update).
 //!
 //! A group of ops becomes one frame appended to the current segment and
 //! one fdatasync; that is the commit acknowledgements wait for. Two

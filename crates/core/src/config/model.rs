@@ -708,10 +708,13 @@ pub struct StoreConfig {
     pub batch_interval_ms: u64,
     /// Commit period for `periodic`, in seconds.
     pub periodic_interval_secs: u64,
-    /// Commit through a write-ahead log in front of the store file: one
-    /// append and one fdatasync per group, two groups in flight, the file
-    /// updated from the log off the acknowledgement path (decision 0178).
-    /// The fsync policies keep their meaning. Off by default for now.
+    /// Commit through a write-ahead log in front of the store file
+    /// (`<path>.wal/` beside it): one append and one fdatasync per group,
+    /// two groups in flight, the file updated from the log off the
+    /// acknowledgement path (decision 0178). The fsync policies keep their
+    /// meaning. On by default since decision 0178's session-13 update;
+    /// `wal = false` writes each group straight into the redb file (one
+    /// transaction and fsync per group), with no directory beside it.
     pub wal: bool,
     /// A Mosquitto persistence file (`mosquitto.db`; relative to
     /// `data_dir` when relative) imported at the first start, when the
@@ -730,7 +733,7 @@ impl Default for StoreConfig {
             fsync: FsyncPolicy::Batch,
             batch_interval_ms: 0,
             periodic_interval_secs: 30,
-            wal: false,
+            wal: true,
             import_mosquitto_db: None,
         }
     }
