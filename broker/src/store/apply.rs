@@ -144,6 +144,7 @@ impl Applier {
 /// the failure left it marked dirty; that needs free space too).
 fn reopen(path: &std::path::Path) -> Result<Database, String> {
     Database::builder()
+        .set_cache_size(super::CACHE_BYTES)
         .create(path)
         .map_err(|e| format!("reopening it failed: {e}"))
 }

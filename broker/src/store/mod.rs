@@ -96,6 +96,17 @@ impl StoreBackend for RedbBackend {
     }
 }
 
+/// The memory redb may keep for its pages (its default is 1 GiB). The
+/// store is read whole once, at open, and the broker then holds every
+/// record itself; afterwards redb reads only the B-tree pages a write
+/// transaction walks. A large cache would hold a second copy of every
+/// durable message on the heap, counted against `limits.memory_limit`
+/// and never given back (decision 0192). Half of it at most is the write
+/// buffer: a larger transaction (a checkpoint of the log) writes its
+/// excess pages to the file before its commit, which changes nothing of
+/// what is durable.
+pub const CACHE_BYTES: usize = 4 << 20;
+
 /// How much of the file's start redb rewrites when it merely opens a file:
 /// its header, whose "recovery required" flag is set on every open.
 const HEADER_BYTES: u64 = 4096;
@@ -112,6 +123,7 @@ fn open_untouched_on_failure<T>(
 ) -> Result<T, StoreError> {
     let before = FileStart::read(path);
     let opened = redb::Database::builder()
+        .set_cache_size(CACHE_BYTES)
         .set_check_integrity_on_open(true)
         .create(path)
         .map_err(|e| StoreError::Open {

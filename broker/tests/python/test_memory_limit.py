@@ -14,6 +14,8 @@ from mqttclient import V311, V5
 MIB = 1024 * 1024
 LIMIT = 40 * MIB
 QUOTA_EXCEEDED = 0x97
+# broker/src/store/mod.rs CACHE_BYTES: the memory redb keeps for pages.
+STORE_CACHE = 4 * MIB
 FILL_CONFIG = pytest.mark.broker_config(fleetmq={"limits": {
     "memory_limit": LIMIT, "max_packet_size": 2 * MIB,
     "max_retained_messages": 0, "max_retained_bytes": 0}})
@@ -38,7 +40,11 @@ def test_publish_refused_at_the_limit_then_accepted_again(connect):
     assert codes[-1] == QUOTA_EXCEEDED, codes
     assert codes.count(QUOTA_EXCEEDED) == 1 and len(codes) > 3, codes
     heap = [int(m.payload) for m in watcher.drain(1.5) if m.topic == "$SYS/broker/heap/current"]
-    assert heap and LIMIT - 4 * MIB < max(heap) <= LIMIT + 2 * MIB, heap
+    # The durable store (on by default) counts too: up to STORE_CACHE of
+    # redb pages and the write-ahead log's frame, part of it freed after
+    # a checkpoint. Its cache is bounded: with redb's default (1 GiB) the
+    # checkpoints after the refusal took the heap 27 MiB over the limit.
+    assert heap and LIMIT - 4 * MIB - STORE_CACHE < max(heap) <= LIMIT + 2 * MIB, heap
 
     # Deleting retained messages frees memory, so it is never refused;
     # deleting them brings the heap well under the limit.
