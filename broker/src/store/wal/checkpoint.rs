@@ -10,10 +10,12 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleetmq_core::store::Op;
 
+use super::behind::{self, Behind};
 use super::segment;
 use crate::store::apply::{Applier, Checkpoint};
 
@@ -29,16 +31,24 @@ pub enum ToCheckpoint {
 /// How long a failed checkpoint waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// The checkpoint thread's nice value: a checkpoint applies a whole
+/// segment (up to 8 MiB) in one burst, which on a broker given one core
+/// delayed the acknowledgements behind it (decision 0193).
+pub const NICE: i32 = 10;
+
 pub struct Checkpointer {
     pub applier: Applier,
     pub dir: PathBuf,
     /// The last group whose ops are in the applier's backlog or in redb.
     pub last_lsn: u64,
+    /// Shared with the appender: sealed segments not checkpointed yet.
+    pub behind: Arc<Behind>,
 }
 
 impl Checkpointer {
     /// Runs until the WAL threads are gone, then checkpoints what is left.
     pub fn run(mut self, receiver: Receiver<ToCheckpoint>) {
+        behind::lower_this_thread(NICE);
         // Sealed segments not deleted yet (their checkpoint failed).
         let mut sealed: Vec<(u64, PathBuf)> = Vec::new();
         let mut failing = false;
@@ -92,6 +102,7 @@ impl Checkpointer {
                 // gap between segments would read as damage at the next
                 // start, an old segment left behind is merely skipped.
                 let mut deleted = false;
+                let before = sealed.len();
                 while let Some((up_to, path)) = sealed.first() {
                     if *up_to > self.last_lsn {
                         break;
@@ -114,6 +125,7 @@ impl Checkpointer {
                         tracing::debug!("Syncing {} failed: {error}.", self.dir.display());
                     }
                 }
+                self.behind.checkpointed(before - sealed.len(), false);
             }
             Err(error) => {
                 if !*failing {
@@ -124,6 +136,7 @@ impl Checkpointer {
                     );
                 }
                 *failing = true;
+                self.behind.checkpointed(0, true);
             }
         }
     }

@@ -14,13 +14,15 @@
 //! - `frame`: the bytes (length, LSN, CRC-32, ops);
 //! - `segment`: the files;
 //! - `pipeline`: the appender and syncer threads;
-//! - `checkpoint`: the checkpointer thread;
+//! - `checkpoint`: the checkpointer thread, at a lower priority;
+//! - `behind`: how many sealed segments wait for it, and the bound;
 //! - `recover`: reading the log and replaying it at open.
 //!
 //! Fsync policies keep their meaning: `always` and `batch` acknowledge
 //! after the fdatasync of the frame holding the change; `periodic` writes
 //! and syncs a frame every `periodic_interval_secs` and does not gate.
 
+mod behind;
 mod checkpoint;
 pub mod frame;
 mod pipeline;
@@ -73,7 +75,9 @@ impl StoreBackend for WalBackend {
             FsyncPolicy::Periodic => Duration::from_secs(self.config.periodic_interval_secs.max(1)),
         };
         let (to_checkpoint, checkpoints) = std::sync::mpsc::channel();
+        let behind = Arc::new(behind::Behind::default());
         let checkpointer = Checkpointer {
+            behind: Arc::clone(&behind),
             applier: Applier::new(self.database, self.path.clone()),
             dir: dir.clone(),
             last_lsn: self.next_lsn - 1,
@@ -91,6 +95,7 @@ impl StoreBackend for WalBackend {
             progress: Arc::new(progress),
             health,
             checkpoints: to_checkpoint,
+            behind,
             window,
         };
         std::thread::Builder::new()

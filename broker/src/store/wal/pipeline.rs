@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use fleetmq_core::store::{Op, Progress, StoreHealth};
 
+use super::behind::Behind;
 use super::checkpoint::ToCheckpoint;
 use super::frame;
 use super::segment::Segment;
@@ -93,6 +94,9 @@ pub struct Appender {
     pub progress: SharedProgress,
     pub health: Arc<StoreHealth>,
     pub checkpoints: Sender<ToCheckpoint>,
+    /// Sealed segments not checkpointed yet (the bound the appender
+    /// waits on).
+    pub behind: Arc<Behind>,
     /// How long a group waits for more (`batch_interval_ms`, periodic).
     pub window: Duration,
 }
@@ -294,10 +298,14 @@ impl Running {
             Ok(segment) => {
                 let old = std::mem::replace(&mut appender.segment, segment);
                 appender.segment_started = Instant::now();
+                appender.behind.sealed();
                 let _ = appender.checkpoints.send(ToCheckpoint::Sealed {
                     up_to: appender.next_lsn - 1,
                     path: old.path,
                 });
+                // Too far ahead of the checkpointer: wait for it here,
+                // with nothing in flight, before writing the next frame.
+                appender.behind.wait_for_room();
             }
             Err(error) => {
                 // Keep appending to the current one; tried again later.
@@ -348,6 +356,7 @@ impl Running {
             tracing::error!("The write-ahead log's fsync thread panicked.");
         }
         let appender = &self.appender;
+        appender.behind.sealed();
         let _ = appender.checkpoints.send(ToCheckpoint::Sealed {
             up_to: appender.next_lsn - 1,
             path: appender.segment.path.clone(),
