@@ -105,9 +105,9 @@ impl Progress {
 /// Why the store could not be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store {path}: {detail} (if it is damaged, move it aside to start with an empty store; nothing was deleted)")]
+    #[error("cannot open the store {path}: {detail} (if it is damaged, move it aside, with the `.wal` directory beside it if there is one, to start with an empty store; nothing was deleted)")]
     Open { path: PathBuf, detail: String },
-    #[error("the store {path} holds a damaged record in {table} (key {key}): {detail}; move the file aside to start empty, nothing was deleted")]
+    #[error("the store {path} holds a damaged record in {table} (key {key}): {detail}; move the file aside, with the `.wal` directory beside it if there is one, to start empty; nothing was deleted")]
     Damaged {
         path: PathBuf,
         table: &'static str,
