@@ -188,12 +188,21 @@ fn sigterm_restart_keeps_sessions_subscriptions_and_queues_wal() {
 /// commit everything: only a crash may lose the window.
 #[test]
 fn sigterm_restart_keeps_acknowledged_messages_with_periodic_fsync() {
+    sigterm_restart_keeps_acknowledged_messages_periodic("wal = false");
+}
+
+#[test]
+fn sigterm_restart_keeps_acknowledged_messages_with_periodic_fsync_wal() {
+    sigterm_restart_keeps_acknowledged_messages_periodic("wal = true");
+}
+
+fn sigterm_restart_keeps_acknowledged_messages_periodic(wal: &str) {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
     let mut broker = Broker::start_with(&store_toml(
         "periodic",
-        "periodic_interval_secs = 60\nwal = false",
+        &format!("periodic_interval_secs = 60\n{wal}"),
     ));
     let addr = broker.addr();
     subscribe_and_leave(addr, ConnectBuilder::v311("rp-sub").clean(false), "rp/#");
@@ -241,10 +250,19 @@ fn sigterm_restart_keeps_acknowledged_messages_with_periodic_fsync() {
 /// SIGKILL while the client is connected restores the session with it.
 #[test]
 fn sigkill_keeps_subscriptions_of_a_connected_session() {
+    sigkill_keeps_subscriptions("wal = false");
+}
+
+#[test]
+fn sigkill_keeps_subscriptions_of_a_connected_session_wal() {
+    sigkill_keeps_subscriptions("wal = true");
+}
+
+fn sigkill_keeps_subscriptions(wal: &str) {
     if skip_on_mosquitto("fleetmq restart") {
         return;
     }
-    let mut broker = Broker::start_with(&store_toml("always", "wal = false"));
+    let mut broker = Broker::start_with(&store_toml("always", wal));
     let (mut sub, _) = RawClient::connect_v311(broker.addr(), "rk-sub", false);
     assert_eq!(sub.subscribe(1, "rk/#", 1), vec![ReasonCode(1)]);
     // Something later in the store's order is committed: a QoS 1 message
