@@ -9,7 +9,8 @@
 //! the checkpointer gets the core. That bounds the log on disk and the
 //! checkpointer's backlog in memory.
 //!
-//! While checkpoints fail (a full disk) nothing waits: the log keeps
+//! While checkpoints fail (a full disk), or a checkpointed segment
+//! cannot be deleted, nothing waits: the log keeps
 //! every acknowledged group, as it did before this bound, and the
 //! appender meets the full disk itself.
 //!
@@ -72,12 +73,15 @@ impl Behind {
     }
 }
 
-/// Lowers the calling thread's scheduling priority to `nice` (Linux
-/// applies a nice value per thread). Failing is harmless: the thread
-/// keeps the broker's priority.
-pub fn lower_this_thread(nice: i32) {
+/// Lowers the calling thread's scheduling priority by `steps` nice
+/// values from where the broker runs (Linux applies a nice value per
+/// thread; 19 is the lowest). Failing is harmless: the thread keeps the
+/// broker's priority.
+pub fn lower_this_thread(steps: i32) {
     let tid = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(tid), nice) {
+    let lowered = rustix::process::getpriority_process(Some(tid))
+        .and_then(|now| rustix::process::setpriority_process(Some(tid), (now + steps).min(19)));
+    if let Err(error) = lowered {
         tracing::debug!("Cannot lower the checkpoint thread's priority: {error}.");
     }
 }

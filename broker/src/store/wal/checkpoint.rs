@@ -1,8 +1,9 @@
 //! The checkpointer thread: keeps the ops of synced WAL groups and, when
 //! the appender seals a segment, applies them to redb in one transaction
 //! (one fsync) that also records the last group's LSN; then deletes the
-//! sealed segments. It is off the acknowledgement path: nothing waits for
-//! it but the deletion of old segments.
+//! sealed segments. It is off the acknowledgement path and runs
+//! [`NICE`] nice values below the broker; the appender waits for it only
+//! when more than `behind::MAX_SEALED` segments wait for a checkpoint.
 //!
 //! A failed checkpoint (disk full) changes nothing that was acknowledged:
 //! the log still holds every group. It is retried, and logged once per
@@ -31,9 +32,10 @@ pub enum ToCheckpoint {
 /// How long a failed checkpoint waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The checkpoint thread's nice value: a checkpoint applies a whole
-/// segment (up to 8 MiB) in one burst, which on a broker given one core
-/// delayed the acknowledgements behind it (decision 0193).
+/// How many nice values the checkpoint thread runs below the broker: a
+/// checkpoint applies a whole segment (up to 8 MiB) in one burst, which
+/// on a broker given one core delayed the acknowledgements behind it
+/// (decision 0193).
 pub const NICE: i32 = 10;
 
 pub struct Checkpointer {
@@ -102,6 +104,10 @@ impl Checkpointer {
                 // gap between segments would read as damage at the next
                 // start, an old segment left behind is merely skipped.
                 let mut deleted = false;
+                // A segment that cannot be deleted counts as a failing
+                // checkpoint for the bound: the appender must not wait on
+                // what no retry may fix (a directory made read-only).
+                let mut stuck = false;
                 let before = sealed.len();
                 while let Some((up_to, path)) = sealed.first() {
                     if *up_to > self.last_lsn {
@@ -115,6 +121,7 @@ impl Checkpointer {
                                 "Cannot delete the checkpointed write-ahead log segment {}: {error}.",
                                 path.display()
                             );
+                            stuck = true;
                             break;
                         }
                     }
@@ -125,7 +132,7 @@ impl Checkpointer {
                         tracing::debug!("Syncing {} failed: {error}.", self.dir.display());
                     }
                 }
-                self.behind.checkpointed(before - sealed.len(), false);
+                self.behind.checkpointed(before - sealed.len(), stuck);
             }
             Err(error) => {
                 if !*failing {
