@@ -143,8 +143,7 @@ impl Applier {
 /// Opens the store file again after a failed commit (redb repairs it if
 /// the failure left it marked dirty; that needs free space too).
 fn reopen(path: &std::path::Path) -> Result<Database, String> {
-    Database::builder()
-        .set_cache_size(super::CACHE_BYTES)
+    super::database_builder()
         .create(path)
         .map_err(|e| format!("reopening it failed: {e}"))
 }

@@ -105,7 +105,15 @@ impl StoreBackend for RedbBackend {
 /// buffer: a larger transaction (a checkpoint of the log) writes its
 /// excess pages to the file before its commit, which changes nothing of
 /// what is durable.
-pub const CACHE_BYTES: usize = 4 << 20;
+const CACHE_BYTES: usize = 4 << 20;
+
+/// redb's builder with the store's settings: every place that opens the
+/// store file starts here, so none forgets the cache bound.
+fn database_builder() -> redb::Builder {
+    let mut builder = redb::Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
+}
 
 /// How much of the file's start redb rewrites when it merely opens a file:
 /// its header, whose "recovery required" flag is set on every open.
@@ -122,8 +130,7 @@ fn open_untouched_on_failure<T>(
     then: impl FnOnce(redb::Database) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let before = FileStart::read(path);
-    let opened = redb::Database::builder()
-        .set_cache_size(CACHE_BYTES)
+    let opened = database_builder()
         .set_check_integrity_on_open(true)
         .create(path)
         .map_err(|e| StoreError::Open {
