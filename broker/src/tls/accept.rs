@@ -8,13 +8,12 @@ use std::time::Instant;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::LazyConfigAcceptor;
 
 use super::refusal::{self, CertificateRefused};
 use super::seen;
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
+use super::stream::TlsStream;
 use fleetmq_core::peer::{AuthMode, ConnectClock, HandshakeSplit};
 use fleetmq_core::peer::{PeerCertificate, TlsInfo};
 
@@ -182,14 +181,14 @@ fn spread(timeout: Duration, clock: &ConnectClock) -> Duration {
 /// the time after its flight, which is the client's (with the network);
 /// the kernel gives the round trip for the socket.
 fn split(
-    tls: &TlsStream<SlotStream>,
+    tls: &TlsStream,
     polls: &super::poll_timer::PollLog,
     hello_at: Instant,
     queued_for_first_slot: Duration,
     answered_in: Duration,
 ) -> HandshakeSplit {
     let done = Instant::now();
-    let socket = tls.get_ref().0;
+    let socket = tls.socket();
     let marks = socket.marks();
     let (polled_before_reply, broker_verify) = polls.split(marks.reply_started);
     let broker_flight = answered_in + polled_before_reply;
@@ -245,17 +244,20 @@ pub async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     clock: &mut ConnectClock,
-) -> Result<(TlsStream<SlotStream>, TlsInfo), Refused> {
+) -> Result<(TlsStream, TlsInfo), Refused> {
     // A refusal left on this thread by another handshake is not ours.
     let _ = refusal::take_last();
     let _ = seen::take_refused_leaf();
     let deadline = tokio::time::Instant::from_std(clock.accepted + listener.handshake_timeout);
-    let acceptor =
-        LazyConfigAcceptor::new(rustls::server::Acceptor::default(), SlotStream::new(tcp));
-    let mut start = tokio::time::timeout_at(deadline, acceptor)
-        .await
-        .map_err(|_| HandshakeFailure::Timeout)?
-        .map_err(HandshakeFailure::from_io)?;
+    let mut socket = SlotStream::new(tcp);
+    let mut incoming = Vec::new();
+    let hello = tokio::time::timeout_at(
+        deadline,
+        TlsStream::read_client_hello(&mut socket, &mut incoming),
+    )
+    .await
+    .map_err(|_| HandshakeFailure::Timeout)?
+    .map_err(HandshakeFailure::from_io)?;
     let hello_at = Instant::now();
     clock.client_hello = Some(hello_at);
     let flight_timeout = listener.client_flight_timeout;
@@ -282,48 +284,71 @@ pub async fn handshake(
     .map_err(|_| timed_out())?
     .ok_or_else(|| HandshakeFailure::Io("handshake limiter closed".into()))?;
     let queued_for_first_slot = queued.elapsed();
-    start.io.hold(&listener.handshakes, peer.ip(), permit);
-    let server_name = start.client_hello().server_name().map(str::to_string);
+    socket.hold(&listener.handshakes, peer.ip(), permit);
+    let server_name = hello.server_name;
     let active = listener.active();
-    // rustls answers the ClientHello (key exchange, signing, the flight
-    // into its buffer) right here, synchronously: broker work too.
-    let answering = Instant::now();
-    let accept = start
-        .into_stream(Arc::clone(&active.config))
-        .into_fallible();
-    let answered_in = answering.elapsed();
+    let refuse = |error: std::io::Error, mut socket: SlotStream| {
+        socket.finish();
+        // Taken on this thread, in the poll the verifier ran in (see
+        // `refusal`); before `from_io`, which takes the refusal.
+        let refused_leaf = seen::take_refused_leaf();
+        let failure = HandshakeFailure::from_io(error);
+        if let (Some(store), Some(leaf)) = (&listener.seen, refused_leaf) {
+            store.record_refused(&leaf);
+        }
+        // The alert rustls queued for the failure went out with the
+        // connection's last attempt to write.
+        let socket = failure.is_alert().then_some(socket);
+        Refused { failure, socket }
+    };
     let mut tls =
-        match tokio::time::timeout_at(flight_deadline, super::poll_timer::PollTimed::new(accept))
+        TlsStream::new(socket, Arc::clone(&active.config), incoming).map_err(|failed| {
+            let (error, socket) = *failed;
+            refuse(error, socket)
+        })?;
+    // rustls answers the ClientHello (key exchange, signing, the flight
+    // into the outgoing records) right here, synchronously: broker work
+    // too.
+    let answering = Instant::now();
+    let answered = tls.process();
+    let answered_in = answering.elapsed();
+    let driven = match answered {
+        Ok(()) => {
+            let handshake = std::future::poll_fn(|cx| tls.poll_handshake(cx));
+            match tokio::time::timeout_at(
+                flight_deadline,
+                super::poll_timer::PollTimed::new(handshake),
+            )
             .await
-        {
-            Err(_) => return Err(timed_out().into()),
-            Ok((Ok(tls), polls)) => {
-                clock.split = Some(split(
-                    &tls,
-                    &polls,
-                    hello_at,
-                    queued_for_first_slot,
-                    answered_in,
-                ));
-                tls
+            {
+                Err(_) => return Err(timed_out().into()),
+                Ok((driven, polls)) => driven.map(|()| polls),
             }
-            Ok((Err((error, mut socket)), _)) => {
-                socket.finish();
-                // Taken on this thread, in the poll the verifier ran in (see
-                // `refusal`); before `from_io`, which takes the refusal.
-                let refused_leaf = seen::take_refused_leaf();
-                let failure = HandshakeFailure::from_io(error);
-                if let (Some(store), Some(leaf)) = (&listener.seen, refused_leaf) {
-                    store.record_refused(&leaf);
-                }
-                // rustls has written its alert, if the failure has one.
-                let socket = failure.is_alert().then_some(socket);
-                return Err(Refused { failure, socket });
-            }
-        };
-    tls.get_mut().0.finish();
+        }
+        Err(error) => {
+            std::future::poll_fn(|cx| {
+                tls.send_alert(cx);
+                std::task::Poll::Ready(())
+            })
+            .await;
+            Err(error)
+        }
+    };
+    match driven {
+        Ok(polls) => {
+            clock.split = Some(split(
+                &tls,
+                &polls,
+                hello_at,
+                queued_for_first_slot,
+                answered_in,
+            ));
+        }
+        Err(error) => return Err(refuse(error, tls.into_socket())),
+    }
+    tls.socket_mut().finish();
     clock.tls_done = Some(Instant::now());
-    let (_, connection) = tls.get_ref();
+    let connection = tls.connection();
     let resumed = matches!(
         connection.handshake_kind(),
         Some(rustls::HandshakeKind::Resumed)
@@ -340,7 +365,7 @@ pub async fn handshake(
         if let Err(error) = active.recheck_chain(end_entity, intermediates) {
             return Err(Refused {
                 failure: HandshakeFailure::from_rustls(&error),
-                socket: Some(tls.into_inner().0),
+                socket: Some(tls.into_socket()),
             });
         }
     }

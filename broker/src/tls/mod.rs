@@ -11,7 +11,7 @@
 //! the lab's words, and a copy of every distinct client certificate seen
 //! (`seen-certificates`, for `certs audit --seen`).
 //!
-//! It must not know MQTT: it hands a finished `TlsStream` plus a `TlsInfo`
+//! It must not know MQTT: it hands a finished [`TlsStream`] plus a `TlsInfo`
 //! and the `ConnectClock` (both in `fleetmq_core::peer`) to the connection
 //! code.
 
@@ -28,6 +28,7 @@ mod refusal;
 mod seen;
 mod server_config;
 mod slot_stream;
+mod stream;
 mod tickets;
 mod v1_client;
 
@@ -44,5 +45,6 @@ pub use seen::{
 };
 pub use server_config::{client_verifier, read_certs, read_key, TlsError, TlsFiles, TlsListener};
 pub use slot_stream::SlotStream;
+pub use stream::TlsStream;
 pub use tickets::{TicketKeys, KEY_ROTATION, TICKET_KEY_FILE, TICKET_LIFETIME_SECS};
 pub use v1_client::{verify_v1_leaf, V1ClientVerifier, V1Trust};
