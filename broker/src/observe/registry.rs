@@ -19,8 +19,9 @@ use tokio::sync::watch;
 
 use super::clock::{now_secs, rfc3339_secs};
 use super::handshakes::{HandshakeStats, HandshakeSummary};
-use super::view::{ClientDetail, ClientView, ConnectRecord, Departure, Device};
+use super::view::{ClientDetail, ClientView, Departure, Device, Remembered};
 use fleetmq_core::events::{Connected, Event};
+use fleetmq_core::peer::PeerCertificate;
 
 /// Client ids whose connect history is remembered; the id whose last
 /// connect is oldest is forgotten first.
@@ -72,7 +73,7 @@ struct State {
     /// Oldest first.
     departed: VecDeque<Device>,
     /// Per client id, newest first.
-    history: HashMap<Arc<str>, VecDeque<ConnectRecord>>,
+    history: HashMap<Arc<str>, VecDeque<Remembered>>,
     /// Every connect as (client id, connection), oldest first: the front
     /// entry that is still its client's newest record names the client id
     /// to forget next. Entries made stale by a later connect are skipped
@@ -207,9 +208,8 @@ impl Registry {
 
     fn departed(&self, state: &mut State, client_id: &str, connection: u64, reason: &str) {
         if let Some(history) = state.history.get_mut(client_id) {
-            if let Some(record) = history.iter_mut().find(|r| r.connection == connection) {
-                record.disconnected_at = Some(super::clock::rfc3339(SystemTime::now()));
-                record.disconnect_reason = Some(reason.to_string());
+            if let Some(record) = history.iter_mut().find(|r| r.info.connection == connection) {
+                record.ended = Some((SystemTime::now(), reason.to_string()));
             }
         }
         let is_current = state
@@ -324,7 +324,7 @@ impl Registry {
             history: state
                 .history
                 .get(client_id)
-                .map(|h| h.iter().cloned().collect())
+                .map(|h| h.iter().map(Remembered::view).collect())
                 .unwrap_or_default(),
         })
     }
@@ -361,19 +361,17 @@ impl Registry {
         let state = self.state.lock();
         let now = now_secs();
         latest_certificates(&state)
-            .map(|(_, cert)| cert.not_after_unix - now)
+            .map(|(_, cert)| cert.not_after - now)
             .min()
     }
 }
 
 /// The certificate of the newest connect of each client id.
-fn latest_certificates(
-    state: &State,
-) -> impl Iterator<Item = (&Arc<str>, &super::view::CertView)> + '_ {
+fn latest_certificates(state: &State) -> impl Iterator<Item = (&Arc<str>, &PeerCertificate)> + '_ {
     state.history.iter().filter_map(|(id, records)| {
         records
             .front()
-            .and_then(|record| record.client_cert.as_ref())
+            .and_then(Remembered::client_cert)
             .map(|cert| (id, cert))
     })
 }
@@ -382,15 +380,15 @@ fn expiring(state: &State, within: Duration) -> Vec<ExpiringCertificate> {
     let now = now_secs();
     let horizon = now + within.as_secs() as i64;
     let mut found: Vec<ExpiringCertificate> = latest_certificates(state)
-        .filter(|(_, cert)| cert.not_after_unix <= horizon)
+        .filter(|(_, cert)| cert.not_after <= horizon)
         .map(|(id, cert)| ExpiringCertificate {
             client_id: id.to_string(),
             cn: cert.cn.clone(),
             subject: cert.subject.clone(),
             serial: cert.serial.clone(),
-            not_after: rfc3339_secs(cert.not_after_unix),
-            not_after_unix: cert.not_after_unix,
-            days_left: ((cert.not_after_unix - now) as f64 / 86_400.0 * 10.0).round() / 10.0,
+            not_after: rfc3339_secs(cert.not_after),
+            not_after_unix: cert.not_after,
+            days_left: ((cert.not_after - now) as f64 / 86_400.0 * 10.0).round() / 10.0,
             connected: state.connected.contains_key(id),
         })
         .collect();
@@ -402,12 +400,12 @@ fn expiring(state: &State, within: Duration) -> Vec<ExpiringCertificate> {
 /// in amortized constant time (a scan of every client id per connect made
 /// a connect storm of new ids spend a third of the broker's CPU here).
 fn forget_oldest_history(state: &mut State) {
-    let is_newest = |history: &HashMap<Arc<str>, VecDeque<ConnectRecord>>,
+    let is_newest = |history: &HashMap<Arc<str>, VecDeque<Remembered>>,
                      (id, connection): &(Arc<str>, u64)| {
         history
             .get(id)
             .and_then(|records| records.front())
-            .is_some_and(|record| record.connection == *connection)
+            .is_some_and(|record| record.info.connection == *connection)
     };
     while let Some(entry) = state.history_order.pop_front() {
         if is_newest(&state.history, &entry) {

@@ -308,3 +308,33 @@ fn counters_are_read_live() {
     assert_eq!((view.messages_in, view.bytes_out), (3, 100));
     assert!(view.last_activity.is_some());
 }
+
+/// A held device's history entry shares the facts its device entry holds
+/// (one copy per held connection: memory per device, issue 22), and its
+/// view still says everything, including how it ended.
+#[test]
+fn the_history_of_a_held_device_shares_its_facts() {
+    let registry = Registry::new(limits());
+    let with_cert = tls(AuthMode::Mutual, false, Some(cert("dev-a", 4_000_000_000)));
+    registry.record(&connected("dev-a", 1, Some(with_cert)));
+    {
+        let state = registry.state.lock();
+        let device = &state.connected["dev-a"];
+        let remembered = &state.history["dev-a"][0];
+        assert!(Arc::ptr_eq(&device.info, &remembered.info));
+    }
+    let record = &registry.client("dev-a").unwrap().history[0];
+    assert_eq!(
+        record.client_cert.as_ref().unwrap().cn.as_deref(),
+        Some("dev-a")
+    );
+    assert_eq!(record.tls_version.as_deref(), Some("TLSv1.3"));
+    assert!(record.disconnected_at.is_none());
+    registry.record(&disconnected("dev-a", 1, "keep alive timeout"));
+    let record = &registry.client("dev-a").unwrap().history[0];
+    assert!(record.disconnected_at.is_some());
+    assert_eq!(
+        record.disconnect_reason.as_deref(),
+        Some("keep alive timeout")
+    );
+}

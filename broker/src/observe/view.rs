@@ -311,7 +311,35 @@ impl Device {
     }
 
     /// The history entry of this connection.
-    pub fn record(&self) -> ConnectRecord {
+    pub fn record(&self) -> Remembered {
+        Remembered {
+            info: Arc::clone(&self.info),
+            connected_at: self.connected_at,
+            ended: None,
+        }
+    }
+}
+
+/// One connect of a client id as the registry keeps it: the connection's
+/// facts, shared with its [`Device`] while it is connected, and how it
+/// ended. The [`ConnectRecord`] (strings, a certificate view) is made only
+/// when someone asks: kept ready-made it doubled what the dashboard holds
+/// for every held device (issue 22, memory per held connection).
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub info: Arc<Connected>,
+    pub connected_at: SystemTime,
+    /// When and why the connection ended.
+    pub ended: Option<(SystemTime, String)>,
+}
+
+impl Remembered {
+    /// The client certificate of this connect.
+    pub fn client_cert(&self) -> Option<&PeerCertificate> {
+        self.info.tls.as_ref().and_then(|t| t.client_cert.as_ref())
+    }
+
+    pub fn view(&self) -> ConnectRecord {
         let info = &self.info;
         let tls = info.tls.as_ref();
         ConnectRecord {
@@ -326,10 +354,10 @@ impl Device {
             tls_version: tls.map(|t| t.version.clone()),
             cipher: tls.map(|t| t.cipher_suite.clone()),
             resumed: tls.map(|t| t.resumed),
-            client_cert: tls.and_then(|t| t.client_cert.as_ref()).map(CertView::from),
+            client_cert: self.client_cert().map(CertView::from),
             timings_ms: TimingsView::from(&info.timing),
-            disconnected_at: None,
-            disconnect_reason: None,
+            disconnected_at: self.ended.as_ref().map(|(at, _)| rfc3339(*at)),
+            disconnect_reason: self.ended.as_ref().map(|(_, reason)| reason.clone()),
         }
     }
 }
