@@ -139,7 +139,7 @@ impl Registry {
                         .filter(|device| device.info.connection == *connection)
                     {
                         match super::device_report::parse(payload) {
-                            Ok(report) => device.report = Some(report),
+                            Ok(report) => device.report = Some(Box::new(report)),
                             Err(error) => tracing::debug!(
                                 "Report of {client_id} on $fleetmq/device/handshake ignored: {error}."
                             ),
@@ -232,10 +232,10 @@ impl Registry {
     }
 
     fn depart(&self, state: &mut State, mut device: Device, reason: String) {
-        device.departure = Some(Departure {
+        device.departure = Some(Box::new(Departure {
             at: SystemTime::now(),
             reason,
-        });
+        }));
         state.departed.push_back(device);
         while state.departed.len() > self.limits.recent_disconnects {
             state.departed.pop_front();

@@ -26,9 +26,11 @@ pub(super) struct Device {
     /// Filter -> granted QoS.
     pub subscriptions: BTreeMap<String, u8>,
     /// Set once the connection ended.
-    pub departure: Option<Departure>,
+    pub departure: Option<Box<Departure>>,
     /// What the device said about its connection (decision 0143).
-    pub report: Option<super::device_report::DeviceReport>,
+    /// Boxed, like `departure`: most held devices have neither, and every
+    /// connected device has a slot of this size in the registry's table.
+    pub report: Option<Box<super::device_report::DeviceReport>>,
 }
 
 #[derive(Debug, Clone)]
@@ -288,7 +290,7 @@ impl Device {
             connected_at_ms: unix_ms(self.connected_at),
             tls: info.tls.as_ref().map(TlsView::from),
             timings_ms: TimingsView::from(&info.timing),
-            device_report: self.report.clone(),
+            device_report: self.report.as_deref().cloned(),
             subscriptions: self
                 .subscriptions
                 .iter()
