@@ -48,15 +48,16 @@ struct Slot {
     permit: Option<SlotPermit>,
     /// Waiting for a slot since then, the peer's bytes being ready.
     acquiring: Option<(Instant, Acquiring)>,
+    /// When the broker's flight and the peer's reply went by.
+    marks: FlightMarks,
 }
 
 /// A TLS connection's TCP stream; see the module doc.
 pub struct SlotStream {
     tcp: TcpStream,
-    /// `None` outside the part of the handshake that slots bound.
-    slot: Option<Slot>,
-    /// When the broker's flight and the peer's reply went by.
-    marks: FlightMarks,
+    /// `None` outside the part of the handshake that slots bound. Boxed:
+    /// a held connection keeps its stream long after the handshake.
+    slot: Option<Box<Slot>>,
 }
 
 /// The instants that divide a handshake between the two sides: the last
@@ -87,23 +88,20 @@ impl std::fmt::Debug for SlotStream {
 impl SlotStream {
     /// A stream that holds no slot (reading the ClientHello needs none).
     pub fn new(tcp: TcpStream) -> SlotStream {
-        SlotStream {
-            tcp,
-            slot: None,
-            marks: FlightMarks::default(),
-        }
+        SlotStream { tcp, slot: None }
     }
 
     /// From now until [`finish`](Self::finish), reads of the peer's bytes
     /// happen under a slot of `slots`; `permit` (one of them, taken for the
     /// work on the ClientHello) is held until the next read waits.
     pub fn hold(&mut self, slots: &Arc<HandshakeSlots>, peer: IpAddr, permit: SlotPermit) {
-        self.slot = Some(Slot {
+        self.slot = Some(Box::new(Slot {
             slots: Arc::clone(slots),
             peer,
             permit: Some(permit),
             acquiring: None,
-        });
+            marks: FlightMarks::default(),
+        }));
     }
 
     /// The handshake is over (done or failed): the slot goes back, and
@@ -121,19 +119,23 @@ impl SlotStream {
         }
     }
 
-    /// When the broker's flight went out and the reply began.
+    /// When the broker's flight went out and the reply began (nothing
+    /// after [`finish`](Self::finish)).
     pub fn marks(&self) -> FlightMarks {
-        self.marks
+        self.slot
+            .as_ref()
+            .map(|slot| slot.marks)
+            .unwrap_or_default()
     }
 
     /// A write of the handshake: part of the broker's flight until the
     /// peer has answered.
     fn wrote(&mut self, written: &Poll<io::Result<usize>>) {
-        if self.slot.is_some()
-            && self.marks.reply_started.is_none()
-            && matches!(written, Poll::Ready(Ok(n)) if *n > 0)
-        {
-            self.marks.flight_sent = Some(Instant::now());
+        if let Some(slot) = self.slot.as_mut() {
+            if slot.marks.reply_started.is_none() && matches!(written, Poll::Ready(Ok(n)) if *n > 0)
+            {
+                slot.marks.flight_sent = Some(Instant::now());
+            }
         }
     }
 
@@ -169,8 +171,8 @@ impl AsyncRead for SlotStream {
             let permit = ready!(acquiring.1.as_mut().poll(cx))
                 .ok_or_else(|| io::Error::other("the listener's handshake slots are closed"))?;
             if let Some((since, _)) = slot.acquiring.take() {
-                if this.marks.flight_sent.is_some() {
-                    this.marks.slot_wait += since.elapsed();
+                if slot.marks.flight_sent.is_some() {
+                    slot.marks.slot_wait += since.elapsed();
                 }
             }
             slot.permit = Some(permit);
@@ -180,11 +182,11 @@ impl AsyncRead for SlotStream {
         if read.is_pending() {
             slot.permit = None;
         }
-        if this.marks.flight_sent.is_some()
-            && this.marks.reply_started.is_none()
+        if slot.marks.flight_sent.is_some()
+            && slot.marks.reply_started.is_none()
             && buf.filled().len() > before
         {
-            this.marks.reply_started = Some(Instant::now());
+            slot.marks.reply_started = Some(Instant::now());
         }
         read
     }
