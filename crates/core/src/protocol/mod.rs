@@ -97,7 +97,8 @@ pub struct ClientProtocol {
     session: Arc<Session>,
     generation: u64,
     peer: SocketAddr,
-    will: Option<LastWill>,
+    /// Boxed: 216 bytes inline in every held connection, will or not.
+    will: Option<Box<LastWill>>,
     /// Unacknowledged QoS 1/2 PUBLISHes we may have out at once: the
     /// client's Receive Maximum, capped by `limits.max_inflight`.
     send_window: usize,
@@ -159,7 +160,7 @@ impl ClientProtocol {
                 if let Some(mount) = &setup.mount_point {
                     will.topic = format!("{mount}{}", will.topic);
                 }
-                will
+                Box::new(will)
             }),
             send_window,
             client_max_packet,
@@ -274,7 +275,7 @@ impl ClientProtocol {
         Some(PendingWill::new(
             Arc::clone(&self.session),
             self.generation,
-            will,
+            *will,
             was_attached,
             now,
         ))
