@@ -330,8 +330,8 @@ fn ssl_tls_info(value: &[u8]) -> Result<Option<TlsInfo>, HeaderError> {
         _ => None,
     };
     Ok(Some(TlsInfo {
-        version: version.unwrap_or_else(|| "unknown (at the balancer)".into()),
-        cipher_suite: cipher.unwrap_or_default(),
+        version: version.map_or("unknown (at the balancer)".into(), Into::into),
+        cipher_suite: cipher.unwrap_or_default().into(),
         kx_group: None,
         resumed: false,
         auth: if client_cert.is_some() {
@@ -362,7 +362,7 @@ fn balancer_certificate(cn: String) -> PeerCertificate {
         not_after: 0,
         version: 3,
         weakness: None,
-        key_type: "unknown".to_string(),
+        key_type: "unknown".into(),
     }
 }
 

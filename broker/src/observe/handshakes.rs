@@ -513,7 +513,7 @@ mod tests {
     fn mutual_handshakes_are_grouped_by_key_type_and_ou_within_bounds() {
         let mut stats = HandshakeStats::default();
         let cert = |key: &str, ou: Option<&str>| PeerCertificate {
-            key_type: key.to_string(),
+            key_type: key.to_string().into(),
             organizational_units: ou.map(|ou| vec![ou.to_string()]).unwrap_or_default(),
             ..blank()
         };
@@ -582,7 +582,7 @@ mod tests {
             not_after: 0,
             version: 3,
             weakness: None,
-            key_type: String::new(),
+            key_type: "".into(),
         }
     }
 

@@ -241,7 +241,7 @@ impl Metrics {
                     let key_type = tls
                         .client_cert
                         .as_ref()
-                        .map_or("none", |cert| cert.key_type.as_str());
+                        .map_or("none", |cert| &*cert.key_type);
                     for (part, duration) in [
                         ("broker_flight", Some(split.broker_flight)),
                         ("client_wait", Some(split.client_wait)),

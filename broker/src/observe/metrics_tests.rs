@@ -100,7 +100,7 @@ fn every_documented_metric_is_exported() {
             not_after: super::super::clock::now_secs() + 3600,
             version: 1,
             weakness: None,
-            key_type: String::new(),
+            key_type: "".into(),
         });
     }
     registry.record(&event);

@@ -28,7 +28,7 @@ fn cert(cn: &str, not_after: i64) -> PeerCertificate {
         not_after,
         version: 3,
         weakness: None,
-        key_type: String::new(),
+        key_type: "".into(),
     }
 }
 

@@ -129,7 +129,7 @@ impl From<&PeerCertificate> for CertView {
             san_dns: cert.san_dns.clone(),
             version: cert.version,
             weakness: cert.weakness.clone(),
-            key_type: cert.key_type.clone(),
+            key_type: cert.key_type.to_string(),
         }
     }
 }
@@ -154,9 +154,9 @@ pub struct TlsView {
 impl From<&TlsInfo> for TlsView {
     fn from(tls: &TlsInfo) -> Self {
         TlsView {
-            version: tls.version.clone(),
-            cipher: tls.cipher_suite.clone(),
-            kx_group: tls.kx_group.clone(),
+            version: tls.version.to_string(),
+            cipher: tls.cipher_suite.to_string(),
+            kx_group: tls.kx_group.as_deref().map(str::to_string),
             resumed: tls.resumed,
             auth: tls.auth.as_str(),
             server_name: tls.server_name.clone(),
@@ -353,8 +353,8 @@ impl Remembered {
             transport: info.transport.as_str(),
             protocol: protocol_name(info.protocol),
             auth: tls.map_or("plain", |t| t.auth.as_str()),
-            tls_version: tls.map(|t| t.version.clone()),
-            cipher: tls.map(|t| t.cipher_suite.clone()),
+            tls_version: tls.map(|t| t.version.to_string()),
+            cipher: tls.map(|t| t.cipher_suite.to_string()),
             resumed: tls.map(|t| t.resumed),
             client_cert: self.client_cert().map(CertView::from),
             timings_ms: TimingsView::from(&info.timing),

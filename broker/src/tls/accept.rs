@@ -391,18 +391,25 @@ pub async fn handshake(
     };
     let info = TlsInfo {
         version: match connection.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-            Some(other) => format!("{other:?}"),
-            None => "unknown".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".into(),
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".into(),
+            Some(other) => format!("{other:?}").into(),
+            None => "unknown".into(),
         },
         cipher_suite: connection
             .negotiated_cipher_suite()
-            .map(|suite| format!("{:?}", suite.suite()))
+            .map(|suite| {
+                let suite = suite.suite();
+                suite
+                    .as_str()
+                    .map_or_else(|| format!("{suite:?}").into(), Into::into)
+            })
             .unwrap_or_default(),
-        kx_group: connection
-            .negotiated_key_exchange_group()
-            .map(|group| format!("{:?}", group.name())),
+        kx_group: connection.negotiated_key_exchange_group().map(|group| {
+            let name = group.name();
+            name.as_str()
+                .map_or_else(|| format!("{name:?}").into(), Into::into)
+        }),
         resumed,
         auth,
         server_name,

@@ -212,7 +212,7 @@ pub(crate) mod tests {
             not_after: i64::MAX,
             version: 3,
             weakness: None,
-            key_type: String::new(),
+            key_type: "".into(),
         }
     }
 

@@ -4,6 +4,8 @@
 //! Parsing happens once per mutual-TLS handshake, after rustls verified the
 //! chain; nothing here decides trust.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
@@ -38,7 +40,8 @@ pub struct PeerCertificate {
     pub weakness: Option<String>,
     /// The key's algorithm and size: `ECDSA P-256`, `RSA-2048`, `Ed25519`
     /// (what the device signs its handshakes with, which sets its time).
-    pub key_type: String,
+    /// Static for the usual algorithms: every held connection keeps one.
+    pub key_type: Cow<'static, str>,
 }
 
 /// Why a certificate could not be read (after rustls accepted it, this
@@ -97,11 +100,16 @@ impl PeerCertificate {
 }
 
 /// The certificate key's algorithm and size, as a lab names it.
-fn key_type(cert: &X509Certificate<'_>) -> String {
+fn key_type(cert: &X509Certificate<'_>) -> Cow<'static, str> {
     use x509_parser::public_key::PublicKey;
     let key = cert.public_key();
     match key.parsed() {
-        Ok(PublicKey::RSA(rsa)) => format!("RSA-{}", rsa.key_size()),
+        Ok(PublicKey::RSA(rsa)) => match rsa.key_size() {
+            2048 => "RSA-2048".into(),
+            3072 => "RSA-3072".into(),
+            4096 => "RSA-4096".into(),
+            other => format!("RSA-{other}").into(),
+        },
         Ok(PublicKey::EC(_)) => {
             let curve = key
                 .algorithm
@@ -110,17 +118,17 @@ fn key_type(cert: &X509Certificate<'_>) -> String {
                 .and_then(|parameters| parameters.as_oid().ok())
                 .map(|oid| oid.to_id_string());
             match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => "ECDSA P-256".to_string(),
-                Some("1.3.132.0.34") => "ECDSA P-384".to_string(),
-                Some("1.3.132.0.35") => "ECDSA P-521".to_string(),
-                Some(other) => format!("ECDSA {other}"),
-                None => "ECDSA".to_string(),
+                Some("1.2.840.10045.3.1.7") => "ECDSA P-256".into(),
+                Some("1.3.132.0.34") => "ECDSA P-384".into(),
+                Some("1.3.132.0.35") => "ECDSA P-521".into(),
+                Some(other) => format!("ECDSA {other}").into(),
+                None => "ECDSA".into(),
             }
         }
         _ => match key.algorithm.algorithm.to_id_string().as_str() {
-            "1.3.101.112" => "Ed25519".to_string(),
-            "1.3.101.113" => "Ed448".to_string(),
-            other => other.to_string(),
+            "1.3.101.112" => "Ed25519".into(),
+            "1.3.101.113" => "Ed448".into(),
+            other => other.to_string().into(),
         },
     }
 }

@@ -119,14 +119,20 @@ impl ClientProtocol {
                 ));
             }
             if topic.is_empty() {
-                topic = self.topic_aliases.get(&alias).cloned().ok_or_else(|| {
+                let known = self
+                    .topic_aliases
+                    .as_ref()
+                    .and_then(|known| known.get(&alias));
+                topic = known.cloned().ok_or_else(|| {
                     Exit::violation(
                         ReasonCode::PROTOCOL_ERROR,
                         format!("topic alias {alias} used before it was set"),
                     )
                 })?;
             } else {
-                self.topic_aliases.insert(alias, Arc::clone(&topic));
+                self.topic_aliases
+                    .get_or_insert_with(Box::default)
+                    .insert(alias, Arc::clone(&topic));
             }
         }
         if let Err(error) = validate_topic_name(&topic, &self.broker.topic_limits) {

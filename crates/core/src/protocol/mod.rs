@@ -104,8 +104,11 @@ pub struct ClientProtocol {
     send_window: usize,
     /// The client's Maximum Packet Size; larger messages are not sent to it.
     client_max_packet: usize,
-    /// Topic aliases the client defined (5.0).
-    topic_aliases: HashMap<u16, Arc<str>>,
+    /// Topic aliases the client defined (5.0); boxed and made at the first
+    /// one, as most devices define none (48 bytes in every held connection
+    /// otherwise; the box is the point, hence the lint's exception).
+    #[allow(clippy::box_collection)]
+    topic_aliases: Option<Box<HashMap<u16, Arc<str>>>>,
     /// Topic aliases the broker gives to topics it sends (5.0), only when
     /// the client announced a Topic Alias Maximum: boxed so a connection
     /// without them pays one pointer.
@@ -164,7 +167,7 @@ impl ClientProtocol {
             }),
             send_window,
             client_max_packet,
-            topic_aliases: HashMap::new(),
+            topic_aliases: None,
             outbound_aliases,
             counters: Arc::new(ClientCounters::default()),
             out: BytesMut::new(),
