@@ -165,7 +165,7 @@ impl SessionState {
     /// True when an incoming QoS 2 PUBLISH with `id` was routed and awaits
     /// PUBREL (a retransmission must not be routed again).
     pub fn has_incoming(&self, id: u16) -> bool {
-        self.incoming_qos2.contains(&id)
+        self.incoming_qos2.binary_search(&id).is_ok()
     }
 
     /// Incoming QoS 2 messages awaiting PUBREL.
@@ -184,13 +184,21 @@ impl SessionState {
     /// An incoming QoS 2 message with `id` was accepted (its record, if
     /// any, went with the message).
     pub fn accept_incoming(&mut self, id: u16) {
-        self.incoming_qos2.insert(id);
+        if let Err(at) = self.incoming_qos2.binary_search(&id) {
+            self.incoming_qos2.insert(at, id);
+        }
     }
 
     /// PUBREL (or a refused PUBREC): the id is free again. Returns whether
     /// it was known, and its removal.
     pub fn release_incoming(&mut self, id: u16) -> (bool, Option<Op>) {
-        let known = self.incoming_qos2.remove(&id);
+        let known = match self.incoming_qos2.binary_search(&id) {
+            Ok(at) => {
+                self.incoming_qos2.remove(at);
+                true
+            }
+            Err(_) => false,
+        };
         let op = (known && self.durable && self.is_persistent())
             .then(|| Op::IncomingRemove(Arc::clone(&self.client_id), id));
         (known, op)

@@ -180,7 +180,7 @@ impl SessionState {
         self.queue.clear();
         self.held.clear();
         self.inflight.clear();
-        self.incoming_qos2.clear();
+        self.incoming_qos2 = Vec::new();
         op
     }
 
@@ -233,6 +233,8 @@ impl SessionState {
             }
         }
         self.incoming_qos2.extend(stored.incoming_qos2);
+        self.incoming_qos2.sort_unstable();
+        self.incoming_qos2.dedup();
         let op = self.durable.then(|| {
             Op::SessionPut(
                 Arc::clone(&self.client_id),
