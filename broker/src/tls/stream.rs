@@ -277,15 +277,7 @@ impl TlsStream {
                     None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    let encoded = append(
-                        outgoing,
-                        512,
-                        |room| encode.encode(room),
-                        |error| match error {
-                            EncodeError::InsufficientSize(size) => Some(size.required_size),
-                            EncodeError::AlreadyEncoded => None,
-                        },
-                    );
+                    let encoded = append(outgoing, 512, |room| encode.encode(room), encode_needs);
                     if let Err(error) = encoded {
                         drop(encode);
                         self.fail();
@@ -373,10 +365,7 @@ impl TlsStream {
                 &mut self.outgoing,
                 64,
                 |room| encode.encode(room),
-                |error| match error {
-                    EncodeError::InsufficientSize(size) => Some(size.required_size),
-                    EncodeError::AlreadyEncoded => None,
-                },
+                encode_needs,
             );
         }
         self.incoming = Vec::new();
@@ -435,6 +424,15 @@ impl TlsStream {
     }
 }
 
+/// The room an [`append`] of a handshake record needs, if more room helps.
+fn encode_needs(error: &EncodeError) -> Option<usize> {
+    match error {
+        EncodeError::InsufficientSize(size) => Some(size.required_size),
+        EncodeError::AlreadyEncoded => None,
+    }
+}
+
+/// The room an [`append`] of encrypted data needs, if more room helps.
 fn needs_room(error: &EncryptError) -> Option<usize> {
     match error {
         EncryptError::InsufficientSize(size) => Some(size.required_size),
