@@ -87,7 +87,7 @@ pub async fn write(
             _ = shutdown.changed() => return,
         };
         let (client_id, offline) = match event {
-            Ok(Event::Connected(connected)) => (connected.client_id, false),
+            Ok(Event::Connected(connected)) => (Arc::clone(&connected.client_id), false),
             Ok(Event::Subscribed { client_id, .. } | Event::Unsubscribed { client_id, .. }) => {
                 (client_id, false)
             }

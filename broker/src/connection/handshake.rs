@@ -302,7 +302,7 @@ where
         );
         self.broker
             .events
-            .emit(Event::Connected(Box::new(Connected {
+            .emit(Event::Connected(Arc::new(Connected {
                 client_id: Arc::clone(self.protocol.client_id()),
                 connection: self.protocol.generation(),
                 peer: origin.peer,

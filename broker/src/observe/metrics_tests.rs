@@ -37,7 +37,7 @@ fn setup() -> (Arc<Engine>, Arc<Registry>, Metrics) {
 }
 
 fn tls_connect(id: &str, connection: u64, auth: AuthMode, resumed: bool, ms: u64) -> Event {
-    Event::Connected(Box::new(Connected {
+    Event::Connected(Arc::new(Connected {
         client_id: Arc::from(id),
         connection,
         peer: "127.0.0.1:4000".parse().unwrap(),
@@ -85,7 +85,7 @@ fn every_documented_metric_is_exported() {
     // The certificate gauge appears once a certificate was seen.
     let mut event = tls_connect("dev", 1, AuthMode::Mutual, false, 30);
     if let Event::Connected(connected) = &mut event {
-        let tls = connected.tls.as_mut().unwrap();
+        let tls = Arc::make_mut(connected).tls.as_mut().unwrap();
         tls.client_cert = Some(fleetmq_core::peer::PeerCertificate {
             cn: Some("dev".into()),
             subject: "CN=dev".into(),

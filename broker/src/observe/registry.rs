@@ -106,9 +106,7 @@ impl Registry {
         {
             let mut state = self.state.lock();
             match event {
-                Event::Connected(connected) => {
-                    self.connected(&mut state, Arc::new((**connected).clone()))
-                }
+                Event::Connected(connected) => self.connected(&mut state, Arc::clone(connected)),
                 Event::Disconnected {
                     client_id,
                     connection,

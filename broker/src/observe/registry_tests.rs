@@ -46,7 +46,7 @@ fn tls(auth: AuthMode, resumed: bool, cert: Option<PeerCertificate>) -> TlsInfo 
 
 fn connected(id: &str, connection: u64, tls: Option<TlsInfo>) -> Event {
     let ms = Duration::from_millis;
-    Event::Connected(Box::new(Connected {
+    Event::Connected(Arc::new(Connected {
         client_id: Arc::from(id),
         connection,
         peer: "127.0.0.1:5000".parse().unwrap(),

@@ -88,7 +88,9 @@ pub struct Connected {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Connected(Box<Connected>),
+    /// Shared: every watcher and the device registry hold the same
+    /// allocation (a connect storm pays no deep copy per watcher).
+    Connected(Arc<Connected>),
     Disconnected {
         client_id: Arc<str>,
         /// The generation of the connection that ended.
