@@ -157,7 +157,12 @@ fn groups_of(
     cert_identity: Option<&str>,
     configured: &[GroupConfig],
 ) -> Vec<String> {
-    let fingerprint = normalize_fingerprint(&cert.fingerprint_sha256);
+    // Only groups that list fingerprints need the certificate's own in the
+    // compared form: most labs list none, and this runs on every connect.
+    let fingerprint = configured
+        .iter()
+        .any(|group| !group.fingerprints.is_empty())
+        .then(|| normalize_fingerprint(&cert.fingerprint_sha256));
     let mut groups: Vec<String> = Vec::new();
     let mut add = |name: &str| {
         if !name.is_empty() && !groups.iter().any(|known| known == name) {
@@ -173,7 +178,7 @@ fn groups_of(
         let by_fingerprint = group
             .fingerprints
             .iter()
-            .any(|listed| normalize_fingerprint(listed) == fingerprint);
+            .any(|listed| fingerprint.as_deref() == Some(normalize_fingerprint(listed).as_str()));
         if by_identity || by_fingerprint {
             add(&group.name);
         }

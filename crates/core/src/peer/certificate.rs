@@ -10,6 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
 
 /// The facts of a verified client certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,6 +81,8 @@ impl PeerCertificate {
             }
         }
         let fingerprint = Sha256::digest(der);
+        // Parsed once for both the key type and the weakness check.
+        let key = cert.public_key().parsed().ok();
         Ok(PeerCertificate {
             cn,
             subject: subject.to_string(),
@@ -93,50 +96,52 @@ impl PeerCertificate {
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             version: cert.version().0.saturating_add(1),
-            weakness: weakness(&cert),
-            key_type: key_type(&cert),
+            weakness: weakness(&cert, key.as_ref()),
+            key_type: key_type(&cert, key.as_ref()),
         })
     }
 }
 
-/// The certificate key's algorithm and size, as a lab names it.
-fn key_type(cert: &X509Certificate<'_>) -> Cow<'static, str> {
-    use x509_parser::public_key::PublicKey;
-    let key = cert.public_key();
-    match key.parsed() {
-        Ok(PublicKey::RSA(rsa)) => match rsa.key_size() {
+/// The certificate key's algorithm and size, as a lab names it. Known
+/// curves and algorithms are matched as OIDs, without formatting them:
+/// this runs on every mutual-TLS handshake.
+fn key_type(cert: &X509Certificate<'_>, key: Option<&PublicKey<'_>>) -> Cow<'static, str> {
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_NIST_EC_P384, OID_NIST_EC_P521, OID_SIG_ED25519, OID_SIG_ED448,
+    };
+    let info = cert.public_key();
+    match key {
+        Some(PublicKey::RSA(rsa)) => match rsa.key_size() {
             2048 => "RSA-2048".into(),
             3072 => "RSA-3072".into(),
             4096 => "RSA-4096".into(),
             other => format!("RSA-{other}").into(),
         },
-        Ok(PublicKey::EC(_)) => {
-            let curve = key
+        Some(PublicKey::EC(_)) => {
+            match info
                 .algorithm
                 .parameters
                 .as_ref()
                 .and_then(|parameters| parameters.as_oid().ok())
-                .map(|oid| oid.to_id_string());
-            match curve.as_deref() {
-                Some("1.2.840.10045.3.1.7") => "ECDSA P-256".into(),
-                Some("1.3.132.0.34") => "ECDSA P-384".into(),
-                Some("1.3.132.0.35") => "ECDSA P-521".into(),
-                Some(other) => format!("ECDSA {other}").into(),
+            {
+                Some(curve) if curve == OID_EC_P256 => "ECDSA P-256".into(),
+                Some(curve) if curve == OID_NIST_EC_P384 => "ECDSA P-384".into(),
+                Some(curve) if curve == OID_NIST_EC_P521 => "ECDSA P-521".into(),
+                Some(other) => format!("ECDSA {}", other.to_id_string()).into(),
                 None => "ECDSA".into(),
             }
         }
-        _ => match key.algorithm.algorithm.to_id_string().as_str() {
-            "1.3.101.112" => "Ed25519".into(),
-            "1.3.101.113" => "Ed448".into(),
-            other => other.to_string().into(),
+        _ => match &info.algorithm.algorithm {
+            oid if *oid == OID_SIG_ED25519 => "Ed25519".into(),
+            oid if *oid == OID_SIG_ED448 => "Ed448".into(),
+            other => other.to_id_string().into(),
         },
     }
 }
 
 /// An RSA key under 2048 bits or a SHA-1 signature, in words.
-fn weakness(cert: &X509Certificate<'_>) -> Option<String> {
-    use x509_parser::public_key::PublicKey;
-    if let Ok(PublicKey::RSA(rsa)) = cert.public_key().parsed() {
+fn weakness(cert: &X509Certificate<'_>, key: Option<&PublicKey<'_>>) -> Option<String> {
+    if let Some(PublicKey::RSA(rsa)) = key {
         if rsa.key_size() < 2048 {
             return Some(format!("RSA {} bits", rsa.key_size()));
         }
@@ -147,19 +152,27 @@ fn weakness(cert: &X509Certificate<'_>) -> Option<String> {
     )
     .unwrap_or_default();
     signature
-        .to_ascii_lowercase()
-        .contains("sha1")
+        .as_bytes()
+        .windows(4)
+        .any(|window| window.eq_ignore_ascii_case(b"sha1"))
         .then(|| format!("SHA-1 signature ({signature})"))
 }
 
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// `bytes` as hex digits from `digits`, two per byte.
+fn hex_with(bytes: &[u8], digits: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(digits[usize::from(byte >> 4)]));
+        out.push(char::from(digits[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    hex_with(bytes, HEX_LOWER)
 }
 
 /// A certificate serial as `openssl x509 -serial` prints it: upper-case
@@ -171,16 +184,13 @@ pub fn serial_hex(raw: &[u8]) -> String {
         .iter()
         .position(|&byte| byte != 0)
         .unwrap_or(raw.len().saturating_sub(1));
-    raw.get(first..)
-        .unwrap_or(raw)
-        .iter()
-        .map(|byte| format!("{byte:02X}"))
-        .collect()
+    hex_with(raw.get(first..).unwrap_or(raw), HEX_UPPER)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod serial_tests {
-    use super::serial_hex;
+    use super::{hex, serial_hex};
 
     #[test]
     fn serials_print_as_openssl_prints_them() {
@@ -189,5 +199,44 @@ mod serial_tests {
         assert_eq!(serial_hex(&[0x0A, 0xBC]), "0ABC");
         assert_eq!(serial_hex(&[0x00]), "00");
         assert_eq!(serial_hex(&[]), "");
+    }
+
+    /// A self-signed certificate with `key`, parsed.
+    fn facts(key: &rcgen::KeyPair) -> super::PeerCertificate {
+        let cert = rcgen::CertificateParams::new(vec!["dev-1".to_string()])
+            .unwrap()
+            .self_signed(key)
+            .unwrap();
+        super::PeerCertificate::from_der(cert.der()).unwrap()
+    }
+
+    #[test]
+    fn key_types_are_named_as_a_lab_names_them() {
+        use rcgen::{KeyPair, RsaKeySize, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384};
+        use rcgen::{PKCS_ED25519, PKCS_RSA_SHA256};
+        let p256 = facts(&KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap());
+        assert_eq!(p256.key_type, "ECDSA P-256");
+        assert_eq!(p256.weakness, None);
+        assert_eq!(p256.fingerprint_sha256.len(), 64);
+        assert!(p256
+            .fingerprint_sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        let p384 = facts(&KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap());
+        assert_eq!(p384.key_type, "ECDSA P-384");
+        assert_eq!(
+            facts(&KeyPair::generate_for(&PKCS_ED25519).unwrap()).key_type,
+            "Ed25519"
+        );
+        let rsa = KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, RsaKeySize::_2048).unwrap();
+        let rsa = facts(&rsa);
+        assert_eq!(rsa.key_type, "RSA-2048");
+        assert_eq!(rsa.weakness, None);
+    }
+
+    #[test]
+    fn fingerprints_are_lower_case_hex_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+        assert_eq!(hex(&[]), "");
     }
 }
