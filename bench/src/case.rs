@@ -29,6 +29,9 @@ pub enum Case {
     FleetResumption,
     /// Scenario 3: the largest fleet the broker holds.
     HeldMax,
+    /// Scenario 3's fleet from a few source addresses, as behind one NAT
+    /// or a balancer, fleetmq on its default per-address limits.
+    HeldBehindNat,
     /// Scenario 4: fan-in QoS 0 at full load.
     FanInQos0Max,
     /// Scenario 4: fan-in QoS 1 at full load.
@@ -63,7 +66,7 @@ pub enum Case {
 
 impl Case {
     /// Every case a full run measures per broker, in the runner's order.
-    pub const ALL: [Case; 24] = [
+    pub const ALL: [Case; 25] = [
         Case::Tls12Ecdsa1Core,
         Case::Tls12Rsa1Core,
         Case::Tls13Ecdsa1Core,
@@ -73,6 +76,7 @@ impl Case {
         Case::FleetFullHandshakes,
         Case::FleetResumption,
         Case::HeldMax,
+        Case::HeldBehindNat,
         Case::FanInQos0Max,
         Case::FanInQos1Max,
         Case::FanOutQos0Max,
@@ -102,6 +106,7 @@ impl Case {
             Case::FleetFullHandshakes => "fleet/full-handshakes",
             Case::FleetResumption => "fleet/resumption",
             Case::HeldMax => "held/max",
+            Case::HeldBehindNat => "held/behind-nat",
             Case::FanInQos0Max => "fan-in/qos0/max",
             Case::FanInQos1Max => "fan-in/qos1/max",
             Case::FanOutQos0Max => "fan-out/qos0/max",

@@ -38,6 +38,29 @@ pub fn use_source_addresses(count: usize) -> usize {
     count
 }
 
+/// Connections come from a few source addresses while this lives, and from
+/// as many as before once it is dropped (on an error or a panic too): the
+/// runner's rows after a NAT'd fleet must spread over every address again.
+#[must_use = "the source addresses are restored when the guard is dropped"]
+pub struct FewSources {
+    before: usize,
+}
+
+impl FewSources {
+    /// Connects from the first `count` source addresses (1 to 250).
+    pub fn use_first(count: usize) -> FewSources {
+        let before = SOURCES_USED.load(Ordering::Relaxed);
+        use_source_addresses(count);
+        FewSources { before }
+    }
+}
+
+impl Drop for FewSources {
+    fn drop(&mut self) {
+        SOURCES_USED.store(self.before, Ordering::Relaxed);
+    }
+}
+
 fn next_source() -> SocketAddr {
     let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % SOURCES_USED.load(Ordering::Relaxed);
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + n as u8)), 0)
@@ -285,5 +308,24 @@ impl Conn {
         if self.flush().await.is_ok() {
             let _ = self.stream.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_sources_are_restored_when_the_guard_goes() {
+        let all = SOURCES_USED.load(Ordering::Relaxed);
+        {
+            let _nat = FewSources::use_first(4);
+            assert_eq!(SOURCES_USED.load(Ordering::Relaxed), 4);
+            let sources: Vec<SocketAddr> = (0..8).map(|_| next_source()).collect();
+            assert!(sources.iter().all(
+                |addr| matches!(addr.ip(), IpAddr::V4(ip) if (2..6).contains(&ip.octets()[3]))
+            ));
+        }
+        assert_eq!(SOURCES_USED.load(Ordering::Relaxed), all);
     }
 }

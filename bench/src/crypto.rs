@@ -13,6 +13,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::case::Case;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CryptoLimit {
     pub openssl_version: String,
@@ -26,6 +28,21 @@ pub struct CryptoLimit {
     /// Full mutual handshakes per second and core, at most.
     pub ecdsa_handshakes_per_sec: f64,
     pub rsa_handshakes_per_sec: f64,
+}
+
+impl CryptoLimit {
+    /// The most connects/s a connect case's broker could reach on crypto
+    /// alone (None: a case this limit does not price). One place for the
+    /// report's share table and its target, so they cannot disagree.
+    pub fn handshakes_per_sec(&self, case: Case) -> Option<f64> {
+        match case {
+            Case::Tls12Ecdsa1Core => Some(self.ecdsa_handshakes_per_sec),
+            Case::Tls12Rsa1Core => Some(self.rsa_handshakes_per_sec),
+            // The broker may use both cores (the load shares them).
+            Case::Tls12Ecdsa2Cores => Some(2.0 * self.ecdsa_handshakes_per_sec),
+            _ => None,
+        }
+    }
 }
 
 /// Runs `openssl speed` (pinned to `core` when given) for `seconds` per

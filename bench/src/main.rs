@@ -125,8 +125,8 @@ struct RunArgs {
     /// Repetitions (default: the plan's).
     #[arg(long)]
     reps: Option<usize>,
-    /// Only these scenarios: connect, fleet, held-max, flow, latency,
-    /// persist, bridge.
+    /// Only these scenarios: connect, fleet, held-max, nat (the held
+    /// fleet from a few source addresses), flow, latency, persist, bridge.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where the report goes.

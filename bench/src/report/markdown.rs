@@ -71,6 +71,7 @@ impl Report {
                 ("kernel", m.kernel.clone()),
                 ("nofile", m.nofile.clone()),
                 ("verify", format!("{:?}", self.verify)),
+                ("nat_sources", self.plan.fleet_nat_sources.to_string()),
             ],
         ));
         for broker in &self.brokers {
@@ -85,6 +86,7 @@ impl Report {
             &[
                 ("max_inflight", MAX_INFLIGHT.to_string()),
                 ("max_queued", MAX_QUEUED.to_string()),
+                ("nat_sources", self.plan.fleet_nat_sources.to_string()),
             ],
         ));
         md.push('\n');
@@ -127,22 +129,18 @@ impl Report {
     fn crypto_section(&self, md: &mut String, crypto: &CryptoLimit) {
         let mut shares = Vec::new();
         for kind in self.kinds() {
-            let share = |case: Case, limit: f64| {
+            let share = |case: Case| {
                 let rate = self.median(kind, case.name(), "connects_per_sec");
-                if rate.is_finite() {
-                    format!("{:.0}%", 100.0 * rate / limit)
-                } else {
-                    "–".into()
+                match crypto.handshakes_per_sec(case) {
+                    Some(limit) if rate.is_finite() => format!("{:.0}%", 100.0 * rate / limit),
+                    _ => "–".into(),
                 }
             };
             shares.push(format!(
                 "| {kind} | {} | {} | {} |",
-                share(Case::Tls12Ecdsa1Core, crypto.ecdsa_handshakes_per_sec),
-                share(Case::Tls12Rsa1Core, crypto.rsa_handshakes_per_sec),
-                share(
-                    Case::Tls12Ecdsa2Cores,
-                    2.0 * crypto.ecdsa_handshakes_per_sec
-                ),
+                share(Case::Tls12Ecdsa1Core),
+                share(Case::Tls12Rsa1Core),
+                share(Case::Tls12Ecdsa2Cores),
             ));
         }
         let rate = |value: f64| format!("{value:.0}");

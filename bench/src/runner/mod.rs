@@ -9,6 +9,7 @@
 mod bridge_runs;
 pub mod broker;
 pub mod cluster;
+mod nat_runs;
 pub mod nats;
 mod persist_runs;
 pub mod plan;
@@ -49,7 +50,7 @@ pub struct Record {
 
 /// What the scenarios may be restricted to (`--only`).
 pub const SCENARIOS: &[&str] = &[
-    "connect", "fleet", "held-max", "flow", "latency", "persist", "bridge",
+    "connect", "fleet", "held-max", "nat", "flow", "latency", "persist", "bridge",
 ];
 
 pub struct Runner {
@@ -139,6 +140,9 @@ impl Runner {
                     && self.plan.fleet_max_devices > 0
                 {
                     self.held_max(setup, rep);
+                }
+                if self.wants("nat") && rep < self.plan.fleet_reps {
+                    self.held_behind_nat(setup, rep);
                 }
                 if self.wants("flow") {
                     self.flows(setup, rep);

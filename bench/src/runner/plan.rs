@@ -24,6 +24,11 @@ pub struct Plan {
     pub fleet_launch_concurrency: usize,
     /// Longest wait for a fleet to be all connected.
     pub fleet_wait_secs: f64,
+    /// The held fleet behind one NAT: its `fleet_devices` connect from
+    /// this many loopback source addresses (issue 22: 4), each broker on
+    /// its default per-address limits.
+    #[serde(default = "default_fleet_nat_sources")]
+    pub fleet_nat_sources: usize,
     pub fan_in_publishers: usize,
     pub fan_out_subscribers: usize,
     pub payload: usize,
@@ -76,6 +81,9 @@ impl Plan {
             fleet_max_reps: 1,
             fleet_launch_concurrency: 256,
             fleet_wait_secs: 45.0,
+            // A NAT or a balancer without PROXY protocol: 2,500 devices
+            // per address.
+            fleet_nat_sources: 4,
             fan_in_publishers: 100,
             fan_out_subscribers: 100,
             payload: 64,
@@ -115,6 +123,7 @@ impl Plan {
             fleet_max_reps: 1,
             fleet_launch_concurrency: 16,
             fleet_wait_secs: 15.0,
+            fleet_nat_sources: 4,
             fan_in_publishers: 5,
             fan_out_subscribers: 5,
             payload: 64,
@@ -145,6 +154,10 @@ impl Plan {
 /// bridge sizes.
 fn default_bridge_publishers() -> usize {
     Plan::full().bridge_publishers
+}
+
+fn default_fleet_nat_sources() -> usize {
+    Plan::full().fleet_nat_sources
 }
 
 fn default_qos1_fixed_rate() -> f64 {
