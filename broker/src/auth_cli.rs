@@ -413,7 +413,7 @@ fn simulated_identity(
         username,
         password_verified,
         username_from_certificate,
-        fingerprint: cert_identity.as_ref().map(|_| String::new()),
+        fingerprint: cert_identity.as_ref().map(|_| Arc::from("")),
         cert_identity,
         groups,
         listener: Arc::from(listener_name(listener).as_str()),

@@ -356,7 +356,7 @@ fn balancer_certificate(cn: String) -> PeerCertificate {
         san_uri: Vec::new(),
         san_email: Vec::new(),
         serial: String::new(),
-        fingerprint_sha256: String::new(),
+        fingerprint_sha256: "".into(),
         issuer: "(verified by the PROXY protocol balancer)".into(),
         not_before: 0,
         not_after: 0,

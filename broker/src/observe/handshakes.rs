@@ -576,7 +576,7 @@ mod tests {
             san_uri: Vec::new(),
             san_email: Vec::new(),
             serial: String::new(),
-            fingerprint_sha256: String::new(),
+            fingerprint_sha256: "".into(),
             issuer: String::new(),
             not_before: 0,
             not_after: 0,

@@ -94,7 +94,7 @@ fn every_documented_metric_is_exported() {
             san_uri: vec![],
             san_email: vec![],
             serial: "01".into(),
-            fingerprint_sha256: String::new(),
+            fingerprint_sha256: "".into(),
             issuer: "CN=ca".into(),
             not_before: 0,
             not_after: super::super::clock::now_secs() + 3600,

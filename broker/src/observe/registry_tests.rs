@@ -22,7 +22,7 @@ fn cert(cn: &str, not_after: i64) -> PeerCertificate {
         san_uri: vec![],
         san_email: vec![],
         serial: "0A1B".into(),
-        fingerprint_sha256: "ab".repeat(32),
+        fingerprint_sha256: "ab".repeat(32).into(),
         issuer: "CN=lab CA".into(),
         not_before: 0,
         not_after,

@@ -124,7 +124,7 @@ impl From<&PeerCertificate> for CertView {
             not_before: rfc3339_secs(cert.not_before),
             not_after: rfc3339_secs(cert.not_after),
             not_after_unix: cert.not_after,
-            fingerprint_sha256: cert.fingerprint_sha256.clone(),
+            fingerprint_sha256: cert.fingerprint_sha256.to_string(),
             organizational_units: cert.organizational_units.clone(),
             san_dns: cert.san_dns.clone(),
             version: cert.version,

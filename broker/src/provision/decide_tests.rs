@@ -53,7 +53,7 @@ fn identity(client_id: &str, claim: bool, fingerprint: &str) -> Identity {
             Vec::new()
         },
         listener: Arc::from("tls"),
-        fingerprint: Some(fingerprint.to_owned()),
+        fingerprint: Some(fingerprint.into()),
         password_verified: false,
         username_from_certificate: false,
         bridge: false,

@@ -140,7 +140,7 @@ mod tests {
             cert_identity: cert.map(str::to_owned),
             groups: Vec::new(),
             listener: Arc::from("tls"),
-            fingerprint: cert.map(|_| "ab".repeat(32)),
+            fingerprint: cert.map(|_| "ab".repeat(32).into()),
             password_verified: false,
             username_from_certificate: false,
             bridge: false,

@@ -122,7 +122,7 @@ mod tests {
             cert_identity: Some("claim-batch1".to_owned()),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             listener: Arc::from("tls"),
-            fingerprint: Some("ab".repeat(32)),
+            fingerprint: Some("ab".repeat(32).into()),
             password_verified: false,
             username_from_certificate: false,
             bridge: false,

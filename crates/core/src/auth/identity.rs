@@ -34,8 +34,10 @@ pub struct Identity {
     /// Name of the listener the client connected to (for logs).
     pub listener: Arc<str>,
     /// SHA-256 fingerprint of the client certificate, lower-case hex; its
-    /// presence means a verified certificate was presented.
-    pub fingerprint: Option<String>,
+    /// presence means a verified certificate was presented. The
+    /// certificate's own string when it is lower-case already (always, for
+    /// one read from a handshake).
+    pub fingerprint: Option<Arc<str>>,
     /// Whether the password file verified `username`. Set by
     /// [`super::authenticate()`] only: a username nobody verified (an
     /// anonymous client's claim) names no one.
@@ -84,7 +86,7 @@ impl Identity {
             cert_identity,
             groups,
             listener: listener_name,
-            fingerprint: cert.map(|cert| cert.fingerprint_sha256.to_ascii_lowercase()),
+            fingerprint: cert.map(|cert| lower_case_shared(&cert.fingerprint_sha256)),
             password_verified: false,
             username_from_certificate,
             bridge: false,
@@ -186,6 +188,15 @@ fn groups_of(
     groups
 }
 
+/// `text` in lower case, sharing it when it is already.
+fn lower_case_shared(text: &Arc<str>) -> Arc<str> {
+    if text.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        text.to_ascii_lowercase().into()
+    } else {
+        Arc::clone(text)
+    }
+}
+
 /// Fingerprints are compared as lower-case hex without `:` separators, so
 /// `AB:CD:...` copied from `openssl x509 -fingerprint` matches too.
 fn normalize_fingerprint(fingerprint: &str) -> String {
@@ -211,7 +222,7 @@ pub(crate) mod tests {
             san_uri: Vec::new(),
             san_email: Vec::new(),
             serial: "01".to_string(),
-            fingerprint_sha256: format!("{:0>64}", hex_of(cn)),
+            fingerprint_sha256: format!("{:0>64}", hex_of(cn)).into(),
             issuer: "CN=lab CA".to_string(),
             not_before: 0,
             not_after: i64::MAX,
@@ -243,6 +254,23 @@ pub(crate) mod tests {
         assert_eq!(identity.principal(), Some("dev-a"));
         assert_eq!(identity.username.as_deref(), Some("dev-b"));
         assert!(identity.has_certificate());
+    }
+
+    #[test]
+    fn the_fingerprint_is_shared_with_the_certificate_and_lower_case() {
+        let cert = cert("dev-a", &[]);
+        let build = |cert: &PeerCertificate| {
+            Identity::build(&listener(), "tls".into(), &[], Some(cert), "c", None)
+        };
+        let identity = build(&cert);
+        let fingerprint = identity.fingerprint.unwrap();
+        assert!(Arc::ptr_eq(&fingerprint, &cert.fingerprint_sha256));
+        let mut upper = cert.clone();
+        upper.fingerprint_sha256 = "AB".repeat(32).into();
+        assert_eq!(
+            build(&upper).fingerprint.as_deref(),
+            Some(&*"ab".repeat(32))
+        );
     }
 
     #[test]
@@ -287,7 +315,7 @@ pub(crate) mod tests {
             (IdentitySource::SanUri, None),
             (
                 IdentitySource::Fingerprint,
-                Some(cert.fingerprint_sha256.clone()),
+                Some(cert.fingerprint_sha256.to_string()),
             ),
         ];
         for (source, expected) in cases {

@@ -46,7 +46,7 @@ impl SessionOwner {
         } else if let Some(name) = &identity.cert_identity {
             SessionOwner::Certificate(name.clone())
         } else if let Some(fingerprint) = &identity.fingerprint {
-            SessionOwner::Fingerprint(fingerprint.clone())
+            SessionOwner::Fingerprint(fingerprint.to_string())
         } else if let Some(username) = &identity.username {
             SessionOwner::Username(username.clone())
         } else {

@@ -5,6 +5,7 @@
 //! chain; nothing here decides trust.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -26,8 +27,9 @@ pub struct PeerCertificate {
     pub san_email: Vec<String>,
     /// Serial number, upper-case hex.
     pub serial: String,
-    /// SHA-256 of the DER certificate, lower-case hex.
-    pub fingerprint_sha256: String,
+    /// SHA-256 of the DER certificate, lower-case hex. Shared with the
+    /// connection's `Identity` (one allocation per held connection).
+    pub fingerprint_sha256: Arc<str>,
     /// Issuer DN.
     pub issuer: String,
     /// Validity, seconds since the Unix epoch.
@@ -80,19 +82,24 @@ impl PeerCertificate {
                 }
             }
         }
+        // A first push reserves room for four names; a held connection
+        // keeps these for its lifetime.
+        san_dns.shrink_to_fit();
+        san_uri.shrink_to_fit();
+        san_email.shrink_to_fit();
         let fingerprint = Sha256::digest(der);
         // Parsed once for both the key type and the weakness check.
         let key = cert.public_key().parsed().ok();
         Ok(PeerCertificate {
             cn,
-            subject: subject.to_string(),
+            subject: tight(subject.to_string()),
             organizational_units,
             san_dns,
             san_uri,
             san_email,
             serial: serial_hex(cert.raw_serial()),
-            fingerprint_sha256: hex(&fingerprint),
-            issuer: cert.issuer().to_string(),
+            fingerprint_sha256: hex(&fingerprint).into(),
+            issuer: tight(cert.issuer().to_string()),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             version: cert.version().0.saturating_add(1),
@@ -156,6 +163,13 @@ fn weakness(cert: &X509Certificate<'_>, key: Option<&PublicKey<'_>>) -> Option<S
         .windows(4)
         .any(|window| window.eq_ignore_ascii_case(b"sha1"))
         .then(|| format!("SHA-1 signature ({signature})"))
+}
+
+/// `text` without spare capacity: x509-parser builds names by appending,
+/// and a held connection keeps its certificate's names for its lifetime.
+fn tight(mut text: String) -> String {
+    text.shrink_to_fit();
+    text
 }
 
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";

@@ -88,7 +88,7 @@ mod tests {
             cert_identity: cert.map(str::to_string),
             groups: vec!["ops".to_string(), "lab".to_string()],
             listener: "l".into(),
-            fingerprint: cert.map(|_| "00".to_string()),
+            fingerprint: cert.map(|_| "00".into()),
             password_verified: username.is_some(),
             username_from_certificate: false,
             bridge: false,

@@ -19,7 +19,7 @@ pub(super) fn client(cert: Option<&str>, client_id: &str, groups: &[&str]) -> Id
         cert_identity: cert.map(str::to_string),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         listener: "l".into(),
-        fingerprint: cert.map(|_| "00".to_string()),
+        fingerprint: cert.map(|_| "00".into()),
         password_verified: false,
         username_from_certificate: false,
         bridge: false,
