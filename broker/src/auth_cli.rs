@@ -414,7 +414,7 @@ fn simulated_identity(
         password_verified,
         username_from_certificate,
         fingerprint: cert_identity.as_ref().map(|_| Arc::from("")),
-        cert_identity,
+        cert_identity: cert_identity.map(Arc::from),
         groups,
         listener: Arc::from(listener_name(listener).as_str()),
         bridge: false,

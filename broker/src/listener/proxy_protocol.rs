@@ -350,7 +350,7 @@ fn ssl_tls_info(value: &[u8]) -> Result<Option<TlsInfo>, HeaderError> {
 fn balancer_certificate(cn: String) -> PeerCertificate {
     PeerCertificate {
         subject: format!("CN={cn}"),
-        cn: Some(cn),
+        cn: Some(cn.into()),
         organizational_units: Vec::new(),
         san_dns: Vec::new(),
         san_uri: Vec::new(),

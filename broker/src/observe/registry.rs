@@ -381,7 +381,7 @@ fn expiring(state: &State, within: Duration) -> Vec<ExpiringCertificate> {
         .filter(|(_, cert)| cert.not_after <= horizon)
         .map(|(id, cert)| ExpiringCertificate {
             client_id: id.to_string(),
-            cn: cert.cn.clone(),
+            cn: cert.cn.as_deref().map(String::from),
             subject: cert.subject.clone(),
             serial: cert.serial.clone(),
             not_after: rfc3339_secs(cert.not_after),

@@ -15,7 +15,7 @@ fn limits() -> RegistryLimits {
 
 fn cert(cn: &str, not_after: i64) -> PeerCertificate {
     PeerCertificate {
-        cn: Some(cn.to_string()),
+        cn: Some(cn.into()),
         subject: format!("CN={cn}, OU=lab"),
         organizational_units: vec!["lab".into()],
         san_dns: vec![],

@@ -118,7 +118,7 @@ impl From<&PeerCertificate> for CertView {
     fn from(cert: &PeerCertificate) -> Self {
         CertView {
             subject: cert.subject.clone(),
-            cn: cert.cn.clone(),
+            cn: cert.cn.as_deref().map(String::from),
             serial: cert.serial.clone(),
             issuer: cert.issuer.clone(),
             not_before: rfc3339_secs(cert.not_before),
@@ -261,7 +261,7 @@ pub(super) fn identity(info: &Connected) -> (String, &'static str) {
         .and_then(|tls| tls.client_cert.as_ref())
         .and_then(|cert| cert.cn.clone());
     match (cn, &info.username) {
-        (Some(cn), _) => (cn, "certificate_cn"),
+        (Some(cn), _) => (cn.to_string(), "certificate_cn"),
         (None, Some(username)) => (username.clone(), "username"),
         (None, None) => (info.client_id.to_string(), "client_id"),
     }

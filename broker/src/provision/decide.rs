@@ -227,7 +227,7 @@ impl Decider {
                 .add(&Pending {
                     device_id: id.to_owned(),
                     key_sha256,
-                    requested_by: identity.cert_identity.clone(),
+                    requested_by: identity.cert_identity.as_deref().map(String::from),
                     requested_at: now_text(),
                 })
                 .map_err(internal)?;

@@ -137,7 +137,7 @@ mod tests {
         Identity {
             client_id: Arc::from(client_id),
             username: None,
-            cert_identity: cert.map(str::to_owned),
+            cert_identity: cert.map(Arc::from),
             groups: Vec::new(),
             listener: Arc::from("tls"),
             fingerprint: cert.map(|_| "ab".repeat(32).into()),

@@ -119,7 +119,7 @@ mod tests {
         Identity {
             client_id: Arc::from(client_id),
             username: None,
-            cert_identity: Some("claim-batch1".to_owned()),
+            cert_identity: Some("claim-batch1".into()),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             listener: Arc::from("tls"),
             fingerprint: Some("ab".repeat(32).into()),
@@ -162,14 +162,14 @@ mod tests {
         let config = Config::default();
         let claim = identity("esp32_1", &["fleetmq-claim"]);
         let mut own = identity("esp32_1", &[]);
-        own.cert_identity = Some("esp32_1".to_owned());
+        own.cert_identity = Some("esp32_1".into());
         assert!(replaces_claim_session(&config, Some(&claim), &own));
         // Not while nothing (or a device) is attached, not another device,
         // not another claim holder.
         assert!(!replaces_claim_session(&config, None, &own));
         assert!(!replaces_claim_session(&config, Some(&own), &own));
         let mut other = own.clone();
-        other.cert_identity = Some("esp32_2".to_owned());
+        other.cert_identity = Some("esp32_2".into());
         assert!(!replaces_claim_session(&config, Some(&claim), &other));
         assert!(!replaces_claim_session(&config, Some(&claim), &claim));
     }

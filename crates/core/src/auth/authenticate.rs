@@ -95,7 +95,7 @@ pub fn authenticate(
         return (AuthOutcome::ClientIdMismatch, None);
     }
     let replacement = match &identity.cert_identity {
-        Some(cert_identity) if listener.identity_as_clientid => Some(cert_identity.clone()),
+        Some(cert_identity) if listener.identity_as_clientid => Some(cert_identity.to_string()),
         _ => None,
     };
     (outcome, replacement)

@@ -25,7 +25,7 @@ pub struct Identity {
     /// The name the listener's `identity` source reads from the verified
     /// certificate (CN by default); `None` without a certificate, or when
     /// the certificate lacks that field.
-    pub cert_identity: Option<String>,
+    pub cert_identity: Option<Arc<str>>,
     /// Certificate groups: the certificate's OU values, then the configured
     /// `[[auth.group]]`s that list the certificate's identity or
     /// fingerprint. Empty without a certificate: a username or client id
@@ -69,12 +69,14 @@ impl Identity {
         let username_from_certificate = cert.is_some()
             && (listener.use_identity_as_username || listener.use_subject_as_username);
         let username = match cert {
-            Some(_) if listener.use_identity_as_username => cert_identity.clone(),
+            Some(_) if listener.use_identity_as_username => {
+                cert_identity.as_deref().map(String::from)
+            }
             Some(cert) if listener.use_subject_as_username => Some(cert.subject.clone()),
             _ => username.map(str::to_string),
         };
         let client_id: Arc<str> = match &cert_identity {
-            Some(identity) if listener.identity_as_clientid => Arc::from(identity.as_str()),
+            Some(identity) if listener.identity_as_clientid => Arc::clone(identity),
             _ => Arc::from(client_id),
         };
         let groups = cert
@@ -143,13 +145,13 @@ impl Identity {
 
 /// The certificate field the listener names as identity, if present and
 /// non-empty.
-fn identity_of(cert: &PeerCertificate, source: IdentitySource) -> Option<String> {
+fn identity_of(cert: &PeerCertificate, source: IdentitySource) -> Option<Arc<str>> {
     let value = match source {
         IdentitySource::Cn => cert.cn.clone(),
-        IdentitySource::Subject => Some(cert.subject.clone()),
-        IdentitySource::SanDns => cert.san_dns.first().cloned(),
-        IdentitySource::SanUri => cert.san_uri.first().cloned(),
-        IdentitySource::Fingerprint => Some(cert.fingerprint_sha256.to_ascii_lowercase()),
+        IdentitySource::Subject => Some(Arc::from(cert.subject.as_str())),
+        IdentitySource::SanDns => cert.san_dns.first().map(|name| Arc::from(name.as_str())),
+        IdentitySource::SanUri => cert.san_uri.first().map(|name| Arc::from(name.as_str())),
+        IdentitySource::Fingerprint => Some(lower_case_shared(&cert.fingerprint_sha256)),
     };
     value.filter(|value| !value.is_empty())
 }
@@ -215,7 +217,7 @@ pub(crate) mod tests {
     /// A certificate with the given CN and OUs, for tests.
     pub(crate) fn cert(cn: &str, units: &[&str]) -> PeerCertificate {
         PeerCertificate {
-            cn: Some(cn.to_string()),
+            cn: Some(cn.into()),
             subject: format!("CN={cn}"),
             organizational_units: units.iter().map(|u| u.to_string()).collect(),
             san_dns: vec![format!("{cn}.devices.lab")],
@@ -321,7 +323,11 @@ pub(crate) mod tests {
         for (source, expected) in cases {
             config.identity = source;
             let identity = Identity::build(&config, "l".into(), &[], Some(&cert), "c", None);
-            assert_eq!(identity.cert_identity, expected, "{source:?}");
+            assert_eq!(
+                identity.cert_identity.as_deref(),
+                expected.as_deref(),
+                "{source:?}"
+            );
         }
     }
 

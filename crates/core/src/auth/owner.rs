@@ -11,6 +11,8 @@
 //! `Identity::principal()`, so it keeps its meaning whatever that method
 //! falls back to.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Identity;
@@ -24,7 +26,8 @@ use crate::auth::Identity;
 pub enum SessionOwner {
     /// A verified client certificate with this identity (the listener's
     /// `identity` source: CN by default); survives certificate renewal.
-    Certificate(String),
+    /// Shared with the identity it was made from.
+    Certificate(Arc<str>),
     /// A verified client certificate without the identity field, by its
     /// SHA-256 fingerprint.
     Fingerprint(String),
@@ -44,7 +47,7 @@ impl SessionOwner {
         if identity.bridge {
             SessionOwner::Bridge(identity.client_id.to_string())
         } else if let Some(name) = &identity.cert_identity {
-            SessionOwner::Certificate(name.clone())
+            SessionOwner::Certificate(Arc::clone(name))
         } else if let Some(fingerprint) = &identity.fingerprint {
             SessionOwner::Fingerprint(fingerprint.to_string())
         } else if let Some(username) = &identity.username {

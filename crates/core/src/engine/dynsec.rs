@@ -127,9 +127,11 @@ impl Engine {
                             attachment.identity.dynsec_name().map(str::to_string),
                             attachment.identity.groups.clone(),
                         ),
-                        (None, Some(SessionOwner::Username(name)))
-                        | (None, Some(SessionOwner::Certificate(name))) => {
+                        (None, Some(SessionOwner::Username(name))) => {
                             (Some(name.clone()), Vec::new())
+                        }
+                        (None, Some(SessionOwner::Certificate(name))) => {
+                            (Some(name.to_string()), Vec::new())
                         }
                         (None, Some(SessionOwner::Anonymous)) => (None, Vec::new()),
                         (None, _) => continue,

@@ -17,7 +17,9 @@ use x509_parser::public_key::PublicKey;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerCertificate {
     /// Subject common name (the device id in a fleetmq lab PKI).
-    pub cn: Option<String>,
+    /// Shared with the connection's `Identity` and its session's owner
+    /// when the CN is the identity (the default).
+    pub cn: Option<Arc<str>>,
     /// The whole subject DN, RFC 4514 style (`CN=dev-a, OU=ops`).
     pub subject: String,
     /// Organizational units of the subject (certificate groups).
@@ -63,7 +65,7 @@ impl PeerCertificate {
             .iter_common_name()
             .next()
             .and_then(|attr| attr.as_str().ok())
-            .map(str::to_string);
+            .map(Arc::from);
         let organizational_units = subject
             .iter_organizational_unit()
             .filter_map(|attr| attr.as_str().ok())

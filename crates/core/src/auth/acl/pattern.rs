@@ -85,7 +85,7 @@ mod tests {
         Identity {
             client_id: client_id.into(),
             username: username.map(str::to_string),
-            cert_identity: cert.map(str::to_string),
+            cert_identity: cert.map(std::sync::Arc::from),
             groups: vec!["ops".to_string(), "lab".to_string()],
             listener: "l".into(),
             fingerprint: cert.map(|_| "00".into()),

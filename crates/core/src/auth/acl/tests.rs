@@ -16,7 +16,7 @@ pub(super) fn client(cert: Option<&str>, client_id: &str, groups: &[&str]) -> Id
     Identity {
         client_id: client_id.into(),
         username: cert.map(str::to_string),
-        cert_identity: cert.map(str::to_string),
+        cert_identity: cert.map(Arc::from),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         listener: "l".into(),
         fingerprint: cert.map(|_| "00".into()),
