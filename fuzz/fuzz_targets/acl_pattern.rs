@@ -70,10 +70,10 @@ fuzz_target!(|data: &[u8]| {
     let identity = Identity {
         client_id: Arc::from(client_id),
         username: username.map(str::to_string),
-        cert_identity: cert.map(str::to_string),
+        cert_identity: cert.map(Arc::from),
         groups: groups.clone(),
         listener: Arc::from("fuzz"),
-        fingerprint: cert.map(|_| "00".to_string()),
+        fingerprint: cert.map(|_| Arc::from("00")),
         password_verified,
         username_from_certificate: false,
         bridge: false,
