@@ -31,6 +31,7 @@ use fleetmq_core::peer::ConnectClock;
 
 pub use per_ip::{PeerLimits, PeerSlot, Refusal, RefusalLog};
 
+pub(crate) use admission::refuse_stray_header;
 use admission::{admit_proxied, Admission};
 
 /// Connections the kernel may hold completed for us before `accept`
@@ -348,6 +349,10 @@ async fn prepare(
         }
         Err(refused) => {
             let failure = &refused.failure;
+            if let tls::HandshakeFailure::ProxyHeader(version) = failure {
+                refuse_stray_header(&broker, &origin.listener, origin.peer, *version);
+                return None;
+            }
             tracing::info!(
                 listener = %origin.listener,
                 peer = %origin.peer,

@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::{lingering_close, Client, Origin};
+use crate::listener::{proxy_protocol, refuse_stray_header};
 use fleetmq_codec::{
     self as codec, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
@@ -73,6 +74,13 @@ where
         }
         Ok(Err(FirstPacketError::Closed)) => return None,
         Ok(Err(FirstPacketError::Decode(error))) => {
+            // Not MQTT but a balancer's PROXY header, on a listener that
+            // takes none: said as that (decision 0125). Only bytes the
+            // decoder refused are looked at.
+            if let Some(version) = proxy_protocol::stray_header_version(&read_buf) {
+                refuse_stray_header(&broker, &origin.listener, origin.peer, version);
+                return None;
+            }
             Stats::add(&broker.stats.protocol_errors, 1);
             tracing::info!(
                 peer = %origin.peer,

@@ -1,9 +1,12 @@
 //! Admission of a connection by the address its PROXY header names, on
 //! listeners behind a balancer, and the refusal of headers on listeners
-//! that take none (decisions 0123, 0125). Runs on the connection's task,
+//! that take none (decisions 0123, 0125; TLS and MQTT find those in their
+//! first bytes and refuse through [`refuse_stray_header`]). Runs on the
+//! connection's task,
 //! before TLS: it reads (through [`proxy_protocol`]), logs, counts and
 //! admits; it must not touch MQTT or TLS.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +16,24 @@ use super::per_ip::{PeerLimits, PeerSlot, RefusalLog};
 use super::proxy_protocol;
 use crate::connection::Origin;
 use crate::tls::TlsListener;
+use fleetmq_core::config::ListenerProtocol;
 use fleetmq_core::engine::Engine;
+
+/// Refuses a connection that began with a PROXY header on a listener that
+/// takes none: one info line that names the cause, and the refusal counted.
+/// Called by whichever layer saw the header (the peek here, the TLS
+/// ClientHello read, the MQTT CONNECT read); the caller drops the socket.
+pub(crate) fn refuse_stray_header(broker: &Engine, listener: &str, peer: SocketAddr, version: u8) {
+    broker.stats.connection_refused();
+    tracing::info!(
+        listener = %listener,
+        peer = %peer,
+        reason = "proxy_header_unexpected",
+        "Refused connection from {peer} on listener \"{listener}\": it sent a PROXY protocol \
+         v{version} header, which this listener does not take (set proxy_protocol on a \
+         listener that only the balancer reaches).",
+    );
+}
 
 /// What admission by a PROXY header's address needs.
 pub(super) struct Admission<'a> {
@@ -53,20 +73,17 @@ pub(super) async fn admit_proxied(
         );
     };
     if !settings.proxy_protocol.is_on() {
-        // Waits no longer than the TLS handshake or CONNECT would.
-        let budget = match tls {
-            Some(tls) => tls.handshake_timeout,
-            None => Duration::from_secs(broker.config.limits.connect_timeout_secs),
-        };
+        // TLS and MQTT listeners look at their first bytes only when those
+        // fail (`refuse_stray_header`, decision 0125): a peek here would be
+        // one more system call on every good connection. A plain WebSocket
+        // listener's HTTP parser does not hand its bytes back, so it peeks.
+        if tls.is_some() || settings.protocol != ListenerProtocol::Websockets {
+            return Some(None);
+        }
+        let budget = Duration::from_secs(broker.config.limits.connect_timeout_secs);
         let deadline = accepted + budget.min(proxy_protocol::HEADER_TIMEOUT);
         if let Some(version) = proxy_protocol::sniff_stray_header(stream, deadline).await {
-            refuse(
-                format!(
-                    "it sent a PROXY protocol v{version} header, which this listener does not \
-                     take (set proxy_protocol on a listener that only the balancer reaches)"
-                ),
-                "proxy_header_unexpected",
-            );
+            refuse_stray_header(broker, &origin.listener, origin.peer, version);
             return None;
         }
         return Some(None);

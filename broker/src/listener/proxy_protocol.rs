@@ -8,9 +8,10 @@
 //! [`HEADER_TIMEOUT`] and [`MAX_V2_PAYLOAD`], and says which client address
 //! replaces the socket's: the header's source for `PROXY` commands, the
 //! socket's own for `LOCAL` (balancer health checks) and `UNKNOWN` /
-//! `AF_UNSPEC`. [`sniff_stray_header`] tells, on a listener that reads no
-//! header, whether a connection starts with one anyway, so it is refused
-//! with a clear line instead of failing as MQTT or TLS garbage.
+//! `AF_UNSPEC`. [`stray_header_version`] tells, on a listener that reads
+//! no header, whether a connection's first bytes were one anyway, so it is
+//! refused with a clear line instead of failing as MQTT or TLS garbage
+//! ([`sniff_stray_header`] peeks for it on plain WebSocket listeners).
 //!
 //! The parsing is the `ppp` crate's; only the framing (how many bytes to
 //! read) and the v2 SSL TLV are read here. It must not decide admission or
@@ -366,23 +367,37 @@ fn balancer_certificate(cn: String) -> PeerCertificate {
     }
 }
 
-/// On a listener that reads no header: the version of the PROXY header
-/// the connection starts with, if it does. Looks at the first bytes
-/// without taking them, waiting for them until `deadline` at the latest.
+/// The version of the PROXY header that `first` (a connection's first
+/// bytes) starts with, if it does: at least the 5 bytes `PROXY` of a v1
+/// header or 8 of the v2 signature, so a byte or two of MQTT or TLS that
+/// happen to match are not taken for one. Pure, for the places that see a
+/// connection's first bytes anyway (the TLS ClientHello read, the MQTT
+/// CONNECT read) and ask only when those bytes failed as TLS or MQTT.
+pub fn stray_header_version(first: &[u8]) -> Option<u8> {
+    let v1 = &first[..first.len().min(V1_SIGNATURE.len())];
+    let v2 = &first[..first.len().min(V2_SIGNATURE.len())];
+    if v1.len() >= 5 && V1_SIGNATURE.starts_with(v1) {
+        Some(1)
+    } else if v2.len() >= 8 && V2_SIGNATURE.starts_with(v2) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// On a plain WebSocket listener that reads no header: the version of the
+/// PROXY header the connection starts with, if it does. Looks at the first
+/// bytes without taking them, waiting for them until `deadline` at the
+/// latest. (TLS and MQTT listeners ask [`stray_header_version`] only when
+/// the first bytes failed, which costs nothing on a good connection;
+/// the HTTP upgrade is parsed by a crate that does not hand its bytes back.)
 pub async fn sniff_stray_header(stream: &TcpStream, deadline: Instant) -> Option<u8> {
     let mut first = [0u8; 12];
     let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut first))
         .await
         .ok()?
         .ok()?;
-    let first = &first[..peeked];
-    if first.len() >= 5 && V1_SIGNATURE.starts_with(first.get(..6).unwrap_or(first)) {
-        Some(1)
-    } else if first.len() >= 8 && V2_SIGNATURE.starts_with(first) {
-        Some(2)
-    } else {
-        None
-    }
+    stray_header_version(first.get(..peeked)?)
 }
 
 #[cfg(test)]

@@ -183,3 +183,27 @@ async fn framing_refusals() {
     let (result, _) = over_socket(b"PROXY TCP4 127.0", &[], ProxyProtocol::V1).await;
     assert_eq!(result, Err(HeaderError::Timeout));
 }
+
+#[test]
+fn stray_headers_are_told_from_mqtt_and_tls_first_bytes() {
+    let v2 = v2_header(Command::Proxy, "127.0.0.9:4243", &[]);
+    assert_eq!(
+        stray_header_version(b"PROXY TCP4 127.0.0.9 127.0.0.1 1 2\r\n"),
+        Some(1)
+    );
+    assert_eq!(stray_header_version(b"PROXY"), Some(1));
+    assert_eq!(stray_header_version(&v2), Some(2));
+    assert_eq!(stray_header_version(&v2[..8]), Some(2));
+    // Too little to tell: a byte or two could be anything's.
+    assert_eq!(stray_header_version(b"PROX"), None);
+    assert_eq!(stray_header_version(&v2[..7]), None);
+    assert_eq!(stray_header_version(b""), None);
+    // What a good client sends first.
+    let connect = [0x10, 0x10, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    assert_eq!(stray_header_version(&connect), None);
+    let client_hello = [0x16, 0x03, 0x01, 0x00, 0xf4, 0x01, 0x00, 0x00, 0xf0];
+    assert_eq!(stray_header_version(&client_hello), None);
+    // Near misses.
+    assert_eq!(stray_header_version(b"PROXX TCP4"), None);
+    assert_eq!(stray_header_version(b"\r\n\r\n\0\r\nQUIZ\n"), None);
+}

@@ -14,6 +14,7 @@ use super::seen;
 use super::server_config::TlsListener;
 use super::slot_stream::SlotStream;
 use super::stream::TlsStream;
+use crate::listener::proxy_protocol::stray_header_version;
 use fleetmq_core::peer::{AuthMode, ConnectClock, HandshakeSplit};
 use fleetmq_core::peer::{PeerCertificate, TlsInfo};
 
@@ -48,6 +49,9 @@ pub enum HandshakeFailure {
     Closed,
     /// Not TLS, or a broken TLS message.
     Malformed(String),
+    /// Not TLS but a PROXY protocol header of this version, on a listener
+    /// that takes none (decision 0125): refused as that, not as bad TLS.
+    ProxyHeader(u8),
     /// A socket error.
     Io(String),
 }
@@ -69,6 +73,7 @@ impl HandshakeFailure {
             HandshakeFailure::PeerAlert(_) => "peer_alert",
             HandshakeFailure::Closed => "closed",
             HandshakeFailure::Malformed(_) => "malformed",
+            HandshakeFailure::ProxyHeader(_) => "proxy_header_unexpected",
             HandshakeFailure::Io(_) => "io",
         }
     }
@@ -93,6 +98,9 @@ impl HandshakeFailure {
             HandshakeFailure::PeerAlert(d) => format!("client sent alert {d}"),
             HandshakeFailure::Closed => "client closed the connection".into(),
             HandshakeFailure::Malformed(d) => format!("not a valid TLS handshake: {d}"),
+            HandshakeFailure::ProxyHeader(version) => {
+                format!("a PROXY protocol v{version} header, not a ClientHello")
+            }
             HandshakeFailure::Io(d) => format!("socket error: {d}"),
         }
     }
@@ -253,11 +261,19 @@ pub async fn handshake(
     let mut incoming = Vec::new();
     let hello = tokio::time::timeout_at(
         deadline,
-        TlsStream::read_client_hello(&mut socket, &mut incoming),
+        TlsStream::read_client_hello(&mut socket, &mut incoming, |first| {
+            stray_header_version(first).is_some()
+        }),
     )
     .await
     .map_err(|_| HandshakeFailure::Timeout)?
-    .map_err(HandshakeFailure::from_io)?;
+    .map_err(|error| {
+        // Only bytes rustls refused are looked at (decision 0125).
+        match stray_header_version(&incoming) {
+            Some(version) => HandshakeFailure::ProxyHeader(version),
+            None => HandshakeFailure::from_io(error),
+        }
+    })?;
     let hello_at = Instant::now();
     clock.client_hello = Some(hello_at);
     let flight_timeout = listener.client_flight_timeout;

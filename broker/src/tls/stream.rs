@@ -149,10 +149,13 @@ fn append<E>(
 impl TlsStream {
     /// Reads from `io` until `incoming` holds a whole ClientHello (and
     /// whatever followed it). A ClientHello rustls refuses is answered
-    /// with its alert and returned as its error.
+    /// with its alert and returned as its error, but for bytes that
+    /// `foreign` recognises as another protocol's (a PROXY header): their
+    /// sender would read an alert as garbage, so they get none.
     pub async fn read_client_hello(
         io: &mut SlotStream,
         incoming: &mut Vec<u8>,
+        foreign: fn(&[u8]) -> bool,
     ) -> io::Result<ClientHelloFacts> {
         use tokio::io::AsyncWriteExt;
         let mut acceptor = Acceptor::default();
@@ -178,6 +181,7 @@ impl TlsStream {
                         server_name: accepted.client_hello().server_name().map(str::to_string),
                     });
                 }
+                Err((error, _)) if foreign(incoming) => return Err(tls_error(error)),
                 Err((error, mut alert)) => {
                     let mut bytes = Vec::new();
                     if alert.write_all(&mut bytes).is_ok() && !bytes.is_empty() {

@@ -59,7 +59,7 @@ async fn pair(pki: &Pki) -> (TlsStream, Client) {
     let (tcp, _) = listener.accept().await.unwrap();
     let mut socket = SlotStream::new(tcp);
     let mut incoming = Vec::new();
-    let hello = TlsStream::read_client_hello(&mut socket, &mut incoming)
+    let hello = TlsStream::read_client_hello(&mut socket, &mut incoming, |_| false)
         .await
         .unwrap();
     assert_eq!(hello.server_name.as_deref(), Some("broker.test"));
@@ -217,7 +217,7 @@ async fn a_broken_client_hello_is_refused() {
     let (tcp, _) = listener.accept().await.unwrap();
     let mut socket = SlotStream::new(tcp);
     let mut incoming = Vec::new();
-    let error = TlsStream::read_client_hello(&mut socket, &mut incoming)
+    let error = TlsStream::read_client_hello(&mut socket, &mut incoming, |_| false)
         .await
         .unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::InvalidData);

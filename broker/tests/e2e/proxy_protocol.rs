@@ -346,16 +346,49 @@ fn a_header_on_a_tls_listener_is_refused_as_a_header_not_as_bad_tls() {
         pki.server_key.display(),
     ));
     let addr = broker.listener_addr("tls");
-    let mut client = raw_with(addr, &v2_header(false, [127, 0, 0, 9], 4243, None));
-    assert!(client.expect_closed(WAIT), "the header was not refused");
-    broker.assert_log(
-        "on listener \"tls\": it sent a PROXY protocol v2 header, which this listener does not take",
-        SOON,
-    );
+    // The TLS layer looks at the bytes only once rustls refused them; the
+    // peer gets no TLS alert (it would read it as garbage), only the close.
+    let v1 = b"PROXY TCP4 127.0.0.9 127.0.0.1 4242 8883\r\n".to_vec();
+    let v2 = v2_header(false, [127, 0, 0, 9], 4243, None);
+    for (version, header) in [(1, v1), (2, v2)] {
+        let mut client = raw_with(addr, &header);
+        assert!(
+            client.expect_closed(WAIT),
+            "the v{version} header was not refused"
+        );
+        broker.assert_log(
+            &format!(
+                "on listener \"tls\": it sent a PROXY protocol v{version} header, which this listener does not take"
+            ),
+            SOON,
+        );
+    }
     assert_eq!(broker.count_log_lines(&["TLS handshake with"]), 0);
     // A TLS client is still served.
     let config = tls_client_config(&pki.ca_cert, None);
     let _ok = TlsMqtt::connect(addr, &config, &ConnectBuilder::v311("tls-ok"));
+}
+
+#[test]
+fn a_header_on_a_websocket_listener_is_refused_with_a_clear_line() {
+    if skip_on_mosquitto("fleetmq's refusal line") {
+        return;
+    }
+    // Its HTTP parser does not hand back the bytes it refused, so this
+    // listener kind still peeks before the upgrade (decision 0125).
+    let broker = Broker::start_with(
+        "[[listener]]\nname = \"ws\"\nbind = \"127.0.0.1:0\"\nprotocol = \"websockets\"\n\
+         allow_anonymous = true\n",
+    );
+    let mut client = raw_with(
+        broker.listener_addr("ws"),
+        b"PROXY TCP4 127.0.0.9 127.0.0.1 4242 8080\r\nGET /mqtt HTTP/1.1\r\n\r\n",
+    );
+    assert!(client.expect_closed(WAIT), "the header was not refused");
+    broker.assert_log(
+        "on listener \"ws\": it sent a PROXY protocol v1 header, which this listener does not take",
+        SOON,
+    );
 }
 
 #[test]
