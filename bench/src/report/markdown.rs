@@ -22,6 +22,8 @@ const INTRO: &str = include_str!("text/intro.md");
 const SAME_SETUP: &str = include_str!("text/same-setup.md");
 /// The `openssl speed` limit and each broker's share of it.
 const CRYPTO: &str = include_str!("text/crypto.md");
+/// Its `{paired}` paragraph, when the shares are paired (`runner::paired`).
+const CRYPTO_PAIRED: &str = include_str!("text/crypto-paired.md");
 
 /// The template with each `{name}` replaced by its value, in one pass (a
 /// value is never searched for placeholders; an unknown `{name}` stays).
@@ -129,12 +131,9 @@ impl Report {
     fn crypto_section(&self, md: &mut String, crypto: &CryptoLimit) {
         let mut shares = Vec::new();
         for kind in self.kinds() {
-            let share = |case: Case| {
-                let rate = self.median(kind, case.name(), "connects_per_sec");
-                match crypto.handshakes_per_sec(case) {
-                    Some(limit) if rate.is_finite() => format!("{:.0}%", 100.0 * rate / limit),
-                    _ => "–".into(),
-                }
+            let share = |case: Case| match self.crypto_share(kind, case) {
+                share if share.is_finite() => format!("{:.0}%", 100.0 * share),
+                _ => "–".into(),
             };
             shares.push(format!(
                 "| {kind} | {} | {} | {} |",
@@ -144,6 +143,13 @@ impl Report {
             ));
         }
         let rate = |value: f64| format!("{value:.0}");
+        let paired = match self.paired_limits(Case::Tls12Ecdsa1Core) {
+            Some((lo, hi)) => {
+                let values = [("paired_min", rate(lo)), ("paired_max", rate(hi))];
+                fill(CRYPTO_PAIRED, &values) + "\n"
+            }
+            None => String::new(),
+        };
         md.push_str(&fill(
             CRYPTO,
             &[
@@ -156,6 +162,7 @@ impl Report {
                 ("ecdsa_handshakes", rate(crypto.ecdsa_handshakes_per_sec)),
                 ("rsa_handshake_us", rate(crypto.rsa_handshake_us)),
                 ("rsa_handshakes", rate(crypto.rsa_handshakes_per_sec)),
+                ("paired", paired),
                 ("shares", shares.join("\n")),
             ],
         ));
@@ -166,6 +173,42 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::tests::{paired_reps, report_of};
+    use crate::runner::paired;
+
+    /// The crypto section of `report` (which has a one-off limit).
+    fn crypto_section(report: &Report) -> String {
+        let mut md = String::new();
+        if let Some(crypto) = &report.crypto {
+            report.crypto_section(&mut md, crypto);
+        }
+        md
+    }
+
+    #[test]
+    fn crypto_section_shows_paired_shares_and_the_range_of_paired_limits() {
+        let md = crypto_section(&report_of(paired_reps(), Some(5_000.0)));
+        assert!(
+            md.contains("(ECDSA limit 4000–5000 handshakes/s per core"),
+            "{md}"
+        );
+        assert!(md.contains("\n\nThe shares are paired: "), "{md}");
+        assert!(md.contains(".\n\nShare of the limit reached:"), "{md}");
+        assert!(md.contains("| fleetmq | 96% | – | – |"), "{md}");
+    }
+
+    #[test]
+    fn crypto_section_without_paired_shares_divides_by_the_one_limit() {
+        let mut records = paired_reps();
+        for record in &mut records {
+            record.figures.remove(paired::SHARE);
+            record.figures.remove(paired::LIMIT);
+        }
+        let md = crypto_section(&report_of(records, Some(5_000.0)));
+        assert!(!md.contains("paired"), "{md}");
+        assert!(md.contains("/s**.\n\nShare of the limit reached:"), "{md}");
+        assert!(md.contains("| fleetmq | 86% | – | – |"), "{md}");
+    }
 
     #[test]
     fn fill_replaces_known_names_once_and_keeps_the_rest() {
@@ -177,7 +220,7 @@ mod tests {
     fn templates_end_with_one_newline() {
         // The page's blank lines are the code's: an editor adding or
         // removing a final newline must not change the report.
-        for template in [INTRO, SAME_SETUP, CRYPTO] {
+        for template in [INTRO, SAME_SETUP, CRYPTO, CRYPTO_PAIRED] {
             assert!(template.ends_with('\n') && !template.ends_with("\n\n"));
         }
     }

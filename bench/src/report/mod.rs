@@ -23,8 +23,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::case::Case;
 use crate::crypto::CryptoLimit;
 use crate::runner::broker::Kind;
+use crate::runner::paired;
 use crate::runner::plan::Plan;
 use crate::runner::Record;
 use crate::stats::median;
@@ -73,6 +75,42 @@ impl Report {
     /// The median of a figure over the repetitions (NaN: not measured).
     pub fn median(&self, kind: Kind, case: &str, figure: &str) -> f64 {
         median(&self.values(kind, case, figure))
+    }
+
+    /// The median of a broker's per-repetition shares of the crypto limit
+    /// measured just before its storms ([`paired`]; NaN: the records do
+    /// not carry them, as with `--no-crypto` or an older report).
+    pub fn paired_share(&self, kind: Kind, case: Case) -> f64 {
+        self.median(kind, case.name(), paired::SHARE)
+    }
+
+    /// A broker's share of the crypto limit in a connect case: the paired
+    /// median when there is one, else the median rate over the run's one
+    /// limit (NaN: neither). One place for the crypto table and its target.
+    pub fn crypto_share(&self, kind: Kind, case: Case) -> f64 {
+        let paired = self.paired_share(kind, case);
+        if paired.is_finite() {
+            return paired;
+        }
+        let rate = self.median(kind, case.name(), "connects_per_sec");
+        self.crypto
+            .as_ref()
+            .and_then(|crypto| crypto.handshakes_per_sec(case))
+            .map_or(f64::NAN, |limit| rate / limit)
+    }
+
+    /// The lowest and highest paired limit of a case over every broker and
+    /// repetition (None: no record carries one).
+    pub fn paired_limits(&self, case: Case) -> Option<(f64, f64)> {
+        self.records
+            .iter()
+            .filter(|r| r.case == case.name())
+            .filter_map(|r| r.figures.get(paired::LIMIT).copied())
+            .filter(|limit| limit.is_finite())
+            .fold(None, |range, limit| match range {
+                None => Some((limit, limit)),
+                Some((lo, hi)) => Some((limit.min(lo), limit.max(hi))),
+            })
     }
 
     fn kinds(&self) -> Vec<Kind> {
@@ -179,6 +217,91 @@ pub fn cases_with_figures(records: &[Record]) -> BTreeMap<String, Vec<Kind>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Case;
+
+    /// fleetmq's ECDSA 1-core storm of repetition `rep` with `figures`.
+    pub(super) fn storm(rep: usize, figures: &[(&str, f64)]) -> Record {
+        Record {
+            broker: Kind::Fleetmq,
+            rep,
+            case: Case::Tls12Ecdsa1Core.name().to_string(),
+            figures: figures.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            detail: serde_json::Value::Null,
+            error: None,
+        }
+    }
+
+    /// A report of fleetmq alone with `records` and, when given, a one-off
+    /// crypto limit of `limit` ECDSA handshakes/s per core.
+    pub(super) fn report_of(records: Vec<Record>, limit: Option<f64>) -> Report {
+        Report {
+            generated_at: String::new(),
+            command: String::new(),
+            plan: Plan::smoke(),
+            verify: Verify::Sampled,
+            machine: Machine {
+                cpu_model: String::new(),
+                cores: 2,
+                memory_gib: 1.0,
+                kernel: String::new(),
+                nofile: String::new(),
+            },
+            brokers: vec![BrokerInfo {
+                kind: Kind::Fleetmq,
+                version: String::new(),
+                bin: String::new(),
+            }],
+            crypto: limit.map(|limit| CryptoLimit {
+                ecdsa_handshakes_per_sec: limit,
+                ..CryptoLimit::default()
+            }),
+            records,
+        }
+    }
+
+    /// Three repetitions with paired limits and shares 0.96, 0.90, 0.97:
+    /// 4,320 of 4,500, 4,500 of 5,000 and 3,880 of 4,000 connects/s.
+    pub(super) fn paired_reps() -> Vec<Record> {
+        [(4_320.0, 4_500.0), (4_500.0, 5_000.0), (3_880.0, 4_000.0)]
+            .iter()
+            .enumerate()
+            .map(|(rep, (rate, limit))| {
+                storm(
+                    rep,
+                    &[
+                        ("connects_per_sec", *rate),
+                        (paired::LIMIT, *limit),
+                        (paired::SHARE, rate / limit),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn crypto_share_is_the_median_of_paired_shares_else_rate_over_the_limit() {
+        let paired = report_of(paired_reps(), Some(5_000.0));
+        let share = paired.crypto_share(Kind::Fleetmq, Case::Tls12Ecdsa1Core);
+        assert!((share - 0.96).abs() < 1e-9, "{share}");
+        assert_eq!(
+            paired.paired_limits(Case::Tls12Ecdsa1Core),
+            Some((4_000.0, 5_000.0))
+        );
+        // The same storms without paired figures: median rate 4,320 over
+        // the one limit of 5,000.
+        let records = [4_320.0, 4_500.0, 3_880.0]
+            .iter()
+            .enumerate()
+            .map(|(rep, rate)| storm(rep, &[("connects_per_sec", *rate)]))
+            .collect();
+        let old = report_of(records, Some(5_000.0));
+        let share = old.crypto_share(Kind::Fleetmq, Case::Tls12Ecdsa1Core);
+        assert!((share - 0.864).abs() < 1e-9, "{share}");
+        assert_eq!(old.paired_limits(Case::Tls12Ecdsa1Core), None);
+        assert!(report_of(Vec::new(), None)
+            .crypto_share(Kind::Fleetmq, Case::Tls12Ecdsa1Core)
+            .is_nan());
+    }
 
     #[test]
     fn values_format_for_tables() {

@@ -5,12 +5,15 @@
 //!
 //! Brokers alternate within each repetition (fleetmq, Mosquitto, rumqttd,
 //! then again), so slow drift of the machine spreads over all of them.
+//! The connect storms carry a crypto limit measured just before them
+//! ([`paired`]).
 
 mod bridge_runs;
 pub mod broker;
 pub mod cluster;
 mod nat_runs;
 pub mod nats;
+pub mod paired;
 mod persist_runs;
 pub mod plan;
 
@@ -63,6 +66,10 @@ pub struct Runner {
     /// bridge cases fail with a reason).
     pub remote_bin: Option<PathBuf>,
     pub records: Vec<Record>,
+    /// Seconds per algorithm of the `openssl speed` run before each
+    /// broker's connect storms in each repetition (None: no paired crypto
+    /// limit, see [`paired`]).
+    pub crypto_seconds: Option<u32>,
     /// Whether two cores are there to separate broker and load.
     pinned: bool,
 }
@@ -98,6 +105,7 @@ impl Runner {
             only: Vec::new(),
             remote_bin: None,
             records: Vec::new(),
+            crypto_seconds: None,
             pinned: cores >= 2,
         }
     }
@@ -224,8 +232,10 @@ impl Runner {
         })
     }
 
-    /// Scenario 1 in its four variants.
+    /// Scenario 1 in its four variants (and one-way TLS and plain TCP),
+    /// the crypto-priced ones paired with a limit measured just before.
     fn storms(&mut self, setup: &BrokerSetup, rep: usize) {
+        let limit = self.paired_limit();
         let variants = [
             (
                 Case::Tls12Ecdsa1Core,
@@ -254,7 +264,11 @@ impl Runner {
             };
             let outcome = self
                 .tls_endpoint(port, version, key)
-                .and_then(|endpoint| self.storm(setup, endpoint, one_core));
+                .and_then(|endpoint| self.storm(setup, endpoint, one_core))
+                .map(|mut outcome| {
+                    paired::add(&mut outcome.figures, case, limit.as_ref());
+                    outcome
+                });
             self.record(setup, rep, case, outcome);
         }
         // Issue 22: one-way TLS and plain TCP, broker on one core.
