@@ -17,8 +17,10 @@
 //! modes, failure reasons) start at 0, so `rate()` and `increase()` see the
 //! first event. This module must not take broker locks outside a scrape.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -26,11 +28,12 @@ use prometheus::{
     TextEncoder,
 };
 
+use super::connect_series::{ConnectLabels, ConnectTable, ConnectVecs};
 use super::handshakes::DURATION_BUCKETS;
 use super::Registry;
 use crate::tls::ChainCacheCounters;
 use fleetmq_core::engine::{Engine, Stats};
-use fleetmq_core::events::{AclAction, Event};
+use fleetmq_core::events::{AclAction, Connected, Event};
 use fleetmq_core::peer::AuthMode;
 
 /// Every reason label a failed TLS handshake may carry (see
@@ -78,6 +81,9 @@ pub struct Metrics {
     client_cert_versions: IntCounterVec,
     connect_to_connack: HistogramVec,
     events_lost: IntCounter,
+    /// The connect series, resolved once per label set. Locked by the
+    /// watcher only, for one event, never across an await.
+    connect_series: Mutex<ConnectTable>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -205,6 +211,7 @@ impl Metrics {
             client_cert_versions,
             connect_to_connack,
             events_lost,
+            connect_series: Mutex::new(ConnectTable::default()),
         })
     }
 
@@ -217,60 +224,7 @@ impl Metrics {
     /// Updates the event-driven metrics.
     pub fn record(&self, event: &Event) {
         match event {
-            Event::Connected(connected) => {
-                let listener = &*connected.listener;
-                let auth = connected.tls.as_ref().map_or(AuthMode::Plain, |t| t.auth);
-                self.connects
-                    .with_label_values(&[listener, auth.as_str()])
-                    .inc();
-                if let Some(cert) = connected.tls.as_ref().and_then(|t| t.client_cert.as_ref()) {
-                    let version = if cert.version == 1 { "v1" } else { "v3" };
-                    self.client_cert_versions
-                        .with_label_values(&[listener, version])
-                        .inc();
-                }
-                if let (Some(tls), Some(duration)) = (&connected.tls, connected.timing.tls_total) {
-                    let resumed = if tls.resumed { "true" } else { "false" };
-                    self.tls_handshake
-                        .with_label_values(&[listener, auth.as_str(), resumed])
-                        .observe(duration.as_secs_f64());
-                }
-                if let (Some(tls), Some(split)) = (&connected.tls, connected.timing.split) {
-                    let resumed = if tls.resumed { "true" } else { "false" };
-                    // What the device signs with; few values in a fleet.
-                    let key_type = tls
-                        .client_cert
-                        .as_ref()
-                        .map_or("none", |cert| &*cert.key_type);
-                    for (part, duration) in [
-                        ("broker_flight", Some(split.broker_flight)),
-                        ("client_wait", Some(split.client_wait)),
-                        ("network_rtt", split.network_rtt),
-                        ("device", split.device()),
-                        ("broker_verify", Some(split.broker_verify)),
-                        ("broker_queue", Some(split.broker_queue)),
-                        ("broker_scheduling", Some(split.broker_scheduling)),
-                    ] {
-                        if let Some(duration) = duration {
-                            self.tls_parts
-                                .with_label_values(&[
-                                    listener,
-                                    auth.as_str(),
-                                    resumed,
-                                    &tls.version,
-                                    key_type,
-                                    part,
-                                ])
-                                .observe(duration.as_secs_f64());
-                        }
-                    }
-                }
-                if let Some(duration) = connected.timing.connack {
-                    self.connect_to_connack
-                        .with_label_values(&[listener, auth.as_str()])
-                        .observe(duration.as_secs_f64());
-                }
-            }
+            Event::Connected(connected) => self.record_connect(connected),
             Event::HandshakeFailed {
                 listener, reason, ..
             } => self
@@ -281,6 +235,63 @@ impl Metrics {
             | Event::Subscribed { .. }
             | Event::Unsubscribed { .. }
             | Event::DeviceReport { .. } => {}
+        }
+    }
+
+    /// Updates the series of one connect, resolved once per label set
+    /// ([`ConnectTable`]).
+    fn record_connect(&self, connected: &Connected) {
+        let tls = connected.tls.as_ref();
+        let cert = tls.and_then(|t| t.client_cert.as_ref());
+        let labels = ConnectLabels {
+            listener: Arc::clone(&connected.listener),
+            auth: tls.map_or(AuthMode::Plain, |t| t.auth),
+            resumed: tls.is_some_and(|t| t.resumed),
+            version: tls.map_or(Cow::Borrowed(""), |t| t.version.clone()),
+            // What the device signs with; few values in a fleet.
+            key_type: cert.map_or(Cow::Borrowed("none"), |c| c.key_type.clone()),
+        };
+        let vecs = ConnectVecs {
+            connects: &self.connects,
+            client_cert_versions: &self.client_cert_versions,
+            tls_handshake: &self.tls_handshake,
+            tls_parts: &self.tls_parts,
+            connect_to_connack: &self.connect_to_connack,
+        };
+        let mut table = self.connect_series.lock();
+        let series = table.series(&labels);
+        series.connects(&vecs, &labels).inc();
+        if let Some(cert) = cert {
+            series.cert_version(&vecs, &labels, cert.version).inc();
+        }
+        if let (Some(_), Some(duration)) = (tls, connected.timing.tls_total) {
+            series
+                .handshake(&vecs, &labels)
+                .observe(duration.as_secs_f64());
+        }
+        if let (Some(_), Some(split)) = (tls, connected.timing.split) {
+            // In the order of `PARTS`.
+            let parts = [
+                Some(split.broker_flight),
+                Some(split.client_wait),
+                split.network_rtt,
+                split.device(),
+                Some(split.broker_verify),
+                Some(split.broker_queue),
+                Some(split.broker_scheduling),
+            ];
+            for (index, duration) in parts.into_iter().enumerate() {
+                // Resolved only when observed: no empty series.
+                let Some(duration) = duration else { continue };
+                if let Some(histogram) = series.part(&vecs, &labels, index) {
+                    histogram.observe(duration.as_secs_f64());
+                }
+            }
+        }
+        if let Some(duration) = connected.timing.connack {
+            series
+                .connack(&vecs, &labels)
+                .observe(duration.as_secs_f64());
         }
     }
 

@@ -275,3 +275,70 @@ fn failure_reasons_match_the_tls_module() {
     let reasons: Vec<&str> = all.iter().map(F::reason).collect();
     assert_eq!(reasons, FAILURE_REASONS);
 }
+
+/// `tls_connect` with a handshake split (no kernel round trip) on
+/// `listener`.
+fn split_connect(listener: &str, resumed: bool) -> Event {
+    let Event::Connected(connected) = tls_connect("s", 9, AuthMode::Mutual, resumed, 20) else {
+        unreachable!()
+    };
+    let mut connected = (*connected).clone();
+    connected.listener = Arc::from(listener);
+    connected.timing.split = Some(fleetmq_core::peer::HandshakeSplit {
+        broker_flight: Duration::from_millis(1),
+        client_wait: Duration::from_millis(5),
+        network_rtt: None,
+        broker_verify: Duration::from_millis(1),
+        broker_queue: Duration::ZERO,
+        broker_scheduling: Duration::ZERO,
+    });
+    Event::Connected(Arc::new(connected))
+}
+
+#[test]
+fn connect_series_are_looked_up_once_per_label_set_and_stay_exact() {
+    let (_, _, metrics) = setup();
+    metrics.record(&split_connect("mtls", false));
+    metrics.record(&split_connect("mtls", false));
+    metrics.record(&split_connect("mtls", true));
+    let part = |text: &str, part: &str, resumed: &str| {
+        sample(
+            text,
+            &format!(
+                "fleetmq_tls_handshake_part_seconds_count{{auth=\"mutual\",key_type=\"none\",\
+                 listener=\"mtls\",part=\"{part}\",resumed=\"{resumed}\",version=\"TLSv1.3\"}}"
+            ),
+        )
+    };
+    let text = metrics.render().unwrap();
+    assert_eq!(part(&text, "broker_flight", "false"), 2.0);
+    assert_eq!(part(&text, "client_wait", "true"), 1.0);
+    assert_eq!(part(&text, "broker_scheduling", "false"), 2.0);
+    // A part that was never observed has no series, as before the table.
+    assert!(!text.contains("part=\"network_rtt\""), "{text}");
+    assert_eq!(metrics.connect_series.lock().len(), 2);
+    // More label sets than the table keeps: it starts over, and every
+    // count stays right.
+    for n in 0..super::super::connect_series::MAX_LABEL_SETS + 10 {
+        metrics.record(&split_connect(&format!("l{n}"), false));
+    }
+    assert!(metrics.connect_series.lock().len() <= super::super::connect_series::MAX_LABEL_SETS);
+    metrics.record(&split_connect("mtls", false));
+    metrics.record(&split_connect("l0", false));
+    let text = metrics.render().unwrap();
+    assert_eq!(part(&text, "broker_flight", "false"), 3.0);
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_connects_total{auth=\"mutual\",listener=\"mtls\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "fleetmq_connects_total{auth=\"mutual\",listener=\"l0\"}"
+        ),
+        2.0
+    );
+}

@@ -12,6 +12,7 @@
 //! when someone asks, never in a connection task.
 
 pub(crate) mod clock;
+mod connect_series;
 mod device_report;
 mod handshakes;
 pub mod metrics;
