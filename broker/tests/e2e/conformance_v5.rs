@@ -37,7 +37,10 @@ fn mqtt_3_1_2_11_will_delay_postpones_will() {
     let connect = ConnectBuilder::v5("delayed")
         .property(prop::u32(prop::SESSION_EXPIRY, 60))
         .will("delay/will", b"late", 1, false)
-        .will_property(prop::u32(prop::WILL_DELAY, 1));
+        // Long enough for the reconnect to land, on a loaded CI machine
+        // and across a cluster (it may reach another node, which takes the
+        // session over first): 1 s flaked there.
+        .will_property(prop::u32(prop::WILL_DELAY, 4));
     let (client, _) = RawClient::connect_with(broker.addr(), connect);
     client.drop_connection();
     let dropped_at = Instant::now();
@@ -63,7 +66,10 @@ fn mqtt_3_1_3_9_reconnect_within_will_delay_cancels_will() {
         .clean(false)
         .property(prop::u32(prop::SESSION_EXPIRY, 60))
         .will("cancel/will", b"late", 1, false)
-        .will_property(prop::u32(prop::WILL_DELAY, 1));
+        // Long enough for the reconnect to land, on a loaded CI machine
+        // and across a cluster (it may reach another node, which takes the
+        // session over first): 1 s flaked there.
+        .will_property(prop::u32(prop::WILL_DELAY, 4));
     let (client, _) = RawClient::connect_with(broker.addr(), connect);
     client.drop_connection();
     let (_again, connack) = RawClient::connect_with(
@@ -74,7 +80,7 @@ fn mqtt_3_1_3_9_reconnect_within_will_delay_cancels_will() {
     );
     assert!(connack.session_present);
     assert_eq!(
-        sub.expect_silence(Duration::from_millis(1500)),
+        sub.expect_silence(Duration::from_millis(4500)),
         Ok(()),
         "will sent despite reconnect"
     );
