@@ -13,6 +13,8 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
+use super::dn::name_text;
+
 /// The facts of a verified client certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerCertificate {
@@ -94,14 +96,14 @@ impl PeerCertificate {
         let key = cert.public_key().parsed().ok();
         Ok(PeerCertificate {
             cn,
-            subject: tight(subject.to_string()),
+            subject: name_text(subject),
             organizational_units,
             san_dns,
             san_uri,
             san_email,
             serial: serial_hex(cert.raw_serial()),
             fingerprint_sha256: hex(&fingerprint).into(),
-            issuer: tight(cert.issuer().to_string()),
+            issuer: name_text(cert.issuer()),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             version: cert.version().0.saturating_add(1),
@@ -169,11 +171,6 @@ fn weakness(cert: &X509Certificate<'_>, key: Option<&PublicKey<'_>>) -> Option<S
 
 /// `text` without spare capacity: x509-parser builds names by appending,
 /// and a held connection keeps its certificate's names for its lifetime.
-fn tight(mut text: String) -> String {
-    text.shrink_to_fit();
-    text
-}
-
 const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 

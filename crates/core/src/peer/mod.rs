@@ -10,6 +10,7 @@
 //! trust.
 
 mod certificate;
+mod dn;
 mod revoked;
 mod timing;
 mod tls_info;
