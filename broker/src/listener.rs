@@ -57,6 +57,10 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // As `TcpListener::bind`: a restarted broker may bind while old
     // connections linger in TIME_WAIT.
     socket.set_reuseaddr(true)?;
+    // Small MQTT packets must not wait for Nagle's algorithm. Linux gives
+    // an accepted socket the listener's TCP_NODELAY, which saves a
+    // setsockopt per connection (issue 22); elsewhere `prepare` sets it.
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
@@ -321,7 +325,9 @@ async fn prepare(
     let admitted = admitted?;
     let peer_slot = peer_slot.or(admitted);
     drop((peers, refusals));
-    // Small MQTT packets must not wait for Nagle's algorithm.
+    // Small MQTT packets must not wait for Nagle's algorithm (on Linux the
+    // socket has it from the listener, see `listen`).
+    #[cfg(not(target_os = "linux"))]
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!("Could not set TCP_NODELAY for {}: {error}.", origin.peer);
     }
@@ -403,6 +409,19 @@ mod tests {
     /// (`prepare`), which took it from 2152 to 1400 bytes (issue 22). The
     /// whole per-connection budget (10 KiB) is measured in bench/, this
     /// only catches a large state moving in unboxed.
+    /// `prepare` sets no TCP_NODELAY on Linux: the accepted socket must
+    /// have it from the listener.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn accepted_sockets_have_nagle_off() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap(), "accepted socket has Nagle on");
+        drop(client);
+    }
+
     #[test]
     fn a_held_connection_task_is_small() {
         let size = future_size::<_, Option<PeerSlot>, _, _>(&serve_tcp);
