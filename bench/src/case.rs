@@ -13,6 +13,10 @@ use std::fmt;
 pub enum Case {
     /// Scenario 1: mutual TLS 1.2, ECDSA server certificate, broker on 1 core.
     Tls12Ecdsa1Core,
+    /// The same, every connection with a device certificate the broker has
+    /// not seen since it started (first connects: the fleet's certificate
+    /// per device, cycled; see `crate::fleet_pki`).
+    Tls12EcdsaFirst1Core,
     /// Scenario 1 with the RSA-2048 server certificate.
     Tls12Rsa1Core,
     /// Scenario 1 over TLS 1.3.
@@ -66,8 +70,9 @@ pub enum Case {
 
 impl Case {
     /// Every case a full run measures per broker, in the runner's order.
-    pub const ALL: [Case; 25] = [
+    pub const ALL: [Case; 26] = [
         Case::Tls12Ecdsa1Core,
+        Case::Tls12EcdsaFirst1Core,
         Case::Tls12Rsa1Core,
         Case::Tls13Ecdsa1Core,
         Case::Tls12Ecdsa2Cores,
@@ -98,6 +103,7 @@ impl Case {
     pub const fn name(self) -> &'static str {
         match self {
             Case::Tls12Ecdsa1Core => "connect/tls12-ecdsa/1core",
+            Case::Tls12EcdsaFirst1Core => "connect/tls12-ecdsa-first/1core",
             Case::Tls12Rsa1Core => "connect/tls12-rsa/1core",
             Case::Tls13Ecdsa1Core => "connect/tls13-ecdsa/1core",
             Case::Tls12Ecdsa2Cores => "connect/tls12-ecdsa/2cores",

@@ -18,11 +18,13 @@
 //! [`tls`] (client configurations), [`conn`] (one connection),
 //! [`scenario`] (the load), [`runner`] (brokers and the plan), [`report`]
 //! (the JSON, the markdown page and its plots), [`svg`], [`crypto`] (the
-//! `openssl speed` limit), [`pki`] (the shared certificates), [`stats`].
+//! `openssl speed` limit), [`pki`] (the shared certificates),
+//! [`fleet_pki`] (a certificate per fleet device), [`stats`].
 
 mod case;
 mod conn;
 mod crypto;
+mod fleet_pki;
 mod http;
 mod mqtt;
 mod pki;
@@ -204,8 +206,9 @@ enum LoadCmd {
         #[arg(long, default_value_t = 250)]
         sources: usize,
     },
-    /// Held mutual-TLS connections against ADDR: bring-up time from
-    /// --sources addresses, and the broker's memory per connection.
+    /// Held mutual-TLS connections against ADDR, a certificate per
+    /// device: bring-up time from --sources addresses, and the broker's
+    /// memory per connection.
     Held {
         #[arg(long)]
         addr: SocketAddr,
@@ -373,6 +376,7 @@ fn run(args: RunArgs) -> Result<()> {
     // be absolute.
     let work = std::path::absolute(&args.work)?;
     let pki = pki::Pki::load_or_create(&work.join("pki"))?;
+    let fleet = fleet_pki::FleetPool::load_or_create(&pki, plan.fleet_pool_size())?;
     let brokers: Vec<(Kind, PathBuf)> = args
         .brokers
         .iter()
@@ -402,7 +406,7 @@ fn run(args: RunArgs) -> Result<()> {
             bin: bin.display().to_string(),
         })
         .collect();
-    let mut runner = Runner::new(plan.clone(), setups, pki, args.verify);
+    let mut runner = Runner::new(plan.clone(), setups, pki, fleet, args.verify);
     runner.only = args.only.clone();
     runner.remote_bin = remote_bin(&args.bins.mosquitto_bin);
     // The limit again before each broker's storms in each repetition,
@@ -442,7 +446,8 @@ fn smoke(args: SmokeArgs) -> Result<()> {
     }
     let setups = setups(&brokers, &work, &pki, None)?;
     let plan = Plan::smoke();
-    let mut runner = Runner::new(plan.clone(), setups, pki.clone(), Verify::Full);
+    let fleet = fleet_pki::FleetPool::load_or_create(&pki, plan.fleet_pool_size())?;
+    let mut runner = Runner::new(plan.clone(), setups, pki.clone(), fleet, Verify::Full);
     runner.remote_bin = remote_bin(&args.mosquitto_bin);
     runner.run()?;
     let report = Report {
@@ -711,9 +716,11 @@ fn load(scenario: LoadCmd) -> Result<()> {
                     server_key: ServerKey::Ecdsa,
                     verify: Verify::Cached,
                 };
+                // A certificate per device, as in the runner's fleets.
+                let fleet = fleet_pki::FleetPool::load_or_create(&pki, devices)?;
                 let endpoint = Endpoint {
                     addr,
-                    tls: Some(Clients::new(&pki, profile)?),
+                    tls: Some(Clients::per_device(&pki, profile, fleet.first(devices)?)?),
                 };
                 let config = scenario::held::HeldConfig {
                     fleet: scenario::held::fleet_config(devices, ramp),

@@ -1,4 +1,6 @@
-//! rustls client configurations for the load generator.
+//! rustls client configurations for the load generator: one per device
+//! certificate, the connect storms' few ([`crate::pki::DEVICE_CERTS`]) or
+//! a fleet's one per device ([`crate::fleet_pki`]).
 //!
 //! Every broker meets the same client: one cipher suite per run (the one an
 //! ESP32 with mbedTLS negotiates), one key-exchange group in use (X25519,
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, Resumption, WebPkiServerVerifier};
 use rustls::crypto::{aws_lc_rs, CryptoProvider};
@@ -32,6 +34,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
 
+use crate::fleet_pki::Identity;
 use crate::pki::Pki;
 
 /// TLS protocol version a run pins.
@@ -79,17 +82,48 @@ pub struct Profile {
     pub verify: Verify,
 }
 
-/// Client configurations, one per device certificate, sharing one verifier.
+/// Client configurations, one per device certificate, sharing one
+/// verifier and one provider.
 #[derive(Clone)]
 pub struct Clients {
-    configs: Vec<Arc<ClientConfig>>,
+    /// Shared, not copied, by every device of a fleet that holds it.
+    configs: Arc<[Arc<ClientConfig>]>,
     /// The name every client asks for: the server certificates' SAN.
     pub server_name: ServerName<'static>,
 }
 
 impl Clients {
-    /// Configurations without resumption: every connection a full handshake.
+    /// Configurations for the [`crate::pki::DEVICE_CERTS`] device
+    /// certificates the connect storms cycle through, without resumption:
+    /// every connection a full handshake.
     pub fn new(pki: &Pki, profile: Profile) -> Result<Clients> {
+        let identities = pki.devices.iter().map(|device| {
+            let chain = read_certs(&device.cert)?;
+            let key = PrivateKeyDer::from_pem_file(&device.key)
+                .map_err(|e| anyhow!("reading {}: {e}", device.key.display()))?;
+            Ok((chain, key))
+        });
+        Clients::build(pki, profile, identities)
+    }
+
+    /// The same with a certificate of its own per device: device i of
+    /// `identities` is `for_device(i)` (a fleet, or the first-connects
+    /// storm; see [`crate::fleet_pki`]).
+    pub fn per_device(pki: &Pki, profile: Profile, identities: &[Identity]) -> Result<Clients> {
+        let identities = identities.iter().map(|identity| {
+            Ok((
+                vec![identity.cert.clone()],
+                PrivateKeyDer::Pkcs8(identity.key.clone_key()),
+            ))
+        });
+        Clients::build(pki, profile, identities)
+    }
+
+    fn build(
+        pki: &Pki,
+        profile: Profile,
+        identities: impl Iterator<Item = Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
+    ) -> Result<Clients> {
         let provider = Arc::new(provider(profile.version));
         let mut roots = RootCertStore::empty();
         for cert in read_certs(&pki.ca)? {
@@ -112,10 +146,8 @@ impl Clients {
             Version::Tls13 => &[&rustls::version::TLS13],
         };
         let mut configs = Vec::new();
-        for device in &pki.devices {
-            let chain = read_certs(&device.cert)?;
-            let key = PrivateKeyDer::from_pem_file(&device.key)
-                .map_err(|e| anyhow!("reading {}: {e}", device.key.display()))?;
+        for identity in identities {
+            let (chain, key) = identity?;
             let mut config = ClientConfig::builder_with_provider(provider.clone())
                 .with_protocol_versions(versions)
                 .context("protocol versions")?
@@ -126,17 +158,25 @@ impl Clients {
             config.resumption = Resumption::disabled();
             configs.push(Arc::new(config));
         }
+        if configs.is_empty() {
+            bail!("no device certificate to build clients with");
+        }
         let server_name = ServerName::try_from("localhost").context("server name")?;
         Ok(Clients {
-            configs,
+            configs: Arc::from(configs),
             server_name,
         })
+    }
+
+    /// How many device certificates these clients cycle through.
+    pub fn len(&self) -> usize {
+        self.configs.len()
     }
 
     /// The same configurations without a client certificate: one-way TLS,
     /// where only the broker proves who it is.
     pub fn one_way(self) -> Clients {
-        let configs = self
+        let configs: Vec<Arc<ClientConfig>> = self
             .configs
             .iter()
             .map(|config| {
@@ -146,14 +186,15 @@ impl Clients {
             })
             .collect();
         Clients {
-            configs,
+            configs: Arc::from(configs),
             server_name: self.server_name,
         }
     }
 
-    /// The configuration for device `index` (device certificates cycle).
+    /// The configuration for device `index` (device certificates cycle:
+    /// index modulo [`Clients::len`]).
     pub fn for_device(&self, index: usize) -> Arc<ClientConfig> {
-        // `new` made one per device certificate, and there is at least one.
+        // `build` made one per device certificate, and there is at least one.
         Arc::clone(&self.configs[index % self.configs.len()])
     }
 
@@ -298,6 +339,44 @@ impl ServerCertVerifier for PinAfterFirst {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet_pki::FleetPool;
+    use crate::pki::tests::TempDir;
+    use crate::pki::DEVICE_CERTS;
+
+    /// The certificate device `index` presents.
+    fn presented(clients: &Clients, index: usize) -> Option<Vec<u8>> {
+        let config = clients.for_device(index);
+        let key = config
+            .client_auth_cert_resolver
+            .resolve(&[], &[SignatureScheme::ECDSA_NISTP256_SHA256])?;
+        key.cert.first().map(|cert| cert.as_ref().to_vec())
+    }
+
+    #[test]
+    fn fleet_devices_present_their_own_certificates_storms_cycle_eight() -> Result<()> {
+        let dir = TempDir::new("tls-clients");
+        let pki = Pki::load_or_create(&dir.path)?;
+        let pool = FleetPool::load_or_create(&pki, 10)?;
+        let profile = Profile {
+            version: Version::Tls12,
+            server_key: ServerKey::Ecdsa,
+            verify: Verify::Sampled,
+        };
+        let fleet = Clients::per_device(&pki, profile, pool.first(10)?)?;
+        assert_eq!(fleet.len(), 10);
+        for (i, identity) in pool.first(10)?.iter().enumerate() {
+            assert_eq!(presented(&fleet, i), Some(identity.cert.as_ref().to_vec()));
+        }
+        // Past the pool the certificates come round again.
+        assert_eq!(presented(&fleet, 10), presented(&fleet, 0));
+
+        let storms = Clients::new(&pki, profile)?;
+        assert_eq!(storms.len(), DEVICE_CERTS);
+        assert_eq!(presented(&storms, DEVICE_CERTS), presented(&storms, 0));
+        assert_ne!(presented(&storms, 1), presented(&storms, 0));
+        assert!(presented(&storms.one_way(), 0).is_none());
+        Ok(())
+    }
 
     #[test]
     fn the_sample_is_the_first_handshakes_then_one_in_sixteen() {

@@ -136,8 +136,9 @@ impl Report {
                 _ => "–".into(),
             };
             shares.push(format!(
-                "| {kind} | {} | {} | {} |",
+                "| {kind} | {} | {} | {} | {} |",
                 share(Case::Tls12Ecdsa1Core),
+                share(Case::Tls12EcdsaFirst1Core),
                 share(Case::Tls12Rsa1Core),
                 share(Case::Tls12Ecdsa2Cores),
             ));
@@ -194,7 +195,7 @@ mod tests {
         );
         assert!(md.contains("\n\nThe shares are paired: "), "{md}");
         assert!(md.contains(".\n\nShare of the limit reached:"), "{md}");
-        assert!(md.contains("| fleetmq | 96% | – | – |"), "{md}");
+        assert!(md.contains("| fleetmq | 96% | – | – | – |"), "{md}");
     }
 
     #[test]
@@ -207,7 +208,7 @@ mod tests {
         let md = crypto_section(&report_of(records, Some(5_000.0)));
         assert!(!md.contains("paired"), "{md}");
         assert!(md.contains("/s**.\n\nShare of the limit reached:"), "{md}");
-        assert!(md.contains("| fleetmq | 86% | – | – |"), "{md}");
+        assert!(md.contains("| fleetmq | 86% | – | – | – |"), "{md}");
     }
 
     #[test]

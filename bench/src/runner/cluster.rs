@@ -29,6 +29,7 @@ use super::nats::{NatsCluster, NodeTraffic};
 use super::plan::Plan;
 use super::{on, stop};
 use crate::conn::Endpoint;
+use crate::fleet_pki::FleetPool;
 use crate::http;
 use crate::pki::Pki;
 use crate::scenario::fleet::Fleet;
@@ -220,15 +221,17 @@ async fn settle(pids: &[u32], limit: Duration) {
 
 impl ClusterBench {
     pub fn run(&mut self) -> Result<()> {
+        // The held devices have a certificate each, as the runner's fleets.
+        let pool = FleetPool::load_or_create(&self.pki, self.plan.held_devices)?;
         for rep in 0..self.plan.reps {
             eprintln!("== cluster rep {} of {}", rep + 1, self.plan.reps);
             if self.plan.lone {
-                self.setup_run(rep, 0);
+                self.setup_run(rep, 0, &pool);
             }
             if self.plan.one_node {
-                self.setup_run(rep, 1);
+                self.setup_run(rep, 1, &pool);
             }
-            self.setup_run(rep, 3);
+            self.setup_run(rep, 3, &pool);
         }
         Ok(())
     }
@@ -281,7 +284,7 @@ impl ClusterBench {
 
     /// `nodes` fleetmq nodes (0: one lone node without `[cluster]`) and
     /// every measurement of that setup, on one start.
-    fn setup_run(&mut self, rep: usize, nodes: usize) {
+    fn setup_run(&mut self, rep: usize, nodes: usize, pool: &FleetPool) {
         let name = match nodes {
             0 => "lone".to_string(),
             n => format!("cluster{n}"),
@@ -344,6 +347,7 @@ impl ClusterBench {
         let nats_bin = self.nats_bin.clone();
         let work = self.work.join(&name);
         let pki = self.pki.clone();
+        let pool = pool.clone();
         let startup_case = format!("{name}/startup");
         let pinned = std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2;
         let (broker_place, load_place) = if pinned {
@@ -397,7 +401,8 @@ impl ClusterBench {
                 settle(&pids, limit).await;
                 match row {
                     None => {
-                        let figures = held_run(&setup, &pki, held_devices, plan.held_ramp).await;
+                        let figures =
+                            held_run(&setup, &pki, &pool, held_devices, plan.held_ramp).await;
                         results.push((held_case.clone(), figures));
                     }
                     Some((case, groups, mut config)) => {
@@ -623,7 +628,8 @@ async fn traffic(setup: &Setup) -> (NodeTraffic, Instant) {
     (counted, Instant::now())
 }
 
-/// `devices` held mutual-TLS connections (TLS 1.2, ECDSA) on node a: its
+/// `devices` held mutual-TLS connections (TLS 1.2, ECDSA, a certificate
+/// per device from `pool`) on node a: its
 /// resident memory and heap before and while held, the nats-servers'
 /// memory, and in a cluster the messages the nodes sent NATS per CONNECT
 /// and per DISCONNECT (their idle heartbeat rate, measured first,
@@ -631,19 +637,21 @@ async fn traffic(setup: &Setup) -> (NodeTraffic, Instant) {
 async fn held_run(
     setup: &Setup,
     pki: &Pki,
+    pool: &FleetPool,
     devices: usize,
     ramp: usize,
 ) -> Result<BTreeMap<String, f64>> {
     let (broker, running) = setup.nodes.first().context("no node")?;
     let endpoint = Endpoint {
         addr: Ports::addr(broker.ports.ecdsa),
-        tls: Some(Clients::new(
+        tls: Some(Clients::per_device(
             pki,
             Profile {
                 version: Version::Tls12,
                 server_key: ServerKey::Ecdsa,
                 verify: Verify::Cached,
             },
+            pool.first(devices)?,
         )?),
     };
     let metrics = Some(Ports::addr(broker.ports.http));

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::case::Case;
 use crate::conn::Endpoint;
+use crate::fleet_pki::FleetPool;
 use crate::pki::Pki;
 use crate::scenario::connect::{self, StormConfig};
 use crate::scenario::fleet::{Fleet, FleetConfig};
@@ -60,6 +61,9 @@ pub struct Runner {
     pub plan: Plan,
     pub setups: Vec<BrokerSetup>,
     pub pki: Pki,
+    /// A certificate per device for the fleet rows and the first-connects
+    /// storm, as many as the plan's largest fleet.
+    pub fleet: FleetPool,
     pub verify: Verify,
     pub only: Vec<String>,
     /// Debian's Mosquitto, the remote of the bridge scenario (None: the
@@ -95,12 +99,19 @@ fn pct(p: &Percentiles, prefix: &str, figures: &mut BTreeMap<String, f64>) {
 }
 
 impl Runner {
-    pub fn new(plan: Plan, setups: Vec<BrokerSetup>, pki: Pki, verify: Verify) -> Runner {
+    pub fn new(
+        plan: Plan,
+        setups: Vec<BrokerSetup>,
+        pki: Pki,
+        fleet: FleetPool,
+        verify: Verify,
+    ) -> Runner {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Runner {
             plan,
             setups,
             pki,
+            fleet,
             verify,
             only: Vec::new(),
             remote_bin: None,
@@ -220,25 +231,49 @@ impl Runner {
         self.records.push(record);
     }
 
-    fn tls_endpoint(&self, port: u16, version: Version, server_key: ServerKey) -> Result<Endpoint> {
-        let profile = Profile {
+    fn profile(&self, version: Version, server_key: ServerKey) -> Profile {
+        Profile {
             version,
             server_key,
             verify: self.verify,
-        };
+        }
+    }
+
+    /// Mutual TLS with the storms' few device certificates, cycled.
+    fn tls_endpoint(&self, port: u16, version: Version, server_key: ServerKey) -> Result<Endpoint> {
+        let profile = self.profile(version, server_key);
         Ok(Endpoint {
             addr: Ports::addr(port),
             tls: Some(Clients::new(&self.pki, profile)?),
         })
     }
 
-    /// Scenario 1 in its four variants (and one-way TLS and plain TCP),
-    /// the crypto-priced ones paired with a limit measured just before.
+    /// Mutual TLS 1.2 to the ECDSA listener, device i with the fleet's
+    /// certificate i, for `devices` devices (at most the pool).
+    fn fleet_endpoint(&self, port: u16, devices: usize) -> Result<Endpoint> {
+        let profile = self.profile(Version::Tls12, ServerKey::Ecdsa);
+        let identities = self.fleet.first(devices)?;
+        Ok(Endpoint {
+            addr: Ports::addr(port),
+            tls: Some(Clients::per_device(&self.pki, profile, identities)?),
+        })
+    }
+
+    /// Scenario 1 in its four variants, the first of them again with a
+    /// new device certificate per connection (and one-way TLS and plain
+    /// TCP), the crypto-priced ones paired with a limit measured just
+    /// before.
     fn storms(&mut self, setup: &BrokerSetup, rep: usize) {
         let limit = self.paired_limit();
         let variants = [
             (
                 Case::Tls12Ecdsa1Core,
+                Version::Tls12,
+                ServerKey::Ecdsa,
+                true,
+            ),
+            (
+                Case::Tls12EcdsaFirst1Core,
                 Version::Tls12,
                 ServerKey::Ecdsa,
                 true,
@@ -262,13 +297,21 @@ impl Runner {
                 ServerKey::Ecdsa => setup.ports.ecdsa,
                 ServerKey::Rsa => setup.ports.rsa,
             };
-            let outcome = self
-                .tls_endpoint(port, version, key)
-                .and_then(|endpoint| self.storm(setup, endpoint, one_core))
-                .map(|mut outcome| {
-                    paired::add(&mut outcome.figures, case, limit.as_ref());
-                    outcome
-                });
+            let outcome = if case == Case::Tls12EcdsaFirst1Core {
+                self.first_connects_endpoint(port).and_then(|endpoint| {
+                    let certs = endpoint.tls.as_ref().map_or(0, Clients::len);
+                    let mut outcome = self.storm(setup, endpoint, one_core)?;
+                    outcome.count_reused_certs(certs);
+                    Ok(outcome)
+                })
+            } else {
+                self.tls_endpoint(port, version, key)
+                    .and_then(|endpoint| self.storm(setup, endpoint, one_core))
+            }
+            .map(|mut outcome| {
+                paired::add(&mut outcome.figures, case, limit.as_ref());
+                outcome
+            });
             self.record(setup, rep, case, outcome);
         }
         // Issue 22: one-way TLS and plain TCP, broker on one core.
@@ -288,6 +331,15 @@ impl Runner {
         };
         let outcome = self.storm(setup, plain, true);
         self.record(setup, rep, Case::Plain1Core, outcome);
+    }
+
+    /// The first-connects storm's endpoint: connection n presents the
+    /// fleet's certificate n, cycling over as many as the storm may make
+    /// (the whole pool in the full plan; a storm making more wraps, which
+    /// its `reused_certs` figure counts).
+    fn first_connects_endpoint(&self, port: u16) -> Result<Endpoint> {
+        let most = usize::try_from(self.plan.storm_max_connects).unwrap_or(usize::MAX);
+        self.fleet_endpoint(port, self.fleet.len().min(most))
     }
 
     fn storm(&self, setup: &BrokerSetup, endpoint: Endpoint, one_core: bool) -> Result<Outcome> {
@@ -360,7 +412,7 @@ impl Runner {
     }
 
     fn fleet_run(&self, setup: &BrokerSetup, resume: bool) -> Result<Outcome> {
-        let endpoint = self.tls_endpoint(setup.ports.ecdsa, Version::Tls12, ServerKey::Ecdsa)?;
+        let endpoint = self.fleet_endpoint(setup.ports.ecdsa, self.plan.fleet_devices)?;
         let config = self.fleet_config(self.plan.fleet_devices, resume);
         let setup = setup.clone();
         let broker_place = self.broker_core();
@@ -437,7 +489,7 @@ impl Runner {
     }
 
     fn held_max_run(&self, setup: &BrokerSetup) -> Result<Outcome> {
-        let endpoint = self.tls_endpoint(setup.ports.ecdsa, Version::Tls12, ServerKey::Ecdsa)?;
+        let endpoint = self.fleet_endpoint(setup.ports.ecdsa, self.plan.fleet_max_devices)?;
         let config = self.fleet_config(self.plan.fleet_max_devices, false);
         let limit = Plan::secs(self.plan.fleet_wait_secs * 1.5);
         let setup = setup.clone();
@@ -605,6 +657,19 @@ impl Outcome {
             figures,
             detail: serde_json::to_value(detail).unwrap_or(serde_json::Value::Null),
         }
+    }
+
+    /// A storm whose connection n presented certificate n modulo `certs`:
+    /// `device_certs`, and `reused_certs`, the attempts that presented
+    /// one already presented in the storm (0: every connect a first).
+    fn count_reused_certs(&mut self, certs: usize) {
+        let count = |name: &str| self.detail.get(name).and_then(|v| v.as_u64());
+        let attempts = count("connects").unwrap_or(0) + count("errors").unwrap_or(0);
+        self.figures.insert("device_certs".into(), certs as f64);
+        self.figures.insert(
+            "reused_certs".into(),
+            attempts.saturating_sub(certs as u64) as f64,
+        );
     }
 }
 

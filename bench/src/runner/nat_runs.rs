@@ -2,7 +2,8 @@
 //! `fleet/full-handshakes` (`fleet_devices` mutual-TLS devices, the same
 //! ramp, backoff and wait) connecting from `fleet_nat_sources` loopback
 //! addresses, as a NAT or a balancer without PROXY protocol shows it to
-//! the broker (issue 22, decision 0180).
+//! the broker (issue 22, decision 0180), each device with a certificate of
+//! its own ([`crate::fleet_pki`]).
 //!
 //! Every broker runs as configured for the other rows: fleetmq's
 //! configuration sets no per-address limit, so its shipped defaults
@@ -22,7 +23,6 @@ use super::{stop, Outcome, Runner};
 use crate::case::Case;
 use crate::conn::FewSources;
 use crate::scenario::held::{self, HeldConfig};
-use crate::tls::{ServerKey, Version};
 
 impl Runner {
     /// The held fleet from a few source addresses: how long until every
@@ -38,7 +38,7 @@ impl Runner {
     }
 
     fn held_behind_nat_run(&self, setup: &BrokerSetup) -> Result<Outcome> {
-        let endpoint = self.tls_endpoint(setup.ports.ecdsa, Version::Tls12, ServerKey::Ecdsa)?;
+        let endpoint = self.fleet_endpoint(setup.ports.ecdsa, self.plan.fleet_devices)?;
         let fleet = self.fleet_config(self.plan.fleet_devices, false);
         // The fleet rows' wait: a wave the limits hold back ends there,
         // with the devices still out counted, not as a failure.

@@ -89,6 +89,11 @@ mod tests {
         add(&mut one_core, Case::Tls12Ecdsa1Core, Some(&limit));
         assert_eq!(one_core.get(LIMIT), Some(&5_000.0));
         assert_eq!(one_core.get(SHARE), Some(&0.8));
+        // First connects: the same price as the storm of 8 certificates.
+        let mut first = storm(4_500.0);
+        add(&mut first, Case::Tls12EcdsaFirst1Core, Some(&limit));
+        assert_eq!(first.get(LIMIT), Some(&5_000.0));
+        assert_eq!(first.get(SHARE), Some(&0.9));
         let mut rsa = storm(1_000.0);
         add(&mut rsa, Case::Tls12Rsa1Core, Some(&limit));
         assert_eq!(rsa.get(SHARE), Some(&0.5));

@@ -145,6 +145,13 @@ impl Plan {
         }
     }
 
+    /// Device certificates the fleet rows need, one per device: the
+    /// largest fleet of the plan (the first-connects storm cycles over
+    /// them too).
+    pub fn fleet_pool_size(&self) -> usize {
+        self.fleet_devices.max(self.fleet_max_devices)
+    }
+
     pub fn secs(value: f64) -> Duration {
         Duration::from_secs_f64(value.max(0.0))
     }
@@ -174,4 +181,18 @@ fn default_persist_fleet_publishers() -> usize {
 
 fn default_persist_fleet_per_session() -> usize {
     Plan::full().persist_fleet_per_session
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_pool_covers_the_largest_fleet_of_the_plan() {
+        assert_eq!(Plan::full().fleet_pool_size(), 19_000);
+        assert_eq!(Plan::smoke().fleet_pool_size(), 80);
+        let mut plan = Plan::smoke();
+        plan.fleet_max_devices = 0;
+        assert_eq!(plan.fleet_pool_size(), plan.fleet_devices);
+    }
 }

@@ -7,6 +7,11 @@
 //! (scenario 3 reads the broker's memory meanwhile); restarting the broker
 //! or [`Fleet::drop_all`] (a network blip, broker untouched) and waiting
 //! again give the reconnect storm of scenario 2.
+//!
+//! Device i connects with the endpoint's `Clients::for_device(i)`: the
+//! runner and `load held` give a fleet a certificate per device
+//! ([`crate::fleet_pki`]), so a broker that caches verified chains still
+//! verifies every device's chain once per start, as in a lab.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

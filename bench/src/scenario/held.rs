@@ -1,7 +1,8 @@
 //! Held connections against a broker that is already running (`load held`):
-//! a fleet of mutual-TLS devices ([`Fleet`]) comes up through a ramp, from
-//! a chosen number of loopback source addresses, and stays connected while
-//! the broker's resident memory is read from `/proc/PID/status`.
+//! a fleet of mutual-TLS devices ([`Fleet`], a certificate each from the
+//! caller's endpoint) comes up through a ramp, from a chosen number of
+//! loopback source addresses, and stays connected while the broker's
+//! resident memory is read from `/proc/PID/status`.
 //!
 //! Two questions share it: how many bytes a held connection costs the
 //! broker (many source addresses, so per-address limits never bite), and
