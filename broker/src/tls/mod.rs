@@ -26,6 +26,7 @@ mod files;
 mod poll_timer;
 mod refusal;
 mod seen;
+mod seen_writer;
 mod server_config;
 mod slot_stream;
 mod stream;

@@ -1,7 +1,7 @@
-//! The client certificates the broker has seen: one PEM file per distinct
-//! leaf, named by its SHA-256 fingerprint, under
-//! `<data_dir>/seen-certificates/`, for `fleetmq certs audit --seen`
-//! (decision 0094).
+//! The client certificates the broker has seen: each distinct leaf once,
+//! appended to the PEM bundle `<data_dir>/seen-certificates/seen.pem`,
+//! for `fleetmq certs audit --seen` (decision 0094; folders of earlier
+//! versions, one `<fingerprint>.pem` per leaf, are read as well).
 //!
 //! Both the leaves of completed handshakes and those the verifier refused
 //! are kept: a lab wants to know which of its devices a configuration
@@ -10,29 +10,34 @@
 //! the handshake's failure takes it.
 //!
 //! Contract: a known fingerprint costs one hash and one set lookup; a new
-//! one is written off the async runtime (`spawn_blocking`), atomically
-//! (temporary file, then rename), 0644 in a 0700 folder (certificates are
-//! public; who connected is not). At most [`MAX_SEEN_CERTIFICATES`] files
+//! one is handed to the folder's writer thread ([`super::seen_writer`]),
+//! which appends it in a batch and syncs, 0644 in a 0700 folder
+//! (certificates are
+//! public; who connected is not). At most [`MAX_SEEN_CERTIFICATES`] leaves
 //! (refused leaves, which anyone can send: see [`MAX_REFUSED_KEPT`]);
 //! beyond that nothing more is written. A failure to write is logged once
 //! and never fails a connection. It decides no trust.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use base64::Engine;
 use parking_lot::Mutex;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
+
+use super::seen_writer::{self, Job};
 
 /// The folder under `data_dir`.
 pub const SEEN_DIR: &str = "seen-certificates";
 
-/// No more files than this (a few KB each, and the set of fingerprints
+/// No more leaves than this (a few KB each, and the set of fingerprints
 /// ~ 3 MB of memory).
 pub const MAX_SEEN_CERTIFICATES: usize = 100_000;
 
@@ -72,12 +77,16 @@ pub struct SeenCertificates {
     refused_kept: AtomicUsize,
     /// So a full folder or a failing disk is logged once, not per device.
     full_logged: AtomicBool,
-    failure_logged: AtomicBool,
+    failure_logged: Arc<AtomicBool>,
+    /// The writer thread's queue (None: it could not start, which was
+    /// logged; nothing is kept).
+    queue: Option<SyncSender<Job>>,
 }
 
 impl SeenCertificates {
     /// Opens (creating, 0700) `<data_dir>/seen-certificates` and reads the
-    /// fingerprints already there. A folder that cannot be made is logged;
+    /// fingerprints already there (the bundle's certificates, and the names
+    /// of the one-file-per-leaf folders of earlier versions). A folder that cannot be made is logged;
     /// the broker runs on without keeping certificates.
     pub fn open(data_dir: &Path) -> Arc<SeenCertificates> {
         SeenCertificates::open_with_limit(&data_dir.join(SEEN_DIR), MAX_SEEN_CERTIFICATES)
@@ -85,13 +94,22 @@ impl SeenCertificates {
 
     /// [`SeenCertificates::open`] on `dir` itself, with `limit` files.
     pub fn open_with_limit(dir: &Path, limit: usize) -> Arc<SeenCertificates> {
+        let failure_logged = Arc::new(AtomicBool::new(false));
+        let queue = match seen_writer::spawn(dir.to_path_buf(), Arc::clone(&failure_logged)) {
+            Ok(queue) => Some(queue),
+            Err(error) => {
+                log_failure(&failure_logged, dir, &error);
+                None
+            }
+        };
         let store = SeenCertificates {
             dir: dir.to_path_buf(),
             known: Mutex::new(HashSet::new()),
             limit,
             refused_kept: AtomicUsize::new(0),
             full_logged: AtomicBool::new(false),
-            failure_logged: AtomicBool::new(false),
+            failure_logged,
+            queue,
         };
         let made = std::fs::DirBuilder::new()
             .recursive(true)
@@ -112,24 +130,40 @@ impl SeenCertificates {
                     }
                 }
             }
-            Err(error) => store.log_failure(dir, &error),
+            Err(error) => log_failure(&store.failure_logged, dir, &error),
+        }
+        let bundle = dir.join(seen_writer::BUNDLE);
+        match seen_writer::repair_torn_tail(&bundle) {
+            Ok(text) => {
+                let mut known = store.known.lock();
+                for der in CertificateDer::pem_slice_iter(&text).flatten() {
+                    known.insert(Sha256::digest(der.as_ref()).into());
+                }
+            }
+            Err(error) => log_failure(&store.failure_logged, &bundle, &error),
         }
         Arc::new(store)
     }
 
-    /// Keeps `leaf` unless its fingerprint is known: the write runs on
-    /// tokio's blocking pool. Call from inside a tokio runtime.
-    pub fn record(self: &Arc<Self>, leaf: &[u8]) {
-        if let Some(fingerprint) = self.admit(leaf) {
-            let store = Arc::clone(self);
-            let leaf = leaf.to_vec();
-            tokio::task::spawn_blocking(move || store.write(&fingerprint, &leaf));
+    /// Keeps `leaf` unless its fingerprint is known: the writer thread
+    /// writes it. Never blocks: with the writer's queue full, the leaf is
+    /// forgotten and kept on a later connect.
+    pub fn record(&self, leaf: &[u8]) {
+        let Some(fingerprint) = self.admit(leaf) else {
+            return;
+        };
+        let queued = self
+            .queue
+            .as_ref()
+            .is_some_and(|queue| queue.try_send((fingerprint, leaf.to_vec())).is_ok());
+        if !queued {
+            self.known.lock().remove(&fingerprint);
         }
     }
 
     /// Keeps a leaf the verifier refused, within the bounds on what
     /// strangers can make the broker write.
-    pub fn record_refused(self: &Arc<Self>, leaf: &[u8]) {
+    pub fn record_refused(&self, leaf: &[u8]) {
         if self.refused_admissible(leaf) {
             self.record(leaf);
         }
@@ -169,46 +203,29 @@ impl SeenCertificates {
         Some(fingerprint)
     }
 
-    /// Writes `<hex>.pem` atomically; logs the first failure.
-    fn write(&self, fingerprint: &[u8; 32], leaf: &[u8]) {
-        let name = hex(fingerprint);
-        let path = self.dir.join(format!("{name}.pem"));
-        let temp = self.dir.join(format!(".{name}.tmp"));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temp)
-            .and_then(|mut file| {
-                file.write_all(pem(leaf).as_bytes())?;
-                file.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&temp, &path));
-        if let Err(error) = written {
-            let _ = std::fs::remove_file(&temp);
-            self.log_failure(&path, &error);
-        }
-    }
-
-    fn log_failure(&self, path: &Path, error: &std::io::Error) {
-        if !self.failure_logged.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "Cannot keep client certificates in {}: {error}. Connections are not affected; check the data_dir's owner and free space (further failures are not logged).",
-                path.display()
-            );
-        }
-    }
-
     /// Writes synchronously (tests, and callers outside a runtime).
     pub fn record_blocking(&self, leaf: &[u8]) {
         if let Some(fingerprint) = self.admit(leaf) {
-            self.write(&fingerprint, leaf);
+            if let Err((path, error)) =
+                seen_writer::write_batch(&self.dir, &[(fingerprint, leaf.to_vec())])
+            {
+                log_failure(&self.failure_logged, &path, &error);
+            }
         }
     }
 }
 
-fn pem(der: &[u8]) -> String {
+/// Logs the first failure to keep a certificate (`logged` remembers it).
+pub(super) fn log_failure(logged: &AtomicBool, path: &Path, error: &std::io::Error) {
+    if !logged.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "Cannot keep client certificates in {}: {error}. Connections are not affected; check the data_dir's owner and free space (further failures are not logged).",
+            path.display()
+        );
+    }
+}
+
+pub(super) fn pem(der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in body.as_bytes().chunks(64) {
@@ -219,6 +236,7 @@ fn pem(der: &[u8]) -> String {
     out
 }
 
+#[cfg(test)]
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -257,8 +275,20 @@ mod tests {
         names
     }
 
+    /// Every certificate in the folder's PEM files.
+    fn kept(dir: &Path) -> Vec<Vec<u8>> {
+        let mut all = Vec::new();
+        for name in files(dir) {
+            let text = std::fs::read(dir.join(name)).unwrap();
+            for der in CertificateDer::pem_slice_iter(&text).flatten() {
+                all.push(der.as_ref().to_vec());
+            }
+        }
+        all
+    }
+
     #[test]
-    fn keeps_each_leaf_once_as_pem_named_by_fingerprint_and_stops_at_the_limit() {
+    fn keeps_each_leaf_once_in_the_bundle_and_stops_at_the_limit() {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("data").join(SEEN_DIR);
         let store = SeenCertificates::open_with_limit(&dir, 2);
@@ -267,28 +297,81 @@ mod tests {
         store.record_blocking(&a);
         store.record_blocking(&b);
         store.record_blocking(&c);
-        let names = files(&dir);
-        assert_eq!(names.len(), 2, "{names:?}");
-        let a_name = format!("{}.pem", hex(&Sha256::digest(&a)));
-        assert!(names.contains(&a_name), "{names:?}");
-        assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
-        let pem_text = std::fs::read(dir.join(&a_name)).unwrap();
-        let back = CertificateDer::from_pem_slice(&pem_text).unwrap();
-        assert_eq!(back.as_ref(), a.as_slice());
+        assert_eq!(files(&dir), vec![seen_writer::BUNDLE.to_string()]);
+        assert_eq!(kept(&dir), vec![a.clone(), b.clone()]);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&dir.join(&a_name)), 0o644);
+        assert_eq!(mode(&dir.join(seen_writer::BUNDLE)), 0o644);
 
-        // A restart knows what is on disk (no rewrite) and counts it.
+        // A restart knows what the bundle holds (no second copy) and counts it.
         drop(store);
-        std::fs::remove_file(dir.join(&a_name)).unwrap();
-        std::fs::write(dir.join(&a_name), "kept").unwrap();
         let reopened = SeenCertificates::open_with_limit(&dir, 3);
         reopened.record_blocking(&a);
-        assert_eq!(std::fs::read_to_string(dir.join(&a_name)).unwrap(), "kept");
         reopened.record_blocking(&c);
         reopened.record_blocking(&leaf("d"));
-        assert_eq!(files(&dir).len(), 3);
+        assert_eq!(kept(&dir), vec![a, b, c]);
+    }
+
+    #[test]
+    fn a_folder_of_an_earlier_version_is_read_by_file_name() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join(SEEN_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = leaf("a");
+        std::fs::write(
+            dir.join(format!("{}.pem", hex(&Sha256::digest(&a)))),
+            "kept",
+        )
+        .unwrap();
+        let store = SeenCertificates::open_with_limit(&dir, 10);
+        store.record_blocking(&a);
+        assert!(!dir.join(seen_writer::BUNDLE).exists());
+        store.record_blocking(&leaf("b"));
+        assert_eq!(kept(&dir).len(), 1);
+    }
+
+    #[test]
+    fn a_torn_last_certificate_is_cut_off_when_the_folder_opens() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join(SEEN_DIR);
+        let (a, b) = (leaf("a"), leaf("b"));
+        SeenCertificates::open_with_limit(&dir, 10).record_blocking(&a);
+        // A crash in the middle of the next append.
+        let bundle = dir.join(seen_writer::BUNDLE);
+        let whole = std::fs::read(&bundle).unwrap();
+        let torn = pem(&b);
+        let mut text = whole.clone();
+        text.extend_from_slice(&torn.as_bytes()[..torn.len() / 2]);
+        std::fs::write(&bundle, &text).unwrap();
+        let store = SeenCertificates::open_with_limit(&dir, 10);
+        assert_eq!(std::fs::read(&bundle).unwrap(), whole);
+        // b was never kept: it is now, and the bundle reads whole.
+        store.record_blocking(&b);
+        assert_eq!(kept(&dir), vec![a, b]);
+    }
+
+    /// The writer thread keeps a burst of new leaves (a fleet's first
+    /// connects), each whole, in batches.
+    #[test]
+    fn the_writer_keeps_a_burst_of_new_leaves() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join(SEEN_DIR);
+        let store = SeenCertificates::open_with_limit(&dir, 1000);
+        let leaves: Vec<Vec<u8>> = (0..300).map(|i| leaf(&format!("d{i}"))).collect();
+        for leaf in &leaves {
+            store.record(leaf);
+            store.record(leaf);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while kept(&dir).len() < leaves.len() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut all = kept(&dir);
+        assert_eq!(all.len(), leaves.len());
+        let mut expected = leaves.clone();
+        all.sort();
+        expected.sort();
+        assert_eq!(all, expected, "each leaf once, whole");
     }
 
     #[test]
