@@ -352,11 +352,11 @@ fn balancer_certificate(cn: String) -> PeerCertificate {
     PeerCertificate {
         subject: format!("CN={cn}"),
         cn: Some(cn.into()),
-        organizational_units: Vec::new(),
+        organizational_units: [].into(),
         san_dns: Vec::new(),
         san_uri: Vec::new(),
         san_email: Vec::new(),
-        serial: String::new(),
+        serial: "".into(),
         fingerprint_sha256: "".into(),
         issuer: "(verified by the PROXY protocol balancer)".into(),
         not_before: 0,

@@ -303,7 +303,7 @@ impl HandshakeStats {
             let group = cert
                 .organizational_units
                 .first()
-                .map_or("(no OU)", String::as_str);
+                .map_or("(no OU)", |unit| &**unit);
             self.by_device_group.record(group, seconds, split);
         }
     }
@@ -514,7 +514,7 @@ mod tests {
         let mut stats = HandshakeStats::default();
         let cert = |key: &str, ou: Option<&str>| PeerCertificate {
             key_type: key.to_string().into(),
-            organizational_units: ou.map(|ou| vec![ou.to_string()]).unwrap_or_default(),
+            organizational_units: ou.map(|ou| vec![ou.into()]).unwrap_or_default().into(),
             ..blank()
         };
         for (key, ou, ms) in [
@@ -571,13 +571,13 @@ mod tests {
         PeerCertificate {
             cn: None,
             subject: String::new(),
-            organizational_units: Vec::new(),
+            organizational_units: [].into(),
             san_dns: Vec::new(),
             san_uri: Vec::new(),
             san_email: Vec::new(),
-            serial: String::new(),
+            serial: "".into(),
             fingerprint_sha256: "".into(),
-            issuer: String::new(),
+            issuer: "".into(),
             not_before: 0,
             not_after: 0,
             version: 3,

@@ -89,7 +89,7 @@ fn every_documented_metric_is_exported() {
         tls.client_cert = Some(fleetmq_core::peer::PeerCertificate {
             cn: Some("dev".into()),
             subject: "CN=dev".into(),
-            organizational_units: vec![],
+            organizational_units: [].into(),
             san_dns: vec![],
             san_uri: vec![],
             san_email: vec![],

@@ -383,7 +383,7 @@ fn expiring(state: &State, within: Duration) -> Vec<ExpiringCertificate> {
             client_id: id.to_string(),
             cn: cert.cn.as_deref().map(String::from),
             subject: cert.subject.clone(),
-            serial: cert.serial.clone(),
+            serial: cert.serial.to_string(),
             not_after: rfc3339_secs(cert.not_after),
             not_after_unix: cert.not_after,
             days_left: ((cert.not_after - now) as f64 / 86_400.0 * 10.0).round() / 10.0,

@@ -17,7 +17,7 @@ fn cert(cn: &str, not_after: i64) -> PeerCertificate {
     PeerCertificate {
         cn: Some(cn.into()),
         subject: format!("CN={cn}, OU=lab"),
-        organizational_units: vec!["lab".into()],
+        organizational_units: ["lab".into()].into(),
         san_dns: vec![],
         san_uri: vec![],
         san_email: vec![],

@@ -119,13 +119,17 @@ impl From<&PeerCertificate> for CertView {
         CertView {
             subject: cert.subject.clone(),
             cn: cert.cn.as_deref().map(String::from),
-            serial: cert.serial.clone(),
-            issuer: cert.issuer.clone(),
+            serial: cert.serial.to_string(),
+            issuer: cert.issuer.to_string(),
             not_before: rfc3339_secs(cert.not_before),
             not_after: rfc3339_secs(cert.not_after),
             not_after_unix: cert.not_after,
             fingerprint_sha256: cert.fingerprint_sha256.to_string(),
-            organizational_units: cert.organizational_units.clone(),
+            organizational_units: cert
+                .organizational_units
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
             san_dns: cert.san_dns.clone(),
             version: cert.version,
             weakness: cert.weakness.clone(),

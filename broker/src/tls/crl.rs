@@ -40,7 +40,7 @@ pub fn read_revoked(paths: &[PathBuf]) -> Result<RevokedSerials, TlsError> {
 fn add_der(revoked: &mut Vec<CertificateSerial>, der: &[u8]) -> Result<(), String> {
     let (_, crl) =
         CertificateRevocationList::from_der(der).map_err(|e| format!("CRL does not parse: {e}"))?;
-    let issuer: Box<str> = crl.issuer().to_string().into();
+    let issuer: std::sync::Arc<str> = crl.issuer().to_string().into();
     for entry in crl.iter_revoked_certificates() {
         revoked.push(CertificateSerial {
             issuer: issuer.clone(),

@@ -71,7 +71,7 @@ pub struct SeenCertificates {
     dir: PathBuf,
     /// Fingerprints already on disk or being written: the hot path's only
     /// check. Never held across an await.
-    known: Mutex<HashSet<[u8; 32]>>,
+    known: Mutex<HashSet<Key>>,
     limit: usize,
     /// Refused leaves admitted since start (see [`MAX_REFUSED_KEPT`]).
     refused_kept: AtomicUsize,
@@ -126,7 +126,7 @@ impl SeenCertificates {
                         .and_then(|name| name.strip_suffix(".pem"))
                         .and_then(parse_hex)
                     {
-                        known.insert(fingerprint);
+                        known.insert(key(&fingerprint));
                     }
                 }
             }
@@ -137,7 +137,7 @@ impl SeenCertificates {
             Ok(text) => {
                 let mut known = store.known.lock();
                 for der in CertificateDer::pem_slice_iter(&text).flatten() {
-                    known.insert(Sha256::digest(der.as_ref()).into());
+                    known.insert(key(&Sha256::digest(der.as_ref()).into()));
                 }
             }
             Err(error) => log_failure(&store.failure_logged, &bundle, &error),
@@ -157,7 +157,7 @@ impl SeenCertificates {
             .as_ref()
             .is_some_and(|queue| queue.try_send((fingerprint, leaf.to_vec())).is_ok());
         if !queued {
-            self.known.lock().remove(&fingerprint);
+            self.known.lock().remove(&key(&fingerprint));
         }
     }
 
@@ -185,7 +185,7 @@ impl SeenCertificates {
     fn admit(&self, leaf: &[u8]) -> Option<[u8; 32]> {
         let fingerprint: [u8; 32] = Sha256::digest(leaf).into();
         let mut known = self.known.lock();
-        if known.contains(&fingerprint) {
+        if known.contains(&key(&fingerprint)) {
             return None;
         }
         if known.len() >= self.limit {
@@ -199,7 +199,7 @@ impl SeenCertificates {
             }
             return None;
         }
-        known.insert(fingerprint);
+        known.insert(key(&fingerprint));
         Some(fingerprint)
     }
 
@@ -213,6 +213,18 @@ impl SeenCertificates {
             }
         }
     }
+}
+
+/// What the set of known leaves keeps of a fingerprint: its first 128
+/// bits. Half the memory per device (a fleet's every certificate is in the
+/// set); two leaves sharing them would only mean the second is not kept
+/// for the audit, and finding such a pair takes 2^64 certificates.
+type Key = [u8; 16];
+
+fn key(fingerprint: &[u8; 32]) -> Key {
+    let mut key = [0; 16];
+    key.copy_from_slice(&fingerprint[..16]);
+    key
 }
 
 /// Logs the first failure to keep a certificate (`logged` remembers it).

@@ -173,7 +173,7 @@ fn groups_of(
             groups.push(name.to_string());
         }
     };
-    for unit in &cert.organizational_units {
+    for unit in cert.organizational_units.iter() {
         add(unit);
     }
     for group in configured {
@@ -219,13 +219,13 @@ pub(crate) mod tests {
         PeerCertificate {
             cn: Some(cn.into()),
             subject: format!("CN={cn}"),
-            organizational_units: units.iter().map(|u| u.to_string()).collect(),
+            organizational_units: units.iter().map(|u| Arc::from(*u)).collect(),
             san_dns: vec![format!("{cn}.devices.lab")],
             san_uri: Vec::new(),
             san_email: Vec::new(),
-            serial: "01".to_string(),
+            serial: "01".into(),
             fingerprint_sha256: format!("{:0>64}", hex_of(cn)).into(),
-            issuer: "CN=lab CA".to_string(),
+            issuer: "CN=lab CA".into(),
             not_before: 0,
             not_after: i64::MAX,
             version: 3,

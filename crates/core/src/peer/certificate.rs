@@ -13,7 +13,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
-use super::dn::name_text;
+use super::dn::{name_text, shared_issuer, shared_units};
 
 /// The facts of a verified client certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,18 +24,22 @@ pub struct PeerCertificate {
     pub cn: Option<Arc<str>>,
     /// The whole subject DN, RFC 4514 style (`CN=dev-a, OU=ops`).
     pub subject: String,
-    /// Organizational units of the subject (certificate groups).
-    pub organizational_units: Vec<String>,
+    /// Organizational units of the subject (certificate groups): one list
+    /// for every certificate with the same units ([`super::dn::shared_units`]).
+    pub organizational_units: Arc<[Arc<str>]>,
     pub san_dns: Vec<String>,
     pub san_uri: Vec<String>,
     pub san_email: Vec<String>,
-    /// Serial number, upper-case hex.
-    pub serial: String,
+    /// Serial number, upper-case hex. Shared with the session's
+    /// [`super::CertificateSerial`] (revocation checks).
+    pub serial: Arc<str>,
     /// SHA-256 of the DER certificate, lower-case hex. Shared with the
     /// connection's `Identity` (one allocation per held connection).
     pub fingerprint_sha256: Arc<str>,
-    /// Issuer DN.
-    pub issuer: String,
+    /// Issuer DN: one string for every certificate of an issuer
+    /// ([`super::dn::shared_issuer`]; a fleet has one or a few), shared
+    /// with the session's [`super::CertificateSerial`].
+    pub issuer: Arc<str>,
     /// Validity, seconds since the Unix epoch.
     pub not_before: i64,
     pub not_after: i64,
@@ -68,11 +72,11 @@ impl PeerCertificate {
             .next()
             .and_then(|attr| attr.as_str().ok())
             .map(Arc::from);
-        let organizational_units = subject
-            .iter_organizational_unit()
-            .filter_map(|attr| attr.as_str().ok())
-            .map(str::to_string)
-            .collect();
+        let organizational_units = shared_units(
+            subject
+                .iter_organizational_unit()
+                .filter_map(|attr| attr.as_str().ok()),
+        );
         let mut san_dns = Vec::new();
         let mut san_uri = Vec::new();
         let mut san_email = Vec::new();
@@ -101,9 +105,9 @@ impl PeerCertificate {
             san_dns,
             san_uri,
             san_email,
-            serial: serial_hex(cert.raw_serial()),
+            serial: serial_hex(cert.raw_serial()).into(),
             fingerprint_sha256: hex(&fingerprint).into(),
-            issuer: name_text(cert.issuer()),
+            issuer: shared_issuer(cert.issuer()),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             version: cert.version().0.saturating_add(1),

@@ -4,9 +4,13 @@
 //! copy of the whole (17 allocations for a device certificate's subject and
 //! issuer, on every mutual-TLS handshake). Names with a value that is not a
 //! plain string (BMPString, binary) or not UTF-8 go through `Display`
-//! itself, so the text never differs.
+//! itself, so the text never differs. Issuers, the same for a whole fleet,
+//! are shared between certificates ([`shared_issuer`]), and so are lists
+//! of organizational units ([`shared_units`]).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use x509_parser::asn1_rs::Tag;
 use x509_parser::objects::{oid2abbrev, oid_registry};
@@ -19,6 +23,59 @@ pub fn name_text(name: &X509Name<'_>) -> String {
         text.shrink_to_fit();
         text
     })
+}
+
+/// Issuers kept at most by [`shared_issuer`] (beyond, names are not shared).
+const MAX_SHARED_ISSUERS: usize = 256;
+
+/// The issuer's text, one `Arc<str>` per distinct issuer for the whole
+/// process: every device certificate of a lab CA names the same issuer,
+/// and each held connection kept its own copy (twice: the certificate's
+/// facts and its session's revocation key). Bounded by
+/// [`MAX_SHARED_ISSUERS`]; a poisoned lock only stops the sharing.
+pub fn shared_issuer(name: &X509Name<'_>) -> Arc<str> {
+    static ISSUERS: OnceLock<Mutex<HashSet<Arc<str>>>> = OnceLock::new();
+    let text = name_text(name);
+    let Ok(mut issuers) = ISSUERS.get_or_init(Default::default).lock() else {
+        return text.into();
+    };
+    if let Some(known) = issuers.get(text.as_str()) {
+        return Arc::clone(known);
+    }
+    let text: Arc<str> = text.into();
+    if issuers.len() < MAX_SHARED_ISSUERS {
+        issuers.insert(Arc::clone(&text));
+    }
+    text
+}
+
+/// Lists of units kept at most by [`shared_units`].
+const MAX_SHARED_UNITS: usize = 256;
+
+/// A certificate's organizational units, shared.
+pub type Units = Arc<[Arc<str>]>;
+
+/// The organizational units, one list per distinct list for the whole
+/// process (a fleet has a few groups; each held connection kept its own
+/// `Vec` of `String`s). Bounded by [`MAX_SHARED_UNITS`].
+pub fn shared_units<'a>(units: impl Iterator<Item = &'a str>) -> Units {
+    static UNITS: OnceLock<Mutex<HashMap<Vec<String>, Units>>> = OnceLock::new();
+    let units: Vec<String> = units.map(str::to_string).collect();
+    if units.is_empty() {
+        static NONE: OnceLock<Units> = OnceLock::new();
+        return Arc::clone(NONE.get_or_init(|| Arc::from(Vec::new())));
+    }
+    let Ok(mut lists) = UNITS.get_or_init(Default::default).lock() else {
+        return units.iter().map(|unit| Arc::from(unit.as_str())).collect();
+    };
+    if let Some(known) = lists.get(&units) {
+        return Arc::clone(known);
+    }
+    let list: Units = units.iter().map(|unit| Arc::from(unit.as_str())).collect();
+    if lists.len() < MAX_SHARED_UNITS {
+        lists.insert(units, Arc::clone(&list));
+    }
+    list
 }
 
 /// `None`: an attribute this does not write (the caller uses `Display`).
@@ -140,5 +197,34 @@ mod tests {
         let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
         let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
         assert_eq!(fast(parsed.subject()).as_deref(), Some("CN=plain"));
+    }
+
+    #[test]
+    fn an_issuer_is_one_string_for_all_its_certificates() {
+        let issued = |issuer: &str| {
+            let mut params = CertificateParams::default();
+            params.distinguished_name.push(DnType::CommonName, issuer);
+            let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+            crate::peer::PeerCertificate::from_der(cert.der()).unwrap()
+        };
+        let (a, b, other) = (issued("shared CA"), issued("shared CA"), issued("other CA"));
+        assert_eq!(&*a.issuer, "CN=shared CA");
+        assert!(Arc::ptr_eq(&a.issuer, &b.issuer));
+        assert!(!Arc::ptr_eq(&a.issuer, &other.issuer));
+        // The session's revocation key holds the same strings.
+        let serial = crate::peer::CertificateSerial::of(&a);
+        assert!(Arc::ptr_eq(&serial.issuer, &a.issuer));
+        assert!(Arc::ptr_eq(&serial.serial, &a.serial));
+    }
+
+    #[test]
+    fn a_list_of_units_is_one_list_for_all_its_certificates() {
+        let a = shared_units(["ops", "lab"].into_iter());
+        let b = shared_units(["ops", "lab"].into_iter());
+        let other = shared_units(["lab", "ops"].into_iter());
+        assert_eq!(a.iter().map(|u| &**u).collect::<Vec<_>>(), ["ops", "lab"]);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert!(shared_units(std::iter::empty()).is_empty());
     }
 }

@@ -13,24 +13,26 @@
 //! the set they produce, which the engine checks connections against.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::certificate::PeerCertificate;
 
 /// What a CRL names a certificate by: its issuer and serial.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CertificateSerial {
-    /// Issuer DN, as [`PeerCertificate::issuer`].
-    pub issuer: Box<str>,
+    /// Issuer DN, as [`PeerCertificate::issuer`] (the same string, for a
+    /// connection's certificate).
+    pub issuer: Arc<str>,
     /// Serial number, upper-case hex without separators.
-    pub serial: Box<str>,
+    pub serial: Arc<str>,
 }
 
 impl CertificateSerial {
     /// The issuer and serial of a verified client certificate.
     pub fn of(cert: &PeerCertificate) -> CertificateSerial {
         CertificateSerial {
-            issuer: cert.issuer.as_str().into(),
-            serial: cert.serial.as_str().into(),
+            issuer: Arc::clone(&cert.issuer),
+            serial: Arc::clone(&cert.serial),
         }
     }
 }
