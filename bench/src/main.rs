@@ -205,6 +205,10 @@ enum LoadCmd {
         /// as a NAT or a balancer would look.
         #[arg(long, default_value_t = 250)]
         sources: usize,
+        /// First connects: connection n presents the fleet's certificate
+        /// n of this many (0: the storms' 8 certificates, cycled).
+        #[arg(long, default_value_t = 0)]
+        first: usize,
     },
     /// Held mutual-TLS connections against ADDR, a certificate per
     /// device: bring-up time from --sources addresses, and the broker's
@@ -674,6 +678,7 @@ fn load(scenario: LoadCmd) -> Result<()> {
                 one_way,
                 plain,
                 sources,
+                first,
             } => {
                 conn::use_source_addresses(sources);
                 let pki = pki::Pki::load_or_create(&pki)?;
@@ -682,7 +687,12 @@ fn load(scenario: LoadCmd) -> Result<()> {
                     server_key: key,
                     verify,
                 };
-                let clients = Clients::new(&pki, profile)?;
+                let clients = if first > 0 {
+                    let fleet = fleet_pki::FleetPool::load_or_create(&pki, first)?;
+                    Clients::per_device(&pki, profile, fleet.first(first)?)?
+                } else {
+                    Clients::new(&pki, profile)?
+                };
                 let tls = match (plain, one_way) {
                     (true, _) => None,
                     (false, true) => Some(clients.one_way()),

@@ -2,7 +2,7 @@
 //!
 //! One thread, fed by a bounded queue, appends the leaves to one PEM
 //! bundle, [`BUNDLE`], in batches: one `write` and one `fdatasync` for
-//! every leaf that arrived meanwhile. (It used to write one file per
+//! the leaves of up to [`LINGER`] after the first. (It used to write one file per
 //! certificate from a `spawn_blocking` task with an `fsync` each: a fleet
 //! connecting for the first time, 10,000 new certificates at once, made
 //! tokio start hundreds of blocking threads on the broker's core and ext4
@@ -19,8 +19,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::seen::{log_failure, pem};
 
@@ -35,7 +36,13 @@ pub const BUNDLE: &str = "seen.pem";
 pub const QUEUE: usize = 4096;
 
 /// Leaves written per sync at most.
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 1024;
+
+/// How long the writer gathers leaves after the first of a batch: a
+/// fleet's first connects (thousands a second) then cost a few syncs a
+/// second, not one per wake-up. Nothing waits on it: the audit reads the
+/// folder later, and a connection never waits for its certificate's write.
+pub const LINGER: Duration = Duration::from_millis(500);
 
 /// A leaf to keep, by its SHA-256 fingerprint.
 pub type Job = ([u8; 32], Vec<u8>);
@@ -52,10 +59,14 @@ pub fn spawn(dir: PathBuf, failure_logged: Arc<AtomicBool>) -> io::Result<SyncSe
 fn run(dir: &Path, receiver: &Receiver<Job>, failure_logged: &AtomicBool) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
+        let deadline = Instant::now() + LINGER;
         while batch.len() < BATCH {
-            match receiver.try_recv() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(left) {
                 Ok(job) => batch.push(job),
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) => break,
+                // The store is gone: write what there is, then end.
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
         if let Err((path, error)) = write_batch(dir, &batch) {
