@@ -35,9 +35,22 @@ pub fn key(client_id: &str) -> String {
     topic_to_subject("c", client_id)
 }
 
+/// How a bucket's reads are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// By any replica (direct gets): fast, but a follower may answer
+    /// with a value a moment old.
+    AnyReplica,
+    /// By the stream's leader only: a read sees every write acknowledged
+    /// before it. For buckets whose "no record" decides something that a
+    /// compare-and-set cannot catch afterwards (the wills, 0183).
+    Leader,
+}
+
 /// The stream behind a bucket, as `async-nats` would declare it: one
-/// value per key, deletes as markers, direct gets.
-fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
+/// value per key, deletes as markers, direct gets unless `reads` is
+/// [`Reads::Leader`].
+fn stream_config(bucket: &str, replicas: usize, reads: Reads) -> stream::Config {
     stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
@@ -46,7 +59,7 @@ fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
         num_replicas: replicas,
         allow_rollup: true,
         deny_delete: true,
-        allow_direct: true,
+        allow_direct: reads == Reads::AnyReplica,
         discard: DiscardPolicy::New,
         ..stream::Config::default()
     }
@@ -58,10 +71,32 @@ fn stream_config(bucket: &str, replicas: usize) -> stream::Config {
 /// client's `create_key_value` first asks for account limits in a shape
 /// nats-server 2.9 does not answer.
 pub async fn open(jetstream: &Context, bucket: &str, replicas: usize) -> Result<Store, String> {
-    jetstream
-        .get_or_create_stream(stream_config(bucket, replicas))
+    open_with(jetstream, bucket, replicas, Reads::AnyReplica).await
+}
+
+/// As [`open`], with reads answered as `reads` says; a bucket an earlier
+/// version declared with direct gets is changed to leader reads.
+pub async fn open_with(
+    jetstream: &Context,
+    bucket: &str,
+    replicas: usize,
+    reads: Reads,
+) -> Result<Store, String> {
+    let stream = jetstream
+        .get_or_create_stream(stream_config(bucket, replicas, reads))
         .await
         .map_err(|error| format!("bucket {bucket}: {error}"))?;
+    let declared = &stream.cached_info().config;
+    if reads == Reads::Leader && declared.allow_direct {
+        let config = stream::Config {
+            allow_direct: false,
+            ..declared.clone()
+        };
+        jetstream
+            .update_stream(config)
+            .await
+            .map_err(|error| format!("bucket {bucket}: leader reads: {error}"))?;
+    }
     jetstream
         .get_key_value(bucket)
         .await

@@ -13,7 +13,10 @@
 //!   the record as its own (compare-and-set) takes the will over.
 //!
 //! One task does all of it in order, so a connection's end never overtakes
-//! its CONNECT. It decides nothing about access (the connection checks the
+//! its CONNECT. A CONNECT with a will gets its CONNACK once the record is
+//! written, and the bucket is read from its stream's leader: a client that
+//! drops and reconnects on another node at once has that node find the
+//! record, which a follower's direct get could still miss. It decides nothing about access (the connection checks the
 //! will's topic) and never publishes a will whose record it did not delete.
 
 use std::collections::{HashMap, HashSet};
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv::{Operation, Store};
 use async_nats::jetstream::Context;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use fleetmq_core::cluster::{ArmedWill, WillKeeper};
 use fleetmq_core::engine::{Engine, PendingWill};
@@ -56,6 +59,8 @@ enum Report {
         generation: u64,
         clean_start: bool,
         will: Option<ArmedWill>,
+        /// Dropped once the will is recorded (or given up).
+        recorded: Option<oneshot::Sender<()>>,
     },
     Ended {
         client_id: Arc<str>,
@@ -78,16 +83,26 @@ impl WillKeeper for Keeper {
         generation: u64,
         clean_start: bool,
         will: Option<ArmedWill>,
-    ) {
+    ) -> Option<oneshot::Receiver<()>> {
+        let (recorded, answer) = match will {
+            Some(_) => {
+                let (sender, receiver) = oneshot::channel();
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
         let report = Report::Connected {
             client_id,
             generation,
             clean_start,
             will,
+            recorded,
         };
         if self.sender.try_send(report).is_err() {
             tracing::warn!("Cluster: will keeper overloaded; a will is kept by this node only.");
+            return None;
         }
+        answer
     }
 
     fn ended(&self, client_id: Arc<str>, generation: u64, will: Option<PendingWill>) {
@@ -193,7 +208,8 @@ async fn run(
     // without a cluster.
     let (store, nodes) = loop {
         let opened = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            let store = buckets::open(&jetstream, WILLS, replicas).await?;
+            let store =
+                buckets::open_with(&jetstream, WILLS, replicas, buckets::Reads::Leader).await?;
             let nodes = jetstream
                 .get_key_value(buckets::NODES)
                 .await
@@ -277,9 +293,12 @@ impl Wills {
                 generation,
                 clean_start,
                 will,
+                recorded,
             } => {
                 self.connected(client_id, generation, clean_start, will)
-                    .await
+                    .await;
+                // The CONNACK waiting for it may leave now.
+                drop(recorded);
             }
             Report::Ended {
                 client_id,

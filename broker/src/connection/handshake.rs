@@ -25,6 +25,13 @@ use fleetmq_core::peer::{millis, AuthMode, CertificateSerial};
 use fleetmq_core::protocol::connect::{connack_properties, negotiate, Negotiated};
 use fleetmq_core::protocol::{ClientProtocol, Setup};
 
+/// Longest a CONNACK waits for the cluster to record the connection's will
+/// (a read, maybe a delete, and a put, each normally a millisecond). A
+/// keeper a second behind means NATS is struggling: the device is not kept
+/// waiting longer, and its will is recorded when NATS answers (a reconnect
+/// elsewhere before that may then see the will published after all).
+const WILL_RECORD_WAIT: Duration = Duration::from_secs(1);
+
 /// How a CONNECT was judged.
 enum Verdict {
     Accept(Accepted),
@@ -222,7 +229,22 @@ where
                     accepted.negotiated.expiry_interval,
                 )
             });
-        keeper.connected(client_id, attached.generation, connect.clean_start, armed);
+        let recorded = keeper.connected(client_id, attached.generation, connect.clean_start, armed);
+        // The CONNACK leaves once the will is where every node finds it:
+        // a device that drops and reconnects on another node at once then
+        // has it settled there (MQTT-3.1.3-9), not published from here.
+        if let Some(recorded) = recorded {
+            if tokio::time::timeout(WILL_RECORD_WAIT, recorded)
+                .await
+                .is_err()
+            {
+                tracing::debug!(
+                    client = %accepted.client_id,
+                    "Cluster: will of {} not recorded within {WILL_RECORD_WAIT:?}; CONNACK sent anyway.",
+                    accepted.client_id
+                );
+            }
+        }
     }
     let Connect {
         will,

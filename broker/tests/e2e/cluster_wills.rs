@@ -18,6 +18,8 @@ use crate::harness::*;
 
 /// How long to read after the expected wills, to see a second copy.
 const QUIET: Duration = Duration::from_secs(3);
+/// Clients that drop on one node and resume on another at once.
+const RECONNECTS_AT_ONCE: usize = 20;
 
 /// Reads both witnesses until every topic in `want` arrived at each (or
 /// `within`), then [`QUIET`] more; returns (witness, topic) -> copies.
@@ -125,7 +127,52 @@ fn wills_are_published_once_cluster_wide() {
     );
     assert!(
         late.is_empty(),
-        "a will after a resume or a normal DISCONNECT: {late:?}"
+        "a will after a resume or a normal DISCONNECT: {late:?}\n{}\n--- c ---\n{}",
+        logs(),
+        c.logs()
+    );
+
+    // Reconnects at once, on another node, resuming: the CONNACK on b
+    // came after the will's record, so c finds and drops each of them.
+    // (Before, the record could still be on its way when c looked, and b
+    // then published the will when due.) The sessions exist beforehand:
+    // their records, unlike the wills', follow the CONNACK (0173).
+    let ids: Vec<String> = (0..RECONNECTS_AT_ONCE)
+        .map(|n| format!("w-at-once-{n}"))
+        .collect();
+    for id in &ids {
+        let (mut first, _) = RawClient::connect_with(b.addr(), persistent_v5(id, 60));
+        first.send(&disconnect(Some(0)));
+        assert!(first.expect_closed(Duration::from_secs(5)));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for id in &ids {
+        let (dropped, connack) =
+            RawClient::connect_with(b.addr(), with_will(id, "will/at-once", Some(2)));
+        assert!(
+            connack.session_present,
+            "{id} not resumed on b:\n{}",
+            logs()
+        );
+        dropped.drop_connection();
+        let (_again, connack) = RawClient::connect_with(c.addr(), persistent_v5(id, 60));
+        assert!(
+            connack.session_present,
+            "{id} not resumed on c:\n{}",
+            c.logs()
+        );
+    }
+    // Past the wills' 2 s delay.
+    let late = wills_seen(
+        &mut [("on-a", &mut on_a), ("on-c", &mut on_c)],
+        &[],
+        Duration::from_secs(4),
+    );
+    assert!(
+        late.is_empty(),
+        "wills of sessions resumed at once on another node: {late:?}\n{}\n--- c ---\n{}",
+        logs(),
+        c.logs()
     );
 
     // A persistent session that ends on b: its record is removed once,
@@ -151,7 +198,8 @@ fn wills_are_published_once_cluster_wide() {
         b.addr(),
         with_will("w-kill-late", "will/kill-late", Some(2)),
     );
-    // The records are written after the CONNACK; give them a moment.
+    // The wills' records are written before the CONNACK, the session's
+    // record after it: give that a moment.
     std::thread::sleep(Duration::from_secs(1));
     b.kill9();
     let killed_at = Instant::now();

@@ -10,6 +10,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::oneshot;
+
 use fleetmq_codec::LastWill;
 
 use crate::engine::{will_message, PendingWill};
@@ -53,13 +55,19 @@ pub trait WillKeeper: Send + Sync + fmt::Debug {
     /// publish on its topic. Whatever will an earlier connection of the
     /// client left pending anywhere is settled now: published when this
     /// one starts clean, dropped when it resumes the session.
+    ///
+    /// With a will, the answer ends (a value, or its sender dropped) once
+    /// the will is recorded where every node finds it, or given up: the
+    /// CONNACK waits for it, so that a client that drops and reconnects
+    /// on another node at once has its will settled there, not published
+    /// by this node after all [MQTT-3.1.3-9]. `None`: nothing to wait for.
     fn connected(
         &self,
         client_id: Arc<str>,
         generation: u64,
         clean_start: bool,
         will: Option<ArmedWill>,
-    );
+    ) -> Option<oneshot::Receiver<()>>;
 
     /// The connection `generation` of `client_id` ended; `will` is the
     /// will to publish (`None`: a normal DISCONNECT, or no will).
