@@ -16,8 +16,9 @@
 //! its CONNECT. A CONNECT with a will gets its CONNACK once the record is
 //! written, and the bucket is read from its stream's leader: a client that
 //! drops and reconnects on another node at once has that node find the
-//! record, which a follower's direct get could still miss. It decides nothing about access (the connection checks the
-//! will's topic) and never publishes a will whose record it did not delete.
+//! record, which a follower's direct get could still miss. It decides
+//! nothing about access (the connection checks the will's topic) and never
+//! publishes a will whose record it did not delete.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
