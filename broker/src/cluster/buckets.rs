@@ -75,7 +75,9 @@ pub async fn open(jetstream: &Context, bucket: &str, replicas: usize) -> Result<
 }
 
 /// As [`open`], with reads answered as `reads` says; a bucket an earlier
-/// version declared with direct gets is changed to leader reads.
+/// version declared with direct gets is changed to leader reads. When
+/// NATS refuses that change, the bucket is used as it is (direct gets,
+/// as before), with a warning: better than no bucket.
 pub async fn open_with(
     jetstream: &Context,
     bucket: &str,
@@ -92,10 +94,11 @@ pub async fn open_with(
             allow_direct: false,
             ..declared.clone()
         };
-        jetstream
-            .update_stream(config)
-            .await
-            .map_err(|error| format!("bucket {bucket}: leader reads: {error}"))?;
+        if let Err(error) = jetstream.update_stream(config).await {
+            tracing::warn!(
+                "Cluster: bucket {bucket} keeps reads by any replica (direct gets): changing it to leader reads failed: {error}."
+            );
+        }
     }
     jetstream
         .get_key_value(bucket)
