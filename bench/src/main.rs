@@ -7,7 +7,7 @@
 //! - `fleetmq-bench smoke` runs every scenario tiny against the debug
 //!   fleetmq (and Mosquitto when installed) and checks the harness produced
 //!   figures: CI's guard against rot, not a speed test.
-//! - `fleetmq-bench load connect|flow` aims one scenario at a broker you
+//! - `fleetmq-bench load connect|held|flow|persist` aims one scenario at a broker you
 //!   started yourself (under a profiler, say).
 //! - `fleetmq-bench report DIR` renders `DIR/report.json` again.
 //! - `fleetmq-bench cluster` measures fleetmq nodes on three nats-servers
@@ -263,6 +263,26 @@ enum LoadCmd {
         /// same work for every build, for instruction counts.
         #[arg(long)]
         messages: Option<u64>,
+    },
+    /// Scenario 6's first two phases against ADDR (plain TCP): persistent
+    /// sessions subscribe and go away, then QoS 1 or 2 publishes into them
+    /// (no restart, no drain: a broker to profile while it commits).
+    Persist {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// Messages queued for each session.
+        #[arg(long, default_value_t = 2_000)]
+        per_session: usize,
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        #[arg(long, default_value_t = 1)]
+        qos: u8,
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
     },
 }
 
@@ -779,6 +799,30 @@ fn load(scenario: LoadCmd) -> Result<()> {
                 let endpoint = Endpoint { addr, tls: None };
                 let mut result = scenario::flow::run(&endpoint, &config).await?;
                 result.latency_cdf.clear();
+                serde_json::to_string_pretty(&result)?
+            }
+            LoadCmd::Persist {
+                addr,
+                sessions,
+                per_session,
+                publishers,
+                window,
+                qos,
+                payload,
+            } => {
+                let config = scenario::persist::PersistConfig {
+                    sessions,
+                    per_session,
+                    payload,
+                    window,
+                    publishers,
+                    qos,
+                    phase_limit: Duration::from_secs(120),
+                };
+                let endpoint = Endpoint { addr, tls: None };
+                scenario::persist::prepare(&endpoint, &config).await?;
+                let mut result = scenario::persist::PersistResult::default();
+                scenario::persist::publish(&endpoint, &config, &mut result).await?;
                 serde_json::to_string_pretty(&result)?
             }
         };

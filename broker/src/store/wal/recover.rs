@@ -4,6 +4,9 @@
 //! a frame whose ops do not decode), then replay the groups the redb file
 //! does not hold yet in one transaction.
 //!
+//! Zeros after the last frame of a segment are the room `segment` writes
+//! ahead of its frames, not a torn write.
+//!
 //! Damage stops the start with the segment and offset named, touching
 //! nothing. A bad *last* frame cannot be told from a torn write, so it is
 //! dropped like one (decision 0178 says what that risks).
@@ -70,6 +73,11 @@ pub fn read(dir: &Path) -> Result<Log, StoreError> {
                     log.groups.push(Group { lsn, ops });
                     offset += len;
                     want += 1;
+                }
+                // Zeros written ahead of the frames (`segment`): the end
+                // of this segment's groups, in any segment.
+                Parsed::Short | Parsed::Bad(_) if bytes[offset..].iter().all(|&b| b == 0) => {
+                    break;
                 }
                 Parsed::Short | Parsed::Bad(_) if last_segment => {
                     if let Some(at) = valid_frame_after(&bytes, offset, want) {

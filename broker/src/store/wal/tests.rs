@@ -64,8 +64,8 @@ fn item(client: &str, seq: u64) -> Op {
 }
 
 /// Writes `groups` (LSNs from `first_lsn`) as a segment, as the appender
-/// would before a crash; returns its path.
-fn write_segment(dir: &Path, first_lsn: u64, groups: &[Vec<Op>]) -> PathBuf {
+/// would before a crash, zeros ahead included; returns it.
+fn write_segment_ahead(dir: &Path, first_lsn: u64, groups: &[Vec<Op>]) -> Segment {
     let mut segment =
         Segment::create(&segment::dir_for(&dir.join("fleetmq.redb")), first_lsn).expect("segment");
     for (i, ops) in groups.iter().enumerate() {
@@ -74,6 +74,14 @@ fn write_segment(dir: &Path, first_lsn: u64, groups: &[Vec<Op>]) -> PathBuf {
         segment.append(&bytes).expect("append");
     }
     segment.file.sync_data().expect("sync");
+    segment
+}
+
+/// The same without the zeros ahead: the file ends with its last frame
+/// (so cutting or flipping its last bytes hits that frame).
+fn write_segment(dir: &Path, first_lsn: u64, groups: &[Vec<Op>]) -> PathBuf {
+    let segment = write_segment_ahead(dir, first_lsn, groups);
+    segment.file.set_len(segment.end).expect("trim");
     segment.path
 }
 
@@ -309,4 +317,68 @@ fn committed_tickets_survive_a_restart_through_the_live_log() {
         assert_eq!(kept.len(), 250, "{fsync:?}");
         assert!(kept.iter().all(|m| m[2..].parse::<u64>().unwrap() % 2 == 0));
     }
+}
+
+#[test]
+fn a_growing_segment_writes_zeros_ahead_and_a_rewind_drops_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let segment = write_segment_ahead(dir.path(), 1, &three_groups());
+    let len = std::fs::metadata(&segment.path).unwrap().len();
+    assert_eq!(len, segment.len);
+    assert!(
+        len > segment.end && len % 4096 == 0,
+        "{len} after {}",
+        segment.end
+    );
+    let bytes = std::fs::read(&segment.path).unwrap();
+    assert!(bytes[segment.end as usize..].iter().all(|&b| b == 0));
+
+    // A busy segment: about as many zeros ahead as it holds, at most 1 MiB.
+    let mut segment = Segment::create(&segment::dir_for(&dir.path().join("big.redb")), 1).unwrap();
+    let frame = vec![7u8; 100_000];
+    let mut grew = 0;
+    for _ in 0..40 {
+        let before = segment.len;
+        segment.append(&frame).unwrap();
+        grew += usize::from(segment.len != before);
+        assert!(segment.len >= segment.end && segment.len - segment.end <= (1 << 20) + 4096);
+    }
+    assert!(grew < 20, "the file grew at {grew} of 40 appends");
+    assert_eq!(std::fs::metadata(&segment.path).unwrap().len(), segment.len);
+    segment.rewind(250_000);
+    assert_eq!((segment.end, segment.len), (250_000, 250_000));
+    assert_eq!(std::fs::metadata(&segment.path).unwrap().len(), 250_000);
+}
+
+#[test]
+fn zeros_after_the_frames_are_the_end_of_a_segment_not_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // An older segment, sealed with its zeros ahead, and the last one.
+    let groups = three_groups();
+    write_segment_ahead(dir.path(), 1, &groups[..2]);
+    let last = write_segment_ahead(dir.path(), 3, &groups[2..]);
+    let log = super::recover::read(&segment::dir_for(&dir.path().join("fleetmq.redb"))).unwrap();
+    assert_eq!(log.groups.len(), 3);
+    assert_eq!(log.torn_bytes, 0, "zeros are not a torn write");
+    let restored = open(dir.path()).unwrap();
+    assert_eq!(
+        items(&restored),
+        vec![("a".into(), vec!["m-2".into(), "m-3".into(), "m-4".into()])]
+    );
+    assert_eq!(restored.retained.len(), 1);
+
+    // A torn last frame inside the zeros is still dropped as torn.
+    let dir = tempfile::tempdir().unwrap();
+    let segment = write_segment_ahead(dir.path(), 1, &groups);
+    let mut bytes = std::fs::read(&segment.path).unwrap();
+    let end = segment.end as usize;
+    bytes[end - 3..end].fill(0);
+    std::fs::write(&segment.path, &bytes).unwrap();
+    let restored = open(dir.path()).unwrap();
+    assert_eq!(
+        items(&restored),
+        vec![("a".into(), vec!["m-2".into(), "m-3".into()])]
+    );
+    assert!(restored.retained.is_empty());
+    drop(last);
 }
