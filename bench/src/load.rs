@@ -15,16 +15,24 @@ use crate::scenario;
 use crate::tls::{Clients, Profile, ServerKey, Verify, Version};
 use crate::{fleet_pki, pki};
 
+/// Where a TLS scenario connects, with which PKI and TLS version (shared
+/// by `load connect` and `load held`).
+#[derive(Debug, clap::Args)]
+pub struct TlsTarget {
+    #[arg(long)]
+    addr: SocketAddr,
+    #[arg(long, default_value = "target/bench/pki")]
+    pki: PathBuf,
+    #[arg(long, value_enum, default_value = "1.2")]
+    tls: Version,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LoadCmd {
     /// Scenario 1 against ADDR (mutual TLS with the bench PKI in --pki).
     Connect {
-        #[arg(long)]
-        addr: SocketAddr,
-        #[arg(long, default_value = "target/bench/pki")]
-        pki: PathBuf,
-        #[arg(long, value_enum, default_value = "1.2")]
-        tls: Version,
+        #[command(flatten)]
+        target: TlsTarget,
         #[arg(long, value_enum, default_value = "ecdsa")]
         key: ServerKey,
         #[arg(long, default_value_t = 64)]
@@ -54,12 +62,8 @@ pub enum LoadCmd {
     /// device: bring-up time from --sources addresses, and the broker's
     /// memory per connection.
     Held {
-        #[arg(long)]
-        addr: SocketAddr,
-        #[arg(long, default_value = "target/bench/pki")]
-        pki: PathBuf,
-        #[arg(long, value_enum, default_value = "1.2")]
-        tls: Version,
+        #[command(flatten)]
+        target: TlsTarget,
         #[arg(long, default_value_t = 10_000)]
         devices: usize,
         /// Devices connecting at once while the fleet comes up.
@@ -133,9 +137,7 @@ pub fn load(scenario: LoadCmd) -> Result<()> {
     runtime.block_on(async move {
         let json = match scenario {
             LoadCmd::Connect {
-                addr,
-                pki,
-                tls,
+                target: TlsTarget { addr, pki, tls },
                 key,
                 concurrency,
                 secs,
@@ -174,9 +176,7 @@ pub fn load(scenario: LoadCmd) -> Result<()> {
                 serde_json::to_string_pretty(&scenario::connect::run(&endpoint, &config).await?)?
             }
             LoadCmd::Held {
-                addr,
-                pki,
-                tls,
+                target: TlsTarget { addr, pki, tls },
                 devices,
                 ramp,
                 sources,
