@@ -3,9 +3,9 @@
 //! update).
 //!
 //! A group of ops becomes one frame appended to the current segment and
-//! one fdatasync; that is the commit acknowledgements wait for. Two
-//! groups are in flight: the next frame is written while the previous
-//! one's fdatasync runs (`pipeline`). Synced groups are applied to redb
+//! one fdatasync; that is the commit acknowledgements wait for. Ops that
+//! arrive during an fdatasync make the next group (`appender`, one
+//! thread, decision 0196). Synced groups are applied to redb
 //! later, in one transaction per segment (`checkpoint`), and the segment
 //! is deleted after that. At open, redb plus the groups after its last
 //! checkpoint is the state (`recover`, called for every store, with or
@@ -13,7 +13,7 @@
 //!
 //! - `frame`: the bytes (length, LSN, CRC-32, ops);
 //! - `segment`: the files;
-//! - `pipeline`: the appender and syncer threads;
+//! - `appender`: the thread that writes and syncs frames;
 //! - `checkpoint`: the checkpointer thread, at a lower priority;
 //! - `behind`: how many sealed segments wait for it, and the bound;
 //! - `recover`: reading the log and replaying it at open.
@@ -22,10 +22,10 @@
 //! after the fdatasync of the frame holding the change; `periodic` writes
 //! and syncs a frame every `periodic_interval_secs` and does not gate.
 
+mod appender;
 mod behind;
 mod checkpoint;
 pub mod frame;
-mod pipeline;
 pub mod recover;
 pub mod segment;
 #[cfg(test)]
@@ -43,8 +43,8 @@ use fleetmq_core::config::{FsyncPolicy, StoreConfig};
 use fleetmq_core::store::{Op, Progress, StoreBackend, StoreError, StoreHealth};
 
 use super::apply::Applier;
+use appender::Appender;
 use checkpoint::Checkpointer;
-use pipeline::Appender;
 use segment::Segment;
 
 /// The WAL backend: an opened redb file (already holding every replayed
@@ -76,8 +76,10 @@ impl StoreBackend for WalBackend {
         };
         let (to_checkpoint, checkpoints) = std::sync::mpsc::channel();
         let behind = Arc::new(behind::Behind::default());
+        let synced = Arc::new(checkpoint::Synced::default());
         let checkpointer = Checkpointer {
             behind: Arc::clone(&behind),
+            synced: Arc::clone(&synced),
             applier: Applier::new(self.database, self.path.clone()),
             dir: dir.clone(),
             last_lsn: self.next_lsn - 1,
@@ -92,9 +94,10 @@ impl StoreBackend for WalBackend {
             segment_started: Instant::now(),
             next_lsn: self.next_lsn,
             store_path: self.path,
-            progress: Arc::new(progress),
+            progress,
             health,
             checkpoints: to_checkpoint,
+            synced,
             behind,
             window,
         };

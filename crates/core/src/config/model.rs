@@ -710,8 +710,8 @@ pub struct StoreConfig {
     pub periodic_interval_secs: u64,
     /// Commit through a write-ahead log in front of the store file
     /// (`<path>.wal/` beside it): one append and one fdatasync per group,
-    /// two groups in flight, the file updated from the log off the
-    /// acknowledgement path (decision 0178). The fsync policies keep their
+    /// changes made meanwhile forming the next group, the file updated
+    /// from the log off the acknowledgement path (decisions 0178, 0196). The fsync policies keep their
     /// meaning. On by default since decision 0178's session-13 update;
     /// `wal = false` writes each group straight into the redb file (one
     /// transaction and fsync per group), with no directory beside it.
