@@ -28,13 +28,15 @@ fi
 
 stage "installing test dependencies"
 # mosquitto: mosquitto_passwd for password files; systemd: systemd-analyze
-# verify of config/fleetmq.service; openssl: test certificates.
+# verify of config/fleetmq.service and its syscall-filter groups, libseccomp2
+# to run the broker under that unit's filter (test_systemd_filter.py);
+# openssl: test certificates.
 # chromium + chromium-driver: the dashboard browser test; prometheus:
 # promtool for the alert rules. debootstrap, lintian, dpkg-dev: the Debian
 # package stage (packaging/test-deb.sh).
 # clang, cmake, ninja, libclang: mbedTLS (firmware) is compiled from C with
 # clang and its bindings generated; libudev, pkg-config: espflash.
-apt_packages=(mosquitto-clients mosquitto systemd openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus debootstrap lintian dpkg-dev haproxy nats-server)
+apt_packages=(mosquitto-clients mosquitto systemd libseccomp2 openssl clang cmake ninja-build libclang-dev libudev-dev pkg-config chromium chromium-driver prometheus debootstrap lintian dpkg-dev haproxy nats-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
