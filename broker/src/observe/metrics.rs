@@ -469,6 +469,16 @@ impl Collector for BrokerCollector {
                 "Changes held by those commits (ops per commit: how well commits group).",
                 health.committed_ops(),
             ));
+            families.extend(counter(
+                "fleetmq_store_checkpoint_waits_total",
+                "Times the write-ahead log waited for its checkpointer (more than 4 sealed segments behind); acknowledgements waited with it.",
+                health.checkpoint_waits(),
+            ));
+            families.extend(seconds_counter(
+                "fleetmq_store_checkpoint_wait_seconds_total",
+                "Seconds the write-ahead log spent in those waits.",
+                health.checkpoint_wait_secs(),
+            ));
         }
         families.extend(labelled_gauge(
             "fleetmq_build_info",
@@ -482,6 +492,16 @@ impl Collector for BrokerCollector {
 
 fn counter(name: &str, help: &str, value: u64) -> Vec<MetricFamily> {
     match IntCounter::new(name, help) {
+        Ok(metric) => {
+            metric.inc_by(value);
+            metric.collect()
+        }
+        Err(error) => skipped(name, error),
+    }
+}
+
+fn seconds_counter(name: &str, help: &str, value: f64) -> Vec<MetricFamily> {
+    match prometheus::Counter::new(name, help) {
         Ok(metric) => {
             metric.inc_by(value);
             metric.collect()

@@ -245,6 +245,15 @@ mod full_disk {
             metric(&broker, "fleetmq_store_committed_ops_total").is_some_and(|v| v >= 3.0),
             "committed ops counted"
         );
+        // Waits for the checkpointer are exported (none with so little).
+        assert_eq!(
+            metric(&broker, "fleetmq_store_checkpoint_waits_total"),
+            Some(0.0)
+        );
+        assert_eq!(
+            metric(&broker, "fleetmq_store_checkpoint_wait_seconds_total"),
+            Some(0.0)
+        );
 
         let filler = fs.fill();
         // Until the store notices (redb may still find room in its file),

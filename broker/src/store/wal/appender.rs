@@ -199,7 +199,10 @@ impl Appender {
                 });
                 // Too far ahead of the checkpointer: wait for it here,
                 // with nothing in flight, before writing the next frame.
-                self.behind.wait_for_room();
+                let started = Instant::now();
+                if self.behind.wait_for_room() {
+                    self.health.waited_for_checkpoint(started.elapsed());
+                }
             }
             Err(error) => {
                 // Keep appending to the current one; tried again later.

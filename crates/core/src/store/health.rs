@@ -25,6 +25,11 @@ pub struct StoreHealth {
     commits: AtomicU64,
     /// Ops those commits held.
     committed_ops: AtomicU64,
+    /// Times the write-ahead log waited for its checkpointer (too many
+    /// sealed segments behind, decision 0193), and the microseconds spent:
+    /// acknowledgements waited with it.
+    checkpoint_waits: AtomicU64,
+    checkpoint_wait_micros: AtomicU64,
 }
 
 impl Default for StoreHealth {
@@ -35,6 +40,8 @@ impl Default for StoreHealth {
             reason: Mutex::new(None),
             commits: AtomicU64::new(0),
             committed_ops: AtomicU64::new(0),
+            checkpoint_waits: AtomicU64::new(0),
+            checkpoint_wait_micros: AtomicU64::new(0),
         }
     }
 }
@@ -58,6 +65,24 @@ impl StoreHealth {
     /// Ops held by those commits, since start.
     pub fn committed_ops(&self) -> u64 {
         self.committed_ops.load(Ordering::Relaxed)
+    }
+
+    /// Times the write-ahead log waited for its checkpointer, since start.
+    pub fn checkpoint_waits(&self) -> u64 {
+        self.checkpoint_waits.load(Ordering::Relaxed)
+    }
+
+    /// Seconds those waits took, since start.
+    pub fn checkpoint_wait_secs(&self) -> f64 {
+        self.checkpoint_wait_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
+    /// The write-ahead log waited `took` for its checkpointer.
+    pub fn waited_for_checkpoint(&self, took: std::time::Duration) {
+        self.checkpoint_waits.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.checkpoint_wait_micros
+            .fetch_add(micros, Ordering::Relaxed);
     }
 
     /// A commit of `ops` ops succeeded (nothing is counted for none).
