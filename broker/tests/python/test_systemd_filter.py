@@ -23,14 +23,18 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Broker, _binary
 from mqttclient import V311, TestClient
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 UNIT = REPO_ROOT / "config" / "fleetmq.service"
+BINARY = os.environ.get("FLEETMQ_BIN") or str(REPO_ROOT / "target" / "debug" / "fleetmq")
+LISTEN = re.compile(r'listen socket on 127\.0\.0\.1:(\d+) for listener "test"')
 
 # libseccomp's actions (seccomp.h).
 ACT_KILL_PROCESS = 0x80000000
@@ -121,34 +125,53 @@ def unit_filter(unit_text):
     return {"allow": sorted(allow), "default_action": action}
 
 
-class FilteredBroker(Broker):
-    """fleetmq started through the launcher, with its store on."""
+class FilteredBroker:
+    """fleetmq started through the launcher, with its store on: `host`,
+    `port` (what `TestClient` needs), `proc`, `logs()`."""
 
     def __init__(self, workdir, spec):
-        super().__init__("fleetmq", workdir)
-        self._spec = workdir / "filter.json"
-        self._spec.write_text(json.dumps(spec))
-
-    def _start_fleetmq(self):
-        data = self._workdir / "data"
-        config = self._workdir / "fleetmq.toml"
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._lines = []
+        spec_file = workdir / "filter.json"
+        spec_file.write_text(json.dumps(spec))
+        config = workdir / "fleetmq.toml"
         config.write_text(
-            f'data_dir = "{data}"\n\n[[listener]]\nname = "test"\n'
+            f'data_dir = "{workdir / "data"}"\n\n[[listener]]\nname = "test"\n'
             f'bind = "127.0.0.1:0"\n\n[store]\nenabled = true\n')
-        self._spawn([sys.executable, "-c", LAUNCHER, str(self._spec), _binary(),
-                     "run", "--config", str(config)])
+        assert os.access(BINARY, os.X_OK), f"{BINARY} not built (or set FLEETMQ_BIN)"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCHER, str(spec_file), BINARY,
+             "run", "--config", str(config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=dict(os.environ, NO_COLOR="1"), cwd=workdir)
+        threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for line in self.logs():
-                match = re.search(r'listen socket on 127\.0\.0\.1:(\d+) for listener "test"',
-                                  line)
+        while not self.port:
+            for line in list(self._lines):
+                match = LISTEN.search(line)
                 if match:
                     self.port = int(match.group(1))
-                    return
-            if self._proc.poll() is not None:
-                self._fail_start(f"exited with status {self._proc.returncode}")
+            if self.port:
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"fleetmq did not start (status {self.proc.returncode}; -31 is "
+                            "SIGSYS: the filter refused a system call and killed it):\n"
+                            + "\n".join(self._lines[-20:]))
             time.sleep(0.05)
-        self._fail_start("no listen line within 10 s")
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def logs(self):
+        return list(self._lines)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 def thread_nice(pid, comm_prefix):
@@ -165,8 +188,7 @@ def thread_nice(pid, comm_prefix):
 @pytest.mark.fleetmq_only("fleetmq's own systemd unit")
 def test_the_store_runs_under_the_units_system_call_filter(tmp_path):
     broker = FilteredBroker(tmp_path, unit_filter(UNIT.read_text()))
-    broker.start()
-    proc = broker._proc
+    proc = broker.proc
     try:
         exercise(broker, proc)
     except (AssertionError, OSError):
