@@ -79,31 +79,9 @@ impl Writer {
         let mut retry_at: Option<Instant> = None;
         let mut pause = RETRY_MIN;
         while !closing {
-            let first = match retry_at {
-                None => match receiver.recv() {
-                    Ok(op) => Some(op),
-                    Err(_) => break,
-                },
-                Some(at) => {
-                    match receiver.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                        Ok(op) => Some(op),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => {
-                            closing = true;
-                            None
-                        }
-                    }
-                }
-            };
-            if let Some(first) = first {
-                // While failing nothing waits for more: the ops only join
-                // the backlog.
-                let window = if retry_at.is_some() {
-                    Duration::ZERO
-                } else {
-                    window
-                };
-                closing |= gather(&receiver, first, window, &mut self.applier.backlog);
+            match next_group(&receiver, retry_at, window, &mut self.applier.backlog) {
+                Some(gone) => closing |= gone,
+                None => break,
             }
             let last = self.applier.backlog.last().map_or(0, |(ticket, _)| *ticket);
             progress.attempted = progress.attempted.max(last);
@@ -136,6 +114,34 @@ impl Writer {
             );
         }
     }
+}
+
+/// Waits for the next op, or only until `retry_at` while a failed commit
+/// waits for its retry, and gathers it with what follows into `into`:
+/// within `window`, or at once while retrying (those tickets are already
+/// late; the ops only join the backlog). `Some(true)` when every sender
+/// is gone, `None` when they were gone before any op came and nothing
+/// waits for a retry.
+pub fn next_group(
+    receiver: &Receiver<(u64, Op)>,
+    retry_at: Option<Instant>,
+    window: Duration,
+    into: &mut Vec<(u64, Op)>,
+) -> Option<bool> {
+    let first = match retry_at {
+        None => receiver.recv().ok()?,
+        Some(at) => match receiver.recv_timeout(at.saturating_duration_since(Instant::now())) {
+            Ok(op) => op,
+            Err(RecvTimeoutError::Timeout) => return Some(false),
+            Err(RecvTimeoutError::Disconnected) => return Some(true),
+        },
+    };
+    let window = if retry_at.is_some() {
+        Duration::ZERO
+    } else {
+        window
+    };
+    Some(gather(receiver, first, window, into))
 }
 
 /// Moves `first` and whatever else arrives within `window` (at most

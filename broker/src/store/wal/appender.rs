@@ -20,7 +20,7 @@
 //! It must not touch redb: synced groups go to the checkpointer.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use super::behind::Behind;
 use super::checkpoint::{Sealed, Synced};
 use super::frame;
 use super::segment::Segment;
-use crate::store::writer::{gather, RETRY_MAX, RETRY_MIN};
+use crate::store::writer::{next_group, RETRY_MAX, RETRY_MIN};
 
 /// Start a new segment (and so a checkpoint) after this many bytes...
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -82,31 +82,9 @@ impl Appender {
         let mut retry: Option<Retry> = None;
         let mut closing = false;
         while !closing {
-            let first = match retry {
-                None => match ops.recv() {
-                    Ok(op) => Some(op),
-                    Err(_) => break,
-                },
-                Some(retry) => {
-                    match ops.recv_timeout(retry.at.saturating_duration_since(Instant::now())) {
-                        Ok(op) => Some(op),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => {
-                            closing = true;
-                            None
-                        }
-                    }
-                }
-            };
-            if let Some(first) = first {
-                // A retry takes what is there at once: its tickets are
-                // already late.
-                let window = if retry.is_some() {
-                    Duration::ZERO
-                } else {
-                    self.window
-                };
-                closing |= gather(&ops, first, window, &mut backlog);
+            match next_group(&ops, retry.map(|r| r.at), self.window, &mut backlog) {
+                Some(gone) => closing |= gone,
+                None => break,
             }
             let Some(last) = backlog.last().map(|(ticket, _)| *ticket) else {
                 continue;
