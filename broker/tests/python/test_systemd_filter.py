@@ -14,7 +14,8 @@ a later `~` line removes, a later plain line adds back), refused calls
 failing with `SystemCallErrorNumber=` or killing the process without it.
 libseccomp loads it in a launcher that then execs the real binary; the
 broker must then take, keep and deliver a durable QoS 1 message, run its
-checkpoint thread at nice 19 and stop cleanly.
+checkpoint thread under SCHED_IDLE at nice 19 (decision 0197) and stop
+cleanly.
 """
 
 import json
@@ -174,15 +175,30 @@ class FilteredBroker:
             self.proc.wait(5)
 
 
-def thread_nice(pid, comm_prefix):
-    """The nice value of the process's thread whose name starts so."""
+# sched.h: the scheduling policy of a thread that only runs when nothing
+# else of the normal policy is runnable.
+SCHED_IDLE = 5
+
+
+def thread_stat(pid, comm_prefix):
+    """The fields after the name in /proc/PID/task/TID/stat of the
+    process's thread whose name starts so (field 3 first)."""
     for task in os.listdir(f"/proc/{pid}/task"):
         stat = open(f"/proc/{pid}/task/{task}/stat").read()
         comm = stat[stat.index("(") + 1:stat.rindex(")")]
         if comm.startswith(comm_prefix):
-            # After the name: state is field 3, nice field 19.
-            return int(stat[stat.rindex(")") + 2:].split()[16])
+            return stat[stat.rindex(")") + 2:].split()
     raise AssertionError(f"no thread named {comm_prefix}* in {pid}")
+
+
+def thread_nice(pid, comm_prefix):
+    """The nice value (field 19) of the thread whose name starts so."""
+    return int(thread_stat(pid, comm_prefix)[19 - 3])
+
+
+def thread_policy(pid, comm_prefix):
+    """The scheduling policy (field 41) of the thread whose name starts so."""
+    return int(thread_stat(pid, comm_prefix)[41 - 3])
 
 
 @pytest.mark.fleetmq_only("fleetmq's own systemd unit")
@@ -203,7 +219,7 @@ def test_the_store_runs_under_the_units_system_call_filter(tmp_path):
 
 def exercise(broker, proc):
     """A durable message kept for an offline session and delivered; the
-    checkpoint thread at nice 19; a clean stop."""
+    checkpoint thread under SCHED_IDLE at nice 19; a clean stop."""
     pid = proc.pid
     holder = TestClient(broker, "unit-filter-holder", V311, clean=False)
     holder.connect()
@@ -213,7 +229,9 @@ def exercise(broker, proc):
     sender.connect()
     assert sender.publish("unit/filter", b"durable", qos=1) == 0
     sender.disconnect()
-    # The checkpoint thread lowered itself: `setpriority` is allowed.
+    # The checkpoint thread lowered itself: `sched_setscheduler` and
+    # `setpriority` are allowed.
+    assert thread_policy(pid, "fleetmq-checkpo") == SCHED_IDLE
     assert thread_nice(pid, "fleetmq-checkpo") == 19
     back = TestClient(broker, "unit-filter-holder", V311, clean=False)
     back.connect()

@@ -86,6 +86,32 @@ pub fn lower_this_thread(steps: i32) {
     }
 }
 
+/// Puts the calling thread under `SCHED_IDLE` (decision 0197): any
+/// runnable thread of the normal policy preempts it at once when it
+/// wakes, where a nice-19 thread may keep the core for the rest of its
+/// slice. Returns whether it took; a thread without privileges may
+/// enter `SCHED_IDLE` (not leave it), and a refusal (a system call
+/// filter) leaves the caller to its nice value.
+pub fn idle_this_thread() -> bool {
+    use thread_priority::unix::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadSchedulePolicy,
+    };
+    // With `SCHED_IDLE` the crate also sets nice 0 (its only priority):
+    // called before [`lower_this_thread`], that changes nothing.
+    match set_thread_priority_and_policy(
+        thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    ) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!("Cannot put the checkpoint thread under SCHED_IDLE: {error:?}.");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -95,6 +121,32 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// The calling thread's scheduling policy and nice value, from
+    /// /proc/thread-self/stat (fields 41 and 19).
+    fn policy_and_nice() -> (u32, i32) {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        (
+            fields[41 - 3].parse().unwrap(),
+            fields[19 - 3].parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_checkpoint_thread_goes_idle_and_nice_19() {
+        let (policy, nice) = std::thread::spawn(|| {
+            assert!(idle_this_thread(), "SCHED_IDLE refused");
+            lower_this_thread(19);
+            policy_and_nice()
+        })
+        .join()
+        .unwrap();
+        // 5 is SCHED_IDLE; the nice value is the fallback where it is refused.
+        assert_eq!((policy, nice), (5, 19));
+        // The calling thread is untouched (Linux schedules threads alone).
+        assert_eq!(policy_and_nice().0, 0);
+    }
 
     #[test]
     fn the_appender_waits_past_the_bound_until_a_checkpoint() {

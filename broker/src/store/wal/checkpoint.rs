@@ -1,8 +1,9 @@
 //! The checkpointer thread: keeps the ops of synced WAL groups and, when
 //! the appender seals a segment, applies them to redb in one transaction
 //! (one fsync) that also records the last group's LSN; then deletes the
-//! sealed segments. It is off the acknowledgement path and runs
-//! [`NICE`] nice values below the broker; the appender waits for it only
+//! sealed segments. It is off the acknowledgement path and runs under
+//! `SCHED_IDLE` (decision 0197), at [`NICE`] nice values below the broker
+//! where that is refused; the appender waits for it only
 //! when more than `behind::MAX_SEALED` segments wait for a checkpoint.
 //!
 //! Synced groups reach it through [`Synced`], which does not wake it: it
@@ -59,7 +60,9 @@ impl Synced {
 /// How long a failed checkpoint waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// How many nice values the checkpoint thread runs below the broker (it
+/// How many nice values the checkpoint thread runs below the broker where
+/// `SCHED_IDLE` is refused (decision 0197; under `SCHED_IDLE` the nice
+/// value does not count). It
 /// stops at 19, the lowest): a checkpoint applies a whole segment (up to
 /// 8 MiB) in one burst, which on a broker given one core delayed the
 /// acknowledgements behind it (decision 0193). At nice 10 it still took
@@ -81,6 +84,9 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Runs until the WAL threads are gone, then checkpoints what is left.
     pub fn run(mut self, receiver: Receiver<Sealed>) {
+        // SCHED_IDLE first (it resets the nice value), then the nice value,
+        // which is what counts where SCHED_IDLE is refused.
+        behind::idle_this_thread();
         behind::lower_this_thread(NICE);
         // Sealed segments not deleted yet (their checkpoint failed).
         let mut sealed: Vec<(u64, PathBuf)> = Vec::new();
