@@ -89,9 +89,12 @@ pub fn lower_this_thread(steps: i32) {
 /// Puts the calling thread under `SCHED_IDLE` (decision 0197): any
 /// runnable thread of the normal policy preempts it at once when it
 /// wakes, where a nice-19 thread may keep the core for the rest of its
-/// slice. Returns whether it took; a thread without privileges may
-/// enter `SCHED_IDLE` (not leave it), and a refusal (a system call
-/// filter) leaves the caller to its nice value.
+/// slice. Returns whether the whole call succeeded. A thread without
+/// privileges may enter `SCHED_IDLE` (not leave it); a refusal (a system
+/// call filter) leaves the caller to its nice value. The crate then sets
+/// nice 0, which fails without privileges when the broker was started
+/// at a higher nice value: the policy has taken by then, and false is
+/// returned all the same.
 pub fn idle_this_thread() -> bool {
     use thread_priority::unix::{
         set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,

@@ -62,8 +62,7 @@ const RETRY: Duration = Duration::from_secs(1);
 
 /// How many nice values the checkpoint thread runs below the broker where
 /// `SCHED_IDLE` is refused (decision 0197; under `SCHED_IDLE` the nice
-/// value does not count). It
-/// stops at 19, the lowest): a checkpoint applies a whole segment (up to
+/// value does not count); it stops at 19, the lowest. A checkpoint applies a whole segment (up to
 /// 8 MiB) in one burst, which on a broker given one core delayed the
 /// acknowledgements behind it (decision 0193). At nice 10 it still took
 /// a tenth of a contended core from them; at 19 it takes about 1.5%, and
