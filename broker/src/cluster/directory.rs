@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_nats::jetstream::Context;
 
 use fleetmq_codec::ReasonCode;
-use fleetmq_core::cluster::{Admission, AdmitFuture, SessionDirectory};
+use fleetmq_core::cluster::{Admission, AdmitFuture, RecordFuture, SessionDirectory};
 use fleetmq_core::engine::Engine;
 use fleetmq_core::store::now_ms;
 
@@ -35,6 +35,8 @@ pub struct Directory {
     /// Set once the buckets are open.
     pub opened: Arc<OnceLock<Buckets>>,
     pub claims: Arc<Claims>,
+    /// Writes this node's session records.
+    pub writer: sessions::Writer,
 }
 
 fn unavailable(why: String) -> Admission {
@@ -52,6 +54,15 @@ impl SessionDirectory for Directory {
         expiry_interval: u32,
     ) -> AdmitFuture<'a> {
         Box::pin(self.decide(client_id, clean_start, expiry_interval))
+    }
+
+    fn record<'a>(&'a self, client_id: &'a str) -> RecordFuture<'a> {
+        Box::pin(async move {
+            let (Some(broker), Some(buckets)) = (self.broker.upgrade(), self.opened.get()) else {
+                return Ok(());
+            };
+            sessions::rewrite(buckets, &broker, &self.writer, client_id, false).await
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
 
-use fleetmq_core::cluster::{AdmitFuture, SessionDirectory};
+use fleetmq_core::cluster::{AdmitFuture, RecordFuture, SessionDirectory};
 use fleetmq_core::engine::Engine;
 
 use super::view::ClusterView;
@@ -76,6 +76,10 @@ impl SessionDirectory for Metered {
             self.histogram.observe(started.elapsed().as_secs_f64());
             admission
         })
+    }
+
+    fn record<'a>(&'a self, client_id: &'a str) -> RecordFuture<'a> {
+        self.inner.record(client_id)
     }
 }
 

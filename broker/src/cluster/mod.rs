@@ -81,6 +81,10 @@ struct Readiness {
     retained: AtomicBool,
     /// This process holds the node name (decision 0172).
     name: AtomicBool,
+    /// The will keeper has its bucket open (0183): before that, a will
+    /// could only be this node's, which a reconnect elsewhere cannot
+    /// settle.
+    wills: AtomicBool,
 }
 
 impl Readiness {
@@ -89,6 +93,7 @@ impl Readiness {
             && self.consumer.load(Ordering::Acquire)
             && self.retained.load(Ordering::Acquire)
             && self.name.load(Ordering::Acquire)
+            && self.wills.load(Ordering::Acquire)
     }
 }
 
@@ -127,6 +132,11 @@ pub async fn start(
     let instance = instance_id();
     let opened = Arc::clone(&view.buckets);
     let claims = Arc::new(owners::Claims::default());
+    let writer = sessions::Writer {
+        node: Arc::clone(&node),
+        instance: Arc::clone(&instance),
+        claims: Arc::clone(&claims),
+    };
     let directory = directory::Directory {
         broker: Arc::downgrade(broker),
         jetstream: jetstream.clone(),
@@ -134,6 +144,7 @@ pub async fn start(
         instance: Arc::clone(&instance),
         opened: Arc::clone(&opened),
         claims: Arc::clone(&claims),
+        writer: writer.clone(),
     };
     if let Some(link) = broker.cluster() {
         link.set_wills(Arc::new(wills::start(
@@ -142,6 +153,7 @@ pub async fn start(
             Arc::clone(&node),
             Arc::clone(&instance),
             config.replicas,
+            Arc::clone(&readiness),
             shutdown.clone(),
         )));
         link.set_directory(Arc::new(metrics::Metered {
@@ -195,9 +207,7 @@ pub async fn start(
         Arc::clone(&opened),
         Arc::downgrade(broker),
         broker.events.subscribe(),
-        Arc::clone(&node),
-        Arc::clone(&instance),
-        claims,
+        writer,
         shutdown.clone(),
     ));
     let named = tokio::time::timeout(

@@ -5,8 +5,9 @@
 //! subscribed, unsubscribed, disconnected); a node that takes the client id
 //! over reads it to bring the session in.
 //!
-//! Records follow the events asynchronously: a SUBACK does not wait for
-//! the record. It never writes a session this node no longer holds.
+//! A CONNECT's record is written before its CONNACK leaves; later changes
+//! follow the events asynchronously: a SUBACK does not wait for the
+//! record. It never writes a session this node no longer holds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,14 +72,66 @@ pub async fn remove(sessions: &Store, client_id: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Rewrites records as the engine reports session changes.
+/// Rewrites the record of `client_id` as its session stands now (marked
+/// offline when `offline` and nothing is attached). `Ok` when there is
+/// nothing to write: no session here any more, not claimed through the
+/// cluster (NATS was away at its CONNECT) or released to another node, or
+/// not persistent.
+pub async fn rewrite(
+    buckets: &Buckets,
+    broker: &Engine,
+    writer: &Writer,
+    client_id: &str,
+    offline: bool,
+) -> Result<(), String> {
+    let Some(session) = broker.session(client_id) else {
+        writer.claims.forget(client_id);
+        return Ok(());
+    };
+    if !writer.claims.holds(client_id) {
+        return Ok(());
+    }
+    let meta = {
+        let state = session.lock();
+        if !state.is_persistent() {
+            return Ok(());
+        }
+        // A Disconnected of a connection taken over on this node
+        // arrives after the new one attached: still online.
+        let offline = offline && state.attachment().is_none();
+        state.meta(offline.then(now_ms))
+    };
+    let record = SessionRecord {
+        node: writer.node.to_string(),
+        instance: writer.instance.to_string(),
+        meta,
+        written_ms: 0,
+    };
+    let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+    let put = buckets.sessions.put(buckets::key(client_id), value.into());
+    match tokio::time::timeout(REQUEST_TIMEOUT, put).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer from JetStream".into()),
+    }
+}
+
+/// Who writes records: this node, and the client ids it holds.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub node: Arc<str>,
+    pub instance: Arc<str>,
+    pub claims: Arc<Claims>,
+}
+
+/// Rewrites records as the engine reports session changes. A CONNECT's
+/// record is written by the connection before its CONNACK
+/// ([`super::directory::Directory`]'s `record`), not from the event.
 pub async fn write(
     opened: Arc<std::sync::OnceLock<Buckets>>,
     broker: std::sync::Weak<Engine>,
     mut events: broadcast::Receiver<Event>,
-    node: Arc<str>,
-    instance: Arc<str>,
-    claims: Arc<Claims>,
+    writer: Writer,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -87,7 +140,6 @@ pub async fn write(
             _ = shutdown.changed() => return,
         };
         let (client_id, offline) = match event {
-            Ok(Event::Connected(connected)) => (Arc::clone(&connected.client_id), false),
             Ok(Event::Subscribed { client_id, .. } | Event::Unsubscribed { client_id, .. }) => {
                 (client_id, false)
             }
@@ -105,43 +157,8 @@ pub async fn write(
         let Some(buckets) = opened.get() else {
             continue;
         };
-        let Some(session) = broker.session(&client_id) else {
-            claims.forget(&client_id);
-            continue;
-        };
-        if !claims.holds(&client_id) {
-            // Not claimed through the cluster (NATS was away at its
-            // CONNECT) or released to another node: not ours to write.
-            continue;
-        }
-        let meta = {
-            let state = session.lock();
-            if !state.is_persistent() {
-                continue;
-            }
-            // A Disconnected of a connection taken over on this node
-            // arrives after the new one attached: still online.
-            let offline = offline && state.attachment().is_none();
-            state.meta(offline.then(now_ms))
-        };
-        let record = SessionRecord {
-            node: node.to_string(),
-            instance: instance.to_string(),
-            meta,
-            written_ms: 0,
-        };
-        let Ok(value) = serde_json::to_vec(&record) else {
-            continue;
-        };
-        let put = buckets.sessions.put(buckets::key(&client_id), value.into());
-        match tokio::time::timeout(REQUEST_TIMEOUT, put).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::debug!(client = %client_id, "Cluster: session record of {client_id} not written: {error}.")
-            }
-            Err(_) => {
-                tracing::debug!(client = %client_id, "Cluster: session record of {client_id} not written: no answer from JetStream.")
-            }
+        if let Err(error) = rewrite(buckets, &broker, &writer, &client_id, offline).await {
+            tracing::debug!(client = %client_id, "Cluster: session record of {client_id} not written: {error}.");
         }
     }
 }

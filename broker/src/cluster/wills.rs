@@ -21,6 +21,7 @@
 //! publishes a will whose record it did not delete.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ use super::buckets;
 use super::liveness::Liveness;
 use super::names::bounded;
 use super::will_record::{decode, WillRecord};
+use super::Readiness;
 
 /// The bucket of wills.
 pub const WILLS: &str = "FLEETMQ_WILLS";
@@ -178,15 +180,20 @@ pub fn start(
     node: Arc<str>,
     instance: Arc<str>,
     replicas: usize,
+    readiness: Arc<Readiness>,
     shutdown: watch::Receiver<bool>,
 ) -> Keeper {
     let (sender, receiver) = mpsc::channel(QUEUE);
-    tokio::spawn(run(
+    let opening = Opening {
         jetstream,
+        replicas,
+        readiness,
+    };
+    tokio::spawn(run(
+        opening,
         Arc::clone(broker),
         node,
         instance,
-        replicas,
         receiver,
         shutdown,
     ));
@@ -196,17 +203,30 @@ pub fn start(
     }
 }
 
-async fn run(
+/// What opening the buckets takes, and whom it tells.
+struct Opening {
     jetstream: Context,
+    replicas: usize,
+    /// Told once the will bucket is open: the node is not ready before.
+    readiness: Arc<Readiness>,
+}
+
+async fn run(
+    opening: Opening,
     broker: Arc<Engine>,
     node: Arc<str>,
     instance: Arc<str>,
-    replicas: usize,
     mut reports: mpsc::Receiver<Report>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Opening {
+        jetstream,
+        replicas,
+        readiness,
+    } = opening;
     // Reports that arrive before the buckets are open are settled as
-    // without a cluster.
+    // without a cluster: the node is not ready until they are (only a
+    // clean, non-persistent session is accepted then, on this node alone).
     let (store, nodes) = loop {
         let opened = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let store =
@@ -219,6 +239,7 @@ async fn run(
         })
         .await;
         if let Ok(Ok(opened)) = opened {
+            readiness.wills.store(true, Ordering::Release);
             break opened;
         }
         tokio::select! {
@@ -352,10 +373,14 @@ impl Wills {
             .await
             {
                 Ok(()) => {
+                    tracing::debug!(client = %client_id, "Cluster: will record of {client_id} at revision {} settled here (clean start {clean_start}).", entry.revision);
                     self.settled(&entry, clean_start);
                     break;
                 }
-                Err(error) if lost_race(&error) => continue,
+                Err(error) if lost_race(&error) => {
+                    tracing::debug!(client = %client_id, "Cluster: will record of {client_id} moved past revision {}: {error}.", entry.revision);
+                    continue;
+                }
                 // Left in place, the old node would publish a resumed
                 // session's will when due.
                 Err(_) => unconfirmed = Some(entry),
@@ -452,6 +477,7 @@ impl Wills {
                     },
                     None => {
                         if let Some(will) = will {
+                            tracing::debug!(client = %client_id, "Cluster: will of {client_id} not armed, no live record: this node schedules it.");
                             self.broker.schedule_will(will);
                         }
                         return;
@@ -462,6 +488,7 @@ impl Wills {
             // was taken over leaves its will to the newer connection.
             _ => {
                 if let Some(will) = will.filter(|will| will.was_attached) {
+                    tracing::debug!(client = %client_id, "Cluster: will of {client_id} (generation {generation}) not armed here: this node schedules it.");
                     self.broker.schedule_will(will);
                 }
                 return;
@@ -502,7 +529,10 @@ impl Wills {
         let written = loop {
             attempts += 1;
             match bounded(self.store.update(&key, value.clone(), armed.revision)).await {
-                Ok(revision) => break Some(revision),
+                Ok(revision) => {
+                    tracing::debug!(client = %client_id, "Cluster: will of {client_id} due in {delay} s, record revision {revision} (was {}).", armed.revision);
+                    break Some(revision);
+                }
                 Err(error) if lost_race(&error) => {
                     // Another node settled or took it: not ours any more.
                     return;
@@ -549,9 +579,14 @@ impl Wills {
     async fn publish_if_deleted(&mut self, key: &str, revision: u64, message: Arc<Message>) {
         match bounded(self.store.delete_expect_revision(key, Some(revision))).await {
             Ok(()) => {
+                tracing::debug!("Cluster: will record {key} at revision {revision} deleted here; publishing it.");
                 self.broker.publish(message);
             }
-            Err(error) if lost_race(&error) => {}
+            Err(error) if lost_race(&error) => {
+                tracing::debug!(
+                    "Cluster: will record {key} moved past revision {revision}: {error}."
+                );
+            }
             Err(error) => match bounded(self.store.entry(key.to_owned())).await {
                 // The delete was not written and the record is still the
                 // one this node answers for: try once more.

@@ -134,7 +134,7 @@ where
     // A cluster node claims the client id first, and brings in a session
     // another node held (decisions 0172, 0173).
     let directory = broker.cluster().and_then(|link| link.directory()).cloned();
-    if let Some(directory) = directory {
+    if let Some(directory) = &directory {
         let admission = directory
             .admit(
                 &accepted.client_id,
@@ -214,37 +214,58 @@ where
             accepted.negotiated.keep_alive,
         );
     }
-    // A cluster node records the will where a survivor finds it, and
-    // settles what an earlier connection of the client left (0183).
-    if let Some(keeper) = broker.cluster().and_then(|link| link.wills()) {
-        let client_id: Arc<str> = Arc::clone(&attached.session.client_id);
-        let armed = connect
-            .will
-            .as_ref()
-            .filter(|will| broker.allows(&identity, Action::Publish, &will.topic))
-            .map(|will| {
-                ArmedWill::new(
-                    &client_id,
-                    will.clone(),
-                    accepted.negotiated.expiry_interval,
-                )
-            });
-        let recorded = keeper.connected(client_id, attached.generation, connect.clean_start, armed);
-        // The CONNACK leaves once the will is where every node finds it:
-        // a device that drops and reconnects on another node at once then
-        // has it settled there (MQTT-3.1.3-9), not published from here.
-        if let Some(recorded) = recorded {
-            if tokio::time::timeout(WILL_RECORD_WAIT, recorded)
-                .await
-                .is_err()
-            {
-                tracing::debug!(
-                    client = %accepted.client_id,
-                    "Cluster: will of {} not recorded within {WILL_RECORD_WAIT:?}; CONNACK sent anyway.",
-                    accepted.client_id
-                );
-            }
+    // A cluster node records the session and the will where every node
+    // finds them, and settles what an earlier connection of the client
+    // left (0173, 0183). The CONNACK leaves once both are written: a
+    // device that drops and reconnects on another node at once then
+    // resumes its session there and has the will settled there
+    // (MQTT-3.1.3-9), not published from here.
+    let will_recorded = broker
+        .cluster()
+        .and_then(|link| link.wills())
+        .and_then(|keeper| {
+            let client_id: Arc<str> = Arc::clone(&attached.session.client_id);
+            let armed = connect
+                .will
+                .as_ref()
+                .filter(|will| broker.allows(&identity, Action::Publish, &will.topic))
+                .map(|will| {
+                    ArmedWill::new(
+                        &client_id,
+                        will.clone(),
+                        accepted.negotiated.expiry_interval,
+                    )
+                });
+            keeper.connected(client_id, attached.generation, connect.clean_start, armed)
+        });
+    let session_recorded = async {
+        match &directory {
+            Some(directory) => directory.record(&accepted.client_id).await,
+            None => Ok(()),
         }
+    };
+    let will_recorded = async {
+        match will_recorded {
+            Some(recorded) => tokio::time::timeout(WILL_RECORD_WAIT, recorded)
+                .await
+                .is_ok(),
+            None => true,
+        }
+    };
+    let (session_recorded, will_recorded) = tokio::join!(session_recorded, will_recorded);
+    if let Err(error) = session_recorded {
+        tracing::warn!(
+            client = %accepted.client_id,
+            "Cluster: session record of {} not written ({error}); CONNACK sent anyway, and a move to another node before its next change starts it anew.",
+            accepted.client_id
+        );
+    }
+    if !will_recorded {
+        tracing::debug!(
+            client = %accepted.client_id,
+            "Cluster: will of {} not recorded within {WILL_RECORD_WAIT:?}; CONNACK sent anyway.",
+            accepted.client_id
+        );
     }
     let Connect {
         will,

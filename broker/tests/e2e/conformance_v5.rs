@@ -82,7 +82,8 @@ fn mqtt_3_1_3_9_reconnect_within_will_delay_cancels_will() {
     assert_eq!(
         sub.expect_silence(Duration::from_millis(4500)),
         Ok(()),
-        "will sent despite reconnect"
+        "will sent despite reconnect:\n{}",
+        broker.logs()
     );
 }
 

@@ -26,6 +26,10 @@ pub enum Admission {
 /// The future [`SessionDirectory::admit`] returns.
 pub type AdmitFuture<'a> = Pin<Box<dyn Future<Output = Admission> + Send + 'a>>;
 
+/// The future [`SessionDirectory::record`] returns: why the record could
+/// not be written, if it was not.
+pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
 /// The cluster's registry of who holds which client id and session.
 pub trait SessionDirectory: Send + Sync + fmt::Debug {
     /// Claims `client_id` for this node before its session is attached.
@@ -37,4 +41,11 @@ pub trait SessionDirectory: Send + Sync + fmt::Debug {
         clean_start: bool,
         expiry_interval: u32,
     ) -> AdmitFuture<'a>;
+
+    /// Writes the record of `client_id`'s session as it stands now, just
+    /// attached, where every node finds it; `Ok` when there is nothing to
+    /// write (not persistent, not claimed here). The CONNACK waits for
+    /// it: a device that drops and reconnects on another node at once
+    /// resumes its session there.
+    fn record<'a>(&'a self, client_id: &'a str) -> RecordFuture<'a>;
 }

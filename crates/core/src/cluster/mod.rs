@@ -16,7 +16,7 @@ pub mod share_ready;
 pub mod subject;
 pub mod wills;
 
-pub use directory::{Admission, AdmitFuture, SessionDirectory};
+pub use directory::{Admission, AdmitFuture, RecordFuture, SessionDirectory};
 pub use link::{AckState, ClusterAck, ClusterLink, LinkBackend, Outbound, Settler};
 pub use share_ready::SharedReadiness;
 pub use wills::{ArmedWill, WillKeeper};
