@@ -7,6 +7,8 @@
 # libFuzzer needs nightly-only compiler flags (-Z sanitizer, sancov);
 # RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. FUZZ_SANITIZER
 # picks the sanitizer (default address; `none` builds and runs faster).
+# FUZZ_BUILD_ONLY=1 builds the targets and stops (run-tests.sh does it in
+# the background, while tests run; the later run then starts at once).
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-30}"
@@ -19,6 +21,7 @@ sanitizer="${FUZZ_SANITIZER:-address}"
 cargo_fuzz="${CARGO_FUZZ:-cargo-fuzz}"
 export RUSTC_BOOTSTRAP=1
 "$cargo_fuzz" build -O -s "$sanitizer"
+if [ -n "${FUZZ_BUILD_ONLY:-}" ]; then exit 0; fi
 mkdir -p logs
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"

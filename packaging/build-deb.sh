@@ -17,6 +17,9 @@
 # the same files, scripts and unit, without the release build's ~11 minutes
 # on 2 cores. CI uses it to test the packaging within its time budget
 # (run-tests.sh); a package to install is built with the default, release.
+#
+# `packaging/build-deb.sh --tool-only` installs cargo-deb and stops
+# (run-tests.sh does it in the background, while tests run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +28,7 @@ tools="$PWD/target/tools"
 if ! "$tools/bin/cargo-deb" --version 2>/dev/null | grep -qF "$cargo_deb_version"; then
   cargo install --locked --quiet --root "$tools" "cargo-deb@$cargo_deb_version"
 fi
+if [ "${1:-}" = "--tool-only" ]; then exit 0; fi
 
 profile="${FLEETMQ_DEB_PROFILE:-release}"
 case "$profile" in
