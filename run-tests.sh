@@ -62,9 +62,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Tools no test needs and the fuzz targets (cargo-deb, espflash,
-# cargo-fuzz, then the targets' release build: about 13 minutes of two
-# cores, all into target/tools and fuzz/target) are built in the
+# Tools no test needs, the firmware and the fuzz targets (cargo-deb,
+# espflash, both chips' firmware with clippy, cargo-fuzz, then the fuzz
+# targets' release build: about 17 minutes of two cores, into
+# target/tools, target/<riscv target> and fuzz/target) are built in the
 # background from here on, under SCHED_IDLE (decision 0198): they get only
 # the CPU time the tests leave idle, and a test's thread that wakes
 # preempts them at once. Each stage that needs one waits for its step
@@ -85,10 +86,40 @@ step_espflash() {
     cargo install --locked --quiet --root "$tools_root" --no-default-features --features cli espflash@4.7.0
   fi
 }
+# The committed firmware/device.toml names ca.crt and sandboxclient.crt/.key
+# in firmware/fs/, which holds no certificates in git: the firmware is
+# built with throwaway ones so CI checks the real configuration path end
+# to end.
+ci_fs="$(mktemp -d)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=fleetmq CI CA" -keyout "$ci_fs/ca.key" -out "$ci_fs/ca.crt" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj "/CN=esp32_807A98" -keyout "$ci_fs/sandboxclient.key" -out "$ci_fs/sandboxclient.crt" 2>/dev/null
+step_firmware() {
+  # Clippy, the release ELF, the image and the sizes of both chips, into
+  # target/<riscv target>/firmware (cargo locks that directory and
+  # target/firmware, never target/debug, which the tests build in).
+  # Every command says `|| return 1`: called in an `if`, a function runs
+  # without `set -e`.
+  local firmware_target chip_target started=$SECONDS
+  for firmware_target in riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
+    rustup target list --installed | grep -qx "$firmware_target" \
+      || rustup target add "$firmware_target" || return 1
+  done
+  if [ -x "$tools_root/bin/espflash" ]; then export ESPFLASH="$tools_root/bin/espflash"; fi
+  for chip_target in esp32c3:riscv32imc-unknown-none-elf esp32c6:riscv32imac-unknown-none-elf; do
+    FLEETMQ_DEVICE_FS="$ci_fs" cargo clippy --locked -p fleetmq-firmware --profile firmware \
+      --target "${chip_target#*:}" --no-default-features --features "${chip_target%%:*}" \
+      --bin fleetmq-device -- -D warnings || return 1
+    FLEETMQ_DEVICE_FS="$ci_fs" firmware/build-device.sh "${chip_target%%:*}" 2>&1 \
+      | tee "$prebuild/firmware-${chip_target%%:*}.log" || return 1
+  done
+  echo "firmware build took $((SECONDS - started)) s"
+}
 step_fuzz() {
   if [ "$fuzz_seconds" -gt 0 ]; then
     if [ ! -x "$tools_root/bin/cargo-fuzz" ]; then
-      cargo install --locked --quiet --root "$tools_root" cargo-fuzz@0.13.2
+      cargo install --locked --quiet --root "$tools_root" cargo-fuzz@0.13.2 || return 1
     fi
     CARGO_FUZZ="$tools_root/bin/cargo-fuzz" FUZZ_BUILD_ONLY=1 fuzz/run-all.sh
   fi
@@ -97,7 +128,7 @@ if [ "${FLEETMQ_BACKGROUND_BUILDS:-1}" != 0 ]; then
   set -m # the job gets its own process group, so that cleanup ends all of it
   (
     chrt --idle --pid 0 "$BASHPID" 2>/dev/null || renice -n 19 -p "$BASHPID" >/dev/null 2>&1 || true
-    for step in deb espflash fuzz; do
+    for step in deb espflash firmware fuzz; do
       started=$SECONDS
       if "step_$step" >"$prebuild/$step.log" 2>&1; then
         echo "$((SECONDS - started))" >"$prebuild/$step.ok"
@@ -186,32 +217,11 @@ if [ "$prune" = 1 ]; then
 fi
 
 stage "ESP32-C3 and ESP32-C6 firmware (release ELF, image, sizes)"
-firmware_started=$SECONDS
-for firmware_target in riscv32imc-unknown-none-elf riscv32imac-unknown-none-elf; do
-  rustup target list --installed | grep -qx "$firmware_target" || rustup target add "$firmware_target"
-done
-# espflash writes the flashable image; installed once into target/tools
-# (about 3 minutes on 2 cores, then cached; in the background, see above).
-await_step espflash
-if [ -x "$tools_root/bin/espflash" ]; then export ESPFLASH="$tools_root/bin/espflash"; fi
-# The committed firmware/device.toml names ca.crt and sandboxclient.crt/.key
-# in firmware/fs/, which holds no certificates in git: build with throwaway
-# ones so CI checks the real configuration path end to end.
-ci_fs="$(mktemp -d)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj "/CN=fleetmq CI CA" -keyout "$ci_fs/ca.key" -out "$ci_fs/ca.crt" 2>/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj "/CN=esp32_807A98" -keyout "$ci_fs/sandboxclient.key" -out "$ci_fs/sandboxclient.crt" 2>/dev/null
-for chip_target in esp32c3:riscv32imc-unknown-none-elf esp32c6:riscv32imac-unknown-none-elf; do
-  FLEETMQ_DEVICE_FS="$ci_fs" cargo clippy --locked -p fleetmq-firmware --profile firmware \
-    --target "${chip_target#*:}" --no-default-features --features "${chip_target%%:*}" \
-    --bin fleetmq-device -- -D warnings
-  FLEETMQ_DEVICE_FS="$ci_fs" firmware/build-device.sh "${chip_target%%:*}" 2>&1 \
-    | tee "$results/firmware-${chip_target%%:*}.log"
-done
-echo "firmware build took $((SECONDS - firmware_started)) s"
+# Built in the background (step_firmware, above); its output follows.
+await_step firmware
+cat "$prebuild/firmware.log" 2>/dev/null || true
 for chip in esp32c3 esp32c6; do
-  echo "$chip: $(grep -E '^(flash|image)' "$results/firmware-$chip.log" | tr '\n' ' ')"
+  echo "$chip: $(grep -E '^(flash|image)' "$prebuild/firmware-$chip.log" | tr '\n' ' ')"
 done
 
 if [ "$prune" = 1 ]; then
