@@ -609,9 +609,16 @@ fn acknowledged_messages_reach_the_remote_across_a_remote_restart_and_a_sigkill(
         assert_eq!(
             counts.get(payload),
             Some(&1),
-            "QoS 2 {} arrived {:?} times",
+            "QoS 2 {} arrived {:?} times; the remote's warnings:\n{}\nfleetmq after the restart:\n{}",
             String::from_utf8_lossy(payload),
-            counts.get(payload)
+            counts.get(payload),
+            remote
+                .logs()
+                .lines()
+                .filter(|line| line.contains("Reused") || line.contains("Warning"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            broker.logs()
         );
     }
     // QoS 1 order: per publisher, what arrived came in publish order.
