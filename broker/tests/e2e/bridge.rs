@@ -615,7 +615,10 @@ fn acknowledged_messages_reach_the_remote_across_a_remote_restart_and_a_sigkill(
             remote
                 .logs()
                 .lines()
-                .filter(|line| line.contains("Reused") || line.contains("Warning"))
+                .filter(|line| line.contains("Reused")
+                    || line.contains("Warning")
+                    || line.contains("Bad socket")
+                    || (line.contains("Sending PUBREC") && !line.contains("rc0)")))
                 .collect::<Vec<_>>()
                 .join("\n"),
             broker.logs()
