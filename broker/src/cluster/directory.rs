@@ -35,8 +35,6 @@ pub struct Directory {
     /// Set once the buckets are open.
     pub opened: Arc<OnceLock<Buckets>>,
     pub claims: Arc<Claims>,
-    /// Writes this node's session records.
-    pub writer: sessions::Writer,
 }
 
 fn unavailable(why: String) -> Admission {
@@ -61,7 +59,12 @@ impl SessionDirectory for Directory {
             let (Some(broker), Some(buckets)) = (self.broker.upgrade(), self.opened.get()) else {
                 return Ok(());
             };
-            sessions::rewrite(buckets, &broker, &self.writer, client_id, false).await
+            let writer = sessions::Writer {
+                node: Arc::clone(&self.node),
+                instance: Arc::clone(&self.instance),
+                claims: Arc::clone(&self.claims),
+            };
+            sessions::rewrite(buckets, &broker, &writer, client_id, false).await
         })
     }
 }

@@ -23,8 +23,9 @@
 //! - [`shared`]: `$share` groups across nodes, one JetStream consumer
 //!   per group shared by the nodes with members (decision 0182).
 //! - [`wills`]: each will published once cluster-wide, also when its
-//!   node dies; [`expiry`]: each expired session record removed once, the
-//!   sessions of a dead node marked offline (decision 0183);
+//!   node dies ([`will_keeper`]: the engine's handle on it);
+//!   [`expiry`]: each expired session record removed once, the sessions
+//!   of a dead node marked offline (decision 0183);
 //!   [`liveness`]: which node instances are gone.
 //! - [`view`]: nodes and client-id owners for the dashboard;
 //!   [`metrics`]: the backend's Prometheus metrics; [`security`]: the
@@ -52,6 +53,7 @@ mod sessions;
 mod shared;
 mod streams;
 pub mod view;
+mod will_keeper;
 mod will_record;
 mod wills;
 pub mod wire;
@@ -144,7 +146,6 @@ pub async fn start(
         instance: Arc::clone(&instance),
         opened: Arc::clone(&opened),
         claims: Arc::clone(&claims),
-        writer: writer.clone(),
     };
     if let Some(link) = broker.cluster() {
         link.set_wills(Arc::new(wills::start(

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::kv::{Operation, Store};
 use async_nats::jetstream::Context;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use fleetmq_core::cluster::{ArmedWill, WillKeeper};
+use fleetmq_core::cluster::ArmedWill;
 use fleetmq_core::engine::{Engine, PendingWill};
 use fleetmq_core::message::Message;
 use fleetmq_core::store::now_ms;
@@ -38,6 +38,7 @@ use fleetmq_core::store::now_ms;
 use super::buckets;
 use super::liveness::Liveness;
 use super::names::bounded;
+use super::will_keeper::{Keeper, Report};
 use super::will_record::{decode, WillRecord};
 use super::Readiness;
 
@@ -53,80 +54,6 @@ const TICK: Duration = Duration::from_millis(250);
 /// Connection events waiting for the task; beyond, a will is published
 /// by this node alone, as without a cluster.
 const QUEUE: usize = 4096;
-
-/// What a connection reported, in order.
-#[derive(Debug)]
-enum Report {
-    Connected {
-        client_id: Arc<str>,
-        generation: u64,
-        clean_start: bool,
-        will: Option<ArmedWill>,
-        /// Dropped once the will is recorded (or given up).
-        recorded: Option<oneshot::Sender<()>>,
-    },
-    Ended {
-        client_id: Arc<str>,
-        generation: u64,
-        will: Option<PendingWill>,
-    },
-}
-
-/// The engine's handle: hands reports to the task.
-#[derive(Debug)]
-pub struct Keeper {
-    sender: mpsc::Sender<Report>,
-    broker: std::sync::Weak<Engine>,
-}
-
-impl WillKeeper for Keeper {
-    fn connected(
-        &self,
-        client_id: Arc<str>,
-        generation: u64,
-        clean_start: bool,
-        will: Option<ArmedWill>,
-    ) -> Option<oneshot::Receiver<()>> {
-        let (recorded, answer) = match will {
-            Some(_) => {
-                let (sender, receiver) = oneshot::channel();
-                (Some(sender), Some(receiver))
-            }
-            None => (None, None),
-        };
-        let report = Report::Connected {
-            client_id,
-            generation,
-            clean_start,
-            will,
-            recorded,
-        };
-        if self.sender.try_send(report).is_err() {
-            tracing::warn!("Cluster: will keeper overloaded; a will is kept by this node only.");
-            return None;
-        }
-        answer
-    }
-
-    fn ended(&self, client_id: Arc<str>, generation: u64, will: Option<PendingWill>) {
-        let report = Report::Ended {
-            client_id,
-            generation,
-            will,
-        };
-        if let Err(error) = self.sender.try_send(report) {
-            // As without a cluster: this node publishes it.
-            if let Report::Ended {
-                will: Some(will), ..
-            } = error.into_inner()
-            {
-                if let Some(broker) = self.broker.upgrade() {
-                    broker.schedule_will(will);
-                }
-            }
-        }
-    }
-}
 
 /// A record this node wrote for a live connection.
 #[derive(Debug, Clone, Copy)]
